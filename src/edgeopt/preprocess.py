@@ -1,0 +1,103 @@
+"""Image preprocessing that turns a real image into a model input tensor.
+
+A :class:`Preprocess` is part of a Model: calibration, evaluation and the deployed
+pipeline all feed images through the same steps, so quality numbers measured here
+hold in deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize, crop, scale, normalise and lay out one image.
+
+    Steps, in order: convert to ``channels``; if ``resize_short`` is set, resize so the
+    short side equals it and centre-crop to ``size``, else resize straight to ``size``;
+    multiply by ``scale``; subtract ``mean`` and divide by ``std`` per channel; transpose
+    to ``layout``.
+
+    Attributes:
+        size: output (height, width) in pixels.
+        channels: "RGB", "BGR" or "GRAY" (channel order of the model input).
+        resize_short: short side in pixels before the centre crop, or None.
+        scale: multiplier applied to the uint8 pixel values (1/255 maps to [0, 1]).
+        mean, std: per-channel normalisation, in ``channels`` order after scaling.
+        layout: "NCHW" or "NHWC" (of the batch the model takes).
+        interpolation: "nearest", "bilinear", "bicubic" or "lanczos".
+    """
+
+    size: tuple[int, int]
+    channels: str = "RGB"
+    resize_short: int | None = None
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    layout: str = "NCHW"
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "BGR", "GRAY"):
+            raise ValueError(f"channels must be RGB, BGR or GRAY, not {self.channels!r}")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"layout must be NCHW or NHWC, not {self.layout!r}")
+        if self.interpolation not in _RESAMPLE:
+            raise ValueError(f"interpolation must be one of {sorted(_RESAMPLE)}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for deploy.json and reports)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocess":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["size"] = tuple(d["size"])
+        d["mean"] = tuple(d["mean"])
+        d["std"] = tuple(d["std"])
+        return cls(**d)
+
+    def __call__(self, image: np.ndarray | Image.Image) -> np.ndarray:
+        """Preprocess one image.
+
+        Args:
+            image: HxW (gray) or HxWx3/4 uint8 array in RGB order, or a PIL image.
+
+        Returns:
+            float32 array of shape (C, H, W) for NCHW or (H, W, C) for NHWC, C = 1 or 3.
+        """
+        pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+        pil = pil.convert("L" if self.channels == "GRAY" else "RGB")
+        h, w = self.size
+        resample = _RESAMPLE[self.interpolation]
+        if self.resize_short:
+            factor = self.resize_short / min(pil.width, pil.height)
+            rw, rh = max(w, round(pil.width * factor)), max(h, round(pil.height * factor))
+            pil = pil.resize((rw, rh), resample)
+            left, top = (rw - w) // 2, (rh - h) // 2
+            pil = pil.crop((left, top, left + w, top + h))
+        else:
+            pil = pil.resize((w, h), resample)
+        arr = np.asarray(pil, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if self.channels == "BGR":
+            arr = arr[:, :, ::-1]
+        arr = arr * np.float32(self.scale)
+        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.layout == "NCHW":
+            arr = arr.transpose(2, 0, 1)
+        return np.ascontiguousarray(arr, dtype=np.float32)

