@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -238,7 +239,7 @@ def fix_input_shapes(
             if missing:
                 raise ShapeError(
                     f"input {vi.name!r} has dynamic dims {_fmt(dims)}: fix them with "
-                    f"--shape {vi.name}=1x" + "x".join("?" for _ in dims[1:])
+                    f"--shape {vi.name}=1x" + "x".join(str(d) if isinstance(d, int) else "?" for d in dims[1:])
                 )
             concrete = (1, *[int(d) for d in dims[1:]])  # type: ignore[arg-type]
         elem = vi.type.tensor_type.elem_type
@@ -386,7 +387,8 @@ def from_torch(
     try:
         # The TorchScript exporter (dynamo=False) is seconds faster than torch.export
         # for plain CNNs and needs no onnxscript; both give the same graph for these ops.
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 module, (example_input,), buf, dynamo=False, opset_version=opset,
                 input_names=[input_name], output_names=[output_name],

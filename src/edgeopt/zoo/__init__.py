@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, ShapeError
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
 
@@ -30,6 +30,7 @@ class ZooEntry:
         task: "classification", "detection" or "other".
         pretrained: True when the weights are trained (quality numbers mean something).
         build: returns a Model given the parsed shapes.
+        labels: class names when the model file does not carry them.
     """
 
     name: str
@@ -39,6 +40,7 @@ class ZooEntry:
     task: str
     pretrained: bool
     build: Callable[["ZooEntry", dict], Model]
+    labels: tuple[str, ...] | None = None
 
 
 def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Model]:
@@ -48,8 +50,18 @@ def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Mo
         from ..model import from_torch
 
         shape = shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape
+        module, example = factory(), torch.zeros(shape)
+        try:
+            with torch.no_grad():
+                module(example)
+        except Exception as e:
+            raise ShapeError(
+                f"zoo:{entry.name} cannot take input {'x'.join(map(str, shape))} "
+                f"({str(e).splitlines()[0][:120]}): use --shape "
+                f"{'x'.join(map(str, entry.default_shape))}"
+            ) from e
         return from_torch(
-            factory(), torch.zeros(shape), source=f"zoo:{entry.name}",
+            module, example, source=f"zoo:{entry.name}",
             preprocess=entry.preprocess, task=entry.task,
         )
 
@@ -62,7 +74,9 @@ def _packaged_entry(dist: str, relpath: str, install: str) -> Callable[[ZooEntry
 
         proto, digest = read_onnx(packaged_file(dist, relpath, install))
         proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
-        labels = labels_from_metadata(proto) if entry.task == "classification" else None
+        labels = None
+        if entry.task == "classification":
+            labels = labels_from_metadata(proto) or (list(entry.labels) if entry.labels else None)
         return Model(
             proto=proto, inputs=specs, preprocess=entry.preprocess, labels=labels,
             task=entry.task, source=f"zoo:{entry.name}", source_sha256=digest,
@@ -105,6 +119,7 @@ _ENTRIES = [
         Preprocess(size=(48, 192), channels="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
         "classification", True,
         _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", _RAPIDOCR),
+        labels=("0", "180"),  # PaddleOCR's cls label_list
     ),
     ZooEntry(
         "ppocr-rec", "pretrained PP-OCRv4 text recognizer (CTC), package rapidocr-onnxruntime",
