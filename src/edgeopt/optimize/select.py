@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..bench.harness import benchmark
+from ..bench.stats import percentile
 from ..errors import EdgeoptError
 from ..evaluate.data import ImageSet
 from ..evaluate.metrics import compare
@@ -219,7 +220,7 @@ def _confirm(winner: Candidate, baseline: Candidate, cfg: OptimizeConfig) -> tup
                             min_runs=max(5, cfg.min_runs // 2), min_time_s=cfg.min_time_s / 2,
                             max_time_s=cfg.max_time_s / 2)
             runs[key].extend(res.latencies_ms)
-    p50 = {k: float(np.percentile(v, 50)) for k, v in runs.items()}
+    p50 = {k: percentile(v, 50) for k, v in runs.items()}
     return p50["baseline"] / p50["winner"], p50
 
 

@@ -1,0 +1,299 @@
+"""Time one model on one backend at one batch size and thread count.
+
+The method: the seed study's (repeated forward passes at a batch size, time per image
+= mean latency / batch) with what the standard tools add:
+
+1. prepare the session and time it (load/compile, ``prepare_ms``), as OpenVINO
+   ``benchmark_app`` reports "Compile model took";
+2. time the first inference on its own (``first_ms``, cold caches and lazy
+   initialisation), as ``benchmark_app`` reports "First inference took";
+3. run ``warmup`` more inferences, not recorded (onnxruntime ``perf_test`` warms up);
+4. repeat timed inferences until at least ``min_runs`` runs AND ``min_time_s`` seconds
+   (MLPerf LoadGen's min query count and min duration), stopping at the cell's
+   ``max_time_s`` wall-time cap so a sweep always ends.
+
+Each run is timed with ``time.perf_counter_ns`` around ``Session.run`` only; the
+garbage collector is paused during timed and warm-up runs (as ``timeit`` does) so a
+collection of unrelated objects does not land in one run.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..backends import registry
+from ..errors import EdgeoptError, ShapeError
+from .machine import machine_info
+from .stats import LatencyStats
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, Session
+    from ..model import Model
+
+DEFAULT_WARMUP = 3
+DEFAULT_MIN_RUNS = 10
+DEFAULT_MIN_TIME_S = 1.0
+DEFAULT_MAX_TIME_S = 30.0
+FLOOR_RUNS = 3
+"""Timed runs a cell always gets, past its time cap: min(FLOOR_RUNS, min_runs)."""
+WARMUP_SHARE = 0.2
+"""Warm-up stops early once it has used this share of the time left in the cell."""
+
+
+@dataclass
+class BenchResult:
+    """One benchmark cell: a model on a backend at a batch size and thread count.
+
+    Attributes:
+        backend: registry name ("ort", "openvino", ...).
+        backend_version: version of the runtime library ("" when unknown).
+        model: the model's display name (``Model.name``).
+        model_sha256: sha256 of the serialized ONNX graph that was timed.
+        batch: images per inference.
+        threads: intra-op threads the session was prepared with.
+        prepare_ms: load/compile time of the session in ms (None if not reached).
+        first_ms: latency of the first (cold) inference in ms, not in ``latencies_ms``.
+        warmup_runs: untimed inferences run after the first one.
+        latencies_ms: per-run latency of each steady-state inference, in ms, in order.
+        stats: min/mean/std/p50/p90/p99/max of ``latencies_ms`` (None without runs).
+        ms_per_image: mean latency / batch, ms (None without runs).
+        throughput: images per second = batch * 1000 / mean latency (None without runs).
+        stop_reason: "target" (min_runs and min_time reached), "max_time" (the cell's
+            cap stopped it) or "" (no runs).
+        machine: the environment record (:func:`~edgeopt.bench.machine.machine_info`).
+        error: why the backend could not run the model, else None.
+
+    ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
+    when the result is built, so they always agree with it.
+    """
+
+    backend: str
+    backend_version: str
+    model: str
+    model_sha256: str
+    batch: int
+    threads: int
+    prepare_ms: float | None = None
+    first_ms: float | None = None
+    warmup_runs: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    stats: LatencyStats | None = field(default=None, init=False)
+    ms_per_image: float | None = field(default=None, init=False)
+    throughput: float | None = field(default=None, init=False)
+    stop_reason: str = ""
+    machine: dict[str, Any] = field(default_factory=dict, repr=False)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self._derive()
+
+    def _derive(self) -> None:
+        if not self.latencies_ms:
+            self.stats = self.ms_per_image = self.throughput = None
+            return
+        self.stats = LatencyStats.from_latencies(self.latencies_ms)
+        self.ms_per_image = self.stats.mean / self.batch
+        self.throughput = self.batch * 1000.0 / self.stats.mean
+
+    @property
+    def ok(self) -> bool:
+        """True when the cell ran and has at least one timed run."""
+        return self.error is None and bool(self.latencies_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (``stats`` as a nested dict or None)."""
+        d = asdict(self)
+        d["stats"] = None if self.stats is None else self.stats.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BenchResult":
+        """Inverse of :meth:`to_dict`; derived fields are recomputed from the latencies."""
+        derived = {"stats", "ms_per_image", "throughput"}
+        kwargs = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k not in derived}
+        kwargs["latencies_ms"] = [float(x) for x in kwargs.get("latencies_ms") or []]
+        return cls(**kwargs)
+
+
+def benchmark(
+    model: "Model",
+    backend: str,
+    *,
+    batch: int = 1,
+    threads: int = 2,
+    warmup: int = DEFAULT_WARMUP,
+    min_runs: int = DEFAULT_MIN_RUNS,
+    min_time_s: float = DEFAULT_MIN_TIME_S,
+    max_time_s: float = DEFAULT_MAX_TIME_S,
+    feeds: dict[str, np.ndarray] | None = None,
+) -> BenchResult:
+    """Time ``model`` on ``backend`` (see the module docstring for the method).
+
+    Args:
+        model: the Model to time.
+        backend: registry name, e.g. "ort".
+        batch: images per inference (>= 1).
+        threads: intra-op threads for the session (>= 1).
+        warmup: untimed runs after the first inference (>= 0); they also stop once
+            they have used :data:`WARMUP_SHARE` of the time left in the cell.
+        min_runs: timed runs to reach (>= 1).
+        min_time_s: seconds of timed runs to reach (>= 0).
+        max_time_s: wall-time cap of the whole cell in seconds, from the start of
+            prepare (>= min_time_s). Past it the cell stops after the current run, but
+            it always gets min(3, min_runs) timed runs, so a slow cell overshoots by at
+            most the prepare, first inference and those runs.
+        feeds: {input name: array of shape (batch, ...)}; default: standard-normal
+            inputs of the model's InputSpecs at ``batch`` (``Model.example_feeds``).
+
+    Returns:
+        a BenchResult; when the backend is not installed or cannot load or run the
+        model, a BenchResult with ``error`` set and no runs (a sweep goes on).
+
+    Raises:
+        EdgeoptError: a setting is out of range, or the backend has ``timed = False``
+            (an oracle such as "reference" is not a runtime to time).
+        BackendUnavailable: ``backend`` is not a registered name.
+        ShapeError: ``feeds`` do not name the model's inputs or their leading dim is not
+            ``batch``.
+    """
+    _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s)
+    result = BenchResult(
+        backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
+        batch=batch, threads=threads, machine=machine_info(),
+    )
+    try:
+        be = timed_backend(backend)
+    except ImportError as e:  # a backend module that imports its runtime eagerly
+        result.error = f"backend {backend!r} cannot be imported: {_one_line(e)}"
+        return result
+    result.backend_version = be.version()
+    if feeds is not None:
+        _check_feeds(model, feeds, batch)
+    why = be.available()
+    if why is not None:
+        result.error = f"backend {backend!r} is not usable: {why}"
+        return result
+    if feeds is None:
+        feeds = model.example_feeds(batch)
+
+    start = time.perf_counter_ns()
+    deadline = start + int(max_time_s * 1e9)
+    try:
+        session = be.prepare(model, threads=threads)
+    except Exception as e:  # any failure to load is a result of the cell, not a crash
+        result.error = _failure(backend, "prepare", batch, e)
+        return result
+    result.prepare_ms = (time.perf_counter_ns() - start) / 1e6
+    try:
+        _run_cell(session, feeds, result, deadline, warmup, min_runs, min_time_s)
+    except Exception as e:
+        result.error = _failure(backend, "run", batch, e)
+        result.latencies_ms = []
+    finally:
+        session.close()
+    result._derive()
+    return result
+
+
+def timed_backend(name: str) -> "Backend":
+    """The registered backend ``name``, checked to be one that may be timed.
+
+    Raises:
+        BackendUnavailable: ``name`` is not registered.
+        EdgeoptError: the backend has ``timed = False`` (an oracle such as "reference").
+        ImportError: the backend module itself cannot be imported.
+    """
+    be = registry.get(name)
+    if not getattr(be, "timed", True):
+        timed = [n for n in registry.names() if n != name]
+        raise EdgeoptError(
+            f"backend {name!r} is a correctness oracle, not a runtime to time: "
+            f"benchmark one of {', '.join(timed)} instead"
+        )
+    return be
+
+
+def _run_cell(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult,
+              deadline: int, warmup: int, min_runs: int, min_time_s: float) -> None:
+    """First inference, warm-up, then timed runs; fills ``result`` in place."""
+    clock = time.perf_counter_ns
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = clock()
+        session.run(feeds)
+        t1 = clock()
+        result.first_ms = (t1 - t0) / 1e6
+
+        warmup_end = t1 + max(0, int((deadline - t1) * WARMUP_SHARE))
+        while result.warmup_runs < warmup and clock() < warmup_end:
+            session.run(feeds)
+            result.warmup_runs += 1
+
+        floor = min(FLOOR_RUNS, min_runs)
+        min_time_ns = int(min_time_s * 1e9)
+        latencies: list[float] = []
+        begin = clock()
+        while True:
+            t0 = clock()
+            session.run(feeds)
+            t1 = clock()
+            latencies.append((t1 - t0) / 1e6)
+            if len(latencies) < floor:
+                continue
+            if len(latencies) >= min_runs and t1 - begin >= min_time_ns:
+                result.stop_reason = "target"
+                break
+            if t1 >= deadline:
+                result.stop_reason = "max_time"
+                break
+        result.latencies_ms = latencies
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _check_settings(batch: int, threads: int, warmup: int, min_runs: int,
+                    min_time_s: float, max_time_s: float) -> None:
+    for name, value, low in (("batch", batch, 1), ("threads", threads, 1),
+                             ("warmup", warmup, 0), ("min_runs", min_runs, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise EdgeoptError(f"{name}={value!r} is invalid: pass an integer >= {low}")
+    for name, value in (("min_time_s", min_time_s), ("max_time_s", max_time_s)):
+        if not math.isfinite(value) or value < 0:
+            raise EdgeoptError(f"{name}={value!r} is invalid: pass a finite number of seconds >= 0")
+    if min_time_s > max_time_s:
+        raise EdgeoptError(
+            f"min_time_s={min_time_s} exceeds the cap max_time_s={max_time_s}: "
+            f"raise max_time_s or lower min_time_s"
+        )
+
+
+def _check_feeds(model: "Model", feeds: dict[str, np.ndarray], batch: int) -> None:
+    names = [s.name for s in model.inputs]
+    if set(feeds) != set(names):
+        raise ShapeError(f"feeds name {sorted(feeds)}, the model's inputs are {names}: "
+                         f"pass one array per input")
+    for name, arr in feeds.items():
+        shape = np.shape(arr)
+        if not shape or shape[0] != batch:
+            raise ShapeError(f"feed {name!r} has shape {shape}, its leading (batch) dim must "
+                             f"be batch={batch}: pass arrays of shape ({batch}, ...)")
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def _failure(backend: str, stage: str, batch: int, e: Exception) -> str:
+    if isinstance(e, EdgeoptError):
+        return str(e)
+    return f"{backend} failed to {stage} the model at batch {batch}: {type(e).__name__}: {_one_line(e)}"

@@ -1,0 +1,174 @@
+"""A grid of benchmark cells (backend x threads x batch) under one total time budget.
+
+The budget rule: cells run in grid order (backend, then threads, then batch). Before
+each cell, the time left (``budget_s`` minus the wall time already spent) is split
+evenly over the cells not yet run (cells of a backend that is not installed here end at
+once and take no share), and that share is the cell's ``max_time_s`` cap
+(and the ceiling of its ``min_time_s``). A cell that reaches its ``min_runs`` and
+``min_time_s`` early leaves its unused share to the cells after it. Whatever the
+share, a cell that can run gets min(3, min_runs) timed runs, so the sweep can overrun
+``budget_s`` only by what cells need beyond their cap: prepare, first inference and
+those few runs (plus the run in progress when a cap is reached).
+
+Results are written as JSON (every field, latencies included) or CSV (one summary row
+per cell), each atomically (temp file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from ..errors import EdgeoptError
+from ..model import atomic_write_bytes
+from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
+                      benchmark, timed_backend)
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+JSON_SCHEMA = "edgeopt.bench/1"
+CSV_COLUMNS = (
+    "backend", "backend_version", "model", "model_sha256", "batch", "threads",
+    "prepare_ms", "first_ms", "warmup_runs", "runs", "min_ms", "mean_ms", "std_ms",
+    "p50_ms", "p90_ms", "p99_ms", "max_ms", "ms_per_image", "throughput_ips",
+    "stop_reason", "cpu_model", "flags", "error",
+)
+
+
+def sweep(
+    model: "Model",
+    backends: Sequence[str],
+    batches: Sequence[int],
+    threads: Sequence[int] | int,
+    *,
+    budget_s: float,
+    progress: bool = True,
+    warmup: int = DEFAULT_WARMUP,
+    min_runs: int = DEFAULT_MIN_RUNS,
+    min_time_s: float = DEFAULT_MIN_TIME_S,
+) -> list[BenchResult]:
+    """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
+
+    Args:
+        model: the Model to time.
+        backends: registry names, e.g. ["ort", "openvino"].
+        batches: batch sizes, e.g. [1, 2, 4, 8].
+        threads: one thread count or several.
+        budget_s: total wall-time budget of the sweep in seconds (> 0); see the
+            module docstring for how it is shared and by how much it can be overrun.
+        progress: show a transient progress bar on stderr naming the current cell.
+        warmup, min_runs, min_time_s: per cell, as in :func:`~edgeopt.bench.harness.benchmark`
+            (``min_time_s`` is lowered to the cell's share when the share is smaller).
+
+    Returns:
+        one BenchResult per cell, in grid order; cells whose backend cannot run the
+        model carry ``error`` and no runs.
+
+    Raises:
+        EdgeoptError: an empty grid, a non-positive budget, or a backend with
+            ``timed = False`` (checked before any cell runs).
+        BackendUnavailable: a backend name is not registered (checked before any cell).
+    """
+    from ..report.progress import progress_bar
+
+    thread_list = [threads] if isinstance(threads, int) else list(threads)
+    if not backends or not batches or not thread_list:
+        raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
+    if not budget_s > 0:
+        raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    usable = {name: _usable(name) for name in backends}
+    cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
+    # Cells of a backend that is not installed end at once; they take no share.
+    sharing = [sum(usable[b] for b, _, _ in cells[i:]) for i in range(len(cells))]
+    results: list[BenchResult] = []
+    start = time.perf_counter()
+    with progress_bar("bench", len(cells), enabled=progress) as bar:
+        for i, (backend, nthreads, batch) in enumerate(cells):
+            bar.describe(f"{backend} threads={nthreads} batch={batch}")
+            remaining = budget_s - (time.perf_counter() - start)
+            share = max(remaining, 0.0) / max(sharing[i], 1)
+            results.append(benchmark(
+                model, backend, batch=batch, threads=nthreads, warmup=warmup,
+                min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
+            ))
+            bar.advance()
+    return results
+
+
+def _usable(name: str) -> bool:
+    """Whether ``name`` is installed here; raises for unknown or untimed backends."""
+    try:
+        return timed_backend(name).available() is None
+    except ImportError:
+        return False  # benchmark() records the reason as the cell's error
+
+
+def write_json(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
+    """Write ``{"schema": "edgeopt.bench/1", "results": [BenchResult.to_dict(), ...]}``.
+
+    Returns:
+        the path written (parent folders created; written atomically).
+    """
+    doc = {"schema": JSON_SCHEMA, "results": [r.to_dict() for r in results]}
+    return _write(path, json.dumps(doc, indent=2).encode())
+
+
+def read_json(path: str | os.PathLike) -> list[BenchResult]:
+    """Read results written by :func:`write_json`.
+
+    Raises:
+        EdgeoptError: the file is missing or not an edgeopt bench JSON file.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeoptError(f"cannot read bench results {path}: {e}: pass a file from write_json") from e
+    if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
+        raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: pass a file from write_json")
+    return [BenchResult.from_dict(d) for d in doc["results"]]
+
+
+def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
+    """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s)."""
+    s = result.stats
+    return {
+        "backend": result.backend, "backend_version": result.backend_version,
+        "model": result.model, "model_sha256": result.model_sha256,
+        "batch": result.batch, "threads": result.threads,
+        "prepare_ms": result.prepare_ms, "first_ms": result.first_ms,
+        "warmup_runs": result.warmup_runs, "runs": len(result.latencies_ms),
+        "min_ms": s and s.min, "mean_ms": s and s.mean, "std_ms": s and s.std,
+        "p50_ms": s and s.p50, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
+        "max_ms": s and s.max, "ms_per_image": result.ms_per_image,
+        "throughput_ips": result.throughput, "stop_reason": result.stop_reason,
+        "cpu_model": result.machine.get("cpu_model", ""),
+        "flags": " ".join(result.machine.get("flags", [])),
+        "error": result.error,
+    }
+
+
+def write_csv(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
+    """Write one :func:`csv_row` per result (None as an empty cell; floats at full precision).
+
+    Returns:
+        the path written (parent folders created; written atomically).
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: ("" if v is None else v) for k, v in csv_row(r).items()})
+    return _write(path, buf.getvalue().encode())
+
+
+def _write(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return path

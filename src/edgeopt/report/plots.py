@@ -1,0 +1,87 @@
+"""Plots of benchmark sweeps (PNG, matplotlib).
+
+matplotlib is imported inside the functions, so ``import edgeopt`` never loads it.
+Figures are drawn on an explicit Agg canvas (``matplotlib.backends.backend_agg``)
+rather than through ``pyplot``: that renders without a display and never switches the
+global backend of a user's notebook or GUI session.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from ..errors import EdgeoptError
+from ..model import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from ..bench.harness import BenchResult
+
+
+def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.PathLike) -> list[Path]:
+    """Two PNGs of a batch sweep, one line per (backend, threads):
+
+    - ``{path_prefix}_ms_per_image.png``: mean ms per image vs batch, log x and log y;
+    - ``{path_prefix}_throughput.png``: images/s vs batch, log x.
+
+    Cells with an error or no runs are left out.
+
+    Returns:
+        the two paths (parent folders created; each written atomically).
+
+    Raises:
+        EdgeoptError: no result has timed runs.
+    """
+    ok = [r for r in results if r.error is None and r.latencies_ms]
+    if not ok:
+        raise EdgeoptError("no benchmark cell has timed runs, nothing to plot: "
+                           "check the errors in the results and re-run the sweep")
+    lines: dict[str, list[BenchResult]] = defaultdict(list)
+    for r in ok:
+        lines[f"{r.backend} {r.backend_version} threads={r.threads}".replace("  ", " ")].append(r)
+    for rows in lines.values():
+        rows.sort(key=lambda r: r.batch)
+    cpu = ok[0].machine.get("cpu_model", "")
+    title = f"{ok[0].model} on {cpu}" if cpu else ok[0].model
+    prefix = Path(path_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    out = [prefix.with_name(prefix.name + "_ms_per_image.png"),
+           prefix.with_name(prefix.name + "_throughput.png")]
+    _line_plot(lines, lambda r: r.ms_per_image, "ms per image (mean latency / batch)",
+               title, out[0], log_y=True)
+    _line_plot(lines, lambda r: r.throughput, "throughput (images/s)", title, out[1], log_y=False)
+    return out
+
+
+def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
+
+    fig = Figure(figsize=(6.4, 4.4), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, rows in sorted(lines.items()):
+        ax.plot([r.batch for r in rows], [value(r) for r in rows], marker="o", label=label)
+    batches = sorted({r.batch for rows in lines.values() for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.xaxis.set_minor_locator(NullLocator())  # only the measured batches as x ticks
+    if log_y:
+        ax.set_yscale("log")
+        # Plain numbers ("2", "0.5") read better than the default "2x10^0" labels;
+        # LogFormatter still thins minor labels when the range spans many decades.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    ax.set_xlabel("batch size")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
