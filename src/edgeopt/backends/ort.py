@@ -48,6 +48,9 @@ class OrtBackend(Backend):
         return onnxruntime.__version__
 
     def prepare(self, model: "Model", *, threads: int) -> Session:
+        why = self.available()
+        if why is not None:  # the protocol promises BackendUnavailable, not ImportError
+            raise BackendUnavailable(why)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

@@ -6,6 +6,7 @@ Nothing is downloaded at run time: pretrained weights come from installed packag
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -74,11 +75,16 @@ def _packaged_entry(dist: str, relpath: str, install: str) -> Callable[[ZooEntry
 
         proto, digest = read_onnx(packaged_file(dist, relpath, install))
         proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
+        preprocess = entry.preprocess
+        if specs[0].layout == "NCHW" and tuple(specs[0].shape[2:]) != preprocess.size:
+            # A --shape other than the default changes the input size: preprocessing
+            # must resize to it, or every image would fail the shape check.
+            preprocess = dataclasses.replace(preprocess, size=tuple(specs[0].shape[2:]), resize_short=None)
         labels = None
         if entry.task == "classification":
             labels = labels_from_metadata(proto) or (list(entry.labels) if entry.labels else None)
         return Model(
-            proto=proto, inputs=specs, preprocess=entry.preprocess, labels=labels,
+            proto=proto, inputs=specs, preprocess=preprocess, labels=labels,
             task=entry.task, source=f"zoo:{entry.name}", source_sha256=digest,
         )
 
