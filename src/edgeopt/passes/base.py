@@ -1,0 +1,296 @@
+"""The pass registry: names -> (apply function, config class, requirements), imported lazily.
+
+A pass is a function ``apply(model, config) -> Model`` with a frozen dataclass config
+(``dataclasses.asdict(config)`` goes into reports). Passes that need calibration data
+take it as a third argument: ``apply(model, config, calibration)``. A pass never mutates
+its input Model or proto; it returns ``model.derive(new_proto, name)``.
+
+The registry maps names to ``"module:attribute"`` strings resolved on first use (the idea
+of onnxruntime's ``quantization/registry.py``), so ``import edgeopt`` imports neither
+onnxslim nor NNCF.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import onnx
+
+from ..errors import DataError, PassError
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+CALIBRATION = "calibration"
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """One registered pass.
+
+    Attributes:
+        name: registry name, also appended to ``Model.passes``.
+        apply: ``"module:function"`` of ``apply(model, config[, calibration]) -> Model``.
+        config: ``"module:Class"`` of its frozen dataclass config (all defaults valid).
+        requires: what the caller must supply besides the model ("calibration": a float32
+            array (N, C, H, W) of preprocessed images).
+        summary: one line for listings.
+        needs: one line naming what is missing when a requirement is not met, ending
+            with the fix.
+    """
+
+    name: str
+    apply: str
+    config: str
+    requires: tuple[str, ...] = ()
+    summary: str = ""
+    needs: str = ""
+
+    def load(self) -> tuple[Callable[..., "Model"], type]:
+        """(apply function, config class), imported on first use."""
+        return _resolve(self.apply), _resolve(self.config)
+
+
+def _resolve(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+_SPECS = [
+    PassSpec("cleanup", "edgeopt.passes.cleanup:apply", "edgeopt.passes.cleanup:CleanupConfig",
+             summary="constant folding, BatchNorm folding, fusions, dead-node removal (onnxslim)"),
+    PassSpec("fp16", "edgeopt.passes.fp16:apply", "edgeopt.passes.fp16:Fp16Config",
+             summary="float16 weights and activations, float32 inputs/outputs"),
+    PassSpec("int8-static", "edgeopt.passes.quantize:apply_static",
+             "edgeopt.passes.quantize:StaticQuantConfig", requires=(CALIBRATION,),
+             summary="int8 post-training static quantization, QDQ (ONNX Runtime)",
+             needs="int8 static quantization needs calibration images: pass --images DIR"),
+    PassSpec("int8-dynamic", "edgeopt.passes.quantize:apply_dynamic",
+             "edgeopt.passes.quantize:DynamicQuantConfig",
+             summary="int8 weights, activations quantized at run time (ONNX Runtime)"),
+    PassSpec("int8-nncf", "edgeopt.passes.quantize:apply_nncf",
+             "edgeopt.passes.quantize:NncfQuantConfig", requires=(CALIBRATION,),
+             summary="int8 post-training quantization for OpenVINO, QDQ (NNCF)",
+             needs="int8 NNCF quantization needs calibration images: pass --images DIR"),
+]
+_REGISTRY = {s.name: s for s in _SPECS}
+
+
+def names() -> list[str]:
+    """Registered pass names, in display order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> PassSpec:
+    """The pass registered as ``name``.
+
+    Raises:
+        PassError: unknown name (the message lists the names).
+    """
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise PassError(f"unknown pass {name!r}: choose from {', '.join(_REGISTRY)}")
+    return spec
+
+
+def default_config(name: str) -> Any:
+    """The default config of pass ``name`` (a frozen dataclass instance)."""
+    return get(name).load()[1]()
+
+
+def run_pass(name: str, model: "Model", config: Any = None,
+             calibration: np.ndarray | None = None) -> "Model":
+    """Apply pass ``name`` to ``model``.
+
+    Args:
+        name: a registered name (see :func:`names`).
+        model: the input Model; it is not modified.
+        config: the pass's config dataclass, or None for its defaults.
+        calibration: float32 (N, C, H, W) preprocessed images (``model.preprocess``
+            applied), for passes that require "calibration"; ignored by the others.
+
+    Returns:
+        a new Model whose ``passes`` ends with ``name``.
+
+    Raises:
+        PassError: unknown name, config of the wrong class, a requirement missing, or
+            the pass cannot handle the model.
+        DataError: calibration data do not fit the model's input.
+    """
+    spec = get(name)
+    apply, config_cls = spec.load()
+    if config is None:
+        config = config_cls()
+    elif not isinstance(config, config_cls):
+        raise PassError(
+            f"pass {name!r} takes a {config_cls.__name__}, not a {type(config).__name__}: "
+            f"pass {config_cls.__name__}(...) or None for the defaults"
+        )
+    if CALIBRATION in spec.requires:
+        if calibration is None:
+            raise PassError(spec.needs)
+        return apply(model, config, calibration)
+    return apply(model, config)
+
+
+# -- helpers shared by the passes ----------------------------------------------------------
+def check_calibration(model: "Model", calibration: np.ndarray | None, pass_name: str,
+                      limit: int | None = None) -> np.ndarray:
+    """Validate calibration data against the model's (single) input.
+
+    Args:
+        calibration: float32 array (N, *input shape[1:]), e.g. (N, 3, 224, 224).
+        pass_name: registry name, for the messages.
+        limit: keep at most this many samples (the first ones).
+
+    Returns:
+        a C-contiguous float32 array (min(N, limit), ...).
+
+    Raises:
+        PassError: no data given, or the model has more than one input.
+        DataError: wrong rank, shape, dtype, no samples, or non-finite values.
+    """
+    if calibration is None:
+        raise PassError(get(pass_name).needs or f"pass {pass_name} needs calibration images: "
+                        f"pass --images DIR")
+    if len(model.inputs) != 1:
+        raise PassError(
+            f"pass {pass_name} calibrates single-input models, {model.name} has inputs "
+            f"{[s.name for s in model.inputs]}: use int8-dynamic or fp16 instead"
+        )
+    spec = model.inputs[0]
+    data = np.asarray(calibration)
+    want = "(N, " + ", ".join(str(d) for d in spec.shape[1:]) + ")"
+    if data.ndim != len(spec.shape) or tuple(data.shape[1:]) != tuple(spec.shape[1:]):
+        raise DataError(
+            f"calibration data have shape {data.shape}, input {spec.name!r} of {model.name} "
+            f"takes {want}: preprocess the images with model.preprocess and stack them"
+        )
+    if data.shape[0] == 0:
+        raise DataError("calibration data hold no images: pass at least one image in --images")
+    if not np.issubdtype(data.dtype, np.floating):
+        raise DataError(
+            f"calibration data are {data.dtype}, the model takes {spec.dtype}: pass the "
+            f"output of model.preprocess (float32), not raw pixels"
+        )
+    data = np.ascontiguousarray(data[:limit], dtype=np.float32)
+    if not np.isfinite(data).all():
+        raise DataError("calibration data contain NaN or inf: check the images and preprocessing")
+    return data
+
+
+def finish(model: "Model", proto: onnx.ModelProto, pass_name: str) -> "Model":
+    """Check a pass's output graph against its input Model and wrap it as a new Model.
+
+    Restores the symbolic batch dimension on graph inputs and outputs where the input
+    Model had one (calibrating at batch 1 may pin it), keeps the input model's metadata
+    when the tool dropped it, and runs the ONNX checker.
+
+    Raises:
+        PassError: the pass renamed the graph inputs/outputs or produced an invalid graph.
+    """
+    old, new = model.proto.graph, proto.graph
+    inits = {i.name for i in new.initializer}
+    old_in = {i.name: i for i in old.input}
+    new_in = [i for i in new.input if i.name not in inits]
+    if [i.name for i in new_in] != [s.name for s in model.inputs] or (
+            [o.name for o in new.output] != [o.name for o in old.output]):
+        raise PassError(
+            f"pass {pass_name} renamed the inputs/outputs of {model.name} "
+            f"({[i.name for i in new_in]} -> {[o.name for o in new.output]}): report this "
+            f"model; run the other passes meanwhile"
+        )
+    old_out = {o.name: o for o in old.output}
+    pinned = False
+    for vi in [*new_in, *new.output]:
+        ref = old_in.get(vi.name) or old_out.get(vi.name)
+        pinned |= _restore_batch_dim(vi, ref)
+    if pinned:
+        # Intermediate shapes inferred at the pinned batch would contradict other batches.
+        del new.value_info[:]
+    if not proto.metadata_props and model.proto.metadata_props:
+        proto.metadata_props.extend(model.proto.metadata_props)
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:
+        raise PassError(
+            f"pass {pass_name} produced an invalid graph for {model.name} "
+            f"({str(e).splitlines()[0][:160]}): report this model; run the other passes meanwhile"
+        ) from e
+    return model.derive(proto, pass_name)
+
+
+def _restore_batch_dim(vi: onnx.ValueInfoProto, ref: onnx.ValueInfoProto | None) -> bool:
+    """Copy a symbolic dim 0 from ``ref`` onto ``vi``; True when ``vi`` had lost it."""
+    if ref is None:
+        return False
+    ref_dims = ref.type.tensor_type.shape.dim
+    dims = vi.type.tensor_type.shape.dim
+    if not ref_dims or not ref_dims[0].dim_param or not dims:
+        return False
+    if dims[0].dim_param == ref_dims[0].dim_param:
+        return False
+    dims[0].Clear()
+    dims[0].dim_param = ref_dims[0].dim_param
+    return True
+
+
+def sort_nodes(graph: onnx.GraphProto) -> None:
+    """Order ``graph.node`` topologically, in place (Kahn's algorithm, stable).
+
+    Some converters append nodes at the end (onnxruntime's fp16 converter adds its input
+    Casts last); ONNX Runtime tolerates that, the ONNX checker and other tools do not.
+    Names produced by no node (graph inputs, initializers, outer-scope values) count as
+    available.
+
+    Raises:
+        PassError: the graph has a cycle.
+    """
+    nodes = list(graph.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
+    deps = [{producer[x] for x in _node_inputs(n) if x in producer} - {i} for i, n in enumerate(nodes)]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    waiting = [len(d) for d in deps]
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    order: list[int] = []
+    while ready:
+        ready.sort(reverse=True)  # smallest index first keeps the original order when valid
+        i = ready.pop()
+        order.append(i)
+        for k in users.get(i, []):
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                ready.append(k)
+    if len(order) != len(nodes):
+        raise PassError(f"graph {graph.name!r} has a cycle: report this model")
+    if order != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[i] for i in order)
+
+
+def _node_inputs(node: onnx.NodeProto) -> list[str]:
+    """Input names of a node, including outer-scope names its subgraphs read."""
+    names = [x for x in node.input if x]
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            names.extend(x for n in g.node for x in _node_inputs(n))
+    return names
+
+
+def copy_proto(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A deep copy (tools that edit protos in place get this, never the Model's own)."""
+    new = onnx.ModelProto()
+    new.CopyFrom(proto)
+    return new
+
+
+def error_line(e: BaseException) -> str:
+    """First line of an exception message, at most 200 characters, for one-line errors."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
