@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .analysis.profile import ModelProfile
     from .bench.harness import BenchResult
     from .evaluate.data import ImageSet
-    from .optimize.select import OptimizeConfig, OptimizeResult
+    from .optimizer.select import OptimizeConfig, OptimizeResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -100,9 +100,9 @@ def optimize(model: Model | str, images: "ImageSet", *, calibration: "ImageSet |
              config: "OptimizeConfig | None" = None, progress: bool = True) -> "OptimizeResult":
     """Fastest candidate within the quality budget, measured on this machine.
 
-    See :func:`edgeopt.optimize.select.optimize`.
+    See :func:`edgeopt.optimizer.select.optimize`.
     """
-    from .optimize.select import OptimizeConfig, optimize as _optimize
+    from .optimizer.select import OptimizeConfig, optimize as _optimize
 
     return _optimize(load_model(model), images, calibration=calibration,
                      config=config or OptimizeConfig(), progress=progress)

@@ -167,8 +167,8 @@ def optimize_cmd(
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins."""
-    from .optimize.deploy import write_outputs
-    from .optimize.select import OptimizeConfig
+    from .optimizer.deploy import write_outputs
+    from .optimizer.select import OptimizeConfig
     from .report.optimize_table import print_optimize
 
     if batch <= 0 or threads <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..optimize.select import OptimizeResult, result_summary
+from ..optimizer.select import OptimizeResult, result_summary
 from .optimize_report import COLUMNS, candidate_rows
 
 
