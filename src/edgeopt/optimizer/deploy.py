@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from ..bench.machine import machine_info
-from ..report.optimize_report import plot_tradeoff, render_html, render_markdown
+from ..report.optimize_report import render_html, render_markdown
+from ..report.plots import plot_tradeoff
 from .select import OptimizeResult, result_summary
 
 DEPLOY_SCHEMA = 1

@@ -1,4 +1,4 @@
-"""The optimize report: one candidate table rendered as Markdown and as HTML, plus a plot.
+"""The optimize report: one candidate table rendered as Markdown and as HTML.
 
 Both renderers take the same rows (from :func:`candidate_rows`), so the two reports can
 never disagree.
@@ -93,35 +93,3 @@ def render_html(summary: dict, plot_name: str | None) -> str:
         f"<h1>edgeopt optimize report</h1>{paras}<table><tr>{head}</tr>{body}</table>{img}"
         "</body></html>\n"
     )
-
-
-def plot_tradeoff(summary: dict, path: Path) -> Path | None:
-    """Scatter of p50 latency (ms, x) vs top-1 agreement (%, y), one point per measured
-    candidate, colored by status, the chosen one starred. Returns None if nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = [c for c in summary["candidates"] if c["latency_ms"] and c["quality"]]
-    if not pts:
-        return None
-    colors = {"accepted": "tab:green", "rejected": "tab:red", "failed": "tab:gray"}
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for c in pts:
-        x, y = c["latency_ms"]["p50"], c["quality"]["top1_agreement"]
-        chosen = f"{c['recipe']}@{c['backend']}" == summary["winner"]
-        ax.scatter(x, y, c=colors.get(c["status"], "k"), marker="*" if chosen else "o",
-                   s=220 if chosen else 50, zorder=3)
-        ax.annotate(f"{c['recipe']}@{c['backend']}", (x, y), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.axhline(100 - summary["max_drop"], color="tab:red", ls="--", lw=1, label="quality budget")
-    ax.set_xlabel(f"latency p50 (ms), batch {summary['batch']}, {summary['threads']} threads")
-    ax.set_ylabel("top-1 agreement with fp32 original (%)")
-    ax.set_title(f"{summary['model']}: latency vs quality (green accepted, red rejected)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

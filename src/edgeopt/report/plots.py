@@ -1,4 +1,4 @@
-"""Plots of benchmark sweeps (PNG, matplotlib).
+"""Plots of benchmark sweeps and optimize results (PNG, matplotlib).
 
 matplotlib is imported inside the functions, so ``import edgeopt`` never loads it.
 Figures are drawn on an explicit Agg canvas (``matplotlib.backends.backend_agg``)
@@ -56,14 +56,67 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     return out
 
 
-def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool) -> None:
+def plot_tradeoff(summary: dict, path: str | os.PathLike) -> Path | None:
+    """Latency vs quality of an optimize run: p50 ms (x) vs top-1 agreement % (y), one
+    point per measured candidate, green accepted / red rejected, the chosen one starred,
+    the quality budget as a dashed line.
+
+    Args:
+        summary: :func:`edgeopt.optimizer.select.result_summary` output.
+
+    Returns:
+        the path written, or None when no candidate was measured.
+    """
+    pts = sorted((c for c in summary["candidates"] if c["latency_ms"] and c["quality"]),
+                 key=lambda c: c["latency_ms"]["p50"])
+    if not pts:
+        return None
+    fig, ax = _figure((10, 5))
+    colors = {"accepted": "tab:green", "rejected": "tab:red"}
+    key_lines = []
+    for i, c in enumerate(pts, 1):
+        x, y = c["latency_ms"]["p50"], c["quality"]["top1_agreement"]
+        label = f"{c['recipe']}@{c['backend']}"
+        chosen = label == summary["winner"]
+        ax.scatter(x, y, c=colors.get(c["status"], "tab:gray"), marker="*" if chosen else "o",
+                   s=240 if chosen else 50, zorder=3, edgecolors="k" if chosen else "none")
+        # Candidates often share one agreement (100%): numbers next to the points and
+        # a key beside the axes stay readable where full labels would overlap.
+        ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
+        key_lines.append(f"{i:>2}  {label}  {x:.2f} ms  {y:.1f}%" + ("  (chosen)" if chosen else ""))
+    ax.text(1.02, 1.0, "\n".join(key_lines), transform=ax.transAxes, va="top", ha="left",
+            fontsize=7, family="monospace")
+    ax.axhline(100 - summary["max_drop"], color="tab:red", ls="--", lw=1, label="quality budget")
+    ax.set_xlabel(f"latency p50 (ms) at batch {summary['batch']}, {summary['threads']} threads")
+    ax.set_ylabel("top-1 agreement with the fp32 original (%)")
+    ax.set_title(f"{summary['model']}: latency vs quality (green accepted, red rejected, star chosen)",
+                 fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def _figure(size: tuple[float, float]):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=110)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool) -> None:
     from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = _figure((6.4, 4.4))
     for label, rows in sorted(lines.items()):
         ax.plot([r.batch for r in rows], [value(r) for r in rows], marker="o", label=label)
     batches = sorted({r.batch for rows in lines.values() for r in rows})
@@ -81,7 +134,4 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
+    _save(fig, path)
