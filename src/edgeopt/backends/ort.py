@@ -32,25 +32,11 @@ class OrtBackend(Backend):
     """
 
     name = "ort"
+    module = "onnxruntime"
+    distribution = "onnxruntime"
+    install = "pip install onnxruntime"
 
-    def available(self) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed: pip install onnxruntime"
-        return None
-
-    def version(self) -> str:
-        try:
-            import onnxruntime
-        except ImportError:
-            return ""
-        return onnxruntime.__version__
-
-    def prepare(self, model: "Model", *, threads: int) -> Session:
-        why = self.available()
-        if why is not None:  # the protocol promises BackendUnavailable, not ImportError
-            raise BackendUnavailable(why)
+    def _prepare(self, model: "Model", *, threads: int) -> Session:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

@@ -45,25 +45,11 @@ class ReferenceBackend(Backend):
 
     name = "reference"
     timed = False
+    module = "onnx.reference"
+    distribution = "onnx"
+    install = "pip install 'onnx>=1.16'"
 
-    def available(self) -> str | None:
-        try:
-            from onnx.reference import ReferenceEvaluator  # noqa: F401
-        except ImportError:
-            return "onnx (with onnx.reference) is not installed: pip install 'onnx>=1.16'"
-        return None
-
-    def version(self) -> str:
-        try:
-            import onnx
-        except ImportError:
-            return ""
-        return onnx.__version__
-
-    def prepare(self, model: "Model", *, threads: int) -> Session:
-        why = self.available()
-        if why is not None:
-            raise BackendUnavailable(why)
+    def _prepare(self, model: "Model", *, threads: int) -> Session:
         from onnx.reference import ReferenceEvaluator
 
         from .reference_ops import CUSTOM_OPS

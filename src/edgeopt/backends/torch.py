@@ -58,25 +58,11 @@ class TorchBackend(Backend):
     """Eager PyTorch (CPU), ``torch.set_num_threads(threads)``, inference mode."""
 
     name = "torch"
+    module = "torch"
+    distribution = "torch"
+    install = _INSTALL
 
-    def available(self) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return f"torch is not installed: {_INSTALL}"
-        return None
-
-    def version(self) -> str:
-        try:
-            import torch
-        except ImportError:
-            return ""
-        return torch.__version__
-
-    def prepare(self, model: "Model", *, threads: int) -> Session:
-        why = self.available()
-        if why is not None:
-            raise BackendUnavailable(why)
+    def _prepare(self, model: "Model", *, threads: int) -> Session:
         if model.torch_module is None:
             raise BackendUnavailable(
                 f"{model.name} did not come from PyTorch (or a pass replaced its graph), so "

@@ -123,7 +123,7 @@ def optimize(
     """
     if model.preprocess is None:
         raise EdgeoptError(
-            f"{model.name} has no image preprocessing: use a zoo model or pass --size/--mean/--std"
+            f"{model.name} has no image preprocessing: set model.preprocess (CLI: --mean/--std/--channels)"
         )
     if calibration is None:
         calibration, held_out = images.split(config.calibration_fraction, seed=0)
