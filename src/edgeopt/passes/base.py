@@ -75,6 +75,15 @@ _SPECS = [
              "edgeopt.passes.quantize:NncfQuantConfig", requires=(CALIBRATION,),
              summary="int8 post-training quantization for OpenVINO, QDQ (NNCF)",
              needs="int8 NNCF quantization needs calibration images: pass --images DIR"),
+    # run_pass forwards calibration only to passes that require it, and the utilization
+    # and taylor criteria cannot work without it; l1 and bn-scale use it for the mean
+    # fold. Called directly, prune.apply accepts calibration=None for l1 and bn-scale.
+    PassSpec("prune", "edgeopt.passes.prune:apply", "edgeopt.passes.prune:PruneConfig",
+             requires=(CALIBRATION,),
+             summary="structured channel pruning, Torch-Pruning dependency graph "
+                     "(l1 | bn-scale | utilization | taylor)",
+             needs="channel pruning needs calibration images (utilization/taylor scores, "
+                   "mean fold): pass --images DIR"),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 

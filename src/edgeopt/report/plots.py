@@ -135,3 +135,88 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshold: float | None = 0.05,
+                                columns: int = 4) -> Path:
+    """Per-layer histograms of channel utilization, one small panel per layer (as in the
+    Parsimonious Inference study's per-layer kernel utilization figure).
+
+    Args:
+        util: {layer name: per-channel utilization array}, e.g.
+            :func:`edgeopt.passes.utilization.measure_utilization` (fractions in [0, 1];
+            relative magnitudes may exceed 1).
+        path: PNG to write (parent folders created; written atomically).
+        threshold: drawn as a dashed red line (the pruning threshold); None for no line.
+        columns: panels per row.
+
+    Returns:
+        the path written.
+
+    Raises:
+        EdgeoptError: ``util`` is empty.
+    """
+    import numpy as np
+
+    if not util:
+        raise EdgeoptError("no layer utilization to plot: measure it on calibration images first")
+    names = list(util)
+    cols = max(1, min(columns, len(names)))
+    rows = (len(names) + cols - 1) // cols
+    fig, _ = _figure((2.6 * cols, 2.0 * rows + 0.4))
+    fig.clear()
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        values = np.asarray(util[name], dtype=float)
+        top = max(1.0, float(values.max()) if values.size else 1.0)
+        ax.hist(values, bins=20, range=(0.0, top), color="tab:blue")
+        if threshold is not None:
+            ax.axvline(threshold, color="tab:red", ls="--", lw=1)
+        below = int((values < threshold).sum()) if threshold is not None else 0
+        ax.set_title(f"{name} ({len(values)} ch" + (f", {below} < {threshold:g})" if threshold is not None else ")"),
+                     fontsize=7)
+        ax.tick_params(labelsize=6)
+        if i >= len(names) - cols:
+            ax.set_xlabel("utilization", fontsize=7)
+        if i % cols == 0:
+            ax.set_ylabel("channels", fontsize=7)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def plot_sensitivity(result, path: str | os.PathLike) -> Path:
+    """Quality drop vs pruning ratio, one line per layer (a pruning sensitivity analysis).
+
+    Args:
+        result: an :class:`edgeopt.analysis.sensitivity.SensitivityResult`.
+        path: PNG to write (parent folders created; written atomically).
+
+    Returns:
+        the path written.
+
+    Raises:
+        EdgeoptError: the result has no layer.
+    """
+    drops = result.drops
+    if not drops:
+        raise EdgeoptError("the sensitivity result has no layer to plot: run it on a prunable model")
+    from matplotlib import colormaps
+
+    fig, ax = _figure((7.5, 4.6))
+    colors = colormaps["tab20"]
+    for i, (name, d) in enumerate(drops.items()):
+        # 20 colours, then the next line style, so every layer stays tellable apart.
+        ax.plot(result.ratios, d, marker="o", ms=3, color=colors(i % 20),
+                ls=("-", "--", ":", "-.")[i // 20 % 4],
+                label=f"{name} ({result.channels.get(name, '?')} ch)")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("fraction of the layer's channels removed")
+    ax.set_ylabel("quality drop (baseline - quality)")
+    ax.set_title(f"pruning sensitivity per layer ({result.criterion}; baseline {result.baseline:.4g})",
+                 fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2 if len(drops) > 12 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, Path(path))
+    return Path(path)
