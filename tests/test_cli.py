@@ -252,3 +252,35 @@ def test_bad_mean_is_one_line(monkeypatch, capsys, tmp_path, labeled_folder):
                            str(labeled_folder), "--mean", "a,b", "--out", str(tmp_path / "out"))
     assert_one_line_error(code, err, "--mean")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_prune_halves_the_macs(monkeypatch, capsys, tmp_path, labeled_folder):
+    import edgeopt
+
+    out_file = tmp_path / "seed-pruned.onnx"
+    code, out, err = run_cli(monkeypatch, capsys, "prune", "zoo:seednet", "--images", str(labeled_folder),
+                             "--target-macs", "0.5", "--out", str(out_file))
+    assert code == 0, err
+    assert "removed" in out
+    pruned = edgeopt.profile(edgeopt.load_model(str(out_file)))
+    assert 0.45 <= pruned.macs / 49_371_200 <= 0.5
+
+
+@pytest.mark.slow
+def test_prune_with_sensitivity_prints_and_plots_it(monkeypatch, capsys, tmp_path, labeled_folder):
+    # seednet's random weights give a near-uniform softmax, so agreement drops fast;
+    # a generous --max-drop lets the sensitivity caps through while checking the path.
+    out_file = tmp_path / "seed-sens.onnx"
+    code, out, err = run_cli(monkeypatch, capsys, "prune", "zoo:seednet", "--images", str(labeled_folder),
+                             "--ratio", "0.3", "--sensitivity", "--max-drop", "60", "--out", str(out_file))
+    assert code == 0, err
+    assert "quality drop" in out and "max_safe_ratio" in out
+    assert (tmp_path / "seed-sens_sensitivity.png").stat().st_size > 1000
+
+
+def test_prune_needs_a_ratio_or_target(monkeypatch, capsys, tmp_path, labeled_folder):
+    code, _, err = run_cli(monkeypatch, capsys, "prune", "zoo:seednet", "--images", str(labeled_folder),
+                           "--out", str(tmp_path / "p.onnx"))
+    assert_one_line_error(code, err, "--ratio", "--target-macs")
+    assert not (tmp_path / "p.onnx").exists()

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from .bench.harness import BenchResult
     from .evaluate.data import ImageSet
     from .optimizer.select import OptimizeConfig, OptimizeResult
+    from .passes.prune import PruneConfig, PruneReport
+    from .analysis.sensitivity import SensitivityResult
 
 __version__ = "0.1.0"
 __all__ = [
     "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "profile", "benchmark",
-    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "__version__",
+    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "prune", "__version__",
 ]
 
 
@@ -76,6 +78,50 @@ def apply_passes(model: Model | str, passes: Sequence[str], *, calibration: "Ima
     for name in passes:
         model = run_pass(name, model, calibration=tensor)
     return model
+
+
+def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig | None" = None,
+          sensitivity_max_drop: float | None = None,
+          ratios: Sequence[float] = (0.1, 0.3, 0.5, 0.7)) -> tuple[Model, "PruneReport", "SensitivityResult | None"]:
+    """Structured channel pruning, optionally guided by a per-layer sensitivity analysis.
+
+    Args:
+        calibration: images (through the model's preprocessing) for data-driven criteria,
+            the mean fold of removed channels, and the sensitivity analysis.
+        config: a :class:`~edgeopt.passes.prune.PruneConfig` (default: 50% of MACs by l1).
+        sensitivity_max_drop: when set, first prune each layer alone by each of ``ratios``,
+            measure the drop in top-1 agreement with the original on the calibration
+            images, and cap each layer at the largest ratio whose drop stays under this
+            many points (sensitive layers are spared).
+
+    Returns:
+        (pruned Model, PruneReport, SensitivityResult or None).
+
+    Raises:
+        PassError: the model cannot be pruned (see :func:`edgeopt.passes.prune.prune_model`).
+    """
+    import dataclasses
+
+    import torch
+
+    from .analysis.sensitivity import agreement_fn, max_safe_ratios, sensitivity
+    from .bridge import to_torch
+    from .passes.prune import PruneConfig, prune_model
+
+    model = load_model(model)
+    config = config or PruneConfig()
+    if model.preprocess is None:
+        raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess")
+    tensor = calibration.tensor(model.preprocess)
+    result = None
+    if sensitivity_max_drop is not None:
+        module = to_torch(model)
+        example = torch.zeros(model.inputs[0].shape, dtype=torch.float32)
+        result = sensitivity(module, example, agreement_fn(module, tensor), ratios,
+                             config.criterion, calibration=tensor)
+        config = dataclasses.replace(config, sensitivity=max_safe_ratios(result, sensitivity_max_drop))
+    pruned, report = prune_model(model, config, tensor)
+    return pruned, report, result
 
 
 def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet":

@@ -205,6 +205,52 @@ def apply_cmd(
     out.print(f"wrote {out_file} ({result.size_bytes:,} bytes, was {m.size_bytes:,}); passes: {', '.join(result.passes)}")
 
 
+@app.command("prune")
+def prune_cmd(
+    model: str = ModelArg,
+    images: Path = typer.Option(..., help="Calibration images (folder): criteria, mean fold, sensitivity."),
+    ratio: Optional[float] = typer.Option(None, help="Fraction of channels to remove (0..1)."),
+    target_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to remove, e.g. 0.5."),
+    criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
+    scope: str = typer.Option("global", help="global (rank channels across layers) or uniform (same ratio per layer)."),
+    round_to: int = typer.Option(8, help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
+    max_drop: float = typer.Option(1.0, help="With --sensitivity: a layer may lose at most this many points of agreement."),
+    shape: Optional[List[str]] = ShapeOpt,
+    out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically); plots go beside it."),
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
+) -> None:
+    """Structured channel pruning (Torch-Pruning dependency graph); the output layer keeps its classes."""
+    from .passes.prune import PruneConfig
+    from .report.plots import plot_sensitivity, plot_utilization_histograms
+    from .report.prune_table import print_prune, print_sensitivity
+
+    m = edgeopt.load_model(model, shape=shape)
+    if out_file.resolve() == Path(m.source).resolve():
+        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
+    m = _with_preprocess(m, mean, std, channels, resize_short)
+    if ratio is None and target_macs is None and criterion != "utilization":
+        raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
+    config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to)
+    calib = edgeopt.load_images(str(images), labels=m.labels)
+    pruned, report, sens = edgeopt.prune(m, calib, config=config,
+                                         sensitivity_max_drop=max_drop if sensitivity else None)
+    stem = out_file.with_suffix("")
+    if sens is not None:
+        from .analysis.sensitivity import sensitivity_table
+
+        print_sensitivity(sensitivity_table(sens, max_drop), out)
+        plot_sensitivity(sens, stem.with_name(stem.name + "_sensitivity.png"))
+    print_prune(report, out)
+    if report.utilization:
+        plot_utilization_histograms(report.utilization, stem.with_name(stem.name + "_utilization.png"))
+    pruned.save(out_file)
+    out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})")
+
+
 @app.command("optimize")
 def optimize_cmd(
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
