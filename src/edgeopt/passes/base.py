@@ -84,6 +84,9 @@ _SPECS = [
                      "(l1 | bn-scale | utilization | taylor)",
              needs="channel pruning needs calibration images (utilization/taylor scores, "
                    "mean fold): pass --images DIR"),
+    PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
+             "edgeopt.passes.deep_compression:DeepCompressionConfig",
+             summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense"),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 
