@@ -284,3 +284,25 @@ def test_prune_needs_a_ratio_or_target(monkeypatch, capsys, tmp_path, labeled_fo
                            "--out", str(tmp_path / "p.onnx"))
     assert_one_line_error(code, err, "--ratio", "--target-macs")
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_compress_size_writes_an_archive_and_a_dense_model(monkeypatch, capsys, tmp_path):
+    import edgeopt
+    from edgeopt.passes.deep_compression import restore
+
+    archive, dense = tmp_path / "seed.edc", tmp_path / "seed-dense.onnx"
+    code, out, err = run_cli(monkeypatch, capsys, "compress-size", "zoo:seednet", "--out", str(archive),
+                             "--restored", str(dense))
+    assert code == 0, err
+    assert "save storage, not time" in out
+    original = edgeopt.load_model("zoo:seednet")
+    assert original.size_bytes / archive.stat().st_size > 20  # paper-like rates on a mostly-FC net
+    restored = edgeopt.load_model(str(dense))
+    assert restored.inputs == original.inputs
+    weights = {t.name: t for t in restore(archive).graph.initializer}
+    fc1 = next(w for name, w in weights.items() if "classifier.1" in name and len(w.dims) == 2)
+    from onnx import numpy_helper
+
+    w = numpy_helper.to_array(fc1)
+    assert 0.90 <= float(np.mean(w == 0)) <= 0.92  # --fc-sparsity 0.91 by default
+    assert len(np.unique(w[w != 0])) <= 2 ** 5  # 5-bit codebook

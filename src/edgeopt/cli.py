@@ -251,6 +251,43 @@ def prune_cmd(
     out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})")
 
 
+@app.command("compress-size")
+def compress_size_cmd(
+    model: str = ModelArg,
+    conv_sparsity: float = typer.Option(0.65, help="Fraction of Conv weights set to zero (paper, AlexNet: ~0.65)."),
+    fc_sparsity: float = typer.Option(0.91, help="Fraction of Gemm/MatMul weights set to zero (paper: ~0.91)."),
+    scope: str = typer.Option("layer", help="layer (each layer its own rate, as the paper) or global (one magnitude threshold per kind: can empty a layer whose weights are small)."),
+    conv_bits: int = typer.Option(8, help="Codebook index bits for Conv weights (2^b centroids)."),
+    fc_bits: int = typer.Option(5, help="Codebook index bits for Gemm/MatMul weights."),
+    finetune: bool = typer.Option(False, "--finetune", help="Retrain kept weights and centroids by distillation from the original (needs --images)."),
+    images: Optional[Path] = typer.Option(None, help="Unlabeled images for --finetune."),
+    shape: Optional[List[str]] = ShapeOpt,
+    out_file: Path = typer.Option(..., "--out", help="Compressed archive (written atomically)."),
+    restored: Optional[Path] = typer.Option(None, help="Also write the restored dense ONNX model here."),
+) -> None:
+    """Deep Compression (Han et al. 2016) for storage: pruning, k-means weight sharing, Huffman coding."""
+    from .passes.deep_compression import DeepCompressionConfig, compress
+
+    m = edgeopt.load_model(model, shape=shape)
+    if finetune and images is None:
+        raise EdgeoptError("--finetune trains on real images: pass --images DIR")
+    config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
+                                   conv_bits=conv_bits, fc_bits=fc_bits, finetune=finetune)
+    calib = None
+    if images is not None:
+        m = _with_preprocess(m, None, None, None, None)
+        calib = edgeopt.load_images(str(images), labels=m.labels).tensor(m.preprocess)
+    report = compress(m, config, calib)
+    report.save_archive(out_file)
+    if restored is not None:
+        import dataclasses
+
+        dataclasses.replace(m, proto=report.restored_proto(), torch_module=None).save(restored)
+    print(report.summary())
+    out.print(f"wrote {out_file} ({report.archive_bytes:,} bytes, {report.ratio:.1f}x smaller than the ONNX file)"
+              + (f" and {restored}" if restored else ""))
+
+
 @app.command("optimize")
 def optimize_cmd(
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
