@@ -424,3 +424,15 @@ def test_plots_write_two_pngs(ort_results, tmp_path):
         assert pixels.std() > 0  # something was drawn
     with pytest.raises(EdgeoptError, match="nothing to plot"):
         plot_batch_sweep(ort_results[-1:], tmp_path / "none")
+
+
+def test_alternating_p50_pools_rounds_and_marks_failures(tmp_path):
+    import math
+
+    from edgeopt.bench.alternating import alternating_p50
+
+    onnx_only = load_model(str(load_model("zoo:seednet").save(tmp_path / "s.onnx")))  # no torch module
+    p50 = alternating_p50([(onnx_only, "ort"), (onnx_only, "torch")], batch=1, threads=1, rounds=2,
+                          min_runs=3, min_time_s=0.0, max_time_s=0.5)
+    assert p50[0] > 0 and math.isfinite(p50[0])
+    assert math.isnan(p50[1])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..bench.harness import benchmark
-from ..bench.stats import percentile
+from ..bench.alternating import alternating_p50
 from ..errors import EdgeoptError
 from ..evaluate.data import ImageSet
 from ..evaluate.metrics import compare
@@ -208,20 +208,13 @@ def _measure(cand: Candidate, original: Model, held_out: ImageSet, reference: np
 
 
 def _confirm(winner: Candidate, baseline: Candidate, cfg: OptimizeConfig) -> tuple[float, dict[str, float]]:
-    """Re-time winner and baseline in alternating rounds (ABAB...) and return p50 ratio.
-
-    Alternating cancels slow drifts of a noisy machine (thermal, other load) that
-    would bias two measurements taken minutes apart.
-    """
-    runs: dict[str, list[float]] = {"winner": [], "baseline": []}
-    for _ in range(cfg.confirm_rounds):
-        for key, cand in (("baseline", baseline), ("winner", winner)):
-            res = benchmark(cand.model, cand.backend, batch=cfg.batch, threads=cfg.threads,
-                            min_runs=max(5, cfg.min_runs // 2), min_time_s=cfg.min_time_s / 2,
-                            max_time_s=cfg.max_time_s / 2)
-            runs[key].extend(res.latencies_ms)
-    p50 = {k: percentile(v, 50) for k, v in runs.items()}
-    return p50["baseline"] / p50["winner"], p50
+    """Re-time winner and baseline in alternating rounds and return the p50 ratio."""
+    base, win = alternating_p50(
+        [(baseline.model, baseline.backend), (winner.model, winner.backend)],
+        batch=cfg.batch, threads=cfg.threads, rounds=cfg.confirm_rounds,
+        min_runs=max(5, cfg.min_runs // 2), min_time_s=cfg.min_time_s / 2, max_time_s=cfg.max_time_s / 2,
+    )
+    return base / win, {"winner": win, "baseline": base}
 
 
 def result_summary(result: OptimizeResult) -> dict[str, Any]:

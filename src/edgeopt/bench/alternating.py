@@ -1,0 +1,52 @@
+"""Speed ratios measured in one run: time several models in alternating rounds.
+
+On a noisy machine (shared cores, thermal drift) two measurements taken minutes apart
+differ by more than the effect being measured. Timing A, B, A, B, ... in short rounds
+exposes both to the same drift, so their ratio is trustworthy even when the absolute
+numbers are not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from .harness import benchmark
+from .stats import percentile
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+
+def alternating_p50(
+    entries: Sequence[tuple["Model", str]],
+    *,
+    batch: int = 1,
+    threads: int = 2,
+    rounds: int = 5,
+    min_runs: int = 10,
+    min_time_s: float = 0.5,
+    max_time_s: float = 2.0,
+) -> list[float]:
+    """p50 latency (ms) of each (model, backend) from ``rounds`` alternating rounds.
+
+    Each round times every entry once with :func:`edgeopt.bench.harness.benchmark`
+    (``min_runs`` runs and ``min_time_s`` seconds, capped at ``max_time_s``); the runs
+    of all rounds are pooled per entry and their p50 (MLPerf LoadGen rule) returned.
+
+    Returns:
+        one p50 in ms per entry, in order; ``float("nan")`` for an entry that failed
+        (its benchmark result had an error).
+    """
+    runs: list[list[float]] = [[] for _ in entries]
+    failed = [False] * len(entries)
+    for _ in range(rounds):
+        for i, (model, backend) in enumerate(entries):
+            if failed[i]:
+                continue
+            res = benchmark(model, backend, batch=batch, threads=threads, min_runs=min_runs,
+                            min_time_s=min_time_s, max_time_s=max_time_s)
+            if res.error:
+                failed[i] = True
+                continue
+            runs[i].extend(res.latencies_ms)
+    return [float("nan") if failed[i] or not r else percentile(r, 50) for i, r in enumerate(runs)]
