@@ -458,3 +458,20 @@ def test_plots_are_written(tmp_path, seednet_images):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     with pytest.raises(EdgeoptError, match="no layer utilization"):
         plot_utilization_histograms({}, tmp_path / "x.png")
+
+
+@pytest.mark.slow
+def test_mean_fold_when_a_consumer_loses_outputs_in_the_same_group():
+    # MobileNetV2's coupled residual channels: a layer whose inputs are pruned (and so
+    # receives a mean-fold bias) loses output channels in the same group. Regression:
+    # the bias used to keep the old width and the module failed to run.
+    import edgeopt
+    from edgeopt.evaluate.data import digits_set
+    from edgeopt.passes.prune import prune_model
+
+    m = edgeopt.load_model("zoo:mobilenetv2-digits")
+    x = digits_set("train").tensor(m.preprocess)[:64]
+    pruned, report = prune_model(m, PruneConfig(target_macs=0.5), x)
+    assert 0.5 <= report.macs_removed <= 0.55
+    out = registry.require("ort").prepare(pruned, threads=1).run({pruned.inputs[0].name: x[:2]})[0]
+    assert out.shape == (2, 10) and np.isfinite(out).all()

@@ -87,6 +87,16 @@ def _csv_ints(text: str, what: str) -> list[int]:
     return vals
 
 
+def _csv_floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(not 0 < v < 1 for v in vals):
+        raise EdgeoptError(f"bad {what} {text!r}: give fractions between 0 and 1 separated by commas, e.g. 0.3,0.5")
+    return vals
+
+
 def _csv(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -216,6 +226,8 @@ def prune_cmd(
     round_to: int = typer.Option(8, help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
     max_drop: float = typer.Option(1.0, help="With --sensitivity: a layer may lose at most this many points of agreement."),
+    recover: float = typer.Option(0.0, help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
+    lr: float = typer.Option(1e-4, help="Distillation learning rate (1e-4 for pretrained nets; 1e-3 for small nets)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically); plots go beside it."),
     mean: Optional[str] = MeanOpt,
@@ -245,10 +257,28 @@ def prune_cmd(
         print_sensitivity(sensitivity_table(sens, max_drop), out)
         plot_sensitivity(sens, stem.with_name(stem.name + "_sensitivity.png"))
     print_prune(report, out)
+    if recover > 0:
+        pruned = _recover(m, pruned, calib, seconds=recover, lr=lr)
     if report.utilization:
         plot_utilization_histograms(report.utilization, stem.with_name(stem.name + "_utilization.png"))
     pruned.save(out_file)
     out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})")
+
+
+def _recover(original, pruned, images, *, seconds: float, lr: float):
+    """Distill ``original`` into ``pruned`` on ``images`` and print how far agreement came back."""
+    import numpy as np
+
+    from .passes.distill import DistillConfig, distill_model
+
+    labels = None if images.labels is None else np.asarray(images.labels)
+    recovered, result = distill_model(
+        pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
+        images.tensor(original.preprocess), teacher=original, labels=labels)
+    out.print(f"distillation: top-1 agreement with the original on held-out images "
+              f"{result.agreement_before:.1f}% -> {result.agreement_after:.1f}% "
+              f"({len(result.history)} epochs, stopped: {result.stopped_because})")
+    return recovered
 
 
 @app.command("compress-size")
@@ -299,6 +329,8 @@ def optimize_cmd(
     threads: int = typer.Option(2, help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
     seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
+    prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
+    train_seconds: float = typer.Option(45.0, help="Distillation budget per pruned candidate, seconds."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
@@ -335,8 +367,12 @@ def optimize_cmd(
         calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
     if seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
+    targets = tuple(_csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    if train_seconds <= 0:
+        raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
     cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list,
-                         min_time_s=seconds, max_time_s=4 * seconds)
+                         min_time_s=seconds, max_time_s=4 * seconds, prune_targets=targets,
+                         train_seconds=train_seconds)
     result = edgeopt.optimize(m, evalset, calibration=calibset, config=cfg)
     files = write_outputs(result, out_dir)
     print_optimize(result, out)

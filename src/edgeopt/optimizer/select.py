@@ -22,7 +22,8 @@ from ..evaluate.data import ImageSet
 from ..evaluate.metrics import compare
 from ..evaluate.runner import predict
 from ..model import Model
-from .candidates import BASELINE, DEFAULT_BACKENDS, DEFAULT_RECIPES, Candidate, Recipe, build_recipes
+from .candidates import (BASELINE, DEFAULT_BACKENDS, DEFAULT_PRUNE_TARGETS, DEFAULT_RECIPES, Candidate,
+                         Recipe, build_recipes, pruned_recipes)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class OptimizeConfig:
         threads: intra-op threads for every backend.
         backends: backend names to try.
         recipes: recipes to try; the first must be the unmodified "fp32" baseline.
+        prune_targets: MAC fractions to remove with structured pruning + distillation
+            (each also followed by NNCF int8); () for none.
+        train_seconds: distillation budget of each pruned model, seconds.
         min_runs, min_time_s, max_time_s: per-candidate timing (see bench.harness).
         confirm_rounds: alternating winner/baseline rounds for the final ratio.
         calibration_fraction: share of the images used for calibration when no
@@ -50,6 +54,8 @@ class OptimizeConfig:
     threads: int = 2
     backends: tuple[str, ...] = DEFAULT_BACKENDS
     recipes: tuple[Recipe, ...] = DEFAULT_RECIPES
+    prune_targets: tuple[float, ...] = DEFAULT_PRUNE_TARGETS
+    train_seconds: float = 45.0
     min_runs: int = 20
     min_time_s: float = 1.0
     max_time_s: float = 4.0
@@ -133,7 +139,7 @@ def optimize(
 
     from ..report.progress import progress_bar
 
-    recipes = config.recipes
+    recipes = config.recipes + pruned_recipes(config.prune_targets, config.train_seconds)
     backends = config.backends
     total = len(recipes) + len(recipes) * len(backends) + 1
     with progress_bar("optimize", total, enabled=progress) as bar:

@@ -714,7 +714,7 @@ def _check_feature_shapes(f_t: _FeatureTap, f_s: _FeatureTap, student, t_tap, pr
 
 # -- the pass ------------------------------------------------------------------------------------
 def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray, *,
-                  teacher: "Model") -> tuple["Model", DistillResult]:
+                  teacher: "Model", labels: np.ndarray | None = None) -> tuple["Model", DistillResult]:
     """Distill ``teacher`` into ``model`` on the calibration images; also return the history.
 
     ``val_fraction`` of the calibration images (chosen with the seed) is held out for the
@@ -726,6 +726,8 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
         config: a :class:`DistillConfig`.
         calibration: float32 (N, C, H, W) images preprocessed with ``model.preprocess``.
         teacher: the original Model, same inputs and outputs.
+        labels: optional int (N,) class indices of the calibration images: adds
+            cross-entropy (weight 1 - alpha) and picks the best epoch by accuracy.
 
     Returns:
         (a new Model whose ``passes`` ends with "distill" and whose ``torch_module`` is the
@@ -753,13 +755,18 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
     data = check_calibration(model, calibration, PASS_NAME)
     n = data.shape[0]
     n_val = int(round(n * config.val_fraction))
+    y = None if labels is None else np.asarray(labels)
+    y_train = y_val = None
     if n_val >= _MIN_VAL_IMAGES and n - n_val >= 1:
         perm = np.random.default_rng(config.seed).permutation(n)
         train, val = data[perm[n_val:]], data[perm[:n_val]]
+        if y is not None:
+            y_train, y_val = y[perm[n_val:]], y[perm[:n_val]]
     else:
-        train, val = data, None
+        train, val, y_train = data, None, y
     student = bridge.to_torch(model)
-    result = distill(student, bridge.to_torch(teacher), train, val_images=val, config=config)
+    result = distill(student, bridge.to_torch(teacher), train, labels=y_train, val_images=val,
+                     val_labels=y_val, config=config)
     return bridge.from_module(model, result.student, PASS_NAME), result
 
 

@@ -561,6 +561,8 @@ class ChannelPruner:
             fold: fold the removed channels' calibration means into the following
                 layers' biases (needs calibration images; ignored without).
         """
+        from torch_pruning._helpers import to_plain_idxs as tp_plain
+
         from .utilization import add_bias, mean_compensation
 
         module = copy.deepcopy(self.base)
@@ -577,8 +579,16 @@ class ChannelPruner:
             idxs = by_name[name].channels_of(positions).tolist()
             group = dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels, idxs)
             deltas = mean_compensation(group, means) if means else []
+            # A consumer can lose output channels in the same group (residual and
+            # coupled structures): its delta was sized before the prune, so drop the
+            # entries of the outputs that are gone.
+            gone_out = {dep.target.module: set(tp_plain(idxs)) for dep, idxs in group
+                        if dg.is_out_channel_pruning_fn(dep.handler)}
             group.prune()
             for layer, delta in deltas:
+                if delta.numel() != layer.weight.shape[0] and layer in gone_out:
+                    keep = [i for i in range(delta.numel()) if i not in gone_out[layer]]
+                    delta = delta[keep]
                 add_bias(layer, delta)
         return module
 
