@@ -44,14 +44,7 @@ ROUND_TRIPS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The machine's 2 cores are shared: at 2 threads, OpenMP's spinning made small torch
-    # runs up to 100x slower when the other core was busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @lru_cache(maxsize=None)

@@ -37,13 +37,7 @@ QUIET = DistillConfig(lr=1e-3, progress=False, target_agreement=None, max_epochs
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Small convolutions on two shared cores run several times faster on one thread.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -43,13 +43,7 @@ PHOTOS = ("camera", "coins", "moon", "page", "text", "astronaut", "coffee", "che
           "rocket", "brick", "grass", "clock")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Two shared cores: OpenMP's spinning second thread makes small convolutions 10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _photos(pre: Preprocess) -> np.ndarray:

@@ -77,6 +77,11 @@ def _with_preprocess(m, mean: str | None, std: str | None, channels: str | None,
     return dataclasses.replace(m, preprocess=pre)
 
 
+def _refuse_overwrite(out_file: Path, m) -> None:
+    if out_file.resolve() == Path(m.source).resolve():
+        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
+
+
 def _csv_ints(text: str, what: str) -> list[int]:
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
@@ -207,8 +212,7 @@ def apply_cmd(
     m = edgeopt.load_model(model, shape=shape)
     if images is not None:
         m = _with_preprocess(m, mean, std, channels, resize_short)
-    if out_file.resolve() == Path(m.source).resolve():
-        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
+    _refuse_overwrite(out_file, m)
     calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
     result = edgeopt.apply_passes(m, _csv(passes), calibration=calib)
     result.save(out_file)
@@ -241,8 +245,7 @@ def prune_cmd(
     from .report.prune_table import print_prune, print_sensitivity
 
     m = edgeopt.load_model(model, shape=shape)
-    if out_file.resolve() == Path(m.source).resolve():
-        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
+    _refuse_overwrite(out_file, m)
     m = _with_preprocess(m, mean, std, channels, resize_short)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
