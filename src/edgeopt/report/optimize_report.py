@@ -7,7 +7,6 @@ never disagree.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 COLUMNS = ("candidate", "precision", "size MB", "p50 ms", "p90 ms", "speedup",

@@ -13,7 +13,7 @@ from typing import Callable
 from ..errors import ModelLoadError, ShapeError
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
-from .digits import DIGIT_CLASSES
+from ..evaluate.digits import DIGIT_CLASSES
 from .digits import RECIPES as DIGITS_RECIPES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

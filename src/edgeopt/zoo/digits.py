@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ModelLoadError
-from ..evaluate.digits import DIGIT_CLASSES
 from ..model import atomic_write_bytes
 from ..preprocess import Preprocess
 
