@@ -266,14 +266,17 @@ class CompressionReport:
 
 
 def compress(model: "Model", config: DeepCompressionConfig | None = None,
-             calibration: np.ndarray | None = None) -> CompressionReport:
+             calibration: np.ndarray | None = None,
+             labels: np.ndarray | None = None) -> CompressionReport:
     """Deep-compress the Conv/Gemm/MatMul weights of ``model`` into an archive.
 
     Args:
         model: the input Model (not modified).
         config: settings; None for the defaults.
         calibration: float32 (N, C, H, W) preprocessed images, required only when
-            ``config.finetune`` (the uncompressed model is the teacher; no labels).
+            ``config.finetune`` (the uncompressed model is the teacher).
+        labels: optional int (N,) classes of ``calibration``; fine-tuning then adds
+            cross-entropy to the distillation loss.
 
     Returns:
         a CompressionReport; ``report.archive`` holds the result, ``report.ratio`` is
@@ -281,7 +284,7 @@ def compress(model: "Model", config: DeepCompressionConfig | None = None,
 
     Raises:
         PassError: bad sparsity keys or rates, no weight to compress, fine-tuning
-            without calibration images or a torch module.
+            without calibration images or a torch module, labels that do not fit.
         DataError: calibration images that do not fit the model.
     """
     config = config or DeepCompressionConfig()
@@ -306,7 +309,7 @@ def compress(model: "Model", config: DeepCompressionConfig | None = None,
         positions[l.name], values[l.name] = pos, w[pos]
         entries[l.name] = to_relative(pos, config.bits(l.kind)[1])
 
-    tuner = _Tuner(model, config, calibration, layers, weights, positions) if config.finetune else None
+    tuner = _Tuner(model, config, calibration, labels, layers, weights, positions) if config.finetune else None
     if tuner is not None and config.retrain_epochs > 0:
         # Paper section 2: retrain the surviving weights before clustering them.
         identity = {n: SharedWeights(v.astype(np.float32), np.arange(v.size), False)
@@ -361,12 +364,13 @@ class _Tuner:
     """Distillation of shared layers through the model's torch module (see codebook.py)."""
 
     def __init__(self, model: "Model", config: DeepCompressionConfig, calibration: np.ndarray | None,
-                 layers: list[WeightLayer], weights: dict[str, np.ndarray],
+                 labels: np.ndarray | None, layers: list[WeightLayer], weights: dict[str, np.ndarray],
                  positions: dict[str, np.ndarray]) -> None:
         if calibration is None:
             raise PassError("Deep Compression fine-tuning needs calibration images: pass "
                             "calibration=... (float32 N,C,H,W) or set finetune=False")
         self.images = check_calibration(model, calibration, PASS_NAME)
+        self.labels = labels
         module = model.torch_module
         if module is None:
             try:
@@ -388,13 +392,14 @@ class _Tuner:
         """Tuned copies of ``shared`` (tables trained, assignments fixed)."""
         tensors = [TunedTensor(p, t, shape, pos, shared[n]) for n, p, t, shape, pos in self.targets]
         tuned = finetune_codebooks(self.module, tensors, self.images, epochs=epochs,
-                                   lr=self.config.finetune_lr, seconds=self.config.finetune_seconds)
+                                   lr=self.config.finetune_lr, seconds=self.config.finetune_seconds,
+                                   labels=self.labels)
         return {n: dataclasses.replace(shared[n], codebook=cb)
                 for (n, *_), cb in zip(self.targets, tuned)}
 
 
 def apply(model: "Model", config: DeepCompressionConfig | None = None,
-          calibration: np.ndarray | None = None) -> "Model":
+          calibration: np.ndarray | None = None, labels: np.ndarray | None = None) -> "Model":
     """The pass form: compress, then restore to a dense Model (any backend runs it).
 
     The restored Model has the same graph, inputs and outputs, with each compressed
@@ -404,5 +409,5 @@ def apply(model: "Model", config: DeepCompressionConfig | None = None,
     Raises:
         see :func:`compress`.
     """
-    report = compress(model, config, calibration)
+    report = compress(model, config, calibration, labels)
     return finish(model, report.restored_proto(), PASS_NAME)

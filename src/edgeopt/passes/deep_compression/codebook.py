@@ -188,7 +188,8 @@ def match_parameters(module: Any, weights: dict[str, np.ndarray]) -> dict[str, t
 
 def finetune_codebooks(module: Any, tensors: Sequence[TunedTensor], images: np.ndarray, *,
                        epochs: int = 5, lr: float = 1e-3, batch: int = 32,
-                       seconds: float = 60.0, seed: int = 0) -> list[np.ndarray]:
+                       seconds: float = 60.0, seed: int = 0,
+                       labels: np.ndarray | None = None) -> list[np.ndarray]:
     """Fine-tune shared centroids by distillation from the uncompressed module.
 
     The teacher is ``module`` itself with its dense weights; the student is the same
@@ -197,14 +198,17 @@ def finetune_codebooks(module: Any, tensors: Sequence[TunedTensor], images: np.n
     of the gradients of the weights assigned to it (paper eq. 3). Assignments, zeros
     and a reserved zero slot stay fixed; every other parameter is frozen. Loss: KL
     divergence when the outputs are probability rows (a softmax head), else mean
-    squared error on the outputs. Adam, learning rate ``lr`` times each layer's
-    centroid spread.
+    squared error on the outputs; with ``labels``, plus the cross-entropy to the true
+    class (the paper retrains on the labeled training set; the teacher term keeps the
+    compressed model close to the original where labels are few). Adam, learning rate
+    ``lr`` times each layer's centroid spread.
 
     Args:
         module: a torch.nn.Module computing the same function as the ONNX model
             (it is not modified).
         tensors: the shared layers to tune.
-        images: float32 (N, C, H, W) preprocessed images (no labels needed).
+        images: float32 (N, C, H, W) preprocessed images.
+        labels: optional int (N,) class indices of ``images``.
         epochs, batch: passes over the images and images per step.
         seconds: wall-clock budget; training stops early when it runs out.
 
@@ -230,6 +234,12 @@ def finetune_codebooks(module: Any, tensors: Sequence[TunedTensor], images: np.n
             raise PassError(f"the calibration images do not run through the torch module "
                             f"({str(e).splitlines()[0][:120]}): pass images of the model's input shape") from e
     probs = bool((teacher >= 0).all() and torch.allclose(teacher.sum(1), torch.ones(len(teacher)), atol=1e-3))
+    y_all = None
+    if labels is not None:
+        y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        if y_all.shape != (len(x_all),) or int(y_all.min()) < 0 or int(y_all.max()) >= teacher.shape[1]:
+            raise PassError(f"labels must be {len(x_all)} class indices in [0, {teacher.shape[1]}): "
+                            f"pass one label per calibration image")
 
     free, fixed, index, pos = [], [], [], []
     for t in tensors:
@@ -265,6 +275,9 @@ def finetune_codebooks(module: Any, tensors: Sequence[TunedTensor], images: np.n
                 loss = torch.nn.functional.kl_div(torch.log(out.clamp_min(1e-12)), ref, reduction="batchmean")
             else:
                 loss = torch.nn.functional.mse_loss(out, ref)
+            if y_all is not None:
+                logp = torch.log(out.clamp_min(1e-12)) if probs else torch.log_softmax(out, 1)
+                loss = loss + torch.nn.functional.nll_loss(logp, y_all[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
