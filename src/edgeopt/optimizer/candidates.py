@@ -117,6 +117,7 @@ def build_recipes(
     recipes: tuple[Recipe, ...],
     calibration: np.ndarray | None,
     *,
+    labels: np.ndarray | None = None,
     on_step: Any = None,
 ) -> dict[str, Model | str]:
     """Apply each recipe's passes to ``model``.
@@ -127,6 +128,8 @@ def build_recipes(
     Args:
         model: the original model (never modified).
         calibration: float32 (N, C, H, W) preprocessed calibration images, or None.
+        labels: int (N,) classes of the calibration images, or None; distillation then
+            adds cross-entropy to its loss.
         on_step: optional callable(recipe_name) called before each recipe (progress).
 
     Returns:
@@ -152,7 +155,7 @@ def build_recipes(
                     try:
                         # The original is the teacher of every distillation step.
                         prefix_cache[key] = run_pass(name, prev, config, calibration=calibration,
-                                                     teacher=model)
+                                                     teacher=model, labels=labels)
                     except EdgeoptError as e:
                         prefix_cache[key] = f"pass {name} failed: {e}"
             current = prefix_cache[key]

@@ -154,7 +154,8 @@ def optimize(
             bar.describe(f"building {name}")
             bar.advance()
 
-        built = build_recipes(model, recipes, calib_tensor, on_step=on_step)
+        calib_labels = None if calibration.labels is None else np.asarray(calibration.labels)
+        built = build_recipes(model, recipes, calib_tensor, labels=calib_labels, on_step=on_step)
         candidates: list[Candidate] = []
         for recipe in recipes:
             for backend in backends:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CALIBRATION = "calibration"
 TEACHER = "teacher"
+LABELS = "labels"  # optional: used when the caller has them, never required
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class PassSpec:
         config: ``"module:Class"`` of its frozen dataclass config (all defaults valid).
         requires: what the caller must supply besides the model ("calibration": a float32
             array (N, C, H, W) of preprocessed images).
+        accepts: what the pass uses when the caller has it ("labels": class indices of
+            the calibration images).
         summary: one line for listings.
         needs: one line naming what is missing when a requirement is not met, ending
             with the fix.
@@ -47,6 +50,7 @@ class PassSpec:
     apply: str
     config: str
     requires: tuple[str, ...] = ()
+    accepts: tuple[str, ...] = ()
     summary: str = ""
     needs: str = ""
 
@@ -86,11 +90,11 @@ _SPECS = [
              needs="channel pruning needs calibration images (utilization/taylor scores, "
                    "mean fold): pass --images DIR"),
     PassSpec("distill", "edgeopt.passes.distill:apply", "edgeopt.passes.distill:DistillConfig",
-             requires=(CALIBRATION, TEACHER),
+             requires=(CALIBRATION, TEACHER), accepts=(LABELS,),
              summary="knowledge distillation from the original model (recovery after pruning)",
              needs="distillation needs calibration images (--images DIR) and the original model as teacher"),
     PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
-             "edgeopt.passes.deep_compression:DeepCompressionConfig",
+             "edgeopt.passes.deep_compression:DeepCompressionConfig", accepts=(CALIBRATION, LABELS),
              summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense"),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
@@ -119,7 +123,8 @@ def default_config(name: str) -> Any:
 
 
 def run_pass(name: str, model: "Model", config: Any = None,
-             calibration: np.ndarray | None = None, *, teacher: "Model | None" = None) -> "Model":
+             calibration: np.ndarray | None = None, *, teacher: "Model | None" = None,
+             labels: np.ndarray | None = None) -> "Model":
     """Apply pass ``name`` to ``model``.
 
     Args:
@@ -130,6 +135,8 @@ def run_pass(name: str, model: "Model", config: Any = None,
             applied), for passes that require "calibration"; ignored by the others.
         teacher: the original Model, for passes that require "teacher" (distillation);
             a second Model is not a setting, so it is not part of any config.
+        labels: optional int (N,) class indices of ``calibration``, forwarded to passes
+            that accept them (distillation then adds cross-entropy); ignored by others.
 
     Returns:
         a new Model whose ``passes`` ends with ``name``.
@@ -158,6 +165,10 @@ def run_pass(name: str, model: "Model", config: Any = None,
         if teacher is None:
             raise PassError(spec.needs)
         kwargs["teacher"] = teacher
+    if CALIBRATION in spec.accepts and CALIBRATION not in spec.requires and calibration is not None:
+        kwargs["calibration"] = calibration
+    if LABELS in spec.accepts and labels is not None:
+        kwargs["labels"] = labels
     return apply(*args, **kwargs)
 
 

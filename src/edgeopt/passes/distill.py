@@ -771,7 +771,7 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
 
 
 def apply(model: "Model", config: DistillConfig, calibration: np.ndarray, *,
-          teacher: "Model | None" = None) -> "Model":
+          teacher: "Model | None" = None, labels: np.ndarray | None = None) -> "Model":
     """The ``distill`` pass: recover a (pruned) model by distillation from ``teacher``.
 
     Registry integration: the teacher is a second Model, not a setting (a config holds
@@ -782,4 +782,4 @@ def apply(model: "Model", config: DistillConfig, calibration: np.ndarray, *,
 
     See :func:`distill_model` for the arguments, result and errors.
     """
-    return distill_model(model, config, calibration, teacher=teacher)[0]
+    return distill_model(model, config, calibration, teacher=teacher, labels=labels)[0]
