@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -293,7 +294,7 @@ def compress_size_cmd(
     conv_bits: int = typer.Option(8, help="Codebook index bits for Conv weights (2^b centroids)."),
     fc_bits: int = typer.Option(5, help="Codebook index bits for Gemm/MatMul weights."),
     finetune: bool = typer.Option(False, "--finetune", help="Retrain kept weights and centroids by distillation from the original (needs --images)."),
-    images: Optional[Path] = typer.Option(None, help="Unlabeled images for --finetune."),
+    images: Optional[Path] = typer.Option(None, help="Images for --finetune (one sub-folder per class adds cross-entropy to the distillation)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Compressed archive (written atomically)."),
     restored: Optional[Path] = typer.Option(None, help="Also write the restored dense ONNX model here."),
@@ -306,11 +307,13 @@ def compress_size_cmd(
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
     config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
                                    conv_bits=conv_bits, fc_bits=fc_bits, finetune=finetune)
-    calib = None
+    calib = labels = None
     if images is not None:
         m = _with_preprocess(m, None, None, None, None)
-        calib = edgeopt.load_images(str(images), labels=m.labels).tensor(m.preprocess)
-    report = compress(m, config, calib)
+        imageset = edgeopt.load_images(str(images), labels=m.labels)
+        calib = imageset.tensor(m.preprocess)
+        labels = None if imageset.labels is None else np.asarray(imageset.labels)
+    report = compress(m, config, calib, labels)
     report.save_archive(out_file)
     if restored is not None:
         import dataclasses
@@ -339,8 +342,23 @@ def optimize_cmd(
     std: Optional[str] = StdOpt,
     channels: Optional[str] = ChannelsOpt,
     resize_short: Optional[int] = ResizeShortOpt,
+    search: bool = typer.Option(False, "--search", help="Accuracy-aware search (Optuna) over pruning, precision, mixed precision, calibration, backend, threads and batch."),
+    budget: str = typer.Option("10m", help="--search: wall-time budget (e.g. 600, 90s, 10m, 1h), always respected."),
+    objective: str = typer.Option("p50", help="--search: latency statistic to minimise, p50 or p90."),
+    max_latency: Optional[float] = typer.Option(None, help="--search: latency constraint, ms."),
+    max_size: Optional[str] = typer.Option(None, help="--search: model size constraint (bytes, or e.g. 2MB)."),
+    size_objective: bool = typer.Option(False, "--size-objective", help="--search: also minimise size (a third objective)."),
+    allow_batching: bool = typer.Option(False, "--allow-batching", help="--search: batch sizes 1..--max-batch are part of the space (latency per image)."),
+    max_batch: int = typer.Option(32, help="--search with --allow-batching: largest batch."),
+    storage: Optional[str] = typer.Option(None, help="--search: Optuna storage URL (default: sqlite in --out; e.g. postgresql://host/db to share a study between machines)."),
+    study_name: Optional[str] = typer.Option(None, help="--search: study name (default: from the model, batch and threads)."),
+    resume: bool = typer.Option(False, "--resume", help="--search: continue the existing study."),
+    workers: int = typer.Option(1, help="--search: processes running trials on one study (they share the CPU: timings interfere)."),
+    trials_only: bool = typer.Option(False, "--trials-only", hidden=True),
 ) -> None:
-    """The main job: candidates (passes x backends), measured here; the fastest within budget wins."""
+    """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
+
+    With --search: an accuracy-aware search that reports the Pareto front."""
     from .optimizer.deploy import write_outputs
     from .optimizer.select import OptimizeConfig
     from .report.optimize_table import print_optimize
@@ -373,12 +391,58 @@ def optimize_cmd(
     targets = tuple(_csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
+    if search:
+        from .cli_search import parse_duration, parse_size
+        from .optimizer.search import SearchConfig, default_space
+
+        if workers < 1 or max_batch < 1:
+            raise EdgeoptError("--workers and --max-batch must be positive integers")
+        scfg = SearchConfig(
+            budget_s=parse_duration(budget), max_drop=max_drop, max_latency_ms=max_latency,
+            max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
+            size_objective=size_objective, batch=batch, threads=threads, train_seconds=train_seconds,
+            storage=storage, study_name=study_name, resume=resume, min_time_s=seconds,
+            max_time_s=3 * seconds,
+            space=default_space(threads, batch, backend_list, allow_batching=allow_batching,
+                                max_batch=max_batch, prune_targets=targets),
+        )
+        _run_search(m, evalset, calibset, scfg, out_dir, workers=workers, trials_only=trials_only)
+        return
     cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list,
                          min_time_s=seconds, max_time_s=4 * seconds, prune_targets=targets,
                          train_seconds=train_seconds)
     result = edgeopt.optimize(m, evalset, calibration=calibset, config=cfg)
     files = write_outputs(result, out_dir)
     print_optimize(result, out)
+    out.print("wrote " + ", ".join(str(p) for p in files.values()))
+
+
+def _run_search(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
+    """optimize --search: run (and with --workers, share) the study, then write the outputs."""
+    import time
+
+    from .cli_search import print_search, start_workers, wait_workers
+    from .optimizer.search import search
+    from .optimizer.search_output import write_search_outputs
+
+    procs: list = []
+    t0 = time.monotonic()
+
+    def on_ready() -> None:
+        if workers > 1:
+            out.print(f"starting {workers - 1} more worker(s); logs in {out_dir / 'workers'}")
+            procs.extend(start_workers(workers - 1, sys.argv[1:], cfg.budget_s - (time.monotonic() - t0) - cfg.reserve,
+                                       out_dir / "workers"))
+
+    try:
+        result = search(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
+                        on_ready=on_ready, on_trials_done=lambda: wait_workers(procs, t0 + cfg.budget_s - cfg.reserve / 2))
+    finally:
+        wait_workers(procs, time.monotonic())  # after an error: stop them now
+    if result is None:  # a worker: the main process chooses and writes
+        return
+    files = write_search_outputs(result, out_dir)
+    print_search(result, out)
     out.print("wrote " + ", ".join(str(p) for p in files.values()))
 
 

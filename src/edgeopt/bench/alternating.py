@@ -8,17 +8,14 @@ numbers are not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from .harness import benchmark
 from .stats import percentile
 
-if TYPE_CHECKING:
-    from ..model import Model
-
 
 def alternating_p50(
-    entries: Sequence[tuple["Model", str]],
+    entries: Sequence[tuple],
     *,
     batch: int = 1,
     threads: int = 2,
@@ -28,6 +25,10 @@ def alternating_p50(
     max_time_s: float = 2.0,
 ) -> list[float]:
     """p50 latency (ms) of each (model, backend) from ``rounds`` alternating rounds.
+
+    An entry is ``(model, backend)``, ``(model, backend, threads)`` or
+    ``(model, backend, threads, batch)``; the last two override ``threads`` and ``batch``
+    for that entry (a search may pick other settings than the baseline's).
 
     Each round times every entry once with :func:`edgeopt.bench.harness.benchmark`
     (``min_runs`` runs and ``min_time_s`` seconds, capped at ``max_time_s``); the runs
@@ -40,10 +41,13 @@ def alternating_p50(
     runs: list[list[float]] = [[] for _ in entries]
     failed = [False] * len(entries)
     for _ in range(rounds):
-        for i, (model, backend) in enumerate(entries):
+        for i, entry in enumerate(entries):
             if failed[i]:
                 continue
-            res = benchmark(model, backend, batch=batch, threads=threads, min_runs=min_runs,
+            model, backend = entry[0], entry[1]
+            t = entry[2] if len(entry) > 2 else threads
+            b = entry[3] if len(entry) > 3 else batch
+            res = benchmark(model, backend, batch=b, threads=t, min_runs=min_runs,
                             min_time_s=min_time_s, max_time_s=max_time_s)
             if res.error:
                 failed[i] = True

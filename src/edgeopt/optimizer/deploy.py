@@ -11,48 +11,91 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ..bench.machine import machine_info
 from ..report.optimize_report import render_html, render_markdown
 from ..report.plots import plot_tradeoff
+from ..model import Model
 from .select import OptimizeResult, result_summary
 
 DEPLOY_SCHEMA = 1
 
 
-def deploy_record(result: OptimizeResult, model_file: str) -> dict:
-    """The deploy.json content: how to run the chosen model and what it measured.
+def make_deploy_record(*, model: Model, source: Model, backend: str, precision: str, recipe: str,
+                       threads: int, batch: int, latency_ms: dict, throughput_ips: float | None,
+                       speedup: float, quality: dict | None, model_file: str,
+                       extra: dict | None = None) -> dict:
+    """The deploy.json content: how to run ``model`` and what it measured.
 
-    Keys: schema, model_file, source, backend, precision, recipe, passes, threads,
-    batch, inputs (name, shape at batch 1, dtype), outputs, preprocess, labels,
-    latency_ms (min/mean/p50/p90/p99/max at the batch), throughput_ips,
-    speedup_vs_original, quality (vs the original fp32), machine.
+    Keys: schema, model_file, source, source_sha256, model_sha256, backend, precision,
+    recipe, passes, threads, batch, inputs (name, shape at batch 1, dtype, layout),
+    outputs, preprocess, labels, latency_ms (min/mean/p50/p90/p99/max at the batch),
+    throughput_ips, speedup_vs_original, quality (vs the original fp32), machine (with
+    the CPU's ISA flags), and ``extra``'s keys.
     """
-    w = result.winner
-    stats = w.bench.stats
-    return {
+    record = {
         "schema": DEPLOY_SCHEMA,
         "model_file": model_file,
-        "source": result.model.source,
-        "source_sha256": result.model.source_sha256,
-        "model_sha256": w.model.sha256,
-        "backend": w.backend,
-        "precision": w.recipe.precision,
-        "recipe": w.recipe.name,
-        "passes": list(w.model.passes),
-        "threads": result.config.threads,
-        "batch": result.config.batch,
+        "source": source.source,
+        "source_sha256": source.source_sha256,
+        "model_sha256": model.sha256,
+        "backend": backend,
+        "precision": precision,
+        "recipe": recipe,
+        "passes": list(model.passes),
+        "threads": threads,
+        "batch": batch,
         "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "layout": s.layout}
-                   for s in w.model.inputs],
-        "outputs": w.model.output_names,
-        "preprocess": None if w.model.preprocess is None else w.model.preprocess.to_dict(),
-        "labels": w.model.labels,
-        "latency_ms": stats.to_dict(),
-        "throughput_ips": w.bench.throughput,
-        "speedup_vs_original": result.confirmed_speedup,
-        "quality": w.quality.to_dict() if w.quality is not None else None,
+                   for s in model.inputs],
+        "outputs": model.output_names,
+        "preprocess": None if model.preprocess is None else model.preprocess.to_dict(),
+        "labels": model.labels,
+        "latency_ms": latency_ms,
+        "throughput_ips": throughput_ips,
+        "speedup_vs_original": speedup,
+        "quality": quality,
         "machine": machine_info(),
     }
+    record.update(extra or {})
+    return record
+
+
+def deploy_record(result: OptimizeResult, model_file: str) -> dict:
+    """The deploy.json of an optimize run (see :func:`make_deploy_record`)."""
+    w = result.winner
+    return make_deploy_record(
+        model=w.model, source=result.model, backend=w.backend, precision=w.recipe.precision,
+        recipe=w.recipe.name, threads=result.config.threads, batch=result.config.batch,
+        latency_ms=w.bench.stats.to_dict(), throughput_ips=w.bench.throughput,
+        speedup=result.confirmed_speedup, quality=w.quality.to_dict() if w.quality is not None else None,
+        model_file=model_file,
+    )
+
+
+def write_staged(out: str | os.PathLike, write: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
+    """Call ``write(staging_dir)``, then move each file it wrote into ``out``.
+
+    ``write`` returns {kind: path inside the staging folder}. The staging folder lives
+    inside ``out`` (same file system, so ``os.replace`` is atomic per file) and is
+    removed afterwards, also on error.
+
+    Returns:
+        {kind: final path}.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        files = write(staging)
+        final = {}
+        for kind, path in files.items():
+            target = out / path.name
+            os.replace(path, target)
+            final[kind] = target
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, Path]:
@@ -62,12 +105,10 @@ def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, P
     Returns:
         {kind: path} of the files written.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = result_summary(result)
     summary["machine"] = machine_info()
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-    try:
+
+    def write(staging: Path) -> dict[str, Path]:
         files = {
             "model": staging / "model.onnx",
             "deploy": staging / "deploy.json",
@@ -84,11 +125,6 @@ def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, P
         plot_name = plot.name if plot is not None else None
         files["report_md"].write_text(render_markdown(summary, plot_name))
         files["report_html"].write_text(render_html(summary, plot_name))
-        final = {}
-        for kind, path in files.items():
-            target = out / path.name
-            os.replace(path, target)
-            final[kind] = target
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return files
+
+    return write_staged(out, write)

@@ -97,6 +97,72 @@ def plot_tradeoff(summary: dict, path: str | os.PathLike) -> Path | None:
     return Path(path)
 
 
+def plot_pareto(summary: dict, path: str | os.PathLike) -> Path | None:
+    """Per-image latency vs quality drop of an ``optimize --search`` run: one point per
+    measured trial (repeats left out), green feasible / red infeasible, squares hand-picked,
+    triangles from the accuracy-aware fallback, the chosen one starred, the Pareto front
+    as a step line, the quality budget as a dashed line; x is log scale when the
+    latencies span more than 10x. The points carry their trial numbers, keyed beside the
+    axes.
+
+    Args:
+        summary: :func:`edgeopt.optimizer.search_output.search_summary` output.
+        path: PNG to write (parent folders created; written atomically).
+
+    Returns:
+        the path written, or None when no trial is complete.
+    """
+    from matplotlib.lines import Line2D
+
+    pts = sorted((t for t in summary["trials"] if t["state"] == "complete" and t["duplicate_of"] is None
+                  and t["per_image_ms"] is not None and t["drop"] is not None),
+                 key=lambda t: (t["per_image_ms"], t["number"]))
+    if not pts:
+        return None
+    unit = "dB" if summary["quality_metric"] == "snr" else "points"
+    shown = pts[:60]  # the key beside the axes stays one readable column
+    fig, ax = _figure((11, max(5.0, 1.0 + 0.14 * len(shown))))
+    markers = {"hand-picked": "s", "fallback": "^"}
+    winner = next((t["number"] for t in pts if t["label"] == summary["winner"]), None)
+    key_lines = []
+    for i, t in enumerate(pts):
+        x, y, chosen = t["per_image_ms"], t["drop"], t["number"] == winner
+        ax.scatter(x, y, c="tab:green" if t["feasible"] else "tab:red", zorder=3 + chosen,
+                   marker="*" if chosen else markers.get(t["origin"], "o"), s=260 if chosen else 45,
+                   edgecolors="k" if chosen else "none")
+        ax.annotate(str(t["number"]), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
+        if i < len(shown):
+            key_lines.append(f"#{t['number']:<3} {t['label']}  {x:.3f} ms  drop {y:.2f}" + ("  (chosen)" if chosen else ""))
+    if len(pts) > len(shown):
+        key_lines.append(f"... {len(pts) - len(shown)} slower trials not keyed")
+    front = sorted(summary["pareto"], key=lambda t: t["per_image_ms"])
+    if front:
+        ax.step([t["per_image_ms"] for t in front], [t["drop"] for t in front], where="post",
+                color="tab:green", lw=1, alpha=0.7)
+    ax.axhline(summary["max_drop"], color="tab:red", ls="--", lw=1)
+    xs = [t["per_image_ms"] for t in pts]
+    if min(xs) > 0 and max(xs) / min(xs) > 10:
+        ax.set_xscale("log")
+    ax.text(1.02, 1.0, "\n".join(key_lines), transform=ax.transAxes, va="top", ha="left",
+            fontsize=7, family="monospace")
+    handles = [Line2D([], [], ls="", marker="o", color="tab:green", label="feasible"),
+               Line2D([], [], ls="", marker="o", color="tab:red", label="over a budget"),
+               Line2D([], [], ls="", marker="s", color="gray", label="hand-picked"),
+               Line2D([], [], ls="", marker="^", color="gray", label="fallback"),
+               Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
+               Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
+               Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget {summary['max_drop']:g} {unit}")]
+    ax.legend(handles=handles, loc="best", fontsize=7)
+    ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
+    ax.set_ylabel(f"quality drop ({unit} of {summary['quality_metric']})")
+    ax.set_title(f"{summary['model']}: per-image latency vs quality drop, one point per measured trial",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, Path(path))
+    return Path(path)
+
+
 def _figure(size: tuple[float, float]):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

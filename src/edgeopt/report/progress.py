@@ -20,6 +20,11 @@ class _Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
+    def to(self, completed: float) -> None:
+        """Set the amount done (e.g. seconds of a time budget used)."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed)
+
 
 @contextlib.contextmanager
 def progress_bar(title: str, total: int, *, enabled: bool = True) -> Iterator[_Bar]:

@@ -1,0 +1,111 @@
+"""The ``optimize --search`` side of the CLI: option parsing, worker processes, the summary.
+
+Kept out of cli.py so the command module stays a thin list of commands.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EdgeoptError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "kib": 1024, "mib": 1024 ** 2,
+               "gib": 1024 ** 3}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "10m", "1.5h".
+
+    Raises:
+        EdgeoptError: not a positive duration.
+    """
+    m = _DURATION.match(text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise EdgeoptError(f"bad duration {text!r}: give e.g. 600, 90s, 10m or 1h")
+    unit = (m.group(2) or "s").lower()
+    return float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "2000000", "2MB", "500kB", "1.5MiB" (kB/MB/GB are powers of 1000).
+
+    Raises:
+        EdgeoptError: not a positive size.
+    """
+    m = _SIZE.match(text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise EdgeoptError(f"bad size {text!r}: give bytes or e.g. 500kB, 2MB, 1.5MiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def worker_command(argv: Sequence[str], budget_s: float) -> list[str]:
+    """The command line of one extra worker: the same command, resuming the same study,
+    running trials only, with the time left as its budget (Click keeps an option's last
+    value, so appending overrides)."""
+    return [sys.executable, "-m", "edgeopt.cli", *argv, "--resume", "--trials-only",
+            "--budget", f"{max(1.0, budget_s):.0f}s"]
+
+
+def start_workers(n: int, argv: Sequence[str], budget_s: float, log_dir: Path) -> list[subprocess.Popen]:
+    """Start ``n`` worker processes on the study the caller just created.
+
+    Each worker's output goes to ``log_dir/worker-K.log``.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for k in range(n):
+        log = open(log_dir / f"worker-{k + 1}.log", "w")
+        procs.append(subprocess.Popen(worker_command(argv, budget_s), stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "EDGEOPT_WORKER": str(k + 1)}))
+    return procs
+
+
+def wait_workers(procs: list[subprocess.Popen], deadline: float) -> list[int]:
+    """Wait for the workers until ``deadline`` (monotonic seconds), then stop the rest.
+
+    Returns:
+        their exit codes (negative: killed).
+    """
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            p.terminate()
+            codes.append(p.wait())
+    return codes
+
+
+def print_search(result: Any, console: Console) -> None:
+    """The verdict and the Pareto front as a Rich table."""
+    table = Table(title=f"Pareto front ({result.quality_metric} drop vs latency per image)")
+    for col in ("trial", "p50 ms/img", "p90 ms", "drop (points)", "size MB", ""):
+        table.add_column(col)
+    for t in sorted(result.pareto, key=lambda r: r.per_image_ms):
+        mark = "chosen" if t.number == result.winner.number else ""
+        table.add_row(t.label, f"{t.per_image_ms:.3f}", f"{t.p90_ms:.3f}", f"{t.drop:.2f}",
+                      f"{t.size_bytes / 1e6:.2f}", mark)
+    console.print(table)
+    done = sum(1 for t in result.trials if t.state == "complete" and t.duplicate_of is None)
+    console.print(f"{len(result.trials)} trials ({done} measured in full) in {result.elapsed_s:.0f} s")
+    for line in result.fallback:
+        console.print(f"fallback: {line}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    c = result.confirm_ms
+    console.print(
+        f"chosen [bold]{result.winner.label}[/bold]: {c['winner']:.3f} ms per image vs "
+        f"{c['hand_picked']:.3f} for the best hand-picked ({result.hand_picked_best.label}) = "
+        f"[bold]{result.speedup_vs_hand_picked:.2f}x[/bold], vs {c['baseline']:.3f} for fp32 on "
+        f"ONNX Runtime = {result.speedup_vs_baseline:.2f}x (alternating re-timing)")

@@ -1,0 +1,236 @@
+"""Build the model of a search point from existing passes, once.
+
+A point's model is a chain of pass steps (prune -> distill -> cleanup -> precision). Every
+prefix of the chain is kept in memory, and every finished model is also written to a
+cache folder keyed by its steps, so points sharing a prefix (say, the same pruned and
+distilled model quantized two ways) build it once, and a resumed search, or another
+worker process on the same machine, reads it back instead of training again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..errors import EdgeoptError, PassError
+from ..model import Model, atomic_write_bytes
+from .space import Point, quant_pass
+
+# First-guess build costs in seconds, replaced by what each pass measures here.
+_GUESS_S = {"prune": 10.0, "distill": 0.0, "cleanup": 3.0, "fp16": 3.0, "int8-static": 15.0,
+            "int8-nncf": 20.0, "int8-dynamic": 5.0, "ranking": 10.0, "sensitivity": 60.0}
+
+
+class ModelBuilder:
+    """Builds (and caches) the model of each :class:`~edgeopt.optimizer.space.Point`.
+
+    Args:
+        original: the user's model (never modified); it is also the distillation teacher.
+        calibration: float32 (N, C, H, W) preprocessed calibration images.
+        labels: int (N,) classes of ``calibration``, or None (distillation is then
+            teacher-only).
+        train_seconds: distillation budget of each pruned model, seconds.
+        cache_dir: folder for built models (None: memory only).
+        sensitivity_drop: with the "sensitivity" prune scope, each layer is capped at the
+            largest ratio whose drop in top-1 agreement, pruned alone and before
+            recovery, stays under this many points.
+        ranking_images: calibration images used to rank layers by int8 error.
+    """
+
+    def __init__(self, original: Model, calibration: np.ndarray, labels: np.ndarray | None = None, *,
+                 train_seconds: float = 45.0, cache_dir: str | Path | None = None,
+                 sensitivity_drop: float = 5.0, ranking_images: int = 32) -> None:
+        self.original = original
+        self.calibration = calibration
+        self.labels = labels
+        self.train_seconds = float(train_seconds)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.sensitivity_drop = sensitivity_drop
+        self.ranking_images = ranking_images
+        self._memo: dict[tuple, Model | str] = {(): original}
+        self._rankings: dict[tuple, tuple[str, ...]] = {}
+        self._safe_ratios: dict[str, float] | None = None
+        self.seconds: dict[str, float] = {}  # measured cost per pass name (largest seen)
+        # Trained models depend on the data they were trained on, not only on the steps.
+        digest = hashlib.sha256(np.ascontiguousarray(calibration).tobytes())
+        if labels is not None:
+            digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+        self._data_digest = digest.hexdigest()[:16]
+
+    # -- steps ---------------------------------------------------------------------------
+    def steps(self, point: Point) -> tuple[tuple[str, Any], ...]:
+        """(pass name, config) pairs that build ``point``'s model, in order.
+
+        The layers kept in float (``float_layers``) come from the int8 error ranking of
+        the same model quantized whole; computing it may build that model first.
+        """
+        from ..passes.distill import DistillConfig
+        from ..passes.prune import PruneConfig
+        from ..passes.quantize import NncfQuantConfig, StaticQuantConfig
+
+        steps: list[tuple[str, Any]] = []
+        if point.prune:
+            safe = self.safe_ratios() if point.prune_scope == "sensitivity" else None
+            steps.append(("prune", PruneConfig(target_macs=point.prune, sensitivity=_frozen(safe))))
+            steps.append(("distill", DistillConfig(time_budget_s=self.train_seconds, progress=False)))
+        if point.cleanup:
+            steps.append(("cleanup", None))
+        qpass = quant_pass(point.precision)
+        if qpass is None:
+            return tuple(steps)
+        keep: tuple[str, ...] = ()
+        if point.float_layers:
+            keep = self.ranking(point)[:point.float_layers]
+        if point.precision == "int8-ort":
+            steps.append((qpass, StaticQuantConfig(calibration_method=point.calibration, nodes_to_exclude=keep)))
+        elif point.precision == "int8-nncf":
+            steps.append((qpass, NncfQuantConfig(ignored_nodes=keep)))
+        else:
+            steps.append((qpass, None))
+        return tuple(steps)
+
+    def safe_ratios(self) -> dict[str, float]:
+        """Per-layer ratio caps from the sensitivity analysis (computed once)."""
+        if self._safe_ratios is None:
+            import torch
+
+            from ..analysis.sensitivity import agreement_fn, max_safe_ratios, sensitivity
+            from ..bridge import to_torch
+
+            t0 = time.perf_counter()
+            module = to_torch(self.original)
+            example = torch.zeros(self.original.inputs[0].shape, dtype=torch.float32)
+            images = self.calibration[: self.ranking_images * 2]
+            result = sensitivity(module, example, agreement_fn(module, images), calibration=images,
+                                 progress=False)
+            self._safe_ratios = max_safe_ratios(result, self.sensitivity_drop)
+            self._note("sensitivity", time.perf_counter() - t0)
+        return self._safe_ratios
+
+    def ranking(self, point: Point) -> tuple[str, ...]:
+        """Node names of ``point``'s float model, worst int8 error first
+        (:func:`edgeopt.analysis.quant_error.layer_errors` of the whole-int8 model)."""
+        whole = dataclasses.replace(point, float_layers=0)
+        key = whole.model_key
+        if key not in self._rankings:
+            from ..analysis.quant_error import layer_errors
+
+            quantized = self.build(whole)
+            float_model = self._chain(self.steps(whole)[:-1])
+            t0 = time.perf_counter()
+            errors = layer_errors(float_model, quantized, self.calibration[: self.ranking_images])
+            self._rankings[key] = tuple(e.node for e in errors)
+            self._note("ranking", time.perf_counter() - t0)
+        return self._rankings[key]
+
+    # -- building ------------------------------------------------------------------------
+    def build(self, point: Point) -> Model:
+        """The model of ``point``.
+
+        Raises:
+            EdgeoptError: a pass failed (the message names it); the failure is remembered,
+                so the same steps are not retried.
+        """
+        got = self._chain(self.steps(point))
+        if isinstance(got, str):
+            raise PassError(got)
+        return got
+
+    def estimate_seconds(self, point: Point) -> float:
+        """Seconds the steps of ``point`` not built yet would take (a guess before the
+        first build of each pass, then the largest time measured here)."""
+        qpass = quant_pass(point.precision)
+        extra = 0.0
+        if point.float_layers and dataclasses.replace(point, float_layers=0).model_key not in self._rankings:
+            extra = self._cost("ranking") + self._cost(qpass)
+        if point.prune and point.prune_scope == "sensitivity" and self._safe_ratios is None:
+            # The steps are unknown until the analysis has run: count all of them.
+            names = ["sensitivity", "prune", "distill", "cleanup"] + ([qpass] if qpass else [])
+            return sum(self._cost(n) for n in names) + extra
+        steps = self.steps(dataclasses.replace(point, float_layers=0))
+        total = extra
+        for i in range(1, len(steps) + 1):
+            key = steps[:i]
+            if key not in self._memo and not self._cached(key):
+                total += self._cost(key[-1][0])
+        return total
+
+    def _chain(self, steps: tuple[tuple[str, Any], ...]) -> Model | str:
+        from ..passes.base import run_pass
+
+        for i in range(1, len(steps) + 1):
+            key = steps[:i]
+            if key in self._memo:
+                continue
+            prev = self._memo[key[:-1]]
+            if isinstance(prev, str):
+                self._memo[key] = prev
+                continue
+            cached = self._load(key)
+            if cached is not None:
+                self._memo[key] = cached
+                continue
+            name, config = key[-1]
+            t0 = time.perf_counter()
+            try:
+                built = run_pass(name, prev, config, calibration=self.calibration,
+                                 teacher=self.original, labels=self.labels)
+            except EdgeoptError as e:
+                self._memo[key] = f"pass {name} failed: {e}"
+                continue
+            self._note(name, time.perf_counter() - t0)
+            self._memo[key] = built
+            self._store(key, built)
+        return self._memo[steps]
+
+    def _cost(self, name: str) -> float:
+        if name == "distill":
+            return self.train_seconds + 5.0
+        return self.seconds.get(name, _GUESS_S.get(name, 10.0))
+
+    def _note(self, name: str, seconds: float) -> None:
+        self.seconds[name] = max(seconds, self.seconds.get(name, 0.0))
+
+    # -- disk cache ----------------------------------------------------------------------
+    def _path(self, key: tuple) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        ident = json.dumps([self.original.sha256, self._data_digest, [(n, repr(c)) for n, c in key]])
+        return self.cache_dir / (hashlib.sha256(ident.encode()).hexdigest()[:24] + ".onnx")
+
+    def _cached(self, key: tuple) -> bool:
+        path = self._path(key)
+        return path is not None and path.exists()
+
+    def _load(self, key: tuple) -> Model | None:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            proto = onnx.load(str(path))
+            passes = tuple(json.loads(path.with_suffix(".json").read_text())["passes"])
+        except (OSError, ValueError, KeyError, onnx.onnx_cpp2py_export.checker.ValidationError):
+            return None
+        return dataclasses.replace(self.original, proto=proto, passes=passes, torch_module=None)
+
+    def _store(self, key: tuple, model: Model) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps({"passes": list(model.passes)}).encode())
+        atomic_write_bytes(path, model.serialized())
+
+
+def _frozen(safe: dict[str, float] | None) -> tuple[tuple[str, float], ...] | None:
+    """A hashable, order-independent form of the ratio caps (configs are dict keys)."""
+    return None if safe is None else tuple(sorted(safe.items()))
+
+

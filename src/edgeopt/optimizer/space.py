@@ -1,0 +1,214 @@
+"""The search space of ``optimize --search``: every point is a recipe of existing passes
+plus backend settings (backend, threads, batch). The search adds no new way to change a
+model.
+
+Dimensions (a :class:`SearchSpace` lists the values allowed on each):
+
+- structured pruning: fraction of MACs removed (0 = none), recovered by distillation
+  from the original; channels ranked across layers ("global") or with each layer capped
+  at the ratio the sensitivity analysis found safe ("sensitivity");
+- graph cleanup on or off;
+- precision: fp32, fp16, int8 static (ONNX Runtime QDQ), int8 NNCF, int8 dynamic;
+- for int8 static, the calibration method (minmax, entropy, percentile);
+- for int8 static and NNCF, mixed precision: the ``float_layers`` layers with the worst
+  measured int8 error (:mod:`edgeopt.analysis.quant_error`) kept in float;
+- backend, intra-op threads, batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..errors import EdgeoptError
+
+PRECISIONS = ("fp32", "fp16", "int8-ort", "int8-nncf", "int8-dynamic")
+MIXED = ("int8-ort", "int8-nncf")  # precisions whose layers can be kept in float one by one
+PRUNE_SCOPES = ("global", "sensitivity")
+_QUANT_PASS = {"int8-ort": "int8-static", "int8-nncf": "int8-nncf", "int8-dynamic": "int8-dynamic",
+               "fp16": "fp16"}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The values each dimension may take (a tuple of one value fixes it).
+
+    Attributes:
+        prune: fractions of MACs to remove, in [0, 1); 0 means no pruning.
+        prune_scopes: "global" and/or "sensitivity" (see the module docstring).
+        cleanup: graph cleanup (onnxslim) off and/or on. int8 and fp16 always clean up
+            first, as quantizing an uncleaned graph only quantizes what cleanup removes.
+        precisions: subset of :data:`PRECISIONS`.
+        calibration_methods: for int8-ort ("minmax", "entropy", "percentile").
+        float_layers: for int8-ort and int8-nncf, how many of the worst layers stay float.
+        backends: backend names.
+        threads: intra-op thread counts.
+        batches: batch sizes (just the user's batch unless batching is allowed).
+    """
+
+    prune: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+    prune_scopes: tuple[str, ...] = ("global", "sensitivity")
+    cleanup: tuple[bool, ...] = (False, True)
+    precisions: tuple[str, ...] = PRECISIONS
+    calibration_methods: tuple[str, ...] = ("minmax", "entropy", "percentile")
+    float_layers: tuple[int, ...] = (0, 1, 2, 4, 8)
+    backends: tuple[str, ...] = ("ort", "openvino")
+    threads: tuple[int, ...] = (1, 2)
+    batches: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        for name in ("prune", "prune_scopes", "cleanup", "precisions", "calibration_methods",
+                     "float_layers", "backends", "threads", "batches"):
+            values = getattr(self, name)
+            if not values:
+                raise EdgeoptError(f"search space dimension {name} is empty: give it at least one value")
+            object.__setattr__(self, name, tuple(values))
+        if any(not 0.0 <= p < 1.0 for p in self.prune):
+            raise EdgeoptError(f"prune fractions {list(self.prune)} must be in [0, 1): e.g. 0 0.3 0.5")
+        bad = set(self.precisions) - set(PRECISIONS)
+        if bad:
+            raise EdgeoptError(f"unknown precision {sorted(bad)}: choose from {', '.join(PRECISIONS)}")
+        bad = set(self.prune_scopes) - set(PRUNE_SCOPES)
+        if bad:
+            raise EdgeoptError(f"unknown prune scope {sorted(bad)}: choose from {', '.join(PRUNE_SCOPES)}")
+        if any(t < 1 for t in self.threads) or any(b < 1 for b in self.batches):
+            raise EdgeoptError("threads and batches must be >= 1")
+        if any(k < 0 for k in self.float_layers):
+            raise EdgeoptError("float_layers must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for pareto.json and reports)."""
+        return {k: list(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of the space: what to build and how to run it.
+
+    Attributes:
+        prune: fraction of MACs removed (0: unpruned).
+        prune_scope: "global" or "sensitivity" (ignored when prune is 0).
+        cleanup: graph cleanup before the precision change.
+        precision: one of :data:`PRECISIONS`.
+        calibration: int8-ort calibration method ("" otherwise).
+        float_layers: worst int8 layers kept in float (int8-ort/int8-nncf; else 0).
+        backend, threads, batch: how it runs.
+    """
+
+    prune: float = 0.0
+    prune_scope: str = "global"
+    cleanup: bool = False
+    precision: str = "fp32"
+    calibration: str = ""
+    float_layers: int = 0
+    backend: str = "ort"
+    threads: int = 1
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        # One canonical form per distinct model, so equal models share cache entries.
+        if self.prune == 0.0:
+            object.__setattr__(self, "prune_scope", "global")
+        if self.precision != "fp32":
+            object.__setattr__(self, "cleanup", True)
+        if self.precision != "int8-ort":
+            object.__setattr__(self, "calibration", "")
+        elif not self.calibration:
+            object.__setattr__(self, "calibration", "minmax")
+        if self.precision not in MIXED:
+            object.__setattr__(self, "float_layers", 0)
+
+    @property
+    def model_key(self) -> tuple:
+        """What decides the built model (not how it runs)."""
+        return (self.prune, self.prune_scope, self.cleanup, self.precision, self.calibration,
+                self.float_layers)
+
+    @property
+    def recipe_name(self) -> str:
+        """Short name of the model, e.g. "pruned-50+kd/int8-nncf-2fp" or "fp32-clean"."""
+        parts = []
+        if self.prune:
+            scope = "" if self.prune_scope == "global" else "s"
+            parts.append(f"pruned-{round(self.prune * 100)}{scope}+kd")
+        prec = self.precision
+        if self.precision == "fp32" and self.cleanup:
+            prec = "fp32-clean"
+        if self.calibration and self.calibration != "minmax":
+            prec += f"-{self.calibration}"
+        if self.float_layers:
+            prec += f"-{self.float_layers}fp"
+        parts.append(prec)
+        return "/".join(parts)
+
+    @property
+    def label(self) -> str:
+        """Recipe, backend and settings, e.g. "int8-nncf@openvino t2 b1"."""
+        return f"{self.recipe_name}@{self.backend} t{self.threads} b{self.batch}"
+
+    def params(self) -> dict[str, Any]:
+        """The Optuna parameters that reproduce this point (for ``enqueue_trial``)."""
+        p: dict[str, Any] = {"prune": self.prune, "precision": self.precision,
+                             "backend": self.backend, "threads": self.threads, "batch": self.batch}
+        if self.prune:
+            p["prune_scope"] = self.prune_scope
+        if self.precision == "fp32":
+            p["cleanup"] = self.cleanup
+        if self.precision == "int8-ort":
+            p["calibration"] = self.calibration
+        if self.precision in MIXED:
+            p["float_layers"] = self.float_layers
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def in_space(point: Point, space: SearchSpace) -> bool:
+    """True when every parameter of ``point`` is one of the space's values."""
+    dims = {"prune": space.prune, "prune_scope": space.prune_scopes, "precision": space.precisions,
+            "cleanup": space.cleanup, "calibration": space.calibration_methods,
+            "float_layers": space.float_layers, "backend": space.backends, "threads": space.threads,
+            "batch": space.batches}
+    return all(v in dims[k] for k, v in point.params().items())
+
+
+def suggest(trial: Any, space: SearchSpace) -> Point:
+    """Draw a point with an Optuna trial; conditional dimensions are asked only when
+    they apply (pruning scope when pruning, calibration for int8-ort, ...), which
+    Optuna's TPE handles with ``group=True``."""
+    prune = trial.suggest_categorical("prune", space.prune)
+    scope = trial.suggest_categorical("prune_scope", space.prune_scopes) if prune else "global"
+    precision = trial.suggest_categorical("precision", space.precisions)
+    cleanup = trial.suggest_categorical("cleanup", space.cleanup) if precision == "fp32" else True
+    calibration = (trial.suggest_categorical("calibration", space.calibration_methods)
+                   if precision == "int8-ort" else "")
+    float_layers = trial.suggest_categorical("float_layers", space.float_layers) if precision in MIXED else 0
+    return Point(
+        prune=prune, prune_scope=scope, cleanup=cleanup, precision=precision, calibration=calibration,
+        float_layers=float_layers, backend=trial.suggest_categorical("backend", space.backends),
+        threads=trial.suggest_categorical("threads", space.threads),
+        batch=trial.suggest_categorical("batch", space.batches),
+    )
+
+
+def hand_picked(threads: int, batch: int, backends: tuple[str, ...]) -> list[Point]:
+    """The single choices a user would make by hand, evaluated first: fp32 on each backend,
+    ONNX Runtime's int8 static defaults on ONNX Runtime, NNCF's int8 defaults on OpenVINO."""
+    points = [Point(backend=b, threads=threads, batch=batch) for b in backends]
+    if "ort" in backends:
+        points.append(Point(precision="int8-ort", backend="ort", threads=threads, batch=batch))
+    if "openvino" in backends:
+        points.append(Point(precision="int8-nncf", backend="openvino", threads=threads, batch=batch))
+    return points
+
+
+def quant_pass(precision: str) -> str | None:
+    """The pass that gives ``precision`` ("fp32": None)."""
+    return _QUANT_PASS.get(precision)
+
+
+def with_settings(point: Point, **changes: Any) -> Point:
+    """A copy of ``point`` with some fields changed (re-canonicalised)."""
+    return replace(point, **changes)

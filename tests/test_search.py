@@ -1,0 +1,213 @@
+"""The accuracy-aware search: space, Pareto front, ISA check, fallback logic, a real short search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from edgeopt.bench.isa import int8_dot_product, int8_warning
+from edgeopt.cli_search import parse_duration, parse_size, worker_command
+from edgeopt.errors import EdgeoptError
+from edgeopt.optimizer import search as search_mod
+from edgeopt.optimizer.pareto import dominates, pareto_front
+from edgeopt.optimizer.space import Point, SearchSpace, hand_picked, in_space, suggest
+
+
+# -- space ---------------------------------------------------------------------------------
+def test_point_canonical_form_merges_equal_models():
+    # fp16 always cleans up; calibration and float layers only mean something for int8.
+    assert Point(precision="fp16", cleanup=False) == Point(precision="fp16", cleanup=True)
+    assert Point(precision="int8-ort").calibration == "minmax"
+    assert Point(precision="int8-dynamic", float_layers=4).float_layers == 0
+    assert Point(prune=0.0, prune_scope="sensitivity").prune_scope == "global"
+    assert Point(precision="int8-nncf", float_layers=2).float_layers == 2
+
+
+def test_point_labels_and_params_round_trip():
+    p = Point(prune=0.5, prune_scope="sensitivity", precision="int8-ort", calibration="entropy",
+              float_layers=2, backend="openvino", threads=1)
+    assert p.recipe_name == "pruned-50s+kd/int8-ort-entropy-2fp"
+    assert p.label == "pruned-50s+kd/int8-ort-entropy-2fp@openvino t1 b1"
+    assert suggest(optuna.trial.FixedTrial(p.params()), SearchSpace()) == p
+    assert Point(cleanup=True).recipe_name == "fp32-clean"
+
+
+def test_in_space_and_validation():
+    space = SearchSpace(precisions=("fp32", "int8-nncf"), backends=("ort",), threads=(2,))
+    assert in_space(Point(backend="ort", threads=2), space)
+    assert not in_space(Point(backend="openvino", threads=2), space)
+    assert not in_space(Point(precision="int8-ort", backend="ort", threads=2), space)
+    with pytest.raises(EdgeoptError, match="unknown precision"):
+        SearchSpace(precisions=("int4",))
+    with pytest.raises(EdgeoptError, match=r"\[0, 1\)"):
+        SearchSpace(prune=(1.0,))
+    with pytest.raises(EdgeoptError, match="empty"):
+        SearchSpace(backends=())
+
+
+def test_hand_picked_are_the_four_single_choices():
+    labels = [p.label for p in hand_picked(2, 1, ("ort", "openvino"))]
+    assert labels == ["fp32@ort t2 b1", "fp32@openvino t2 b1", "int8-ort@ort t2 b1",
+                      "int8-nncf@openvino t2 b1"]
+    assert [p.label for p in hand_picked(1, 4, ("ort",))] == ["fp32@ort t1 b4", "int8-ort@ort t1 b4"]
+
+
+def test_default_space_batching():
+    s = search_mod.default_space(2, 1, ("ort",))
+    assert s.threads == (1, 2) and s.batches == (1,)
+    s = search_mod.default_space(4, 3, ("ort",), allow_batching=True, max_batch=16)
+    assert s.threads == (1, 2, 3, 4) and s.batches == (1, 2, 3, 4, 8, 16)
+
+
+# -- Pareto ----------------------------------------------------------------------------------
+def test_pareto_front():
+    pts = ["a", "b", "c", "d", "e"]
+    objs = [(1.0, 5.0), (2.0, 1.0), (2.0, 6.0), (3.0, 1.0), (1.0, 5.0)]
+    # c is dominated by a; d by b; a and e are equal and both kept.
+    assert pareto_front(pts, objs) == ["a", "b", "e"]
+    assert dominates((1, 1), (1, 2)) and not dominates((1, 2), (2, 1)) and not dominates((1, 1), (1, 1))
+    with pytest.raises(ValueError):
+        pareto_front(pts, objs[:2])
+
+
+# -- ISA ---------------------------------------------------------------------------------------
+def test_int8_dot_product_from_flags():
+    assert int8_dot_product(["avx2", "fma"]) is None
+    assert int8_dot_product(["avx2", "avx_vnni"]) == "AVX-VNNI"
+    assert int8_dot_product(["avx512f", "avx512_vnni", "amx_int8"]) == "AMX-INT8"
+    assert int8_dot_product(["neon", "asimd", "asimddp"]) == "dot product (SDOT/UDOT)"
+    assert int8_warning({"flags": ["avx512_vnni"], "arch": "x86_64"}) is None
+    w = int8_warning({"flags": ["avx2"], "arch": "x86_64", "cpu_model": "Old Xeon"})
+    assert w.startswith("Old Xeon has no AVX-512 VNNI") and "int8" in w
+    assert "asimddp" in int8_warning({"flags": ["neon", "asimd"], "arch": "aarch64", "cpu_model": "Cortex-A72"})
+
+
+# -- CLI parsing -------------------------------------------------------------------------------
+def test_parse_duration_and_size():
+    assert parse_duration("10m") == 600 and parse_duration("90s") == 90 and parse_duration("45") == 45
+    assert parse_duration("1.5h") == 5400
+    assert parse_size("2MB") == 2_000_000 and parse_size("1KiB") == 1024 and parse_size("300") == 300
+    for bad in ("", "-1m", "ten", "0"):
+        with pytest.raises(EdgeoptError, match="bad duration"):
+            parse_duration(bad)
+    with pytest.raises(EdgeoptError, match="bad size"):
+        parse_size("2 parsecs")
+
+
+def test_worker_command_resumes_with_the_time_left():
+    cmd = worker_command(["optimize", "m.onnx", "--search", "--budget", "10m"], 300.4)
+    assert cmd[1:3] == ["-m", "edgeopt.cli"]
+    assert cmd[3:8] == ["optimize", "m.onnx", "--search", "--budget", "10m"]
+    assert cmd[-4:] == ["--resume", "--trials-only", "--budget", "300s"]  # Click keeps the last --budget
+
+
+# -- fallback logic on a study with scripted measurements ---------------------------------------
+class _Scripted:
+    """An evaluator stand-in: each point's (ms, drop) comes from a table."""
+
+    def __init__(self, table, max_drop=1.0):
+        self.table = table
+        self.cfg = search_mod.SearchConfig(max_drop=max_drop, reserve_s=0.0, budget_s=60)
+        self.trials_end = math.inf
+        self.calls = []
+
+    def __call__(self, trial):
+        point = Point(**trial.user_attrs["point"])
+        self.calls.append(point)
+        ms, drop = self.table[point.recipe_name]
+        c = [drop - self.cfg.max_drop]
+        for k, v in {"per_image_ms": ms, "p50_ms": ms, "latency_ms": ms, "drop": drop,
+                     "constraints": c, "size_bytes": 1000, "label": point.label}.items():
+            trial.set_user_attr(k, v)
+        return ms, drop
+
+
+def _study_with(evaluator, points):
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for p in points:
+        study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
+    study.optimize(evaluator, n_trials=len(points))
+    return study
+
+
+def test_fallback_keeps_worst_layers_float_until_within_budget():
+    table = {"fp32": (2.0, 0.0), "int8-nncf": (1.0, 3.0), "int8-nncf-1fp": (1.1, 1.5),
+             "int8-nncf-2fp": (1.2, 0.5), "int8-nncf-4fp": (1.4, 0.0)}
+    ev = _Scripted(table)
+    study = _study_with(ev, [Point(), Point(precision="int8-nncf")])
+    space = SearchSpace(float_layers=(0, 1, 2, 4))
+    log = search_mod._fallback(study, ev, space, lambda *a: None, deadline=math.inf)
+    tried = [p.float_layers for p in ev.calls[2:]]
+    assert tried == [1, 2]  # stops at the first k within the budget
+    assert "drop 3.00 points > 1" in log[0]
+    assert log[-1].strip().startswith("2 in float: drop 0.50") and log[-1].endswith("within budget")
+    best = search_mod._best(search_mod._records(study))
+    assert best.label == "int8-nncf-2fp@ort t1 b1"
+
+
+def test_fallback_skips_int8_when_the_float_model_is_already_over_budget():
+    table = {"pruned-50+kd/fp32": (1.0, 4.0), "pruned-50+kd/int8-nncf": (0.5, 4.2), "fp32": (2.0, 0.0)}
+    ev = _Scripted(table)
+    study = _study_with(ev, [Point(), Point(prune=0.5), Point(prune=0.5, precision="int8-nncf")])
+    log = search_mod._fallback(study, ev, SearchSpace(), lambda *a: None, deadline=math.inf)
+    assert len(ev.calls) == 3 and "int8 is not the cause" in log[0]
+
+
+def test_fallback_not_needed():
+    ev = _Scripted({"fp32": (2.0, 0.0), "int8-nncf": (1.0, 0.2)})
+    study = _study_with(ev, [Point(), Point(precision="int8-nncf")])
+    log = search_mod._fallback(study, ev, SearchSpace(), lambda *a: None, deadline=math.inf)
+    assert log[0].startswith("not needed") and len(ev.calls) == 2
+
+
+# -- a real, short search ------------------------------------------------------------------
+@pytest.mark.slow
+def test_search_on_trained_digits_model(tmp_path, one_torch_thread):
+    import edgeopt
+    from edgeopt.evaluate.data import digits_set
+
+    model = edgeopt.load_model("zoo:seednet-digits")
+    test = digits_set("test").subset(range(0, 359, 3))
+    calib = digits_set("train").subset(range(0, 1438, 12))
+    space = SearchSpace(prune=(0.0,), precisions=("fp32", "int8-ort", "int8-dynamic"),
+                        backends=("ort",), threads=(1,), float_layers=(0, 1))
+    cfg = search_mod.SearchConfig(budget_s=45, space=space, threads=1, min_runs=5, min_time_s=0.2,
+                                  max_time_s=0.5, confirm_rounds=2, reserve_s=10)
+    res = search_mod.search(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
+    assert res.elapsed_s < 45 + 5
+    labels = {t.label for t in res.trials}
+    assert {"fp32@ort t1 b1", "int8-ort@ort t1 b1"} <= labels
+    assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.drop == 0.0
+    assert res.quality_metric == "accuracy" and res.original_accuracy > 95
+    assert res.winner.feasible and res.winner.drop <= 1.0
+    assert res.speedup_vs_hand_picked >= 1.0 or res.winner is res.hand_picked_best
+    assert set(res.confirm_ms) == {"winner", "hand_picked", "baseline"}
+    # The front is non-dominated and made of feasible trials.
+    front = res.pareto
+    assert front and all(t.feasible for t in front)
+    for a in front:
+        assert not any(pareto_front_dominates(b, a) for b in front)
+    assert (tmp_path / "study.db").exists() and any((tmp_path / "cache").glob("*.onnx"))
+    # The same study again: refused without --resume; resumed, the old trials are kept.
+    with pytest.raises(EdgeoptError, match="--resume"):
+        search_mod.search(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
+    import dataclasses
+
+    again = search_mod.search(model, test, calibration=calib, out_dir=tmp_path, progress=False,
+                              config=dataclasses.replace(cfg, resume=True, budget_s=25))
+    assert {t.number for t in res.trials} <= {t.number for t in again.trials}
+    assert len(again.trials) > len(res.trials)
+    # Outputs: deploy.json names the winner's settings and the ISA finding is recorded.
+    from edgeopt.optimizer.search_output import search_summary
+
+    summary = search_summary(again)
+    assert summary["machine"]["flags"] == res.machine["flags"]
+    assert summary["winner"] == again.winner.label
+    assert np.isfinite(summary["speedup_vs_baseline"])
+
+
+def pareto_front_dominates(b, a) -> bool:
+    return dominates((b.per_image_ms, b.drop), (a.per_image_ms, a.drop))
