@@ -323,3 +323,21 @@ def test_batchnorm_modes(digits, teacher):
     assert torch.allclose(student[1].running_mean, pre.mean(1), atol=1e-5)
     assert torch.allclose(student[1].running_var, pre.var(1), rtol=1e-4)
     assert not student.training
+
+
+def test_learning_rate_probe_picks_the_rate_that_recovers_best(digits, teacher):
+    # A rate far too small barely moves the student in the probe's share of the budget;
+    # the probe must see that and train on with the larger rate.
+    config = dataclasses.replace(QUIET, max_epochs=100_000, time_budget_s=6.0, lr_probe=(1e-7, 3e-3),
+                                 probe_share=0.5)
+    start = time.perf_counter()
+    result = distill(_prune(teacher), teacher, digits["cal"][0], val_images=digits["test"][0], config=config)
+    wall = time.perf_counter() - start
+    assert [lr for lr, _ in result.lr_probe] == [1e-7, 3e-3]
+    tiny, good = (score for _, score in result.lr_probe)
+    assert good > tiny + 10.0
+    assert result.lr == 3e-3
+    assert result.agreement_after >= good - 1.0  # training went on from the probe's winner
+    assert wall < config.time_budget_s + 3.0
+    with pytest.raises(PassError, match="probe_share"):
+        DistillConfig(lr_probe=(1e-3,), probe_share=1.0)

@@ -67,6 +67,8 @@ calibration images; see :func:`apply` for how the registry passes it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -91,6 +93,10 @@ _MIN_VAL_IMAGES = 10
 
 
 # -- config and result ---------------------------------------------------------------------------
+# Learning rates a recovery tries when nobody chose one (see DistillConfig.lr_probe).
+LR_PROBE = (1e-3, 3e-4, 1e-4)
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Settings of knowledge distillation (all defaults valid).
@@ -105,6 +111,14 @@ class DistillConfig:
             teacher and student; "" = the input of the last layer with weights.
         lr: AdamW learning rate. 1e-4 is safe for pretrained networks (see the module
             docstring); small networks trained briefly with Adam recover faster at 1e-3.
+        lr_probe: learning rates to try first (empty: use ``lr``). Each trains a copy of
+            the student from the same start for an equal share of ``probe_share`` of the
+            budget; the one with the best validation score wins and training goes on
+            from its weights for the rest of the budget. A short learning-rate range
+            test in the spirit of Smith, "Cyclical Learning Rates for Training Neural
+            Networks" (WACV 2017), so one setting serves small freshly trained networks
+            (best near 1e-3 here) and large pretrained ones (1e-3 destroys them).
+        probe_share: fraction of ``time_budget_s`` spent on the probe, in (0, 1).
         weight_decay: AdamW decoupled weight decay.
         batch_size: images per step.
         max_epochs: passes over the training images at most.
@@ -134,6 +148,8 @@ class DistillConfig:
     feature_mse: float = 0.0
     feature_layer: str = ""
     lr: float = 1e-4
+    lr_probe: tuple[float, ...] = ()
+    probe_share: float = 0.3
     weight_decay: float = 1e-4
     batch_size: int = 32
     max_epochs: int = 30
@@ -156,7 +172,8 @@ class DistillConfig:
             (self.temperature > 0, "temperature must be > 0 (4.0 is usual)"),
             (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
             (self.feature_mse >= 0, "feature_mse must be >= 0 (0 = off)"),
-            (self.lr > 0, "lr must be > 0"),
+            (self.lr > 0 and all(v > 0 for v in self.lr_probe), "lr and lr_probe values must be > 0"),
+            (0 < self.probe_share < 1, "probe_share must be in (0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.max_epochs >= 1, "max_epochs must be >= 1"),
@@ -186,6 +203,8 @@ class DistillResult:
             (% top-1 accuracy, None without val_labels), seconds (wall time since start).
         stopped_because: "target" (agreement reached), "budget" (time) or "epochs".
         best_epoch: the epoch whose weights were returned (see ``restore_best``).
+        lr: the learning rate of the main training.
+        lr_probe: [(lr, validation score %), ...] of the learning-rate probe ([] if none).
         output_mode: how logits were obtained for (teacher, student): "logits",
             "strip-softmax" or "log-probabilities".
     """
@@ -195,6 +214,8 @@ class DistillResult:
     stopped_because: str = "epochs"
     best_epoch: int = 0
     output_mode: tuple[str, str] = ("logits", "logits")
+    lr: float = 0.0
+    lr_probe: list = field(default_factory=list)
 
     @property
     def agreement_before(self) -> float:
@@ -586,10 +607,38 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", images: np.n
                 f_taps = (_FeatureTap(teacher, config.feature_layer, x[:bs], "teacher"),
                           _FeatureTap(student, config.feature_layer, x[:bs], "student"))
             with _closing(*f_taps):
-                result = _train(student, t_tap, s_tap, f_taps, x, y, xv, yv, config,
-                                bn=bn, flip=flip, start=start)
+                run = functools.partial(_train, student, t_tap, s_tap, f_taps, x, y, xv, yv, bn=bn, flip=flip)
+                probe: list[tuple[float, float]] = []
+                if config.lr_probe:
+                    config, probe = _probe_lr(student, run, config, start)
+                result = run(config, start=start)
+                result.lr, result.lr_probe = config.lr, probe
     result.output_mode = (t_tap.mode, s_tap.mode)
     return result
+
+
+def _probe_lr(student, run, config: DistillConfig, start: float) -> tuple[DistillConfig, list]:
+    """Train from the same start with each of ``config.lr_probe`` for an equal share of
+    the probe time; leave the student at the best one's weights.
+
+    Returns:
+        (config with that ``lr`` and the budget left, [(lr, validation score), ...]).
+    """
+    init = _snapshot(student)
+    share = config.time_budget_s * config.probe_share / len(config.lr_probe)
+    trials = []
+    for lr in config.lr_probe:
+        student.load_state_dict(init)
+        short = dataclasses.replace(config, lr=lr, time_budget_s=share, target_agreement=None,
+                                    restore_best=False, progress=False, lr_probe=())
+        h = run(short, start=time.perf_counter()).history[-1]
+        score = h["val_accuracy"] if h["val_accuracy"] is not None else h["val_agreement"]
+        trials.append((lr, score, _snapshot(student)))
+    lr, _, weights = max(trials, key=lambda t: t[1])
+    student.load_state_dict(weights)
+    left = max(1.0, config.time_budget_s - (time.perf_counter() - start))
+    return (dataclasses.replace(config, lr=lr, time_budget_s=left, lr_probe=()),
+            [(t[0], t[1]) for t in trials])
 
 
 def _train(student, t_tap, s_tap, f_taps, x, y, xv, yv, config: DistillConfig, *,
