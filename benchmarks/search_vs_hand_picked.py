@@ -15,7 +15,8 @@ chosen with --orientation-train):
    is the fastest one within the same quality budget.
 
 Target: the search's choice is >= 1.4x faster than the best hand-picked choice at batch 1,
-within a 1-point accuracy budget. Writes JSON and a Markdown table:
+within a 1-point accuracy budget. Writes JSON and a Markdown table, and keeps each
+search's report.md, pareto.json, pareto.png and deploy.json under results/search/MODEL/:
 
     python benchmarks/search_vs_hand_picked.py [--budget 10m] [--models ...]
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,10 @@ def case(ref: str, args, work: Path) -> dict:
                     args.train_seconds)
     deploy = json.loads((out / "deploy.json").read_text())
     summary = json.loads((out / "pareto.json").read_text())
+    keep = args.out.parent / "search" / ref.removeprefix("zoo:")
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "pareto.json", "pareto.png", "deploy.json"):
+        shutil.copyfile(out / name, keep / name)
     chosen = dataclasses.replace(model, proto=onnx.load(str(out / "model.onnx")), torch_module=None,
                                  passes=tuple(deploy["passes"]))
 

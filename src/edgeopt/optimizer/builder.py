@@ -23,7 +23,9 @@ from ..errors import EdgeoptError, PassError
 from ..model import Model, atomic_write_bytes
 from .space import Point, quant_pass
 
-# First-guess build costs in seconds, replaced by what each pass measures here.
+# First-guess build costs in seconds for a model of _GUESS_BYTES (PP-LCNet, 6.8 MB, on two
+# cores), scaled by the model's size and replaced by what each pass measures here.
+_GUESS_BYTES = 7e6
 _GUESS_S = {"prune": 10.0, "distill": 0.0, "cleanup": 3.0, "fp16": 3.0, "int8-static": 15.0,
             "int8-nncf": 20.0, "int8-dynamic": 5.0, "ranking": 10.0, "sensitivity": 60.0}
 
@@ -194,7 +196,10 @@ class ModelBuilder:
     def _cost(self, name: str) -> float:
         if name == "distill":
             return self.train_seconds + 5.0
-        return self.seconds.get(name, _GUESS_S.get(name, 10.0))
+        if name in self.seconds:
+            return self.seconds[name]
+        scale = min(3.0, max(0.2, self.original.size_bytes / _GUESS_BYTES))
+        return _GUESS_S.get(name, 10.0) * scale
 
     def _note(self, name: str, seconds: float) -> None:
         self.seconds[name] = max(seconds, self.seconds.get(name, 0.0))

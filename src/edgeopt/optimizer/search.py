@@ -54,7 +54,7 @@ from .pareto import pareto_front
 from .space import MIXED, Point, SearchSpace, hand_picked, in_space, suggest
 
 OBJECTIVES = ("p50", "p90")
-MAX_REPEATS = 30
+MAX_IDLE = 20  # proposals in a row that measured nothing new before the search stops
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class SearchConfig:
         min_runs, min_time_s, max_time_s: timing of the full measurement.
         confirm_rounds: alternating rounds of the final re-timing.
         reserve_s: seconds kept for the fallback and the confirmation (None: 12% of the
-            budget, at least 20 s).
+            budget, at least 10 s but never more than 30% of it).
         calibration_fraction: share of the images used for calibration when no separate
             calibration set is given.
     """
@@ -125,7 +125,9 @@ class SearchConfig:
 
     @property
     def reserve(self) -> float:
-        return self.reserve_s if self.reserve_s is not None else max(20.0, 0.12 * self.budget_s)
+        if self.reserve_s is not None:
+            return self.reserve_s
+        return min(max(10.0, 0.12 * self.budget_s), 0.3 * self.budget_s)
 
 
 def default_space(threads: int, batch: int, backends: tuple[str, ...], *,
@@ -264,7 +266,7 @@ class _Evaluator:
         self.best_latency: float | None = None
         self.eval_cost = 5.0  # seconds to measure a built model, updated as trials run
         self.measured: dict[str, TrialRecord] = {}  # label -> first complete trial of it
-        self.repeats = 0  # consecutive trials that proposed an already measured point
+        self.idle = 0  # consecutive trials that measured nothing new (repeats, out of budget)
 
     def learn(self, records: list["TrialRecord"]) -> None:
         """Take in finished trials (of this run or of an earlier one when resuming)."""
@@ -328,9 +330,8 @@ class _Evaluator:
         if seen is not None:
             # TPE proposes a point again when it looks best: answer from the measurement
             # instead of spending the budget on timing it twice.
-            self.repeats += 1
+            self.idle += 1
             return self._repeat(trial, seen)
-        self.repeats = 0
 
         def stop(reason: str, failed: bool = False) -> None:
             trial.set_user_attr("reason", reason)
@@ -341,7 +342,9 @@ class _Evaluator:
 
         need = self.builder.estimate_seconds(point) + self.eval_cost
         if time.monotonic() + need > self.trials_end:
+            self.idle += 1
             stop(f"out of budget: needs about {need:.0f} s, {max(0.0, self.trials_end - time.monotonic()):.0f} s left")
+        self.idle = 0
         try:
             built = self.builder.build(point)
         except EdgeoptError as e:
@@ -508,10 +511,11 @@ def search(
                              f"(drop {best.drop:.1f})")
             if time.monotonic() >= evaluator.trials_end - evaluator.eval_cost:
                 study.stop()
-            elif evaluator.repeats >= MAX_REPEATS:
-                # A small space is exhausted, or the sampler has settled: more trials
-                # would only repeat measurements.
-                notes.append(f"stopped after {MAX_REPEATS} proposals in a row of points already measured")
+            elif evaluator.idle >= MAX_IDLE:
+                # A small space is exhausted, the sampler has settled, or nothing new fits
+                # in the time left: more trials would measure nothing.
+                notes.append(f"stopped early: {MAX_IDLE} proposals in a row were points already measured "
+                             f"or too slow to build in the time left")
                 study.stop()
 
         remaining = evaluator.trials_end - time.monotonic()
