@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +327,7 @@ class _Evaluator:
         trial.set_user_attr("label", point.label)
         trial.set_user_attr("origin", trial.user_attrs.get("origin", "sampled"))
         trial.set_user_attr("isa", machine_info()["flags"])
+        trial.set_user_attr("worker", os.environ.get("EDGEOPT_WORKER", "main"))
         seen = self.measured.get(point.label)
         if seen is not None:
             # TPE proposes a point again when it looks best: answer from the measurement

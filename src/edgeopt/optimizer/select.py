@@ -10,12 +10,15 @@ report is a ratio measured in one run, not two numbers taken minutes apart.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..bench.harness import benchmark
+from ..bench.isa import int8_warning
+from ..bench.machine import machine_info
 from ..bench.alternating import alternating_p50
 from ..errors import EdgeoptError
 from ..evaluate.data import ImageSet
@@ -140,6 +143,11 @@ def optimize(
     from ..report.progress import progress_bar
 
     recipes = config.recipes + pruned_recipes(config.prune_targets, config.train_seconds)
+    notes: list[str] = []
+    warning = int8_warning(machine_info())
+    if warning and any(r.precision == "int8" for r in recipes):
+        logging.getLogger("edgeopt").warning(warning)
+        notes.append(warning)
     backends = config.backends
     total = len(recipes) + len(recipes) * len(backends) + 1
     with progress_bar("optimize", total, enabled=progress) as bar:
@@ -175,7 +183,6 @@ def optimize(
         raise EdgeoptError(f"the fp32 baseline on ort cannot run: {baseline.reason}")
     accepted = [c for c in candidates if c.status == "accepted"]
     winner = min(accepted, key=lambda c: c.p50_ms)
-    notes: list[str] = []
     speedup, confirm = 1.0, {"winner": baseline.p50_ms, "baseline": baseline.p50_ms}
     if winner is not baseline:
         speedup, confirm = _confirm(winner, baseline, config)
