@@ -532,10 +532,12 @@ def search(
         fallback = _fallback(study, evaluator, space, on_trial, deadline)
 
     records = _records(study)
-    baseline = next((r for r in records if r.state == "complete" and r.point == Point(
-        backend="ort", threads=cfg.threads, batch=cfg.batch)), None)
+    # fp32 on ONNX Runtime (or on the first backend allowed) at the user's settings.
+    base_point = Point(backend="ort" if "ort" in space.backends else space.backends[0],
+                       threads=cfg.threads, batch=cfg.batch)
+    baseline = next((r for r in records if r.state == "complete" and r.point == base_point), None)
     if baseline is None:
-        raise EdgeoptError(f"the fp32 baseline on ort did not finish within the budget of "
+        raise EdgeoptError(f"the fp32 baseline {base_point.label} did not finish within the budget of "
                            f"{cfg.budget_s:.0f} s: give a larger --budget")
     feasible = [r for r in records if r.feasible and r.duplicate_of is None]
     picked = [r for r in feasible if r.origin == "hand-picked"]
