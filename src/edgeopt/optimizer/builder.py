@@ -73,7 +73,7 @@ class ModelBuilder:
         The layers kept in float (``float_layers``) come from the int8 error ranking of
         the same model quantized whole; computing it may build that model first.
         """
-        from ..passes.distill import LR_PROBE, DistillConfig
+        from ..passes.distill import recovery_config as RECOVERY
         from ..passes.prune import PruneConfig
         from ..passes.quantize import NncfQuantConfig, StaticQuantConfig
 
@@ -81,8 +81,7 @@ class ModelBuilder:
         if point.prune:
             safe = self.safe_ratios() if point.prune_scope == "sensitivity" else None
             steps.append(("prune", PruneConfig(target_macs=point.prune, sensitivity=_frozen(safe))))
-            steps.append(("distill", DistillConfig(time_budget_s=self.train_seconds, progress=False,
-                                                       lr_probe=LR_PROBE)))
+            steps.append(("distill", RECOVERY(self.train_seconds)))
         if point.cleanup:
             steps.append(("cleanup", None))
         qpass = quant_pass(point.precision)

@@ -58,12 +58,12 @@ def pruned_recipes(targets: tuple[float, ...], train_seconds: float) -> tuple[Re
         targets: fractions of MACs to remove, e.g. (0.3, 0.5).
         train_seconds: distillation budget of each pruned model, seconds.
     """
-    from ..passes.distill import LR_PROBE, DistillConfig
+    from ..passes.distill import recovery_config
     from ..passes.prune import PruneConfig
 
     out = []
     for t in targets:
-        steps = (PruneConfig(target_macs=t), DistillConfig(time_budget_s=train_seconds, progress=False, lr_probe=LR_PROBE))
+        steps = (PruneConfig(target_macs=t), recovery_config(train_seconds))
         name = f"pruned-{round(t * 100)}+kd"
         out.append(Recipe(name, ("prune", "distill"), "fp32", steps))
         out.append(Recipe(f"{name}+int8-nncf", ("prune", "distill", "int8-nncf"), "int8", (*steps, None)))

@@ -689,6 +689,8 @@ def _fallback(study: Any, evaluator: _Evaluator, space: SearchSpace, on_trial: A
             rec = {x.label: x for x in _records(study)}.get(p.label)
             if rec is None or rec.state != "complete":
                 log.append(f"  {k} in float: {rec.state if rec else 'not run'} ({rec.reason if rec else ''})")
+                if rec is not None and rec.reason.startswith("out of budget"):
+                    return log
                 continue
             log.append(f"  {k} in float: drop {rec.drop:.2f} points, {rec.per_image_ms:.2f} ms"
                        + (" -> within budget" if rec.feasible else ""))
