@@ -156,6 +156,29 @@ def test_fallback_skips_int8_when_the_float_model_is_already_over_budget():
     assert len(ev.calls) == 3 and "int8 is not the cause" in log[0]
 
 
+def test_failing_points_are_penalised_not_retried_forever():
+    # A point whose pass fails completes with the worst values (so TPE moves away) and
+    # counts as idle; the record says failed with the pass's reason.
+    class _Builder:
+        def estimate_seconds(self, point):
+            return 0.0
+
+        def build(self, point):
+            raise EdgeoptError("pass prune failed: target_macs 0.5 cannot be reached")
+
+    ev = search_mod._Evaluator.__new__(search_mod._Evaluator)
+    ev.cfg, ev.space, ev.builder = search_mod.SearchConfig(), SearchSpace(), _Builder()
+    ev.trials_end, ev.eval_cost, ev.idle, ev.measured, ev.best_latency = math.inf, 1.0, 0, {}, None
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    p = Point(prune=0.5)
+    study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
+    study.optimize(ev, n_trials=1)
+    assert study.trials[0].values == [1e9, 100.0]
+    rec = search_mod._records(study)[0]
+    assert rec.state == "failed" and "cannot be reached" in rec.reason and not rec.feasible
+    assert ev.idle == 1
+
+
 def test_fallback_not_needed():
     ev = _Scripted({"fp32": (2.0, 0.0), "int8-nncf": (1.0, 0.2)})
     study = _study_with(ev, [Point(), Point(precision="int8-nncf")])
