@@ -315,22 +315,10 @@ def _shapes_from_onnxruntime(
     cannot run the graph, the tensors stay unknown and their nodes are reported as
     uncounted ("shape unknown") by the caller.
     """
-    import onnxruntime as ort
+    from .probe import probe_session
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
-    declared = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in declared:
-            probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
     try:
-        sess = ort.InferenceSession(
-            probe.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        sess = probe_session(proto, names)
         arrays = sess.run(names, feeds)
     except Exception:  # noqa: BLE001 - reported per node as "shape unknown"
         return {}

@@ -346,22 +346,10 @@ def _check_images(images: np.ndarray, name: str, dims: list[int | None]) -> np.n
 
 def _session(proto: onnx.ModelProto, names: list[str], which: str):
     """An ORT CPU session, optimizations off, with ``names`` exposed as outputs."""
-    import onnxruntime as ort
+    from .probe import probe_session
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
-    declared = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in declared:
-            probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(probe.SerializeToString(), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
+        return probe_session(proto, names)
     except Exception as e:
         raise PassError(f"onnxruntime cannot load the {which} model ({error_line(e)}): "
                         f"check it with onnx.checker and run it alone first") from e
