@@ -12,13 +12,12 @@ READMEs come from a script anyone can re-run:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import edgeopt
+from _results import write_results
 from edgeopt.evaluate.data import ImageSet
-from edgeopt.model import atomic_write_bytes
 from edgeopt.optimizer.select import OptimizeConfig, result_summary
 
 
@@ -88,11 +87,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0, help="timing per candidate (min; max is 4x)")
     args = ap.parse_args()
     data = run([int(b) for b in args.batches.split(",")], args.threads, args.seconds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, json.dumps(data, indent=2, default=str).encode())
-    md = markdown(data)
-    atomic_write_bytes(args.out.with_suffix(".md"), md.encode())
-    print(md)
+    write_results(args.out, data, markdown(data))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 

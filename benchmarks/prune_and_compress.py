@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 import edgeopt
+from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
 from edgeopt.bench.machine import machine_info
 from edgeopt.evaluate.data import digits_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
-from edgeopt.model import atomic_write_bytes
 from edgeopt.passes.deep_compression import DeepCompressionConfig, compress
 from edgeopt.passes.distill import DistillConfig, distill_model
 from edgeopt.passes.prune import PruneConfig, prune_model
@@ -164,11 +164,7 @@ def main() -> None:
     if "zoo:seednet-digits" in args.models:
         data["deep_compression"].append(deep_compression_case("zoo:seednet-digits", args.threads,
                                                               args.finetune_seconds))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, json.dumps(data, indent=2, default=str).encode())
-    md = markdown(data)
-    atomic_write_bytes(args.out.with_suffix(".md"), md.encode())
-    print(md)
+    write_results(args.out, data, markdown(data))
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ import numpy as np
 import onnx
 
 import edgeopt
+from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
 from edgeopt.bench.machine import machine_info
 from edgeopt.evaluate.data import digits_set, save_image_folder
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
-from edgeopt.model import atomic_write_bytes
 from edgeopt.passes.base import run_pass
 
 HAND_PICKED = (("fp32@ort", (), "ort"), ("fp32@openvino", (), "openvino"),
@@ -176,11 +176,7 @@ def main() -> None:
         data["cases"].append(row)
         print(json.dumps({k: row[k] for k in ("model", "best_hand_picked", "speedup_vs_best_hand_picked",
                                               "target_met")}), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, json.dumps(data, indent=2, default=str).encode())
-    md = markdown(data)
-    atomic_write_bytes(args.out.with_suffix(".md"), md.encode())
-    print(md)
+    write_results(args.out, data, markdown(data))
 
 
 if __name__ == "__main__":

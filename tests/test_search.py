@@ -168,7 +168,7 @@ def test_failing_points_are_penalised_not_retried_forever():
 
     ev = search_mod._Evaluator.__new__(search_mod._Evaluator)
     ev.cfg, ev.space, ev.builder = search_mod.SearchConfig(), SearchSpace(), _Builder()
-    ev.trials_end, ev.eval_cost, ev.idle, ev.measured, ev.best_latency = math.inf, 1.0, 0, {}, None
+    ev.trials_end, ev.eval_cost, ev.idle, ev.measured, ev.best = math.inf, 1.0, 0, {}, None
     study = optuna.create_study(directions=["minimize", "minimize"])
     p = Point(prune=0.5)
     study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})

@@ -20,8 +20,17 @@ from .errors import EdgeoptError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "kib": 1024, "mib": 1024 ** 2,
                "gib": 1024 ** 3}
+
+
+def _parse_quantity(text: str, pattern: re.Pattern, units: dict[str, float], default_unit: str,
+                    what: str, example: str) -> float:
+    m = pattern.match(text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise EdgeoptError(f"bad {what} {text!r}: give {example}")
+    return float(m.group(1)) * units[(m.group(2) or default_unit).lower()]
 
 
 def parse_duration(text: str) -> float:
@@ -30,11 +39,7 @@ def parse_duration(text: str) -> float:
     Raises:
         EdgeoptError: not a positive duration.
     """
-    m = _DURATION.match(text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise EdgeoptError(f"bad duration {text!r}: give e.g. 600, 90s, 10m or 1h")
-    unit = (m.group(2) or "s").lower()
-    return float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+    return _parse_quantity(text, _DURATION, _DURATION_UNITS, "s", "duration", "e.g. 600, 90s, 10m or 1h")
 
 
 def parse_size(text: str) -> int:
@@ -43,10 +48,7 @@ def parse_size(text: str) -> int:
     Raises:
         EdgeoptError: not a positive size.
     """
-    m = _SIZE.match(text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise EdgeoptError(f"bad size {text!r}: give bytes or e.g. 500kB, 2MB, 1.5MiB")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    return int(_parse_quantity(text, _SIZE, _SIZE_UNITS, "b", "size", "bytes or e.g. 500kB, 2MB, 1.5MiB"))
 
 
 def worker_command(argv: Sequence[str], budget_s: float) -> list[str]:

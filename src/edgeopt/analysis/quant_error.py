@@ -50,7 +50,7 @@ import numpy as np
 import onnx
 
 from ..errors import DataError, PassError
-from ..passes.base import error_line
+from ..passes.base import check_image_batch, error_line, graph_index
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -135,7 +135,7 @@ def layer_errors(float_model: "Model | onnx.ModelProto", quant_model: "Model | o
     if max_images < 1:
         raise DataError(f"max_images must be at least 1, not {max_images}: pass a positive count")
     input_name, dims = _single_input(fproto, qproto)
-    data = _check_images(images, input_name, dims)[:max_images]
+    data = check_image_batch(images, input_name, dims, limit=max_images)
     chunk = dims[0] or _CHUNK
     if dims[0]:
         if len(data) < dims[0]:
@@ -211,11 +211,7 @@ def _plan(fproto: onnx.ModelProto, qproto: onnx.ModelProto, input_name: str) -> 
     for n in graph.node:
         if n.op_type == "Constant":
             consts[n.output[0]] = n  # type: ignore[assignment]
-    producer = {o: n for n in graph.node for o in n.output if o}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    producer, consumers = graph_index(graph)
     graph_outputs = {o.name for o in graph.output}
     qinits = {i.name for i in qproto.graph.initializer}
     qtensors = ({o for n in qproto.graph.node for o in n.output if o}
@@ -324,24 +320,6 @@ def _single_input(fproto: onnx.ModelProto, qproto: onnx.ModelProto) -> tuple[str
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
             for d in vi.type.tensor_type.shape.dim]
     return vi.name, dims
-
-
-def _check_images(images: np.ndarray, name: str, dims: list[int | None]) -> np.ndarray:
-    data = np.asarray(images)
-    want = "(N, " + ", ".join("?" if d is None else str(d) for d in dims[1:]) + ")"
-    if data.ndim != len(dims) or any(d is not None and d != s for d, s in zip(dims[1:], data.shape[1:])):
-        raise DataError(
-            f"images have shape {data.shape}, input {name!r} takes {want}: preprocess the "
-            f"images with model.preprocess and stack them"
-        )
-    if data.shape[0] == 0:
-        raise DataError("no images given: pass at least one preprocessed image")
-    if not np.issubdtype(data.dtype, np.floating):
-        raise DataError(f"images are {data.dtype}: pass the float32 output of model.preprocess, not raw pixels")
-    data = np.ascontiguousarray(data, dtype=np.float32)
-    if not np.isfinite(data).all():
-        raise DataError("images contain NaN or inf: check the images and preprocessing")
-    return data
 
 
 def _session(proto: onnx.ModelProto, names: list[str], which: str):

@@ -221,7 +221,7 @@ class ModelBuilder:
         try:
             proto = onnx.load(str(path))
             passes = tuple(json.loads(path.with_suffix(".json").read_text())["passes"])
-        except (OSError, ValueError, KeyError, onnx.onnx_cpp2py_export.checker.ValidationError):
+        except (OSError, ValueError, KeyError, onnx.checker.ValidationError):
             return None
         return dataclasses.replace(self.original, proto=proto, passes=passes, torch_module=None)
 

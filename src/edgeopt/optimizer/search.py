@@ -264,7 +264,7 @@ class _Evaluator:
         n = min(config.quick_images, len(held_out))
         self.quick_idx = np.sort(np.random.default_rng(config.seed).permutation(len(held_out))[:n])
         self.quick = held_out.subset(self.quick_idx)
-        self.best_latency: float | None = None
+        self.best: TrialRecord | None = None  # fastest feasible trial this process knows of
         self.eval_cost = 5.0  # seconds to measure a built model, updated as trials run
         self.measured: dict[str, TrialRecord] = {}  # label -> first complete trial of it
         self.idle = 0  # consecutive trials that measured nothing new (repeats, out of budget)
@@ -274,8 +274,14 @@ class _Evaluator:
         for r in records:
             if r.state == "complete" and r.duplicate_of is None:
                 self.measured.setdefault(r.label, r)
-            if r.feasible and r.per_image_ms is not None:
-                self.best_latency = min(self.best_latency or math.inf, r.per_image_ms)
+            if r.feasible and r.per_image_ms is not None and (
+                    self.best is None or r.per_image_ms < self.best.per_image_ms):
+                self.best = r
+
+    @property
+    def best_latency(self) -> float | None:
+        """Per-image latency (ms) of :attr:`best`, or None."""
+        return None if self.best is None else self.best.per_image_ms
 
     # quality ------------------------------------------------------------------------------
     def drop(self, outputs: np.ndarray) -> tuple[float, dict]:
@@ -519,7 +525,7 @@ def search(
     with progress_bar("search", int(cfg.budget_s), enabled=progress) as bar:
         def on_trial(study: Any, trial: Any) -> None:
             bar.to(time.monotonic() - start)
-            best = _best(_records(study))
+            best = evaluator.best
             if best is not None:
                 bar.describe(f"trial {trial.number + 1}; best {best.label} {best.per_image_ms:.2f} ms "
                              f"(drop {best.drop:.1f})")

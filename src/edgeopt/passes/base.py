@@ -198,24 +198,51 @@ def check_calibration(model: "Model", calibration: np.ndarray | None, pass_name:
             f"{[s.name for s in model.inputs]}: use int8-dynamic or fp16 instead"
         )
     spec = model.inputs[0]
-    data = np.asarray(calibration)
-    want = "(N, " + ", ".join(str(d) for d in spec.shape[1:]) + ")"
-    if data.ndim != len(spec.shape) or tuple(data.shape[1:]) != tuple(spec.shape[1:]):
-        raise DataError(
-            f"calibration data have shape {data.shape}, input {spec.name!r} of {model.name} "
-            f"takes {want}: preprocess the images with model.preprocess and stack them"
-        )
+    return check_image_batch(calibration, spec.name, list(spec.shape), what="calibration data",
+                             limit=limit)
+
+
+def check_image_batch(images: np.ndarray, input_name: str, dims: list[int | None], *,
+                      what: str = "images", limit: int | None = None) -> np.ndarray:
+    """Validate a stack of preprocessed images against one model input.
+
+    Args:
+        images: float array (N, *dims[1:]).
+        input_name: the input's name, for the messages.
+        dims: the input's dims; the first (batch) is ignored, None matches any size.
+        what: how the messages name the data ("calibration data", "images").
+        limit: keep at most this many images (the first ones).
+
+    Returns:
+        a C-contiguous float32 array (min(N, limit), ...).
+
+    Raises:
+        DataError: wrong rank or shape, no images, not floating point, or non-finite.
+    """
+    data = np.asarray(images)
+    want = "(N, " + ", ".join("?" if d is None else str(d) for d in dims[1:]) + ")"
+    if data.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims[1:], data.shape[1:])):
+        raise DataError(f"{what} have shape {data.shape}, input {input_name!r} takes {want}: "
+                        f"preprocess the images with model.preprocess and stack them")
     if data.shape[0] == 0:
-        raise DataError("calibration data hold no images: pass at least one image in --images")
+        raise DataError(f"{what} hold no images: pass at least one preprocessed image")
     if not np.issubdtype(data.dtype, np.floating):
-        raise DataError(
-            f"calibration data are {data.dtype}, the model takes {spec.dtype}: pass the "
-            f"output of model.preprocess (float32), not raw pixels"
-        )
+        raise DataError(f"{what} are {data.dtype}: pass the float32 output of model.preprocess, "
+                        f"not raw pixels")
     data = np.ascontiguousarray(data[:limit], dtype=np.float32)
     if not np.isfinite(data).all():
-        raise DataError("calibration data contain NaN or inf: check the images and preprocessing")
+        raise DataError(f"{what} contain NaN or inf: check the images and preprocessing")
     return data
+
+
+def graph_index(graph: onnx.GraphProto) -> tuple[dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]]]:
+    """({tensor: node producing it}, {tensor: nodes reading it}) of a graph's nodes."""
+    producer = {o: n for n in graph.node for o in n.output if o}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for x in n.input:
+            users.setdefault(x, []).append(n)
+    return producer, users
 
 
 def finish(model: "Model", proto: onnx.ModelProto, pass_name: str) -> "Model":

@@ -51,7 +51,7 @@ import numpy as np
 import onnx
 
 from ..errors import PassError
-from .base import check_calibration, copy_proto, error_line, finish
+from .base import check_calibration, copy_proto, error_line, finish, graph_index
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -394,11 +394,7 @@ def _with_float_neighbours(source: onnx.ModelProto, names: list[str]) -> list[st
     graph = source.graph
     consts = {i.name for i in graph.initializer} | {
         o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    producer = {o: n for n in graph.node for o in n.output if o}
-    users: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for x in n.input:
-            users.setdefault(x, []).append(n)
+    producer, users = graph_index(graph)
     graph_outputs = {o.name for o in graph.output}
     chosen = list(dict.fromkeys(names))
     keep = set(chosen)
