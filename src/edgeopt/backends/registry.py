@@ -16,6 +16,9 @@ _REGISTRY: dict[str, str] = {
     "ort": "edgeopt.backends.ort:OrtBackend",
     "openvino": "edgeopt.backends.openvino:OpenVinoBackend",
     "torch": "edgeopt.backends.torch:TorchBackend",
+    "torch-onednn": "edgeopt.backends.torch_conv:OneDnnBackend",
+    "torch-nnpack": "edgeopt.backends.torch_conv:NnpackBackend",
+    "torch-im2col": "edgeopt.backends.torch_conv:Im2colBackend",
     "reference": "edgeopt.backends.reference:ReferenceBackend",
 }
 DEFAULT = "ort"

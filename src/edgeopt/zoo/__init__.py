@@ -7,13 +7,13 @@ Nothing is downloaded at run time: pretrained weights come from installed packag
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import ModelLoadError, ShapeError
+from ..evaluate.digits import DIGIT_CLASSES
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
-from ..evaluate.digits import DIGIT_CLASSES
 from .digits import RECIPES as DIGITS_RECIPES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +42,7 @@ class ZooEntry:
     preprocess: Preprocess
     task: str
     pretrained: bool
-    build: Callable[["ZooEntry", dict], Model]
+    build: Callable[[ZooEntry, dict], Model]
     labels: tuple[str, ...] | None = None
 
 
@@ -97,6 +97,74 @@ def _seednet() -> object:
     from .seednet import build
 
     return build()
+
+
+def _arch(module: str, name: str, size: int) -> Callable[[], object]:
+    """Factory of the architecture ``edgeopt.zoo.<module>.<name>()`` in eval mode.
+
+    Its random weights come from torch seed 0 inside a forked RNG: the same weights on
+    every build, and the caller's RNG state untouched. BatchNorm statistics are set from
+    one random batch at about half the default ``size`` (see
+    :func:`edgeopt.zoo.blocks.calibrate_batchnorm`) so activations keep a sane scale.
+    Nothing is imported until the factory runs.
+    """
+    def factory() -> object:
+        import importlib
+
+        import torch
+
+        from .blocks import calibrate_batchnorm
+
+        build = getattr(importlib.import_module(f".{module}", __name__), name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            # Half the side (rounded up to a multiple of the usual stride 32, which every
+            # architecture here accepts): the batch of two costs 2/3 of a forward at size.
+            side = -(-size // 64) * 32
+            return calibrate_batchnorm(build(), (2, 3, side, side))
+
+    return factory
+
+
+def _imagenet(size: int) -> Preprocess:
+    return Preprocess(size=(size, size), channels="RGB", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+# (name, description, input size, task, module, function) of the architectures written here
+# (random weights); published sizes and costs are in their docstrings and checked by
+# tests/test_zoo_architectures.py.
+_ARCHITECTURES = [
+    ("alexnet", "AlexNet, torchvision form (Krizhevsky 2012/2014), 1000 classes", 224,
+     "classification", "classic", "alexnet"),
+    ("vgg16", "VGG-16 (Simonyan & Zisserman 2015), 1000 classes", 224, "classification", "classic", "vgg16"),
+    ("inception-bn", "Inception-BN / BN-Inception (Ioffe & Szegedy 2015), 1000 classes", 224,
+     "classification", "inception", "inception_bn"),
+    ("inception-v3", "Inception v3 (Szegedy et al. 2016), no aux head, 1000 classes", 299,
+     "classification", "inception", "inception_v3"),
+    ("resnet18", "ResNet-18 (He et al. 2016), 1000 classes", 224, "classification", "resnet", "resnet18"),
+    ("resnet50", "ResNet-50 v1.5 (He et al. 2016), 1000 classes", 224, "classification", "resnet", "resnet50"),
+    ("resnet152", "ResNet-152 v1.5 (He et al. 2016), 1000 classes", 224, "classification", "resnet", "resnet152"),
+    ("squeezenet1.1", "SqueezeNet 1.1 (Iandola et al. 2016), 1000 classes", 224,
+     "classification", "classic", "squeezenet1_1"),
+    ("mobilenet-v1", "MobileNet v1 1.0 (Howard et al. 2017), 1000 classes", 224,
+     "classification", "mobile", "mobilenet_v1"),
+    ("mobilenet-v2", "MobileNetV2 1.0 (Sandler et al. 2018), 1000 classes", 224,
+     "classification", "mobilenetv2", "imagenet"),
+    ("mobilenet-v3-small", "MobileNetV3-Small 1.0 (Howard et al. 2019), 1000 classes", 224,
+     "classification", "mobile", "mobilenet_v3_small"),
+    ("mobilenet-v3-large", "MobileNetV3-Large 1.0 (Howard et al. 2019), 1000 classes", 224,
+     "classification", "mobile", "mobilenet_v3_large"),
+    ("shufflenet-v2", "ShuffleNet v2 1x (Ma et al. 2018), 1000 classes", 224,
+     "classification", "mobile", "shufflenet_v2"),
+    ("ssd300-vgg16", "SSD300, VGG-16 backbone (Liu et al. 2016), 91 COCO classes; raw boxes+scores", 300,
+     "detection", "detectors", "ssd300_vgg16"),
+    ("ssdlite-mobilenetv2", "SSDLite, MobileNetV2 backbone (Sandler et al. 2018), 81 COCO classes; raw "
+     + "boxes+scores", 300, "detection", "detectors", "ssdlite_mobilenetv2"),
+    ("squeezenet-ssd", "SSD on SqueezeNet 1.1, 21 VOC classes; raw boxes+scores", 300,
+     "detection", "detectors", "squeezenet_ssd"),
+    ("tiny-yolov2", "Tiny-YOLOv2 (Redmon & Farhadi 2017), 20 VOC classes; raw 125x13x13 map", 416,
+     "detection", "detectors", "tiny_yolov2"),
+]
 
 
 def _trained_digits(entry: ZooEntry, shapes: dict) -> Model:
@@ -173,6 +241,10 @@ _ENTRIES = [
         "other", True,
         _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", _RAPIDOCR),
     ),
+] + [
+    ZooEntry(name, desc, (1, 3, size, size), _imagenet(size), task, False,
+             _torch_entry(_arch(module, fn, size)))
+    for name, desc, size, task, module, fn in _ARCHITECTURES
 ]
 _BY_NAME = {e.name: e for e in _ENTRIES}
 
