@@ -60,10 +60,14 @@ class Backend(ABC):
         module: the Python module the runtime is imported as.
         distribution: the PyPI distribution whose version is reported.
         install: the command that installs the runtime (quoted in errors).
+        threads_fixed_per_process: True when the runtime sizes its thread pool once per
+            process (NNPACK under torch): a sweep over thread counts must time each
+            count in a fresh process.
     """
 
     name: str = ""
     timed: bool = True
+    threads_fixed_per_process: bool = False
     module: str = ""
     distribution: str = ""
     install: str = ""
