@@ -446,6 +446,64 @@ def _run_search(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trial
     out.print("wrote " + ", ".join(str(p) for p in files.values()))
 
 
+@app.command("suite")
+def suite_cmd(
+    name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
+    budget: str = typer.Option("10m", help="Total wall time, e.g. 600, 10m, 1h (loading and compiling included)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
+    history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
+) -> None:
+    """Reproduce a seed benchmark study on this machine within a time budget."""
+    from . import store
+    from .bench.suite import get_suite, run_suite
+    from .cli_search import parse_duration
+    from .report.suite_report import write_suite_outputs
+
+    spec = get_suite(name)
+    budget_s = parse_duration(budget)
+    run = run_suite(spec, budget_s=budget_s)
+    run_id = None
+    if not no_history:
+        run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,
+                                  meta=run.meta(), path=history)
+    files = write_suite_outputs(run, out_dir or Path(f"suite-{spec.name}"), history_id=run_id)
+    ran = sum(c.result.ok for c in run.cells)
+    out.print(f"{ran} of {len(run.cells)} cells measured in {run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
+              + (f"; history run {run_id}" if run_id else ""))
+    out.print("wrote " + ", ".join(str(p) for p in files))
+
+
+@app.command("compare")
+def compare_cmd(
+    a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
+    b: str = typer.Argument(..., help="Run B, the same way."),
+    history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
+    min_effect: float = typer.Option(0.05, help="Smallest relative difference called real (0.05 = 5%)."),
+) -> None:
+    """Side-by-side ratios of two benchmark runs, with the noise shown."""
+    from .bench.compare import compare_results, load_results
+    from .cli_suite import print_compare
+
+    if not 0 <= min_effect < 1:
+        raise EdgeoptError(f"--min-effect {min_effect} is outside [0, 1): pass e.g. 0.05 for 5%")
+    a_name, a_cells = load_results(a, history=history)
+    b_name, b_cells = load_results(b, history=history)
+    print_compare(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name, out)
+
+
+@app.command("history")
+def history_cmd(
+    history: Optional[Path] = typer.Option(None, help="Results history file."),
+) -> None:
+    """List the runs stored in the results history (compare them with history:ID)."""
+    from . import store
+    from .cli_suite import print_history
+
+    path = history or store.default_path()
+    print_history(store.list_runs(path), str(path), out)
+
+
 def main() -> None:
     """Console entry point: run the app; EdgeoptError -> one line on stderr, exit 2."""
     try:

@@ -191,14 +191,65 @@ def benchmark(
         return result
     result.prepare_ms = (time.perf_counter_ns() - start) / 1e6
     try:
-        _run_cell(session, feeds, result, deadline, warmup, min_runs, min_time_s)
-    except Exception as e:
-        result.error = _failure(backend, "run", batch, e)
-        result.latencies_ms = []
+        _time_into(session, feeds, result, deadline, warmup, min_runs, min_time_s)
     finally:
         session.close()
-    result._derive()
     return result
+
+
+def time_session(
+    session: "Session",
+    model: "Model",
+    *,
+    batch: int = 1,
+    warmup: int = DEFAULT_WARMUP,
+    min_runs: int = DEFAULT_MIN_RUNS,
+    min_time_s: float = DEFAULT_MIN_TIME_S,
+    max_time_s: float = DEFAULT_MAX_TIME_S,
+    prepare_ms: float | None = None,
+) -> BenchResult:
+    """Time a session that is already prepared, at one batch size (the method of
+    :func:`benchmark` from the first inference on).
+
+    A suite prepares one session per (model, backend, threads) and times it at each
+    batch size: preparing again per batch would spend the budget on compiling (TVM,
+    OpenVINO) instead of running. The session is not closed.
+
+    Args:
+        session: from ``Backend.prepare(model, threads=...)``; its ``backend`` and
+            ``threads`` attributes name the cell.
+        model: the Model the session was prepared from (name, sha256, input specs).
+        batch, warmup, min_runs, min_time_s, max_time_s: as in :func:`benchmark`;
+            ``max_time_s`` counts from this call (the prepare is not in it).
+        prepare_ms: the session's prepare time, recorded in the result (None: not known).
+
+    Returns:
+        a BenchResult; a failure to run is its ``error``, not an exception.
+
+    Raises:
+        EdgeoptError: a setting is out of range.
+    """
+    _check_settings(batch, session.threads, warmup, min_runs, min_time_s, max_time_s)
+    be = registry.get(session.backend)
+    result = BenchResult(
+        backend=session.backend, backend_version=be.version(), model=model.name,
+        model_sha256=model.sha256, batch=batch, threads=session.threads, machine=machine_info(),
+        prepare_ms=prepare_ms,
+    )
+    deadline = time.perf_counter_ns() + int(max_time_s * 1e9)
+    _time_into(session, model.example_feeds(batch), result, deadline, warmup, min_runs, min_time_s)
+    return result
+
+
+def _time_into(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult, deadline: int,
+               warmup: int, min_runs: int, min_time_s: float) -> None:
+    """:func:`_run_cell`, a failure recorded as the result's error; derived fields updated."""
+    try:
+        _run_cell(session, feeds, result, deadline, warmup, min_runs, min_time_s)
+    except Exception as e:
+        result.error = _failure(session.backend, "run", result.batch, e)
+        result.latencies_ms = []
+    result._derive()
 
 
 def timed_backend(name: str) -> "Backend":

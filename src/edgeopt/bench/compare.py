@@ -1,0 +1,168 @@
+"""Two benchmark runs side by side: per-cell ratios with their noise, so a real difference
+can be told from jitter.
+
+Cells are matched by (model, backend, batch, threads). The ratio is B's median latency
+over A's (below 1: B is faster). Its noise is a 95% bootstrap interval (Efron &
+Tibshirani, "An Introduction to the Bootstrap", 1993, the percentile method): both
+cells' per-run latencies are resampled with replacement and the ratio of the medians
+recomputed. The interval covers the jitter inside each run only; two runs made at
+different times also differ by the machine's state (frequency, other load), which
+repetitions inside one run cannot see, so a difference is called real only when the
+interval excludes 1 *and* the ratio is at least ``min_effect`` away from 1.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import EdgeoptError
+from .harness import BenchResult
+
+MIN_EFFECT = 0.05
+"""Smallest relative difference called real between two runs made at different times:
+alternating timing of one model against itself on this project's 2-core test machine
+moved the ratio by up to ~5-10% between occasions."""
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """One matched cell.
+
+    Attributes:
+        model, backend, batch, threads: the cell.
+        a_ms, b_ms: median per-image latency in ms (p50 / batch) of each run, None when
+            that run has no timed runs there (an error, or not measured).
+        a_runs, b_runs: timed runs behind each number.
+        a_cv, b_cv: coefficient of variation (std / mean) of each cell's latencies.
+        ratio: b_ms / a_ms (below 1: B faster); low, high: its 95% bootstrap interval.
+        verdict: "B faster", "B slower", "within noise", "only in A", "only in B" or
+            "not measured" (with a reason in ``note``).
+        note: the error of a side that did not run, else "".
+    """
+
+    model: str
+    backend: str
+    batch: int
+    threads: int
+    a_ms: float | None
+    b_ms: float | None
+    a_runs: int
+    b_runs: int
+    a_cv: float | None
+    b_cv: float | None
+    ratio: float | None
+    low: float | None
+    high: float | None
+    verdict: str
+    note: str = ""
+
+
+def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """median(b) / median(a) and its 95% percentile-bootstrap interval.
+
+    Args:
+        a, b: per-run latencies (ms), at least one each.
+
+    Returns:
+        (ratio, low, high).
+
+    Raises:
+        EdgeoptError: an empty sample.
+    """
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xa.size == 0 or xb.size == 0:
+        raise EdgeoptError("a latency sample is empty: compare cells that have timed runs")
+    rng = np.random.default_rng(seed)
+    ma = np.median(xa[rng.integers(0, xa.size, (resamples, xa.size))], axis=1)
+    mb = np.median(xb[rng.integers(0, xb.size, (resamples, xb.size))], axis=1)
+    low, high = np.percentile(mb / ma, [2.5, 97.5])
+    return float(np.median(xb) / np.median(xa)), float(low), float(high)
+
+
+def compare_results(a: Sequence[BenchResult], b: Sequence[BenchResult], *,
+                    min_effect: float = MIN_EFFECT) -> list[CellComparison]:
+    """Match the cells of two runs and compare each pair (see the module docstring).
+
+    Returns:
+        one CellComparison per cell of either run: A's cells in A's order, then the
+        cells only B has.
+
+    Raises:
+        EdgeoptError: the runs share no cell (the message names one key of each).
+    """
+    def key(r: BenchResult) -> tuple[str, str, int, int]:
+        return (r.model, r.backend, r.batch, r.threads)
+
+    by_b = {key(r): r for r in b}
+    by_a = {key(r): r for r in a}
+    if a and b and not set(by_a) & set(by_b):
+        raise EdgeoptError(f"the two runs share no cell (A has {_show(next(iter(by_a)))}, B has "
+                           f"{_show(next(iter(by_b)))}): compare runs of the same suite or models")
+    out = [_pair(k, by_a[k], by_b.get(k), min_effect) for k in by_a]
+    out += [_pair(k, None, r, min_effect) for k, r in by_b.items() if k not in by_a]
+    return out
+
+
+def _show(k: tuple) -> str:
+    return f"{k[0]} on {k[1]} batch {k[2]} threads {k[3]}"
+
+
+def _side(r: BenchResult | None) -> tuple[float | None, int, float | None]:
+    if r is None or not r.ok:
+        return None, 0 if r is None else len(r.latencies_ms), None
+    s = r.stats
+    return s.p50 / r.batch, s.n, (s.std / s.mean if s.mean else None)
+
+
+def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: float) -> CellComparison:
+    (a_ms, a_n, a_cv), (b_ms, b_n, b_cv) = _side(ra), _side(rb)
+    ratio = low = high = None
+    note = ""
+    if ra is None:
+        verdict = "only in B"
+    elif rb is None:
+        verdict = "only in A"
+    elif a_ms is None or b_ms is None:
+        verdict = "not measured"
+        note = "; ".join(f"{side}: {r.error or 'no timed runs'}" for side, r in (("A", ra), ("B", rb))
+                         if not r.ok)
+    else:
+        ratio, low, high = median_ratio_interval(ra.latencies_ms, rb.latencies_ms)
+        if high < 1.0 and ratio <= 1.0 - min_effect:
+            verdict = "B faster"
+        elif low > 1.0 and ratio >= 1.0 + min_effect:
+            verdict = "B slower"
+        else:
+            verdict = "within noise"
+    return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
+                          ratio=ratio, low=low, high=high, verdict=verdict, note=note)
+
+
+def load_results(ref: str, *, history: str | os.PathLike | None = None) -> tuple[str, list[BenchResult]]:
+    """The cells of ``ref``: ``history:ID`` (a run in the results history) or a JSON file
+    written by ``edgeopt bench`` / ``edgeopt suite``.
+
+    Returns:
+        (a one-line description of the run, its cells).
+
+    Raises:
+        EdgeoptError: no such run or file, or not an edgeopt results file.
+    """
+    from .. import store
+    from .sweep import read_json
+
+    if ref.startswith("history:"):
+        try:
+            run_id = int(ref.removeprefix("history:"))
+        except ValueError:
+            raise EdgeoptError(f"{ref!r} is not a history reference: write history:ID, e.g. history:3 "
+                               f"(see `edgeopt history`)") from None
+        info, cells = store.load_run(run_id, history)
+        return f"run {info.id}: {info.kind} {info.name}, {info.started} on {info.host} ({info.cpu_model})", cells
+    return ref, read_json(ref)

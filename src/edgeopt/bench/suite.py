@@ -1,0 +1,368 @@
+"""The seed benchmark studies, reproduced on this machine in one command within a time budget.
+
+A suite is a grid: models x precision variants x backends x thread counts x batch sizes.
+:data:`SUITES` holds the studies the seed articles ran:
+
+- ``seed-rpi``: the seed Raspberry Pi 3 study timed one small CNN (zoo:seednet) on Caffe,
+  TensorFlow and MXNet builds for batch sizes 1 to 256, 100 forward passes each, and
+  reported mean time per image in a table and two plots (linear and log). Here: every
+  runtime installed, 1 and 2 threads.
+- ``seed-nnpack``: the seed MXNet study compared NNPACK on and off on AlexNet, VGG-16,
+  Inception-BN, Inception v3, ResNet-50 and ResNet-152 with random images, images/s vs
+  batch. Here: PyTorch's three conv paths (oneDNN, NNPACK, im2col + GEMM), ONNX Runtime
+  and OpenVINO.
+- ``mobile``: the lightweight networks (MobileNet v1/v2/v3, ShuffleNet v2, SqueezeNet
+  1.1) at batch 1, fp32 and int8, on each backend.
+
+How the budget is spent (:func:`run_suite`): one session is prepared per (model, variant,
+backend, threads) and timed at each batch size in increasing order, so the smaller batch
+predicts the cost of the next. Before each cell the time left is split evenly over the
+cells not yet run; that share caps the cell (:func:`~edgeopt.bench.harness.time_session`:
+at least 3 timed runs, up to the suite's ``min_runs`` within the share). A cell whose
+3 runs would not fit its share, by the per-image time of the batch before it, is
+skipped and says so; its share goes to the cells after it. So each cell adapts its
+repetitions to the budget and reports how many runs it got.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..backends import registry
+from ..errors import EdgeoptError
+from .harness import FLOOR_RUNS, BenchResult, time_session
+from .machine import machine_info
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+ALL_CPUS = 0
+"""A thread count in a spec meaning "every logical CPU of this machine"."""
+RESERVE_S = 20.0
+"""Seconds of the budget kept for writing the report and plots (at most 5% of it)."""
+SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
+"""Session attributes a report needs to read a number right (TVM tuned or not, which
+conv kernel torch really ran), recorded per session when the backend exposes them."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A precision of the suite's models: passes applied to each, and where it runs.
+
+    Attributes:
+        name: "fp32", "int8", ...
+        passes: edgeopt pass names applied in order (calibration images are the
+            built-in demo photos and scans).
+        backends: backends this variant runs on (None: the suite's); int8 graphs have
+            no PyTorch module, so they run on ONNX runtimes only.
+    """
+
+    name: str
+    passes: tuple[str, ...] = ()
+    backends: tuple[str, ...] | None = None
+
+
+FP32 = Variant("fp32")
+INT8 = Variant("int8", ("cleanup", "int8-static"), ("ort", "openvino"))
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One study.
+
+    Attributes:
+        name: the NAME of ``edgeopt suite NAME``.
+        title: heading of the report.
+        source: the seed study it reproduces, and what it measured.
+        models: zoo references.
+        backends: registry names (None: every timed backend registered).
+        threads: thread counts (:data:`ALL_CPUS` = the machine's logical CPUs).
+        batches: batch sizes, increasing.
+        metric: "ms_per_image" (mean latency / batch, the Raspberry Pi study's unit) or
+            "images_per_s" (the NNPACK study's unit).
+        variants: precisions.
+        min_runs: timed runs a cell aims for (the seed studies ran 100 forward passes).
+    """
+
+    name: str
+    title: str
+    source: str
+    models: tuple[str, ...]
+    backends: tuple[str, ...] | None
+    threads: tuple[int, ...]
+    batches: tuple[int, ...]
+    metric: str
+    variants: tuple[Variant, ...] = (FP32,)
+    min_runs: int = 100
+
+
+SUITES: dict[str, SuiteSpec] = {s.name: s for s in (
+    SuiteSpec(
+        "seed-rpi", "zoo:seednet on every runtime, batch 1 to 256",
+        "seed Raspberry Pi 3 study: a small CNN on Caffe, TensorFlow and MXNet builds, batch 1..256, "
+        "100 forward passes each, mean time per image",
+        ("zoo:seednet",), None, (1, 2), (1, 2, 4, 8, 16, 32, 64, 128, 256), "ms_per_image",
+    ),
+    SuiteSpec(
+        "seed-nnpack", "conv algorithms on the classic ImageNet networks, images/s vs batch",
+        "seed MXNet NNPACK study: AlexNet, VGG-16, Inception-BN, Inception v3, ResNet-50, ResNet-152 "
+        "with and without NNPACK, random images, images/s vs batch",
+        ("zoo:alexnet", "zoo:vgg16", "zoo:inception-bn", "zoo:inception-v3", "zoo:resnet50", "zoo:resnet152"),
+        ("torch-onednn", "torch-nnpack", "torch-im2col", "ort", "openvino"), (ALL_CPUS,), (1, 2, 4, 8, 16),
+        "images_per_s",
+    ),
+    SuiteSpec(
+        "mobile", "lightweight networks at batch 1, fp32 and int8",
+        "the seeds' lightweight networks (MobileNets, ShuffleNet, SqueezeNet) for embedded CPUs",
+        ("zoo:mobilenet-v1", "zoo:mobilenet-v2", "zoo:mobilenet-v3-small", "zoo:mobilenet-v3-large",
+         "zoo:shufflenet-v2", "zoo:squeezenet1.1"),
+        None, (ALL_CPUS,), (1,), "ms_per_image", (FP32, INT8),
+    ),
+)}
+
+
+def get_suite(name: str) -> SuiteSpec:
+    """The suite called ``name``.
+
+    Raises:
+        EdgeoptError: unknown name (the message lists the suites).
+    """
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise EdgeoptError(f"no suite {name!r}: choose one of {', '.join(SUITES)}") from None
+
+
+@dataclass
+class SuiteCell:
+    """One cell of a suite run.
+
+    Attributes:
+        ref: zoo reference of the model; variant: its precision.
+        result: the measurement; for a skipped or failed cell, ``error`` says why and
+            there are no runs.
+        skipped: True when the budget, not the backend, kept the cell from running.
+    """
+
+    ref: str
+    variant: str
+    result: BenchResult
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The BenchResult's dict with a ``cell`` entry (ref, variant, skipped)."""
+        return {**self.result.to_dict(), "cell": {"ref": self.ref, "variant": self.variant,
+                                                  "skipped": self.skipped}}
+
+
+@dataclass
+class SuiteRun:
+    """What :func:`run_suite` measured.
+
+    Attributes:
+        spec: the suite; budget_s: its budget; elapsed_s: wall time it took.
+        cells: in grid order.
+        unavailable: {backend: why it is not usable here}.
+        sessions: one record per prepared session: ref, variant, backend, threads,
+            prepare_ms and the :data:`SESSION_FACTS` the backend exposes.
+        machine: :func:`~edgeopt.bench.machine.machine_info`.
+    """
+
+    spec: SuiteSpec
+    budget_s: float
+    elapsed_s: float = 0.0
+    cells: list[SuiteCell] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-ready description of the run (no cells)."""
+        return {"suite": asdict(self.spec), "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,
+                "unavailable": self.unavailable, "sessions": self.sessions, "machine": self.machine}
+
+
+def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
+              load: Callable[[str], "Model"] | None = None) -> SuiteRun:
+    """Run every cell of ``spec`` within ``budget_s`` seconds (see the module docstring).
+
+    Args:
+        spec: the suite.
+        budget_s: wall-time budget in seconds (> 0), loading and preparing included.
+        progress: show a progress bar with the current cell.
+        load: zoo reference -> Model (default :func:`edgeopt.model.load_model`); tests
+            pass small models.
+
+    Returns:
+        the :class:`SuiteRun`; backends that are not installed are listed in
+        ``unavailable`` and get no cells.
+
+    Raises:
+        EdgeoptError: a non-positive budget, or no backend of the suite is usable here.
+    """
+    from ..model import load_model
+    from ..report.progress import progress_bar
+
+    if not budget_s > 0:
+        raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
+    load = load or load_model
+    start = time.perf_counter()
+    deadline = start + budget_s - min(RESERVE_S, 0.05 * budget_s)
+    run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
+    usable = []
+    for name in spec.backends or registry.names():
+        why = _why_not(name)
+        if why is None:
+            usable.append(name)
+        elif why:
+            run.unavailable[name] = why
+    if not usable:
+        raise EdgeoptError(f"none of the suite's backends is usable here ({'; '.join(run.unavailable.values())})")
+    threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
+    groups = [(ref, v, b, t) for ref in spec.models for v in spec.variants
+              for b in (v.backends or usable) if b in usable for t in threads]
+    total = len(groups) * len(spec.batches)
+    with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
+        models: dict[tuple[str, str], Model | str] = {}
+        for ref, variant, backend, nthreads in groups:
+            if (ref, variant.name) not in models:
+                models.clear()  # one model in memory at a time: VGG-16 alone is 553 MB
+                models[(ref, variant.name)] = _variant_model(load, ref, variant)
+            model = models[(ref, variant.name)]
+            bar.describe(f"{ref.removeprefix('zoo:')} {variant.name} {backend} t{nthreads}")
+            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is load_model:
+                _run_group_in_child(run, ref, variant, backend, nthreads, deadline, total, bar)
+            else:
+                _run_group(run, ref, variant.name, model, backend, nthreads, deadline, total, bar)
+    run.elapsed_s = time.perf_counter() - start
+    return run
+
+
+def _why_not(backend: str) -> str | None:
+    """None when ``backend`` can be timed here; "" for an oracle (never timed, not worth a
+    note); else why not."""
+    try:
+        be = registry.get(backend)
+    except ImportError as e:  # a backend module that imports its runtime eagerly
+        return f"cannot be imported: {str(e).splitlines()[0]}"
+    if not be.timed:
+        return ""
+    return be.available()
+
+
+def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -> "Model | str":
+    """The model of ``variant``, or why it could not be built (a one-line error)."""
+    from ..evaluate.data import demo_orientation_set
+    from ..passes.base import run_pass
+
+    try:
+        model = load(ref)
+        if variant.passes:
+            calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
+            for name in variant.passes:
+                model = run_pass(name, model, None, calibration=calibration)
+        return model
+    except EdgeoptError as e:
+        return f"{ref} {variant.name}: {str(e).splitlines()[0]}"
+
+
+def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str, threads: int,
+                        deadline: float, total: int, bar) -> None:
+    """:func:`_run_group` in a fresh process, for a backend whose thread pool is sized once
+    per process; the child gets the cells' shares of the time left as its budget."""
+    import concurrent.futures
+    import multiprocessing
+
+    left = deadline - time.perf_counter()
+    budget = max(left, 0.0) * len(run.spec.batches) / max(total - len(run.cells), 1)
+    ctx = multiprocessing.get_context("spawn")  # fork would inherit this process's pools
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            cells, sessions = pool.submit(_child_group, run.spec, ref, variant, backend, threads, budget,
+                                          run.machine).result()
+    except Exception as e:  # a crashed child is the group's result, not the suite's end
+        why = f"{backend} t{threads} in a fresh process failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        for batch in run.spec.batches:
+            run.cells.append(SuiteCell(ref, variant.name, BenchResult(
+                backend=backend, backend_version=registry.get(backend).version(), model=ref.removeprefix("zoo:"),
+                model_sha256="", batch=batch, threads=threads, machine=run.machine, error=why)))
+            bar.advance()
+        return
+    for d in cells:
+        cell = d.pop("cell")
+        run.cells.append(SuiteCell(cell["ref"], cell["variant"], BenchResult.from_dict(d), cell["skipped"]))
+        bar.advance()
+    run.sessions += sessions
+
+
+def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, threads: int, budget_s: float,
+                 machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
+    from ..model import load_model
+    from ..report.progress import progress_bar
+
+    child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
+    deadline = time.perf_counter() + budget_s
+    model = _variant_model(load_model, ref, variant)
+    with progress_bar("", 0, enabled=False) as bar:
+        _run_group(child, ref, variant.name, model, backend, threads, deadline, len(spec.batches), bar)
+    return [c.to_dict() for c in child.cells], child.sessions
+
+
+def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", backend: str, threads: int,
+               deadline: float, total: int, bar) -> None:
+    """Prepare one session and time it at each batch of the suite (cells appended to ``run``)."""
+    spec = run.spec
+
+    def add(result: BenchResult, skipped: bool = False) -> None:
+        run.cells.append(SuiteCell(ref, variant, result, skipped))
+        bar.advance()
+
+    def failed(batch: int, why: str, skipped: bool = False) -> BenchResult:
+        name = model.name if not isinstance(model, str) else ref.removeprefix("zoo:")
+        sha = model.sha256 if not isinstance(model, str) else ""
+        return BenchResult(backend=backend, backend_version=registry.get(backend).version(), model=name,
+                           model_sha256=sha, batch=batch, threads=threads, machine=run.machine, error=why)
+
+    if isinstance(model, str) or time.perf_counter() >= deadline:
+        why = model if isinstance(model, str) else "skipped: the budget was spent before this cell"
+        for batch in spec.batches:
+            add(failed(batch, why, skipped=not isinstance(model, str)), skipped=not isinstance(model, str))
+        return
+    t0 = time.perf_counter()
+    try:
+        session = registry.get(backend).prepare(model, threads=threads)
+    except Exception as e:  # a backend that cannot run this model is a result, not a crash
+        why = f"{backend} cannot prepare {model.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        for batch in spec.batches:
+            add(failed(batch, why))
+        return
+    prepare_ms = (time.perf_counter() - t0) * 1e3
+    facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
+    run.sessions.append({"ref": ref, "variant": variant, "backend": backend, "threads": threads,
+                         "prepare_ms": prepare_ms, **facts})
+    per_image_s: float | None = None
+    try:
+        for batch in spec.batches:
+            left = deadline - time.perf_counter()
+            share = max(left, 0.0) / max(total - len(run.cells), 1)
+            if left <= 0:
+                add(failed(batch, "skipped: the budget was spent before this cell", True), True)
+                continue
+            if per_image_s is not None and FLOOR_RUNS * per_image_s * batch > share:
+                add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
+                                  f"before), {FLOOR_RUNS} runs exceed this cell's share of the budget "
+                                  f"({share:.1f} s)", True), True)
+                continue
+            result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
+                                  min_time_s=min(1.0, share), max_time_s=share,
+                                  prepare_ms=prepare_ms if batch == spec.batches[0] else None)
+            result.machine = run.machine
+            if result.ok:
+                per_image_s = result.ms_per_image / 1e3
+            add(result)
+    finally:
+        session.close()

@@ -1,0 +1,104 @@
+"""Plots of a suite run (PNG): the seed studies' figures.
+
+A batch sweep gets the Raspberry Pi study's pair, the suite's number vs batch size with a
+linear and a log y axis, one panel per model and one line per runtime; a single-batch
+suite gets grouped bars (one group per model, one bar per runtime and precision).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .plots import _save
+from .suite_report import UNITS, by_model, value
+
+if TYPE_CHECKING:
+    from ..bench.suite import SuiteRun
+
+
+def plot_suite(run: "SuiteRun", path_prefix: str | Path) -> list[Path]:
+    """Write the suite's plots next to ``path_prefix``.
+
+    Returns:
+        ``{prefix}_linear.png`` and ``{prefix}_log.png`` for a batch sweep,
+        ``{prefix}_bars.png`` for a single batch; [] when no cell has timed runs.
+    """
+    models = by_model(run)
+    if not any(c.result.ok for c in run.cells):
+        return []
+    prefix = Path(path_prefix)
+    if len(run.spec.batches) == 1:
+        path = prefix.with_name(prefix.name + "_bars.png")
+        _bars(run, models, path)
+        return [path]
+    out = []
+    for scale in ("linear", "log"):
+        path = prefix.with_name(f"{prefix.name}_{scale}.png")
+        _sweep(run, models, path, log=scale == "log")
+        out.append(path)
+    return out
+
+
+def _grid(n: int, size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(size[0] * cols, size[1] * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
+    return fig, axes
+
+
+def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    metric = run.spec.metric
+    fig, axes = _grid(len(models), (5.2, 3.8))
+    for ax, (ref, rows) in zip(axes, models.items()):
+        for label, cells in rows.items():
+            pts = [(c.result.batch, value(c, metric)) for c in cells if value(c, metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(run.spec.batches, [str(b) for b in run.spec.batches])
+        ax.xaxis.set_minor_locator(NullLocator())
+        if log:
+            ax.set_yscale("log")
+            # Plain numbers ("2", "0.5") read better than "2x10^0" on both tick levels.
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_title(ref.removeprefix("zoo:"), fontsize=10)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(UNITS[metric], fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{run.spec.name} on {run.machine.get('cpu_model', '')} ({'log' if log else 'linear'} scale)",
+                 fontsize=10)
+    _save(fig, path)
+
+
+def _bars(run: "SuiteRun", models: dict, path: Path) -> None:
+    import numpy as np
+
+    metric = run.spec.metric
+    labels = sorted({label for rows in models.values() for label in rows})
+    fig, (ax,) = _grid(1, (max(6.0, 1.4 * len(models) * max(1, len(labels)) / 3), 4.2))
+    width = 0.8 / max(len(labels), 1)
+    x = np.arange(len(models))
+    for i, label in enumerate(labels):
+        heights = []
+        for rows in models.values():
+            cells = rows.get(label, [])
+            v = value(cells[0], metric) if cells else None
+            heights.append(np.nan if v is None else v)
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=label)
+    ax.set_xticks(x, [ref.removeprefix("zoo:") for ref in models], rotation=20, fontsize=8)
+    ax.set_ylabel(UNITS[metric], fontsize=8)
+    ax.set_title(f"{run.spec.name} on {run.machine.get('cpu_model', '')}, batch {run.spec.batches[0]}",
+                 fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)

@@ -1,0 +1,173 @@
+"""A suite run written the way the seed studies present results: a JSON file with every
+cell, a Markdown report with one table per model (rows: runtime x threads x precision,
+columns: batch size, each number with the runs behind it), who wins where and by how
+much, and plots (linear and log for batch sweeps, bars for a single batch)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..bench.sweep import JSON_SCHEMA
+from ..model import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from ..bench.suite import SuiteCell, SuiteRun
+
+UNITS = {"ms_per_image": "ms per image (mean latency / batch)", "images_per_s": "images/s"}
+
+
+def value(cell: "SuiteCell", metric: str) -> float | None:
+    """The suite's number for one cell: ms per image or images/s (None without runs)."""
+    r = cell.result
+    if not r.ok:
+        return None
+    return r.ms_per_image if metric == "ms_per_image" else r.throughput
+
+
+def line_label(cell: "SuiteCell", variants: int) -> str:
+    """"backend t2" (plus " int8" when the suite has several precisions)."""
+    label = f"{cell.result.backend} t{cell.result.threads}"
+    return f"{label} {cell.variant}" if variants > 1 else label
+
+
+def by_model(run: "SuiteRun") -> dict[str, dict[str, list["SuiteCell"]]]:
+    """{model ref: {line label: cells in batch order}} in grid order."""
+    out: dict[str, dict[str, list[SuiteCell]]] = defaultdict(lambda: defaultdict(list))
+    for c in run.cells:
+        out[c.ref][line_label(c, len(run.spec.variants))].append(c)
+    return out
+
+
+def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int | None = None) -> list[Path]:
+    """Write ``suite.json`` (schema ``edgeopt.bench/1`` plus the run's meta; each result
+    carries a ``cell`` entry), the plots and ``report.md`` into ``out_dir``.
+
+    Returns:
+        the paths written (each atomically).
+    """
+    from .suite_plots import plot_suite
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": JSON_SCHEMA, "meta": run.meta(), "history_id": history_id,
+           "results": [c.to_dict() for c in run.cells]}
+    paths = [out / "suite.json"]
+    atomic_write_bytes(paths[0], json.dumps(doc, indent=2, default=str).encode())
+    plots = plot_suite(run, out / run.spec.name)
+    paths += plots
+    paths.append(out / "report.md")
+    atomic_write_bytes(paths[-1], suite_markdown(run, plots, history_id=history_id).encode())
+    return paths
+
+
+def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None = None) -> str:
+    """The report: setting, one table per model, who wins where, the plots, what did not run."""
+    spec, m = run.spec, run.machine
+    metric = spec.metric
+    lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
+             f"Reproduces the {spec.source}.", "",
+             f"Machine: {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} logical CPUs; "
+             f"flags: {' '.join(m.get('flags', [])) or '-'}.  ",
+             f"Budget {run.budget_s:.0f} s, used {run.elapsed_s:.0f} s; each cell aims for {spec.min_runs} "
+             f"timed runs within its share of the budget (after a first run and warm-up), and says how many "
+             f"it got. Inputs are random (timing does not depend on them); weights are random from a "
+             f"fixed seed." + (f" Stored in the results history as run {history_id}." if history_id else ""),
+             ""]
+    lines += _runtime_notes(run)
+    for ref, rows in by_model(run).items():
+        lines += [f"## {ref.removeprefix('zoo:')}: {UNITS[metric]}", ""]
+        lines += _table(rows, spec.batches, metric)
+        lines.append("")
+    lines += ["## Who wins where", ""] + _winners(run) + [""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    problems = _problems(run)
+    if problems:
+        lines += ["## Cells that did not run", ""] + problems + [""]
+    return "\n".join(lines)
+
+
+def _runtime_notes(run: "SuiteRun") -> list[str]:
+    out = []
+    versions = {c.result.backend: c.result.backend_version for c in run.cells}
+    if versions:
+        out.append("Runtimes: " + ", ".join(f"{b} {v}".strip() for b, v in versions.items()) + ".")
+    for backend, why in run.unavailable.items():
+        out.append(f"- {backend}: not available here ({why}).")
+    seen = set()
+    for s in run.sessions:
+        if "tuned" in s and s["backend"] not in seen:
+            seen.add(s["backend"])
+            out.append(f"- {s['backend']}: {'tuned' if s['tuned'] else 'untuned'} "
+                       f"({s.get('tune_trials', 0)} MetaSchedule trials); untuned TVM uses default schedules.")
+    paths = [s for s in run.sessions if "path_share" in s]
+    for s in paths:
+        kernels = ", ".join(f"{k} x{n}" for k, n in sorted(s["conv_paths"].items()))
+        out.append(f"- {s['backend']} on {s['ref'].removeprefix('zoo:')}: {s['path_share']:.0%} of the "
+                   f"convolutions took its algorithm ({kernels}).")
+    return out + [""] if out else []
+
+
+def _fmt(v: float | None, metric: str) -> str:
+    if v is None:
+        return "-"
+    if metric == "images_per_s":
+        return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+    return f"{v:.3g}"
+
+
+def _table(rows: dict[str, list["SuiteCell"]], batches: tuple[int, ...], metric: str) -> list[str]:
+    head = "| runtime | " + " | ".join(f"b{b}" for b in batches) + " |"
+    out = [head, "|---|" + "---|" * len(batches)]
+    for label, cells in rows.items():
+        by_batch = {c.result.batch: c for c in cells}
+        parts = []
+        for b in batches:
+            c = by_batch.get(b)
+            if c is None or not c.result.ok:
+                parts.append("skipped" if c is not None and c.skipped else "x")
+            else:
+                parts.append(f"{_fmt(value(c, metric), metric)} ({len(c.result.latencies_ms)})")
+        out.append(f"| {label} | " + " | ".join(parts) + " |")
+    out.append("")
+    out.append("Numbers in brackets: timed runs. x: could not run (see below); skipped: did not fit the budget.")
+    return out
+
+
+def _winners(run: "SuiteRun") -> list[str]:
+    """Per model and batch: the fastest runtime, by how much it beats the runner-up and the
+    slowest (ratios of the same metric measured in this run)."""
+    metric = run.spec.metric
+    out = ["| model | batch | fastest | value | vs runner-up | vs slowest |", "|---|---|---|---|---|---|"]
+    for ref, rows in by_model(run).items():
+        per_batch: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        for label, cells in rows.items():
+            for c in cells:
+                v = value(c, metric)
+                if v is not None:
+                    per_batch[c.result.batch].append((v, label))
+        for batch in sorted(per_batch):
+            vals = sorted(per_batch[batch], reverse=metric == "images_per_s")  # best first
+            best = vals[0]
+            ratio = (lambda a, b: a / b) if metric == "images_per_s" else (lambda a, b: b / a)
+            second = f"{ratio(best[0], vals[1][0]):.2f}x ({vals[1][1]})" if len(vals) > 1 else "-"
+            worst = f"{ratio(best[0], vals[-1][0]):.2f}x ({vals[-1][1]})" if len(vals) > 2 else "-"
+            out.append(f"| {ref.removeprefix('zoo:')} | {batch} | {best[1]} | {_fmt(best[0], metric)} | "
+                       f"{second} | {worst} |")
+    return out
+
+
+def _problems(run: "SuiteRun") -> list[str]:
+    seen: dict[str, list[str]] = defaultdict(list)
+    for c in run.cells:
+        if not c.result.ok:
+            cell = f"{c.ref.removeprefix('zoo:')} {c.variant} {c.result.backend} t{c.result.threads} b{c.result.batch}"
+            seen[c.result.error or "no timed runs"].append(cell)
+    out = []
+    for why, cells in seen.items():
+        shown = ", ".join(cells[:6]) + (f" and {len(cells) - 6} more" if len(cells) > 6 else "")
+        out.append(f"- {shown}: {why}")
+    return out

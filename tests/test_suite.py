@@ -1,0 +1,242 @@
+"""Suites (budget sharing, skipping, report), the results history and run comparison."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from edgeopt.backends import registry
+from edgeopt.backends.base import Backend, Session
+from edgeopt.bench import suite as suite_mod
+from edgeopt.bench.compare import compare_results, median_ratio_interval
+from edgeopt.bench.harness import BenchResult
+from edgeopt.bench.suite import SUITES, SuiteSpec, run_suite
+from edgeopt.errors import EdgeoptError
+from edgeopt.model import load_model
+from edgeopt.report.suite_report import write_suite_outputs
+from edgeopt.store import list_runs, load_run, record_run
+from test_cli import assert_one_line_error, run_cli
+
+
+class _SleepSession(Session):
+    """Sleeps ``seconds_per_image * batch`` per run: a backend with a known, load-free cost."""
+
+    def __init__(self, seconds_per_image: float, threads: int) -> None:
+        self.backend, self.threads, self.seconds = "sleepy", threads, seconds_per_image
+        self.tuned = False
+
+    def run(self, feeds):
+        batch = next(iter(feeds.values())).shape[0]
+        time.sleep(self.seconds * batch)
+        return [np.zeros((batch, 1), np.float32)]
+
+
+class _SleepBackend(Backend):
+    name = "sleepy"
+
+    def version(self) -> str:
+        return "1.0"
+
+    def _prepare(self, model, *, threads):
+        return _SleepSession(0.02, threads)
+
+
+@pytest.fixture
+def sleepy(monkeypatch):
+    real = registry.get
+    fake = _SleepBackend()
+    monkeypatch.setattr(registry, "get", lambda name: fake if name == "sleepy" else real(name))
+    return fake
+
+
+@pytest.fixture(scope="module")
+def seednet():
+    return load_model("zoo:seednet")
+
+
+def _spec(**kw) -> SuiteSpec:
+    base = dict(name="t", title="test", source="test study", models=("zoo:seednet",), backends=("sleepy",),
+                threads=(1,), batches=(1, 8, 64), metric="ms_per_image")
+    return SuiteSpec(**{**base, **kw})
+
+
+def test_cells_share_the_budget_and_unaffordable_batches_are_skipped(sleepy, seednet) -> None:
+    t0 = time.perf_counter()
+    run = run_suite(_spec(), budget_s=3.0, progress=False, load=lambda ref: seednet)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 3.0 + 0.5  # the deadline holds (the batch-1 cell stops at its share)
+    b1, b8, b64 = run.cells
+    assert b1.result.ok and not b1.skipped
+    # 0.02 s per run: the first run, warm-up and >= 3 timed runs in a ~0.95 s share.
+    assert 3 <= len(b1.result.latencies_ms) < 100 and b1.result.stop_reason == "max_time"
+    assert b1.result.stats.p50 == pytest.approx(20, rel=0.5)
+    # batch 8 would take 3 x 0.16 s = 0.48 s: it fits its share and runs; batch 64 (3 x 1.28 s) cannot.
+    assert b8.result.ok
+    assert b64.skipped and not b64.result.latencies_ms
+    assert "one run takes ~1.3 s" in b64.result.error and "share" in b64.result.error
+    assert run.sessions == [{"ref": "zoo:seednet", "variant": "fp32", "backend": "sleepy", "threads": 1,
+                             "prepare_ms": pytest.approx(run.sessions[0]["prepare_ms"]), "tuned": False}]
+
+
+def test_a_spent_budget_skips_the_remaining_groups(sleepy, seednet, monkeypatch) -> None:
+    # 0.15 s per run: the first cell's floor of runs overruns the whole 0.4 s budget.
+    monkeypatch.setattr(_SleepBackend, "_prepare", lambda self, model, *, threads: _SleepSession(0.15, threads))
+    run = run_suite(_spec(threads=(1, 2), batches=(1,)), budget_s=0.4, progress=False,
+                    load=lambda ref: seednet)
+    assert len(run.cells) == 2
+    assert run.cells[0].result.ok
+    assert run.cells[1].skipped and "budget was spent" in run.cells[1].result.error
+
+
+def test_missing_backends_are_listed_not_run(sleepy, seednet, monkeypatch) -> None:
+    monkeypatch.setattr(_SleepBackend, "available", lambda self: "sleepy is not installed: pip install sleepy")
+    with pytest.raises(EdgeoptError, match="none of the suite's backends is usable"):
+        run_suite(_spec(), budget_s=1.0, progress=False, load=lambda ref: seednet)
+
+
+def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
+    run = run_suite(_spec(batches=(1, 2)), budget_s=1.5, progress=False, load=lambda ref: seednet)
+    paths = write_suite_outputs(run, tmp_path, history_id=7)
+    names = sorted(p.name for p in paths)
+    assert names == ["report.md", "suite.json", "t_linear.png", "t_log.png"]
+    assert all(p.stat().st_size > 1000 for p in paths if p.suffix == ".png")
+    doc = json.loads((tmp_path / "suite.json").read_text())
+    assert doc["schema"] == "edgeopt.bench/1" and doc["history_id"] == 7
+    assert [r["cell"] for r in doc["results"]] == [{"ref": "zoo:seednet", "variant": "fp32", "skipped": False}] * 2
+    md = (tmp_path / "report.md").read_text()
+    runs = [len(c.result.latencies_ms) for c in run.cells]
+    ms = [c.result.ms_per_image for c in run.cells]
+    assert f"| sleepy t1 | {ms[0]:.3g} ({runs[0]}) | {ms[1]:.3g} ({runs[1]}) |" in md
+    assert "| seednet | 1 | sleepy t1 |" in md and "untuned" in md and "run 7" in md
+
+
+def test_single_batch_suites_plot_bars(sleepy, seednet, tmp_path) -> None:
+    run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=1.0, progress=False, load=lambda ref: seednet)
+    assert [p.name for p in write_suite_outputs(run, tmp_path)] == ["suite.json", "t_bars.png", "report.md"]
+
+
+def test_the_seed_suites_name_real_zoo_models_and_backends() -> None:
+    from edgeopt import zoo
+
+    zoo_names = {e.name for e in zoo.entries()}
+    for spec in SUITES.values():
+        assert {m.removeprefix("zoo:") for m in spec.models} <= zoo_names, spec.name
+        assert set(spec.backends or ()) <= set(registry.names()), spec.name
+        assert list(spec.batches) == sorted(spec.batches)
+    assert SUITES["seed-rpi"].batches == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    assert SUITES["seed-rpi"].threads == (1, 2)
+
+
+# -- results history ------------------------------------------------------------------------
+def _result(latencies, *, backend="ort", batch=1, model="m", error=None) -> BenchResult:
+    return BenchResult(backend=backend, backend_version="1", model=model, model_sha256="ab", batch=batch,
+                       threads=2, latencies_ms=list(latencies), machine={"cpu_model": "Test CPU"}, error=error)
+
+
+def test_history_round_trip(tmp_path) -> None:
+    db = tmp_path / "h.db"
+    cells = [_result([1.0, 2.0, 3.0]), _result([], error="x failed", backend="tvm")]
+    first = record_run(cells, kind="suite", name="seed-rpi", meta={"budget_s": 600}, path=db)
+    second = record_run(cells[:1], kind="suite", name="mobile", path=db)
+    assert (first, second) == (1, 2)
+    runs = list_runs(db)
+    assert [(r.id, r.name, r.cells, r.cpu_model) for r in runs] == [(1, "seed-rpi", 2, "Test CPU"),
+                                                                    (2, "mobile", 1, "Test CPU")]
+    assert runs[0].meta == {"budget_s": 600}
+    info, back = load_run(1, db)
+    assert [r.to_dict() for r in back] == [r.to_dict() for r in cells]
+    with pytest.raises(EdgeoptError, match=r"no run 9 in .* \(runs: 1, 2\)"):
+        load_run(9, db)
+
+
+def test_history_rejects_a_file_that_is_not_one(tmp_path) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_text("not sqlite at all " * 100)
+    with pytest.raises(EdgeoptError, match="is not an edgeopt results history"):
+        list_runs(bad)
+    assert bad.read_text().startswith("not sqlite")  # never modified
+    with pytest.raises(EdgeoptError, match="no results history"):
+        list_runs(tmp_path / "missing.db")
+
+
+# -- compare ----------------------------------------------------------------------------------
+def test_ratio_interval_brackets_the_true_ratio() -> None:
+    rng = np.random.default_rng(1)
+    a = 10 + rng.normal(0, 0.5, 200)
+    ratio, low, high = median_ratio_interval(a, a * 0.8)
+    assert ratio == pytest.approx(0.8)
+    assert low < 0.8 < high or low == pytest.approx(0.8)
+    ratio, low, high = median_ratio_interval(a, 10 + rng.normal(0, 0.5, 200))
+    assert low < 1.0 < high and high - low < 0.05
+
+
+def test_verdicts() -> None:
+    rng = np.random.default_rng(2)
+    base = list(5 + rng.exponential(0.2, 100))
+    same = list(5 + rng.exponential(0.2, 100))
+    a = [_result(base, model="x"), _result(base, model="y"), _result(base, model="z"),
+         _result([], model="w", error="tvm: no")]
+    b = [_result(same, model="x"), _result([v * 0.6 for v in base], model="y"),
+         _result([v * 1.02 for v in base], model="z"), _result(base, model="w"), _result(base, model="v")]
+    got = {c.model: c for c in compare_results(a, b)}
+    assert got["x"].verdict == "within noise"
+    assert got["y"].verdict == "B faster" and got["y"].ratio == pytest.approx(0.6)
+    # 2% slower with a tight interval that excludes 1: real in-run, but under the 5% min effect.
+    assert got["z"].verdict == "within noise" and got["z"].low > 1.0
+    assert got["w"].verdict == "not measured" and "tvm: no" in got["w"].note
+    assert got["v"].verdict == "only in B"
+    assert [c.model for c in compare_results(a, b)] == ["x", "y", "z", "w", "v"]
+    with pytest.raises(EdgeoptError, match="share no cell"):
+        compare_results(a, [_result(base, model="other")])
+
+
+def test_cli_compare_and_history(monkeypatch, capsys, tmp_path) -> None:
+    from edgeopt.bench.sweep import write_json
+
+    rng = np.random.default_rng(3)
+    base = list(5 + rng.exponential(0.2, 50))
+    write_json([_result(base)], tmp_path / "a.json")
+    write_json([_result([v * 2 for v in base])], tmp_path / "b.json")
+    code, out, err = run_cli(monkeypatch, capsys, "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert code == 0, err
+    assert "B slower" in out and "2.000" in out
+    db = tmp_path / "h.db"
+    record_run([_result(base)], kind="suite", name="seed-rpi", path=db)
+    code, out, err = run_cli(monkeypatch, capsys, "compare", "history:1", str(tmp_path / "a.json"),
+                             "--history", str(db))
+    assert code == 0, err
+    assert "within noise" in out and "run 1: suite seed-rpi" in out
+    code, out, err = run_cli(monkeypatch, capsys, "history", "--history", str(db))
+    assert code == 0 and "seed-rpi" in out
+    code, _, err = run_cli(monkeypatch, capsys, "compare", "history:x", str(tmp_path / "a.json"))
+    assert_one_line_error(code, err, "history:ID")
+    code, _, err = run_cli(monkeypatch, capsys, "suite", "seed-mars")
+    assert_one_line_error(code, err, "no suite 'seed-mars'", "seed-rpi")
+
+
+def test_cli_suite_runs_and_records(monkeypatch, capsys, tmp_path, sleepy, seednet) -> None:
+    monkeypatch.setitem(SUITES, "tiny", _spec(name="tiny", batches=(1, 2)))
+    monkeypatch.setattr(suite_mod, "SUITES", SUITES)
+    monkeypatch.setattr("edgeopt.model.load_model", lambda ref, **kw: seednet)
+    db = tmp_path / "h.db"
+    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "2s", "--out", str(tmp_path / "o"),
+                             "--history", str(db))
+    assert code == 0, err
+    assert "2 of 2 cells measured" in out and "history run 1" in out
+    assert (tmp_path / "o" / "report.md").exists()
+    info, cells = load_run(1, db)
+    assert info.name == "tiny" and [c.batch for c in cells] == [1, 2]
+
+
+def test_nnpack_times_each_thread_count_in_a_fresh_process() -> None:
+    """torch sizes NNPACK's pool once per process: the second thread count runs in a child."""
+    spec = _spec(backends=("torch-nnpack",), threads=(1, 2), batches=(1,))
+    # Each child imports torch and exports the model (~5-10 s) before its cell's ~1 s.
+    run = run_suite(spec, budget_s=60.0, progress=False)
+    assert [(c.result.threads, c.result.ok) for c in run.cells] == [(1, True), (2, True)], \
+        [c.result.error for c in run.cells]
+    assert [s["threads"] for s in run.sessions] == [1, 2]
+    assert all(s["conv_paths"] == {"aten::_nnpack_spatial_convolution": 3} for s in run.sessions)
