@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgeopt-installed
 OUT ?= out
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-litert demo test bench clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,30 @@ $(STAMP): pyproject.toml Makefile
 	# onnx2torch asks for torchvision, which has no CPU build here and would pull a CUDA
 	# torch; edgeopt.bridge loads it without torchvision (only its NMS/RoiAlign need it).
 	$(PY) -m pip install -q --no-deps onnx2torch==1.5.15
+	$(install_litert)
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
+
+# The litert backend (LiteRT + XNNPACK, converted by litert-torch), part of setup so CI
+# runs its tests; `make setup-litert` adds it to an older venv. A plain
+# `pip install litert-torch` pulls xdsl, which pins typing-extensions<4.13 and would break
+# pydantic/typer and apache-tvm-ffi here, plus transformers, kagglehub and sentencepiece
+# that converting a CNN never imports. So: the runtime and the converter's imported deps
+# first, constrained to the installed versions (name==version, editable installs left
+# out) so nothing already installed changes, then the three converter packages with
+# --no-deps. ~770 MB, mostly jaxlib (349 MB) and litert-converter (288 MB).
+LITERT_CONSTRAINTS := $(VENV)/.litert-constraints.txt
+define install_litert
+	$(PY) -m pip list -q --format=freeze --exclude-editable > $(LITERT_CONSTRAINTS)
+	$(PY) -m pip install -q -c $(LITERT_CONSTRAINTS) torch==2.13.0 ai-edge-litert==2.3.0 \
+		jax==0.10.2 jaxlib==0.10.2 torchao==0.18.0 absl-py immutabledict
+	$(PY) -m pip install -q --no-deps litert-torch==0.10.0 litert-converter==0.5.0 \
+		ai-edge-quantizer==0.10.0
+endef
+
+setup-litert:
+	$(install_litert)
+	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 demo: $(STAMP)
 	$(VENV)/bin/edgeopt optimize --out $(OUT)

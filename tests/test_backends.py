@@ -234,6 +234,7 @@ RUNTIME_MODULES = {
     "torch-onednn": ("torch", "pip install torch"),
     "torch-nnpack": ("torch", "pip install torch"),
     "torch-im2col": ("torch", "pip install torch"),
+    "litert": ("litert_torch", "make setup-litert"),
     "reference": ("onnx.reference", "pip install 'onnx"),
 }
 

@@ -61,6 +61,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable
 from .base import Session
+from .quiet import quiet_fds
 from .torch import TorchBackend, TorchSession
 
 if TYPE_CHECKING:
@@ -372,7 +373,8 @@ def _profile_conv_paths(session: Session, feeds: dict[str, np.ndarray]) -> dict[
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof, record_function(_PROFILED_REGION):
+    # kineto prints "USDT ... profiler_start/stop" on fd 2 from C++ at each profile.
+    with quiet_fds(), profile(activities=[ProfilerActivity.CPU]) as prof, record_function(_PROFILED_REGION):
         session.run(feeds)
     return _conv_kernels(_op_intervals(prof))
 
