@@ -240,3 +240,17 @@ def test_nnpack_times_each_thread_count_in_a_fresh_process() -> None:
         [c.result.error for c in run.cells]
     assert [s["threads"] for s in run.sessions] == [1, 2]
     assert all(s["conv_paths"] == {"aten::_nnpack_spatial_convolution": 3} for s in run.sessions)
+
+
+def test_a_group_whose_prepare_cannot_fit_is_skipped(sleepy, seednet, monkeypatch) -> None:
+    def slow_prepare(self, model, *, threads):
+        time.sleep(1.0)  # a compiling runtime
+        return _SleepSession(0.01, threads)
+
+    monkeypatch.setattr(_SleepBackend, "_prepare", slow_prepare)
+    run = run_suite(_spec(threads=(1, 2), batches=(1,)), budget_s=2.5, progress=False, load=lambda ref: seednet)
+    assert run.cells[0].result.ok and run.cells[0].result.prepare_ms >= 1000
+    assert run.cells[1].skipped and "preparing it takes ~1 s here" in run.cells[1].result.error
+    assert run.prepare_estimate("sleepy", seednet.size_bytes * 4) == pytest.approx(4 * run.cells[0].result.prepare_ms / 1e3)
+    assert run.prepare_estimate("sleepy", 1) == pytest.approx(run.cells[0].result.prepare_ms / 1e3)
+    assert run.prepare_estimate("ort", 1) is None

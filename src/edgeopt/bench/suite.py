@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 ALL_CPUS = 0
 """A thread count in a spec meaning "every logical CPU of this machine"."""
-RESERVE_S = 20.0
+RESERVE_S = 30.0
 """Seconds of the budget kept for writing the report and plots (at most 5% of it)."""
 SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
 """Session attributes a report needs to read a number right (TVM tuned or not, which
@@ -178,6 +178,17 @@ class SuiteRun:
     unavailable: dict[str, str] = field(default_factory=dict)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    _prepared: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+
+    def prepare_estimate(self, backend: str, size_bytes: int) -> float | None:
+        """Seconds preparing a model of ``size_bytes`` on ``backend`` should take, from the
+        prepares measured so far in this run (scaled by model size, never below the
+        fastest one); None before the first. Compiling runtimes (TVM, LiteRT's converter,
+        OpenVINO) spend seconds here that no cell's share accounts for."""
+        seen = self._prepared.get(backend)
+        if not seen:
+            return None
+        return max(min(s for _, s in seen), max(s * size_bytes / max(b, 1) for b, s in seen))
 
     def meta(self) -> dict[str, Any]:
         """JSON-ready description of the run (no cells)."""
@@ -321,16 +332,24 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
         run.cells.append(SuiteCell(ref, variant, result, skipped))
         bar.advance()
 
-    def failed(batch: int, why: str, skipped: bool = False) -> BenchResult:
+    def failed(batch: int, why: str) -> BenchResult:
         name = model.name if not isinstance(model, str) else ref.removeprefix("zoo:")
         sha = model.sha256 if not isinstance(model, str) else ""
         return BenchResult(backend=backend, backend_version=registry.get(backend).version(), model=name,
                            model_sha256=sha, batch=batch, threads=threads, machine=run.machine, error=why)
 
-    if isinstance(model, str) or time.perf_counter() >= deadline:
-        why = model if isinstance(model, str) else "skipped: the budget was spent before this cell"
+    if isinstance(model, str):
         for batch in spec.batches:
-            add(failed(batch, why, skipped=not isinstance(model, str)), skipped=not isinstance(model, str))
+            add(failed(batch, model))
+        return
+    left = deadline - time.perf_counter()
+    guess = run.prepare_estimate(backend, model.size_bytes)
+    if left <= 0 or (guess is not None and guess + 1.0 > left):
+        why = ("skipped: the budget was spent before this cell" if left <= 0 else
+               f"skipped: preparing it takes ~{guess:.0f} s here (from this run's other prepares), more "
+               f"than the {left:.0f} s left")
+        for batch in spec.batches:
+            add(failed(batch, why), skipped=True)
         return
     t0 = time.perf_counter()
     try:
@@ -341,6 +360,7 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
             add(failed(batch, why))
         return
     prepare_ms = (time.perf_counter() - t0) * 1e3
+    run._prepared.setdefault(backend, []).append((model.size_bytes, prepare_ms / 1e3))
     facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
     run.sessions.append({"ref": ref, "variant": variant, "backend": backend, "threads": threads,
                          "prepare_ms": prepare_ms, **facts})
@@ -350,12 +370,12 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
             left = deadline - time.perf_counter()
             share = max(left, 0.0) / max(total - len(run.cells), 1)
             if left <= 0:
-                add(failed(batch, "skipped: the budget was spent before this cell", True), True)
+                add(failed(batch, "skipped: the budget was spent before this cell"), True)
                 continue
             if per_image_s is not None and FLOOR_RUNS * per_image_s * batch > share:
                 add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
                                   f"before), {FLOOR_RUNS} runs exceed this cell's share of the budget "
-                                  f"({share:.1f} s)", True), True)
+                                  f"({share:.1f} s)"), True)
                 continue
             result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
                                   min_time_s=min(1.0, share), max_time_s=share,

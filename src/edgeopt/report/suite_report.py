@@ -68,7 +68,7 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     spec, m = run.spec, run.machine
     metric = spec.metric
     lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
-             f"Reproduces the {spec.source}.", "",
+             f"Reproduces: {spec.source}.", "",
              f"Machine: {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} logical CPUs; "
              f"flags: {' '.join(m.get('flags', [])) or '-'}.  ",
              f"Budget {run.budget_s:.0f} s, used {run.elapsed_s:.0f} s; each cell aims for {spec.min_runs} "
