@@ -159,7 +159,7 @@ def _torch_threads(session) -> int:
 
 THREAD_READBACK = {"ort": _ort_threads, "openvino": _openvino_threads, "torch": _torch_threads,
                    "torch-onednn": _torch_threads, "torch-nnpack": _torch_threads,
-                   "torch-im2col": _torch_threads}
+                   "torch-im2col": _torch_threads, "tvm": lambda session: session.runtime_threads()}
 
 
 @pytest.fixture
@@ -234,6 +234,7 @@ RUNTIME_MODULES = {
     "torch-onednn": ("torch", "pip install torch"),
     "torch-nnpack": ("torch", "pip install torch"),
     "torch-im2col": ("torch", "pip install torch"),
+    "tvm": ("tvm", "pip install apache-tvm"),
     "litert": ("litert_torch", "make setup-litert"),
     "reference": ("onnx.reference", "pip install 'onnx"),
 }
