@@ -170,7 +170,7 @@ def profile(
 def bench(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
-    backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch)."),
+    backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
     budget: float = typer.Option(120.0, help="Total time budget of the sweep in seconds."),

@@ -190,6 +190,34 @@ class SuiteRun:
             return None
         return max(min(s for _, s in seen), max(s * size_bytes / max(b, 1) for b, s in seen))
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "SuiteRun":
+        """Rebuild a run from the ``suite.json`` that :func:`~edgeopt.report.suite_report.
+        write_suite_outputs` wrote (to re-render its report).
+
+        Raises:
+            EdgeoptError: not a suite.json file.
+        """
+        try:
+            meta = doc["meta"]
+            spec_d = dict(meta["suite"])
+            spec_d["variants"] = tuple(Variant(v["name"], tuple(v["passes"]),
+                                               None if v["backends"] is None else tuple(v["backends"]))
+                                       for v in spec_d["variants"])
+            for key in ("models", "threads", "batches"):
+                spec_d[key] = tuple(spec_d[key])
+            spec_d["backends"] = None if spec_d["backends"] is None else tuple(spec_d["backends"])
+            cells = []
+            for d in doc["results"]:
+                d = dict(d)
+                cell = d.pop("cell")
+                cells.append(SuiteCell(cell["ref"], cell["variant"], BenchResult.from_dict(d), cell["skipped"]))
+            return cls(spec=SuiteSpec(**spec_d), budget_s=meta["budget_s"], elapsed_s=meta["elapsed_s"],
+                       cells=cells, unavailable=meta["unavailable"], sessions=meta["sessions"],
+                       machine=meta["machine"])
+        except (KeyError, TypeError) as e:
+            raise EdgeoptError(f"not an edgeopt suite.json (missing {e}): pass the file `edgeopt suite` wrote") from e
+
     def meta(self) -> dict[str, Any]:
         """JSON-ready description of the run (no cells)."""
         return {"suite": asdict(self.spec), "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,

@@ -172,10 +172,11 @@ def _figure(size: tuple[float, float]):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, *, outside_legend: bool = False) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    # A legend placed outside the axes is cut off unless the saved box grows to hold it.
+    fig.savefig(buf, format="png", bbox_inches="tight" if outside_legend else None)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -52,32 +52,52 @@ def _grid(n: int, size: tuple[float, float]):
     return fig, axes
 
 
+def _styles(labels) -> dict[str, dict]:
+    """One colour per runtime, one line style per thread count, one marker per precision,
+    so a dozen lines stay tellable apart (matplotlib's default cycle repeats after 10)."""
+    from matplotlib import colormaps
+
+    runtimes = sorted({label.split()[0] for label in labels})
+    threads = sorted({label.split()[1] for label in labels})
+    variants = sorted({" ".join(label.split()[2:]) for label in labels})
+    palette = colormaps["tab10"].colors
+    dashes, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+    return {label: {"color": palette[runtimes.index(label.split()[0]) % len(palette)],
+                    "linestyle": dashes[threads.index(label.split()[1]) % len(dashes)],
+                    "marker": markers[variants.index(" ".join(label.split()[2:])) % len(markers)]}
+            for label in labels}
+
+
 def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
-    from matplotlib.ticker import FuncFormatter, NullLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     metric = run.spec.metric
-    fig, axes = _grid(len(models), (5.2, 3.8))
+    styles = _styles({label for rows in models.values() for label in rows})
+    fig, axes = _grid(len(models), (6.4, 4.6))
     for ax, (ref, rows) in zip(axes, models.items()):
         for label, cells in rows.items():
             pts = [(c.result.batch, value(c, metric)) for c in cells if value(c, metric) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=label)
+                ax.plot(*zip(*pts), label=label, markersize=4, **styles[label])
         ax.set_xscale("log", base=2)
         ax.set_xticks(run.spec.batches, [str(b) for b in run.spec.batches])
         ax.xaxis.set_minor_locator(NullLocator())
         if log:
             ax.set_yscale("log")
-            # Plain numbers ("2", "0.5") read better than "2x10^0" on both tick levels.
+            # Labelled ticks at 1-2-5 steps, plain numbers; unlabelled minor ticks (labels
+            # on every minor tick collide when the lines span a decade or less).
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(ref.removeprefix("zoo:"), fontsize=10)
         ax.set_xlabel("batch size")
         ax.set_ylabel(UNITS[metric], fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle(f"{run.spec.name} on {run.machine.get('cpu_model', '')} ({'log' if log else 'linear'} scale)",
                  fontsize=10)
-    _save(fig, path)
+    _save(fig, path, outside_legend=True)
 
 
 def _bars(run: "SuiteRun", models: dict, path: Path) -> None:

@@ -103,7 +103,8 @@ def _runtime_notes(run: "SuiteRun") -> list[str]:
             seen.add(s["backend"])
             out.append(f"- {s['backend']}: {'tuned' if s['tuned'] else 'untuned'} "
                        f"({s.get('tune_trials', 0)} MetaSchedule trials); untuned TVM uses default schedules.")
-    paths = [s for s in run.sessions if "path_share" in s]
+    # One line per backend and model: the paths do not depend on the thread count.
+    paths = {(s["backend"], s["ref"]): s for s in run.sessions if "path_share" in s}.values()
     for s in paths:
         kernels = ", ".join(f"{k} x{n}" for k, n in sorted(s["conv_paths"].items()))
         out.append(f"- {s['backend']} on {s['ref'].removeprefix('zoo:')}: {s['path_share']:.0%} of the "
