@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from ..cache import cache_root
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session
 from .quiet import quiet_fds
@@ -72,11 +73,7 @@ _MODULES = ("litert_torch", "ai_edge_litert")
 # -- the converted model on disk --------------------------------------------------------------
 def cache_dir() -> Path:
     """Folder of converted models: ``$EDGEOPT_CACHE/litert`` (default ``~/.cache/edgeopt/litert``)."""
-    root = os.environ.get("EDGEOPT_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "edgeopt")
-    return Path(root).expanduser() / "litert"
+    return cache_root() / "litert"
 
 
 def cache_path(model: "Model", batch: int) -> Path:

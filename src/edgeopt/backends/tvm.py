@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..cache import cache_root
 from ..errors import BackendUnavailable, ShapeError
 from ..model import atomic_write_bytes
 from .base import Backend, Session
@@ -89,11 +90,7 @@ _AFFINITY_BIG = 1
 # -- small helpers -----------------------------------------------------------------------
 def cache_dir() -> Path:
     """Folder of compiled executables: ``$EDGEOPT_CACHE/tvm`` (default ``~/.cache/edgeopt/tvm``)."""
-    root = os.environ.get("EDGEOPT_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "edgeopt")
-    return Path(root).expanduser() / "tvm"
+    return cache_root() / "tvm"
 
 
 def trials_from_env() -> int:

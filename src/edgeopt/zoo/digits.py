@@ -45,7 +45,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,11 +191,9 @@ class TrainRecord:
 
 def cache_dir() -> Path:
     """Folder of the cached weights: ``$EDGEOPT_CACHE/zoo`` (default ``~/.cache/edgeopt/zoo``)."""
-    root = os.environ.get("EDGEOPT_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "edgeopt")
-    return Path(root).expanduser() / "zoo"
+    from ..cache import cache_root
+
+    return cache_root() / "zoo"
 
 
 def get_recipe(name: str) -> Recipe:
