@@ -1,0 +1,122 @@
+"""Device profiles: what a CPU can do, measured here or written from a datasheet.
+
+The roofline (Williams, Waterman & Patterson, "Roofline: an insightful visual performance
+model for multicore architectures", CACM 2009) needs two numbers per machine: peak
+arithmetic throughput and memory bandwidth; the energy and dataflow models also need the
+cache / on-chip buffer sizes. ``edgeopt machine`` measures them on this machine and saves
+a profile (JSON); boards we cannot run here (Raspberry Pi, Jetson Nano) ship as profiles
+written from their datasheets, with ``source="datasheet"`` so no report mistakes them for
+a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgeoptError
+from ..model import atomic_write_bytes
+
+SCHEMA = "edgeopt.device/1"
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """One CPU.
+
+    Attributes:
+        name: display name ("this machine: AMD EPYC", "Raspberry Pi 4 (BCM2711)").
+        source: "measured" (``edgeopt machine``) or "datasheet" (written by hand; the
+            numbers are vendor peaks, not measurements).
+        cores: physical cores (threads the runtimes use).
+        peak_gflops: {"fp32": {threads: GFLOP/s}, "int8": {threads: GOP/s}}; 1 MAC = 2 FLOPs.
+            Keys are thread counts as strings in JSON, ints here.
+        bandwidth_gbs: sustained DRAM bandwidth in GB/s (1e9 bytes/s), by kernel: "copy",
+            "triad" (STREAM's names, McCalpin 1995); the roofline uses the largest.
+        caches: {"L1d": bytes, "L2": bytes, "L3": bytes} per core or shared as the OS
+            reports them (the last level is shared on most CPUs).
+        notes: where each number came from (method, datasheet URL), free text.
+    """
+
+    name: str
+    source: str
+    cores: int
+    peak_gflops: dict[str, dict[int, float]]
+    bandwidth_gbs: dict[str, float]
+    caches: dict[str, int] = field(default_factory=dict)
+    notes: str = ""
+
+    def peak(self, precision: str = "fp32", threads: int | None = None) -> float:
+        """Peak GFLOP/s (GOP/s for int8) at ``threads`` (default: the most measured).
+
+        Raises:
+            EdgeoptError: no figure for this precision (the message lists what there is).
+        """
+        table = self.peak_gflops.get(precision)
+        if not table:
+            raise EdgeoptError(f"device profile {self.name!r} has no {precision} peak (it has "
+                               f"{', '.join(self.peak_gflops) or 'none'}): re-run `edgeopt machine` or pick fp32")
+        if threads is None:
+            return table[max(table)]
+        # The nearest measured count not above the one asked for (a peak at more
+        # threads than the runtime uses would overstate the roof).
+        below = [t for t in table if t <= threads]
+        return table[max(below) if below else min(table)]
+
+    @property
+    def bandwidth(self) -> float:
+        """The roofline's memory roof: the best sustained bandwidth, GB/s."""
+        return max(self.bandwidth_gbs.values())
+
+    @property
+    def ridge_point(self) -> float:
+        """Arithmetic intensity (FLOPs per byte) where the fp32 roofs meet, at full threads."""
+        return self.peak("fp32") / self.bandwidth
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (thread keys as strings)."""
+        d = asdict(self)
+        d["peak_gflops"] = {p: {str(t): v for t, v in tbl.items()} for p, tbl in self.peak_gflops.items()}
+        return {"schema": SCHEMA, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DeviceProfile":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            EdgeoptError: not an edgeopt device profile.
+        """
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise EdgeoptError(f"not an {SCHEMA} device profile: write one with `edgeopt machine --out FILE`")
+        try:
+            return cls(name=d["name"], source=d["source"], cores=int(d["cores"]),
+                       peak_gflops={p: {int(t): float(v) for t, v in tbl.items()}
+                                    for p, tbl in d["peak_gflops"].items()},
+                       bandwidth_gbs={k: float(v) for k, v in d["bandwidth_gbs"].items()},
+                       caches={k: int(v) for k, v in d.get("caches", {}).items()}, notes=d.get("notes", ""))
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgeoptError(f"device profile is missing or mangles {e}: write one with `edgeopt machine`") from e
+
+
+def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:
+    """Write ``profile`` as JSON (atomically). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(profile.to_dict(), indent=2).encode())
+    return path
+
+
+def load_profile(path: str | os.PathLike) -> DeviceProfile:
+    """Read a profile written by :func:`save_profile` (or by hand in that form).
+
+    Raises:
+        EdgeoptError: unreadable or not a device profile.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeoptError(f"cannot read device profile {path}: {e}: pass a file from `edgeopt machine --out`") from e
+    return DeviceProfile.from_dict(data)
