@@ -187,7 +187,7 @@ def test_dataflow_command_on_seednet(tmp_path):
 
     app.command("dataflow")(command)
     out = tmp_path / "plan.json"
-    result = CliRunner().invoke(app, ["dataflow", "zoo:seednet", "--buffer", "256KiB", "--json", str(out)],
+    result = CliRunner().invoke(app, ["dataflow", "zoo:seednet", "--buffer", "256KiB", "--out", str(out)],
                                 env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     plan = json.loads(out.read_text())

@@ -93,7 +93,7 @@ def command(
     mac_rate: Optional[float] = typer.Option(None, "--mac-rate", help=f"MAC throughput in GMAC/s [default: half the device's peak GFLOP/s, else {DEFAULT_MAC_RATE_GMACS:g}]."),
     bytes_per_word: int = typer.Option(4, "--bytes-per-word", help="Bytes per word: 4 fp32, 2 fp16, 1 int8."),
     device: Optional[str] = typer.Option(None, "--device", help="Device profile (file or name) for the bandwidth and MAC-rate defaults."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every order's tiling, traffic and estimates to this JSON file."),
+    json_out: Optional[Path] = typer.Option(None, "--out", help="Also write every order's tiling, traffic and estimates to this JSON file."),
 ) -> None:
     """Off-chip traffic of the IR, OR and WR loop orders per conv layer, best tilings, latency and energy."""
     console = Console()

@@ -24,6 +24,21 @@ class OrtSession(Session):
         return self._sess.run(self._outputs, feeds)
 
 
+def session_options(threads: int):
+    """The ``onnxruntime.SessionOptions`` every ORT session of edgeopt uses: ``threads``
+    intra-op threads, one inter-op thread, sequential execution, all graph optimizations,
+    warnings off. Anything that times ORT layers (the roofline) must time this session."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
 class OrtBackend(Backend):
     """ONNX Runtime on the CPU execution provider, all graph optimizations enabled.
 
@@ -39,12 +54,7 @@ class OrtBackend(Backend):
     def _prepare(self, model: "Model", *, threads: int) -> Session:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts = session_options(threads)
         try:
             sess = ort.InferenceSession(
                 model.serialized(), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -1,0 +1,254 @@
+"""Roofline of a model on a device: per-layer arithmetic intensity, the roof, measured time.
+
+The roofline model (Williams, Waterman & Patterson, "Roofline: an insightful visual
+performance model for multicore architectures", CACM 52(4), 2009): a kernel that does
+F FLOPs while moving B bytes between memory and the processor cannot run faster than
+
+    attainable = min(peak, bandwidth x AI)   GFLOP/s,   AI = F / B   FLOPs per byte,
+
+so a layer whose arithmetic intensity is below the ridge point ``peak / bandwidth`` is
+memory-bound (the bandwidth roof caps it), one above it compute-bound.
+
+Per layer (an ONNX node of :func:`edgeopt.profile`):
+
+- FLOPs = 2 x MACs (1 MAC = a multiply and an add); layers without MACs (Relu, Add,
+  pooling) have FLOPs = 0 here, so AI = 0: they appear with their time but have no
+  point on the roofline.
+- bytes = weight bytes + input and output activation bytes (``LayerProfile``): the
+  compulsory traffic when nothing stays in cache between layers, i.e. the classic
+  roofline's DRAM bytes with no cache reuse across layers. A layer whose working set
+  fits in cache can therefore sit above the bandwidth roof.
+- measured ms from the runtime's profiler (:mod:`edgeopt.analysis.layer_times`); a
+  fused kernel's time (Conv+BN+Relu) is charged to the conv, so its achieved GFLOP/s
+  includes the fused element-wise tail.
+- achieved GFLOP/s = FLOPs / time, % of roof = achieved / attainable.
+
+The roof is the device profile's fp32 peak at the thread count used (or int8 with
+``precision="int8"``) and its best sustained bandwidth (:class:`DeviceProfile`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EdgeoptError
+
+if TYPE_CHECKING:
+    from ..model import Model
+    from .device import DeviceProfile
+    from .layer_times import LayerTimes
+    from .profile import ModelProfile
+
+
+def attainable_gflops(intensity: float, peak_gflops: float, bandwidth_gbs: float) -> float:
+    """The roof at ``intensity``: min(peak, bandwidth x AI), GFLOP/s.
+
+    Args:
+        intensity: arithmetic intensity, FLOPs per byte (>= 0).
+        peak_gflops: compute roof, GFLOP/s (> 0).
+        bandwidth_gbs: memory roof, GB/s = 1e9 bytes/s (> 0); GB/s x FLOPs/byte = GFLOP/s.
+
+    Raises:
+        EdgeoptError: a negative intensity or a non-positive roof.
+
+    Source: Williams, Waterman & Patterson, CACM 2009, eq. (1).
+    """
+    if peak_gflops <= 0 or bandwidth_gbs <= 0:
+        raise EdgeoptError(f"roofline needs a positive peak and bandwidth, got {peak_gflops} GFLOP/s and "
+                           f"{bandwidth_gbs} GB/s: fix the device profile (`edgeopt machine`)")
+    if intensity < 0:
+        raise EdgeoptError(f"arithmetic intensity must be >= 0, got {intensity}")
+    return min(peak_gflops, bandwidth_gbs * intensity)
+
+
+def is_memory_bound(intensity: float, ridge: float) -> bool:
+    """True when the bandwidth roof caps a layer: ``intensity`` (FLOPs/byte) below the
+    ridge point ``peak / bandwidth`` (FLOPs/byte). At the ridge both roofs are equal; it
+    counts as compute-bound."""
+    return intensity < ridge
+
+
+@dataclass(frozen=True)
+class RooflineRow:
+    """One layer on the roofline.
+
+    Attributes:
+        name, op_type: the ONNX node (or a runtime-only kernel, e.g. ORT's ReorderInput).
+        macs: multiply-accumulates; flops = 2 x macs.
+        bytes: weight + input + output activation bytes (0 for a runtime-only row).
+        intensity: FLOPs per byte (0 without MACs).
+        attainable_gflops: the roof at ``intensity``, GFLOP/s (0 without MACs).
+        ms: measured time per run, ms (0 when fused into another layer).
+        achieved_gflops: FLOPs / time, GFLOP/s; None without FLOPs or time.
+        roof_pct: achieved / attainable x 100; None when achieved is.
+        bound: "memory" or "compute" for a layer with FLOPs, "-" otherwise.
+        status: "timed", "fused into NAME", "runtime-only" or "no kernel"
+            (:attr:`edgeopt.analysis.layer_times.LayerTime.status`).
+    """
+
+    name: str
+    op_type: str
+    macs: int
+    bytes: int
+    intensity: float
+    attainable_gflops: float
+    ms: float
+    achieved_gflops: float | None
+    roof_pct: float | None
+    bound: str
+    status: str
+
+    @property
+    def flops(self) -> int:
+        """2 x MACs."""
+        return 2 * self.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields plus ``flops``."""
+        return {**asdict(self), "flops": self.flops}
+
+
+def roofline_rows(prof: "ModelProfile", times: "LayerTimes", *, peak_gflops: float,
+                  bandwidth_gbs: float) -> list[RooflineRow]:
+    """Roofline rows of ``prof``'s layers with ``times`` (same order; runtime-only rows last).
+
+    Args:
+        prof: the static profile (MACs, bytes per layer).
+        times: measured per-layer times of the same model and batch.
+        peak_gflops, bandwidth_gbs: the roofs (GFLOP/s, GB/s).
+
+    Raises:
+        EdgeoptError: a bad roof, or ``times`` is for another batch than ``prof``.
+    """
+    if times.batch != prof.batch:
+        raise EdgeoptError(f"times are at batch {times.batch}, the profile at batch {prof.batch}: "
+                           f"measure and profile at one batch size")
+    ridge = peak_gflops / bandwidth_gbs
+    attainable_gflops(0.0, peak_gflops, bandwidth_gbs)  # validates the roof once
+    measured = times.by_name()
+    rows = []
+    for layer in prof.layers:
+        t = measured.get(layer.name)
+        moved = layer.weight_bytes + layer.activation_bytes
+        ai = 2 * layer.macs / moved if moved else 0.0
+        rows.append(_row(layer.name, layer.op_type, layer.macs, moved, ai, t.ms if t else 0.0,
+                         t.status if t else "no kernel", peak_gflops, bandwidth_gbs, ridge))
+    rows += [_row(t.name, t.op_type, 0, 0, 0.0, t.ms, t.status, peak_gflops, bandwidth_gbs, ridge)
+             for t in times.layers if t.runtime_only]
+    return rows
+
+
+def _row(name: str, op: str, macs: int, moved: int, ai: float, ms: float, status: str,
+         peak: float, bandwidth: float, ridge: float) -> RooflineRow:
+    roof = attainable_gflops(ai, peak, bandwidth) if macs else 0.0
+    achieved = 2 * macs / ms / 1e6 if macs and ms > 0 else None  # FLOPs / ms / 1e6 = GFLOP/s
+    return RooflineRow(
+        name=name, op_type=op, macs=macs, bytes=moved, intensity=ai, attainable_gflops=roof, ms=ms,
+        achieved_gflops=achieved, roof_pct=100 * achieved / roof if achieved is not None else None,
+        bound=("memory" if is_memory_bound(ai, ridge) else "compute") if macs else "-", status=status,
+    )
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """A model's roofline on one device, backend and thread count.
+
+    Attributes:
+        model: the model's display name.
+        backend, threads, batch, runs: how the times were measured.
+        device: the device profile the roofs come from.
+        precision: "fp32" or "int8" (which peak).
+        peak_gflops: compute roof at ``threads``, GFLOP/s.
+        bandwidth_gbs: memory roof, GB/s.
+        model_ms: median wall-clock ms of one profiled run.
+        rows: per layer, graph order, runtime-only rows last.
+    """
+
+    model: str
+    backend: str
+    threads: int
+    batch: int
+    runs: int
+    device: "DeviceProfile"
+    precision: str
+    peak_gflops: float
+    bandwidth_gbs: float
+    model_ms: float
+    rows: tuple[RooflineRow, ...]
+
+    @property
+    def ridge(self) -> float:
+        """Ridge point, FLOPs per byte: peak / bandwidth."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+    @property
+    def flops(self) -> int:
+        """Total FLOPs of a run (2 x MACs)."""
+        return sum(r.flops for r in self.rows)
+
+    @property
+    def kernel_ms(self) -> float:
+        """Sum of the per-layer times, ms per run."""
+        return sum(r.ms for r in self.rows)
+
+    @property
+    def achieved_gflops(self) -> float:
+        """Whole model: FLOPs / wall-clock time of a run, GFLOP/s."""
+        return self.flops / self.model_ms / 1e6 if self.model_ms > 0 else 0.0
+
+    @property
+    def pct_of_peak(self) -> float:
+        """Whole model achieved as % of the compute peak."""
+        return 100 * self.achieved_gflops / self.peak_gflops
+
+    def share_ms(self, bound: str) -> float:
+        """Fraction (0..1) of the kernel time in rows whose ``bound`` is "memory",
+        "compute" or "-" (no MACs and runtime-only)."""
+        total = self.kernel_ms
+        return sum(r.ms for r in self.rows if r.bound == bound) / total if total > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: settings, the device profile, roofs, totals and the rows."""
+        return {
+            "model": self.model, "backend": self.backend, "threads": self.threads, "batch": self.batch,
+            "runs": self.runs, "device": self.device.to_dict(), "precision": self.precision,
+            "peak_gflops": self.peak_gflops, "bandwidth_gbs": self.bandwidth_gbs, "ridge": self.ridge,
+            "model_ms": self.model_ms, "kernel_ms": self.kernel_ms, "flops": self.flops,
+            "achieved_gflops": self.achieved_gflops, "pct_of_peak": self.pct_of_peak,
+            "memory_bound_share": self.share_ms("memory"), "compute_bound_share": self.share_ms("compute"),
+            "no_macs_share": self.share_ms("-"),
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def roofline(model: "Model", device: "DeviceProfile", *, backend: str = "ort", threads: int = 1,
+             batch: int = 1, runs: int = 20, warmup: int = 5, precision: str = "fp32") -> Roofline:
+    """Profile ``model``, time its layers on ``backend`` and place them under ``device``'s roofs.
+
+    Args:
+        model: the Model.
+        device: roofs (:class:`~edgeopt.analysis.device.DeviceProfile`); the peak is taken
+            at ``threads`` (the nearest measured count not above it).
+        backend: "ort" (default) or "openvino" (best effort).
+        threads, batch, runs, warmup: as :func:`edgeopt.analysis.layer_times.measure_layer_times`.
+        precision: which peak, "fp32" or "int8" (a quantized model's MACs run on int8 units).
+
+    Raises:
+        EdgeoptError: the device has no peak for ``precision``, a bad roof or setting.
+        BackendUnavailable: the runtime is missing or cannot run the model.
+    """
+    from .layer_times import BACKENDS, measure_layer_times
+    from .profile import profile
+
+    if backend not in BACKENDS:  # before the profile, which takes seconds on large models
+        raise EdgeoptError(f"the roofline needs per-layer times from ort or openvino, got {backend!r}: pass --backend ort")
+    peak = device.peak(precision, threads)
+    if not device.bandwidth_gbs:
+        raise EdgeoptError(f"device profile {device.name!r} has no bandwidth: re-run `edgeopt machine`")
+    prof = profile(model, batch=batch)
+    times = measure_layer_times(model, prof, backend=backend, threads=threads, batch=batch, runs=runs,
+                                warmup=warmup)
+    rows = roofline_rows(prof, times, peak_gflops=peak, bandwidth_gbs=device.bandwidth)
+    return Roofline(model.name, backend, threads, batch, runs, device, precision, peak, device.bandwidth,
+                    times.model_ms, tuple(rows))

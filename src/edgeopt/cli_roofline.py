@@ -1,0 +1,85 @@
+"""``edgeopt roofline MODEL``: per-layer roofline with measured times (registered by cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EdgeoptError
+
+if TYPE_CHECKING:
+    from .analysis.roofline import Roofline
+
+console = Console()
+WARMUP = 5
+
+
+def command(
+    model: str = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`)."),
+    backend: str = typer.Option("ort", help="ort (ONNX Runtime profiling) or openvino (performance counters, best effort)."),
+    device: Optional[str] = typer.Option(None, help="Device profile: a JSON file from `edgeopt machine --out`, or a builtin (raspberry-pi-4, jetson-nano-cpu, ...); default: this machine's (measured quickly on first use)."),
+    threads: int = typer.Option(2, help="Intra-op threads; the compute roof is the peak at this thread count."),
+    batch: int = typer.Option(1, help="Batch size the layers are counted and timed at."),
+    runs: int = typer.Option(20, help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json and roofline.png (none: print only)."),
+) -> None:
+    """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
+    import edgeopt
+
+    from .analysis.machine_model import resolve_device
+    from .analysis.roofline import roofline
+    from .model import atomic_write_bytes
+    from .report.roofline_plot import plot_roofline
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise EdgeoptError(f"--out {out} is a file: give a folder for roofline.json and roofline.png")
+    # None: this machine's saved profile (measured quickly on first use); else a builtin
+    # name ("raspberry-pi-4") or a JSON file.
+    dev = resolve_device(device)
+    roof = roofline(edgeopt.load_model(model), dev, backend=backend, threads=threads, batch=batch, runs=runs,
+                    warmup=WARMUP)
+    print_roofline(roof, console)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "roofline.json", json.dumps(roof.to_dict(), indent=2).encode())
+        plot_roofline(roof, out / "roofline.png")
+        console.print(f"wrote {out / 'roofline.json'}, {out / 'roofline.png'}")
+
+
+def print_roofline(roof: "Roofline", out: Console) -> None:
+    """The per-layer table, then the whole-model totals and the memory-bound summary."""
+    from .report.roofline_plot import short_name
+
+    table = Table("layer", "op", "MMACs", "AI F/B", "roof GF/s", "ms", "GF/s", "% roof", "bound",
+                  title=f"{roof.model} on {roof.device.name} ({roof.device.source}), {roof.backend}, "
+                        f"{roof.threads} threads, batch {roof.batch}, median of {roof.runs} runs")
+    for r in roof.rows:
+        timed = r.status in ("timed", "runtime-only")
+        table.add_row(
+            short_name(r.name, 40), r.op_type, f"{r.macs / 1e6:.2f}" if r.macs else "-",
+            f"{r.intensity:.1f}" if r.macs else "-", f"{r.attainable_gflops:.1f}" if r.macs else "-",
+            f"{r.ms:.3f}" if timed else f"[dim]{r.status.split(' into ')[0]}[/dim]",
+            f"{r.achieved_gflops:.1f}" if r.achieved_gflops is not None else "-",
+            f"{r.roof_pct:.0f}" if r.roof_pct is not None else "-",
+            "[yellow]memory[/yellow]" if r.bound == "memory" else r.bound,
+        )
+    out.print(table)
+    out.print(f"roofs: peak {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} threads), bandwidth "
+              f"{roof.bandwidth_gbs:.1f} GB/s, ridge {roof.ridge:.1f} FLOPs/byte")
+    out.print(f"whole model: {roof.flops / 1e9:.3f} GFLOPs in {roof.model_ms:.3f} ms per run (wall, profiling on; "
+              f"layers sum {roof.kernel_ms:.3f} ms) = {roof.achieved_gflops:.1f} GFLOP/s, "
+              f"{roof.pct_of_peak:.1f}% of peak")
+    memory = [r for r in roof.rows if r.bound == "memory"]
+    with_macs = [r for r in roof.rows if r.macs]
+    out.print(f"memory-bound (AI < ridge): {len(memory)} of {len(with_macs)} layers with MACs, "
+              f"{100 * roof.share_ms('memory'):.0f}% of layer time; compute-bound "
+              f"{100 * roof.share_ms('compute'):.0f}%; layers without MACs and runtime-only kernels "
+              f"{100 * roof.share_ms('-'):.0f}%")
+    if memory:
+        slowest = sorted(memory, key=lambda r: r.ms, reverse=True)[:8]
+        out.print("memory-bound, slowest first: " + ", ".join(f"{r.name} ({r.ms:.3f} ms)" for r in slowest))

@@ -1,0 +1,85 @@
+"""The classic log-log roofline plot of a :class:`~edgeopt.analysis.roofline.Roofline` (PNG).
+
+x: arithmetic intensity (FLOPs per byte), y: GFLOP/s; the compute roof, the bandwidth
+roof and the ridge point where they meet; one point per layer with FLOPs, at its
+measured (achieved) GFLOP/s, sized and coloured by its share of the measured time.
+Layout as in Williams, Waterman & Patterson, CACM 2009, Fig. 1. Drawn with the helpers
+of :mod:`edgeopt.report.plots` (explicit Agg canvas, atomic write).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import EdgeoptError
+from .plots import _figure, _save
+
+if TYPE_CHECKING:
+    from ..analysis.roofline import Roofline
+
+LABELLED = 5  # the layers taking the most time get their names on the plot
+
+
+def plot_roofline(roof: "Roofline", path: str | os.PathLike) -> Path:
+    """Write the roofline of ``roof`` to ``path`` (PNG; parent folders created).
+
+    Returns:
+        the path written.
+
+    Raises:
+        EdgeoptError: no layer has both FLOPs and a measured time (nothing to place).
+    """
+    import numpy as np
+
+    pts = [r for r in roof.rows if r.achieved_gflops is not None]
+    if not pts:
+        raise EdgeoptError(f"no layer of {roof.model} has both MACs and a measured time: nothing to plot "
+                           f"(check the layer table's status column)")
+    total = roof.kernel_ms
+    xs = np.array([r.intensity for r in pts])
+    ys = np.array([r.achieved_gflops for r in pts])
+    share = np.array([100 * r.ms / total for r in pts])
+
+    fig, ax = _figure((8, 5.2))
+    lo = min(xs.min(), roof.ridge) / 4
+    hi = max(xs.max(), roof.ridge) * 4
+    grid = np.geomspace(lo, hi, 256)
+    ax.plot(grid, np.minimum(roof.peak_gflops, roof.bandwidth_gbs * grid), color="k", lw=2,
+            label=f"roof: {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} thr), "
+                  f"{roof.bandwidth_gbs:.1f} GB/s")
+    ax.axvline(roof.ridge, color="gray", ls=":", lw=1)
+    ax.annotate(f"ridge {roof.ridge:.1f} FLOP/B", (roof.ridge, roof.peak_gflops), xytext=(4, -14),
+                textcoords="offset points", fontsize=8, color="gray")
+    sc = ax.scatter(xs, ys, s=20 + 12 * share, c=share, cmap="viridis", edgecolors="k", linewidths=0.5,
+                    alpha=0.85, zorder=3)
+    fig.colorbar(sc, ax=ax, label="share of measured layer time (%)")
+    for i, r in enumerate(sorted(pts, key=lambda r: r.ms, reverse=True)[:LABELLED]):
+        # Big layers of one network often share a spot: staggered offsets keep labels apart.
+        ax.annotate(short_name(r.name), (r.intensity, r.achieved_gflops), xytext=(5, 10 - 9 * i),
+                    textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(min(ys.min(), roof.bandwidth_gbs * lo) / 2, roof.peak_gflops * 2)
+    ax.set_xlabel("arithmetic intensity (FLOPs / byte; bytes = weights + input + output activations)")
+    ax.set_ylabel("GFLOP/s (points: measured)")
+    ax.set_title(f"{roof.model}: roofline on {roof.device.name} ({roof.device.source}), {roof.backend}, "
+                 f"batch {roof.batch}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def short_name(name: str, limit: int = 32) -> str:
+    """A layer name that fits beside a point. PyTorch export names repeat each module
+    level ("/features/features.9/body/body.1/body.1.0/Conv"): a segment that the next one
+    extends ("body" before "body.1") is dropped, giving "features.9/body.1.0/Conv"; what is
+    still too long keeps its tail."""
+    parts = [p for p in name.split("/") if p]
+    kept = [p for p, nxt in zip(parts, parts[1:] + [""]) if not nxt.startswith(p + ".")]
+    short = "/".join(kept) or name
+    return short if len(short) <= limit else "..." + short[-(limit - 3):]
