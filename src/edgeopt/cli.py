@@ -504,15 +504,16 @@ def history_cmd(
     print_history(store.list_runs(path), str(path), out)
 
 
-# Issue 6's analysis commands live in their own modules (one per command); their heavy
+# The analysis commands (issue 6) and stream live in their own modules (one per command); their heavy
 # imports happen inside the commands, so registering them here costs only the modules.
-from . import cli_convalgo, cli_dataflow, cli_energy, cli_machine, cli_roofline  # noqa: E402
+from . import cli_convalgo, cli_dataflow, cli_energy, cli_machine, cli_roofline, cli_stream  # noqa: E402
 
 app.command("machine")(cli_machine.command)
 app.command("roofline")(cli_roofline.command)
 app.command("energy")(cli_energy.command)
 app.command("dataflow")(cli_dataflow.command)
 app.command("convalgo")(cli_convalgo.command)
+app.command("stream")(cli_stream.command)
 
 
 def main() -> None:

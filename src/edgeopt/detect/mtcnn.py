@@ -44,7 +44,8 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from ..errors import DataError, EdgeoptError, ShapeError
+from ..errors import EdgeoptError, ShapeError
+from ..imageutil import as_rgb_uint8
 from ..model import Model, fix_input_shapes
 
 if TYPE_CHECKING:
@@ -218,17 +219,7 @@ def _as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:
     """
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise DataError(
-            f"MTCNN takes uint8 images (0..255), got {arr.dtype}: convert with skimage.util.img_as_ubyte")
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 2:
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        return np.ascontiguousarray(arr[:, :, :3])
-    raise DataError(f"image of shape {arr.shape} is not HxW gray or HxWx3 RGB: pass one such image")
+    return as_rgb_uint8(image, what="image")
 
 
 def _normalize(rgb: np.ndarray) -> np.ndarray:
