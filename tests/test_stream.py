@@ -281,3 +281,30 @@ def test_draw_outlines_boxes_and_writes_the_overlay():
     assert tuple(out[60, 70]) == (128, 128, 128)  # inside untouched
     band = out[:14, :50]
     assert (band == 0).all(axis=2).any() and (band == (255, 255, 0)).all(axis=2).any()  # dark band, text
+
+
+def test_cli_stream_runs_text_detection_on_an_image_folder(tmp_path):
+    import typer
+    from PIL import Image
+    from skimage import data as skdata
+    from typer.testing import CliRunner
+
+    from edgeopt.cli_stream import command
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for k in range(3):
+        Image.fromarray(skdata.page()).convert("RGB").save(folder / f"page{k}.png")
+    app = typer.Typer()
+    app.command("stream")(command)
+    app.callback()(lambda: None)
+    js = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["stream", "--model", "zoo:ppocr-det", "--source", str(folder),
+                                      "--pipeline", "sequential", "--out", str(tmp_path / "out"), "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(js.read_text())
+    assert report["processed"] == 3
+    # test_db.py: the page's 7 text lines are found on each frame.
+    assert report["faces"] >= 3 * 6
+    bad = CliRunner().invoke(app, ["stream", "--model", "zoo:ppocr-det", "--pnet", str(js)])
+    assert bad.exit_code != 0 and "drop --pnet" in str(bad.exception)

@@ -17,7 +17,7 @@ import typer
 from .errors import EdgeoptError
 
 _AT_FPS = re.compile(r"^(?P<what>.*?)(?:@(?P<fps>\d+(?:\.\d+)?)fps)?$")
-MODELS = ("zoo:mtcnn",)
+MODELS = ("zoo:mtcnn", "zoo:ppocr-det")
 
 
 def parse_source(spec: str, *, seconds: float | None, buffers: int | None):
@@ -61,7 +61,7 @@ def parse_source(spec: str, *, seconds: float | None, buffers: int | None):
 
 
 def command(
-    model: str = typer.Option("zoo:mtcnn", "--model", help="Detector: zoo:mtcnn (P-Net, R-Net, O-Net)."),
+    model: str = typer.Option("zoo:mtcnn", "--model", help="Detector: zoo:mtcnn (P-Net, R-Net, O-Net) or zoo:ppocr-det (DB text detection)."),
     source: str = typer.Option("clip@30fps", "--source",
                                help="VIDEO file, image FOLDER, camera:0, sim:DIR@30fps (real-time replay) "
                                     "or clip@30fps (test clip of scikit-image photos)."),
@@ -90,6 +90,8 @@ def command(
 
     if model not in MODELS:
         raise EdgeoptError(f"--model {model} is not supported by stream: use {', '.join(MODELS)}")
+    if pnet is not None and model != "zoo:mtcnn":
+        raise EdgeoptError(f"--pnet replaces MTCNN's P-Net, not part of {model}: drop --pnet")
     if pipeline not in PIPELINES:
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
     if threads < 1 or slots < 1 or camera_buffers < 0:
@@ -100,9 +102,16 @@ def command(
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
     src = parse_source(source, seconds=seconds, buffers=camera_buffers or None)
     try:
-        nets = [edgeopt.load_model(str(pnet)) if pnet else edgeopt.load_model("zoo:mtcnn-pnet")]
-        nets += [edgeopt.load_model(f"zoo:mtcnn-{n}") for n in ("rnet", "onet")]
-        detector = MtcnnFrameDetector(MtcnnDetector(*nets, backend=backend, threads=threads))
+        if model == "zoo:ppocr-det":
+            from .detect.db import TextDetector
+            from .stream.pipeline import TextFrameDetector
+
+            detector = TextFrameDetector(TextDetector(edgeopt.load_model("zoo:ppocr-det"), backend=backend,
+                                                      threads=threads))
+        else:
+            nets = [edgeopt.load_model(str(pnet)) if pnet else edgeopt.load_model("zoo:mtcnn-pnet")]
+            nets += [edgeopt.load_model(f"zoo:mtcnn-{n}") for n in ("rnet", "onet")]
+            detector = MtcnnFrameDetector(MtcnnDetector(*nets, backend=backend, threads=threads))
         try:
             if isinstance(src, SimCamera):
                 detector.warmup(src.frames[0])

@@ -18,6 +18,7 @@ from .pipeline import (
     MtcnnFrameDetector,
     PipelineError,
     RingBuffer,
+    TextFrameDetector,
     make_sink,
     run_ring,
     run_sequential,
@@ -33,6 +34,6 @@ from .sources import (
 
 __all__ = [
     "CameraSource", "Detections", "Frame", "ImageFolderSource", "MtcnnFrameDetector", "PipelineError",
-    "RingBuffer", "SimCamera", "SourceError", "StreamMetrics", "StreamReport", "TestClip", "VideoFileSource",
+    "RingBuffer", "SimCamera", "SourceError", "StreamMetrics", "StreamReport", "TestClip", "TextFrameDetector", "VideoFileSource",
     "lfw_rates", "make_sink", "run_ring", "run_sequential",
 ]

@@ -21,7 +21,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def draw_frame(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None = None,
-               text: str = "") -> np.ndarray:
+               text: str = "", quads: np.ndarray | None = None) -> np.ndarray:
     """A copy of ``image`` with ``boxes`` outlined, their scores, and ``text`` top-left.
 
     Args:
@@ -29,6 +29,8 @@ def draw_frame(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None =
         boxes: (N, 4) x1, y1, x2, y2 in pixels.
         scores: (N,) shown next to each box, or None.
         text: overlay line(s), e.g. "12.3 fps  p90 85 ms", on a dark band for contrast.
+        quads: (N, 4, 2) corners drawn as polygons instead of ``boxes`` (rotated text
+            boxes), or None; scores still sit at the box's top-left.
 
     Returns:
         (H, W, 3) uint8 RGB.
@@ -39,7 +41,10 @@ def draw_frame(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray | None =
     width = max(2, round(min(image.shape[:2]) / 240))
     for k, box in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
         x1, y1, x2, y2 = (float(v) for v in box)
-        d.rectangle((x1, y1, x2, y2), outline=BOX_COLOR, width=width)
+        if quads is not None:
+            d.polygon([(float(x), float(y)) for x, y in quads[k]], outline=BOX_COLOR, width=width)
+        else:
+            d.rectangle((x1, y1, x2, y2), outline=BOX_COLOR, width=width)
         if scores is not None:
             d.text((x1, max(0.0, y1 - getattr(font, "size", 10) - 2)), f"{float(scores[k]):.2f}", fill=BOX_COLOR, font=font)
     if text:

@@ -42,6 +42,7 @@ from .sources import Frame, Source
 
 if TYPE_CHECKING:
     from ..detect import MtcnnDetector
+    from ..detect.db import TextDetector
 
 JOIN_TIMEOUT_S = 5.0
 
@@ -142,11 +143,13 @@ class Detections:
         boxes: (N, 4) float32 x1, y1, x2, y2 pixels.
         scores: (N,) float32.
         stages_ms: {"preprocess", "inference", "postprocess": ms} for this frame.
+        quads: (N, 4, 2) float32 corners of rotated boxes (text), drawn as polygons, or None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     stages_ms: dict[str, float]
+    quads: np.ndarray | None = None
 
 
 class FrameDetector(Protocol):
@@ -180,6 +183,25 @@ class _TimedBackend:
 
     def prepare(self, model, *, threads: int):
         return _TimedSession(self._backend.prepare(model, threads=threads), self._acc)
+
+
+class TextFrameDetector:
+    """:class:`~edgeopt.detect.db.TextDetector` as a frame detector: boxes are the quads'
+    axis-aligned bounds; the quads ride along for drawing; stage times from ``last_ms``."""
+
+    def __init__(self, detector: "TextDetector") -> None:
+        self.detector = detector
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        texts = self.detector.detect(image)
+        return Detections(texts.boxes(), texts.scores, dict(self.detector.last_ms), quads=texts.quads)
+
+    def warmup(self, image: np.ndarray) -> None:
+        """Detect once so the session for this frame size exists before timing starts."""
+        self.detector.detect(np.zeros_like(image))
+
+    def close(self) -> None:
+        self.detector.close()
 
 
 class MtcnnFrameDetector:
@@ -347,7 +369,7 @@ def make_sink(out: str | Path | None, fps: float) -> Sink:
 def _process(frame: Frame, detector: FrameDetector, sink: Sink, metrics: StreamMetrics, overlay: bool) -> None:
     det = detector(frame.image)
     t = time.perf_counter()
-    image = draw_frame(frame.image, det.boxes, det.scores, metrics.overlay() if overlay else "")
+    image = draw_frame(frame.image, det.boxes, det.scores, metrics.overlay() if overlay else "", quads=det.quads)
     sink.write(image)
     t_out = time.perf_counter()
     metrics.record(frame.t_capture, t_out, {**det.stages_ms, "draw": (t_out - t) * 1e3}, len(det.boxes))
