@@ -3,10 +3,9 @@ scikit-image's photos."""
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 import pytest
+from conftest import installed
 
 from edgeopt.detect.db import (
     DbConfig,
@@ -23,15 +22,7 @@ from edgeopt.errors import DataError, EdgeoptError, ShapeError
 skdata = pytest.importorskip("skimage.data")
 
 
-def _installed(dist: str) -> bool:
-    try:
-        metadata.distribution(dist)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_model = pytest.mark.skipif(not _installed("rapidocr-onnxruntime"),
+needs_model = pytest.mark.skipif(not installed("rapidocr-onnxruntime"),
                                  reason="pip install --no-deps rapidocr-onnxruntime")
 
 

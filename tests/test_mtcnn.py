@@ -7,10 +7,9 @@ the same photos' backgrounds; scikit-image's docstring).
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 import pytest
+from conftest import installed
 
 from edgeopt.detect import (
     DetectorConfigError,
@@ -25,16 +24,8 @@ from edgeopt.errors import DataError, ShapeError
 skdata = pytest.importorskip("skimage.data")
 
 
-def _installed(dist: str) -> bool:
-    try:
-        metadata.distribution(dist)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 needs_weights = pytest.mark.skipif(
-    not _installed("facenet-pytorch"), reason="pip install --no-deps facenet-pytorch==2.6.0")
+    not installed("facenet-pytorch"), reason="pip install --no-deps facenet-pytorch==2.6.0")
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -133,7 +124,7 @@ INT8_PNET_RATES = (0.96, 0.00)
 
 @pytest.fixture(scope="module")
 def nets():
-    if not _installed("facenet-pytorch"):
+    if not installed("facenet-pytorch"):
         pytest.skip("pip install --no-deps facenet-pytorch==2.6.0")
     import edgeopt
 
