@@ -222,7 +222,7 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
     report = json.loads(js.read_text())
     assert report["captured"] == 45 and report["processed"] >= 5
     assert report["dropped"] == report["captured"] - report["processed"]
-    assert report["faces"] >= report["processed"] * 0.8  # the astronaut's face, zoomed
+    assert report["boxes"] >= report["processed"] * 0.8  # the astronaut's face, zoomed
     assert 20 < report["latency_ms"]["p50"] < 1000
     assert report["stage_ms"]["inference"] > 0
     assert iio.imread(out).shape == (report["processed"], 480, 640, 3)
@@ -305,6 +305,6 @@ def test_cli_stream_runs_text_detection_on_an_image_folder(tmp_path):
     report = json.loads(js.read_text())
     assert report["processed"] == 3
     # test_db.py: the page's 7 text lines are found on each frame.
-    assert report["faces"] >= 3 * 6
+    assert report["boxes"] >= 3 * 6
     bad = CliRunner().invoke(app, ["stream", "--model", "zoo:ppocr-det", "--pnet", str(js)])
     assert bad.exit_code != 0 and "drop --pnet" in str(bad.exception)

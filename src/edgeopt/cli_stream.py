@@ -24,7 +24,8 @@ def parse_source(spec: str, *, seconds: float | None, buffers: int | None):
     """A :class:`~edgeopt.stream.sources.Source` from a ``--source`` value.
 
     ``clip@30fps`` (the test clip, ``seconds`` long, default 4), ``sim:DIR@30fps`` (a
-    folder replayed by a SimCamera), ``camera:0`` (OpenCV), a video file, or a folder.
+    folder replayed by a SimCamera), ``camera:0`` or ``camera:/dev/video2`` (OpenCV), a
+    video file, or a folder.
 
     Raises:
         SourceError: unknown form, missing file/folder, or a missing library.
@@ -46,10 +47,11 @@ def parse_source(spec: str, *, seconds: float | None, buffers: int | None):
     if what.startswith("sim:"):
         return SimCamera(LazyImages(what[4:]), fps, buffers=buffers)
     if what.startswith("camera:"):
-        index = what[7:]
-        if not index.isdigit():
-            raise SourceError(f"--source {spec}: camera index {index!r} is not a number: use e.g. camera:0")
-        return CameraSource(int(index))
+        device = what[7:]
+        if not (device.isdigit() or "/" in device):
+            raise SourceError(f"--source {spec}: camera {device!r} is neither an index nor a device path: "
+                              "use e.g. camera:0 or camera:/dev/video2")
+        return CameraSource(int(device) if device.isdigit() else device)
     if m.group("fps"):
         raise SourceError(f"--source {spec}: @NNfps applies to clip and sim:DIR only")
     path = Path(what)
@@ -66,6 +68,8 @@ def command(
                                help="VIDEO file, image FOLDER, camera:0, sim:DIR@30fps (real-time replay) "
                                     "or clip@30fps (test clip of scikit-image photos)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Annotated video (.mp4 ...) or a new folder of PNGs."),
+    show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (needs a display; "
+                                                    "close it or press q to stop)."),
     pipeline: str = typer.Option("ring", "--pipeline", help="ring (latest frame, two threads) or sequential."),
     backend: str = typer.Option("ort", "--backend", help="Backend running the networks."),
     threads: int = typer.Option(1, "--threads", help="Intra-op threads per network (on 2 cores, 2 threads "
@@ -87,6 +91,7 @@ def command(
     from .model import atomic_write_bytes
     from .stream.pipeline import PIPELINES, MtcnnFrameDetector, make_sink
     from .stream.sources import SimCamera
+    from .stream.window import check_show
 
     if model not in MODELS:
         raise EdgeoptError(f"--model {model} is not supported by stream: use {', '.join(MODELS)}")
@@ -100,6 +105,7 @@ def command(
         raise EdgeoptError(f"--seconds {seconds} must be positive")
     if out is not None and out.exists() and out.is_file():
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
+    check_show(show)
     src = parse_source(source, seconds=seconds, buffers=camera_buffers or None)
     try:
         if model == "zoo:ppocr-det":
@@ -115,7 +121,7 @@ def command(
         try:
             if isinstance(src, SimCamera):
                 detector.warmup(src.frames[0])
-            sink = make_sink(out, src.fps or 30.0)
+            sink = make_sink(out, src.fps or 30.0, show=show, title=f"edgeopt stream: {model} ({pipeline})")
             kwargs = {"slots": slots} if pipeline == "ring" else {}
             limit = None if _AT_FPS.match(source).group("what") == "clip" else seconds
             report = PIPELINES[pipeline](src, detector, sink, max_seconds=limit, **kwargs)
@@ -126,7 +132,7 @@ def command(
     typer.echo(report.summary())
     typer.echo("stages (mean ms/frame): " + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
     if report.interrupted:
-        typer.echo("interrupted: output kept up to the last processed frame")
+        typer.echo("stopped (Ctrl-C or window closed): output kept up to the last processed frame")
     if out is not None:
         typer.echo(f"wrote {out}")
     if json_out is not None:

@@ -32,8 +32,8 @@ class StreamReport:
         latency_last_ms: the same over the last quarter of processed frames (shows growth).
         stage_ms: {stage: mean ms per processed frame} for preprocess, inference,
             postprocess, draw (draw includes writing the frame out).
-        faces: total boxes found.
-        interrupted: the run was stopped by Ctrl-C (output kept).
+        boxes: total boxes found (faces or text regions).
+        interrupted: the run was stopped by Ctrl-C or a closed window (output kept).
         latencies_ms: per processed frame, in order.
     """
 
@@ -46,7 +46,7 @@ class StreamReport:
     latency_ms: dict[str, float]
     latency_last_ms: dict[str, float]
     stage_ms: dict[str, float]
-    faces: int
+    boxes: int
     interrupted: bool = False
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -82,16 +82,16 @@ class StreamMetrics:
         self.t_start = time.perf_counter()
         self.latencies_ms: list[float] = []
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
-        self.faces = 0
+        self.boxes = 0
         self._recent: deque[float] = deque()
         self._window = window_s
 
-    def record(self, t_capture: float, t_out: float, stages_ms: dict[str, float], faces: int) -> None:
+    def record(self, t_capture: float, t_out: float, stages_ms: dict[str, float], boxes: int) -> None:
         """One processed frame: capture and output times (perf_counter s), stage times (ms)."""
         self.latencies_ms.append((t_out - t_capture) * 1e3)
         for s in STAGES:
             self.stage_ms[s].append(float(stages_ms.get(s, 0.0)))
-        self.faces += faces
+        self.boxes += boxes
         self._recent.append(t_out)
         while self._recent and self._recent[0] < t_out - self._window:
             self._recent.popleft()
@@ -115,4 +115,4 @@ class StreamMetrics:
             fps=n / wall if wall > 0 else 0.0, latency_ms=_summary(self.latencies_ms),
             latency_last_ms=_summary(self.latencies_ms[n - n // 4:] if n >= 4 else self.latencies_ms),
             stage_ms={s: float(np.mean(v)) if v else 0.0 for s, v in self.stage_ms.items()},
-            faces=self.faces, interrupted=interrupted, latencies_ms=list(self.latencies_ms))
+            boxes=self.boxes, interrupted=interrupted, latencies_ms=list(self.latencies_ms))

@@ -16,8 +16,9 @@ pipeline to annotate every frame of a file.
 Glass-to-glass latency = time the annotated frame was handed to the output - the
 frame's capture timestamp.
 
-Shutdown: at the end of the stream and on Ctrl-C the output is finalised (complete,
-renamed into place) and a report returned (``interrupted`` set on Ctrl-C); on an
+Shutdown: at the end of the stream, on Ctrl-C and when the viewer closes the window
+(:class:`OutputClosed`) the output is finalised (complete, renamed into place) and a
+report returned (``interrupted`` set on Ctrl-C and a closed window); on an
 exception in either thread the capture thread is stopped and joined, the partial output
 deleted, and the exception re-raised once (the original object).
 """
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
     from ..detect.db import TextDetector
 
 JOIN_TIMEOUT_S = 5.0
+
+
+class OutputClosed(Exception):
+    """Raised by a sink's ``write`` when its viewer closed it: the stream stops as on Ctrl-C."""
 
 
 class PipelineError(EdgeoptError):
@@ -353,11 +358,61 @@ class FolderSink(Sink):
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def make_sink(out: str | Path | None, fps: float) -> Sink:
-    """VideoSink for a path with a video suffix, FolderSink otherwise, NullSink for None."""
-    if out is None:
+class TeeSink(Sink):
+    """Every frame to each of ``sinks`` (e.g. a window and a video file), in order.
+
+    ``finish`` finishes all of them even when one raises (the first error is re-raised
+    after), ``abort`` aborts all.
+    """
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+
+    def write(self, image: np.ndarray) -> None:
+        for sink in self.sinks:
+            sink.write(image)
+
+    def finish(self) -> None:
+        errors = []
+        for sink in self.sinks:
+            try:
+                sink.finish()
+            except Exception as e:  # the other outputs are still completed
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+
+def make_sink(out: str | Path | None, fps: float, *, show: bool = False, title: str = "edgeopt stream") -> Sink:
+    """The output: a window (``show``, :class:`~edgeopt.stream.window.WindowSink`) and/or
+    a VideoSink for a path with a video suffix, a FolderSink for another path; NullSink
+    when neither is asked for.
+
+    Raises:
+        PipelineError: a bad path (see the sinks) or no display for ``show``.
+    """
+    sinks: list[Sink] = []
+    if show:
+        from .window import WindowSink
+
+        sinks.append(WindowSink(title))
+    if out is not None:
+        try:
+            sinks.append(_file_sink(Path(out), fps))
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+    if not sinks:
         return NullSink()
-    p = Path(out)
+    return sinks[0] if len(sinks) == 1 else TeeSink(sinks)
+
+
+def _file_sink(p: Path, fps: float) -> Sink:
     if p.suffix.lower() in (".mp4", ".mkv", ".avi", ".mov", ".webm"):
         return VideoSink(p, fps)
     if p.suffix:
@@ -382,7 +437,8 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
     Args:
         source: frames (a :class:`SimCamera` shows the growing latency).
         detector: a :class:`FrameDetector`.
-        sink: output (default: discard); finished on success and Ctrl-C, aborted on errors.
+        sink: output (default: discard); finished on success, Ctrl-C and a closed window
+            (:class:`OutputClosed`), aborted on errors.
         max_seconds: stop after this long (wall time), or None.
         overlay: draw the fps / latency line.
 
@@ -401,7 +457,7 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
             if frame is None:
                 break
             _process(frame, detector, sink, metrics, overlay)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputClosed):
         interrupted = True
     except BaseException:
         sink.abort()
@@ -450,7 +506,7 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
                     break
                 continue
             _process(frame, detector, sink, metrics, overlay)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputClosed):
         interrupted = True
     except BaseException:
         _stop(stop, thread)

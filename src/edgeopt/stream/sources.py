@@ -266,7 +266,11 @@ class VideoFileSource(_IterSource):
 
 
 class CameraSource(Source):
-    """A camera through OpenCV (V4L2 index on Linux); timestamp = time the grab returned.
+    """A camera through OpenCV; timestamp = time the grab returned.
+
+    Args:
+        device: a V4L2 index (0 for /dev/video0) or a device path / URL OpenCV opens
+            (``/dev/video2``, ``rtsp://...``).
 
     Raises:
         SourceError: OpenCV is not installed (the message has the pip command) or the
@@ -275,16 +279,17 @@ class CameraSource(Source):
 
     realtime = True
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, device: int | str) -> None:
         super().__init__()
         try:
             import cv2
         except ImportError:
             raise SourceError("camera sources need OpenCV: pip install opencv-python-headless") from None
         self._cv2 = cv2
-        self._cap = cv2.VideoCapture(index)
+        self._cap = cv2.VideoCapture(device)
         if not self._cap.isOpened():
-            raise SourceError(f"camera {index} cannot be opened: check /dev/video{index} and its permissions")
+            where = f"/dev/video{device}" if isinstance(device, int) else device
+            raise SourceError(f"camera {device} cannot be opened: check {where} and its permissions")
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
 
     def read(self, stop: threading.Event | None = None) -> Frame | None:
