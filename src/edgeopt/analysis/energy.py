@@ -584,31 +584,15 @@ class _Row:
 
 
 def _graph(model: Model, batch: int) -> _Graph:
-    """Shapes and constants exactly as :func:`edgeopt.analysis.profile.profile` finds them.
+    """Shapes and constants as :func:`edgeopt.analysis.profile.profile` sees them
+    (:func:`~edgeopt.analysis.graphview.graph_view`), with the aliases of fused nodes
+    resolved."""
+    from .graphview import graph_view, tensor_bytes
 
-    The profile does not expose its per-tensor view, so this repeats its first steps with
-    its own helpers (concrete shapes, ONNX inference, constant folding, an onnxruntime run
-    for the shapes inference leaves unknown), then resolves the aliases of fused nodes.
-    """
-    from .profile import (
-        _concrete_proto,
-        _fold_constants,
-        _shapes_from_onnxruntime,
-        _tensor_bytes,
-        _tensor_types,
-    )
-
-    concrete = _concrete_proto(model, batch)
-    inferred = onnx.shape_inference.infer_shapes(concrete, data_prop=True)  # profile() succeeded on it
-    g = inferred.graph
-    types = _tensor_types(g)
-    nodes = list(g.node)
-    consts, _, folded = _fold_constants(g, nodes, types)
-    runtime = [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(nodes) if i not in folded]
+    view = graph_view(model, batch)
+    g, types, consts, runtime = view.graph, view.types, view.consts, [
+        (n.name or f"{n.op_type}_{i}", n) for i, n in view.runtime]
     needed = {x for _, n in runtime for x in (*n.input, *n.output) if x and x not in consts}
-    missing = sorted(x for x in needed if types.get(x, (None, 0))[0] is None)
-    if missing:
-        types.update(_shapes_from_onnxruntime(concrete, missing, model.example_feeds(batch)))
     graph = _Graph(
         runtime=runtime, consts=set(consts), outputs={o.name for o in g.output},
         producer_op={o: n.op_type for _, n in runtime for o in n.output if o},
@@ -620,7 +604,7 @@ def _graph(model: Model, batch: int) -> _Graph:
         if _fusible(node, graph):
             graph.root[node.output[0]] = graph.find(_data_inputs(node, graph)[0])
     for x in sorted(needed):
-        b, r = _tensor_bytes(*types.get(x, (None, 0))), graph.find(x)
+        b, r = tensor_bytes(*types.get(x, (None, 0))), graph.find(x)
         if b == 0:
             graph.unsized.add(x)
         elif r not in graph.size or b < graph.size[r]:

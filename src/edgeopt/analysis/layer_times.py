@@ -197,9 +197,9 @@ class GraphIndex:
 def named_nodes(proto: onnx.ModelProto) -> list[tuple[str, onnx.NodeProto]]:
     """(name, node) in the profile's order, unnamed nodes named ``OpType_index`` exactly as
     :func:`edgeopt.analysis.profile.profile` names its layers (same topological order)."""
-    from .profile import _topological  # the profile's own order, so the indices agree
+    from .graphview import topological  # the profile's own order, so the indices agree
 
-    return [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(_topological(list(proto.graph.node)))]
+    return [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(topological(list(proto.graph.node)))]
 
 
 def attribute(kernels: Sequence[Kernel], graph: GraphIndex, macs: dict[str, int],

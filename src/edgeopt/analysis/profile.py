@@ -4,6 +4,9 @@ Nothing is timed here: every number is counted on the ONNX graph at concrete sha
 
 How it works:
 
+Steps 1 and 2 are :func:`edgeopt.analysis.graphview.graph_view`, shared with the
+analyses that need every tensor's shape.
+
 1. **Shapes.** A copy of the proto gets the concrete input shapes
    (``InputSpec.batched(batch)``; the proto itself keeps the symbolic batch ``N``), then
    ``onnx.shape_inference.infer_shapes(data_prop=True)`` (the ONNX spec's inference, with
@@ -42,33 +45,22 @@ How it works:
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import onnx
 from onnx import helper
 
-from ..errors import ShapeError
 from ..model import Model
+from .graphview import Shape, graph_view, reads, tensor_bytes
 from .ophandlers import HANDLERS, NodeView, Uncountable, handler_key
 
-Shape = tuple[int, ...]
-
-# Elements that do not fill a whole byte; every other dtype uses numpy's itemsize.
-_SUB_BYTE_BITS = {
-    getattr(onnx.TensorProto, name): bits
-    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
-    if hasattr(onnx.TensorProto, name)
-}
 _FLOAT_TYPES = {
     getattr(onnx.TensorProto, name)
     for name in ("FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16")
 }
-# Nodes whose output differs run to run even with constant inputs: never folded.
-_NOT_FOLDABLE = {"RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
 @dataclass(frozen=True)
@@ -204,29 +196,8 @@ def profile(model: Model, *, batch: int = 1) -> ModelProfile:
     shapes from the ONNX shape inference spec (onnx/docs/ShapeInference.md), completed by
     an onnxruntime run when inference cannot propagate a computed shape.
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ShapeError(f"batch must be a positive integer, got {batch!r}: pass batch=1 or more")
-    concrete = _concrete_proto(model, batch)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(concrete, data_prop=True)
-    except Exception as e:  # onnx raises InferenceError, ValidationError and others
-        raise ShapeError(
-            f"ONNX shape inference fails on {model.name} at batch {batch} "
-            f"({str(e).splitlines()[0][:160]}): re-export the model or fix its input shapes"
-        ) from e
-    graph = inferred.graph
-    types = _tensor_types(graph)
-    nodes = list(graph.node)  # topologically ordered by _concrete_proto
-    consts, stored_bytes, folded = _fold_constants(graph, nodes, types)
-    runtime = [(i, n) for i, n in enumerate(nodes) if i not in folded]
-
-    shape_source = "onnx"
-    needed = {x for _, n in runtime for x in (*n.input, *n.output) if x}
-    missing = sorted(x for x in needed if types.get(x, (None, 0))[0] is None)
-    if missing:
-        found = _shapes_from_onnxruntime(concrete, missing, model.example_feeds(batch))
-        types.update(found)
-        shape_source = "onnx+onnxruntime" if found else "onnx (onnxruntime could not run it)"
+    view = graph_view(model, batch)
+    graph, types, consts, stored_bytes, runtime = view.graph, view.types, view.consts, view.stored_bytes, view.runtime
 
     layers: list[LayerProfile] = []
     weights: dict[str, int] = {}
@@ -253,174 +224,13 @@ def profile(model: Model, *, batch: int = 1) -> ModelProfile:
         peak_activation_bytes=_peak_activation_bytes(graph, [n for _, n in runtime], types, consts),
         num_layers=sum(1 for layer in layers if layer.macs > 0),
         num_nodes=len(runtime),
-        constant_nodes=len(folded),
+        constant_nodes=len(view.folded),
         uncounted=[
             f"{op} x{count}" + ("" if reason == "no handler" else f" ({reason})")
             for (op, reason), count in sorted(uncounted.items())
         ],
-        shape_source=shape_source,
+        shape_source=view.shape_source,
     )
-
-
-# -- shapes --------------------------------------------------------------------------------
-def _concrete_proto(model: Model, batch: int) -> onnx.ModelProto:
-    """A copy with concrete input dims and no stale symbolic shapes for inference to trip on."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.proto)
-    specs = {s.name: s.batched(batch) for s in model.inputs}
-    for vi in proto.graph.input:
-        if vi.name in specs:
-            shape = vi.type.tensor_type.shape
-            del shape.dim[:]
-            for d in specs[vi.name]:
-                shape.dim.add().dim_value = int(d)
-    # Output and value_info shapes carry the symbolic batch "N"; inference keeps a declared
-    # symbolic dim rather than replacing it, so drop every shape that is not concrete.
-    for vi in (*proto.graph.output, *proto.graph.value_info):
-        if vi.type.HasField("tensor_type") and _shape_of(vi) is None:
-            vi.type.tensor_type.ClearField("shape")
-    # Shape inference and onnxruntime both need producers before consumers.
-    ordered = _topological(list(proto.graph.node))
-    del proto.graph.node[:]
-    proto.graph.node.extend(ordered)
-    return proto
-
-
-def _shape_of(vi: onnx.ValueInfoProto) -> Shape | None:
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
-        return None
-    dims = tt.shape.dim
-    if not all(d.HasField("dim_value") for d in dims):
-        return None
-    return tuple(int(d.dim_value) for d in dims)
-
-
-def _tensor_types(graph: onnx.GraphProto) -> dict[str, tuple[Shape | None, int]]:
-    """{tensor name: (concrete shape or None, ONNX elem type)} for every typed tensor."""
-    types: dict[str, tuple[Shape | None, int]] = {}
-    for vi in (*graph.input, *graph.value_info, *graph.output):
-        types[vi.name] = (_shape_of(vi), vi.type.tensor_type.elem_type)
-    for init in graph.initializer:
-        types[init.name] = (tuple(int(d) for d in init.dims), init.data_type)
-    return types
-
-
-def _shapes_from_onnxruntime(
-    proto: onnx.ModelProto, names: list[str], feeds: dict[str, Any]
-) -> dict[str, tuple[Shape | None, int]]:
-    """Shapes and elem types of ``names`` from one onnxruntime run that exposes them.
-
-    Graph optimizations are off so every named tensor still exists. When onnxruntime
-    cannot run the graph, the tensors stay unknown and their nodes are reported as
-    uncounted ("shape unknown") by the caller.
-    """
-    from .probe import probe_session
-
-    try:
-        sess = probe_session(proto, names)
-        arrays = sess.run(names, feeds)
-    except Exception:  # noqa: BLE001 - reported per node as "shape unknown"
-        return {}
-    return {
-        name: (tuple(int(d) for d in a.shape), helper.np_dtype_to_tensor_dtype(a.dtype))
-        for name, a in zip(names, arrays)
-    }
-
-
-# -- graph order and constants ---------------------------------------------------------------
-def _subgraph_reads(node: onnx.NodeProto) -> Iterator[str]:
-    """Names read inside the node's subgraphs (If/Loop/Scan bodies), outer scope included."""
-    for attr in node.attribute:
-        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-        for g in graphs:
-            for inner in g.node:
-                yield from (x for x in inner.input if x)
-                yield from _subgraph_reads(inner)
-
-
-def _has_subgraph(node: onnx.NodeProto) -> bool:
-    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-
-
-def _reads(node: onnx.NodeProto) -> list[str]:
-    return [x for x in node.input if x] + list(_subgraph_reads(node))
-
-
-def _topological(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """Nodes in a topological order: the given order when valid (the ONNX spec requires
-    it), else Kahn's algorithm, ties broken by the original position.
-
-    Raises:
-        ShapeError: the graph has a cycle.
-    """
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    deps = [{producer[x] for x in _reads(n) if x in producer} - {i} for i, n in enumerate(nodes)]
-    if all(d < i for i, ds in enumerate(deps) for d in ds):
-        return nodes
-    users: list[list[int]] = [[] for _ in nodes]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            users[d].append(i)
-    pending = [len(ds) for ds in deps]
-    ready = [i for i, p in enumerate(pending) if p == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for u in users[i]:
-            pending[u] -= 1
-            if pending[u] == 0:
-                heapq.heappush(ready, u)
-    if len(order) != len(nodes):
-        raise ShapeError("the ONNX graph has a cycle: re-export the model")
-    return [nodes[i] for i in order]
-
-
-def _tensor_bytes(shape: Shape | None, elem_type: int) -> int:
-    """Bytes of a tensor of ``shape`` and ONNX ``elem_type`` (0 when either is unknown)."""
-    if shape is None or not elem_type:
-        return 0
-    count = math.prod(shape)
-    if elem_type in _SUB_BYTE_BITS:
-        return math.ceil(count * _SUB_BYTE_BITS[elem_type] / 8)
-    try:
-        return count * helper.tensor_dtype_to_np_dtype(elem_type).itemsize
-    except (KeyError, TypeError, ValueError):  # STRING and other non-numeric types
-        return 0
-
-
-def _fold_constants(
-    graph: onnx.GraphProto, nodes: list[onnx.NodeProto], types: dict[str, tuple[Shape | None, int]]
-) -> tuple[dict[str, frozenset[str]], dict[str, int], set[int]]:
-    """Find constant tensors.
-
-    Returns:
-        (constant tensor name -> names of the stored tensors it is computed from,
-         stored tensor name -> its bytes, indices of the folded nodes).
-    """
-    consts: dict[str, frozenset[str]] = {}
-    stored_bytes: dict[str, int] = {}
-    for init in graph.initializer:
-        consts[init.name] = frozenset([init.name])
-        stored_bytes[init.name] = _tensor_bytes(*types[init.name])
-    folded: set[int] = set()
-    for i, node in enumerate(nodes):
-        ins = [x for x in node.input if x]
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for o in node.output:
-                consts[o] = frozenset([o])
-                stored_bytes[o] = _tensor_bytes(*types.get(o, (None, 0)))
-            folded.add(i)
-        elif (ins and all(x in consts for x in ins) and node.op_type not in _NOT_FOLDABLE
-              and not _has_subgraph(node)):
-            sources = frozenset().union(*(consts[x] for x in ins))
-            for o in node.output:
-                if o:
-                    consts[o] = sources
-            folded.add(i)
-    return consts, stored_bytes, folded
 
 
 # -- per-node counting -------------------------------------------------------------------------
@@ -490,7 +300,7 @@ def _layer(
         macs=macs,
         other_ops=other,
         weight_bytes=sum(stored_bytes[s] for s in sources),
-        activation_bytes=sum(_tensor_bytes(*types.get(x, (None, 0))) for x in activations),
+        activation_bytes=sum(tensor_bytes(*types.get(x, (None, 0))) for x in activations),
         counted=not reason,
     )
     return layer, node_weights, sources, reason
@@ -510,7 +320,7 @@ def _peak_activation_bytes(
         if vi.name not in consts:
             birth[vi.name] = death[vi.name] = 0
     for step, node in enumerate(runtime):
-        for x in _reads(node):
+        for x in reads(node):
             if x in birth:
                 death[x] = max(death[x], step)
         for o in node.output:
@@ -523,7 +333,7 @@ def _peak_activation_bytes(
     # Difference array: +bytes at birth, -bytes after death; the running sum is the live set.
     delta = [0] * (last + 2)
     for name, start in birth.items():
-        size = _tensor_bytes(*types.get(name, (None, 0)))
+        size = tensor_bytes(*types.get(name, (None, 0)))
         delta[start] += size
         delta[death[name] + 1] -= size
     peak = live = 0

@@ -12,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import onnx
 from onnx import helper
 
-from ...errors import ShapeError
 from ...model import Model
-from ..profile import _concrete_proto, _tensor_types
+from ..graphview import graph_view
 from .spec import ConvSpec
 
 
@@ -67,15 +65,8 @@ def conv_layers(model: Model, *, batch: int = 1) -> list[ConvLayer]:
     Raises:
         ShapeError: batch is not a positive integer, or ONNX shape inference rejects the model.
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ShapeError(f"batch must be a positive integer, got {batch!r}: pass batch=1 or more")
-    proto = _concrete_proto(model, batch)
-    try:
-        graph = onnx.shape_inference.infer_shapes(proto, data_prop=True).graph
-    except Exception as e:  # onnx raises InferenceError, ValidationError and others
-        raise ShapeError(f"ONNX shape inference fails on {model.name} ({str(e).splitlines()[0][:160]}): "
-                         f"re-export the model or fix its input shapes") from e
-    types = _tensor_types(graph)
+    view = graph_view(model, batch)
+    graph, types = view.graph, view.types
     layers = []
     for idx, node in enumerate(graph.node):
         if node.op_type != "Conv" or node.domain not in ("", "ai.onnx"):
