@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 
 import numpy as np
@@ -62,6 +64,11 @@ def test_quick_measurement_is_plausible(quick_profile):
     ratio = profile.peak_gflops["int8"][1] / profile.peak_gflops["fp32"][1]
     assert f"Measured int8/fp32 at 1 thread: {ratio:.2f}x" in profile.notes
     assert "load average when the measurement started" in profile.notes
+    assert set(profile.memory_roofs_gbs) == {"L2", "L3", "DRAM"} & ({*profile.caches, "DRAM"})
+    for level, table in profile.memory_roofs_gbs.items():
+        assert sorted(table) == list(range(1, usable + 1))
+        assert all(0.5 <= gbs <= 2000 for gbs in table.values()), (level, table)
+    assert "Cache-aware roofs" in profile.notes
     assert seconds < 20, f"quick measurement took {seconds:.1f} s (budget ~5 s)"
 
 
@@ -92,6 +99,45 @@ def test_matmul_model_shapes_and_ops():
 def test_bad_thread_counts(threads):
     with pytest.raises(EdgeoptError, match="thread|CPUs"):
         mm.measure_device(threads=threads, quick=True)
+
+
+def test_copy_bandwidth_tells_the_cache_from_dram():
+    from edgeopt.analysis.cache_bandwidth import copy_bandwidth
+
+    caches = read_caches()
+    if not caches.get("L2"):
+        pytest.skip("the OS reports no L2 size")
+    llc = max(caches.values())
+    in_l2 = copy_bandwidth(caches["L2"] // 2, total_bytes=2e8, runs=5)
+    in_dram = copy_bandwidth(max(4 * llc, 64 * 1024 ** 2), total_bytes=2e8, runs=5)
+    # L2 serves a copy 2-4x faster than DRAM on the CPUs we target (45 vs 11-21 GB/s here).
+    assert in_l2 > 1.3 * in_dram, (in_l2, in_dram)
+    with pytest.raises(EdgeoptError, match="64 KiB"):
+        copy_bandwidth(16 * 1024)
+
+
+def test_working_sets_and_levels():
+    from edgeopt.analysis.cache_bandwidth import level_of, working_sets
+
+    caches = {"L1d": 32 * 1024, "L2": 512 * 1024, "L3": 32 * 1024 ** 2}
+    assert working_sets(caches, 1, 128 * 1024 ** 2) == {"L2": 256 * 1024, "L3": 16 * 1024 ** 2,
+                                                       "DRAM": 128 * 1024 ** 2}
+    assert working_sets(caches, 2, 128 * 1024 ** 2)["L3"] == 8 * 1024 ** 2  # the L3 is shared
+    assert working_sets({}, 1, 64 * 1024 ** 2) == {"DRAM": 64 * 1024 ** 2}
+    assert [level_of(b, caches) for b in (1, 512 * 1024, 512 * 1024 + 1, 32 * 1024 ** 2 + 1)] == \
+        ["L2", "L2", "L3", "DRAM"]
+    assert level_of(10, {}) == "DRAM"
+
+
+def test_memory_roofs_at_a_thread_count():
+    profile = dataclasses.replace(fake_profile(), memory_roofs_gbs={"L2": {1: 40.0, 2: 75.0}, "DRAM": {1: 9.0}})
+    assert profile.memory_roofs(2) == {"L2": 75.0, "DRAM": 9.0}  # DRAM: the nearest count not above
+    assert profile.memory_roofs(1) == {"L2": 40.0, "DRAM": 9.0}
+    assert profile.memory_roofs() == {"L2": 75.0, "DRAM": 9.0}
+    assert DeviceProfile.from_dict(json.loads(json.dumps(profile.to_dict()))) == profile
+    old = profile.to_dict()
+    del old["memory_roofs_gbs"]  # a profile saved before the cache-aware roofs
+    assert DeviceProfile.from_dict(old).memory_roofs() == {}
 
 
 # -- storage ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -75,6 +76,36 @@ def test_rows_from_hand_made_numbers():
     assert fc.achieved_gflops == pytest.approx(4.0)
     assert relu.bound == "-" and relu.achieved_gflops is None and relu.status == "fused into big"
     assert reorder.status == "runtime-only" and reorder.ms == 0.05
+
+
+def test_cache_aware_rows_use_the_roof_of_the_level_the_working_set_fits():
+    # L2 512 KiB, L3 4 MiB; roofs at the thread count used: L2 40, L3 20, DRAM 5 GB/s.
+    caches = {"L1d": 32 * 1024, "L2": 512 * 1024, "L3": 4 * 1024 ** 2}
+    roofs = {"L2": 40.0, "L3": 20.0, "DRAM": 5.0}
+    layers = [_layer("small", "Gemm", 100_000, 100_000, 10_000),     # 110 kB -> L2, AI 1.82
+              _layer("mid", "Gemm", 1_000_000, 2_000_000, 10_000),   # 2.01 MB -> L3, AI 0.995
+              _layer("huge", "Conv", 50_000_000, 8_000_000, 2_000_000),  # 10 MB -> DRAM, AI 10
+              _layer("relu", "Relu", 0, 0, 8_000)]
+    prof = ModelProfile("m", 1, {}, layers, 0, 51_100_000, 0, 0, 0, 0, 3, 4, 0)
+    times = LayerTimes("ort", 1, 1, 10, 1.0, (LayerTime("small", "Gemm", 0.01, ("a",)),
+                                              LayerTime("mid", "Gemm", 0.2, ("b",)),
+                                              LayerTime("huge", "Conv", 5.0, ("c",)),
+                                              LayerTime("relu", "Relu", 0.01, ("d",))))
+    rows = {r.name: r for r in roofline_rows(prof, times, peak_gflops=40.0, bandwidth_gbs=10.0,
+                                             memory_roofs=roofs, caches=caches)}
+    small, mid, huge, relu = rows["small"], rows["mid"], rows["huge"], rows["relu"]
+    assert [small.level, mid.level, huge.level, relu.level] == ["L2", "L3", "DRAM", "-"]
+    # small: 2e5 FLOPs in 0.01 ms = 20 GFLOP/s, above the classic roof 10 x 1.82 = 18.2 (110%),
+    # below its L2 roof min(40, 40 x 1.82) = 40 (50%).
+    assert small.roof_pct == pytest.approx(100 * 20 / (10 * 2e5 / 110_000))
+    assert small.level_attainable_gflops == 40.0 and small.level_roof_pct == pytest.approx(50.0)
+    assert small.bound == "memory" and small.level_bound == "compute"  # L2 ridge 40/40 = 1 FLOP/B
+    assert mid.level_attainable_gflops == pytest.approx(20.0 * 2e6 / 2_010_000) and mid.level_bound == "memory"
+    assert huge.level_attainable_gflops == 40.0 and huge.level_bound == "compute"  # DRAM ridge 8 < AI 10
+    assert relu.level_bound == "-" and relu.level_attainable_gflops is None
+    # Without cache-aware roofs the level fields stay empty.
+    plain = roofline_rows(prof, times, peak_gflops=40.0, bandwidth_gbs=10.0)
+    assert {r.level for r in plain} == {"-"} and all(r.level_roof_pct is None for r in plain)
 
 
 # -- mapping kernels back to ONNX nodes --------------------------------------------------------
@@ -194,6 +225,21 @@ def test_plot_and_cli_write_their_files(seednet_roof, tmp_path):
     data = json.loads((tmp_path / "out" / "roofline.json").read_text())
     assert data["peak_gflops"] == 40.0 and data["bandwidth_gbs"] == 10.0 and data["device"]["name"] == "test box"
     assert (tmp_path / "out" / "roofline.png").stat().st_size > 10_000
+    assert data["memory_roofs_gbs"] == {} and "level" not in result.output
+
+    # A profile with cache-aware roofs: the level columns, the summary and the JSON fields.
+    roofs = {"L2": {1: 50.0, 2: 90.0}, "L3": {1: 30.0, 2: 55.0}, "DRAM": {1: 12.0, 2: 20.0}}
+    dev2 = save_profile(dataclasses.replace(DEVICE, caches={"L2": 512 * 1024, "L3": 32 * 1024 ** 2},
+                                            memory_roofs_gbs=roofs), tmp_path / "dev2.json")
+    result = CliRunner().invoke(app, ["zoo:seednet", "--device", str(dev2), "--threads", "1", "--runs", "3",
+                                      "--out", str(tmp_path / "out2")], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    assert "L2 50.0 GB/s (ridge 0.8)" in result.output and "cache-aware: working sets in L2" in result.output
+    data = json.loads((tmp_path / "out2" / "roofline.json").read_text())
+    assert data["memory_roofs_gbs"] == {"L2": 50.0, "L3": 30.0, "DRAM": 12.0}  # at 1 thread
+    convs = [r for r in data["rows"] if r["op_type"] == "Conv"]
+    assert convs and all(r["level"] in ("L2", "L3") for r in convs)  # seednet's convs are < 1 MB
+    assert 0 <= data["cache_aware_memory_bound_share"] <= 1
 
 
 def test_cli_rejects_a_bad_backend_and_a_file_as_out(tmp_path):

@@ -29,6 +29,10 @@ def print_device(profile: DeviceProfile, console: Console) -> None:
                                 for p in precisions))
     console.print(table)
     console.print("bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in profile.bandwidth_gbs.items()))
+    if profile.memory_roofs_gbs:
+        console.print("cache-aware memory roofs (copy, GB/s): " + "; ".join(
+            f"{level} " + ", ".join(f"{v:.1f} at {t} thread{'s' * (t > 1)}" for t, v in sorted(tbl.items()))
+            for level, tbl in profile.memory_roofs_gbs.items()))
     console.print("caches: " + (", ".join(f"{k} {_size(v)}" for k, v in profile.caches.items()) or "unknown"))
     console.print(f"ridge point (fp32 peak / bandwidth): {profile.ridge_point:.1f} FLOPs/byte; layers below it "
                   f"are memory-bound on this device")
@@ -50,7 +54,7 @@ def command(
                                        "(raspberry-pi-3, raspberry-pi-4, raspberry-pi-5, jetson-nano-cpu) or a "
                                        "JSON file."),
 ) -> None:
-    """Measure this CPU: peak fp32/int8 GEMM per thread count, STREAM bandwidth, caches."""
+    """Measure this CPU: peak fp32/int8 GEMM per thread count, STREAM bandwidth, L2/L3/DRAM roofs, caches."""
     from .analysis import machine_model
     from .analysis.device import save_profile
 

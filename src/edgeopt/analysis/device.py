@@ -39,6 +39,9 @@ class DeviceProfile:
         caches: {"L1d": bytes, "L2": bytes, "L3": bytes} per core or shared as the OS
             reports them (the last level is shared on most CPUs).
         notes: where each number came from (method, datasheet URL), free text.
+        memory_roofs_gbs: the cache-aware roofs, {"L2" | "L3" | "DRAM": {threads: GB/s}}
+            (:mod:`edgeopt.analysis.cache_bandwidth`); empty for a datasheet profile or
+            one measured before they existed.
     """
 
     name: str
@@ -48,6 +51,7 @@ class DeviceProfile:
     bandwidth_gbs: dict[str, float]
     caches: dict[str, int] = field(default_factory=dict)
     notes: str = ""
+    memory_roofs_gbs: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def peak(self, precision: str = "fp32", threads: int | None = None) -> float:
         """Peak GFLOP/s (GOP/s for int8) at ``threads`` (default: the most measured).
@@ -59,12 +63,12 @@ class DeviceProfile:
         if not table:
             raise EdgeoptError(f"device profile {self.name!r} has no {precision} peak (it has "
                                f"{', '.join(self.peak_gflops) or 'none'}): re-run `edgeopt machine` or pick fp32")
-        if threads is None:
-            return table[max(table)]
-        # The nearest measured count not above the one asked for (a peak at more
-        # threads than the runtime uses would overstate the roof).
-        below = [t for t in table if t <= threads]
-        return table[max(below) if below else min(table)]
+        return _at_threads(table, threads)
+
+    def memory_roofs(self, threads: int | None = None) -> dict[str, float]:
+        """The cache-aware memory roofs at ``threads``: {"L2" | "L3" | "DRAM": GB/s} (the
+        nearest measured thread count not above; empty when none were measured)."""
+        return {level: _at_threads(table, threads) for level, table in self.memory_roofs_gbs.items() if table}
 
     @property
     def bandwidth(self) -> float:
@@ -80,6 +84,7 @@ class DeviceProfile:
         """JSON-ready dict (thread keys as strings)."""
         d = asdict(self)
         d["peak_gflops"] = {p: {str(t): v for t, v in tbl.items()} for p, tbl in self.peak_gflops.items()}
+        d["memory_roofs_gbs"] = {k: {str(t): v for t, v in tbl.items()} for k, tbl in self.memory_roofs_gbs.items()}
         return {"schema": SCHEMA, **d}
 
     @classmethod
@@ -96,9 +101,20 @@ class DeviceProfile:
                        peak_gflops={p: {int(t): float(v) for t, v in tbl.items()}
                                     for p, tbl in d["peak_gflops"].items()},
                        bandwidth_gbs={k: float(v) for k, v in d["bandwidth_gbs"].items()},
-                       caches={k: int(v) for k, v in d.get("caches", {}).items()}, notes=d.get("notes", ""))
+                       caches={k: int(v) for k, v in d.get("caches", {}).items()}, notes=d.get("notes", ""),
+                       memory_roofs_gbs={k: {int(t): float(v) for t, v in tbl.items()}
+                                         for k, tbl in d.get("memory_roofs_gbs", {}).items()})
         except (KeyError, TypeError, ValueError) as e:
             raise EdgeoptError(f"device profile is missing or mangles {e}: write one with `edgeopt machine`") from e
+
+
+def _at_threads(table: dict[int, float], threads: int | None) -> float:
+    """``table[threads]``, else the nearest measured count not above it (a roof at more
+    threads than the runtime uses would overstate it); the most threads for None."""
+    if threads is None:
+        return table[max(table)]
+    below = [t for t in table if t <= threads]
+    return table[max(below) if below else min(table)]
 
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:

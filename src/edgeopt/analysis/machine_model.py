@@ -13,6 +13,8 @@ fills a :class:`~edgeopt.analysis.device.DeviceProfile` with them:
   copy ``b = a`` and triad ``a = b + s*c`` on float64 arrays far larger than the last-level
   cache, bytes counted as STREAM counts them (copy 2 arrays, triad 3; write-allocate
   traffic not counted), best of N runs.
+- **Cache-aware memory roofs**: copy bandwidth per thread count with the data in L2, L3
+  and DRAM (:mod:`edgeopt.analysis.cache_bandwidth`).
 - **Caches** from the OS (:func:`edgeopt.bench.machine.read_caches`).
 
 Profiles of boards we cannot run here (Raspberry Pi 3/4/5, Jetson Nano CPU) ship as JSON
@@ -33,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import BackendUnavailable, EdgeoptError
+from .cache_bandwidth import measure_memory_roofs
 from .device import DeviceProfile, load_profile, save_profile
 
 PRECISIONS = ("fp32", "int8")
@@ -62,15 +65,17 @@ class _Plan:
     stream_min_bytes: int
     stream_llc_factor: int
     stream_runs: int
+    roof_bytes: float  # bytes moved per timed run of a cache-aware roof
+    roof_runs: int
 
 
 # Full: STREAM's own rule (each array >= 4x the last-level cache), at least 64 MiB.
 _FULL = _Plan("full", gemm_n=1024, gemm_warmup=3, gemm_min_runs=10, gemm_min_time_s=0.5, gemm_max_time_s=4.0,
-              stream_min_bytes=64 * _MIB, stream_llc_factor=4, stream_runs=10)
+              stream_min_bytes=64 * _MIB, stream_llc_factor=4, stream_runs=10, roof_bytes=5e8, roof_runs=20)
 # Quick: a few seconds for other commands and tests; arrays still twice the LLC so the
 # copy and triad measure DRAM, not cache.
 _QUICK = _Plan("quick", gemm_n=512, gemm_warmup=1, gemm_min_runs=3, gemm_min_time_s=0.0, gemm_max_time_s=0.5,
-               stream_min_bytes=32 * _MIB, stream_llc_factor=2, stream_runs=3)
+               stream_min_bytes=32 * _MIB, stream_llc_factor=2, stream_runs=3, roof_bytes=2.5e8, roof_runs=5)
 
 
 # -- measurement ---------------------------------------------------------------------------
@@ -249,7 +254,7 @@ def _check_threads(threads: Sequence[int] | None, usable: int) -> list[int]:
 def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
                    progress: bool = False) -> DeviceProfile:
     """Measure this machine's roofs: peak fp32/int8 GEMM rate per thread count,
-    STREAM copy/triad bandwidth, cache sizes.
+    STREAM copy/triad bandwidth, the cache-aware memory roofs per thread count, cache sizes.
 
     Full mode takes ~5-30 s (1024^3 GEMMs, >= 10 timed runs each; arrays of
     max(64 MiB, 4 x last-level cache)); ``quick`` takes a few seconds (512^3 GEMMs,
@@ -264,7 +269,8 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
     Returns:
         a profile with source "measured", peak_gflops {"fp32": {t: GFLOP/s},
         "int8": {t: GOP/s}} ("int8" absent, and the reason in ``notes``, when ONNX Runtime
-        cannot run MatMulInteger), bandwidth_gbs {"copy", "triad"} in GB/s, caches
+        cannot run MatMulInteger), bandwidth_gbs {"copy", "triad"} in GB/s,
+        memory_roofs_gbs {"L2", "L3", "DRAM": {t: GB/s}}, caches
         {"L1d", "L2", "L3"} in bytes (those the OS reports), notes (method, sizes,
         library version, date).
 
@@ -285,7 +291,7 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
     caches = {k: v for k, v in read_caches().items() if k in _CACHE_KEYS}
     peaks: dict[str, dict[int, float]] = {p: {} for p in PRECISIONS}
     notes: list[str] = []
-    with progress_bar("machine", len(counts) * len(PRECISIONS) + 1, enabled=progress) as bar:
+    with progress_bar("machine", len(counts) * len(PRECISIONS) + 2, enabled=progress) as bar:
         for precision in PRECISIONS:
             try:
                 for t in counts:
@@ -303,6 +309,9 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         stream_bytes = _stream_bytes(plan, caches, info.get("memory_bytes"))
         bar.describe(f"STREAM copy/triad, {stream_bytes // _MIB} MiB arrays")
         bandwidth = measure_bandwidth(stream_bytes, runs=plan.stream_runs)
+        bar.advance()
+        roofs = measure_memory_roofs(caches, counts, dram_bytes=stream_bytes, total_bytes=plan.roof_bytes,
+                                     runs=plan.roof_runs, on_step=bar.describe)
         bar.advance()
 
     n = plan.gemm_n
@@ -324,6 +333,11 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         f"fastest of {plan.stream_runs} runs; bytes counted as STREAM does (copy 2 arrays, triad 3, "
         f"write-allocate not counted). numpy's copy and ufuncs are single-threaded, so this is one core's "
         f"bandwidth, a lower bound on the socket's.",
+        f"Cache-aware roofs (Ilic et al. 2014): copy b = a within a working set per thread of half the L2, "
+        f"half the L3 shared by the threads, or {stream_bytes // _MIB} MiB for DRAM, all threads at once, "
+        f"aggregate GB/s, fastest of {plan.roof_runs} runs of {plan.roof_bytes / 1e9:g} GB; L1 not measured "
+        f"(numpy's per-call overhead exceeds an L1-sized copy). On a virtual machine the L3 is shared with "
+        f"other tenants, so its roof varies run to run.",
         "Caches: /sys/devices/system/cpu/cpu0/cache (L1d and L2 per core, L3 shared).",
     ]
     if load is not None:
@@ -333,7 +347,7 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
     return DeviceProfile(
         name=f"this machine: {info['cpu_model']}", source="measured",
         cores=info["physical_cores"] or info["logical_cpus"] or len(counts),
-        peak_gflops=peaks, bandwidth_gbs=bandwidth, caches=caches, notes=" ".join(notes))
+        peak_gflops=peaks, bandwidth_gbs=bandwidth, caches=caches, notes=" ".join(notes), memory_roofs_gbs=roofs)
 
 
 def _load_average() -> float | None:

@@ -25,10 +25,19 @@ Per layer (an ONNX node of :func:`edgeopt.profile`):
 
 The roof is the device profile's fp32 peak at the thread count used (or int8 with
 ``precision="int8"``) and its best sustained bandwidth (:class:`DeviceProfile`).
+
+**Cache-aware roofs** (Ilic, Pratas & Sousa, IEEE CAL 2014), when the device profile has
+them (:mod:`edgeopt.analysis.cache_bandwidth`, measured by ``edgeopt machine``): each
+layer is also placed under the roof of the level its working set (the bytes above) fits
+in, L2, L3 or DRAM (:func:`~edgeopt.analysis.cache_bandwidth.level_of`), at the thread
+count used. A small layer that beats the DRAM roof because its data stays in L2 is then
+judged against the L2 roof (``level_*`` fields). Which level really serves a layer takes
+hardware counters to know; the working set is the model's estimate of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +94,10 @@ class RooflineRow:
         bound: "memory" or "compute" for a layer with FLOPs, "-" otherwise.
         status: "timed", "fused into NAME", "runtime-only" or "no kernel"
             (:attr:`edgeopt.analysis.layer_times.LayerTime.status`).
+        level: cache-aware: "L2", "L3" or "DRAM", where ``bytes`` fits; "-" without
+            MACs or without cache-aware roofs.
+        level_attainable_gflops, level_roof_pct, level_bound: ``attainable_gflops``,
+            ``roof_pct`` and ``bound`` under that level's bandwidth (None / "-" as ``level``).
     """
 
     name: str
@@ -98,6 +111,10 @@ class RooflineRow:
     roof_pct: float | None
     bound: str
     status: str
+    level: str = "-"
+    level_attainable_gflops: float | None = None
+    level_roof_pct: float | None = None
+    level_bound: str = "-"
 
     @property
     def flops(self) -> int:
@@ -109,14 +126,18 @@ class RooflineRow:
         return {**asdict(self), "flops": self.flops}
 
 
-def roofline_rows(prof: "ModelProfile", times: "LayerTimes", *, peak_gflops: float,
-                  bandwidth_gbs: float) -> list[RooflineRow]:
+def roofline_rows(prof: "ModelProfile", times: "LayerTimes", *, peak_gflops: float, bandwidth_gbs: float,
+                  memory_roofs: dict[str, float] | None = None,
+                  caches: dict[str, int] | None = None) -> list[RooflineRow]:
     """Roofline rows of ``prof``'s layers with ``times`` (same order; runtime-only rows last).
 
     Args:
         prof: the static profile (MACs, bytes per layer).
         times: measured per-layer times of the same model and batch.
         peak_gflops, bandwidth_gbs: the roofs (GFLOP/s, GB/s).
+        memory_roofs: cache-aware roofs {"L2" | "L3" | "DRAM": GB/s} at the thread count
+            used, or None (then the ``level_*`` fields stay empty).
+        caches: {"L2": bytes, "L3": bytes}, the capacities that pick a layer's level.
 
     Raises:
         EdgeoptError: a bad roof, or ``times`` is for another batch than ``prof``.
@@ -132,8 +153,9 @@ def roofline_rows(prof: "ModelProfile", times: "LayerTimes", *, peak_gflops: flo
         t = measured.get(layer.name)
         moved = layer.weight_bytes + layer.activation_bytes
         ai = 2 * layer.macs / moved if moved else 0.0
-        rows.append(_row(layer.name, layer.op_type, layer.macs, moved, ai, t.ms if t else 0.0,
-                         t.status if t else "no kernel", peak_gflops, bandwidth_gbs, ridge))
+        row = _row(layer.name, layer.op_type, layer.macs, moved, ai, t.ms if t else 0.0,
+                   t.status if t else "no kernel", peak_gflops, bandwidth_gbs, ridge)
+        rows.append(_cache_aware(row, peak_gflops, memory_roofs, caches or {}) if memory_roofs else row)
     rows += [_row(t.name, t.op_type, 0, 0, 0.0, t.ms, t.status, peak_gflops, bandwidth_gbs, ridge)
              for t in times.layers if t.runtime_only]
     return rows
@@ -150,6 +172,24 @@ def _row(name: str, op: str, macs: int, moved: int, ai: float, ms: float, status
     )
 
 
+def _cache_aware(row: RooflineRow, peak: float, memory_roofs: dict[str, float],
+                 caches: dict[str, int]) -> RooflineRow:
+    """``row`` with its level fields: the roof of the level its working set fits in."""
+    if not row.macs:
+        return row
+    from .cache_bandwidth import level_of
+
+    level = level_of(row.bytes, {k: v for k, v in caches.items() if k in memory_roofs})
+    if level not in memory_roofs:  # DRAM not measured: no cache-aware roof for this row
+        return row
+    bandwidth = memory_roofs[level]
+    roof = attainable_gflops(row.intensity, peak, bandwidth)
+    return dataclasses.replace(
+        row, level=level, level_attainable_gflops=roof,
+        level_roof_pct=100 * row.achieved_gflops / roof if row.achieved_gflops is not None else None,
+        level_bound="memory" if is_memory_bound(row.intensity, peak / bandwidth) else "compute")
+
+
 @dataclass(frozen=True)
 class Roofline:
     """A model's roofline on one device, backend and thread count.
@@ -163,6 +203,8 @@ class Roofline:
         bandwidth_gbs: memory roof, GB/s.
         model_ms: median wall-clock ms of one profiled run.
         rows: per layer, graph order, runtime-only rows last.
+        memory_roofs_gbs: the cache-aware roofs used, {"L2" | "L3" | "DRAM": GB/s} at
+            ``threads`` (empty when the device profile has none).
     """
 
     model: str
@@ -176,6 +218,7 @@ class Roofline:
     bandwidth_gbs: float
     model_ms: float
     rows: tuple[RooflineRow, ...]
+    memory_roofs_gbs: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def ridge(self) -> float:
@@ -202,11 +245,12 @@ class Roofline:
         """Whole model achieved as % of the compute peak."""
         return 100 * self.achieved_gflops / self.peak_gflops
 
-    def share_ms(self, bound: str) -> float:
-        """Fraction (0..1) of the kernel time in rows whose ``bound`` is "memory",
-        "compute" or "-" (no MACs and runtime-only)."""
+    def share_ms(self, bound: str, *, cache_aware: bool = False) -> float:
+        """Fraction (0..1) of the kernel time in rows whose ``bound`` (``level_bound``
+        with ``cache_aware``) is "memory", "compute" or "-" (no MACs and runtime-only)."""
         total = self.kernel_ms
-        return sum(r.ms for r in self.rows if r.bound == bound) / total if total > 0 else 0.0
+        key = (lambda r: r.level_bound) if cache_aware else (lambda r: r.bound)
+        return sum(r.ms for r in self.rows if key(r) == bound) / total if total > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: settings, the device profile, roofs, totals and the rows."""
@@ -218,6 +262,8 @@ class Roofline:
             "achieved_gflops": self.achieved_gflops, "pct_of_peak": self.pct_of_peak,
             "memory_bound_share": self.share_ms("memory"), "compute_bound_share": self.share_ms("compute"),
             "no_macs_share": self.share_ms("-"),
+            "memory_roofs_gbs": self.memory_roofs_gbs,
+            "cache_aware_memory_bound_share": self.share_ms("memory", cache_aware=True),
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -249,6 +295,8 @@ def roofline(model: "Model", device: "DeviceProfile", *, backend: str = "ort", t
     prof = profile(model, batch=batch)
     times = measure_layer_times(model, prof, backend=backend, threads=threads, batch=batch, runs=runs,
                                 warmup=warmup)
-    rows = roofline_rows(prof, times, peak_gflops=peak, bandwidth_gbs=device.bandwidth)
+    memory_roofs = device.memory_roofs(threads)
+    rows = roofline_rows(prof, times, peak_gflops=peak, bandwidth_gbs=device.bandwidth, memory_roofs=memory_roofs,
+                         caches=device.caches)
     return Roofline(model.name, backend, threads, batch, runs, device, precision, peak, device.bandwidth,
-                    times.model_ms, tuple(rows))
+                    times.model_ms, tuple(rows), memory_roofs)

@@ -1,7 +1,8 @@
 """The classic log-log roofline plot of a :class:`~edgeopt.analysis.roofline.Roofline` (PNG).
 
 x: arithmetic intensity (FLOPs per byte), y: GFLOP/s; the compute roof, the bandwidth
-roof and the ridge point where they meet; one point per layer with FLOPs, at its
+roof and the ridge point where they meet, the cache-aware roofs (L2, L3, DRAM: dashed)
+when the device profile has them; one point per layer with FLOPs, at its
 measured (achieved) GFLOP/s, sized and coloured by its share of the measured time.
 Layout as in Williams, Waterman & Patterson, CACM 2009, Fig. 1. Drawn with the helpers
 of :mod:`edgeopt.report.plots` (explicit Agg canvas, atomic write).
@@ -49,6 +50,10 @@ def plot_roofline(roof: "Roofline", path: str | os.PathLike) -> Path:
     ax.plot(grid, np.minimum(roof.peak_gflops, roof.bandwidth_gbs * grid), color="k", lw=2,
             label=f"roof: {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} thr), "
                   f"{roof.bandwidth_gbs:.1f} GB/s")
+    # Cache-aware roofs (Ilic et al. 2014): one bandwidth line per level, dashed, up to the peak.
+    for (level, bw), color in zip(roof.memory_roofs_gbs.items(), ("tab:blue", "tab:green", "tab:red")):
+        ax.plot(grid, np.minimum(roof.peak_gflops, bw * grid), color=color, ls="--", lw=1,
+                label=f"{level} roof: {bw:.1f} GB/s ({roof.threads} thr)")
     ax.axvline(roof.ridge, color="gray", ls=":", lw=1)
     ax.annotate(f"ridge {roof.ridge:.1f} FLOP/B", (roof.ridge, roof.peak_gflops), xytext=(4, -14),
                 textcoords="offset points", fontsize=8, color="gray")
