@@ -30,7 +30,7 @@ def print_device(profile: DeviceProfile, console: Console) -> None:
     console.print(table)
     console.print("bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in profile.bandwidth_gbs.items()))
     if profile.memory_roofs_gbs:
-        console.print("cache-aware memory roofs (copy, GB/s): " + "; ".join(
+        console.print("cache-aware memory roofs (STREAM scale, GB/s): " + "; ".join(
             f"{level} " + ", ".join(f"{v:.1f} at {t} thread{'s' * (t > 1)}" for t, v in sorted(tbl.items()))
             for level, tbl in profile.memory_roofs_gbs.items()))
     console.print("caches: " + (", ".join(f"{k} {_size(v)}" for k, v in profile.caches.items()) or "unknown"))

@@ -13,8 +13,8 @@ fills a :class:`~edgeopt.analysis.device.DeviceProfile` with them:
   copy ``b = a`` and triad ``a = b + s*c`` on float64 arrays far larger than the last-level
   cache, bytes counted as STREAM counts them (copy 2 arrays, triad 3; write-allocate
   traffic not counted), best of N runs.
-- **Cache-aware memory roofs**: copy bandwidth per thread count with the data in L2, L3
-  and DRAM (:mod:`edgeopt.analysis.cache_bandwidth`).
+- **Cache-aware memory roofs**: STREAM scale bandwidth per thread count with the data in
+  L2, L3 and DRAM (:mod:`edgeopt.analysis.cache_bandwidth`).
 - **Caches** from the OS (:func:`edgeopt.bench.machine.read_caches`).
 
 Profiles of boards we cannot run here (Raspberry Pi 3/4/5, Jetson Nano CPU) ship as JSON
@@ -333,10 +333,10 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         f"fastest of {plan.stream_runs} runs; bytes counted as STREAM does (copy 2 arrays, triad 3, "
         f"write-allocate not counted). numpy's copy and ufuncs are single-threaded, so this is one core's "
         f"bandwidth, a lower bound on the socket's.",
-        f"Cache-aware roofs (Ilic et al. 2014): copy b = a within a working set per thread of half the L2, "
-        f"half the L3 shared by the threads, or {stream_bytes // _MIB} MiB for DRAM, all threads at once, "
-        f"aggregate GB/s, fastest of {plan.roof_runs} runs of {plan.roof_bytes / 1e9:g} GB; L1 not measured "
-        f"(numpy's per-call overhead exceeds an L1-sized copy). On a virtual machine the L3 is shared with "
+        f"Cache-aware roofs (Ilic et al. 2014): STREAM scale b = 3a (numpy ufunc) within a working set "
+        f"per thread of half the L2, half the L3 shared by the threads, or {stream_bytes // _MIB} MiB for "
+        f"DRAM, each thread pinned to a CPU, all released at once, aggregate GB/s, alternating rounds, fastest of {plan.roof_runs} runs of {plan.roof_bytes / 1e9:g} GB; L1 not measured "
+        f"(numpy's per-call overhead exceeds an L1-sized kernel). On a virtual machine the L3 is shared with "
         f"other tenants, so its roof varies run to run.",
         "Caches: /sys/devices/system/cpu/cpu0/cache (L1d and L2 per core, L3 shared).",
     ]
