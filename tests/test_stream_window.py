@@ -24,9 +24,17 @@ FPS = 30.0
 SCREEN = (1024, 768)
 
 
+def _need_tk() -> None:
+    """Skip when this Python has no Tk (python3-tk) or Pillow no ImageTk: the window's
+    own error for that case is checked in test_no_display_is_one_clear_error."""
+    pytest.importorskip("tkinter", reason="this Python has no Tk: apt install python3-tk")
+    pytest.importorskip("PIL.ImageTk", reason="Pillow without ImageTk")
+
+
 @pytest.fixture(scope="module")
 def xvfb():
     """A private virtual display; yields its name (":N")."""
+    _need_tk()
     if shutil.which("Xvfb") is None:
         pytest.skip("no Xvfb binary: apt install xvfb")
     read, write = os.pipe()
@@ -156,27 +164,32 @@ def test_window_with_the_ring_pipeline(display):
 
 
 def test_no_display_is_one_clear_error(monkeypatch, tmp_path):
+    import importlib.util
     import sys
 
     from edgeopt.stream.window import display_error
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert "$DISPLAY is not set" in display_error()
-    with pytest.raises(PipelineError, match="use --out FILE"):
+    # Without Tk the first problem named is the missing Tk, with its install command.
+    has_tk = all(importlib.util.find_spec(m) for m in ("tkinter", "PIL.ImageTk"))
+    expected = "$DISPLAY is not set" if has_tk else "apt install python3-tk"
+    assert expected in display_error()
+    with pytest.raises(PipelineError, match="use --out FILE" if has_tk else "python3-tk"):
         make_sink(tmp_path / "x.mp4", FPS, show=True)
     assert list(tmp_path.iterdir()) == []  # the video sink was never started
     # The console entry point, before any model is loaded: one line, exit status 2.
     result = subprocess.run([sys.executable, "-m", "edgeopt.cli", "stream", "--show", "--out",
                              str(tmp_path / "x.mp4")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "$DISPLAY is not set" in result.stderr
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_display_that_refuses_the_connection(monkeypatch):
     from edgeopt.stream.window import WindowSink
 
+    _need_tk()
     monkeypatch.setenv("DISPLAY", ":987")  # nobody listens there
     with pytest.raises(PipelineError, match="cannot open a window on display ':987'"):
         WindowSink()
