@@ -20,10 +20,33 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
+
+
+def check_fed_shapes(specs, arrays, model_name: str, *, dtypes: bool = False) -> None:
+    """ONNX Runtime's input contract for the other backends: each fed array has its
+    InputSpec's rank and every dim but the batch (and its dtype, with ``dtypes``).
+
+    Args:
+        specs: the Model's InputSpecs, in the order of ``arrays``.
+        arrays: the fed numpy arrays.
+        model_name: for the message.
+
+    Raises:
+        ShapeError: one line naming the input, what it was fed and what it takes.
+    """
+    for spec, a in zip(specs, arrays):
+        shape = tuple(np.shape(a))
+        wrong_dtype = dtypes and np.asarray(a).dtype != spec.dtype
+        if len(shape) != len(spec.shape) or shape[1:] != tuple(spec.shape[1:]) or wrong_dtype:
+            fed, want = "x".join(map(str, shape)), "x".join(["N", *map(str, spec.shape[1:])])
+            if dtypes:
+                fed, want = f"{fed} {np.asarray(a).dtype}", f"{want} {spec.dtype}"
+            raise ShapeError(f"input {spec.name!r} of {model_name} is fed {fed}, the model takes {want}: "
+                             f"resize{' or convert' if dtypes else ''} the input or reload the model with --shape")
 
 
 class Session(ABC):

@@ -55,7 +55,7 @@ import numpy as np
 
 from ..cache import cache_root
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
-from .base import Backend, Session
+from .base import Backend, Session, check_fed_shapes
 from .quiet import quiet_fds
 
 if TYPE_CHECKING:
@@ -327,15 +327,7 @@ class LiteRtSession(Session):
                 f"pass one array per model input"
             )
         arrays = [feeds[n] for n in self._input_names]
-        for spec, a in zip(self._specs, arrays):
-            shape = tuple(np.shape(a))
-            if len(shape) != len(spec.shape) or shape[1:] != spec.shape[1:]:
-                want = "x".join(["N", *map(str, spec.shape[1:])])
-                raise ShapeError(
-                    f"input {spec.name!r} of {self._model_name} is fed "
-                    f"{'x'.join(map(str, shape))}, the model takes {want}: resize the input "
-                    f"or reload the model with --shape"
-                )
+        check_fed_shapes(self._specs, arrays, self._model_name)
         runner = self._runner(int(np.shape(arrays[0])[0]))
         interpreter = runner.interpreter
         for index, a in zip(runner.inputs, arrays):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ShapeError
-from .base import Backend, Session
+from .base import Backend, Session, check_fed_shapes
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -106,15 +106,7 @@ class OpenVinoSession(Session):
                 f"pass one array per model input"
             )
         shapes = tuple(tuple(np.shape(feeds[n])) for n in self._input_names)
-        for spec, shape in zip(self._specs, shapes):
-            # Same contract as ORT, which checks the declared dims: only the batch varies.
-            if len(shape) != len(spec.shape) or shape[1:] != spec.shape[1:]:
-                want = "x".join(["N", *map(str, spec.shape[1:])])
-                raise ShapeError(
-                    f"input {spec.name!r} of {self._model_name} is fed "
-                    f"{'x'.join(map(str, shape))}, the model takes {want}: resize the input "
-                    f"or reload the model with --shape"
-                )
+        check_fed_shapes(self._specs, [feeds[n] for n in self._input_names], self._model_name)
         _, request, ports = self._for_shapes(shapes)
         # share_inputs: infer() is synchronous, so the caller's arrays are only read
         # while it runs; share_outputs=False makes OpenVINO copy the results.

@@ -71,7 +71,7 @@ import numpy as np
 from ..cache import cache_root
 from ..errors import BackendUnavailable, ShapeError
 from ..model import atomic_write_bytes
-from .base import Backend, Session
+from .base import Backend, Session, check_fed_shapes
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -596,14 +596,7 @@ class TvmSession(Session):
                 f"pass one array per model input"
             )
         arrays = [np.asarray(feeds[n]) for n in self._names]
-        for spec, a in zip(self._specs, arrays):
-            if a.ndim != len(spec.shape) or a.shape[1:] != spec.shape[1:] or a.dtype != spec.dtype:
-                want = "x".join(["N", *map(str, spec.shape[1:])])
-                raise ShapeError(
-                    f"input {spec.name!r} of {self._model.name} is fed "
-                    f"{'x'.join(map(str, a.shape))} {a.dtype}, the model takes {want} "
-                    f"{spec.dtype}: resize or convert the input"
-                )
+        check_fed_shapes(self._specs, arrays, self._model.name, dtypes=True)
         main = self._vm_for(tuple(a.shape for a in arrays))
         _set_threads(self.threads)
         out = main(*(tvm.runtime.tensor(np.ascontiguousarray(a)) for a in arrays))
