@@ -61,7 +61,8 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 # The source files whose code decides the trained weights (read, not imported, so
 # computing a cache key imports no torch).
 _WEIGHT_SOURCES = tuple(_PACKAGE / f for f in (
-    "zoo/digits.py", "zoo/seednet.py", "zoo/mobilenetv2.py", "evaluate/digits.py", "preprocess.py",
+    "zoo/digits.py", "zoo/seednet.py", "zoo/mobilenetv2.py", "zoo/blocks.py", "evaluate/digits.py",
+    "preprocess.py",
 ))
 
 # Mean and std of the training scans after 1/255 scaling, bilinear upscaling (measured
