@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	# old pins (torch<2.3), so only the files are read (zoo/mtcnn.py), never its modules.
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	# onnx2torch asks for torchvision, which has no CPU build here and would pull a CUDA
-	# torch; edgeopt.bridge loads it without torchvision (only its NMS/RoiAlign need it).
+	# torch; edgeopt.convert.bridge loads it without torchvision (only its NMS/RoiAlign need it).
 	$(PY) -m pip install -q --no-deps onnx2torch==1.5.15
 	$(install_litert)
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
@@ -51,7 +51,9 @@ setup-litert:
 demo: $(STAMP)
 	$(VENV)/bin/edgeopt optimize --out $(OUT)
 
+# The layer contract (.importlinter) first: an import across layers fails CI like a test.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeopt.model import atomic_write_bytes
+from edgeopt._util.atomic import atomic_write_bytes
 
 
 def write_results(out: Path, data: dict, markdown: str) -> None:

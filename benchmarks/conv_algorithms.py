@@ -29,7 +29,7 @@ from _results import write_results
 from edgeopt.analysis.convalgo import ALL, ConvSpec, measure_errors
 from edgeopt.analysis.convalgo.analyze import blas_threads
 from edgeopt.analysis.convalgo.measure import Budget, measure_layer
-from edgeopt.bench.machine import machine_info
+from edgeopt.bench.environment import machine_info
 
 KERNELS = (3, 5, 7, 9, 11)
 CHANNELS = (16, 32, 64)

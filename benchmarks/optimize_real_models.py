@@ -17,7 +17,7 @@ from pathlib import Path
 
 import edgeopt
 from _results import write_results
-from edgeopt.evaluate.data import ImageSet
+from edgeopt.data.images import ImageSet
 from edgeopt.optimizer.select import OptimizeConfig, result_summary
 
 
@@ -44,7 +44,7 @@ def run(batches: list[int], threads: int, seconds: float) -> dict:
             runs.append(summary)
             print(f"{ref} batch {batch}: chosen {summary['winner']} "
                   f"({summary['confirmed_speedup']:.2f}x vs fp32@ort) in {summary['wall_s']:.0f} s", flush=True)
-    from edgeopt.bench.machine import machine_info
+    from edgeopt.bench.environment import machine_info
 
     return {"machine": machine_info(), "threads": threads, "runs": runs}
 

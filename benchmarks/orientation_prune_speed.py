@@ -19,7 +19,7 @@ from pathlib import Path
 import edgeopt
 from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
-from edgeopt.bench.machine import machine_info
+from edgeopt.bench.environment import machine_info
 from edgeopt.passes.base import run_pass
 from edgeopt.passes.prune import PruneConfig, prune_model
 

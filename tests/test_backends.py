@@ -20,7 +20,8 @@ from skimage import data as skdata
 
 from edgeopt.backends import registry
 from edgeopt.errors import BackendUnavailable, EdgeoptError, ShapeError
-from edgeopt.model import Model, load_model
+from edgeopt.model import Model
+from edgeopt.load import load_model
 
 # Agreement with the oracle, for fp32 models: max |backend - reference| must be at most
 # RTOL_RANGE * (max - min of the reference output) + ATOL.

@@ -17,7 +17,7 @@ from edgeopt import load_model
 from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
 from edgeopt.backends.ort import OrtBackend
-from edgeopt.bench import machine
+from edgeopt.bench import environment as machine
 from edgeopt.bench.harness import BenchResult, benchmark
 from edgeopt.bench.stats import LatencyStats, percentile
 from edgeopt.bench.sweep import read_json, sweep, write_csv, write_json
@@ -244,7 +244,7 @@ def test_machine_info_reads_this_machine():
 
 def test_machine_and_plots_import_no_heavy_library():
     code = ("import sys, edgeopt, edgeopt.bench.sweep, edgeopt.report.plots\n"
-            "from edgeopt.bench.machine import machine_info\n"
+            "from edgeopt.bench.environment import machine_info\n"
             "assert machine_info()['libraries']['numpy']\n"
             "heavy = {'torch', 'openvino', 'nncf', 'matplotlib', 'onnxruntime'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")

@@ -22,10 +22,11 @@ from onnx import TensorProto, helper
 from skimage import data as skdata
 from torch import fx, nn
 
-from edgeopt import bridge
+from edgeopt.convert import bridge
 from edgeopt.backends import registry
 from edgeopt.errors import PassError
-from edgeopt.model import InputSpec, Model, load_model
+from edgeopt.model import InputSpec, Model
+from edgeopt.load import load_model
 
 # Agreement with the oracle: max |x - reference| <= TOL * max |reference|. Why 1e-4:
 # torch, ORT and the numpy oracle all compute in float32 and differ in summation order

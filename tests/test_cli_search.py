@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgeopt.evaluate.data import digits_set, save_image_folder
+from edgeopt.data.images import digits_set, save_image_folder
 
 from test_cli import assert_one_line_error, run_cli
 

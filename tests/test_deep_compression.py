@@ -31,7 +31,7 @@ from onnx import numpy_helper
 
 from edgeopt import load_model
 from edgeopt.errors import EdgeoptError, PassError
-from edgeopt.evaluate.data import demo_orientation_set
+from edgeopt.data.images import demo_orientation_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.passes.deep_compression import (

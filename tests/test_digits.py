@@ -18,10 +18,11 @@ from sklearn.datasets import load_digits
 from edgeopt import zoo
 from edgeopt.analysis.profile import profile
 from edgeopt.errors import DataError, ModelLoadError, ShapeError
-from edgeopt.evaluate.digits import digits_set
+from edgeopt.data.digits import digits_set
 from edgeopt.evaluate.metrics import top1_accuracy
 from edgeopt.evaluate.runner import predict
-from edgeopt.model import from_torch, load_model
+from edgeopt.model import from_torch
+from edgeopt.load import load_model
 from edgeopt.zoo import digits
 from edgeopt.zoo.mobilenetv2 import IMAGENET_SETTINGS, InvertedResidual, imagenet, make_divisible
 

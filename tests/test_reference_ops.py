@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 from skimage import data as skdata
 
 from edgeopt.backends import registry
-from edgeopt.model import Model, load_model
+from edgeopt.model import Model
+from edgeopt.load import load_model
 
 RNG = np.random.default_rng(0)
 

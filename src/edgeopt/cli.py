@@ -256,7 +256,7 @@ def prune_cmd(
                                          sensitivity_max_drop=max_drop if sensitivity else None)
     stem = out_file.with_suffix("")
     if sens is not None:
-        from .analysis.sensitivity import sensitivity_table
+        from .passes.diagnostics.sensitivity import sensitivity_table
 
         print_sensitivity(sensitivity_table(sens, max_drop), out)
         plot_sensitivity(sens, stem.with_name(stem.name + "_sensitivity.png"))
@@ -456,7 +456,7 @@ def suite_cmd(
 ) -> None:
     """Reproduce a seed benchmark study on this machine within a time budget."""
     from . import store
-    from .bench.suite import get_suite, run_suite
+    from .suites.run import get_suite, run_suite
     from .cli_search import parse_duration
     from .report.suite_report import write_suite_outputs
 

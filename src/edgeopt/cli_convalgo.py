@@ -16,7 +16,8 @@ from rich.table import Table
 
 from .analysis.convalgo import ALL, LayerResult, analyze_model, parse_algorithms, wins
 from .errors import EdgeoptError
-from .model import atomic_write_bytes, load_model
+from ._util.atomic import atomic_write_bytes
+from .load import load_model
 
 console = Console()
 

@@ -28,7 +28,7 @@ from .analysis.dataflow import (
 )
 from .cli_search import parse_size
 from .errors import EdgeoptError
-from .model import atomic_write_bytes
+from ._util.atomic import atomic_write_bytes
 
 
 def _device_defaults(spec: str, bytes_per_word: int) -> tuple[float, float, str]:
@@ -38,9 +38,9 @@ def _device_defaults(spec: str, bytes_per_word: int) -> tuple[float, float, str]
         EdgeoptError: the profile cannot be resolved.
     """
     try:
-        from .analysis.machine_model import resolve_device
+        from .bench.machine.measure import resolve_device
     except ImportError as e:
-        raise EdgeoptError(f"--device needs edgeopt.analysis.machine_model ({e}): "
+        raise EdgeoptError(f"--device needs edgeopt.bench.machine.measure ({e}): "
                            "pass --bandwidth and --mac-rate instead") from None
     dev = resolve_device(spec)
     precision = "int8" if bytes_per_word == 1 else "fp32"

@@ -64,7 +64,7 @@ def command(
     dev = None
     if device is not None or sram_bytes is None:
         # With --sram alone the SRAM is the hierarchy: this machine is not profiled.
-        from .analysis.machine_model import resolve_device
+        from .bench.machine.measure import resolve_device
 
         dev = resolve_device(device)
     base = edgeopt.load_model(model)
@@ -87,7 +87,7 @@ def command(
     if len(variants) > 1:
         print_comparison(comparison)
     if out:
-        from .model import atomic_write_bytes
+        from ._util.atomic import atomic_write_bytes
 
         data = {"report": report.to_dict(), "ops_per_weight_byte": ops, "seed_claims": claims,
                 "comparison": comparison.to_dict() if len(variants) > 1 else None,

@@ -55,7 +55,7 @@ def command(
                                        "JSON file."),
 ) -> None:
     """Measure this CPU: peak fp32/int8 GEMM per thread count, STREAM bandwidth, L2/L3/DRAM roofs, caches."""
-    from .analysis import machine_model
+    from .bench.machine import measure as machine_model
     from .analysis.device import save_profile
 
     console = Console()

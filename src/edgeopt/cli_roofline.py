@@ -31,9 +31,9 @@ def command(
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
     import edgeopt
 
-    from .analysis.machine_model import resolve_device
+    from .bench.machine.measure import resolve_device
     from .analysis.roofline import roofline
-    from .model import atomic_write_bytes
+    from ._util.atomic import atomic_write_bytes
     from .report.roofline_plot import plot_roofline
 
     if out is not None and out.exists() and not out.is_dir():

@@ -88,7 +88,7 @@ def command(
     import edgeopt
 
     from .detect import MtcnnDetector
-    from .model import atomic_write_bytes
+    from ._util.atomic import atomic_write_bytes
     from .stream.pipeline import PIPELINES, MtcnnFrameDetector, make_sink
     from .stream.sources import SimCamera
     from .stream.window import check_show

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelLoadError, ShapeError
+from ._util.atomic import atomic_write_bytes
 from .preprocess import Preprocess
 
 BATCH_DIM = "N"
@@ -134,18 +134,6 @@ class Model:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, self.serialized())
         return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and ``os.replace`` (never half-written)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- shapes ------------------------------------------------------------------------------
@@ -406,56 +394,3 @@ def from_torch(
         proto=proto, inputs=specs, source=source or f"torch:{type(module).__name__}",
         torch_module=module, **model_kwargs,
     )
-
-
-def load_model(
-    ref: Any,
-    *,
-    example_input: Any = None,
-    shape: Sequence[str] | dict[str | None, tuple[int, ...]] | None = None,
-) -> Model:
-    """Load a model from an ONNX path, a ``zoo:NAME`` reference or a PyTorch module.
-
-    Args:
-        ref: path to a .onnx file, "zoo:NAME", a :class:`Model` (returned as is) or a
-            ``torch.nn.Module`` (then ``example_input`` is required).
-        example_input: example tensor for a PyTorch module, shape (1, C, H, W).
-        shape: ``--shape`` strings or a parsed {name: shape} mapping that fixes dynamic
-            dims; a zoo entry supplies its own default.
-
-    Returns:
-        a Model whose non-batch dims are concrete and whose batch dim is symbolic.
-
-    Raises:
-        ModelLoadError, ShapeError: see :func:`read_onnx` and :func:`fix_input_shapes`.
-    """
-    if isinstance(ref, Model):
-        return ref
-    shapes = shape if isinstance(shape, dict) else parse_shapes(shape)
-    if isinstance(ref, (str, os.PathLike)) and str(ref).startswith("zoo:"):
-        from . import zoo
-
-        return zoo.load(str(ref)[4:], shapes=shapes)
-    if isinstance(ref, (str, os.PathLike)):
-        proto, digest = read_onnx(ref)
-        proto, specs = fix_input_shapes(proto, shapes)
-        return Model(
-            proto=proto, inputs=specs, labels=labels_from_metadata(proto),
-            source=str(ref), source_sha256=digest,
-        )
-    if _is_torch_module(ref):
-        if example_input is None:
-            raise ModelLoadError(
-                f"a PyTorch module needs an example input: load_model(module, "
-                f"example_input=torch.randn(1, 3, 224, 224))"
-            )
-        return from_torch(ref, example_input)
-    raise ModelLoadError(
-        f"cannot load a {type(ref).__name__}: pass a .onnx path, 'zoo:NAME' or a torch.nn.Module"
-    )
-
-
-def _is_torch_module(obj: Any) -> bool:
-    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module"
-               for c in type(obj).__mro__)
-

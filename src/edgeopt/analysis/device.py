@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgeoptError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
+from .._util.cache import cache_root
 
 SCHEMA = "edgeopt.device/1"
 
@@ -40,7 +41,7 @@ class DeviceProfile:
             reports them (the last level is shared on most CPUs).
         notes: where each number came from (method, datasheet URL), free text.
         memory_roofs_gbs: the cache-aware roofs, {"L2" | "L3" | "DRAM": {threads: GB/s}}
-            (:mod:`edgeopt.analysis.cache_bandwidth`); empty for a datasheet profile or
+            (:mod:`edgeopt.bench.machine.cache_bandwidth`); empty for a datasheet profile or
             one measured before they existed.
     """
 
@@ -136,3 +137,29 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
     except (OSError, ValueError) as e:
         raise EdgeoptError(f"cannot read device profile {path}: {e}: pass a file from `edgeopt machine --out`") from e
     return DeviceProfile.from_dict(data)
+
+
+_BUILTIN_DIR = Path(__file__).with_name("devices")
+
+
+def default_path() -> Path:
+    """The profile ``edgeopt machine`` saves and other commands read:
+    ``$EDGEOPT_CACHE/device.json``, else ``$XDG_CACHE_HOME/edgeopt/device.json``, else
+    ``~/.cache/edgeopt/device.json`` (the cache convention of :mod:`edgeopt.zoo.digits`)."""
+    return cache_root() / "device.json"
+
+
+def builtin_names() -> list[str]:
+    """Names of the datasheet profiles shipped with edgeopt, e.g. "raspberry-pi-4"."""
+    return sorted(p.stem for p in _BUILTIN_DIR.glob("*.json"))
+
+
+def builtin_device(name: str) -> DeviceProfile:
+    """The datasheet profile ``name`` (see :func:`builtin_names`); ``source="datasheet"``.
+
+    Raises:
+        EdgeoptError: no such builtin (the message lists them).
+    """
+    if name not in builtin_names():
+        raise EdgeoptError(f"no builtin device {name!r}: choose one of {', '.join(builtin_names())}")
+    return load_profile(_BUILTIN_DIR / f"{name}.json")

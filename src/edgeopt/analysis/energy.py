@@ -64,7 +64,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import onnx
 
 from ..errors import EdgeoptError
-from ..model import Model, load_model
+from ..model import Model
+from ..load import load_model
 
 if TYPE_CHECKING:
     from .device import DeviceProfile

@@ -14,15 +14,15 @@ shared with the analyses that need the per-tensor view rather than per-layer cou
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import onnx
 from onnx import helper
 
 from ..errors import ShapeError
+from .._util.onnxgraph import topological
 from ..model import Model
 
 Shape = tuple[int, ...]
@@ -173,53 +173,8 @@ def shapes_from_onnxruntime(
 
 
 # -- graph order and constants ---------------------------------------------------------------
-def subgraph_reads(node: onnx.NodeProto) -> Iterator[str]:
-    """Names read inside the node's subgraphs (If/Loop/Scan bodies), outer scope included."""
-    for attr in node.attribute:
-        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-        for g in graphs:
-            for inner in g.node:
-                yield from (x for x in inner.input if x)
-                yield from subgraph_reads(inner)
-
-
 def has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-
-
-def reads(node: onnx.NodeProto) -> list[str]:
-    return [x for x in node.input if x] + list(subgraph_reads(node))
-
-
-def topological(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """Nodes in a topological order: the given order when valid (the ONNX spec requires
-    it), else Kahn's algorithm, ties broken by the original position.
-
-    Raises:
-        ShapeError: the graph has a cycle.
-    """
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    deps = [{producer[x] for x in reads(n) if x in producer} - {i} for i, n in enumerate(nodes)]
-    if all(d < i for i, ds in enumerate(deps) for d in ds):
-        return nodes
-    users: list[list[int]] = [[] for _ in nodes]
-    for i, ds in enumerate(deps):
-        for d in ds:
-            users[d].append(i)
-    pending = [len(ds) for ds in deps]
-    ready = [i for i, p in enumerate(pending) if p == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for u in users[i]:
-            pending[u] -= 1
-            if pending[u] == 0:
-                heapq.heappush(ready, u)
-    if len(order) != len(nodes):
-        raise ShapeError("the ONNX graph has a cycle: re-export the model")
-    return [nodes[i] for i in order]
 
 
 def tensor_bytes(shape: Shape | None, elem_type: int) -> int:

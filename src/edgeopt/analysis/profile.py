@@ -54,7 +54,8 @@ import onnx
 from onnx import helper
 
 from ..model import Model
-from .graphview import Shape, graph_view, reads, tensor_bytes
+from .._util.onnxgraph import reads
+from .graphview import Shape, graph_view, tensor_bytes
 from .ophandlers import HANDLERS, NodeView, Uncountable, handler_key
 
 _FLOAT_TYPES = {

@@ -18,7 +18,7 @@ Per layer (an ONNX node of :func:`edgeopt.profile`):
   compulsory traffic when nothing stays in cache between layers, i.e. the classic
   roofline's DRAM bytes with no cache reuse across layers. A layer whose working set
   fits in cache can therefore sit above the bandwidth roof.
-- measured ms from the runtime's profiler (:mod:`edgeopt.analysis.layer_times`); a
+- measured ms from the runtime's profiler (:mod:`edgeopt.bench.machine.layer_times`); a
   fused kernel's time (Conv+BN+Relu) is charged to the conv, so its achieved GFLOP/s
   includes the fused element-wise tail.
 - achieved GFLOP/s = FLOPs / time, % of roof = achieved / attainable.
@@ -27,9 +27,9 @@ The roof is the device profile's fp32 peak at the thread count used (or int8 wit
 ``precision="int8"``) and its best sustained bandwidth (:class:`DeviceProfile`).
 
 **Cache-aware roofs** (Ilic, Pratas & Sousa, IEEE CAL 2014), when the device profile has
-them (:mod:`edgeopt.analysis.cache_bandwidth`, measured by ``edgeopt machine``): each
+them (:mod:`edgeopt.bench.machine.cache_bandwidth`, measured by ``edgeopt machine``): each
 layer is also placed under the roof of the level its working set (the bytes above) fits
-in, L2, L3 or DRAM (:func:`~edgeopt.analysis.cache_bandwidth.level_of`), at the thread
+in, L2, L3 or DRAM (:func:`~edgeopt.bench.machine.cache_bandwidth.level_of`), at the thread
 count used. A small layer that beats the DRAM roof because its data stays in L2 is then
 judged against the L2 roof (``level_*`` fields). Which level really serves a layer takes
 hardware counters to know; the working set is the model's estimate of it.
@@ -46,7 +46,7 @@ from ..errors import EdgeoptError
 if TYPE_CHECKING:
     from ..model import Model
     from .device import DeviceProfile
-    from .layer_times import LayerTimes
+    from ..bench.machine.layer_times import LayerTimes
     from .profile import ModelProfile
 
 
@@ -93,7 +93,7 @@ class RooflineRow:
         roof_pct: achieved / attainable x 100; None when achieved is.
         bound: "memory" or "compute" for a layer with FLOPs, "-" otherwise.
         status: "timed", "fused into NAME", "runtime-only" or "no kernel"
-            (:attr:`edgeopt.analysis.layer_times.LayerTime.status`).
+            (:attr:`edgeopt.bench.machine.layer_times.LayerTime.status`).
         level: cache-aware: "L2", "L3" or "DRAM", where ``bytes`` fits; "-" without
             MACs or without cache-aware roofs.
         level_attainable_gflops, level_roof_pct, level_bound: ``attainable_gflops``,
@@ -177,7 +177,7 @@ def _cache_aware(row: RooflineRow, peak: float, memory_roofs: dict[str, float],
     """``row`` with its level fields: the roof of the level its working set fits in."""
     if not row.macs:
         return row
-    from .cache_bandwidth import level_of
+    from ..bench.machine.cache_bandwidth import level_of
 
     level = level_of(row.bytes, {k: v for k, v in caches.items() if k in memory_roofs})
     if level not in memory_roofs:  # DRAM not measured: no cache-aware roof for this row
@@ -277,14 +277,14 @@ def roofline(model: "Model", device: "DeviceProfile", *, backend: str = "ort", t
         device: roofs (:class:`~edgeopt.analysis.device.DeviceProfile`); the peak is taken
             at ``threads`` (the nearest measured count not above it).
         backend: "ort" (default) or "openvino" (best effort).
-        threads, batch, runs, warmup: as :func:`edgeopt.analysis.layer_times.measure_layer_times`.
+        threads, batch, runs, warmup: as :func:`edgeopt.bench.machine.layer_times.measure_layer_times`.
         precision: which peak, "fp32" or "int8" (a quantized model's MACs run on int8 units).
 
     Raises:
         EdgeoptError: the device has no peak for ``precision``, a bad roof or setting.
         BackendUnavailable: the runtime is missing or cannot run the model.
     """
-    from .layer_times import BACKENDS, measure_layer_times
+    from ..bench.machine.layer_times import BACKENDS, measure_layer_times
     from .profile import profile
 
     if backend not in BACKENDS:  # before the profile, which takes seconds on large models

@@ -2,7 +2,7 @@
 
 The Model is converted PyTorch -> ``.tflite`` by litert-torch
 (https://github.com/google-ai-edge/litert-torch): from ``model.torch_module`` when the
-Model came from PyTorch, else from the ONNX graph through :func:`edgeopt.bridge.to_torch`
+Model came from PyTorch, else from the ONNX graph through :func:`edgeopt.convert.bridge.to_torch`
 (onnx2torch plus the bridge's tidy-up; plain onnx2torch output fails ``torch.export``).
 The ``.tflite`` runs in ``ai_edge_litert.interpreter.Interpreter``, which applies the
 XNNPACK delegate (https://github.com/google/XNNPACK) by default to the float ops it
@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from ..cache import cache_root
+from .._util.cache import cache_root
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 from .quiet import quiet_fds
@@ -138,7 +138,7 @@ def convert(model: "Model", batch: int) -> bytes:
         BackendUnavailable: litert-torch cannot be imported, or the Model cannot be
             turned into a PyTorch module or converted (one line, with the reason).
     """
-    from .. import bridge  # imports torch: only on a cache miss
+    from ..convert import bridge  # imports torch: only on a cache miss
 
     try:
         module = bridge.to_torch(model)
@@ -170,7 +170,7 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
     Raises:
         BackendUnavailable: see :func:`convert`.
     """
-    from ..model import atomic_write_bytes
+    from .._util.atomic import atomic_write_bytes
 
     path = cache_path(model, batch)
     if path.is_file():

@@ -68,9 +68,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cache import cache_root
+from .._util.cache import cache_root
 from ..errors import BackendUnavailable, ShapeError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 from .base import Backend, Session, check_fed_shapes
 
 if TYPE_CHECKING:

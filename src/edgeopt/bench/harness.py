@@ -29,7 +29,7 @@ import numpy as np
 
 from ..backends import registry
 from ..errors import EdgeoptError, ShapeError
-from .machine import machine_info
+from .environment import machine_info
 from .stats import LatencyStats
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class BenchResult:
         throughput: images per second = batch * 1000 / mean latency (None without runs).
         stop_reason: "target" (min_runs and min_time reached), "max_time" (the cell's
             cap stopped it) or "" (no runs).
-        machine: the environment record (:func:`~edgeopt.bench.machine.machine_info`).
+        machine: the environment record (:func:`~edgeopt.bench.environment.machine_info`).
         error: why the backend could not run the model, else None.
 
     ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``

@@ -14,7 +14,7 @@ instruction into 32-bit sums:
   NEON (Raspberry Pi 3/4, Cortex-A53/A72) widens through 16 bits and gains less.
 
 Flags are the Linux ``/proc/cpuinfo`` spellings collected by
-:func:`edgeopt.bench.machine.machine_info`.
+:func:`edgeopt.bench.environment.machine_info`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def int8_warning(machine: dict[str, Any]) -> str | None:
     """One line warning that int8 may not pay on this CPU, or None when it should.
 
     Args:
-        machine: a :func:`~edgeopt.bench.machine.machine_info` record ("flags", "arch",
+        machine: a :func:`~edgeopt.bench.environment.machine_info` record ("flags", "arch",
             "cpu_model").
 
     Returns:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import EdgeoptError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
 
@@ -75,7 +75,7 @@ def sweep(
             ``timed = False`` (checked before any cell runs).
         BackendUnavailable: a backend name is not registered (checked before any cell).
     """
-    from ..report.progress import progress_bar
+    from .._util.progress import progress_bar
 
     thread_list = [threads] if isinstance(threads, int) else list(threads)
     if not backends or not batches or not thread_list:

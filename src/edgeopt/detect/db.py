@@ -40,7 +40,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..errors import ShapeError
-from ..imageutil import as_rgb_uint8
+from .._util.images import as_rgb_uint8
 from ..model import Model
 from ..preprocess import Preprocess
 from .mtcnn import DetectorConfigError, pnet_at_size

@@ -45,7 +45,7 @@ import onnx
 from PIL import Image
 
 from ..errors import EdgeoptError, ShapeError
-from ..imageutil import as_rgb_uint8
+from .._util.images import as_rgb_uint8
 from ..model import Model, fix_input_shapes
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from ..errors import DataError, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
-    from .data import ImageSet
+    from ..data.images import ImageSet
 
 
 def predict(model: "Model", backend: str, imageset: "ImageSet", *, batch: int = 8,

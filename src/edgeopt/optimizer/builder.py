@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 
 from ..errors import EdgeoptError, PassError
-from ..model import Model, atomic_write_bytes
+from ..model import Model
+from .._util.atomic import atomic_write_bytes
 from .space import Point, quant_pass
 
 # First-guess build costs in seconds for a model of _GUESS_BYTES (PP-LCNet, 6.8 MB, on two
@@ -103,8 +104,8 @@ class ModelBuilder:
         if self._safe_ratios is None:
             import torch
 
-            from ..analysis.sensitivity import agreement_fn, max_safe_ratios, sensitivity
-            from ..bridge import to_torch
+            from ..passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
+            from ..convert.bridge import to_torch
 
             t0 = time.perf_counter()
             module = to_torch(self.original)
@@ -118,11 +119,11 @@ class ModelBuilder:
 
     def ranking(self, point: Point) -> tuple[str, ...]:
         """Node names of ``point``'s float model, worst int8 error first
-        (:func:`edgeopt.analysis.quant_error.layer_errors` of the whole-int8 model)."""
+        (:func:`edgeopt.passes.diagnostics.quant_error.layer_errors` of the whole-int8 model)."""
         whole = dataclasses.replace(point, float_layers=0)
         key = whole.model_key
         if key not in self._rankings:
-            from ..analysis.quant_error import layer_errors
+            from ..passes.diagnostics.quant_error import layer_errors
 
             quantized = self.build(whole)
             float_model = self._chain(self.steps(whole)[:-1])

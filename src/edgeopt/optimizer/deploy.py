@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..bench.machine import machine_info
+from ..bench.environment import machine_info
 from ..report.optimize_report import render_html, render_markdown
 from ..report.plots import plot_tradeoff
 from ..model import Model
@@ -71,31 +71,6 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict:
         speedup=result.confirmed_speedup, quality=w.quality.to_dict() if w.quality is not None else None,
         model_file=model_file,
     )
-
-
-def write_staged(out: str | os.PathLike, write: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
-    """Call ``write(staging_dir)``, then move each file it wrote into ``out``.
-
-    ``write`` returns {kind: path inside the staging folder}. The staging folder lives
-    inside ``out`` (same file system, so ``os.replace`` is atomic per file) and is
-    removed afterwards, also on error.
-
-    Returns:
-        {kind: final path}.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-    try:
-        files = write(staging)
-        final = {}
-        for kind, path in files.items():
-            target = out / path.name
-            os.replace(path, target)
-            final[kind] = target
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, Path]:

@@ -22,7 +22,7 @@ each backend, int8 with ONNX Runtime's and NNCF's defaults) are enqueued first.
 After the sampled trials, an **accuracy-aware fallback** (as NNCF's
 ``quantize_with_accuracy_control`` and ONNX Runtime's ``qdq_loss_debug`` suggest): when
 an int8 trial would be the fastest but breaks the quality budget, the layers with the
-worst int8 error (:mod:`edgeopt.analysis.quant_error`) are kept in float, 1, 2, 4, ...
+worst int8 error (:mod:`edgeopt.passes.diagnostics.quant_error`) are kept in float, 1, 2, 4, ...
 at a time, and re-measured. Last, the winner, the best hand-picked choice and the fp32
 ONNX Runtime baseline are re-timed in alternating rounds, so the reported speedups are
 ratios measured in one run. The wall-time budget covers all of it.
@@ -44,9 +44,9 @@ import numpy as np
 from ..bench.alternating import alternating_p50
 from ..bench.harness import benchmark
 from ..bench.isa import int8_dot_product, int8_warning
-from ..bench.machine import machine_info
+from ..bench.environment import machine_info
 from ..errors import EdgeoptError
-from ..evaluate.data import ImageSet
+from ..data.images import ImageSet
 from ..evaluate.metrics import compare
 from ..evaluate.runner import predict
 from ..model import Model
@@ -518,7 +518,7 @@ def search(
             study.enqueue_trial(p.params(), user_attrs={"origin": "hand-picked", "point": p.to_dict()},
                                 skip_if_exists=True)
 
-    from ..report.progress import progress_bar
+    from .._util.progress import progress_bar
 
     if on_ready is not None:
         on_ready()

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..report.plots import plot_pareto
 from ..report.search_report import render_search_html, render_search_markdown
-from .deploy import make_deploy_record, write_staged
+from .deploy import make_deploy_record
+from .._util.atomic import write_staged
 from .search import SearchResult, TrialRecord
 
 

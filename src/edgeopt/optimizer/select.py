@@ -18,10 +18,10 @@ import numpy as np
 
 from ..bench.harness import benchmark
 from ..bench.isa import int8_warning
-from ..bench.machine import machine_info
+from ..bench.environment import machine_info
 from ..bench.alternating import alternating_p50
 from ..errors import EdgeoptError
-from ..evaluate.data import ImageSet
+from ..data.images import ImageSet
 from ..evaluate.metrics import compare
 from ..evaluate.runner import predict
 from ..model import Model
@@ -140,7 +140,7 @@ def optimize(
         held_out = images
     calib_tensor = calibration.tensor(model.preprocess)
 
-    from ..report.progress import progress_bar
+    from .._util.progress import progress_bar
 
     recipes = config.recipes + pruned_recipes(config.prune_targets, config.train_seconds)
     notes: list[str] = []

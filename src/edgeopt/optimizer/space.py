@@ -11,7 +11,7 @@ Dimensions (a :class:`SearchSpace` lists the values allowed on each):
 - precision: fp32, fp16, int8 static (ONNX Runtime QDQ), int8 NNCF, int8 dynamic;
 - for int8 static, the calibration method (minmax, entropy, percentile);
 - for int8 static and NNCF, mixed precision: the ``float_layers`` layers with the worst
-  measured int8 error (:mod:`edgeopt.analysis.quant_error`) kept in float;
+  measured int8 error (:mod:`edgeopt.passes.diagnostics.quant_error`) kept in float;
 - backend, intra-op threads, batch.
 """
 

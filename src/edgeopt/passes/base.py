@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import onnx
 
-from ..errors import DataError, PassError
+from .._util.onnxgraph import topological
+from ..errors import DataError, PassError, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -302,58 +303,20 @@ def _restore_batch_dim(vi: onnx.ValueInfoProto, ref: onnx.ValueInfoProto | None)
 
 
 def sort_nodes(graph: onnx.GraphProto) -> None:
-    """Order ``graph.node`` topologically, in place (Kahn's algorithm, stable).
+    """Order ``graph.node`` topologically, in place (stable: see
+    :func:`edgeopt._util.onnxgraph.topological`).
 
     Some converters append nodes at the end (onnxruntime's fp16 converter adds its input
     Casts last); ONNX Runtime tolerates that, the ONNX checker and other tools do not.
-    Names produced by no node (graph inputs, initializers, outer-scope values) count as
-    available.
 
     Raises:
         PassError: the graph has a cycle.
     """
     nodes = list(graph.node)
-    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
-    deps = [{producer[x] for x in _node_inputs(n) if x in producer} - {i} for i, n in enumerate(nodes)]
-    users: dict[int, list[int]] = {}
-    for i, d in enumerate(deps):
-        for j in d:
-            users.setdefault(j, []).append(i)
-    waiting = [len(d) for d in deps]
-    ready = [i for i, w in enumerate(waiting) if w == 0]
-    order: list[int] = []
-    while ready:
-        ready.sort(reverse=True)  # smallest index first keeps the original order when valid
-        i = ready.pop()
-        order.append(i)
-        for k in users.get(i, []):
-            waiting[k] -= 1
-            if waiting[k] == 0:
-                ready.append(k)
-    if len(order) != len(nodes):
-        raise PassError(f"graph {graph.name!r} has a cycle: report this model")
-    if order != list(range(len(nodes))):
+    try:
+        order = topological(nodes)
+    except ShapeError:
+        raise PassError(f"graph {graph.name!r} has a cycle: report this model") from None
+    if order is not nodes:
         del graph.node[:]
-        graph.node.extend(nodes[i] for i in order)
-
-
-def _node_inputs(node: onnx.NodeProto) -> list[str]:
-    """Input names of a node, including outer-scope names its subgraphs read."""
-    names = [x for x in node.input if x]
-    for attr in node.attribute:
-        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-            names.extend(x for n in g.node for x in _node_inputs(n))
-    return names
-
-
-def copy_proto(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """A deep copy (tools that edit protos in place get this, never the Model's own)."""
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    return new
-
-
-def error_line(e: BaseException) -> str:
-    """First line of an exception message, at most 200 characters, for one-line errors."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+        graph.node.extend(order)

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING
 import onnx
 
 from ..errors import PassError
-from .base import copy_proto, error_line, finish
+from .._util.onnxgraph import copy_proto
+from .._util.errorline import error_line
+from .base import finish
 
 if TYPE_CHECKING:
     from ..model import Model

@@ -666,7 +666,7 @@ def _train(student, t_tap, s_tap, f_taps, x, y, xv, yv, config: DistillConfig, *
     import torch
     import torch.nn.functional as F
 
-    from ..report.progress import progress_bar
+    from .._util.progress import progress_bar
 
     n, bs, ev_bs = x.shape[0], min(config.batch_size, x.shape[0]), max(config.batch_size, 64)
     freeze_bn = bn != "train"
@@ -791,7 +791,7 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
     fewer than 10 images, all images serve for both (the agreement is then optimistic).
 
     Args:
-        model: the student (e.g. pruned) Model; converted with ``edgeopt.bridge.to_torch``.
+        model: the student (e.g. pruned) Model; converted with ``edgeopt.convert.bridge.to_torch``.
         config: a :class:`DistillConfig`.
         calibration: float32 (N, C, H, W) images preprocessed with ``model.preprocess``.
         teacher: the original Model, same inputs and outputs.
@@ -807,7 +807,7 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
             models, or see :func:`distill`.
         DataError: calibration images that do not fit the model.
     """
-    from .. import bridge
+    from ..convert import bridge
     from .base import check_calibration
 
     if teacher is None:

@@ -27,7 +27,9 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import PassError
-from .base import copy_proto, error_line, finish, sort_nodes
+from .._util.onnxgraph import copy_proto
+from .._util.errorline import error_line
+from .base import finish, sort_nodes
 
 if TYPE_CHECKING:
     from ..model import Model

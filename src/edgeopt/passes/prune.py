@@ -52,7 +52,7 @@ How many channels go:
   channel with utilization below ``utilization_threshold`` (PI: 5%).
 
 Limits in every mode: a layer loses at most ``max_layer_ratio`` of its channels and always
-keeps one; ``sensitivity`` caps single layers (:mod:`edgeopt.analysis.sensitivity`);
+keeps one; ``sensitivity`` caps single layers (:mod:`edgeopt.passes.diagnostics.sensitivity`);
 ``round_to`` rounds the channels kept to the nearest multiple (default 8: ONNX Runtime's
 blocked NCHWc convolutions need multiples of the SIMD block, 8 floats with AVX2, 16 with
 AVX-512; see :class:`PruneConfig`; 1 keeps exact counts). Groups whose channels reach a model
@@ -83,7 +83,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from ..errors import PassError
-from .base import check_calibration, error_line
+from .base import check_calibration
+from .._util.errorline import error_line
 
 if TYPE_CHECKING:
     import torch
@@ -124,7 +125,7 @@ class PruneConfig:
             and ran faster. 1 keeps exact counts (e.g. to remove exactly the channels
             under the utilization threshold).
         sensitivity: per-layer maximum ratios, {layer name: ratio in [0, 1]} (or pairs),
-            e.g. :func:`edgeopt.analysis.sensitivity.max_safe_ratios`; 0 spares a layer.
+            e.g. :func:`edgeopt.passes.diagnostics.sensitivity.max_safe_ratios`; 0 spares a layer.
             Stored as a sorted tuple of (name, ratio) pairs so the config stays hashable.
         utilization_threshold: threshold mode removes channels whose utilization is below
             this, in (0, 1) (PI: 0.05).
@@ -696,7 +697,7 @@ def prune_model(model: "Model", config: PruneConfig | None = None,
     """
     import torch
 
-    from ..bridge import from_module, to_torch
+    from ..convert.bridge import from_module, to_torch
 
     config = config or PruneConfig()
     if len(model.inputs) != 1:

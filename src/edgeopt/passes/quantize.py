@@ -51,7 +51,9 @@ import numpy as np
 import onnx
 
 from ..errors import PassError
-from .base import check_calibration, copy_proto, error_line, finish, graph_index
+from .base import check_calibration, finish, graph_index
+from .._util.onnxgraph import copy_proto
+from .._util.errorline import error_line
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -88,7 +90,7 @@ class StaticQuantConfig:
         op_types: op types to quantize; empty for all that ORT supports.
         nodes_to_exclude: names of nodes (in the Model given to the pass) to keep in
             float, e.g. the worst layers of
-            :func:`edgeopt.analysis.quant_error.responsible_layers`: when int8 misses a
+            :func:`edgeopt.passes.diagnostics.quant_error.responsible_layers`: when int8 misses a
             quality budget, a few layers usually cause most of the loss (ORT's
             ``qdq_loss_debug``, NNCF's accuracy control). Added to the graph-output and
             depthwise exclusions. ``quant_pre_process`` renames what it fuses, so each
@@ -198,7 +200,7 @@ class NncfQuantConfig:
             "enable" is the default, like ``reduce_range`` for ONNX Runtime.
         ignored_nodes: names of nodes to keep in float (NNCF's
             ``IgnoredScope(names=...)``: no quantizers on their inputs or weights), e.g.
-            the worst layers of :func:`edgeopt.analysis.quant_error.responsible_layers`.
+            the worst layers of :func:`edgeopt.passes.diagnostics.quant_error.responsible_layers`.
             NNCF quantizes the graph as given, so these are node names of the Model given
             to the pass; names that match no node raise PassError.
     """
@@ -329,7 +331,7 @@ def name_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
 
     Node exclusion (ORT's nodes_to_exclude, NNCF's IgnoredScope) and ORT's own
     bookkeeping go by node name; both passes and
-    :func:`edgeopt.analysis.quant_error.layer_errors` name unnamed nodes this way, so
+    :func:`edgeopt.passes.diagnostics.quant_error.layer_errors` name unnamed nodes this way, so
     the names one reports the others accept.
     """
     proto = copy_proto(proto)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import EdgeoptError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ..bench.harness import BenchResult
@@ -256,7 +256,7 @@ def plot_sensitivity(result, path: str | os.PathLike) -> Path:
     """Quality drop vs pruning ratio, one line per layer (a pruning sensitivity analysis).
 
     Args:
-        result: an :class:`edgeopt.analysis.sensitivity.SensitivityResult`.
+        result: an :class:`edgeopt.passes.diagnostics.sensitivity.SensitivityResult`.
         path: PNG to write (parent folders created; written atomically).
 
     Returns:

@@ -25,7 +25,7 @@ def print_prune(report: Any, console: Console) -> None:
 
 
 def print_sensitivity(rows: Sequence[dict], console: Console) -> None:
-    """Rows of :func:`edgeopt.analysis.sensitivity.sensitivity_table` as a table."""
+    """Rows of :func:`edgeopt.passes.diagnostics.sensitivity.sensitivity_table` as a table."""
     if not rows:
         console.print("no prunable layer")
         return

@@ -14,7 +14,7 @@ from .plots import _save
 from .suite_report import UNITS, by_model, value
 
 if TYPE_CHECKING:
-    from ..bench.suite import SuiteRun
+    from ..suites.run import SuiteRun
 
 
 def plot_suite(run: "SuiteRun", path_prefix: str | Path) -> list[Path]:

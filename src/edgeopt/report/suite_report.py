@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from ..bench.suite import SuiteCell, SuiteRun
+    from ..suites.run import SuiteCell, SuiteRun
 
 UNITS = {"ms_per_image": "ms per image (mean latency / batch)", "images_per_s": "images/s"}
 

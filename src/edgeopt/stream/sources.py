@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
-from ..imageutil import as_rgb_uint8
+from .._util.images import as_rgb_uint8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 V4L2_DEFAULT_BUFFERS = 4
@@ -51,7 +51,7 @@ class Frame:
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB frame (see :func:`edgeopt.imageutil.as_rgb_uint8`).
+    """(H, W, 3) uint8 RGB frame (see :func:`edgeopt._util.images.as_rgb_uint8`).
 
     Raises:
         DataError: another dtype or shape.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ModelLoadError, ShapeError
-from ..evaluate.digits import DIGIT_CLASSES
+from ..data.digits import DIGIT_CLASSES
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
 from .digits import RECIPES as DIGITS_RECIPES
@@ -315,6 +315,6 @@ def get(name: str) -> ZooEntry:
 
 
 def load(name: str, *, shapes: dict | None = None) -> Model:
-    """Build or read zoo model ``name`` as a Model (see :func:`edgeopt.model.load_model`)."""
+    """Build or read zoo model ``name`` as a Model (see :func:`edgeopt.load.load_model`)."""
     entry = get(name)
     return entry.build(entry, dict(shapes or {}))

@@ -1,7 +1,7 @@
 """Trained digits classifiers for the zoo: the seed study's CNN and a small MobileNetV2.
 
 Both are trained here, on first use, on scikit-learn's handwritten digits (the train part
-of :func:`edgeopt.evaluate.digits.digits_set`) and cached; their test accuracy is the
+of :func:`edgeopt.data.digits.digits_set`) and cached; their test accuracy is the
 baseline that compression passes are held to.
 
 - ``seednet-digits``: :class:`~edgeopt.zoo.seednet.SeedNet` with 10 classes (softmax
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ModelLoadError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 from ..preprocess import Preprocess
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 # The source files whose code decides the trained weights (read, not imported, so
 # computing a cache key imports no torch).
 _WEIGHT_SOURCES = tuple(_PACKAGE / f for f in (
-    "zoo/digits.py", "zoo/seednet.py", "zoo/mobilenetv2.py", "zoo/blocks.py", "evaluate/digits.py",
+    "zoo/digits.py", "zoo/seednet.py", "zoo/mobilenetv2.py", "zoo/blocks.py", "data/digits.py",
     "preprocess.py",
 ))
 
@@ -98,7 +98,7 @@ class Recipe:
             each direction (0 = none), filled with the background (scan value 0); half a
             scan pixel is 88/16 ~ 6 px at 88x88 and 2 px at 32x32.
         seed: seed of initialisation, batch order, augmentation and dropout.
-        split_seed: seed of :func:`~edgeopt.evaluate.digits.digits_set`.
+        split_seed: seed of :func:`~edgeopt.data.digits.digits_set`.
     """
 
     name: str
@@ -192,7 +192,7 @@ class TrainRecord:
 
 def cache_dir() -> Path:
     """Folder of the cached weights: ``$EDGEOPT_CACHE/zoo`` (default ``~/.cache/edgeopt/zoo``)."""
-    from ..cache import cache_root
+    from .._util.cache import cache_root
 
     return cache_root() / "zoo"
 
@@ -314,7 +314,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> tuple["torch.nn.Module", 
     """
     import torch
 
-    from ..evaluate.digits import digits_set
+    from ..data.digits import digits_set
 
     train_set = digits_set("train", seed=recipe.split_seed)
     test_set = digits_set("test", seed=recipe.split_seed)
@@ -359,7 +359,7 @@ def _fit(recipe: Recipe, x: "torch.Tensor", y: "torch.Tensor", progress: bool) -
     import numpy as np
     import torch
 
-    from ..report.progress import progress_bar
+    from .._util.progress import progress_bar
 
     # The value a blank (0) scan pixel becomes, so shifted-in borders look like paper.
     fill = float(recipe.preprocess(np.zeros((8, 8), np.uint8)).flat[0])

@@ -31,7 +31,8 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import PassError
-from ..base import check_calibration, copy_proto, finish
+from ..base import check_calibration, finish
+from ..._util.onnxgraph import copy_proto
 from .archive import Archive, ArchiveError, CompressedLayer, read_archive, restore
 from .codebook import (CODEBOOK_DTYPES, SharedWeights, TunedTensor, finetune_codebooks,
                        match_parameters, share_weights)
@@ -74,7 +75,7 @@ class DeepCompressionConfig:
             calibration images, as the paper retrains: first the surviving weights
             after pruning (section 2; pruned weights stay zero), then, after k-means,
             the shared centroids (section 3.3; assignments fixed). Needs torch and a
-            module: ``model.torch_module`` or ``edgeopt.bridge.to_torch``.
+            module: ``model.torch_module`` or ``edgeopt.convert.bridge.to_torch``.
         retrain_epochs: passes of the pruned-weight retraining (0 skips it).
         finetune_epochs: passes of the centroid fine-tuning (0 skips it).
         finetune_lr: Adam step, times each layer's largest |weight| or |centroid|.
@@ -374,7 +375,7 @@ class _Tuner:
         module = model.torch_module
         if module is None:
             try:
-                from ...bridge import to_torch
+                from ...convert.bridge import to_torch
             except ImportError:
                 raise PassError(f"{model.name} has no torch module to fine-tune: load it from "
                                 f"PyTorch or set finetune=False") from None

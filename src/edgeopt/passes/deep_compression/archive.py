@@ -30,7 +30,7 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import EdgeoptError
-from ...model import atomic_write_bytes
+from ..._util.atomic import atomic_write_bytes
 from .huffman import HuffmanError, HuffmanStream, decode
 from .sparsity import from_relative
 

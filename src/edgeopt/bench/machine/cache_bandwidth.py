@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import EdgeoptError
+from ...errors import EdgeoptError
 
 LEVELS = ("L2", "L3", "DRAM")
 SCALAR = 3.0  # STREAM's scale factor

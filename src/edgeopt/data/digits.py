@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from ..errors import DataError
-from .data import ImageSet
+from .images import ImageSet
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 TRAIN_FRACTION = 0.8

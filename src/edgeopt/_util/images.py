@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def as_rgb_uint8(image: np.ndarray, *, what: str = "image") -> np.ndarray:

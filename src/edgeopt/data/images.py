@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
-from ..model import atomic_write_bytes
+from .._util.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def demo_orientation_set(part: str = "evaluation") -> ImageSet:
 
 
 def digits_set(split: str = "test", *, seed: int = 0) -> ImageSet:
-    """scikit-learn's handwritten digits as an ImageSet (see :func:`edgeopt.evaluate.digits.digits_set`)."""
+    """scikit-learn's handwritten digits as an ImageSet (see :func:`edgeopt.data.digits.digits_set`)."""
     from .digits import digits_set as _digits_set  # digits imports this module: import late
 
     return _digits_set(split, seed=seed)

@@ -14,8 +14,8 @@ fills a :class:`~edgeopt.analysis.device.DeviceProfile` with them:
   cache, bytes counted as STREAM counts them (copy 2 arrays, triad 3; write-allocate
   traffic not counted), best of N runs.
 - **Cache-aware memory roofs**: STREAM scale bandwidth per thread count with the data in
-  L2, L3 and DRAM (:mod:`edgeopt.analysis.cache_bandwidth`).
-- **Caches** from the OS (:func:`edgeopt.bench.machine.read_caches`).
+  L2, L3 and DRAM (:mod:`edgeopt.bench.machine.cache_bandwidth`).
+- **Caches** from the OS (:func:`edgeopt.bench.environment.read_caches`).
 
 Profiles of boards we cannot run here (Raspberry Pi 3/4/5, Jetson Nano CPU) ship as JSON
 in ``analysis/devices/``, written by hand from datasheets (``source="datasheet"``; the
@@ -34,9 +34,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailable, EdgeoptError
+from ...errors import BackendUnavailable, EdgeoptError
 from .cache_bandwidth import measure_memory_roofs
-from .device import DeviceProfile, load_profile, save_profile
+from ...analysis.device import (DeviceProfile, builtin_device, builtin_names, default_path, load_profile,
+                                save_profile)
 
 PRECISIONS = ("fp32", "int8")
 _CACHE_KEYS = ("L1d", "L2", "L3")
@@ -49,7 +50,6 @@ _FALLBACK_LLC = 32 * _MIB
 # 5 array passes where STREAM counts 3. 256 KiB fits the L2 of every CPU we target while
 # keeping numpy's per-call overhead (~1-3 us) under ~5% of the block's time.
 _TRIAD_BLOCK = 32 * 1024  # float64 elements = 256 KiB
-_BUILTIN_DIR = Path(__file__).with_name("devices")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def matmul_model(n: int, precision: str):
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    from ..model import InputSpec, Model
+    from ...model import InputSpec, Model
 
     if precision not in PRECISIONS:
         raise EdgeoptError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -150,8 +150,8 @@ def measure_gemm(precision: str, threads: int, *, n: int = 1024, warmup: int = 3
         BackendUnavailable: onnxruntime missing, or it cannot load this graph.
         EdgeoptError: bad settings, or the runtime failed while running it.
     """
-    from ..backends import registry
-    from ..bench.harness import time_session
+    from ...backends import registry
+    from ..harness import time_session
 
     model = matmul_model(n, precision)
     session = registry.require("ort").prepare(model, threads=threads)
@@ -278,10 +278,10 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         EdgeoptError: a thread count is not positive or exceeds the usable CPUs.
         BackendUnavailable: onnxruntime is not installed.
     """
-    from ..backends import registry
-    from ..bench.isa import int8_dot_product
-    from ..bench.machine import machine_info, read_caches
-    from ..report.progress import progress_bar
+    from ...backends import registry
+    from ..isa import int8_dot_product
+    from ..environment import machine_info, read_caches
+    from ..._util.progress import progress_bar
 
     plan = _QUICK if quick else _FULL
     info = machine_info()
@@ -358,13 +358,6 @@ def _load_average() -> float | None:
 
 
 # -- where profiles live --------------------------------------------------------------------
-def default_path() -> Path:
-    """The profile ``edgeopt machine`` saves and other commands read:
-    ``$EDGEOPT_CACHE/device.json``, else ``$XDG_CACHE_HOME/edgeopt/device.json``, else
-    ``~/.cache/edgeopt/device.json`` (the cache convention of :mod:`edgeopt.zoo.digits`)."""
-    from ..cache import cache_root
-
-    return cache_root() / "device.json"
 
 
 def default_device(path: str | os.PathLike | None = None) -> DeviceProfile:
@@ -384,22 +377,6 @@ def default_device(path: str | os.PathLike | None = None) -> DeviceProfile:
     profile = measure_device(quick=True)
     save_profile(profile, path)
     return profile
-
-
-def builtin_names() -> list[str]:
-    """Names of the datasheet profiles shipped with edgeopt, e.g. "raspberry-pi-4"."""
-    return sorted(p.stem for p in _BUILTIN_DIR.glob("*.json"))
-
-
-def builtin_device(name: str) -> DeviceProfile:
-    """The datasheet profile ``name`` (see :func:`builtin_names`); ``source="datasheet"``.
-
-    Raises:
-        EdgeoptError: no such builtin (the message lists them).
-    """
-    if name not in builtin_names():
-        raise EdgeoptError(f"no builtin device {name!r}: choose one of {', '.join(builtin_names())}")
-    return load_profile(_BUILTIN_DIR / f"{name}.json")
 
 
 def resolve_device(spec: str | None) -> DeviceProfile:

@@ -59,10 +59,11 @@ import onnx
 import torch
 from torch import fx, nn
 
-from .backends import registry
-from .errors import BackendUnavailable, ModelLoadError, PassError
-from .model import Model, from_torch
-from .passes.base import copy_proto, error_line
+from ..backends import registry
+from ..errors import BackendUnavailable, ModelLoadError, PassError
+from ..model import Model, from_torch
+from .._util.onnxgraph import copy_proto
+from .._util.errorline import error_line
 
 # Agreement of the converted module with ONNX Runtime (and of the re-exported ONNX with
 # the module), on N(0, 1) inputs: max |a - b| <= TOLERANCE * max |reference| + ATOL.

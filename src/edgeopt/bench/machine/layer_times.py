@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import onnx
 
-from ..errors import BackendUnavailable, EdgeoptError, ShapeError
+from ...errors import BackendUnavailable, EdgeoptError, ShapeError
 
 if TYPE_CHECKING:
-    from ..model import Model
-    from .profile import ModelProfile
+    from ...model import Model
+    from ...analysis.profile import ModelProfile
 
 # Kernels that only change the memory layout (ORT NCHWc reorders, OpenVINO reorders):
 # real time, but no ONNX node to charge it to.
@@ -197,7 +197,7 @@ class GraphIndex:
 def named_nodes(proto: onnx.ModelProto) -> list[tuple[str, onnx.NodeProto]]:
     """(name, node) in the profile's order, unnamed nodes named ``OpType_index`` exactly as
     :func:`edgeopt.analysis.profile.profile` names its layers (same topological order)."""
-    from .graphview import topological  # the profile's own order, so the indices agree
+    from ..._util.onnxgraph import topological  # the profile's own order, so the indices agree
 
     return [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(topological(list(proto.graph.node)))]
 
@@ -313,7 +313,7 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
     onnxruntime docs "Profiling tools"; OpenVINO ``InferRequest.get_profiling_info``
     (``real_time`` per executed node), OpenVINO docs "CPU device: performance counters".
     """
-    from ..backends import registry
+    from ...backends import registry
 
     if backend not in BACKENDS:
         raise EdgeoptError(f"per-layer times need backend ort or openvino, got {backend!r}: pass --backend ort")
@@ -349,7 +349,7 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
 
     feeds = model.example_feeds(batch)
     with tempfile.TemporaryDirectory(prefix="edgeopt-layer-times-") as tmp:
-        from ..backends.ort import session_options
+        from ...backends.ort import session_options
 
         opts = session_options(threads)
         opts.enable_profiling = True
@@ -423,7 +423,7 @@ def _openvino_kernels(model: "Model", *, threads: int, batch: int, runs: int,
     import openvino as ov
     import openvino.properties as props
 
-    from ..backends.openvino import _config, _reason
+    from ...backends.openvino import _config, _reason
 
     core = ov.Core()
     try:

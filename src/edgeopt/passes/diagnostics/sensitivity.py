@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import EdgeoptError
-from ..report.progress import progress_bar
+from ...errors import EdgeoptError
+from ..._util.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +87,7 @@ def sensitivity(module: "nn.Module", example_input: "torch.Tensor",
         EdgeoptError: a ratio is outside (0, 1) or there are none.
         PassError: see :class:`~edgeopt.passes.prune.ChannelPruner`.
     """
-    from ..passes.prune import ChannelPruner
+    from ..prune import ChannelPruner
 
     ratios = tuple(sorted(float(r) for r in ratios))
     if not ratios or any(not 0.0 < r < 1.0 for r in ratios):

@@ -49,11 +49,12 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import onnx
 
-from ..errors import DataError, PassError
-from ..passes.base import check_image_batch, error_line, graph_index
+from ...errors import DataError, PassError
+from ..base import check_image_batch, graph_index
+from ..._util.errorline import error_line
 
 if TYPE_CHECKING:
-    from ..model import Model
+    from ...model import Model
 
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # Float ops a quantizer may fold into the compute node before them (see step 3 above).
@@ -128,7 +129,7 @@ def layer_errors(float_model: "Model | onnx.ModelProto", quant_model: "Model | o
             fit the model's input shape (or are fewer than a fixed batch size);
             ``max_images`` < 1.
     """
-    from ..passes.quantize import name_nodes
+    from ..quantize import name_nodes
 
     # Unnamed nodes get the names the int8 passes give them.
     fproto, qproto = name_nodes(_proto(float_model)), _proto(quant_model)
@@ -324,7 +325,7 @@ def _single_input(fproto: onnx.ModelProto, qproto: onnx.ModelProto) -> tuple[str
 
 def _session(proto: onnx.ModelProto, names: list[str], which: str):
     """An ORT CPU session, optimizations off, with ``names`` exposed as outputs."""
-    from .probe import probe_session
+    from ...analysis.probe import probe_session
 
     try:
         return probe_session(proto, names)

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends import registry
 from ..errors import EdgeoptError
-from .harness import FLOOR_RUNS, BenchResult, time_session
-from .machine import machine_info
+from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
+from ..bench.environment import machine_info
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -168,7 +168,7 @@ class SuiteRun:
         unavailable: {backend: why it is not usable here}.
         sessions: one record per prepared session: ref, variant, backend, threads,
             prepare_ms and the :data:`SESSION_FACTS` the backend exposes.
-        machine: :func:`~edgeopt.bench.machine.machine_info`.
+        machine: :func:`~edgeopt.bench.environment.machine_info`.
     """
 
     spec: SuiteSpec
@@ -232,7 +232,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
         spec: the suite.
         budget_s: wall-time budget in seconds (> 0), loading and preparing included.
         progress: show a progress bar with the current cell.
-        load: zoo reference -> Model (default :func:`edgeopt.model.load_model`); tests
+        load: zoo reference -> Model (default :func:`edgeopt.load.load_model`); tests
             pass small models.
 
     Returns:
@@ -242,8 +242,8 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     Raises:
         EdgeoptError: a non-positive budget, or no backend of the suite is usable here.
     """
-    from ..model import load_model
-    from ..report.progress import progress_bar
+    from ..load import load_model
+    from .._util.progress import progress_bar
 
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
@@ -294,7 +294,7 @@ def _why_not(backend: str) -> str | None:
 
 def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -> "Model | str":
     """The model of ``variant``, or why it could not be built (a one-line error)."""
-    from ..evaluate.data import demo_orientation_set
+    from ..data.images import demo_orientation_set
     from ..passes.base import run_pass
 
     try:
@@ -340,8 +340,8 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
 def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, threads: int, budget_s: float,
                  machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
-    from ..model import load_model
-    from ..report.progress import progress_bar
+    from ..load import load_model
+    from .._util.progress import progress_bar
 
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
     deadline = time.perf_counter() + budget_s
