@@ -34,7 +34,7 @@ from edgeopt.errors import EdgeoptError, PassError
 from edgeopt.model import from_torch
 from edgeopt.passes import base
 from edgeopt.passes.prune import ChannelPruner, PruneConfig, prune_model, prune_module
-from edgeopt.passes.utilization import measure_activity, measure_utilization
+from edgeopt.passes.prune.utilization import measure_activity, measure_utilization
 from edgeopt.preprocess import Preprocess
 from edgeopt.zoo.seednet import build as build_seednet
 

@@ -83,8 +83,9 @@ _SPECS = [
              needs="int8 NNCF quantization needs calibration images: pass --images DIR"),
     # run_pass forwards calibration only to passes that require it, and the utilization
     # and taylor criteria cannot work without it; l1 and bn-scale use it for the mean
-    # fold. Called directly, prune.apply accepts calibration=None for l1 and bn-scale.
-    PassSpec("prune", "edgeopt.passes.prune:apply", "edgeopt.passes.prune:PruneConfig",
+    # fold. Called directly, prune.api.apply accepts calibration=None for l1 and bn-scale.
+    PassSpec("prune", "edgeopt.passes.prune.api:apply",
+             "edgeopt.passes.prune.config:PruneConfig",
              requires=(CALIBRATION,),
              summary="structured channel pruning, Torch-Pruning dependency graph "
                      "(l1 | bn-scale | utilization | taylor)",

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DataError
+from ...errors import DataError
 
 try:  # the Torch-Pruning importance base class, when installed
     from torch_pruning.pruner.importance import Importance as _ImportanceBase
@@ -313,6 +313,13 @@ class UtilizationImportance(_ImportanceBase):
                 scores = torch.zeros(len(group[0].idxs), dtype=torch.float64)
             scores[root_idxs] = torch.maximum(scores[root_idxs], local)
         return None if scores is None else scores.float()
+
+
+def utilization_importance(context) -> UtilizationImportance:
+    """The ``utilization`` criterion's factory (:mod:`.importance`): a
+    :class:`UtilizationImportance` over ``context.stats`` (a ``ScoringContext`` with
+    calibration statistics)."""
+    return UtilizationImportance(context.module, context.stats.utilization)
 
 
 def mean_compensation(group, input_means: dict[nn.Module, np.ndarray]) -> list[tuple[nn.Module, torch.Tensor]]:
