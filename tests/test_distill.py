@@ -1,4 +1,4 @@
-"""Knowledge distillation (passes/distill.py) on a CNN trained here on real handwritten digits.
+"""Knowledge distillation (passes/distill/) on a CNN trained here on real handwritten digits.
 
 Setup: scikit-learn's ``load_digits`` (1,797 real 8x8 scans), shuffled with seed 0: 1,000
 images train the teacher (conv 16 - BN - ReLU - conv 32 - BN - ReLU - maxpool - FC 10,
@@ -8,7 +8,7 @@ pruned by hand to 4 and 6 of its 16 and 32 channels (the largest L1 norms kept, 
 the classifier sliced to match): a real pruning-recovery case.
 
 Measured on this split (lr 1e-3, the other settings default, 30 epochs, 3 seeds; see
-the module docstring of passes/distill.py for the learning-rate study): top-1 agreement
+the docstring of passes/distill/config.py for the learning-rate study): top-1 agreement
 with the teacher on the 497 held-out digits 37.0% before, 95.8% after (min 95.6%), test
 accuracy 94.7% (labels never used); with 64 calibration images 74.4%, 90.5% after 60
 epochs. BatchNorm "recalibrate" gave 96.4%, "train" 95.6%. The thresholds below leave

@@ -91,7 +91,8 @@ _SPECS = [
                      "(l1 | bn-scale | utilization | taylor)",
              needs="channel pruning needs calibration images (utilization/taylor scores, "
                    "mean fold): pass --images DIR"),
-    PassSpec("distill", "edgeopt.passes.distill:apply", "edgeopt.passes.distill:DistillConfig",
+    PassSpec("distill", "edgeopt.passes.distill.api:apply",
+             "edgeopt.passes.distill.config:DistillConfig",
              requires=(CALIBRATION, TEACHER), accepts=(LABELS,),
              summary="knowledge distillation from the original model (recovery after pruning)",
              needs="distillation needs calibration images (--images DIR) and the original model as teacher"),
