@@ -52,6 +52,7 @@ import onnx
 from ...errors import DataError, PassError
 from ..base import check_image_batch, graph_index
 from ..._util.errorline import error_line
+from ..quantize.nodes import name_nodes
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -129,8 +130,6 @@ def layer_errors(float_model: "Model | onnx.ModelProto", quant_model: "Model | o
             fit the model's input shape (or are fewer than a fixed batch size);
             ``max_images`` < 1.
     """
-    from ..quantize import name_nodes
-
     # Unnamed nodes get the names the int8 passes give them.
     fproto, qproto = name_nodes(_proto(float_model)), _proto(quant_model)
     if max_images < 1:
