@@ -290,17 +290,48 @@ def compress(model: "Model", config: DeepCompressionConfig | None = None,
     """
     config = config or DeepCompressionConfig()
     proto = copy_proto(model.proto)
+    layers, skipped, rates = _select_layers(proto, config, model.name)
+    inits = {i.name: i for i in proto.graph.initializer}
+    weights = {l.name: numpy_helper.to_array(inits[l.name]).astype(np.float32) for l in layers}
+    masks = magnitude_masks(weights, rates, config.scope)
+    positions, entries, values = _sparse_entries(layers, weights, masks, config)
+    tuner = _Tuner(model, config, calibration, labels, layers, weights, positions) if config.finetune else None
+    shared = _shared_weights(layers, values, entries, config, tuner)
+    compressed, reports = [], []
+    for l in layers:
+        layer, report = _encode(l, entries[l.name], shared[l.name], int(positions[l.name].size), config)
+        compressed.append(layer)
+        reports.append(report)
+        _clear_data(inits[l.name])
+    archive = Archive(proto.SerializeToString(), tuple(compressed))
+    return CompressionReport(
+        config=config, model_name=model.name, layers=reports, skipped=skipped,
+        original_bytes=model.size_bytes, rest_bytes=len(archive.graph), archive=archive,
+        archive_bytes=len(archive.to_bytes()), finetuned=tuner is not None,
+    )
+
+
+def _select_layers(proto: onnx.ModelProto, config: DeepCompressionConfig, model_name: str
+                   ) -> tuple[list[WeightLayer], list[str], dict[str, tuple[float, str]]]:
+    """(layers to compress, names of those left dense, {name: (sparsity, source key)}).
+
+    Raises:
+        PassError: bad sparsity keys or rates, or no weight with ``min_params`` elements.
+    """
     candidates = weight_layers(proto)
     rates = resolve_rates(candidates, config.sparsity_spec())
     layers = [l for l in candidates if l.size >= config.min_params]
     skipped = [l.name for l in candidates if l.size < config.min_params]
     if not layers:
-        raise PassError(f"{model.name} has no Conv/Gemm/MatMul weight with >= {config.min_params} "
+        raise PassError(f"{model_name} has no Conv/Gemm/MatMul weight with >= {config.min_params} "
                         f"params: lower min_params")
-    inits = {i.name: i for i in proto.graph.initializer}
-    weights = {l.name: numpy_helper.to_array(inits[l.name]).astype(np.float32) for l in layers}
-    masks = magnitude_masks(weights, rates, config.scope)
+    return layers, skipped, rates
 
+
+def _sparse_entries(layers: list[WeightLayer], weights: dict[str, np.ndarray],
+                    masks: dict[str, np.ndarray], config: DeepCompressionConfig):
+    """Stage 1's sparse form of each layer: (flat positions of the kept non-zeros,
+    (relative gaps, filler flags), kept values), each a {layer name: array}."""
     positions: dict[str, np.ndarray] = {}
     entries: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     values: dict[str, np.ndarray] = {}
@@ -309,12 +340,20 @@ def compress(model: "Model", config: DeepCompressionConfig | None = None,
         pos = np.flatnonzero(masks[l.name].ravel() & (w != 0))
         positions[l.name], values[l.name] = pos, w[pos]
         entries[l.name] = to_relative(pos, config.bits(l.kind)[1])
+    return positions, entries, values
 
-    tuner = _Tuner(model, config, calibration, labels, layers, weights, positions) if config.finetune else None
+
+def _shared_weights(layers: list[WeightLayer], values: dict[str, np.ndarray],
+                    entries: dict[str, tuple[np.ndarray, np.ndarray]], config: DeepCompressionConfig,
+                    tuner: "_Tuner | None") -> dict[str, SharedWeights]:
+    """Stage 2: retrain the kept weights (paper section 2), cluster each layer into its
+    codebook (slot 0 reserved for zero when it has fillers), fine-tune the centroids
+    (section 3.3); the trainings only with a tuner."""
     if tuner is not None and config.retrain_epochs > 0:
         # Paper section 2: retrain the surviving weights before clustering them.
         identity = {n: SharedWeights(v.astype(np.float32), np.arange(v.size), False)
                     for n, v in values.items()}
+        values = dict(values)
         values.update({n: sw.codebook[sw.labels] for n, sw in
                        tuner.run(identity, config.retrain_epochs).items()})
     shared = {l.name: share_weights(values[l.name], config.bits(l.kind)[0],
@@ -322,34 +361,29 @@ def compress(model: "Model", config: DeepCompressionConfig | None = None,
                                     dtype=config.codebook_dtype) for l in layers}
     if tuner is not None and config.finetune_epochs > 0:
         shared.update(tuner.run(shared, config.finetune_epochs))
+    return shared
 
-    compressed, reports = [], []
-    for l in layers:
-        bits, index_bits = config.bits(l.kind)
-        gaps, is_filler = entries[l.name]
-        sw = shared[l.name]
-        symbols = np.zeros(gaps.size, dtype=np.int64)  # fillers use slot 0, the reserved zero
-        symbols[~is_filler] = sw.labels
-        index, gap = encode(symbols, 1 << bits), encode(gaps, 1 << index_bits)
-        compressed.append(CompressedLayer(l.name, l.shape, sw.codebook, index, gap))
-        n = int(gaps.size)
-        cb = sw.codebook.nbytes
-        reports.append(LayerReport(
-            name=l.name, node=l.node, op_type=l.op_type, kind=l.kind, shape=l.shape,
-            params=l.size, nnz=int(positions[l.name].size), fillers=int(is_filler.sum()),
-            bits=bits, index_bits=index_bits, codebook_size=int(sw.codebook.size),
-            dense_bytes=4 * l.size,
-            pruned_bytes=math.ceil(n * (32 + index_bits) / 8),
-            shared_bytes=math.ceil(n * (bits + index_bits) / 8) + cb,
-            huffman_bytes=len(index.data) + len(gap.data) + index.table_bytes + gap.table_bytes + cb,
-        ))
-        _clear_data(inits[l.name])
-    archive = Archive(proto.SerializeToString(), tuple(compressed))
-    return CompressionReport(
-        config=config, model_name=model.name, layers=reports, skipped=skipped,
-        original_bytes=model.size_bytes, rest_bytes=len(archive.graph), archive=archive,
-        archive_bytes=len(archive.to_bytes()), finetuned=tuner is not None,
+
+def _encode(l: WeightLayer, entries: tuple[np.ndarray, np.ndarray], sw: SharedWeights, nnz: int,
+            config: DeepCompressionConfig) -> tuple[CompressedLayer, LayerReport]:
+    """Stage 3: Huffman-code a layer's codebook indices and gaps; its sizes at each stage."""
+    bits, index_bits = config.bits(l.kind)
+    gaps, is_filler = entries
+    symbols = np.zeros(gaps.size, dtype=np.int64)  # fillers use slot 0, the reserved zero
+    symbols[~is_filler] = sw.labels
+    index, gap = encode(symbols, 1 << bits), encode(gaps, 1 << index_bits)
+    n = int(gaps.size)
+    cb = sw.codebook.nbytes
+    report = LayerReport(
+        name=l.name, node=l.node, op_type=l.op_type, kind=l.kind, shape=l.shape,
+        params=l.size, nnz=nnz, fillers=int(is_filler.sum()),
+        bits=bits, index_bits=index_bits, codebook_size=int(sw.codebook.size),
+        dense_bytes=4 * l.size,
+        pruned_bytes=math.ceil(n * (32 + index_bits) / 8),
+        shared_bytes=math.ceil(n * (bits + index_bits) / 8) + cb,
+        huffman_bytes=len(index.data) + len(gap.data) + index.table_bytes + gap.table_bytes + cb,
     )
+    return CompressedLayer(l.name, l.shape, sw.codebook, index, gap), report
 
 
 def _clear_data(tensor: onnx.TensorProto) -> None:

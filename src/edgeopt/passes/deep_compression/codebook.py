@@ -21,13 +21,18 @@ with respect to centroid ``k`` is the sum of the gradients of the weights that s
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ...errors import PassError
+from ..._util.errorline import error_line
+
+if TYPE_CHECKING:
+    import torch
 
 CODEBOOK_DTYPES = ("float32", "float16")
 
@@ -223,67 +228,122 @@ def finetune_codebooks(module: Any, tensors: Sequence[TunedTensor], images: np.n
         from torch.func import functional_call
     except ImportError as e:  # pragma: no cover - torch is a dependency here
         raise PassError("centroid fine-tuning needs torch: pip install torch, or set finetune=False") from e
-    import copy
 
     module = copy.deepcopy(module).eval()
     x_all = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    with torch.no_grad():
-        try:
-            teacher = torch.cat([module(x_all[i:i + batch]) for i in range(0, len(x_all), batch)])
-        except Exception as e:
-            raise PassError(f"the calibration images do not run through the torch module "
-                            f"({str(e).splitlines()[0][:120]}): pass images of the model's input shape") from e
+    teacher = _teacher_outputs(module, x_all, batch)
     probs = bool((teacher >= 0).all() and torch.allclose(teacher.sum(1), torch.ones(len(teacher)), atol=1e-3))
-    y_all = None
-    if labels is not None:
-        y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        if y_all.shape != (len(x_all),) or int(y_all.min()) < 0 or int(y_all.max()) >= teacher.shape[1]:
-            raise PassError(f"labels must be {len(x_all)} class indices in [0, {teacher.shape[1]}): "
-                            f"pass one label per calibration image")
-
-    free, fixed, index, pos = [], [], [], []
-    for t in tensors:
-        cb = torch.from_numpy(t.shared.codebook.astype(np.float32))
-        start = 1 if t.shared.zero_slot else 0
-        free.append(torch.nn.Parameter(cb[start:].clone()))
-        fixed.append(cb[:start])
-        index.append(torch.from_numpy(t.shared.labels))
-        pos.append(torch.from_numpy(t.positions))
-    groups = []
-    for t, p in zip(tensors, free):
-        spread = float(p.detach().abs().max()) if p.numel() else 1.0
-        groups.append({"params": [p], "lr": lr * max(spread, 1e-8)})
-    opt = torch.optim.Adam(groups)
-
-    def dense(i: int) -> "torch.Tensor":
-        t = tensors[i]
-        cb = torch.cat([fixed[i], free[i]])
-        flat = torch.zeros(int(np.prod(t.shape)), dtype=torch.float32)
-        flat = flat.index_put((pos[i],), cb[index[i]])
-        w = flat.reshape(t.shape)
-        return w.T if t.transpose else w
-
+    y_all = _class_labels(labels, len(x_all), teacher.shape[1])
+    books = _Codebooks(tensors, lr)
     for p in module.parameters():
         p.requires_grad_(False)
     deadline = time.monotonic() + seconds
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         for idx in torch.randperm(len(x_all), generator=gen).split(batch):
-            out = functional_call(module, {t.param: dense(i) for i, t in enumerate(tensors)}, (x_all[idx],))
-            ref = teacher[idx]
-            if probs:
-                loss = torch.nn.functional.kl_div(torch.log(out.clamp_min(1e-12)), ref, reduction="batchmean")
-            else:
-                loss = torch.nn.functional.mse_loss(out, ref)
-            if y_all is not None:
-                logp = torch.log(out.clamp_min(1e-12)) if probs else torch.log_softmax(out, 1)
-                loss = loss + torch.nn.functional.nll_loss(logp, y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            out = functional_call(module, books.weights(), (x_all[idx],))
+            books.step(_loss(out, teacher[idx], probs, None if y_all is None else y_all[idx]))
             if time.monotonic() > deadline:
                 break
         if time.monotonic() > deadline:
             break
-    return [torch.cat([fixed[i], free[i].detach()]).numpy().astype(t.shared.codebook.dtype)
-            for i, t in enumerate(tensors)]
+    return books.tuned()
+
+
+def _teacher_outputs(module: Any, x_all: "torch.Tensor", batch: int) -> "torch.Tensor":
+    """The dense module's outputs on all images, in batches, without gradients.
+
+    Raises:
+        PassError: the images do not run through the module.
+    """
+    import torch
+
+    with torch.no_grad():
+        try:
+            return torch.cat([module(x_all[i:i + batch]) for i in range(0, len(x_all), batch)])
+        except Exception as e:
+            raise PassError(f"the calibration images do not run through the torch module "
+                            f"({error_line(e, limit=120, with_type=False)}): pass images of the "
+                            f"model's input shape") from e
+
+
+def _class_labels(labels: np.ndarray | None, n: int, classes: int) -> "torch.Tensor | None":
+    """``labels`` as an int64 tensor (n,), or None.
+
+    Raises:
+        PassError: not one class index in [0, classes) per image.
+    """
+    import torch
+
+    if labels is None:
+        return None
+    y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    if y_all.shape != (n,) or int(y_all.min()) < 0 or int(y_all.max()) >= classes:
+        raise PassError(f"labels must be {n} class indices in [0, {classes}): "
+                        f"pass one label per calibration image")
+    return y_all
+
+
+def _loss(out: "torch.Tensor", ref: "torch.Tensor", probs: bool, y: "torch.Tensor | None") -> "torch.Tensor":
+    """KL(teacher || student) for probability rows, else MSE; plus cross-entropy with labels."""
+    import torch
+
+    if probs:
+        loss = torch.nn.functional.kl_div(torch.log(out.clamp_min(1e-12)), ref, reduction="batchmean")
+    else:
+        loss = torch.nn.functional.mse_loss(out, ref)
+    if y is not None:
+        logp = torch.log(out.clamp_min(1e-12)) if probs else torch.log_softmax(out, 1)
+        loss = loss + torch.nn.functional.nll_loss(logp, y)
+    return loss
+
+
+class _Codebooks:
+    """The trainable centroids of each tuned tensor (a reserved zero slot stays fixed),
+    their Adam optimizer (step ``lr`` times each layer's largest |centroid|), and the
+    dense weights they make: ``codebook[labels]`` scattered into the non-zero positions."""
+
+    def __init__(self, tensors: Sequence[TunedTensor], lr: float) -> None:
+        import torch
+
+        self.tensors = tensors
+        self.free, self.fixed, self.index, self.pos = [], [], [], []
+        for t in tensors:
+            cb = torch.from_numpy(t.shared.codebook.astype(np.float32))
+            start = 1 if t.shared.zero_slot else 0
+            self.free.append(torch.nn.Parameter(cb[start:].clone()))
+            self.fixed.append(cb[:start])
+            self.index.append(torch.from_numpy(t.shared.labels))
+            self.pos.append(torch.from_numpy(t.positions))
+        groups = []
+        for p in self.free:
+            spread = float(p.detach().abs().max()) if p.numel() else 1.0
+            groups.append({"params": [p], "lr": lr * max(spread, 1e-8)})
+        self.opt = torch.optim.Adam(groups)
+
+    def dense(self, i: int) -> "torch.Tensor":
+        """Tensor ``i``'s weight as its torch parameter holds it (transposed if need be)."""
+        import torch
+
+        t = self.tensors[i]
+        cb = torch.cat([self.fixed[i], self.free[i]])
+        flat = torch.zeros(int(np.prod(t.shape)), dtype=torch.float32)
+        flat = flat.index_put((self.pos[i],), cb[self.index[i]])
+        w = flat.reshape(t.shape)
+        return w.T if t.transpose else w
+
+    def weights(self) -> dict[str, "torch.Tensor"]:
+        """{parameter name: dense weight} for ``torch.func.functional_call``."""
+        return {t.param: self.dense(i) for i, t in enumerate(self.tensors)}
+
+    def step(self, loss: "torch.Tensor") -> None:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def tuned(self) -> list[np.ndarray]:
+        """The codebooks now, each in its original dtype."""
+        import torch
+
+        return [torch.cat([self.fixed[i], self.free[i].detach()]).numpy().astype(t.shared.codebook.dtype)
+                for i, t in enumerate(self.tensors)]
