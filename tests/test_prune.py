@@ -18,6 +18,7 @@ convolution has no padding.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ from edgeopt.backends import registry
 from edgeopt.errors import EdgeoptError, PassError
 from edgeopt.model import from_torch
 from edgeopt.passes import base
-from edgeopt.passes.prune import ChannelPruner, PruneConfig, prune_model, prune_module
+from edgeopt.passes.prune import ChannelPruner, PruneConfig, importance, prune_model, prune_module
 from edgeopt.passes.prune.utilization import measure_activity, measure_utilization
 from edgeopt.preprocess import Preprocess
 from edgeopt.zoo.seednet import build as build_seednet
@@ -417,6 +418,21 @@ def test_bad_configs_raise_one_line_pass_errors(kwargs, message):
     with pytest.raises(PassError, match=message) as info:
         PruneConfig(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_importance_registry_resolves_every_criterion_and_names_them_for_an_unknown_one():
+    assert importance.CRITERIA == ("l1", "bn-scale", "utilization", "taylor")
+    assert importance.NEEDS_DATA == ("utilization", "taylor")
+    for name in importance.CRITERIA:
+        module_name, _, attr = importance.get(name).factory.partition(":")
+        assert callable(getattr(importlib.import_module(module_name), attr))
+    l1 = importance.get("l1").importance(importance.ScoringContext(_seednet(), None, None, 16))
+    assert callable(l1)
+    with pytest.raises(PassError, match="criterion 'l2' is unknown: choose from l1, bn-scale, "
+                                        "utilization, taylor"):
+        importance.get("l2")
+    with pytest.raises(PassError, match="criterion 'l2' is unknown"):
+        ChannelPruner(_seednet(), X88, "l2")
 
 
 def test_unreachable_target_missing_data_and_unknown_layers_raise():
