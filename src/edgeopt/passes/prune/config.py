@@ -117,7 +117,7 @@ class LayerChange:
 
 @dataclass
 class PruneReport:
-    """What :func:`prune_module` did.
+    """What :func:`~.api.prune_module` did.
 
     Attributes:
         config: the config used.
