@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
-from .energy import EnergyTable
+from .energy.table import EnergyTable
 
 if TYPE_CHECKING:
     from ..model import Model
