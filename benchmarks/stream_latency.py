@@ -40,7 +40,7 @@ from edgeopt.stream import (
     run_ring,
     run_sequential,
 )
-from edgeopt.stream.pipeline import VideoSink
+from edgeopt.stream.sinks import VideoSink
 
 FPS = 30.0
 CAMERA_QUEUES = {"unbounded": None, "4": 4}

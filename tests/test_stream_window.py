@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from edgeopt.stream import OutputClosed, SimCamera, make_sink, run_ring, run_sequential
-from edgeopt.stream.pipeline import PipelineError, TeeSink, VideoSink
+from edgeopt.stream.base import PipelineError
+from edgeopt.stream.sinks import TeeSink, VideoSink
 
 FPS = 30.0
 SCREEN = (1024, 768)

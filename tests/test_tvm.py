@@ -18,6 +18,7 @@ from edgeopt.model import InputSpec, Model
 from edgeopt.load import load_model
 
 tvm_backend = pytest.importorskip("edgeopt.backends.tvm")
+tvm_session = pytest.importorskip("edgeopt.backends.tvm.session")
 if registry.get("tvm").available() is not None:
     pytest.skip(registry.get("tvm").available(), allow_module_level=True)
 
@@ -152,7 +153,7 @@ def test_feeds_that_do_not_fit_raise_shape_error() -> None:
 
 
 def test_tuning_refuses_the_tvm_ffi_that_segfaults(monkeypatch) -> None:
-    monkeypatch.setattr(tvm_backend, "_versions",
+    monkeypatch.setattr(tvm_session, "versions",
                         lambda: {"apache-tvm": "0.27.0.post1", "apache-tvm-ffi": "0.1.15.post2"})
     with pytest.raises(BackendUnavailable, match="apache-tvm-ffi>=0.1.14,<0.1.15"):
         tvm_backend.TvmBackend(tune_trials=4, cache=False).prepare(_tiny_conv(), threads=1)

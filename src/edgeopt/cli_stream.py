@@ -89,7 +89,9 @@ def command(
 
     from .detect import MtcnnDetector
     from ._util.atomic import atomic_write_bytes
-    from .stream.pipeline import PIPELINES, MtcnnFrameDetector, make_sink
+    from .stream.detectors import MtcnnFrameDetector
+    from .stream.pipeline import PIPELINES
+    from .stream.sinks import make_sink
     from .stream.sources import SimCamera
     from .stream.window import check_show
 
@@ -110,7 +112,7 @@ def command(
     try:
         if model == "zoo:ppocr-det":
             from .detect.db import TextDetector
-            from .stream.pipeline import TextFrameDetector
+            from .stream.detectors import TextFrameDetector
 
             detector = TextFrameDetector(TextDetector(edgeopt.load_model("zoo:ppocr-det"), backend=backend,
                                                       threads=threads))

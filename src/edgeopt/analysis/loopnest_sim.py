@@ -26,7 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
-from .dataflow import LOOPS, ConvLayer, Tiling
+from .dataflow.layer import ConvLayer, Tiling
+from .dataflow.traffic import LOOPS
 
 
 @dataclass(frozen=True)
@@ -118,92 +119,151 @@ def simulate(layer: ConvLayer, tiling: Tiling, perm: Sequence[str], *, compute: 
         raise EdgeoptError(f"loop order {perm!r} is not a permutation of m, n, s")
     if min(tiling.tm, tiling.tn, tiling.tr, tiling.tc) < 1:
         raise EdgeoptError(f"tile sizes {tiling} must be >= 1")
-    g_count = layer.groups
-    mg, ng = layer.m // g_count, layer.n // g_count
-    (kh, kw), (sh, sw), (ph, pw) = layer.k, layer.stride, layer.pad
-    tiles = {"m": _ranges(mg, tiling.tm), "n": _ranges(ng, tiling.tn),
-             "s": [(rt, ct) for rt in _ranges(layer.r, tiling.tr) for ct in _ranges(layer.c, tiling.tc)]}
+    nest = _Nest(layer, tiling, _Data.draw(layer, seed) if compute else None)
+    for g in range(layer.groups):
+        for idx in itertools.product(*(range(len(nest.tiles[loop])) for loop in perm)):
+            nest.step(g, dict(zip(perm, idx)))
+    nest.write_back(nest.resident["output"])  # type: ignore[arg-type]
+    data = nest.data
+    return SimResult(
+        input_reads=nest.count["input"], weight_reads=nest.count["weight"],
+        output_reads=nest.count["out_r"], output_writes=nest.count["out_w"],
+        peak_words=(nest.peak["input"], nest.peak["weight"], nest.peak["output"]),
+        output=data.out_dram if data else None,
+        expected=direct_conv(layer, data.x, data.w) if data else None,
+    )
 
-    if compute:
+
+@dataclass
+class _Data:
+    """The data of a computing run and the on-chip buffers; NaN marks what is not resident.
+
+    Attributes:
+        x: (N, H, W) float64 input, integers in [-2, 2].
+        w: (M, N/groups, Kh, Kw) float64 weights, integers in [-2, 2].
+        in_buf: (N, Hp, Wp) the input buffer, zero padding around (:func:`_padded`).
+        w_buf: the weight buffer, shaped as ``w``.
+        out_buf: (M, R, C) the output buffer (partial sums).
+        out_dram: (M, R, C) the outputs written off chip.
+    """
+
+    x: np.ndarray
+    w: np.ndarray
+    in_buf: np.ndarray
+    w_buf: np.ndarray
+    out_buf: np.ndarray
+    out_dram: np.ndarray
+
+    @classmethod
+    def draw(cls, layer: ConvLayer, seed: int) -> "_Data":
+        """Integer data from ``seed`` (input first, then weights) and empty (NaN) buffers."""
+        (kh, kw), ng = layer.k, layer.n // layer.groups
         rng = np.random.default_rng(seed)
         x = rng.integers(-2, 3, (layer.n, layer.h, layer.w)).astype(np.float64)
         w = rng.integers(-2, 3, (layer.m, ng, kh, kw)).astype(np.float64)
-        in_buf = _padded(layer, None, np.nan)
-        w_buf = np.full(w.shape, np.nan)
         out_buf = np.full((layer.m, layer.r, layer.c), np.nan)
-        out_dram = np.full_like(out_buf, np.nan)
+        return cls(x, w, _padded(layer, None, np.nan), np.full(w.shape, np.nan), out_buf,
+                   np.full_like(out_buf, np.nan))
 
-    count = {"input": 0, "weight": 0, "out_r": 0, "out_w": 0}
-    peak = {"input": 0, "weight": 0, "output": 0}
-    resident: dict[str, tuple | None] = {"input": None, "weight": None, "output": None}
-    visited: set[tuple] = set()
 
-    def output_region(key: tuple) -> tuple[slice, slice, slice]:
+class _Nest:
+    """One walk of the loop nest: the tiles of each loop, the words counted, the largest
+    tile of each buffer, the resident tile of each operand and the output tiles visited.
+
+    A tile key names the loop indices the operand depends on, with the group first:
+    input (g, n, s), weight (g, m, n), output (g, m, s).
+    """
+
+    def __init__(self, layer: ConvLayer, tiling: Tiling, data: _Data | None) -> None:
+        self.layer, self.data = layer, data
+        self.mg, self.ng = layer.m // layer.groups, layer.n // layer.groups
+        self.tiles = {"m": _ranges(self.mg, tiling.tm), "n": _ranges(self.ng, tiling.tn),
+                      "s": [(rt, ct) for rt in _ranges(layer.r, tiling.tr)
+                            for ct in _ranges(layer.c, tiling.tc)]}
+        self.count = {"input": 0, "weight": 0, "out_r": 0, "out_w": 0}
+        self.peak = {"input": 0, "weight": 0, "output": 0}
+        self.resident: dict[str, tuple | None] = {"input": None, "weight": None, "output": None}
+        self.visited: set[tuple] = set()
+
+    def step(self, g: int, i: dict[str, int]) -> None:
+        """One innermost iteration: bring the three tiles it needs on chip, then compute."""
+        self._load_input(g, i)
+        self._load_weight(g, i)
+        self._swap_output(g, i)
+        if self.data is not None:
+            d = self.data
+            (m0, m1), (n0, n1) = self.tiles["m"][i["m"]], self.tiles["n"][i["n"]]
+            (r0, r1), (c0, c1) = self.tiles["s"][i["s"]]
+            chans_out = slice(g * self.mg + m0, g * self.mg + m1)
+            _accumulate(self.layer, d.out_buf[chans_out, r0:r1, c0:c1], d.w_buf[chans_out, n0:n1],
+                        d.in_buf[g * self.ng + n0:g * self.ng + n1], (r0, r1), (c0, c1))
+
+    def _load_input(self, g: int, i: dict[str, int]) -> None:
+        """Load the input tile (the real rows and columns its outputs read) if not resident."""
+        key = (g, i["n"], i["s"])
+        if self.resident["input"] == key:
+            return
+        layer = self.layer
+        (kh, kw), (sh, sw), (ph, pw) = layer.k, layer.stride, layer.pad
+        n0, n1 = self.tiles["n"][i["n"]]
+        (r0, r1), (c0, c1) = self.tiles["s"][i["s"]]
+        chans_in = np.arange(g * self.ng + n0, g * self.ng + n1)
+        rows = rows_read(r0, r1, kh, sh, ph, layer.h)
+        cols = rows_read(c0, c1, kw, sw, pw, layer.w)
+        words = len(chans_in) * len(rows) * len(cols)
+        self.count["input"] += words
+        self.peak["input"] = max(self.peak["input"], words)
+        if self.data is not None:
+            d = self.data
+            d.in_buf[:, ph:ph + layer.h, pw:pw + layer.w] = np.nan
+            d.in_buf[np.ix_(chans_in, rows + ph, cols + pw)] = d.x[np.ix_(chans_in, rows, cols)]
+        self.resident["input"] = key
+
+    def _load_weight(self, g: int, i: dict[str, int]) -> None:
+        """Load the weight tile if not resident."""
+        key = (g, i["m"], i["n"])
+        if self.resident["weight"] == key:
+            return
+        (m0, m1), (n0, n1) = self.tiles["m"][i["m"]], self.tiles["n"][i["n"]]
+        words = (m1 - m0) * (n1 - n0) * self.layer.k[0] * self.layer.k[1]
+        self.count["weight"] += words
+        self.peak["weight"] = max(self.peak["weight"], words)
+        if self.data is not None:
+            chans_out = slice(g * self.mg + m0, g * self.mg + m1)
+            self.data.w_buf[:] = np.nan
+            self.data.w_buf[chans_out, n0:n1] = self.data.w[chans_out, n0:n1]
+        self.resident["weight"] = key
+
+    def _swap_output(self, g: int, i: dict[str, int]) -> None:
+        """Write the resident output tile back and bring this one in: read back when
+        visited before (a partial sum), else initialised to 0 on chip."""
+        key = (g, i["m"], i["s"])
+        if self.resident["output"] == key:
+            return
+        if self.resident["output"] is not None:
+            self.write_back(self.resident["output"])
+        region = self.output_region(key)
+        words = int(np.prod([s.stop - s.start for s in region]))
+        self.peak["output"] = max(self.peak["output"], words)
+        if key in self.visited:
+            self.count["out_r"] += words
+            if self.data is not None:
+                self.data.out_buf[region] = self.data.out_dram[region]
+        elif self.data is not None:
+            self.data.out_buf[region] = 0.0
+        self.visited.add(key)
+        self.resident["output"] = key
+
+    def output_region(self, key: tuple) -> tuple[slice, slice, slice]:
+        """(channels, rows, columns) of the output tile ``key`` in the (M, R, C) output."""
         g, mi, si = key
-        (m0, m1), ((r0, r1), (c0, c1)) = tiles["m"][mi], tiles["s"][si]
-        return slice(g * mg + m0, g * mg + m1), slice(r0, r1), slice(c0, c1)
+        (m0, m1), ((r0, r1), (c0, c1)) = self.tiles["m"][mi], self.tiles["s"][si]
+        return slice(g * self.mg + m0, g * self.mg + m1), slice(r0, r1), slice(c0, c1)
 
-    def write_back(key: tuple) -> None:
-        region = output_region(key)
-        count["out_w"] += int(np.prod([s.stop - s.start for s in region]))
-        if compute:
-            out_dram[region] = out_buf[region]
-            out_buf[region] = np.nan
-
-    for g in range(g_count):
-        for idx in itertools.product(*(range(len(tiles[loop])) for loop in perm)):
-            i = dict(zip(perm, idx))
-            (m0, m1), (n0, n1), ((r0, r1), (c0, c1)) = tiles["m"][i["m"]], tiles["n"][i["n"]], tiles["s"][i["s"]]
-            chans_in = np.arange(g * ng + n0, g * ng + n1)
-            chans_out = slice(g * mg + m0, g * mg + m1)
-
-            key = (g, i["n"], i["s"])
-            if resident["input"] != key:
-                rows = rows_read(r0, r1, kh, sh, ph, layer.h)
-                cols = rows_read(c0, c1, kw, sw, pw, layer.w)
-                words = len(chans_in) * len(rows) * len(cols)
-                count["input"] += words
-                peak["input"] = max(peak["input"], words)
-                if compute:
-                    in_buf[:, ph:ph + layer.h, pw:pw + layer.w] = np.nan
-                    in_buf[np.ix_(chans_in, rows + ph, cols + pw)] = x[np.ix_(chans_in, rows, cols)]
-                resident["input"] = key
-
-            key = (g, i["m"], i["n"])
-            if resident["weight"] != key:
-                words = (m1 - m0) * (n1 - n0) * kh * kw
-                count["weight"] += words
-                peak["weight"] = max(peak["weight"], words)
-                if compute:
-                    w_buf[:] = np.nan
-                    w_buf[chans_out, n0:n1] = w[chans_out, n0:n1]
-                resident["weight"] = key
-
-            key = (g, i["m"], i["s"])
-            if resident["output"] != key:
-                if resident["output"] is not None:
-                    write_back(resident["output"])
-                region = output_region(key)
-                words = int(np.prod([s.stop - s.start for s in region]))
-                peak["output"] = max(peak["output"], words)
-                if key in visited:
-                    count["out_r"] += words
-                    if compute:
-                        out_buf[region] = out_dram[region]
-                elif compute:
-                    out_buf[region] = 0.0
-                visited.add(key)
-                resident["output"] = key
-
-            if compute:
-                _accumulate(layer, out_buf[chans_out, r0:r1, c0:c1], w_buf[chans_out, n0:n1],
-                            in_buf[chans_in], (r0, r1), (c0, c1))
-    write_back(resident["output"])  # type: ignore[arg-type]
-
-    return SimResult(
-        input_reads=count["input"], weight_reads=count["weight"],
-        output_reads=count["out_r"], output_writes=count["out_w"],
-        peak_words=(peak["input"], peak["weight"], peak["output"]),
-        output=out_dram if compute else None,
-        expected=direct_conv(layer, x, w) if compute else None,
-    )
+    def write_back(self, key: tuple) -> None:
+        """Write the output tile ``key`` off chip; its buffer is then empty (NaN)."""
+        region = self.output_region(key)
+        self.count["out_w"] += int(np.prod([s.stop - s.start for s in region]))
+        if self.data is not None:
+            self.data.out_dram[region] = self.data.out_buf[region]
+            self.data.out_buf[region] = np.nan

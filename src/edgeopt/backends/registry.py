@@ -19,7 +19,7 @@ _REGISTRY: dict[str, str] = {
     "torch-onednn": "edgeopt.backends.torch_conv:OneDnnBackend",
     "torch-nnpack": "edgeopt.backends.torch_conv:NnpackBackend",
     "torch-im2col": "edgeopt.backends.torch_conv:Im2colBackend",
-    "tvm": "edgeopt.backends.tvm:TvmBackend",
+    "tvm": "edgeopt.backends.tvm.session:TvmBackend",
     "litert": "edgeopt.backends.litert:LiteRtBackend",
     "reference": "edgeopt.backends.reference:ReferenceBackend",
 }

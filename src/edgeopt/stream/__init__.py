@@ -2,7 +2,10 @@
 the naive sequential loop, drawing, and glass-to-glass latency metrics.
 
 - :mod:`.sources`: SimCamera (real-time replay), image folder, video file, OpenCV camera.
-- :mod:`.pipeline`: RingBuffer, run_ring, run_sequential, MtcnnFrameDetector, sinks.
+- :mod:`.pipeline`: RingBuffer, run_ring, run_sequential.
+- :mod:`.detectors`: Detections, the frame detectors (MTCNN, text) with stage times.
+- :mod:`.base`: the stream's errors and the Sink protocol.
+- :mod:`.sinks`: video, PNG folder, tee and null outputs; make_sink.
 - :mod:`.window`: WindowSink, the annotated frames on screen (Tk).
 - :mod:`.metrics`: StreamReport (fps, dropped frames, latency p50/p90/p99, stage times).
 - :mod:`.clip`: the deterministic test clip of scikit-image photos; lfw_rates.
@@ -12,19 +15,12 @@ Importing this package imports no runtime (onnxruntime, imageio, OpenCV) nor Tk.
 
 from __future__ import annotations
 
+from .base import OutputClosed, PipelineError
 from .clip import TestClip, lfw_rates
+from .detectors import Detections, MtcnnFrameDetector, TextFrameDetector
 from .metrics import StreamMetrics, StreamReport
-from .pipeline import (
-    Detections,
-    MtcnnFrameDetector,
-    OutputClosed,
-    PipelineError,
-    RingBuffer,
-    TextFrameDetector,
-    make_sink,
-    run_ring,
-    run_sequential,
-)
+from .pipeline import RingBuffer, run_ring, run_sequential
+from .sinks import make_sink
 from .sources import (
     CameraSource,
     Frame,

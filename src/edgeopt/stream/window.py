@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from ..errors import EdgeoptError
-from .pipeline import OutputClosed, PipelineError, Sink
+from .base import OutputClosed, PipelineError, Sink
 
 SCREEN_FRACTION = 0.9  # frames larger than this share of the screen are shrunk to fit
 

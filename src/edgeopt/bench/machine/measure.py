@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -279,7 +279,6 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         BackendUnavailable: onnxruntime is not installed.
     """
     from ...backends import registry
-    from ..isa import int8_dot_product
     from ..environment import machine_info, read_caches
     from ..._util.progress import progress_bar
 
@@ -289,23 +288,9 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
     counts = _check_threads(threads, info["usable_cpus"] or 1)
     ort = registry.require("ort")
     caches = {k: v for k, v in read_caches().items() if k in _CACHE_KEYS}
-    peaks: dict[str, dict[int, float]] = {p: {} for p in PRECISIONS}
     notes: list[str] = []
     with progress_bar("machine", len(counts) * len(PRECISIONS) + 2, enabled=progress) as bar:
-        for precision in PRECISIONS:
-            try:
-                for t in counts:
-                    bar.describe(f"{precision} GEMM, {t} thread(s)")
-                    peaks[precision][t] = measure_gemm(
-                        precision, t, n=plan.gemm_n, warmup=plan.gemm_warmup, min_runs=plan.gemm_min_runs,
-                        min_time_s=plan.gemm_min_time_s, max_time_s=plan.gemm_max_time_s)
-                    bar.advance()
-            except BackendUnavailable as e:
-                if precision == "fp32":
-                    raise
-                # int8 is optional (measured where the runtime exposes it): say why it is missing.
-                del peaks[precision]
-                notes.append(f"int8: not measured, ONNX Runtime cannot run MatMulInteger here ({e}).")
+        peaks = _measure_peaks(plan, counts, bar, notes)
         stream_bytes = _stream_bytes(plan, caches, info.get("memory_bytes"))
         bar.describe(f"STREAM copy/triad, {stream_bytes // _MIB} MiB arrays")
         bandwidth = measure_bandwidth(stream_bytes, runs=plan.stream_runs)
@@ -314,11 +299,55 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
                                      runs=plan.roof_runs, on_step=bar.describe)
         bar.advance()
 
+    notes[:0] = _method_notes(plan, ort.version(), info["flags"], peaks, stream_bytes, caches)
+    if load is not None:
+        # Other processes time-share the cores: on a busy machine every rate above is low.
+        notes.append(f"1-minute load average when the measurement started: {load:.2f} on "
+                     f"{info['usable_cpus']} usable CPUs.")
+    return DeviceProfile(
+        name=f"this machine: {info['cpu_model']}", source="measured",
+        cores=info["physical_cores"] or info["logical_cpus"] or len(counts),
+        peak_gflops=peaks, bandwidth_gbs=bandwidth, caches=caches, notes=" ".join(notes), memory_roofs_gbs=roofs)
+
+
+def _measure_peaks(plan: _Plan, counts: list[int], bar: Any, notes: list[str]) -> dict[str, dict[int, float]]:
+    """Peak GEMM rate per precision and thread count, {precision: {threads: GFLOP/s or GOP/s}};
+    ``bar`` is the :func:`~edgeopt._util.progress.progress_bar` advanced once per GEMM.
+
+    int8 is optional (measured where the runtime exposes it): when ONNX Runtime cannot run
+    MatMulInteger, "int8" is left out and the reason appended to ``notes``.
+
+    Raises:
+        BackendUnavailable: ONNX Runtime cannot run the fp32 GEMM.
+    """
+    peaks: dict[str, dict[int, float]] = {p: {} for p in PRECISIONS}
+    for precision in PRECISIONS:
+        try:
+            for t in counts:
+                bar.describe(f"{precision} GEMM, {t} thread(s)")
+                peaks[precision][t] = measure_gemm(
+                    precision, t, n=plan.gemm_n, warmup=plan.gemm_warmup, min_runs=plan.gemm_min_runs,
+                    min_time_s=plan.gemm_min_time_s, max_time_s=plan.gemm_max_time_s)
+                bar.advance()
+        except BackendUnavailable as e:
+            if precision == "fp32":
+                raise
+            del peaks[precision]
+            notes.append(f"int8: not measured, ONNX Runtime cannot run MatMulInteger here ({e}).")
+    return peaks
+
+
+def _method_notes(plan: _Plan, ort_version: str, flags: Any, peaks: dict[str, dict[int, float]],
+                  stream_bytes: int, caches: dict[str, int]) -> list[str]:
+    """The profile's notes on how each number was measured (mode, sizes, library versions,
+    date), one entry per roof; ``flags`` are the CPU flags of :func:`machine_info`."""
+    from ..isa import int8_dot_product
+
     n = plan.gemm_n
-    dot = int8_dot_product(info["flags"])
-    notes[:0] = [
+    dot = int8_dot_product(flags)
+    return [
         f"Measured by `edgeopt machine` ({plan.mode} mode) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
-        f"with onnxruntime {ort.version()}, numpy {np.__version__}.",
+        f"with onnxruntime {ort_version}, numpy {np.__version__}.",
         f"Peak: ONNX Runtime MatMul {n}x{n} @ {n}x{n} fp32 (B a constant initializer, pre-packed) and "
         f"MatMulInteger u8 x s8 -> int32 of the same size, intra_op_num_threads = t, fastest of >= "
         f"{plan.gemm_min_runs} runs after {plan.gemm_warmup} warm-up; rate = 2*M*N*K / time "
@@ -340,14 +369,6 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         f"other tenants, so its roof varies run to run.",
         "Caches: /sys/devices/system/cpu/cpu0/cache (L1d and L2 per core, L3 shared).",
     ]
-    if load is not None:
-        # Other processes time-share the cores: on a busy machine every rate above is low.
-        notes.append(f"1-minute load average when the measurement started: {load:.2f} on "
-                     f"{info['usable_cpus']} usable CPUs.")
-    return DeviceProfile(
-        name=f"this machine: {info['cpu_model']}", source="measured",
-        cores=info["physical_cores"] or info["logical_cpus"] or len(counts),
-        peak_gflops=peaks, bandwidth_gbs=bandwidth, caches=caches, notes=" ".join(notes), memory_roofs_gbs=roofs)
 
 
 def _load_average() -> float | None:

@@ -1,0 +1,30 @@
+"""What every part of the stream shares: its errors and the :class:`Sink` protocol that
+each output (file, video, window) implements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EdgeoptError
+
+
+class OutputClosed(Exception):
+    """Raised by a sink's ``write`` when its viewer closed it: the stream stops as on Ctrl-C."""
+
+
+class PipelineError(EdgeoptError):
+    """A pipeline setting or output is invalid."""
+
+
+class Sink:
+    """Where annotated frames go. ``write`` each, then ``finish`` (keep) or ``abort`` (delete)."""
+
+    def write(self, image: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Complete the output and move it into place."""
+
+    def abort(self) -> None:
+        """Delete everything written so far."""
