@@ -18,7 +18,8 @@ from pathlib import Path
 import edgeopt
 from _results import write_results
 from edgeopt.data.images import ImageSet
-from edgeopt.optimizer.select import OptimizeConfig, result_summary
+from edgeopt.optimizer.config import OptimizeConfig
+from edgeopt.optimizer.result import summary as result_summary
 
 
 def _unlabeled(images: ImageSet) -> ImageSet:
@@ -43,10 +44,15 @@ def run(batches: list[int], threads: int, seconds: float) -> dict:
             summary["wall_s"] = time.perf_counter() - t0
             runs.append(summary)
             print(f"{ref} batch {batch}: chosen {summary['winner']} "
-                  f"({summary['confirmed_speedup']:.2f}x vs fp32@ort) in {summary['wall_s']:.0f} s", flush=True)
+                  f"({summary['speedup_vs_baseline']:.2f}x vs fp32@ort) in {summary['wall_s']:.0f} s", flush=True)
     from edgeopt.bench.environment import machine_info
 
     return {"machine": machine_info(), "threads": threads, "runs": runs}
+
+
+def _key(trial: dict) -> str:
+    """A trial's recipe and backend (its label without the batch, which differs per run)."""
+    return f"{trial['recipe']}@{trial['point']['backend']}"
 
 
 def markdown(data: dict) -> str:
@@ -61,21 +67,22 @@ def markdown(data: dict) -> str:
         head = ["candidate", "size MB"] + [f"p50 ms b{b}" for b in batches] + ["agreement %", "accuracy %", "status (b1)"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        for i, c in enumerate(runs[0]["candidates"]):
-            cells = [f"{c['recipe']}@{c['backend']}",
-                     "-" if c["size_bytes"] is None else f"{c['size_bytes'] / 1e6:.2f}"]
-            for r in runs:
-                lat = r["candidates"][i]["latency_ms"]
-                cells.append("-" if not lat else f"{lat['p50']:.2f}")
+        by_batch = [{_key(t): t for t in r["trials"]} for r in runs]
+        for key, c in by_batch[0].items():
+            cells = [key, "-" if c["size_bytes"] is None else f"{c['size_bytes'] / 1e6:.2f}"]
+            for trials in by_batch:
+                t = trials.get(key)
+                cells.append("-" if t is None or t["p50_ms"] is None else f"{t['p50_ms']:.2f}")
             q = c["quality"] or {}
-            cells.append("-" if "top1_agreement" not in q else f"{q['top1_agreement']:.1f}")
+            cells.append("-" if q.get("top1_agreement") is None else f"{q['top1_agreement']:.1f}")
             cells.append("-" if q.get("accuracy") is None else f"{q['accuracy']:.1f}")
             cells.append(c["status"] + (f": {c['reason']}" if c["reason"] else ""))
             out.append("| " + " | ".join(cells) + " |")
         for r in runs:
+            c = r["confirm_ms"]
             out.append(f"\nbatch {r['batch']}: chosen **{r['winner']}**, "
-                       f"{r['confirmed_speedup']:.2f}x vs fp32@ort (p50 {r['confirm_p50_ms']['winner']:.2f} vs "
-                       f"{r['confirm_p50_ms']['baseline']:.2f} ms, alternating re-timing)")
+                       f"{r['speedup_vs_baseline']:.2f}x vs fp32@ort (p50 {c['winner']:.2f} vs "
+                       f"{c['baseline']:.2f} ms per image, alternating re-timing)")
     return "\n".join(out) + "\n"
 
 

@@ -31,7 +31,8 @@ import edgeopt
 from edgeopt.bench.stats import percentile
 from edgeopt.detect import MtcnnDetector
 from edgeopt.data.images import ImageSet
-from edgeopt.optimizer.select import OptimizeConfig, result_summary
+from edgeopt.optimizer.config import OptimizeConfig
+from edgeopt.optimizer.result import summary as result_summary
 from edgeopt.stream import (
     MtcnnFrameDetector,
     SimCamera,
@@ -58,7 +59,7 @@ def optimize_pnet(threads: int) -> tuple[object, str, dict]:
     result = edgeopt.optimize(pnet, images, calibration=calibration, config=cfg, progress=False)
     summary = result_summary(result)
     summary["wall_s"] = time.perf_counter() - t0
-    return result.winner.model, result.winner.backend, summary
+    return result.winner_model, result.winner.point.backend, summary
 
 
 def detect_ms(dets: dict[str, MtcnnFrameDetector], frames: list[np.ndarray], rounds: int = 3) -> dict:
@@ -86,7 +87,7 @@ def run(threads: int, lengths: list[float]) -> dict:
     t_start = time.perf_counter()
     pnet_opt, backend_opt, opt_summary = optimize_pnet(threads)
     print(f"optimize zoo:mtcnn-pnet: chosen {opt_summary['winner']} "
-          f"({opt_summary['confirmed_speedup']:.2f}x P-Net at 288x384) in {opt_summary['wall_s']:.0f} s", flush=True)
+          f"({opt_summary['speedup_vs_baseline']:.2f}x P-Net at 288x384) in {opt_summary['wall_s']:.0f} s", flush=True)
     rnet, onet = (edgeopt.load_model(f"zoo:mtcnn-{n}") for n in ("rnet", "onet"))
     pnet = edgeopt.load_model("zoo:mtcnn-pnet")
     dets = {

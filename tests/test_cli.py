@@ -117,16 +117,21 @@ def test_optimize_on_a_real_model_with_a_labeled_folder(monkeypatch, capsys, tmp
     assert deploy["quality"]["top1_agreement"] >= 99.0
     assert deploy["speedup_vs_original"] >= 1.0
     assert deploy["preprocess"]["size"] == [224, 224]
-    chosen = [c for c in summary["candidates"] if f"{c['recipe']}@{c['backend']}" == summary["winner"]]
+    assert summary["strategy"] == "grid" and summary["budget_s"] is None
+    chosen = [c for c in summary["trials"] if c["label"] == summary["winner"]]
     assert len(chosen) == 1 and chosen[0]["status"] == "accepted"
-    # 6 quantization recipes + pruned-30+kd (+int8-nncf), each on ort and openvino
-    assert len(summary["candidates"]) == 16
-    pruned = [c for c in summary["candidates"] if c["recipe"].startswith("pruned-30+kd")]
+    # 6 quantization recipes + pruned-30+kd (+int8-nncf), each on ort and openvino; the
+    # accuracy-aware fallback may add mixed-precision trials after them.
+    grid = [c for c in summary["trials"] if c["origin"] != "fallback"]
+    assert len(grid) == 16 and all(c["state"] != "pruned" for c in grid)  # the grid stops nothing early
+    pruned = [c for c in grid if c["recipe"].startswith("pruned-30+kd")]
     assert len(pruned) == 4 and all(c["status"] in ("accepted", "rejected") for c in pruned)
     assert all(c["passes"][:2] == ["prune", "distill"] for c in pruned)
-    for c in summary["candidates"]:
+    for c in summary["trials"]:
         assert c["status"] in ("accepted", "rejected", "failed")
         assert (c["status"] == "accepted") == (c["reason"] == "")
+    pareto = json.loads((out_dir / "pareto.json").read_text())
+    assert pareto["pareto"] and all(t["feasible"] for t in pareto["pareto"])
     # The labeled page crops are easy for this model: its accuracy is reported and high.
     assert summary["original_accuracy"] >= 95.0
     import edgeopt

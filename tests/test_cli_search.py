@@ -29,9 +29,13 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
             "--out", str(out)]
     code, stdout, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err
-    for name in ("model.onnx", "deploy.json", "pareto.json", "pareto.png", "report.md", "report.html", "study.db"):
+    # The same kinds of outputs as the grid's, and the study to resume.
+    for name in ("model.onnx", "deploy.json", "candidates.json", "pareto.json", "latency_vs_quality.png",
+                 "report.md", "report.html", "study.db"):
         assert (out / name).exists(), name
-    summary = json.loads((out / "pareto.json").read_text())
+    summary = json.loads((out / "candidates.json").read_text())
+    assert summary["strategy"] == "search"
+    assert json.loads((out / "pareto.json").read_text())["pareto"] == summary["pareto"]
     deploy = json.loads((out / "deploy.json").read_text())
     assert deploy["backend"] == "ort" and deploy["threads"] == 1 and deploy["batch"] == 1
     assert deploy["recipe"] == summary["winner"].split("@")[0]
@@ -41,7 +45,7 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
     assert all(t["feasible"] for t in summary["pareto"])
     measured = {t["label"] for t in summary["trials"] if t["state"] == "complete" and t["duplicate_of"] is None}
     assert len(measured) >= 4  # the hand-picked pair and sampled points, each timed once
-    assert "Pareto front" in stdout and "alternating re-timing" in stdout
+    assert "measured in full" in stdout and "alternating re-timing" in stdout
     assert "## Verdict" in (out / "report.md").read_text()
     # The same study again without --resume: one line, nothing replaced.
     before = (out / "deploy.json").read_bytes()

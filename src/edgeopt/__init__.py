@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .analysis.profile import ModelProfile
     from .bench.harness import BenchResult
     from .data.images import ImageSet
-    from .optimizer.select import OptimizeConfig, OptimizeResult
+    from .optimizer.config import OptimizeConfig
+    from .optimizer.result import OptimizeResult
     from .passes.prune import PruneConfig, PruneReport
     from .passes.diagnostics.sensitivity import SensitivityResult
 
@@ -144,12 +145,16 @@ def demo_images() -> tuple["ImageSet", "ImageSet"]:
 
 
 def optimize(model: Model | str, images: "ImageSet", *, calibration: "ImageSet | None" = None,
-             config: "OptimizeConfig | None" = None, progress: bool = True) -> "OptimizeResult":
-    """Fastest candidate within the quality budget, measured on this machine.
+             config: "OptimizeConfig | None" = None, out_dir: "str | None" = None,
+             progress: bool = True) -> "OptimizeResult":
+    """Fastest model within the quality budget, measured on this machine.
 
-    See :func:`edgeopt.optimizer.select.optimize`.
+    ``config.strategy`` chooses how candidates are found: "grid" (every recipe x backend,
+    the default) or "search" (Optuna's TPE within ``config.budget_s``). See
+    :func:`edgeopt.optimizer.engine.optimize`.
     """
-    from .optimizer.select import OptimizeConfig, optimize as _optimize
+    from .optimizer.config import OptimizeConfig
+    from .optimizer.engine import optimize as _optimize
 
-    return _optimize(load_model(model), images, calibration=calibration,
-                     config=config or OptimizeConfig(), progress=progress)
+    return _optimize(load_model(model), images, calibration=calibration, config=config or OptimizeConfig(),
+                     out_dir=out_dir, progress=progress)

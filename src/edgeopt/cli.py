@@ -359,9 +359,8 @@ def optimize_cmd(
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
 
     With --search: an accuracy-aware search that reports the Pareto front."""
-    from .optimizer.deploy import write_outputs
-    from .optimizer.select import OptimizeConfig
-    from .report.optimize_table import print_optimize
+    from .optimizer.config import OptimizeConfig
+    from .optimizer.space import default_space
 
     if batch <= 0 or threads <= 0:
         raise EdgeoptError("--batch and --threads must be positive integers")
@@ -391,58 +390,57 @@ def optimize_cmd(
     targets = tuple(_csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
-    if search:
-        from .cli_search import parse_duration, parse_size
-        from .optimizer.search import SearchConfig, default_space
-
-        if workers < 1 or max_batch < 1:
-            raise EdgeoptError("--workers and --max-batch must be positive integers")
-        scfg = SearchConfig(
-            budget_s=parse_duration(budget), max_drop=max_drop, max_latency_ms=max_latency,
-            max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
-            size_objective=size_objective, batch=batch, threads=threads, train_seconds=train_seconds,
-            storage=storage, study_name=study_name, resume=resume, min_time_s=seconds,
-            max_time_s=3 * seconds,
-            space=default_space(threads, batch, backend_list, allow_batching=allow_batching,
-                                max_batch=max_batch, prune_targets=targets),
-        )
-        _run_search(m, evalset, calibset, scfg, out_dir, workers=workers, trials_only=trials_only)
+    common = dict(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
+                  max_time_s=4 * seconds, prune_targets=targets, train_seconds=train_seconds)
+    if not search:
+        _run_optimize(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1,
+                      trials_only=False)
         return
-    cfg = OptimizeConfig(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list,
-                         min_time_s=seconds, max_time_s=4 * seconds, prune_targets=targets,
-                         train_seconds=train_seconds)
-    result = edgeopt.optimize(m, evalset, calibration=calibset, config=cfg)
-    files = write_outputs(result, out_dir)
-    print_optimize(result, out)
-    out.print("wrote " + ", ".join(str(p) for p in files.values()))
+    from .cli_search import parse_duration, parse_size
+
+    if workers < 1 or max_batch < 1:
+        raise EdgeoptError("--workers and --max-batch must be positive integers")
+    cfg = OptimizeConfig(
+        strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
+        max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
+        size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
+        space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
+                            prune_targets=targets), **common)
+    _run_optimize(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
 
 
-def _run_search(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
-    """optimize --search: run (and with --workers, share) the study, then write the outputs."""
+def _run_optimize(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
+    """Run the engine (with --workers, more processes share the study), then write the outputs."""
     import time
 
-    from .cli_search import print_search, start_workers, wait_workers
-    from .optimizer.search import search
-    from .optimizer.search_output import write_search_outputs
+    from .cli_search import start_workers, wait_workers
+    from .optimizer.engine import optimize
+    from .report.optimize_outputs import write_outputs
+    from .report.optimize_table import print_optimize
 
     procs: list = []
     t0 = time.monotonic()
+    budget = cfg.budget
 
     def on_ready() -> None:
         if workers > 1:
             out.print(f"starting {workers - 1} more worker(s); logs in {out_dir / 'workers'}")
-            procs.extend(start_workers(workers - 1, sys.argv[1:], cfg.budget_s - (time.monotonic() - t0) - cfg.reserve,
+            procs.extend(start_workers(workers - 1, sys.argv[1:], budget - (time.monotonic() - t0) - cfg.reserve,
                                        out_dir / "workers"))
 
+    def on_trials_done() -> None:
+        if procs:
+            wait_workers(procs, t0 + budget - cfg.reserve / 2)
+
     try:
-        result = search(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
-                        on_ready=on_ready, on_trials_done=lambda: wait_workers(procs, t0 + cfg.budget_s - cfg.reserve / 2))
+        result = optimize(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
+                          on_ready=on_ready, on_trials_done=on_trials_done)
     finally:
         wait_workers(procs, time.monotonic())  # after an error: stop them now
     if result is None:  # a worker: the main process chooses and writes
         return
-    files = write_search_outputs(result, out_dir)
-    print_search(result, out)
+    files = write_outputs(result, out_dir)
+    print_optimize(result, out)
     out.print("wrote " + ", ".join(str(p) for p in files.values()))
 
 

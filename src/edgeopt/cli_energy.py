@@ -8,7 +8,6 @@ for with ``--compare`` (int8 static quantization, fp16, channel pruning) and pri
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from .model import Model
 
 console = Console()
-_PRUNED = re.compile(r"^pruned(\d{1,2})$")
 _CALIBRATION_IMAGES = 16
 
 
@@ -98,43 +96,32 @@ def command(
 
 
 def _variant_names(compare: str) -> list[str]:
+    from .optimizer.recipes import parse_recipe
+
     names = [v.strip().lower() for v in compare.split(",") if v.strip()]
     for name in names:
-        m = _PRUNED.match(name)
-        if name not in ("int8", "fp16") and not (m and 0 < int(m.group(1)) < 100):
-            raise EdgeoptError(f"unknown variant {name!r} in --compare: choose from int8, fp16, prunedNN "
-                               f"(NN% of the MACs removed, 1-99), e.g. int8,pruned50")
+        try:
+            parse_recipe(name)
+        except EdgeoptError:
+            raise EdgeoptError(f"unknown variant {name!r} in --compare: give recipe names such as int8, fp16, "
+                               f"prunedNN (NN% of the MACs removed, 1-99) or pruned-30+kd/int8-nncf, "
+                               f"e.g. int8,pruned50") from None
     return list(dict.fromkeys(names))
 
 
 def build_variants(model: "Model", names: list[str]) -> dict[str, "Model"]:
-    """{"original": model, name: variant, ...} for names "int8", "fp16", "prunedNN".
-
-    int8 is ONNX Runtime static QDQ quantization and prunedNN is l1 channel pruning of NN%
-    of the MACs (:func:`edgeopt.passes.prune.prune_model`), both calibrated on the first
-    16 images of ``edgeopt.demo_images()[1]`` through the model's preprocessing.
+    """{"original": model, name: variant, ...} built by the optimizer's recipe vocabulary
+    (:func:`edgeopt.optimizer.variants.build_variants`), calibrated on the first 16 images
+    of ``edgeopt.demo_images()[1]`` through the model's preprocessing when a recipe needs it.
 
     Raises:
         EdgeoptError: the model has no preprocessing (calibration needs it); PassError
             when a pass cannot handle the model.
     """
-    from .passes.base import run_pass
-    from .passes.prune import PruneConfig, prune_model
+    from .optimizer import variants
 
-    variants = {"original": model}
-    calibration = None
-    for name in names:
-        if name == "fp16":
-            variants[name] = run_pass("fp16", model)
-            continue
-        if calibration is None:
-            calibration = _calibration(model)
-        if name == "int8":
-            variants[name] = run_pass("int8-static", model, None, calibration=calibration)
-        else:
-            fraction = int(_PRUNED.match(name).group(1)) / 100
-            variants[name] = prune_model(model, PruneConfig(target_macs=fraction), calibration)[0]
-    return variants
+    calibration = _calibration(model) if variants.needs_calibration(names) else None
+    return variants.build_variants(model, names, calibration)
 
 
 def _calibration(model: "Model") -> "np.ndarray":

@@ -1,8 +1,8 @@
-"""Build the model of a search point from existing passes, once.
+"""Build the model of a recipe from existing passes, once: the optimizer's one builder.
 
-A point's model is a chain of pass steps (prune -> distill -> cleanup -> precision). Every
-prefix of the chain is kept in memory, and every finished model is also written to a
-cache folder keyed by its steps, so points sharing a prefix (say, the same pruned and
+A recipe's model is a chain of pass steps (prune -> distill -> cleanup -> precision). Every
+prefix of the chain is kept in memory, and every finished model can also be written to a
+cache folder keyed by its steps, so recipes sharing a prefix (say, the same pruned and
 distilled model quantized two ways) build it once, and a resumed search, or another
 worker process on the same machine, reads it back instead of training again.
 """
@@ -20,9 +20,14 @@ import numpy as np
 import onnx
 
 from ..errors import EdgeoptError, PassError
+from ..passes.base import run_pass
+from ..passes.diagnostics.quant_error import layer_errors
+from ..passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
+from ..passes.distill import recovery_config
+from ..passes.prune import PruneConfig
 from ..model import Model
 from .._util.atomic import atomic_write_bytes
-from .space import Point, quant_pass
+from .recipes import Recipe
 
 # First-guess build costs in seconds for a model of _GUESS_BYTES (PP-LCNet, 6.8 MB, on two
 # cores), scaled by the model's size and replaced by what each pass measures here.
@@ -32,11 +37,12 @@ _GUESS_S = {"prune": 10.0, "distill": 0.0, "cleanup": 3.0, "fp16": 3.0, "int8-st
 
 
 class ModelBuilder:
-    """Builds (and caches) the model of each :class:`~edgeopt.optimizer.space.Point`.
+    """Builds (and caches) the model of each :class:`~edgeopt.optimizer.recipes.Recipe`.
 
     Args:
         original: the user's model (never modified); it is also the distillation teacher.
-        calibration: float32 (N, C, H, W) preprocessed calibration images.
+        calibration: float32 (N, C, H, W) preprocessed calibration images, or None (the
+            recipes that calibrate or prune then fail with the pass's own message).
         labels: int (N,) classes of ``calibration``, or None (distillation is then
             teacher-only).
         train_seconds: distillation budget of each pruned model, seconds.
@@ -47,7 +53,7 @@ class ModelBuilder:
         ranking_images: calibration images used to rank layers by int8 error.
     """
 
-    def __init__(self, original: Model, calibration: np.ndarray, labels: np.ndarray | None = None, *,
+    def __init__(self, original: Model, calibration: np.ndarray | None, labels: np.ndarray | None = None, *,
                  train_seconds: float = 45.0, cache_dir: str | Path | None = None,
                  sensitivity_drop: float = 5.0, ranking_images: int = 32) -> None:
         self.original = original
@@ -62,41 +68,31 @@ class ModelBuilder:
         self._safe_ratios: dict[str, float] | None = None
         self.seconds: dict[str, float] = {}  # measured cost per pass name (largest seen)
         # Trained models depend on the data they were trained on, not only on the steps.
-        digest = hashlib.sha256(np.ascontiguousarray(calibration).tobytes())
+        digest = hashlib.sha256(b"" if calibration is None else np.ascontiguousarray(calibration).tobytes())
         if labels is not None:
             digest.update(np.asarray(labels, dtype=np.int64).tobytes())
         self._data_digest = digest.hexdigest()[:16]
 
     # -- steps ---------------------------------------------------------------------------
-    def steps(self, point: Point) -> tuple[tuple[str, Any], ...]:
-        """(pass name, config) pairs that build ``point``'s model, in order.
+    def steps(self, recipe: Recipe) -> tuple[tuple[str, Any], ...]:
+        """(pass name, config) pairs that build ``recipe``'s model, in order.
 
         The layers kept in float (``float_layers``) come from the int8 error ranking of
         the same model quantized whole; computing it may build that model first.
         """
-        from ..passes.distill import recovery_config as RECOVERY
-        from ..passes.prune import PruneConfig
-        from ..passes.quantize import NncfQuantConfig, StaticQuantConfig
-
         steps: list[tuple[str, Any]] = []
-        if point.prune:
-            safe = self.safe_ratios() if point.prune_scope == "sensitivity" else None
-            steps.append(("prune", PruneConfig(target_macs=point.prune, sensitivity=_frozen(safe))))
-            steps.append(("distill", RECOVERY(self.train_seconds)))
-        if point.cleanup:
+        if recipe.prune:
+            safe = self.safe_ratios() if recipe.prune_scope == "sensitivity" else None
+            steps.append(("prune", PruneConfig(target_macs=recipe.prune, sensitivity=_frozen(safe))))
+            if recipe.recover:
+                steps.append(("distill", recovery_config(self.train_seconds)))
+        if recipe.cleanup:
             steps.append(("cleanup", None))
-        qpass = quant_pass(point.precision)
-        if qpass is None:
+        spec = recipe.spec
+        if spec.pass_name is None:
             return tuple(steps)
-        keep: tuple[str, ...] = ()
-        if point.float_layers:
-            keep = self.ranking(point)[:point.float_layers]
-        if point.precision == "int8-ort":
-            steps.append((qpass, StaticQuantConfig(calibration_method=point.calibration, nodes_to_exclude=keep)))
-        elif point.precision == "int8-nncf":
-            steps.append((qpass, NncfQuantConfig(ignored_nodes=keep)))
-        else:
-            steps.append((qpass, None))
+        keep = self.ranking(recipe)[:recipe.float_layers] if recipe.float_layers else ()
+        steps.append((spec.pass_name, spec.config(recipe, keep)))
         return tuple(steps)
 
     def safe_ratios(self) -> dict[str, float]:
@@ -104,8 +100,7 @@ class ModelBuilder:
         if self._safe_ratios is None:
             import torch
 
-            from ..passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
-            from ..convert.bridge import to_torch
+            from ..convert.bridge import to_torch  # imports torch: only when this analysis runs
 
             t0 = time.perf_counter()
             module = to_torch(self.original)
@@ -117,14 +112,12 @@ class ModelBuilder:
             self._note("sensitivity", time.perf_counter() - t0)
         return self._safe_ratios
 
-    def ranking(self, point: Point) -> tuple[str, ...]:
-        """Node names of ``point``'s float model, worst int8 error first
+    def ranking(self, recipe: Recipe) -> tuple[str, ...]:
+        """Node names of ``recipe``'s float model, worst int8 error first
         (:func:`edgeopt.passes.diagnostics.quant_error.layer_errors` of the whole-int8 model)."""
-        whole = dataclasses.replace(point, float_layers=0)
-        key = whole.model_key
+        whole = recipe.whole
+        key = whole
         if key not in self._rankings:
-            from ..passes.diagnostics.quant_error import layer_errors
-
             quantized = self.build(whole)
             float_model = self._chain(self.steps(whole)[:-1])
             t0 = time.perf_counter()
@@ -134,30 +127,30 @@ class ModelBuilder:
         return self._rankings[key]
 
     # -- building ------------------------------------------------------------------------
-    def build(self, point: Point) -> Model:
-        """The model of ``point``.
+    def build(self, recipe: Recipe) -> Model:
+        """The model of ``recipe``.
 
         Raises:
             EdgeoptError: a pass failed (the message names it); the failure is remembered,
                 so the same steps are not retried.
         """
-        got = self._chain(self.steps(point))
+        got = self._chain(self.steps(recipe))
         if isinstance(got, str):
             raise PassError(got)
         return got
 
-    def estimate_seconds(self, point: Point) -> float:
-        """Seconds the steps of ``point`` not built yet would take (a guess before the
+    def estimate_seconds(self, recipe: Recipe) -> float:
+        """Seconds the steps of ``recipe`` not built yet would take (a guess before the
         first build of each pass, then the largest time measured here)."""
-        qpass = quant_pass(point.precision)
+        qpass = recipe.spec.pass_name
         extra = 0.0
-        if point.float_layers and dataclasses.replace(point, float_layers=0).model_key not in self._rankings:
+        if recipe.float_layers and recipe.whole not in self._rankings:
             extra = self._cost("ranking") + self._cost(qpass)
-        if point.prune and point.prune_scope == "sensitivity" and self._safe_ratios is None:
+        if recipe.prune and recipe.prune_scope == "sensitivity" and self._safe_ratios is None:
             # The steps are unknown until the analysis has run: count all of them.
             names = ["sensitivity", "prune", "distill", "cleanup"] + ([qpass] if qpass else [])
             return sum(self._cost(n) for n in names) + extra
-        steps = self.steps(dataclasses.replace(point, float_layers=0))
+        steps = self.steps(recipe.whole)
         total = extra
         for i in range(1, len(steps) + 1):
             key = steps[:i]
@@ -166,8 +159,6 @@ class ModelBuilder:
         return total
 
     def _chain(self, steps: tuple[tuple[str, Any], ...]) -> Model | str:
-        from ..passes.base import run_pass
-
         for i in range(1, len(steps) + 1):
             key = steps[:i]
             if key in self._memo:

@@ -17,16 +17,15 @@ Dimensions (a :class:`SearchSpace` lists the values allowed on each):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import EdgeoptError
+from .recipes import CALIBRATION_METHODS, PRECISIONS, PRUNE_SCOPES, Recipe
 
-PRECISIONS = ("fp32", "fp16", "int8-ort", "int8-nncf", "int8-dynamic")
-MIXED = ("int8-ort", "int8-nncf")  # precisions whose layers can be kept in float one by one
-PRUNE_SCOPES = ("global", "sensitivity")
-_QUANT_PASS = {"int8-ort": "int8-static", "int8-nncf": "int8-nncf", "int8-dynamic": "int8-dynamic",
-               "fp16": "fp16"}
+# precisions whose layers can be kept in float one by one
+MIXED = tuple(name for name, spec in PRECISIONS.items() if spec.mixed)
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class SearchSpace:
         prune_scopes: "global" and/or "sensitivity" (see the module docstring).
         cleanup: graph cleanup (onnxslim) off and/or on. int8 and fp16 always clean up
             first, as quantizing an uncleaned graph only quantizes what cleanup removes.
-        precisions: subset of :data:`PRECISIONS`.
+        precisions: subset of :data:`edgeopt.optimizer.recipes.PRECISIONS`.
         calibration_methods: for int8-ort ("minmax", "entropy", "percentile").
         float_layers: for int8-ort and int8-nncf, how many of the worst layers stay float.
         backends: backend names.
@@ -49,8 +48,8 @@ class SearchSpace:
     prune: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
     prune_scopes: tuple[str, ...] = ("global", "sensitivity")
     cleanup: tuple[bool, ...] = (False, True)
-    precisions: tuple[str, ...] = PRECISIONS
-    calibration_methods: tuple[str, ...] = ("minmax", "entropy", "percentile")
+    precisions: tuple[str, ...] = tuple(PRECISIONS)
+    calibration_methods: tuple[str, ...] = CALIBRATION_METHODS
     float_layers: tuple[int, ...] = (0, 1, 2, 4, 8)
     backends: tuple[str, ...] = ("ort", "openvino")
     threads: tuple[int, ...] = (1, 2)
@@ -76,14 +75,29 @@ class SearchSpace:
         if any(k < 0 for k in self.float_layers):
             raise EdgeoptError("float_layers must be >= 0")
 
+    @classmethod
+    def spanning(cls, points: list["Point"], *, float_layers: tuple[int, ...] = (0,)) -> "SearchSpace":
+        """The smallest space holding ``points`` (each dimension: the values they take),
+        with ``float_layers`` as its mixed-precision steps."""
+        def values(attr: str, default: tuple) -> tuple:
+            got = sorted({getattr(p, attr) for p in points} - {""})
+            return tuple(got) or default
+
+        return cls(prune=values("prune", (0.0,)), prune_scopes=values("prune_scope", ("global",)),
+                   cleanup=values("cleanup", (False,)), precisions=values("precision", ("fp32",)),
+                   calibration_methods=values("calibration", ("minmax",)), float_layers=float_layers,
+                   backends=tuple(dict.fromkeys(p.backend for p in points)), threads=values("threads", (1,)),
+                   batches=values("batch", (1,)))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for pareto.json and reports)."""
+        """JSON-ready form (for the JSON outputs and reports)."""
         return {k: list(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
 class Point:
-    """One point of the space: what to build and how to run it.
+    """One point of the space: what to build (its :class:`~edgeopt.optimizer.recipes.Recipe`,
+    flattened so Optuna and the reports see one setting per field) and how to run it.
 
     Attributes:
         prune: fraction of MACs removed (0: unpruned).
@@ -106,40 +120,34 @@ class Point:
     batch: int = 1
 
     def __post_init__(self) -> None:
-        # One canonical form per distinct model, so equal models share cache entries.
-        if self.prune == 0.0:
-            object.__setattr__(self, "prune_scope", "global")
-        if self.precision != "fp32":
-            object.__setattr__(self, "cleanup", True)
-        if self.precision != "int8-ort":
-            object.__setattr__(self, "calibration", "")
-        elif not self.calibration:
-            object.__setattr__(self, "calibration", "minmax")
-        if self.precision not in MIXED:
-            object.__setattr__(self, "float_layers", 0)
+        # One canonical form per distinct model (the recipe's), so equal models share cache entries.
+        recipe = self.recipe
+        for f in ("prune_scope", "cleanup", "calibration", "float_layers"):
+            object.__setattr__(self, f, getattr(recipe, f))
 
     @property
-    def model_key(self) -> tuple:
+    def recipe(self) -> Recipe:
+        """What decides the built model."""
+        return Recipe(prune=self.prune, prune_scope=self.prune_scope, cleanup=self.cleanup,
+                      precision=self.precision, calibration=self.calibration, float_layers=self.float_layers)
+
+    @classmethod
+    def of(cls, recipe: Recipe, backend: str, threads: int, batch: int) -> "Point":
+        """The point that runs ``recipe`` on ``backend`` with ``threads`` at ``batch``."""
+        keep = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in recipe.to_dict().items() if k in keep}, backend=backend,
+                   threads=threads, batch=batch)
+
+    @property
+    def model_key(self) -> Recipe:
         """What decides the built model (not how it runs)."""
-        return (self.prune, self.prune_scope, self.cleanup, self.precision, self.calibration,
-                self.float_layers)
+        return self.recipe
 
     @property
     def recipe_name(self) -> str:
-        """Short name of the model, e.g. "pruned-50+kd/int8-nncf-2fp" or "fp32-clean"."""
-        parts = []
-        if self.prune:
-            scope = "" if self.prune_scope == "global" else "s"
-            parts.append(f"pruned-{round(self.prune * 100)}{scope}+kd")
-        prec = self.precision
-        if self.precision == "fp32" and self.cleanup:
-            prec = "fp32-clean"
-        if self.calibration and self.calibration != "minmax":
-            prec += f"-{self.calibration}"
-        if self.float_layers:
-            prec += f"-{self.float_layers}fp"
-        parts.append(prec)
-        return "/".join(parts)
+        """Short name of the model, e.g. "pruned-50+kd/int8-nncf-2fp" or "fp32-clean"
+        (:attr:`edgeopt.optimizer.recipes.Recipe.name`)."""
+        return self.recipe.name
 
     @property
     def label(self) -> str:
@@ -204,11 +212,20 @@ def hand_picked(threads: int, batch: int, backends: tuple[str, ...]) -> list[Poi
     return points
 
 
-def quant_pass(precision: str) -> str | None:
-    """The pass that gives ``precision`` ("fp32": None)."""
-    return _QUANT_PASS.get(precision)
+def default_space(threads: int, batch: int, backends: tuple[str, ...], *,
+                  allow_batching: bool = False, max_batch: int = 32,
+                  prune_targets: tuple[float, ...] = (0.3, 0.5, 0.7)) -> SearchSpace:
+    """The full space for this machine: threads 1..``threads``, the given backends, the
+    user's batch only (or powers of two up to ``max_batch`` with ``allow_batching``), and
+    no pruning or each of ``prune_targets`` (fractions of MACs removed)."""
+    batches = (batch,)
+    if allow_batching:
+        batches = tuple(sorted({batch, *[2 ** i for i in range(int(math.log2(max(1, max_batch))) + 1)]}))
+    return SearchSpace(threads=tuple(range(1, max(1, threads) + 1)), backends=backends, batches=batches,
+                       prune=(0.0, *prune_targets))
 
 
-def with_settings(point: Point, **changes: Any) -> Point:
-    """A copy of ``point`` with some fields changed (re-canonicalised)."""
-    return replace(point, **changes)
+def grid_points(recipes: tuple[Recipe, ...], backends: tuple[str, ...], threads: int, batch: int) -> list[Point]:
+    """Every recipe on every backend at the user's threads and batch, recipe-major (the
+    exhaustive strategy's points, in the order they are measured and listed)."""
+    return [Point.of(r, b, threads, batch) for r in recipes for b in backends]

@@ -1,25 +1,38 @@
-"""Terminal rendering of an optimize result (same rows as the Markdown/HTML report)."""
+"""Terminal rendering of an optimize result (grid or search): the measured candidates,
+fastest first, and the verdict of the alternating re-timing."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
-from ..optimizer.select import OptimizeResult, result_summary
-from .optimize_report import COLUMNS, candidate_rows
+from ..optimizer.result import OptimizeResult
+
+SHOWN = 20  # rows of the candidate table; the report lists every trial
 
 
 def print_optimize(result: OptimizeResult, console: Console) -> None:
-    """Print the candidate table and the verdict."""
-    summary = result_summary(result)
-    table = Table(*COLUMNS, title=f"candidates for {result.model.source}")
-    for row in candidate_rows(summary):
-        table.add_row(*[cell.replace("**", "") for cell in row])
+    """Print the measured candidates (fastest first), the fallback log, the notes and the
+    verdict."""
+    measured = sorted((t for t in result.trials if t.measured), key=lambda t: t.per_image_ms)
+    table = Table(title=f"{result.strategy}: {len(result.trials)} trials, {len(measured)} measured in full "
+                        f"in {result.elapsed_s:.0f} s ({result.quality_metric} drop, latency per image)")
+    for col in ("candidate", "ms/img", "p90 ms", "drop", "size MB", "status"):
+        table.add_column(col, overflow="fold")
+    for t in measured[:SHOWN]:
+        status = "chosen" if t.number == result.winner.number else (t.status + (f": {t.reason}" if t.reason else ""))
+        table.add_row(t.label, f"{t.per_image_ms:.3f}", f"{t.p90_ms:.3f}", f"{t.drop:.2f}",
+                      f"{t.size_bytes / 1e6:.2f}", status)
     console.print(table)
+    if len(measured) > SHOWN:
+        console.print(f"... {len(measured) - SHOWN} slower candidates in report.md")
+    for line in result.fallback:
+        console.print(f"fallback: {line}")
     for note in result.notes:
-        console.print(f"[yellow]{note}[/yellow]")
+        console.print(f"note: {note}")
+    c = result.confirm_ms
     console.print(
-        f"chosen: [bold]{result.winner.label}[/bold]: p50 {result.confirm_p50_ms['winner']:.3f} ms vs "
-        f"{result.confirm_p50_ms['baseline']:.3f} ms for {result.baseline.label} "
-        f"({result.confirmed_speedup:.2f}x, alternating re-timing)"
-    )
+        f"chosen [bold]{result.winner.label}[/bold]: {c['winner']:.3f} ms per image vs "
+        f"{c['hand_picked']:.3f} for the best hand-picked ({result.hand_picked_best.label}) = "
+        f"[bold]{result.speedup_vs_hand_picked:.2f}x[/bold], vs {c['baseline']:.3f} for fp32 on "
+        f"ONNX Runtime = {result.speedup_vs_baseline:.2f}x (alternating re-timing)")

@@ -56,49 +56,8 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     return out
 
 
-def plot_tradeoff(summary: dict, path: str | os.PathLike) -> Path | None:
-    """Latency vs quality of an optimize run: p50 ms (x) vs top-1 agreement % (y), one
-    point per measured candidate, green accepted / red rejected, the chosen one starred,
-    the quality budget as a dashed line.
-
-    Args:
-        summary: :func:`edgeopt.optimizer.select.result_summary` output.
-
-    Returns:
-        the path written, or None when no candidate was measured.
-    """
-    pts = sorted((c for c in summary["candidates"] if c["latency_ms"] and c["quality"]),
-                 key=lambda c: c["latency_ms"]["p50"])
-    if not pts:
-        return None
-    fig, ax = _figure((10, 5))
-    colors = {"accepted": "tab:green", "rejected": "tab:red"}
-    key_lines = []
-    for i, c in enumerate(pts, 1):
-        x, y = c["latency_ms"]["p50"], c["quality"]["top1_agreement"]
-        label = f"{c['recipe']}@{c['backend']}"
-        chosen = label == summary["winner"]
-        ax.scatter(x, y, c=colors.get(c["status"], "tab:gray"), marker="*" if chosen else "o",
-                   s=240 if chosen else 50, zorder=3, edgecolors="k" if chosen else "none")
-        # Candidates often share one agreement (100%): numbers next to the points and
-        # a key beside the axes stay readable where full labels would overlap.
-        ax.annotate(str(i), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
-        key_lines.append(f"{i:>2}  {label}  {x:.2f} ms  {y:.1f}%" + ("  (chosen)" if chosen else ""))
-    ax.text(1.02, 1.0, "\n".join(key_lines), transform=ax.transAxes, va="top", ha="left",
-            fontsize=7, family="monospace")
-    ax.axhline(100 - summary["max_drop"], color="tab:red", ls="--", lw=1, label="quality budget")
-    ax.set_xlabel(f"latency p50 (ms) at batch {summary['batch']}, {summary['threads']} threads")
-    ax.set_ylabel("top-1 agreement with the fp32 original (%)")
-    ax.set_title(f"{summary['model']}: latency vs quality (green accepted, red rejected, star chosen)",
-                 fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    _save(fig, Path(path))
-    return Path(path)
-
-
-def plot_pareto(summary: dict, path: str | os.PathLike) -> Path | None:
-    """Per-image latency vs quality drop of an ``optimize --search`` run: one point per
+def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | None:
+    """Per-image latency vs quality drop of an ``optimize`` run (grid or search): one point per
     measured trial (repeats left out), green feasible / red infeasible, squares hand-picked,
     triangles from the accuracy-aware fallback, the chosen one starred, the Pareto front
     as a step line, the quality budget as a dashed line; x is log scale when the
@@ -106,7 +65,7 @@ def plot_pareto(summary: dict, path: str | os.PathLike) -> Path | None:
     axes.
 
     Args:
-        summary: :func:`edgeopt.optimizer.search_output.search_summary` output.
+        summary: :func:`edgeopt.optimizer.result.summary` output.
         path: PNG to write (parent folders created; written atomically).
 
     Returns:
@@ -122,7 +81,7 @@ def plot_pareto(summary: dict, path: str | os.PathLike) -> Path | None:
     unit = "dB" if summary["quality_metric"] == "snr" else "points"
     shown = pts[:60]  # the key beside the axes stays one readable column
     fig, ax = _figure((11, max(5.0, 1.0 + 0.14 * len(shown))))
-    markers = {"hand-picked": "s", "fallback": "^"}
+    markers = {"hand-picked": "s", "fallback": "^"}  # grid and sampled points: circles
     winner = next((t["number"] for t in pts if t["label"] == summary["winner"]), None)
     key_lines = []
     for i, t in enumerate(pts):

@@ -1,4 +1,5 @@
-"""The accuracy-aware search: space, Pareto front, ISA check, fallback logic, a real short search."""
+"""The optimize engine: recipes, space, Pareto front, ISA check, fallback logic, a real short
+search and a real short grid through the same engine."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import pytest
 from edgeopt.bench.isa import int8_dot_product, int8_warning
 from edgeopt.cli_search import parse_duration, parse_size, worker_command
 from edgeopt.errors import EdgeoptError
-from edgeopt.optimizer import search as search_mod
+from edgeopt.optimizer import engine
+from edgeopt.optimizer.config import OptimizeConfig
+from edgeopt.optimizer.fallback import fallback
+from edgeopt.optimizer.objective import Limits, Objective
 from edgeopt.optimizer.pareto import dominates, pareto_front
-from edgeopt.optimizer.space import Point, SearchSpace, hand_picked, in_space, suggest
+from edgeopt.optimizer.recipes import PRECISIONS, Recipe, grid_recipes, parse_recipe
+from edgeopt.optimizer.result import summary as result_summary
+from edgeopt.optimizer.space import Point, SearchSpace, default_space, grid_points, hand_picked, in_space, suggest
+from edgeopt.optimizer.strategies import Grid, Sampled, make_strategy
+from edgeopt.optimizer.study import best, records
 
 
 # -- space ---------------------------------------------------------------------------------
@@ -56,10 +64,55 @@ def test_hand_picked_are_the_four_single_choices():
 
 
 def test_default_space_batching():
-    s = search_mod.default_space(2, 1, ("ort",))
+    s = default_space(2, 1, ("ort",))
     assert s.threads == (1, 2) and s.batches == (1,)
-    s = search_mod.default_space(4, 3, ("ort",), allow_batching=True, max_batch=16)
+    s = default_space(4, 3, ("ort",), allow_batching=True, max_batch=16)
     assert s.threads == (1, 2, 3, 4) and s.batches == (1, 2, 3, 4, 8, 16)
+
+
+# -- recipes: the one vocabulary -----------------------------------------------------------------
+def test_recipe_names_round_trip_and_aliases():
+    for r in (Recipe(), Recipe(cleanup=True), Recipe(precision="fp16"), Recipe(precision="int8-ort", calibration="entropy"),
+              Recipe(prune=0.3), Recipe(prune=0.5, prune_scope="sensitivity", precision="int8-nncf", float_layers=2),
+              Recipe(prune=0.5, recover=False)):
+        assert parse_recipe(r.name) == r, r.name
+    assert Recipe(prune=0.3).name == "pruned-30+kd" and Recipe(prune=0.5, recover=False).name == "pruned-50"
+    assert parse_recipe("int8") == Recipe(precision="int8-ort")
+    assert parse_recipe("pruned50") == Recipe(prune=0.5, recover=False)
+    with pytest.raises(EdgeoptError, match="unknown recipe 'int4'"):
+        parse_recipe("int4")
+    with pytest.raises(EdgeoptError, match="unknown recipe"):
+        parse_recipe("pruned-0/fp16")
+
+
+def test_every_precision_names_a_registered_pass():
+    from edgeopt.passes.base import names
+
+    assert {s.pass_name for s in PRECISIONS.values()} - {None} <= set(names())
+    # Mixed precision (the fallback) exists only where a config can keep nodes in float.
+    for name, spec in PRECISIONS.items():
+        if spec.mixed:
+            cfg = spec.config(Recipe(precision=name), ("conv1",))
+            assert "conv1" in repr(cfg), name
+
+
+def test_grid_is_recipes_times_backends_with_hand_picked_first():
+    recipes = grid_recipes((0.3,))
+    assert [r.name for r in recipes] == ["fp32", "fp32-clean", "fp16", "int8-ort", "int8-nncf", "int8-dynamic",
+                                         "pruned-30+kd", "pruned-30+kd/int8-nncf"]
+    points = grid_points(recipes, ("ort", "openvino"), 2, 1)
+    strategy = make_strategy("grid", backends=("ort", "openvino"), threads=2, batch=1, recipes=recipes,
+                             space=SearchSpace(), float_layers=(1, 2))
+    assert isinstance(strategy, Grid) and strategy.exhaustive and not strategy.early_stop
+    seeds = strategy.seed_points()
+    assert [p for p, _ in seeds[:4]] == hand_picked(2, 1, ("ort", "openvino"))
+    assert {o for _, o in seeds[:4]} == {"hand-picked"} and {o for _, o in seeds[4:]} == {"grid"}
+    assert sorted(p.label for p, _ in seeds) == sorted(p.label for p in points) and len(points) == 16
+    assert strategy.space.float_layers == (0, 1, 2) and strategy.space.backends == ("ort", "openvino")
+    sampled = make_strategy("search", backends=("ort",), threads=2, batch=1, recipes=recipes,
+                            space=SearchSpace(backends=("ort",)), float_layers=())
+    assert isinstance(sampled, Sampled) and sampled.early_stop and not sampled.exhaustive
+    assert [p.label for p, _ in sampled.seed_points()] == ["fp32@ort t2 b1", "int8-ort@ort t2 b1"]
 
 
 # -- Pareto ----------------------------------------------------------------------------------
@@ -106,31 +159,38 @@ def test_worker_command_resumes_with_the_time_left():
 
 # -- fallback logic on a study with scripted measurements ---------------------------------------
 class _Scripted:
-    """An evaluator stand-in: each point's (ms, drop) comes from a table."""
+    """An objective stand-in: each point's (ms, drop) comes from a table."""
 
     def __init__(self, table, max_drop=1.0):
         self.table = table
-        self.cfg = search_mod.SearchConfig(max_drop=max_drop, reserve_s=0.0, budget_s=60)
-        self.trials_end = math.inf
+        self.max_drop = max_drop
         self.calls = []
 
     def __call__(self, trial):
         point = Point(**trial.user_attrs["point"])
         self.calls.append(point)
         ms, drop = self.table[point.recipe_name]
-        c = [drop - self.cfg.max_drop]
+        c = [drop - self.max_drop, -1.0, -1.0]
         for k, v in {"per_image_ms": ms, "p50_ms": ms, "latency_ms": ms, "drop": drop,
                      "constraints": c, "size_bytes": 1000, "label": point.label}.items():
             trial.set_user_attr(k, v)
         return ms, drop
 
 
-def _study_with(evaluator, points):
+def _study_with(objective, points):
     study = optuna.create_study(directions=["minimize", "minimize"])
     for p in points:
         study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
-    study.optimize(evaluator, n_trials=len(points))
+    study.optimize(objective, n_trials=len(points))
     return study
+
+
+def _fallback(study, objective, space):
+    def run(p):
+        study.enqueue_trial(p.params(), user_attrs={"origin": "fallback", "point": p.to_dict()})
+        study.optimize(objective, n_trials=1)
+
+    return fallback(lambda: records(study), run, space, max_drop=objective.max_drop, time_left=lambda: True)
 
 
 def test_fallback_keeps_worst_layers_float_until_within_budget():
@@ -138,21 +198,19 @@ def test_fallback_keeps_worst_layers_float_until_within_budget():
              "int8-nncf-2fp": (1.2, 0.5), "int8-nncf-4fp": (1.4, 0.0)}
     ev = _Scripted(table)
     study = _study_with(ev, [Point(), Point(precision="int8-nncf")])
-    space = SearchSpace(float_layers=(0, 1, 2, 4))
-    log = search_mod._fallback(study, ev, space, lambda *a: None, deadline=math.inf)
+    log = _fallback(study, ev, SearchSpace(float_layers=(0, 1, 2, 4)))
     tried = [p.float_layers for p in ev.calls[2:]]
     assert tried == [1, 2]  # stops at the first k within the budget
     assert "drop 3.00 points > 1" in log[0]
     assert log[-1].strip().startswith("2 in float: drop 0.50") and log[-1].endswith("within budget")
-    best = search_mod._best(search_mod._records(study))
-    assert best.label == "int8-nncf-2fp@ort t1 b1"
+    assert best(records(study)).label == "int8-nncf-2fp@ort t1 b1"
 
 
 def test_fallback_skips_int8_when_the_float_model_is_already_over_budget():
-    table = {"pruned-50+kd/fp32": (1.0, 4.0), "pruned-50+kd/int8-nncf": (0.5, 4.2), "fp32": (2.0, 0.0)}
+    table = {"pruned-50+kd": (1.0, 4.0), "pruned-50+kd/int8-nncf": (0.5, 4.2), "fp32": (2.0, 0.0)}
     ev = _Scripted(table)
     study = _study_with(ev, [Point(), Point(prune=0.5), Point(prune=0.5, precision="int8-nncf")])
-    log = search_mod._fallback(study, ev, SearchSpace(), lambda *a: None, deadline=math.inf)
+    log = _fallback(study, ev, SearchSpace())
     assert len(ev.calls) == 3 and "int8 is not the cause" in log[0]
 
 
@@ -160,47 +218,51 @@ def test_failing_points_are_penalised_not_retried_forever():
     # A point whose pass fails completes with the worst values (so TPE moves away) and
     # counts as idle; the record says failed with the pass's reason.
     class _Builder:
-        def estimate_seconds(self, point):
+        def estimate_seconds(self, recipe):
             return 0.0
 
-        def build(self, point):
+        def build(self, recipe):
             raise EdgeoptError("pass prune failed: target_macs 0.5 cannot be reached")
 
-    ev = search_mod._Evaluator.__new__(search_mod._Evaluator)
-    ev.cfg, ev.space, ev.builder = search_mod.SearchConfig(), SearchSpace(), _Builder()
-    ev.trials_end, ev.eval_cost, ev.idle, ev.measured, ev.best = math.inf, 1.0, 0, {}, None
+    ev = Objective(_Builder(), measurer=None, space=SearchSpace(), limits=Limits(max_drop=1.0), trials_end=None)
     study = optuna.create_study(directions=["minimize", "minimize"])
     p = Point(prune=0.5)
     study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
     study.optimize(ev, n_trials=1)
     assert study.trials[0].values == [1e9, 100.0]
-    rec = search_mod._records(study)[0]
+    rec = records(study)[0]
     assert rec.state == "failed" and "cannot be reached" in rec.reason and not rec.feasible
-    assert ev.idle == 1
+    assert rec.status == "failed" and ev.idle == 1
 
 
 def test_fallback_not_needed():
     ev = _Scripted({"fp32": (2.0, 0.0), "int8-nncf": (1.0, 0.2)})
     study = _study_with(ev, [Point(), Point(precision="int8-nncf")])
-    log = search_mod._fallback(study, ev, SearchSpace(), lambda *a: None, deadline=math.inf)
+    log = _fallback(study, ev, SearchSpace())
     assert log[0].startswith("not needed") and len(ev.calls) == 2
 
 
-# -- a real, short search ------------------------------------------------------------------
-@pytest.mark.slow
-def test_search_on_trained_digits_model(tmp_path, one_torch_thread):
+# -- a real, short search and a real, short grid, through the one engine -----------------------
+@pytest.fixture(scope="module")
+def digits_data():
     import edgeopt
-    from edgeopt.data.images import digits_set
+    from edgeopt.data.digits import digits_set
 
     model = edgeopt.load_model("zoo:seednet-digits")
     test = digits_set("test").subset(range(0, 359, 3))
     calib = digits_set("train").subset(range(0, 1438, 12))
+    return model, test, calib
+
+
+@pytest.mark.slow
+def test_search_on_trained_digits_model(tmp_path, one_torch_thread, digits_data):
+    model, test, calib = digits_data
     space = SearchSpace(prune=(0.0,), precisions=("fp32", "int8-ort", "int8-dynamic"),
                         backends=("ort",), threads=(1,), float_layers=(0, 1))
-    cfg = search_mod.SearchConfig(budget_s=45, space=space, threads=1, min_runs=5, min_time_s=0.2,
-                                  max_time_s=0.5, confirm_rounds=2, reserve_s=10)
-    res = search_mod.search(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
-    assert res.elapsed_s < 45 + 5
+    cfg = OptimizeConfig(strategy="search", budget_s=45, space=space, threads=1, backends=("ort",), min_runs=5,
+                         min_time_s=0.2, max_time_s=0.5, confirm_rounds=2, reserve_s=10)
+    res = engine.optimize(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
+    assert res.elapsed_s < 45 + 5 and res.strategy == "search"
     labels = {t.label for t in res.trials}
     assert {"fp32@ort t1 b1", "int8-ort@ort t1 b1"} <= labels
     assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.drop == 0.0
@@ -216,20 +278,40 @@ def test_search_on_trained_digits_model(tmp_path, one_torch_thread):
     assert (tmp_path / "study.db").exists() and any((tmp_path / "cache").glob("*.onnx"))
     # The same study again: refused without --resume; resumed, the old trials are kept.
     with pytest.raises(EdgeoptError, match="--resume"):
-        search_mod.search(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
+        engine.optimize(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
     import dataclasses
 
-    again = search_mod.search(model, test, calibration=calib, out_dir=tmp_path, progress=False,
-                              config=dataclasses.replace(cfg, resume=True, budget_s=25))
+    again = engine.optimize(model, test, calibration=calib, out_dir=tmp_path, progress=False,
+                            config=dataclasses.replace(cfg, resume=True, budget_s=25))
     assert {t.number for t in res.trials} <= {t.number for t in again.trials}
     assert len(again.trials) > len(res.trials)
-    # Outputs: deploy.json names the winner's settings and the ISA finding is recorded.
-    from edgeopt.optimizer.search_output import search_summary
-
-    summary = search_summary(again)
+    # Outputs: the summary names the winner's settings and the ISA finding is recorded.
+    summary = result_summary(again)
     assert summary["machine"]["flags"] == res.machine["flags"]
-    assert summary["winner"] == again.winner.label
+    assert summary["winner"] == again.winner.label and summary["strategy"] == "search"
     assert np.isfinite(summary["speedup_vs_baseline"])
+
+
+@pytest.mark.slow
+def test_grid_on_trained_digits_model_uses_the_same_engine(tmp_path, one_torch_thread, digits_data):
+    model, test, calib = digits_data
+    recipes = (Recipe(), Recipe(precision="int8-ort"), Recipe(precision="int8-dynamic"))
+    cfg = OptimizeConfig(recipes=recipes, backends=("ort",), threads=1, min_runs=5, min_time_s=0.2,
+                         max_time_s=0.5, confirm_rounds=2, float_layers=())
+    res = engine.optimize(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
+    assert res.strategy == "grid" and res.storage == "memory" and not (tmp_path / "study.db").exists()
+    # Every point measured in full, the hand-picked ones first, no early stop, no repeat.
+    assert [t.label for t in res.trials] == ["fp32@ort t1 b1", "int8-ort@ort t1 b1", "int8-dynamic@ort t1 b1"]
+    assert [t.origin for t in res.trials] == ["hand-picked", "hand-picked", "grid"]
+    assert all(t.measured for t in res.trials)
+    assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.feasible
+    assert res.winner.feasible and set(res.confirm_ms) == {"winner", "hand_picked", "baseline"}
+    for t in res.trials:
+        assert (t.status == "accepted") == (t.reason == "")
+    summary = result_summary(res)
+    assert summary["strategy"] == "grid" and summary["budget_s"] is None
+    assert summary["fallback"] == ["the space allows no layers in float (float_layers): no fallback"] or \
+        summary["fallback"][0].startswith("not needed")
 
 
 def pareto_front_dominates(b, a) -> bool:

@@ -1,4 +1,4 @@
-"""The report and the plot of ``optimize --search``, on a real search summary
+"""The report and the plot of ``optimize`` (grid or search), on a real summary
 (tests/data/search_summary_example.json: a short search on the digits model)."""
 
 from __future__ import annotations
@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.report.plots import plot_pareto
-from edgeopt.report.search_report import (
-    dimension_rows,
-    measured_path,
-    render_search_html,
-    render_search_markdown,
-    trial_rows,
-)
+from edgeopt.report.optimize_report import dimension_rows, measured_path, render_html, render_markdown, trial_rows
+from edgeopt.report.plots import plot_latency_vs_quality
 
 EXAMPLE = Path(__file__).parent / "data" / "search_summary_example.json"
 
@@ -53,7 +47,7 @@ def _section(md: str, title: str) -> str:
 
 
 def test_markdown_names_the_winner_and_the_speedups(summary):
-    md = render_search_markdown(summary, "pareto.png")
+    md = render_markdown(summary, "pareto.png")
     verdict = _section(md, "Verdict")
     assert "Chosen: **int8-nncf-1fp@openvino t1 b1** (#16, 0.957 ms per image" in verdict
     assert "Best hand-picked choice: **int8-nncf@openvino t2 b1** (#3" in verdict
@@ -68,24 +62,30 @@ def test_markdown_names_the_winner_and_the_speedups(summary):
 
 
 def test_header_states_machine_budget_and_quality(summary):
-    md = render_search_markdown(summary, None)
+    md = render_markdown(summary, None)
     head = md.split("## Verdict", 1)[0]
     assert "AMD EPYC" in head and "avx2" in head
     assert "int8 may not pay here" in head  # isa_int8 is null
     assert "batch 1, 2 threads" in head
-    assert "Budget 150 s, used 136.8 s" in head
+    assert "Strategy: search: Optuna's multi-objective TPE sampler" in head
+    assert "budget 150 s, used 136.8 s" in head
     assert "at most 0.1 points below the original's 98.89%" in head
     assert "359 held-out images" in head and "360 other images" in head
     assert "![" not in md  # no plot, no image
 
     summary["isa_int8"], summary["quality_metric"] = "AVX-512 VNNI", "agreement"
-    head = render_search_markdown(summary, None).split("## Verdict", 1)[0]
+    head = render_markdown(summary, None).split("## Verdict", 1)[0]
     assert "int8 dot product: AVX-512 VNNI" in head and "may not pay" not in head
     assert "agreement >= 99.9%" in head
 
+    # The grid's summary: the same report, no time budget.
+    summary["strategy"], summary["budget_s"] = "grid", None
+    head = render_markdown(summary, None).split("## Verdict", 1)[0]
+    assert "Strategy: grid: every recipe x backend" in head and "no time budget, used 136.8 s" in head
+
 
 def test_every_trial_appears_once_and_says_why_it_lost(summary):
-    md = render_search_markdown(summary, None)
+    md = render_markdown(summary, None)
     table = _md_tables(_section(md, "All trials"))[0]
     assert table[0][0] == "#" and table[0][-1] == "why not chosen"
     numbers = [int(r[0]) for r in table[1:]]
@@ -104,7 +104,7 @@ def test_every_trial_appears_once_and_says_why_it_lost(summary):
 def test_what_each_change_bought(summary):
     # Baseline fp32@ort t2 (#0) -> openvino (#1) -> int8-nncf (#3) -> 1 thread (#13) -> 1 layer in float (#16).
     assert [t["number"] for t in measured_path(summary)] == [0, 1, 3, 13, 16]
-    md = render_search_markdown(summary, None)
+    md = render_markdown(summary, None)
     section = _section(md, "What each change bought")
     path, dims = _md_tables(section)
     # backend: 1.331605 - 1.5752 = -0.243595 ms
@@ -122,7 +122,7 @@ def test_what_each_change_bought(summary):
 
 
 def test_pareto_and_fallback_sections(summary):
-    md = render_search_markdown(summary, None)
+    md = render_markdown(summary, None)
     pareto = _md_tables(_section(md, "Pareto front"))[0]
     assert pareto[1] == ["16", "int8-nncf-1fp@openvino t1 b1", "0.957", "4.280", "0.00", "0.95", "chosen"]
     fallback = _section(md, "Accuracy-aware fallback")
@@ -131,8 +131,8 @@ def test_pareto_and_fallback_sections(summary):
 
 
 def test_markdown_and_html_tables_carry_the_same_rows(summary):
-    md_tables = _md_tables(render_search_markdown(summary, "pareto.png"))
-    html_tables = _html_tables(render_search_html(summary, "pareto.png"))
+    md_tables = _md_tables(render_markdown(summary, "pareto.png"))
+    html_tables = _html_tables(render_html(summary, "pareto.png"))
     assert len(md_tables) == len(html_tables) == 5
     assert md_tables == html_tables
     assert html_tables[-1][1:] == [[c.replace("**", "") for c in r] for r in trial_rows(summary)]
@@ -142,7 +142,7 @@ def test_html_is_escaped_and_self_contained(summary):
     s = copy.deepcopy(summary)
     s["model"] = "<script>alert(1)</script>"
     s["notes"] = ["a < b & c"]
-    page = render_search_html(s, "pareto.png")
+    page = render_html(s, "pareto.png")
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "a &lt; b &amp; c" in page
@@ -157,17 +157,17 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_plot_pareto(summary, tmp_path):
-    out = plot_pareto(summary, tmp_path / "sub" / "pareto.png")
+def test_plot_latency_vs_quality(summary, tmp_path):
+    out = plot_latency_vs_quality(summary, tmp_path / "sub" / "pareto.png")
     assert out == tmp_path / "sub" / "pareto.png"
     assert out.stat().st_size > 0
     assert _png_size(out) == (1210, 550)  # 11 x 5 inches at 110 dpi
 
 
-def test_plot_pareto_without_complete_trials(summary, tmp_path):
+def test_plot_latency_vs_quality_without_complete_trials(summary, tmp_path):
     s = copy.deepcopy(summary)
     for t in s["trials"]:
         t["state"], t["per_image_ms"], t["drop"] = "pruned", None, None
     s["pareto"] = []
-    assert plot_pareto(s, tmp_path / "pareto.png") is None
+    assert plot_latency_vs_quality(s, tmp_path / "pareto.png") is None
     assert not (tmp_path / "pareto.png").exists()

@@ -1,0 +1,258 @@
+"""The optimize engine: one loop for every strategy, measured on this machine.
+
+Phases, whatever the strategy (:mod:`edgeopt.optimizer.strategies`):
+
+1. **prepare**: split the images (calibration / held out), compute the original's
+   reference outputs, open the study (Optuna; in memory, a SQLite file, or any SQLAlchemy
+   URL, so a search can be resumed and shared by processes and machines);
+2. **seed**: enqueue the strategy's first points (the hand-picked choices, the grid);
+3. **trials**: run the one objective (:mod:`edgeopt.optimizer.objective`) on each point
+   the strategy gives, within the budget;
+4. **fallback**: the accuracy-aware fallback (:mod:`edgeopt.optimizer.fallback`);
+5. **choose and confirm** (:mod:`edgeopt.optimizer.choose`): the fastest trial within
+   every constraint, re-timed in alternating rounds against the best hand-picked choice
+   and the baseline.
+
+The wall-time budget covers all of it; the candidates are built by the one builder
+(:mod:`edgeopt.optimizer.builder`) from the one recipe vocabulary
+(:mod:`edgeopt.optimizer.recipes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .._util.progress import progress_bar
+from ..backends.registry import get as get_backend
+from ..bench.environment import machine_info
+from ..bench.isa import int8_dot_product, int8_warning
+from ..errors import EdgeoptError
+from .builder import ModelBuilder
+from .choose import choose
+from .config import OptimizeConfig
+from .fallback import fallback
+from .measure import Measurer
+from .objective import MAX_IDLE, Objective, TrialFailed
+from .pareto import pareto_front
+from .recipes import grid_recipes
+from .result import OptimizeResult
+from .space import Point, default_space
+from .strategies import Strategy, make_strategy
+from .study import TrialRecord, open_study, records
+
+if TYPE_CHECKING:
+    from ..data.images import ImageSet
+    from ..model import Model
+
+
+@dataclass
+class _Run:
+    """What the phases share."""
+
+    config: OptimizeConfig
+    model: "Model"
+    strategy: Strategy
+    study: Any
+    builder: ModelBuilder
+    objective: Objective
+    start: float
+    deadline: float | None
+    notes: list[str]
+    machine: dict
+    n_eval: int
+    n_calibration: int
+    storage: str | None
+    study_name: str
+
+
+def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = OptimizeConfig(),
+             calibration: "ImageSet | None" = None, out_dir: str | Path | None = None, progress: bool = True,
+             trials_only: bool = False, on_ready: Callable[[], None] | None = None,
+             on_trials_done: Callable[[], None] | None = None) -> OptimizeResult | None:
+    """The fastest model within the user's quality budget, measured on this machine.
+
+    Args:
+        model: the original model (never modified); needs a Preprocess.
+        images: real images; held out for quality when ``calibration`` is given, else
+            split (``config.calibration_fraction`` for calibration). Labels make accuracy
+            part of the quality rule.
+        calibration: images for calibration and for training pruned models (labels, if
+            any, add cross-entropy to the distillation).
+        out_dir: where a persisting strategy keeps its study (``study.db``) and built-model
+            cache (``cache/``); None keeps both in memory (no resume).
+        progress: progress bar on stderr with the best trial so far.
+        trials_only: run trials on the (existing) study and return None: an extra worker
+            process; the process that created the study chooses and reports.
+        on_ready: optional callable() once the study exists (start workers here).
+        on_trials_done: optional callable() after the trials, before the fallback and the
+            final timing (wait for workers here, so they do not disturb it).
+
+    Returns:
+        an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
+
+    Raises:
+        EdgeoptError: no preprocessing, the study exists and ``resume`` is off (or it does
+            not exist and resume is on), the baseline cannot run, or the budget ran out
+            before it finished.
+    """
+    start = time.monotonic()
+    if model.preprocess is None:
+        raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess "
+                           f"(CLI: --mean/--std/--channels)")
+    if calibration is None:
+        calibration, held_out = images.split(config.calibration_fraction, seed=0)
+    else:
+        held_out = images
+    run = _prepare(model, held_out, calibration, config, out_dir, start)
+    if on_ready is not None:
+        on_ready()
+    with progress_bar(run.strategy.name, _bar_total(run), enabled=progress) as bar:
+        _trials(run, bar)
+        if trials_only:
+            return None
+        if on_trials_done is not None:
+            on_trials_done()
+        log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar),
+                       run.strategy.space, max_drop=config.max_drop, time_left=lambda: _time_left(run))
+    return _finish(run, log)
+
+
+def _prepare(model: "Model", held_out: "ImageSet", calibration: "ImageSet", cfg: OptimizeConfig,
+             out_dir: str | Path | None, start: float) -> _Run:
+    usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
+    notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
+    if not usable:
+        raise EdgeoptError(f"none of the backends {', '.join(cfg.backends)} is installed: pip install onnxruntime")
+    space = cfg.space or default_space(cfg.threads, cfg.batch, usable, prune_targets=cfg.targets)
+    strategy = make_strategy(cfg.strategy, backends=usable, threads=cfg.threads, batch=cfg.batch,
+                             recipes=cfg.recipes or grid_recipes(cfg.targets), space=space,
+                             float_layers=cfg.float_layers)
+    machine = machine_info()
+    warning = int8_warning(machine)
+    if warning and any(p.startswith("int8") for p in strategy.space.precisions):
+        notes.append(warning)
+        logging.getLogger("edgeopt").warning(warning)
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None and strategy.persist:
+        out.mkdir(parents=True, exist_ok=True)
+    storage = cfg.storage or (f"sqlite:///{(out / 'study.db').resolve()}"
+                              if out is not None and strategy.persist else None)
+    name = cfg.study_name or f"{model.name}-{model.sha256[:10]}-b{cfg.batch}-t{cfg.threads}"
+    study = open_study(storage, name, sampler=strategy.sampler(cfg.seed),
+                       n_objectives=3 if cfg.size_objective else 2, resume=cfg.resume)
+    study.set_user_attr("machine", machine)
+    study.set_user_attr("space", strategy.space.to_dict())
+    calib_y = None if calibration.labels is None else np.asarray(calibration.labels)
+    builder = ModelBuilder(model, calibration.tensor(model.preprocess), calib_y, train_seconds=cfg.train_seconds,
+                           cache_dir=out / "cache" if out is not None and strategy.persist else None)
+    measurer = Measurer(model, held_out, max_drop=cfg.max_drop, min_snr_db=cfg.min_snr_db, threads=cfg.threads,
+                        quick_images=cfg.quick_images, seed=cfg.seed, timing=cfg.timing)
+    deadline = None if cfg.budget is None else start + cfg.budget
+    objective = Objective(builder, measurer, strategy.space, cfg.limits(early_stop=strategy.early_stop),
+                          None if deadline is None else deadline - cfg.reserve)
+    objective.learn(records(study))
+    return _Run(cfg, model, strategy, study, builder, objective, start, deadline, notes, machine,
+                len(held_out), len(calibration), storage, name)
+
+
+def _bar_total(run: _Run) -> int:
+    """Seconds of the budget, or the grid's points (a bar per unit)."""
+    budget = run.config.budget
+    return int(budget) if budget is not None else len(run.strategy.seed_points()) + 1
+
+
+def _trials(run: _Run, bar: Any) -> None:
+    """Enqueue the strategy's first points, then run trials until it is done or the
+    budget for trials ends."""
+    done = {r.label for r in records(run.study) if r.state == "complete"}
+    queued = 0
+    for p, origin in run.strategy.seed_points():
+        if p.label not in done:
+            run.study.enqueue_trial(p.params(), user_attrs={"origin": origin, "point": p.to_dict()},
+                                    skip_if_exists=True)
+            queued += 1
+    ev = run.objective
+    remaining = None if ev.trials_end is None else ev.trials_end - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        return
+    bar.describe("hand-picked choices")
+    # An exhaustive strategy runs exactly its points; a sampled one until the budget ends.
+    run.study.optimize(ev, n_trials=queued if run.strategy.exhaustive else None, timeout=remaining,
+                       callbacks=[_on_trial(run, bar)], catch=(TrialFailed,), gc_after_trial=False)
+
+
+def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
+    ev = run.objective
+
+    def on_trial(study: Any, trial: Any) -> None:
+        if run.config.budget is not None:
+            bar.to(time.monotonic() - run.start)
+        else:
+            bar.advance()
+        best = ev.best
+        if best is not None:
+            bar.describe(f"trial {trial.number + 1}; best {best.label} {best.per_image_ms:.2f} ms "
+                         f"(drop {best.drop:.1f})")
+        if ev.trials_end is not None and time.monotonic() >= ev.trials_end - ev.eval_cost:
+            study.stop()
+        elif ev.idle >= MAX_IDLE:
+            # A small space is exhausted, the sampler has settled, or nothing new fits
+            # in the time left: more trials would measure nothing.
+            run.notes.append(f"stopped early: {MAX_IDLE} proposals in a row were points already measured "
+                             f"or too slow to build in the time left")
+            study.stop()
+
+    return on_trial
+
+
+def _time_left(run: _Run) -> bool:
+    return run.deadline is None or time.monotonic() < run.deadline - run.config.reserve / 2
+
+
+def _run_one(run: _Run, point: Point, origin: str, bar: Any) -> None:
+    """Measure one point as a trial of the study (the fallback's)."""
+    run.study.enqueue_trial(point.params(), user_attrs={"origin": origin, "point": point.to_dict()})
+    if run.deadline is not None:
+        run.objective.trials_end = run.deadline - run.config.reserve / 2
+    run.study.optimize(run.objective, n_trials=1, callbacks=[_on_trial(run, bar)], catch=(TrialFailed,))
+
+
+def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
+    cfg, space = run.config, run.strategy.space
+    recs = records(run.study)
+    base_point = Point(backend="ort" if "ort" in space.backends else space.backends[0],
+                       threads=cfg.threads, batch=cfg.batch)
+    note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""
+    choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note)
+    feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
+    objectives = [[r.per_image_ms, r.drop] + ([float(r.size_bytes)] if cfg.size_objective else [])
+                  for r in feasible]
+    m = run.objective.measurer
+    return OptimizeResult(
+        config=cfg, strategy=run.strategy.name, space=space, model=run.model, trials=recs,
+        winner=choice.winner, winner_model=choice.winner_model, hand_picked_best=choice.hand_picked_best,
+        baseline=choice.baseline, pareto=pareto_front(feasible, objectives), confirm_ms=choice.confirm_ms,
+        speedup_vs_hand_picked=choice.speedup_vs_hand_picked, speedup_vs_baseline=choice.speedup_vs_baseline,
+        original_accuracy=m.original_accuracy, quality_metric=m.metric, n_eval=run.n_eval,
+        n_calibration=run.n_calibration, study_name=run.study_name, storage=run.storage or "memory",
+        elapsed_s=time.monotonic() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),
+        machine=run.machine, isa=int8_dot_product(run.machine.get("flags", [])), notes=run.notes + choice.notes,
+    )
+
+
+def _float_layers(run: _Run, recs: list[TrialRecord]) -> dict[str, list[str]]:
+    """{label: node names kept in float} of every complete mixed-precision trial."""
+    out = {}
+    for r in recs:
+        if r.state == "complete" and r.point.float_layers:
+            try:
+                out[r.label] = list(run.builder.ranking(r.point.recipe)[:r.point.float_layers])
+            except EdgeoptError:
+                pass
+    return out

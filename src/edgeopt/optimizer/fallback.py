@@ -1,0 +1,90 @@
+"""Accuracy-aware fallback: keep the worst int8 layers in float when int8 would win but
+breaks the quality budget.
+
+As NNCF's ``quantize_with_accuracy_control`` and ONNX Runtime's ``qdq_loss_debug``
+suggest: for each int8 trial that was faster than the best feasible trial but over the
+quality budget (fastest first), the layers with the worst measured int8 error
+(:mod:`edgeopt.passes.diagnostics.quant_error`) are kept in float, 1, 2, 4, ... at a time
+(the space's ``float_layers`` steps), and each is measured like any other trial, until one
+fits the budget or stops being faster. When the float model of the same recipe already
+breaks the budget, int8 is not the cause and nothing is tried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from .space import MIXED, Point, SearchSpace
+from .study import TrialRecord, best
+
+
+def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], None], space: SearchSpace, *,
+             max_drop: float, time_left: Callable[[], bool]) -> list[str]:
+    """Run the fallback and return its log, one line per decision.
+
+    Args:
+        records: the study's trials so far (called again after each run).
+        run: measures one point as a "fallback" trial of the study.
+        space: its ``float_layers`` are the steps tried (0 excluded).
+        max_drop: the quality budget.
+        time_left: False once the budget for the fallback is spent.
+    """
+    log: list[str] = []
+    recs = records()
+    fastest = best(recs)
+    steps = sorted(k for k in space.float_layers if k > 0)
+    culprits = sorted((r for r in recs if r.state == "complete" and not r.feasible
+                       and r.point.precision in MIXED and r.point.float_layers == 0
+                       and (r.drop or 0) > max_drop
+                       and (fastest is None or r.per_image_ms < fastest.per_image_ms)),
+                      key=lambda r: r.per_image_ms)
+    tried = set()
+    for r in culprits:
+        if r.point.model_key in tried:
+            continue
+        tried.add(r.point.model_key)
+        floats = [x for x in recs if x.state == "complete" and x.point.precision == "fp32"
+                  and (x.point.prune, x.point.prune_scope) == (r.point.prune, r.point.prune_scope)]
+        if floats and min(x.drop for x in floats) > max_drop:
+            log.append(f"{r.label}: drop {r.drop:.2f} points, but its fp32 version already drops "
+                       f"{min(x.drop for x in floats):.2f}: int8 is not the cause, no fallback")
+            continue
+        log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {r.drop:.2f} points > "
+                   f"{max_drop:g}: keeping its worst int8 layers in float")
+        if _steps(r, steps, records, run, fastest, log, time_left):
+            return log
+        fastest = best(records())
+    if culprits and not steps:
+        log.append("the space allows no layers in float (float_layers): no fallback")
+    elif not log:
+        log.append("not needed: no int8 trial was both faster than the best feasible one and over "
+                   "the quality budget")
+    return log
+
+
+def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRecord]],
+           run: Callable[[Point], None], fastest: TrialRecord | None, log: list[str],
+           time_left: Callable[[], bool]) -> bool:
+    """Try ``r`` with 1, 2, 4, ... layers in float; True when the budget ran out."""
+    for k in steps:
+        if not time_left():
+            log.append("  stopped: the budget ran out")
+            return True
+        p = dataclasses.replace(r.point, float_layers=k)
+        if p.label not in {x.label for x in records()}:
+            run(p)
+        rec = {x.label: x for x in records()}.get(p.label)
+        if rec is None or rec.state != "complete":
+            log.append(f"  {k} in float: {rec.state if rec else 'not run'} ({rec.reason if rec else ''})")
+            if rec is not None and rec.reason.startswith("out of budget"):
+                return True
+            continue
+        log.append(f"  {k} in float: drop {rec.drop:.2f} points, {rec.per_image_ms:.2f} ms"
+                   + (" -> within budget" if rec.feasible else ""))
+        if rec.feasible:
+            break
+        if fastest is not None and rec.per_image_ms >= fastest.per_image_ms:
+            log.append("  no longer faster than the best feasible trial: stopping")
+            break
+    return False

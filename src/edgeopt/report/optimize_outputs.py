@@ -1,0 +1,52 @@
+"""Write what ``optimize`` found (grid or search), all or nothing: the chosen model,
+deploy.json, candidates.json (every trial and the choice), pareto.json (the front), the
+latency-vs-quality plot and the report as Markdown and HTML.
+
+Everything is written into a staging folder inside the output folder and moved into place
+file by file with ``os.replace``, so an error half way leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .._util.atomic import write_staged
+from ..optimizer.result import OptimizeResult, deploy_record, summary
+from .optimize_report import render_html, render_markdown
+from .plots import plot_latency_vs_quality
+
+PLOT = "latency_vs_quality.png"
+
+
+def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, Path]:
+    """Write model.onnx, deploy.json, candidates.json, pareto.json, latency_vs_quality.png,
+    report.md and report.html into ``out`` (created if missing; each file replaced
+    atomically).
+
+    Returns:
+        {kind: path} of the files written.
+    """
+    full = summary(result)
+    front = {k: full[k] for k in ("model", "model_sha256", "objective", "quality_metric", "max_drop", "winner")}
+    front["pareto"] = full["pareto"]
+    deploy = deploy_record(result, "model.onnx")
+
+    def write(staging: Path) -> dict[str, Path]:
+        files = {"model": staging / "model.onnx", "deploy": staging / "deploy.json",
+                 "candidates": staging / "candidates.json", "pareto": staging / "pareto.json",
+                 "report_md": staging / "report.md", "report_html": staging / "report.html"}
+        result.winner_model.save(files["model"])
+        files["deploy"].write_text(json.dumps(deploy, indent=2, default=str))
+        files["candidates"].write_text(json.dumps(full, indent=2, default=str))
+        files["pareto"].write_text(json.dumps(front, indent=2, default=str))
+        plot = plot_latency_vs_quality(full, staging / PLOT)
+        if plot is not None:
+            files["plot"] = plot
+        name = None if plot is None else plot.name
+        files["report_md"].write_text(render_markdown(full, name))
+        files["report_html"].write_text(render_html(full, name))
+        return files
+
+    return write_staged(out, write)
