@@ -31,10 +31,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from .._util.errorline import error_line
+from .._util.progress import progress_bar
 from ..backends import registry
-from ..errors import EdgeoptError
-from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
+from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
+from ..data.images import demo_orientation_set
+from ..errors import EdgeoptError
+from ..load import load_model
+from ..optimizer.variants import build_variants, needs_calibration
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -50,23 +55,38 @@ conv kernel torch really ran), recorded per session when the backend exposes the
 
 @dataclass(frozen=True)
 class Variant:
-    """A precision of the suite's models: passes applied to each, and where it runs.
+    """A precision of the suite's models: a recipe built on each, and where it runs.
 
     Attributes:
-        name: "fp32", "int8", ...
-        passes: edgeopt pass names applied in order (calibration images are the
+        name: the name in the suite's tables ("fp32", "int8", ...).
+        recipe: the recipe's name in the optimizer's vocabulary
+            (:func:`edgeopt.optimizer.recipes.parse_recipe`; calibration images are the
             built-in demo photos and scans).
         backends: backends this variant runs on (None: the suite's); int8 graphs have
             no PyTorch module, so they run on ONNX runtimes only.
     """
 
     name: str
-    passes: tuple[str, ...] = ()
+    recipe: str = "fp32"
     backends: tuple[str, ...] | None = None
 
 
 FP32 = Variant("fp32")
-INT8 = Variant("int8", ("cleanup", "int8-static"), ("ort", "openvino"))
+INT8 = Variant("int8", "int8-ort", ("ort", "openvino"))
+
+
+# suite.json files written before variants named recipes listed their passes instead.
+_RECIPE_OF_PASSES = {(): "fp32", ("cleanup", "int8-static"): "int8-ort"}
+
+
+def _recipe_of(variant: dict[str, Any]) -> str:
+    if "recipe" in variant:
+        return variant["recipe"]
+    passes = tuple(variant["passes"])
+    if passes not in _RECIPE_OF_PASSES:
+        raise EdgeoptError(f"suite.json variant {variant['name']!r} applies passes {list(passes)} that no "
+                           f"recipe names: re-run the suite")
+    return _RECIPE_OF_PASSES[passes]
 
 
 @dataclass(frozen=True)
@@ -201,7 +221,7 @@ class SuiteRun:
         try:
             meta = doc["meta"]
             spec_d = dict(meta["suite"])
-            spec_d["variants"] = tuple(Variant(v["name"], tuple(v["passes"]),
+            spec_d["variants"] = tuple(Variant(v["name"], _recipe_of(v),
                                                None if v["backends"] is None else tuple(v["backends"]))
                                        for v in spec_d["variants"])
             for key in ("models", "threads", "batches"):
@@ -242,9 +262,6 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     Raises:
         EdgeoptError: a non-positive budget, or no backend of the suite is usable here.
     """
-    from ..load import load_model
-    from .._util.progress import progress_bar
-
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
     load = load or load_model
@@ -294,18 +311,16 @@ def _why_not(backend: str) -> str | None:
 
 def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -> "Model | str":
     """The model of ``variant``, or why it could not be built (a one-line error)."""
-    from ..data.images import demo_orientation_set
-    from ..passes.base import run_pass
-
     try:
         model = load(ref)
-        if variant.passes:
+        if variant.recipe == "fp32":
+            return model
+        calibration = None
+        if needs_calibration([variant.recipe]):
             calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
-            for name in variant.passes:
-                model = run_pass(name, model, None, calibration=calibration)
-        return model
+        return build_variants(model, [variant.recipe], calibration)[variant.recipe]
     except EdgeoptError as e:
-        return f"{ref} {variant.name}: {str(e).splitlines()[0]}"
+        return f"{ref} {variant.name}: {error_line(e, with_type=False, limit=10_000)}"
 
 
 def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str, threads: int,
@@ -340,9 +355,6 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
 def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, threads: int, budget_s: float,
                  machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
-    from ..load import load_model
-    from .._util.progress import progress_bar
-
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
     deadline = time.perf_counter() + budget_s
     model = _variant_model(load_model, ref, variant)
