@@ -19,6 +19,7 @@ from rich.table import Table
 
 import edgeopt
 
+from ._util.options import csv_floats, csv_ints, csv_items, parse_duration, parse_size
 from .errors import EdgeoptError
 
 app = typer.Typer(
@@ -81,30 +82,6 @@ def _with_preprocess(m, mean: str | None, std: str | None, channels: str | None,
 def _refuse_overwrite(out_file: Path, m) -> None:
     if out_file.resolve() == Path(m.source).resolve():
         raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
-
-
-def _csv_ints(text: str, what: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        vals = []
-    if not vals or any(v <= 0 for v in vals):
-        raise EdgeoptError(f"bad {what} {text!r}: give positive integers separated by commas, e.g. 1,2,4")
-    return vals
-
-
-def _csv_floats(text: str, what: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        vals = []
-    if not vals or any(not 0 < v < 1 for v in vals):
-        raise EdgeoptError(f"bad {what} {text!r}: give fractions between 0 and 1 separated by commas, e.g. 0.3,0.5")
-    return vals
-
-
-def _csv(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 @app.callback()
@@ -183,12 +160,12 @@ def bench(
 
     from .backends import registry
 
-    backend_list = _csv(backend)
+    backend_list = csv_items(backend)
     for name in backend_list:
         registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
-    results = edgeopt.sweep(m, backend_list, _csv_ints(batch, "--batch"),
-                            _csv_ints(threads, "--threads"), budget_s=budget)
+    results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
+                            csv_ints(threads, "--threads"), budget_s=budget)
     print_bench(results, out)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(results, out_dir / "bench.json")
@@ -215,7 +192,7 @@ def apply_cmd(
         m = _with_preprocess(m, mean, std, channels, resize_short)
     _refuse_overwrite(out_file, m)
     calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
-    result = edgeopt.apply_passes(m, _csv(passes), calibration=calib)
+    result = edgeopt.apply_passes(m, csv_items(passes), calibration=calib)
     result.save(out_file)
     out.print(f"wrote {out_file} ({result.size_bytes:,} bytes, was {m.size_bytes:,}); passes: {', '.join(result.passes)}")
 
@@ -369,7 +346,7 @@ def optimize_cmd(
         raise EdgeoptError(f"--max-drop {max_drop} is outside 0..100 percentage points")
     from .backends import registry
 
-    backend_list = tuple(_csv(backends))
+    backend_list = tuple(csv_items(backends))
     for name in backend_list:
         registry.require(name)
     if model is None:
@@ -388,11 +365,10 @@ def optimize_cmd(
         calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
     if seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
-    targets = tuple(_csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
     if search:
-        from .cli_search import parse_duration, parse_size
         from .optimizer.search import SearchConfig, default_space
 
         if workers < 1 or max_batch < 1:
@@ -457,7 +433,6 @@ def suite_cmd(
     """Reproduce a seed benchmark study on this machine within a time budget."""
     from . import store
     from .suites.run import get_suite, run_suite
-    from .cli_search import parse_duration
     from .report.suite_report import write_suite_outputs
 
     spec = get_suite(name)

@@ -26,7 +26,7 @@ from .analysis.dataflow import (
     ModelPlan,
     plan_model,
 )
-from .cli_search import parse_size
+from ._util.options import parse_size
 from .errors import EdgeoptError
 from ._util.atomic import atomic_write_bytes
 

@@ -54,7 +54,7 @@ def command(
         ops_per_weight_byte,
         seed_claims,
     )
-    from .cli_search import parse_size
+    from ._util.options import parse_size
 
     if batch < 1:
         raise EdgeoptError(f"--batch {batch} is not a positive integer: pass 1 or more")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .analysis.device import DeviceProfile
+from ._util.options import csv_ints
 from .errors import EdgeoptError
 
 
@@ -67,10 +68,7 @@ def command(
         return
     counts = None
     if threads is not None:
-        # Imported at call time: cli.py imports this module to register the command.
-        from .cli import _csv_ints
-
-        counts = _csv_ints(threads, "--threads")
+        counts = csv_ints(threads, "--threads")
     profile = machine_model.measure_device(threads=counts, quick=quick, progress=True)
     print_device(profile, console)
     path = save_profile(profile, out if out is not None else machine_model.default_path())
