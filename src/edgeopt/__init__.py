@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import EdgeoptError
 from .model import InputSpec, Model
-from .load import load_model
+from .load import load_model, with_preprocess
 from .preprocess import Preprocess
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = [
-    "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "profile", "benchmark",
+    "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "with_preprocess", "profile", "benchmark",
     "sweep", "apply_passes", "load_images", "demo_images", "optimize", "prune", "__version__",
 ]
 

@@ -21,6 +21,7 @@ import edgeopt
 
 from ._util.options import csv_floats, csv_ints, csv_items, parse_duration, parse_size
 from .errors import EdgeoptError
+from .load import with_preprocess
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,42 +42,10 @@ ResizeShortOpt = typer.Option(None, "--resize-short", help="Resize the short sid
 
 def _with_preprocess(m, mean: str | None, std: str | None, channels: str | None,
                      resize_short: int | None):
-    """The model with its preprocessing set from the options (zoo defaults otherwise).
-
-    A model with no preprocessing and no options gets a plain guess (resize to the
-    input size, scale to [0, 1]) and a warning, so quality checks can still run.
-    """
-    import dataclasses
-
-    from .preprocess import default_for_input, parse_floats
-
-    given = any(v is not None for v in (mean, std, channels, resize_short))
-    if m.preprocess is None:
-        spec = m.inputs[0]
-        try:
-            base = default_for_input(spec.shape, spec.layout)
-        except ValueError as e:
-            raise EdgeoptError(f"{m.name}: {e}; edgeopt optimizes image models (NCHW/NHWC, 1 or 3 channels)") from None
-        if not given:
-            typer.echo(f"edgeopt: warning: {m.name} carries no preprocessing; using resize to "
-                       f"{base.size[0]}x{base.size[1]}, scale 1/255, {base.channels}: set --mean/--std/"
-                       f"--channels/--resize-short to match how it was trained", err=True)
-    else:
-        base = m.preprocess
-    changes: dict = {}
-    try:
-        if mean is not None:
-            changes["mean"] = parse_floats(mean, "--mean")
-        if std is not None:
-            changes["std"] = parse_floats(std, "--std")
-        if channels is not None:
-            changes["channels"] = channels.upper()
-        if resize_short is not None:
-            changes["resize_short"] = resize_short
-        pre = dataclasses.replace(base, **changes)
-    except ValueError as e:
-        raise EdgeoptError(str(e)) from None
-    return dataclasses.replace(m, preprocess=pre)
+    m, warning = with_preprocess(m, mean=mean, std=std, channels=channels, resize_short=resize_short)
+    if warning:
+        typer.echo(f"edgeopt: warning: {warning}", err=True)
+    return m
 
 
 def _refuse_overwrite(out_file: Path, m) -> None:
