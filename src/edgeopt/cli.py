@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -208,27 +207,14 @@ def prune_cmd(
         plot_sensitivity(sens, stem.with_name(stem.name + "_sensitivity.png"))
     print_prune(report, out)
     if recover > 0:
-        pruned = _recover(m, pruned, calib, seconds=recover, lr=lr)
+        pruned, result = edgeopt.recover(m, pruned, calib, seconds=recover, lr=lr)
+        out.print(f"distillation: top-1 agreement with the original on held-out images "
+                  f"{result.agreement_before:.1f}% -> {result.agreement_after:.1f}% "
+                  f"({len(result.history)} epochs, stopped: {result.stopped_because})")
     if report.utilization:
         plot_utilization_histograms(report.utilization, stem.with_name(stem.name + "_utilization.png"))
     pruned.save(out_file)
     out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})")
-
-
-def _recover(original, pruned, images, *, seconds: float, lr: float):
-    """Distill ``original`` into ``pruned`` on ``images`` and print how far agreement came back."""
-    import numpy as np
-
-    from .passes.distill import DistillConfig, distill_model
-
-    labels = None if images.labels is None else np.asarray(images.labels)
-    recovered, result = distill_model(
-        pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
-        images.tensor(original.preprocess), teacher=original, labels=labels)
-    out.print(f"distillation: top-1 agreement with the original on held-out images "
-              f"{result.agreement_before:.1f}% -> {result.agreement_after:.1f}% "
-              f"({len(result.history)} epochs, stopped: {result.stopped_because})")
-    return recovered
 
 
 @app.command("compress-size")
@@ -246,25 +232,21 @@ def compress_size_cmd(
     restored: Optional[Path] = typer.Option(None, help="Also write the restored dense ONNX model here."),
 ) -> None:
     """Deep Compression (Han et al. 2016) for storage: pruning, k-means weight sharing, Huffman coding."""
-    from .passes.deep_compression import DeepCompressionConfig, compress
+    from .passes.deep_compression import DeepCompressionConfig
 
     m = edgeopt.load_model(model, shape=shape)
     if finetune and images is None:
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
     config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
                                    conv_bits=conv_bits, fc_bits=fc_bits, finetune=finetune)
-    calib = labels = None
+    imageset = None
     if images is not None:
         m = _with_preprocess(m, None, None, None, None)
         imageset = edgeopt.load_images(str(images), labels=m.labels)
-        calib = imageset.tensor(m.preprocess)
-        labels = None if imageset.labels is None else np.asarray(imageset.labels)
-    report = compress(m, config, calib, labels)
+    report = edgeopt.deep_compress(m, config=config, images=imageset)
     report.save_archive(out_file)
     if restored is not None:
-        import dataclasses
-
-        dataclasses.replace(m, proto=report.restored_proto(), torch_module=None).save(restored)
+        edgeopt.restore_compressed(m, report).save(restored)
     print(report.summary())
     out.print(f"wrote {out_file} ({report.archive_bytes:,} bytes, {report.ratio:.1f}x smaller than the ONNX file)"
               + (f" and {restored}" if restored else ""))
