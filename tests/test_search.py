@@ -10,7 +10,7 @@ import pytest
 
 from edgeopt.bench.isa import int8_dot_product, int8_warning
 from edgeopt._util.options import parse_duration, parse_size
-from edgeopt.cli_search import worker_command
+from edgeopt.optimizer.workers import worker_command
 from edgeopt.errors import EdgeoptError
 from edgeopt.optimizer import search as search_mod
 from edgeopt.optimizer.pareto import dominates, pareto_front

@@ -346,26 +346,23 @@ def optimize_cmd(
 
 def _run_search(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
     """optimize --search: run (and with --workers, share) the study, then write the outputs."""
-    import time
-
-    from .cli_search import print_search, start_workers, wait_workers
+    from .cli_search import print_search
+    from .optimizer.workers import WorkerPool
     from .optimizer.search import search
     from .optimizer.search_output import write_search_outputs
 
-    procs: list = []
-    t0 = time.monotonic()
+    pool = WorkerPool(cfg.budget_s, cfg.reserve, out_dir / "workers")
 
     def on_ready() -> None:
         if workers > 1:
-            out.print(f"starting {workers - 1} more worker(s); logs in {out_dir / 'workers'}")
-            procs.extend(start_workers(workers - 1, sys.argv[1:], cfg.budget_s - (time.monotonic() - t0) - cfg.reserve,
-                                       out_dir / "workers"))
+            out.print(f"starting {workers - 1} more worker(s); logs in {pool.log_dir}")
+            pool.start(workers - 1, sys.argv[1:])
 
     try:
         result = search(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
-                        on_ready=on_ready, on_trials_done=lambda: wait_workers(procs, t0 + cfg.budget_s - cfg.reserve / 2))
+                        on_ready=on_ready, on_trials_done=pool.wait_trials)
     finally:
-        wait_workers(procs, time.monotonic())  # after an error: stop them now
+        pool.stop()  # after an error: stop them now
     if result is None:  # a worker: the main process chooses and writes
         return
     files = write_search_outputs(result, out_dir)

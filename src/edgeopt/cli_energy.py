@@ -8,7 +8,6 @@ for with ``--compare`` (int8 static quantization, fp16, channel pruning) and pri
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -19,14 +18,9 @@ from rich.table import Table
 from .errors import EdgeoptError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .analysis.energy import EnergyComparison, EnergyReport, EnergyTable
-    from .model import Model
 
 console = Console()
-_PRUNED = re.compile(r"^pruned(\d{1,2})$")
-_CALIBRATION_IMAGES = 16
 
 
 def command(
@@ -55,10 +49,11 @@ def command(
         seed_claims,
     )
     from ._util.options import parse_size
+    from .optimizer.energy_variants import build_variants, parse_variant_names
 
     if batch < 1:
         raise EdgeoptError(f"--batch {batch} is not a positive integer: pass 1 or more")
-    names = _variant_names(compare)
+    names = parse_variant_names(compare)
     energy_table = load_table(table) if table else EnergyTable()
     sram_bytes = parse_size(sram) if sram else None
     dev = None
@@ -95,55 +90,6 @@ def command(
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, json.dumps(data, indent=2).encode())
         console.print(f"wrote {out}")
-
-
-def _variant_names(compare: str) -> list[str]:
-    names = [v.strip().lower() for v in compare.split(",") if v.strip()]
-    for name in names:
-        m = _PRUNED.match(name)
-        if name not in ("int8", "fp16") and not (m and 0 < int(m.group(1)) < 100):
-            raise EdgeoptError(f"unknown variant {name!r} in --compare: choose from int8, fp16, prunedNN "
-                               f"(NN% of the MACs removed, 1-99), e.g. int8,pruned50")
-    return list(dict.fromkeys(names))
-
-
-def build_variants(model: "Model", names: list[str]) -> dict[str, "Model"]:
-    """{"original": model, name: variant, ...} for names "int8", "fp16", "prunedNN".
-
-    int8 is ONNX Runtime static QDQ quantization and prunedNN is l1 channel pruning of NN%
-    of the MACs (:func:`edgeopt.passes.prune.prune_model`), both calibrated on the first
-    16 images of ``edgeopt.demo_images()[1]`` through the model's preprocessing.
-
-    Raises:
-        EdgeoptError: the model has no preprocessing (calibration needs it); PassError
-            when a pass cannot handle the model.
-    """
-    from .passes.base import run_pass
-    from .passes.prune import PruneConfig, prune_model
-
-    variants = {"original": model}
-    calibration = None
-    for name in names:
-        if name == "fp16":
-            variants[name] = run_pass("fp16", model)
-            continue
-        if calibration is None:
-            calibration = _calibration(model)
-        if name == "int8":
-            variants[name] = run_pass("int8-static", model, None, calibration=calibration)
-        else:
-            fraction = int(_PRUNED.match(name).group(1)) / 100
-            variants[name] = prune_model(model, PruneConfig(target_macs=fraction), calibration)[0]
-    return variants
-
-
-def _calibration(model: "Model") -> "np.ndarray":
-    import edgeopt
-
-    if model.preprocess is None:
-        raise EdgeoptError(f"{model.name} has no image preprocessing, needed to calibrate int8 and pruning: "
-                           f"use a zoo model or drop --compare")
-    return edgeopt.demo_images()[1].tensor(model.preprocess)[:_CALIBRATION_IMAGES]
 
 
 # -- output ---------------------------------------------------------------------------------------

@@ -1,57 +1,14 @@
-"""The ``optimize --search`` side of the CLI: worker processes, the summary.
+"""The ``optimize --search`` side of the CLI: the summary.
 
 Kept out of cli.py so the command module stays a thin list of commands.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-
-
-def worker_command(argv: Sequence[str], budget_s: float) -> list[str]:
-    """The command line of one extra worker: the same command, resuming the same study,
-    running trials only, with the time left as its budget (Click keeps an option's last
-    value, so appending overrides)."""
-    return [sys.executable, "-m", "edgeopt.cli", *argv, "--resume", "--trials-only",
-            "--budget", f"{max(1.0, budget_s):.0f}s"]
-
-
-def start_workers(n: int, argv: Sequence[str], budget_s: float, log_dir: Path) -> list[subprocess.Popen]:
-    """Start ``n`` worker processes on the study the caller just created.
-
-    Each worker's output goes to ``log_dir/worker-K.log``.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for k in range(n):
-        log = open(log_dir / f"worker-{k + 1}.log", "w")
-        procs.append(subprocess.Popen(worker_command(argv, budget_s), stdout=log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "EDGEOPT_WORKER": str(k + 1)}))
-    return procs
-
-
-def wait_workers(procs: list[subprocess.Popen], deadline: float) -> list[int]:
-    """Wait for the workers until ``deadline`` (monotonic seconds), then stop the rest.
-
-    Returns:
-        their exit codes (negative: killed).
-    """
-    codes = []
-    for p in procs:
-        try:
-            codes.append(p.wait(timeout=max(0.0, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            p.terminate()
-            codes.append(p.wait())
-    return codes
 
 
 def print_search(result: Any, console: Console) -> None:
