@@ -159,7 +159,7 @@ def recover(original: Model, pruned: Model, images: "ImageSet", *, seconds: floa
     if original.preprocess is None:
         raise EdgeoptError(f"{original.name} has no image preprocessing: set model.preprocess")
     return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
-                         images.tensor(original.preprocess), teacher=original, labels=images.label_array())
+                         images.tensor(original.preprocess), teacher=original, labels=images.label_array)
 
 
 def deep_compress(model: Model | str, *, config: "DeepCompressionConfig | None" = None,
@@ -188,7 +188,7 @@ def deep_compress(model: Model | str, *, config: "DeepCompressionConfig | None" 
     if images is not None:
         if model.preprocess is None:
             raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess")
-        tensor, labels = images.tensor(model.preprocess), images.label_array()
+        tensor, labels = images.tensor(model.preprocess), images.label_array
     return compress(model, config, tensor, labels)
 
 
