@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from _results import write_results
-from edgeopt.cli_search import parse_duration
+from edgeopt._util.options import parse_duration
 
 BUDGETS = {"seed-rpi": "10m", "seed-nnpack": "20m", "mobile": "10m"}
 

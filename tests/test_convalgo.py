@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import edgeopt
-from edgeopt import cli_convalgo
+from edgeopt.cli import convalgo as cli_convalgo
 from edgeopt.analysis.convalgo import (
     ALGORITHMS,
     ALL,
@@ -30,7 +30,7 @@ from edgeopt.analysis.convalgo.reference import (
     reference_conv,
     relative_error,
 )
-from edgeopt.cli_convalgo import command
+from edgeopt.cli.convalgo import command
 from edgeopt.errors import EdgeoptError, ShapeError
 from edgeopt.model import Model, fix_input_shapes
 

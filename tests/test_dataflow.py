@@ -27,7 +27,7 @@ from edgeopt.analysis.dataflow import (
     traffic,
 )
 from edgeopt.analysis.loopnest_sim import simulate
-from edgeopt.cli_dataflow import command
+from edgeopt.cli.dataflow import command
 from edgeopt.errors import EdgeoptError
 
 PERMS = list(itertools.permutations("mns"))

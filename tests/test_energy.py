@@ -203,7 +203,7 @@ def test_ops_per_weight_byte_grows_with_batch(seednet):
 
 # -- CLI ------------------------------------------------------------------------------------------------
 def _app():
-    from edgeopt.cli_energy import command
+    from edgeopt.cli.energy import command
 
     app = typer.Typer()
     app.command("energy")(command)
@@ -211,7 +211,7 @@ def _app():
 
 
 def test_cli_writes_the_report_and_compares_int8(tmp_path, monkeypatch):
-    import edgeopt.cli_energy as cli_energy
+    import edgeopt.cli.energy as cli_energy
 
     monkeypatch.setattr(cli_energy, "console", Console(width=220))
     table = tmp_path / "table.json"
@@ -234,7 +234,7 @@ def test_cli_writes_the_report_and_compares_int8(tmp_path, monkeypatch):
 
 
 def test_cli_reads_a_device_profile(tmp_path, monkeypatch):
-    import edgeopt.cli_energy as cli_energy
+    import edgeopt.cli.energy as cli_energy
 
     monkeypatch.setattr(cli_energy, "console", Console(width=220))
     dev = save_profile(BOX, tmp_path / "box.json")

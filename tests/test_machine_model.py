@@ -15,7 +15,7 @@ from edgeopt.bench.machine import measure as mm
 from edgeopt.analysis import device
 from edgeopt.analysis.device import DeviceProfile, load_profile, save_profile
 from edgeopt.bench.environment import machine_info, read_caches
-from edgeopt.cli_machine import command
+from edgeopt.cli.machine import command
 from edgeopt.errors import EdgeoptError
 
 # name -> (cores, GHz, fp32 FLOPs/cycle/core, peak DRAM GB/s, caches): the derivations in

@@ -10,7 +10,8 @@ import optuna
 import pytest
 
 from edgeopt.bench.isa import int8_dot_product, int8_warning
-from edgeopt.cli_search import parse_duration, parse_size, worker_command
+from edgeopt._util.options import parse_duration, parse_size
+from edgeopt.optimizer.workers import worker_command
 from edgeopt.errors import EdgeoptError
 from edgeopt.optimizer import engine
 from edgeopt.optimizer.config import OptimizeConfig

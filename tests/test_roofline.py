@@ -22,7 +22,7 @@ from edgeopt.analysis.roofline import (
     roofline,
     roofline_rows,
 )
-from edgeopt.cli_roofline import command
+from edgeopt.cli.roofline import command
 from edgeopt.errors import EdgeoptError
 from edgeopt.report.roofline_plot import plot_roofline
 

@@ -210,7 +210,7 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from edgeopt.cli_stream import command
+    from edgeopt.cli.stream import command
 
     app = typer.Typer()
     app.command("stream")(command)
@@ -238,7 +238,7 @@ def test_video_folder_and_camera_sources(tmp_path):
 
     from PIL import Image
 
-    from edgeopt.cli_stream import parse_source
+    from edgeopt.stream.run import parse_source
     from edgeopt.stream import ImageFolderSource, VideoFileSource
 
     frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(5)]
@@ -290,7 +290,7 @@ def test_cli_stream_runs_text_detection_on_an_image_folder(tmp_path):
     from skimage import data as skdata
     from typer.testing import CliRunner
 
-    from edgeopt.cli_stream import command
+    from edgeopt.cli.stream import command
 
     folder = tmp_path / "pages"
     folder.mkdir()

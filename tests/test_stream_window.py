@@ -207,7 +207,7 @@ def test_video_and_window_sinks_finish_together(display, tmp_path):
 # -- the OpenCV camera source ------------------------------------------------------------------
 def test_camera_source_reads_rgb_frames_with_timestamps(tmp_path):
     pytest.importorskip("cv2", reason="pip install opencv-python-headless")
-    from edgeopt.cli_stream import parse_source
+    from edgeopt.stream.run import parse_source
     from edgeopt.stream import CameraSource, SourceError
 
     frames = [np.zeros((48, 64, 3), np.uint8) for _ in range(4)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import EdgeoptError
 from .model import InputSpec, Model
-from .load import load_model
+from .load import load_model, with_preprocess
 from .preprocess import Preprocess
 
 if TYPE_CHECKING:
@@ -24,13 +24,16 @@ if TYPE_CHECKING:
     from .data.images import ImageSet
     from .optimizer.config import OptimizeConfig
     from .optimizer.result import OptimizeResult
+    from .passes.deep_compression import CompressionReport, DeepCompressionConfig
+    from .passes.distill import DistillResult
     from .passes.prune import PruneConfig, PruneReport
     from .passes.diagnostics.sensitivity import SensitivityResult
 
 __version__ = "0.1.0"
 __all__ = [
-    "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "profile", "benchmark",
-    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "prune", "__version__",
+    "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "with_preprocess", "profile", "benchmark",
+    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "prune", "recover", "deep_compress",
+    "restore_compressed", "__version__",
 ]
 
 
@@ -124,6 +127,79 @@ def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig |
         config = dataclasses.replace(config, sensitivity=max_safe_ratios(result, sensitivity_max_drop))
     pruned, report = prune_model(model, config, tensor)
     return pruned, report, result
+
+
+def recover(original: Model, pruned: Model, images: "ImageSet", *, seconds: float,
+            lr: float = 1e-4) -> tuple[Model, "DistillResult"]:
+    """Win back quality after pruning: distill ``original`` (the teacher) into ``pruned``.
+
+    Knowledge distillation (Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
+    Network", 2015) on ``images`` through the original's preprocessing, for ``seconds``
+    of wall time, keeping the epoch with the best held-out score; the images' labels,
+    when the set has them, add cross-entropy. No early stop at a target agreement.
+
+    Args:
+        original: the unpruned Model (its ``preprocess`` must be set).
+        pruned: the student, e.g. the first element of :func:`prune`'s result.
+        images: training images; a fifth is held out for the agreement.
+        seconds: training budget in seconds (> 0).
+        lr: AdamW learning rate: 1e-4 for pretrained networks, 1e-3 for small ones.
+
+    Returns:
+        (the distilled Model, its :class:`~edgeopt.passes.distill.DistillResult`:
+        ``agreement_before`` / ``agreement_after`` in % top-1 agreement with the
+        original on the held-out images, ``history`` one entry per epoch,
+        ``stopped_because``).
+
+    Raises:
+        EdgeoptError: ``original`` has no preprocessing; PassError, DataError: see
+            :func:`edgeopt.passes.distill.distill_model`.
+    """
+    from .passes.distill import DistillConfig, distill_model
+
+    if original.preprocess is None:
+        raise EdgeoptError(f"{original.name} has no image preprocessing: set model.preprocess")
+    return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
+                         images.tensor(original.preprocess), teacher=original, labels=images.label_array)
+
+
+def deep_compress(model: Model | str, *, config: "DeepCompressionConfig | None" = None,
+                  images: "ImageSet | None" = None) -> "CompressionReport":
+    """Deep Compression for storage (Han, Mao & Dally, ICLR 2016): magnitude pruning,
+    k-means weight sharing and Huffman coding of the Conv/Gemm/MatMul weights.
+
+    Args:
+        config: a :class:`~edgeopt.passes.deep_compression.DeepCompressionConfig`
+            (default: the paper's rates and bits).
+        images: images for ``config.finetune`` (through the model's preprocessing);
+            their labels, when the set has them, add cross-entropy to the distillation.
+
+    Returns:
+        the :class:`~edgeopt.passes.deep_compression.CompressionReport`: bytes after
+        each stage, ``ratio`` (ONNX file bytes / archive bytes), ``save_archive(path)``.
+
+    Raises:
+        EdgeoptError: images given for a model without preprocessing; PassError,
+            DataError: see :func:`edgeopt.passes.deep_compression.compress`.
+    """
+    from .passes.deep_compression import compress
+
+    model = load_model(model)
+    tensor = labels = None
+    if images is not None:
+        if model.preprocess is None:
+            raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess")
+        tensor, labels = images.tensor(model.preprocess), images.label_array
+    return compress(model, config, tensor, labels)
+
+
+def restore_compressed(model: Model, report: "CompressionReport") -> Model:
+    """The dense Model rebuilt from :func:`deep_compress`'s archive: ``model``'s inputs,
+    preprocessing, labels and provenance with each compressed weight replaced by its
+    pruned, codebook-quantized values (as large and as fast as ``model``)."""
+    import dataclasses
+
+    return dataclasses.replace(model, proto=report.restored_proto(), torch_module=None)
 
 
 def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet":

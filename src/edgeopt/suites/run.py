@@ -39,7 +39,7 @@ from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..data.images import demo_orientation_set
 from ..errors import EdgeoptError
 from ..load import load_model
-from ..optimizer.variants import build_variants, needs_calibration
+from ..optimizer.variants import build_variants
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -315,9 +315,7 @@ def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -
         model = load(ref)
         if variant.recipe == "fp32":
             return model
-        calibration = None
-        if needs_calibration([variant.recipe]):
-            calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
+        calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
         return build_variants(model, [variant.recipe], calibration)[variant.recipe]
     except EdgeoptError as e:
         return f"{ref} {variant.name}: {error_line(e, with_type=False, limit=10_000)}"

@@ -1,25 +1,15 @@
-"""``edgeopt convalgo MODEL``: convolution algorithms per conv layer (counts, memory, time).
-
-Registered by cli.py as ``app.command("convalgo")(command)``.
-"""
+"""Terminal rendering of ``edgeopt convalgo``: per conv layer the time, multiplications and
+extra memory of each convolution algorithm, the fastest, skip notes and the wins."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Sequence
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from .analysis.convalgo import ALL, LayerResult, analyze_model, parse_algorithms, wins
-from .errors import EdgeoptError
-from ._util.atomic import atomic_write_bytes
-from .load import load_model
-
-console = Console()
+from ..analysis.convalgo import LayerResult, wins
 
 
 def _mib(n: int) -> str:
@@ -73,30 +63,3 @@ def print_convalgo(layers: Sequence[LayerResult], algorithms: Sequence[str], tit
             totals.append(f"{a} {sum(ms):.2f} ms over {len(ms)} layers")
     if totals:
         out.print("total: " + "; ".join(totals))
-
-
-def command(
-    model: str = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`)."),
-    shape: Optional[List[str]] = typer.Option(None, "--shape", help="Fix an input shape: NAME=1x3x224x224 (repeatable)."),
-    algorithms: str = typer.Option(",".join(ALL), help="Algorithms, comma-separated: " + ", ".join(ALL) + "."),
-    batch: int = typer.Option(1, help="Batch size of the layer inputs."),
-    max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
-    repeats: int = typer.Option(3, help="Best of this many runs per algorithm and layer."),
-    threads: int = typer.Option(1, help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
-) -> None:
-    """Direct, im2col+GEMM, Winograd and FFT convolution per conv layer: multiplications, extra memory, measured time, fastest."""
-    names = parse_algorithms(algorithms)
-    m = load_model(model, shape=shape)
-    layers = analyze_model(m, batch=batch, algorithms=names, max_seconds=max_seconds, repeats=repeats,
-                           threads=threads)
-    if not layers:
-        raise EdgeoptError(f"{m.name} has no Conv layers: convalgo studies convolutions, pick a CNN")
-    print_convalgo(layers, names, f"{m.name}: convolution algorithms (batch {batch}, {threads} thread(s), NumPy)",
-                   console)
-    if out is not None:
-        data = {"model": m.name, "batch": batch, "threads": threads, "repeats": repeats, "algorithms": list(names),
-                "wins": wins(layers), "layers": [lay.to_dict() for lay in layers]}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, json.dumps(data, indent=2).encode())
-        console.print(f"wrote {out}")

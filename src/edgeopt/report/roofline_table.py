@@ -1,60 +1,18 @@
-"""``edgeopt roofline MODEL``: per-layer roofline with measured times (registered by cli.py)."""
+"""Terminal rendering of a per-layer roofline (``edgeopt roofline``): the layer table
+(intensity, attainable and achieved GFLOP/s, % of roof, bound; with cache-aware roofs the
+level columns), the roofs, the whole-model totals and the memory-bound summary."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Optional
-
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import EdgeoptError
-
-if TYPE_CHECKING:
-    from .analysis.roofline import Roofline
-
-console = Console()
-WARMUP = 5
+from ..analysis.roofline import Roofline
+from .roofline_plot import short_name
 
 
-def command(
-    model: str = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`)."),
-    backend: str = typer.Option("ort", help="ort (ONNX Runtime profiling) or openvino (performance counters, best effort)."),
-    device: Optional[str] = typer.Option(None, help="Device profile: a JSON file from `edgeopt machine --out`, or a builtin (raspberry-pi-4, jetson-nano-cpu, ...); default: this machine's (measured quickly on first use)."),
-    threads: int = typer.Option(2, help="Intra-op threads; the compute roof is the peak at this thread count."),
-    batch: int = typer.Option(1, help="Batch size the layers are counted and timed at."),
-    runs: int = typer.Option(20, help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json and roofline.png (none: print only)."),
-) -> None:
-    """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
-    import edgeopt
-
-    from .bench.machine.measure import resolve_device
-    from .analysis.roofline import roofline
-    from ._util.atomic import atomic_write_bytes
-    from .report.roofline_plot import plot_roofline
-
-    if out is not None and out.exists() and not out.is_dir():
-        raise EdgeoptError(f"--out {out} is a file: give a folder for roofline.json and roofline.png")
-    # None: this machine's saved profile (measured quickly on first use); else a builtin
-    # name ("raspberry-pi-4") or a JSON file.
-    dev = resolve_device(device)
-    roof = roofline(edgeopt.load_model(model), dev, backend=backend, threads=threads, batch=batch, runs=runs,
-                    warmup=WARMUP)
-    print_roofline(roof, console)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "roofline.json", json.dumps(roof.to_dict(), indent=2).encode())
-        plot_roofline(roof, out / "roofline.png")
-        console.print(f"wrote {out / 'roofline.json'}, {out / 'roofline.png'}")
-
-
-def print_roofline(roof: "Roofline", out: Console) -> None:
+def print_roofline(roof: Roofline, out: Console) -> None:
     """The per-layer table, then the whole-model totals and the memory-bound summary."""
-    from .report.roofline_plot import short_name
-
     cache_aware = bool(roof.memory_roofs_gbs)
     columns = ["layer", "op", "MMACs", "AI F/B", "roof GF/s", "ms", "GF/s", "% roof", "bound"]
     if cache_aware:

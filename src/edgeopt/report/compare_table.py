@@ -1,4 +1,4 @@
-"""Terminal output of ``edgeopt suite``, ``edgeopt compare`` and ``edgeopt history``."""
+"""Terminal rendering of ``edgeopt compare``: two benchmark runs side by side with the noise."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from .bench.compare import CellComparison
-from .store import RunInfo
+from ..bench.compare import CellComparison
 
 _VERDICT_STYLE = {"B faster": "green", "B slower": "red", "within noise": "dim"}
 
@@ -37,11 +36,3 @@ def print_compare(rows: Sequence[CellComparison], a_name: str, b_name: str, cons
     for r in rows:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
-
-
-def print_history(runs: Sequence[RunInfo], path: str, console: Console) -> None:
-    """One row per stored run (use its id as ``history:ID``)."""
-    table = Table("id", "kind", "name", "started", "host", "cpu", "cells", title=f"results history {path}")
-    for r in runs:
-        table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, str(r.cells))
-    console.print(table)

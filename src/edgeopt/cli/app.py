@@ -1,0 +1,61 @@
+"""The ``edgeopt`` Typer app: the root ``--debug`` option, every command, and :func:`main`.
+
+Each command module parses its options, calls :mod:`edgeopt` and prints through
+:mod:`edgeopt.report`; heavy libraries are imported inside the commands, so ``edgeopt
+--help`` stays fast. Bad input raises an EdgeoptError, which :func:`main` turns into one
+line on stderr and exit status 2 (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import EdgeoptError
+from . import bench, compress, convalgo, dataflow, energy, machine, models, optimize, roofline, stream
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="edgeopt: profile, compress, benchmark and choose the fastest CNN that stays right, on this CPU.",
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+# In the order `edgeopt --help` lists them.
+app.command("zoo")(models.zoo)
+app.command("info")(models.info)
+app.command("profile")(models.profile)
+app.command("bench")(bench.bench)
+app.command("apply")(compress.apply_cmd)
+app.command("prune")(compress.prune_cmd)
+app.command("compress-size")(compress.compress_size_cmd)
+app.command("optimize")(optimize.optimize_cmd)
+app.command("suite")(bench.suite)
+app.command("compare")(bench.compare)
+app.command("history")(bench.history)
+app.command("machine")(machine.command)
+app.command("roofline")(roofline.command)
+app.command("energy")(energy.command)
+app.command("dataflow")(dataflow.command)
+app.command("convalgo")(convalgo.command)
+app.command("stream")(stream.command)
+
+
+def main() -> None:
+    """Console entry point: run the app; EdgeoptError -> one line on stderr, exit 2."""
+    try:
+        app()
+    except EdgeoptError as e:
+        if _state["debug"]:
+            raise
+        print(f"edgeopt: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("edgeopt: interrupted", file=sys.stderr)
+        sys.exit(130)

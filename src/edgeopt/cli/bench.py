@@ -1,0 +1,96 @@
+"""``edgeopt bench``, ``suite``, ``compare`` and ``history``: timing runs and their history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+import edgeopt
+
+from .._util.options import csv_ints, csv_items, parse_duration
+from ..errors import EdgeoptError
+from .options import ModelArg, ShapeOpt
+
+out = Console()
+
+
+def bench(
+    model: str = ModelArg,
+    shape: Optional[List[str]] = ShapeOpt,
+    backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
+    batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
+    threads: str = typer.Option("2", help="Thread counts, comma-separated."),
+    budget: float = typer.Option(120.0, help="Total time budget of the sweep in seconds."),
+    out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
+) -> None:
+    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles)."""
+    from ..backends import registry
+    from ..report.bench_output import write_bench_outputs
+    from ..report.bench_table import print_bench
+
+    backend_list = csv_items(backend)
+    for name in backend_list:
+        registry.require(name)
+    m = edgeopt.load_model(model, shape=shape)
+    results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
+                            csv_ints(threads, "--threads"), budget_s=budget)
+    print_bench(results, out)
+    json_path, csv_path, plots = write_bench_outputs(results, out_dir)
+    out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+
+
+def suite(
+    name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
+    budget: str = typer.Option("10m", help="Total wall time, e.g. 600, 10m, 1h (loading and compiling included)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
+    history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
+) -> None:
+    """Reproduce a seed benchmark study on this machine within a time budget."""
+    from .. import store
+    from ..report.suite_report import write_suite_outputs
+    from ..suites.run import get_suite, run_suite
+
+    spec = get_suite(name)
+    budget_s = parse_duration(budget)
+    run = run_suite(spec, budget_s=budget_s)
+    run_id = None
+    if not no_history:
+        run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,
+                                  meta=run.meta(), path=history)
+    files = write_suite_outputs(run, out_dir or Path(f"suite-{spec.name}"), history_id=run_id)
+    ran = sum(c.result.ok for c in run.cells)
+    out.print(f"{ran} of {len(run.cells)} cells measured in {run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
+              + (f"; history run {run_id}" if run_id else ""))
+    out.print("wrote " + ", ".join(str(p) for p in files))
+
+
+def compare(
+    a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
+    b: str = typer.Argument(..., help="Run B, the same way."),
+    history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
+    min_effect: float = typer.Option(0.05, help="Smallest relative difference called real (0.05 = 5%)."),
+) -> None:
+    """Side-by-side ratios of two benchmark runs, with the noise shown."""
+    from ..bench.compare import compare_results, load_results
+    from ..report.compare_table import print_compare
+
+    if not 0 <= min_effect < 1:
+        raise EdgeoptError(f"--min-effect {min_effect} is outside [0, 1): pass e.g. 0.05 for 5%")
+    a_name, a_cells = load_results(a, history=history)
+    b_name, b_cells = load_results(b, history=history)
+    print_compare(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name, out)
+
+
+def history(
+    history: Optional[Path] = typer.Option(None, help="Results history file."),
+) -> None:
+    """List the runs stored in the results history (compare them with history:ID)."""
+    from .. import store
+    from ..report.history_table import print_history
+
+    path = history or store.default_path()
+    print_history(store.list_runs(path), str(path), out)

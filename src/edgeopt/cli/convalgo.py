@@ -1,0 +1,44 @@
+"""``edgeopt convalgo MODEL``: convolution algorithms per conv layer (counts, memory, time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from ..analysis.convalgo import ALL, analyze_model, parse_algorithms, wins
+from ..errors import EdgeoptError
+from ..load import load_model
+from .options import ModelArg, ShapeOpt
+
+console = Console()
+
+
+def command(
+    model: str = ModelArg,
+    shape: Optional[List[str]] = ShapeOpt,
+    algorithms: str = typer.Option(",".join(ALL), help="Algorithms, comma-separated: " + ", ".join(ALL) + "."),
+    batch: int = typer.Option(1, help="Batch size of the layer inputs."),
+    max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
+    repeats: int = typer.Option(3, help="Best of this many runs per algorithm and layer."),
+    threads: int = typer.Option(1, help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
+) -> None:
+    """Direct, im2col+GEMM, Winograd and FFT convolution per conv layer: multiplications, extra memory, measured time, fastest."""
+    from ..report.convalgo_table import print_convalgo
+    from ..report.json_file import write_json
+
+    names = parse_algorithms(algorithms)
+    m = load_model(model, shape=shape)
+    layers = analyze_model(m, batch=batch, algorithms=names, max_seconds=max_seconds, repeats=repeats,
+                           threads=threads)
+    if not layers:
+        raise EdgeoptError(f"{m.name} has no Conv layers: convalgo studies convolutions, pick a CNN")
+    print_convalgo(layers, names, f"{m.name}: convolution algorithms (batch {batch}, {threads} thread(s), NumPy)",
+                   console)
+    if out is not None:
+        write_json(out, {"model": m.name, "batch": batch, "threads": threads, "repeats": repeats,
+                         "algorithms": list(names), "wins": wins(layers), "layers": [lay.to_dict() for lay in layers]})
+        console.print(f"wrote {out}")

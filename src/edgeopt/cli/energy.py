@@ -1,0 +1,77 @@
+"""``edgeopt energy MODEL``: per-layer memory traffic and energy, variants compared.
+
+The model is :mod:`edgeopt.analysis.energy`; the variants asked for with ``--compare``
+(int8 static quantization, fp16, channel pruning) come from
+:mod:`edgeopt.optimizer.variants`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+import edgeopt
+
+from .._util.options import parse_size
+from ..errors import EdgeoptError
+from .options import ModelArg
+
+console = Console()
+
+
+def command(
+    model: str = ModelArg,
+    device: Optional[str] = typer.Option(
+        None, "--device", help="Device profile: a builtin name (e.g. raspberry-pi-4) or a JSON file from "
+                               "`edgeopt machine --out`; default: this machine (unless --sram is given alone)."),
+    sram: Optional[str] = typer.Option(
+        None, "--sram", help="On-chip SRAM size, e.g. 256KiB; the traffic model then uses it instead of "
+                             "the last-level cache."),
+    compare: str = typer.Option(
+        "", "--compare", help="Variants to compare per layer, comma-separated: int8 (static QDQ), fp16, "
+                              "prunedNN (NN% of the MACs removed), e.g. int8,pruned50."),
+    batch: int = typer.Option(1, help="Batch size (MACs and activations scale with it, weights do not)."),
+    table: Optional[Path] = typer.Option(
+        None, "--table", help="JSON file overriding energy-table entries in pJ, e.g. {\"dram_read_pj\": 1300}."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the report as JSON to this file."),
+) -> None:
+    """Per-layer bytes, on-chip fit, DRAM traffic and energy (Horowitz 45 nm table); ops per weight byte."""
+    from ..analysis.energy import EnergyTable, compare_energy, load_table, ops_per_weight_byte, seed_claims
+    from ..bench.machine.measure import resolve_device
+    from ..optimizer.variants import build_variants, parse_variant_names
+    from ..report.energy_table import (
+        energy_json,
+        print_energy,
+        print_energy_comparison,
+        print_ops_per_weight_byte,
+        print_seed_claims,
+    )
+    from ..report.json_file import write_json
+
+    if batch < 1:
+        raise EdgeoptError(f"--batch {batch} is not a positive integer: pass 1 or more")
+    names = parse_variant_names(compare)
+    energy_table = load_table(table) if table else EnergyTable()
+    sram_bytes = parse_size(sram) if sram else None
+    dev = None
+    if device is not None or sram_bytes is None:
+        # With --sram alone the SRAM is the hierarchy: this machine is not profiled.
+        dev = resolve_device(device)
+    base = edgeopt.load_model(model)
+    variants = build_variants(base, names)
+    comparison = compare_energy(variants, dev, sram=sram_bytes, batch=batch, table=energy_table)
+    print_energy(next(iter(comparison.reports.values())), console)
+    ops = {"batch_1": ops_per_weight_byte(base, 1)}
+    if batch != 1:
+        ops[f"batch_{batch}"] = ops_per_weight_byte(base, batch)
+    print_ops_per_weight_byte(ops, energy_table, console)
+    claims = seed_claims(energy_table)
+    print_seed_claims(claims, console)
+    if len(variants) > 1:
+        print_energy_comparison(comparison, console)
+    if out:
+        write_json(out, energy_json(comparison, ops, claims))
+        console.print(f"wrote {out}")

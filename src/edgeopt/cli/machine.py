@@ -1,0 +1,42 @@
+"""``edgeopt machine``: measure this machine's roofs and save them as a device profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .._util.options import csv_ints
+from ..errors import EdgeoptError
+
+
+def command(
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to save the profile (JSON); default: the "
+                                       "cache file other commands read (~/.cache/edgeopt/device.json)."),
+    threads: Optional[str] = typer.Option(None, "--threads", help="Thread counts to measure, comma-separated "
+                                          "(default: 1 up to the CPUs this process may use)."),
+    quick: bool = typer.Option(False, "--quick", help="Smaller GEMMs and arrays, fewer runs: seconds instead "
+                               "of up to ~30 s, noisier."),
+    show: Optional[str] = typer.Option(None, "--show", help="Print a profile instead of measuring: a builtin "
+                                       "(raspberry-pi-3, raspberry-pi-4, raspberry-pi-5, jetson-nano-cpu) or a "
+                                       "JSON file."),
+) -> None:
+    """Measure this CPU: peak fp32/int8 GEMM per thread count, STREAM bandwidth, L2/L3/DRAM roofs, caches."""
+    from ..analysis.device import save_profile
+    from ..bench.machine import measure as machine_model
+    from ..report.device_table import print_device
+
+    console = Console()
+    if show is not None:
+        if out is not None or threads is not None or quick:
+            raise EdgeoptError("--show prints a saved profile and measures nothing: drop --out, --threads "
+                               "and --quick, or drop --show to measure")
+        print_device(machine_model.resolve_device(show), console)
+        return
+    counts = csv_ints(threads, "--threads") if threads is not None else None
+    profile = machine_model.measure_device(threads=counts, quick=quick, progress=True)
+    print_device(profile, console)
+    path = save_profile(profile, out if out is not None else machine_model.default_path())
+    console.print(f"saved {path}")

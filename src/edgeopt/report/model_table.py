@@ -1,0 +1,45 @@
+"""Terminal rendering of the zoo listing and of one model's description (``edgeopt zoo``,
+``edgeopt info``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from ..model import Model
+from ..zoo import ZooEntry
+
+
+def print_zoo(entries: Sequence[ZooEntry], console: Console) -> None:
+    """One row per zoo model: its ``zoo:NAME``, default input shape, task, whether the
+    weights are pretrained or seeded-random, and the description."""
+    table = Table("name", "input", "task", "weights", "description")
+    for e in entries:
+        table.add_row(f"zoo:{e.name}", "x".join(map(str, e.default_shape)), e.task,
+                      "pretrained" if e.pretrained else "random (seeded)", e.description)
+    console.print(table)
+
+
+def print_info(m: Model, console: Console) -> None:
+    """Provenance (source, sha256, size in bytes, passes), opsets and producer, the input
+    specs, outputs, labels (first 10), preprocessing, then a table of op counts."""
+    console.print(f"[bold]{m.source}[/bold]  sha256 {m.source_sha256 or m.sha256}")
+    console.print(f"size: {m.size_bytes:,} bytes; task: {m.task}; passes: {', '.join(m.passes) or 'none'}")
+    console.print("opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
+                  + f"; producer: {m.proto.producer_name} {m.proto.producer_version}")
+    for s in m.inputs:
+        console.print(f"input  {s.name}: {'x'.join(map(str, s.shape))} {s.dtype} {s.layout} (batch dim symbolic)")
+    for o in m.output_names:
+        console.print(f"output {o}")
+    if m.labels:
+        shown = ", ".join(m.labels[:10]) + (" ..." if len(m.labels) > 10 else "")
+        console.print(f"labels ({len(m.labels)}): {shown}")
+    if m.preprocess:
+        console.print(f"preprocess: {m.preprocess.to_dict()}")
+    table = Table("op", "count")
+    for op, n in Counter(node.op_type for node in m.proto.graph.node).most_common():
+        table.add_row(op, str(n))
+    console.print(table)

@@ -1,0 +1,124 @@
+"""One stream run as a function: a ``--source`` spec, a detector by name, a pipeline and
+an output in, a :class:`~edgeopt.stream.metrics.StreamReport` out (``edgeopt stream``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..detect import MtcnnDetector
+from ..detect.db import TextDetector
+from ..load import load_model
+from .clip import TestClip
+from .metrics import StreamReport
+from .detectors import MtcnnFrameDetector, TextFrameDetector
+from .pipeline import PIPELINES
+from .sinks import make_sink
+from .sources import (
+    CameraSource,
+    ImageFolderSource,
+    LazyImages,
+    SimCamera,
+    Source,
+    SourceError,
+    VideoFileSource,
+)
+from .window import check_show
+
+_AT_FPS = re.compile(r"^(?P<what>.*?)(?:@(?P<fps>\d+(?:\.\d+)?)fps)?$")
+MODELS = ("zoo:mtcnn", "zoo:ppocr-det")
+
+
+def parse_source(spec: str, *, seconds: float | None, buffers: int | None) -> Source:
+    """A :class:`~edgeopt.stream.sources.Source` from a ``--source`` value.
+
+    ``clip@30fps`` (the test clip, ``seconds`` long, default 4), ``sim:DIR@30fps`` (a
+    folder replayed by a SimCamera), ``camera:0`` or ``camera:/dev/video2`` (OpenCV), a
+    video file, or a folder.
+
+    Raises:
+        SourceError: unknown form, missing file/folder, or a missing library.
+    """
+    m = _AT_FPS.match(spec)
+    what, fps = m.group("what"), float(m.group("fps") or 30)
+    if what == "clip":
+        return SimCamera(TestClip(seconds or 4.0, fps), fps, buffers=buffers)
+    if what.startswith("sim:"):
+        return SimCamera(LazyImages(what[4:]), fps, buffers=buffers)
+    if what.startswith("camera:"):
+        device = what[7:]
+        if not (device.isdigit() or "/" in device):
+            raise SourceError(f"--source {spec}: camera {device!r} is neither an index nor a device path: "
+                              "use e.g. camera:0 or camera:/dev/video2")
+        return CameraSource(int(device) if device.isdigit() else device)
+    if m.group("fps"):
+        raise SourceError(f"--source {spec}: @NNfps applies to clip and sim:DIR only")
+    path = Path(what)
+    if path.is_dir():
+        return ImageFolderSource(path)
+    if path.is_file():
+        return VideoFileSource(path)
+    raise SourceError(f"--source {spec} is neither clip@FPS, sim:DIR@FPS, camera:N, a video file nor a folder")
+
+
+def frame_detector(model: str, *, pnet: Path | None = None, backend: str = "ort",
+                   threads: int = 1) -> MtcnnFrameDetector | TextFrameDetector:
+    """The detector ``model`` (one of :data:`MODELS`) as a frame detector with stage times.
+
+    Args:
+        pnet: zoo:mtcnn only: an ONNX file that replaces MTCNN's P-Net (e.g. optimized).
+        backend, threads: where the networks run (intra-op threads per network).
+
+    Raises:
+        ModelLoadError: ``pnet`` cannot be loaded; BackendUnavailable: see the backend.
+    """
+    if model == "zoo:ppocr-det":
+        return TextFrameDetector(TextDetector(load_model("zoo:ppocr-det"), backend=backend, threads=threads))
+    nets = [load_model(str(pnet)) if pnet else load_model("zoo:mtcnn-pnet")]
+    nets += [load_model(f"zoo:mtcnn-{n}") for n in ("rnet", "onet")]
+    return MtcnnFrameDetector(MtcnnDetector(*nets, backend=backend, threads=threads))
+
+
+def run_stream(model: str, source: str, *, pipeline: str = "ring", out: Path | None = None, show: bool = False,
+               backend: str = "ort", threads: int = 1, pnet: Path | None = None, seconds: float | None = None,
+               slots: int = 3, camera_buffers: int | None = 4) -> StreamReport:
+    """Detect with ``model`` on the frames of ``source`` through ``pipeline``; draw into ``out``.
+
+    The ring pipeline takes the newest frame while a capture thread fills a ring buffer;
+    the sequential one reads, detects and writes one frame at a time (frames that arrive
+    meanwhile wait or are dropped by the camera). A simulated camera's first frame warms
+    the detector up before timing starts.
+
+    Args:
+        model: one of :data:`MODELS`.
+        source: a ``--source`` spec (see :func:`parse_source`).
+        pipeline: "ring" or "sequential" (:data:`~edgeopt.stream.pipeline.PIPELINES`).
+        out: annotated video (.mp4 ...) or a new folder of PNGs; None: no file.
+        show: also show the annotated frames in a window.
+        seconds: the clip's length (default 4 s); for other sources, stop after this long.
+        slots: ring buffer slots (ring pipeline only).
+        camera_buffers: sim/clip: the simulated driver queue in frames; None or 0: unbounded.
+
+    Returns:
+        the StreamReport (fps, dropped frames, glass-to-glass latency, stage times).
+
+    Raises:
+        EdgeoptError: ``show`` without a usable display; SourceError: see
+            :func:`parse_source`; see also :func:`frame_detector` and the pipelines.
+    """
+    check_show(show)
+    src = parse_source(source, seconds=seconds, buffers=camera_buffers or None)
+    try:
+        detector = frame_detector(model, pnet=pnet, backend=backend, threads=threads)
+        try:
+            if isinstance(src, SimCamera):
+                detector.warmup(src.frames[0])
+            sink = make_sink(out, src.fps or 30.0, show=show, title=f"edgeopt stream: {model} ({pipeline})")
+            kwargs = {"slots": slots} if pipeline == "ring" else {}
+            # The clip already lasts ``seconds``: it ends by itself.
+            limit = None if _AT_FPS.match(source).group("what") == "clip" else seconds
+            return PIPELINES[pipeline](src, detector, sink, max_seconds=limit, **kwargs)
+        finally:
+            detector.close()
+    finally:
+        src.close()
