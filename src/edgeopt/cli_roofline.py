@@ -13,7 +13,7 @@ from rich.table import Table
 from .errors import EdgeoptError
 
 if TYPE_CHECKING:
-    from .analysis.roofline import Roofline
+    from .bench.machine.roofline import Roofline
 
 console = Console()
 WARMUP = 5
@@ -32,7 +32,7 @@ def command(
     import edgeopt
 
     from .bench.machine.measure import resolve_device
-    from .analysis.roofline import roofline
+    from .bench.machine.roofline import roofline
     from ._util.atomic import atomic_write_bytes
     from .report.roofline_plot import plot_roofline
 
