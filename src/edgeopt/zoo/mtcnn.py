@@ -33,15 +33,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..detect.mtcnn import NETS, OUTPUT_NAMES
 from ..errors import ModelLoadError
+from .mtcnn_io import INPUT_NAME, INPUT_SIDE, NETS, OUTPUT_NAMES
 
 DISTRIBUTION = "facenet-pytorch"
 VERSION = "2.6.0"
 INSTALL = f"pip install --no-deps {DISTRIBUTION}=={VERSION}"
-# Input side of R-Net and O-Net; P-Net's training windows are 12x12 (paper, section II.A).
-INPUT_SIDE = {"pnet": 12, "rnet": 24, "onet": 48}
-INPUT_NAME = "input"
 
 
 class PNet(nn.Module):
