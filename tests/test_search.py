@@ -190,7 +190,7 @@ def test_fallback_not_needed():
 @pytest.mark.slow
 def test_search_on_trained_digits_model(tmp_path, one_torch_thread):
     import edgeopt
-    from edgeopt.data.images import digits_set
+    from edgeopt.data.digits import digits_set
 
     model = edgeopt.load_model("zoo:seednet-digits")
     test = digits_set("test").subset(range(0, 359, 3))
