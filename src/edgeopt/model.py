@@ -24,6 +24,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelLoadError, ShapeError
+from ._util.errorline import error_line
 from ._util.atomic import atomic_write_bytes
 from .preprocess import Preprocess
 
@@ -265,7 +266,7 @@ def check_shapes(proto: onnx.ModelProto, specs: list[InputSpec]) -> None:
     except Exception as e:  # onnx raises InferenceError and others
         raise ShapeError(
             f"the input shapes {[_fmt(s.shape) for s in specs]} do not fit the model "
-            f"({str(e).splitlines()[0][:200]}): pass a --shape the model accepts"
+            f"({error_line(e, limit=200, with_type=False)}): pass a --shape the model accepts"
         ) from e
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         for d in vi.type.tensor_type.shape.dim:
@@ -331,7 +332,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
         onnx.checker.check_model(proto)
     except Exception as e:
         raise ModelLoadError(
-            f"{p} fails the ONNX checker ({str(e).splitlines()[0][:160]}): re-export the model"
+            f"{p} fails the ONNX checker ({error_line(e, limit=160, with_type=False)}): re-export the model"
         ) from e
     return proto, hashlib.sha256(data).hexdigest()
 
@@ -384,7 +385,7 @@ def from_torch(
             )
     except Exception as e:
         raise ModelLoadError(
-            f"cannot export {type(module).__name__} to ONNX ({str(e).splitlines()[0][:200]}): "
+            f"cannot export {type(module).__name__} to ONNX ({error_line(e, limit=200, with_type=False)}): "
             f"check that the example input matches forward()"
         ) from e
     proto = onnx.load_from_string(buf.getvalue())

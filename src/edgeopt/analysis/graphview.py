@@ -22,6 +22,7 @@ import onnx
 from onnx import helper
 
 from ..errors import ShapeError
+from .._util.errorline import error_line
 from .._util.onnxgraph import topological
 from ..model import Model
 
@@ -88,7 +89,7 @@ def graph_view(model: Model, batch: int) -> GraphView:
     except Exception as e:  # onnx raises InferenceError, ValidationError and others
         raise ShapeError(
             f"ONNX shape inference fails on {model.name} at batch {batch} "
-            f"({str(e).splitlines()[0][:160]}): re-export the model or fix its input shapes"
+            f"({error_line(e, limit=160, with_type=False)}): re-export the model or fix its input shapes"
         ) from e
     graph = inferred.graph
     types = tensor_types(graph)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BackendUnavailable
+from .._util.errorline import error_line
 from .base import Backend, Session
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class ReferenceBackend(Backend):
         except Exception as e:
             raise BackendUnavailable(
                 f"the ONNX reference evaluator cannot load {model.name} "
-                f"({str(e).splitlines()[0][:200]}): a missing op can be added in "
+                f"({error_line(e, limit=200, with_type=False)}): a missing op can be added in "
                 f"edgeopt/backends/reference_ops.py"
             ) from e
         return ReferenceSession(ev, model.output_names, threads)

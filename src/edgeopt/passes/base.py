@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import onnx
 
+from .._util.errorline import error_line
 from .._util.onnxgraph import topological
 from ..errors import DataError, PassError, ShapeError
 
@@ -282,7 +283,7 @@ def finish(model: "Model", proto: onnx.ModelProto, pass_name: str) -> "Model":
     except Exception as e:
         raise PassError(
             f"pass {pass_name} produced an invalid graph for {model.name} "
-            f"({str(e).splitlines()[0][:160]}): report this model; run the other passes meanwhile"
+            f"({error_line(e, limit=160, with_type=False)}): report this model; run the other passes meanwhile"
         ) from e
     return model.derive(proto, pass_name)
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends import registry
 from ..errors import EdgeoptError
+from .._util.errorline import error_line
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
 
@@ -286,7 +287,7 @@ def _why_not(backend: str) -> str | None:
     try:
         be = registry.get(backend)
     except ImportError as e:  # a backend module that imports its runtime eagerly
-        return f"cannot be imported: {str(e).splitlines()[0]}"
+        return f"cannot be imported: {error_line(e, limit=None, with_type=False)}"
     if not be.timed:
         return ""
     return be.available()
@@ -305,7 +306,7 @@ def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -
                 model = run_pass(name, model, None, calibration=calibration)
         return model
     except EdgeoptError as e:
-        return f"{ref} {variant.name}: {str(e).splitlines()[0]}"
+        return f"{ref} {variant.name}: {error_line(e, limit=None, with_type=False)}"
 
 
 def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str, threads: int,
@@ -323,7 +324,7 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
             cells, sessions = pool.submit(_child_group, run.spec, ref, variant, backend, threads, budget,
                                           run.machine).result()
     except Exception as e:  # a crashed child is the group's result, not the suite's end
-        why = f"{backend} t{threads} in a fresh process failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        why = f"{backend} t{threads} in a fresh process failed: {error_line(e, limit=None, with_type=False)}"
         for batch in run.spec.batches:
             run.cells.append(SuiteCell(ref, variant.name, BenchResult(
                 backend=backend, backend_version=registry.get(backend).version(), model=ref.removeprefix("zoo:"),
@@ -383,7 +384,7 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
     try:
         session = registry.get(backend).prepare(model, threads=threads)
     except Exception as e:  # a backend that cannot run this model is a result, not a crash
-        why = f"{backend} cannot prepare {model.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
         for batch in spec.batches:
             add(failed(batch, why))
         return

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ModelLoadError, ShapeError
+from .._util.errorline import error_line
 from ..data.digits import DIGIT_CLASSES
 from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
@@ -60,7 +61,7 @@ def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Mo
         except Exception as e:
             raise ShapeError(
                 f"zoo:{entry.name} cannot take input {'x'.join(map(str, shape))} "
-                f"({str(e).splitlines()[0][:120]}): use --shape "
+                f"({error_line(e, limit=120, with_type=False)}): use --shape "
                 f"{'x'.join(map(str, entry.default_shape))}"
             ) from e
         return from_torch(

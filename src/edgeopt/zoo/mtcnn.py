@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from .._util.errorline import error_line
 from .mtcnn_io import INPUT_NAME, INPUT_SIDE, NETS, OUTPUT_NAMES
 
 DISTRIBUTION = "facenet-pytorch"
@@ -178,7 +179,7 @@ def pretrained(net: str) -> nn.Module:
     except Exception as e:
         raise ModelLoadError(
             f"{path} does not load into edgeopt's {type(module).__name__} "
-            f"({str(e).splitlines()[0][:160]}): run `{INSTALL}`"
+            f"({error_line(e, limit=160, with_type=False)}): run `{INSTALL}`"
         ) from e
     return module.eval()
 
@@ -223,7 +224,7 @@ def export_onnx(module: nn.Module, net: str, *, side: int | None = None, opset: 
             )
     except Exception as e:
         raise ModelLoadError(
-            f"cannot export MTCNN {net} to ONNX ({str(e).splitlines()[0][:200]}): "
+            f"cannot export MTCNN {net} to ONNX ({error_line(e, limit=200, with_type=False)}): "
             f"check the torch version (2.13 is tested)"
         ) from e
     return buf.getvalue()

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import onnx
 
 from ...errors import BackendUnavailable, EdgeoptError, ShapeError
+from ..._util.errorline import error_line
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -360,7 +361,8 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
             sess = ort.InferenceSession(_named_proto(model).SerializeToString(), sess_options=opts,
                                         providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise BackendUnavailable(f"onnxruntime cannot load {model.name}: {str(e).splitlines()[0][:200]}") from e
+            raise BackendUnavailable(
+                f"onnxruntime cannot load {model.name}: {error_line(e, limit=200, with_type=False)}") from e
         names = [o.name for o in sess.get_outputs()]
         for _ in range(warmup):
             sess.run(names, feeds)
