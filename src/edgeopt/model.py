@@ -25,6 +25,7 @@ from onnx import helper
 
 from .errors import ModelLoadError, ShapeError
 from ._util.errorline import error_line
+from ._util.onnxgraph import copy_proto
 from ._util.atomic import atomic_write_bytes
 from .preprocess import Preprocess
 
@@ -195,7 +196,7 @@ def fix_input_shapes(
         ShapeError: a dynamic non-batch dim has no value, a given shape has the wrong rank
             or contradicts a static dim, or a name is not an input of the model.
     """
-    proto = _copy(proto)
+    proto = copy_proto(proto)
     shapes = dict(shapes or {})
     graph_inputs = _graph_inputs(proto)
     names = [i.name for i in graph_inputs]
@@ -256,7 +257,7 @@ def check_shapes(proto: onnx.ModelProto, specs: list[InputSpec]) -> None:
         ShapeError: inference fails or yields a non-positive dimension (for example an
             input too small for the model's strides and kernels).
     """
-    concrete = _copy(proto)
+    concrete = copy_proto(proto)
     by_name = {s.name: s for s in specs}
     for vi in _graph_inputs(concrete):
         if vi.name in by_name:
@@ -290,12 +291,6 @@ def _set_dims(vi: onnx.ValueInfoProto, dims: Sequence[int | str]) -> None:
 
 def _fmt(dims: Sequence[Any]) -> str:
     return "x".join(str(d) if d is not None else "?" for d in dims)
-
-
-def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    return new
 
 
 # -- loading -------------------------------------------------------------------------------

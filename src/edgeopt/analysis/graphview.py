@@ -23,7 +23,7 @@ from onnx import helper
 
 from ..errors import ShapeError
 from .._util.errorline import error_line
-from .._util.onnxgraph import topological
+from .._util.onnxgraph import copy_proto, topological
 from ..model import Model
 
 Shape = tuple[int, ...]
@@ -110,8 +110,7 @@ def graph_view(model: Model, batch: int) -> GraphView:
 # -- shapes --------------------------------------------------------------------------------
 def concrete_proto(model: Model, batch: int) -> onnx.ModelProto:
     """A copy with concrete input dims and no stale symbolic shapes for inference to trip on."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.proto)
+    proto = copy_proto(model.proto)
     specs = {s.name: s.batched(batch) for s in model.inputs}
     for vi in proto.graph.input:
         if vi.name in specs:

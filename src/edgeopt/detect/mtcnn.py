@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 from PIL import Image
 
 from .. import zoo
 from ..backends import registry
 from ..errors import EdgeoptError, ShapeError
 from .._util.images import as_rgb_uint8
+from .._util.onnxgraph import copy_proto
 from ..model import Model, fix_input_shapes
 from ..zoo.mtcnn_io import INPUT_SIDE, NETS, OUTPUT_NAMES
 
@@ -254,8 +254,7 @@ def pnet_at_size(pnet: Model, height: int, width: int) -> Model:
     Raises:
         ShapeError: the graph does not accept that size (e.g. below 12x12).
     """
-    proto = onnx.ModelProto()
-    proto.CopyFrom(pnet.proto)
+    proto = copy_proto(pnet.proto)
     inits = {i.name for i in proto.graph.initializer}
     first = next(i for i in proto.graph.input if i.name not in inits)
     # Free the spatial dims (input and outputs) so fix_input_shapes accepts the new size

@@ -56,6 +56,7 @@ import onnx
 
 from ...errors import BackendUnavailable, EdgeoptError, ShapeError
 from ..._util.errorline import error_line
+from ..._util.onnxgraph import copy_proto, topological
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -198,8 +199,7 @@ class GraphIndex:
 def named_nodes(proto: onnx.ModelProto) -> list[tuple[str, onnx.NodeProto]]:
     """(name, node) in the profile's order, unnamed nodes named ``OpType_index`` exactly as
     :func:`edgeopt.analysis.profile.profile` names its layers (same topological order)."""
-    from ..._util.onnxgraph import topological  # the profile's own order, so the indices agree
-
+    # topological: the profile's own order, so the indices agree
     return [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(topological(list(proto.graph.node)))]
 
 
@@ -334,8 +334,7 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
 
 def _named_proto(model: "Model") -> onnx.ModelProto:
     """A copy whose unnamed nodes carry the profile's names, so ORT's trace names them too."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.proto)
+    proto = copy_proto(model.proto)
     named = named_nodes(proto)
     if any(not node.name for _, node in named):
         for name, node in named:
