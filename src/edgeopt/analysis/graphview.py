@@ -25,6 +25,7 @@ from ..errors import ShapeError
 from .._util.errorline import error_line
 from .._util.onnxgraph import copy_proto, topological
 from ..model import Model
+from .probe import probe_session
 
 Shape = tuple[int, ...]
 
@@ -159,8 +160,6 @@ def shapes_from_onnxruntime(
     cannot run the graph, the tensors stay unknown and their nodes are reported as
     uncounted ("shape unknown") by the caller.
     """
-    from .probe import probe_session
-
     try:
         sess = probe_session(proto, names)
         arrays = sess.run(names, feeds)

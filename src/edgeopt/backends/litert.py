@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from .._util.atomic import atomic_write_bytes
 from .._util.cache import cache_root
 from .._util.errorline import error_line
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
@@ -165,8 +166,6 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
     Raises:
         BackendUnavailable: see :func:`convert`.
     """
-    from .._util.atomic import atomic_write_bytes
-
     path = cache_path(model, batch)
     if path.is_file():
         return path.read_bytes()

@@ -53,7 +53,7 @@ class ReferenceBackend(Backend):
     def _prepare(self, model: "Model", *, threads: int) -> Session:
         from onnx.reference import ReferenceEvaluator
 
-        from .reference_ops import CUSTOM_OPS
+        from .reference_ops import CUSTOM_OPS  # imports onnx.reference's op registry: only when used
 
         try:
             ev = ReferenceEvaluator(model.proto, new_ops=CUSTOM_OPS)

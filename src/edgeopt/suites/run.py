@@ -31,11 +31,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import load as loading
 from ..backends import registry
 from ..errors import EdgeoptError
 from .._util.errorline import error_line
+from .._util.progress import progress_bar
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
+from ..data.images import demo_orientation_set
+from ..passes.base import run_pass
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -243,12 +247,11 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     Raises:
         EdgeoptError: a non-positive budget, or no backend of the suite is usable here.
     """
-    from ..load import load_model
-    from .._util.progress import progress_bar
-
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
-    load = load or load_model
+    # Looked up at call time (not bound at import), so a replaced edgeopt.load.load_model counts as the default.
+    default_load = loading.load_model
+    load = load or default_load
     start = time.perf_counter()
     deadline = start + budget_s - min(RESERVE_S, 0.05 * budget_s)
     run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
@@ -273,7 +276,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
                 models[(ref, variant.name)] = _variant_model(load, ref, variant)
             model = models[(ref, variant.name)]
             bar.describe(f"{ref.removeprefix('zoo:')} {variant.name} {backend} t{nthreads}")
-            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is load_model:
+            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is default_load:
                 _run_group_in_child(run, ref, variant, backend, nthreads, deadline, total, bar)
             else:
                 _run_group(run, ref, variant.name, model, backend, nthreads, deadline, total, bar)
@@ -295,9 +298,6 @@ def _why_not(backend: str) -> str | None:
 
 def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -> "Model | str":
     """The model of ``variant``, or why it could not be built (a one-line error)."""
-    from ..data.images import demo_orientation_set
-    from ..passes.base import run_pass
-
     try:
         model = load(ref)
         if variant.passes:
@@ -341,12 +341,9 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
 def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, threads: int, budget_s: float,
                  machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
-    from ..load import load_model
-    from .._util.progress import progress_bar
-
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
     deadline = time.perf_counter() + budget_s
-    model = _variant_model(load_model, ref, variant)
+    model = _variant_model(loading.load_model, ref, variant)
     with progress_bar("", 0, enabled=False) as bar:
         _run_group(child, ref, variant.name, model, backend, threads, deadline, len(spec.batches), bar)
     return [c.to_dict() for c in child.cells], child.sessions

@@ -35,7 +35,9 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .._util.errorline import error_line
+from ..model import BATCH_DIM
 from .mtcnn_io import INPUT_NAME, INPUT_SIDE, NETS, OUTPUT_NAMES
+from .packaged import packaged_file
 
 DISTRIBUTION = "facenet-pytorch"
 VERSION = "2.6.0"
@@ -158,8 +160,6 @@ def weights_file(net: str) -> Path:
         ModelLoadError: unknown net, or facenet-pytorch is not installed (the message
             gives the ``pip install --no-deps`` command).
     """
-    from .packaged import packaged_file
-
     _check_net(net)
     return packaged_file(DISTRIBUTION, f"facenet_pytorch/data/{net}.pt", INSTALL)
 
@@ -203,8 +203,6 @@ def export_onnx(module: nn.Module, net: str, *, side: int | None = None, opset: 
     """
     import io
     import warnings
-
-    from ..model import BATCH_DIM
 
     _check_net(net)
     outputs = OUTPUT_NAMES[net]

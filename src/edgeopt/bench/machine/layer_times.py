@@ -54,6 +54,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import onnx
 
+from ...backends import registry
+from ...backends.openvino import _config, _reason
+from ...backends.ort import session_options
 from ...errors import BackendUnavailable, EdgeoptError, ShapeError
 from ..._util.errorline import error_line
 from ..._util.onnxgraph import copy_proto, topological
@@ -314,8 +317,6 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
     onnxruntime docs "Profiling tools"; OpenVINO ``InferRequest.get_profiling_info``
     (``real_time`` per executed node), OpenVINO docs "CPU device: performance counters".
     """
-    from ...backends import registry
-
     if backend not in BACKENDS:
         raise EdgeoptError(f"per-layer times need backend ort or openvino, got {backend!r}: pass --backend ort")
     for what, value, low in (("threads", threads, 1), ("batch", batch, 1), ("runs", runs, 1), ("warmup", warmup, 0)):
@@ -349,8 +350,6 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
 
     feeds = model.example_feeds(batch)
     with tempfile.TemporaryDirectory(prefix="edgeopt-layer-times-") as tmp:
-        from ...backends.ort import session_options
-
         opts = session_options(threads)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort-profile")
@@ -423,8 +422,6 @@ def _openvino_kernels(model: "Model", *, threads: int, batch: int, runs: int,
     """(kernels with median ms per run, median wall ms per run) from OpenVINO performance counters."""
     import openvino as ov
     import openvino.properties as props
-
-    from ...backends.openvino import _config, _reason
 
     core = ov.Core()
     try:

@@ -49,8 +49,10 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import onnx
 
+from ...analysis.probe import probe_session
 from ...errors import DataError, PassError
 from ..base import check_image_batch, graph_index
+from ..quantize import name_nodes
 from ..._util.errorline import error_line
 
 if TYPE_CHECKING:
@@ -129,8 +131,6 @@ def layer_errors(float_model: "Model | onnx.ModelProto", quant_model: "Model | o
             fit the model's input shape (or are fewer than a fixed batch size);
             ``max_images`` < 1.
     """
-    from ..quantize import name_nodes
-
     # Unnamed nodes get the names the int8 passes give them.
     fproto, qproto = name_nodes(_proto(float_model)), _proto(quant_model)
     if max_images < 1:
@@ -325,8 +325,6 @@ def _single_input(fproto: onnx.ModelProto, qproto: onnx.ModelProto) -> tuple[str
 
 def _session(proto: onnx.ModelProto, names: list[str], which: str):
     """An ORT CPU session, optimizations off, with ``names`` exposed as outputs."""
-    from ...analysis.probe import probe_session
-
     try:
         return probe_session(proto, names)
     except Exception as e:

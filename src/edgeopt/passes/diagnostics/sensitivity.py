@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import EdgeoptError
 from ..._util.progress import progress_bar
+from ..prune import ChannelPruner
 
 if TYPE_CHECKING:
     import torch
@@ -87,8 +88,6 @@ def sensitivity(module: "nn.Module", example_input: "torch.Tensor",
         EdgeoptError: a ratio is outside (0, 1) or there are none.
         PassError: see :class:`~edgeopt.passes.prune.ChannelPruner`.
     """
-    from ..prune import ChannelPruner
-
     ratios = tuple(sorted(float(r) for r in ratios))
     if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
         raise EdgeoptError(f"sensitivity ratios {list(ratios)} must be fractions in (0, 1): "
