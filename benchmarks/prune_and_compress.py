@@ -29,7 +29,7 @@ import edgeopt
 from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
 from edgeopt.bench.environment import machine_info
-from edgeopt.data.images import digits_set
+from edgeopt.data.digits import digits_set
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.passes.deep_compression import DeepCompressionConfig, compress

@@ -40,7 +40,8 @@ import edgeopt
 from _results import write_results
 from edgeopt.bench.alternating import alternating_p50
 from edgeopt.bench.environment import machine_info
-from edgeopt.data.images import digits_set, save_image_folder
+from edgeopt.data.digits import digits_set
+from edgeopt.data.images import save_image_folder
 from edgeopt.evaluate.metrics import compare
 from edgeopt.evaluate.runner import predict
 from edgeopt.passes.base import run_pass

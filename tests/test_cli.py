@@ -321,7 +321,7 @@ def test_compress_size_writes_an_archive_and_a_dense_model(monkeypatch, capsys, 
 
 @pytest.fixture(scope="module")
 def digits_folder(tmp_path_factory):
-    from edgeopt.data.images import digits_set
+    from edgeopt.data.digits import digits_set
 
     train = digits_set("train")
     return save_image_folder(train.subset(list(range(0, len(train), 3))), tmp_path_factory.mktemp("digits") / "train")
@@ -330,7 +330,7 @@ def digits_folder(tmp_path_factory):
 @pytest.mark.slow
 def test_prune_then_recover_by_distillation(monkeypatch, capsys, tmp_path, digits_folder):
     import edgeopt
-    from edgeopt.data.images import digits_set
+    from edgeopt.data.digits import digits_set
     from edgeopt.evaluate.metrics import compare
     from edgeopt.evaluate.runner import predict
 

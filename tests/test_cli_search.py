@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from edgeopt.data.images import digits_set, save_image_folder
+from edgeopt.data.digits import digits_set
+from edgeopt.data.images import save_image_folder
 
 from test_cli import assert_one_line_error, run_cli
 

@@ -24,7 +24,8 @@ from edgeopt.evaluate.runner import predict
 from edgeopt.model import from_torch
 from edgeopt.load import load_model
 from edgeopt.zoo import digits
-from edgeopt.zoo.mobilenetv2 import IMAGENET_SETTINGS, InvertedResidual, imagenet, make_divisible
+from edgeopt.zoo.blocks import InvertedResidual, make_divisible
+from edgeopt.zoo.mobilenetv2 import IMAGENET_SETTINGS, imagenet
 
 # Accuracy floors on the 359 test scans, with the ort backend. Measured with the
 # recipes' seed 0 and, to see the spread, seeds 1 and 2 (same recipe otherwise):

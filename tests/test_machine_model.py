@@ -118,7 +118,8 @@ def test_scale_bandwidth_tells_the_cache_from_dram():
 
 
 def test_working_sets_and_levels():
-    from edgeopt.bench.machine.cache_bandwidth import level_of, working_sets
+    from edgeopt.analysis.roofline import level_of
+    from edgeopt.bench.machine.cache_bandwidth import working_sets
 
     caches = {"L1d": 32 * 1024, "L2": 512 * 1024, "L3": 32 * 1024 ** 2}
     assert working_sets(caches, 1, 128 * 1024 ** 2) == {"L2": 256 * 1024, "L3": 16 * 1024 ** 2,

@@ -477,7 +477,7 @@ def test_mean_fold_when_a_consumer_loses_outputs_in_the_same_group():
     # receives a mean-fold bias) loses output channels in the same group. Regression:
     # the bias used to keep the old width and the module failed to run.
     import edgeopt
-    from edgeopt.data.images import digits_set
+    from edgeopt.data.digits import digits_set
     from edgeopt.passes.prune import prune_model
 
     m = edgeopt.load_model("zoo:mobilenetv2-digits")

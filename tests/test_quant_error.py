@@ -29,7 +29,7 @@ from edgeopt import load_model
 from edgeopt.passes.diagnostics.quant_error import LayerError, layer_errors, responsible_layers
 from edgeopt.backends import registry
 from edgeopt.errors import DataError, PassError
-from edgeopt.data.images import digits_set
+from edgeopt.data.digits import digits_set
 from edgeopt.evaluate.metrics import snr_db
 from edgeopt.model import InputSpec, Model
 from edgeopt.passes import base

@@ -16,12 +16,8 @@ from edgeopt.bench.machine.layer_times import (
     GraphIndex, Kernel, LayerTime, LayerTimes, _kernels_from_trace, attribute,
 )
 from edgeopt.analysis.profile import LayerProfile, ModelProfile
-from edgeopt.analysis.roofline import (
-    attainable_gflops,
-    is_memory_bound,
-    roofline,
-    roofline_rows,
-)
+from edgeopt.analysis.roofline import attainable_gflops, is_memory_bound
+from edgeopt.bench.machine.roofline import roofline, roofline_rows
 from edgeopt.cli.roofline import command
 from edgeopt.errors import EdgeoptError
 from edgeopt.report.roofline_plot import plot_roofline

@@ -24,6 +24,8 @@ import onnx
 from onnx import helper
 
 from .errors import ModelLoadError, ShapeError
+from ._util.errorline import error_line
+from ._util.onnxgraph import copy_proto
 from ._util.atomic import atomic_write_bytes
 from .preprocess import Preprocess
 
@@ -194,7 +196,7 @@ def fix_input_shapes(
         ShapeError: a dynamic non-batch dim has no value, a given shape has the wrong rank
             or contradicts a static dim, or a name is not an input of the model.
     """
-    proto = _copy(proto)
+    proto = copy_proto(proto)
     shapes = dict(shapes or {})
     graph_inputs = _graph_inputs(proto)
     names = [i.name for i in graph_inputs]
@@ -255,7 +257,7 @@ def check_shapes(proto: onnx.ModelProto, specs: list[InputSpec]) -> None:
         ShapeError: inference fails or yields a non-positive dimension (for example an
             input too small for the model's strides and kernels).
     """
-    concrete = _copy(proto)
+    concrete = copy_proto(proto)
     by_name = {s.name: s for s in specs}
     for vi in _graph_inputs(concrete):
         if vi.name in by_name:
@@ -265,7 +267,7 @@ def check_shapes(proto: onnx.ModelProto, specs: list[InputSpec]) -> None:
     except Exception as e:  # onnx raises InferenceError and others
         raise ShapeError(
             f"the input shapes {[_fmt(s.shape) for s in specs]} do not fit the model "
-            f"({str(e).splitlines()[0][:200]}): pass a --shape the model accepts"
+            f"({error_line(e, limit=200, with_type=False)}): pass a --shape the model accepts"
         ) from e
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         for d in vi.type.tensor_type.shape.dim:
@@ -289,12 +291,6 @@ def _set_dims(vi: onnx.ValueInfoProto, dims: Sequence[int | str]) -> None:
 
 def _fmt(dims: Sequence[Any]) -> str:
     return "x".join(str(d) if d is not None else "?" for d in dims)
-
-
-def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    return new
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -331,7 +327,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
         onnx.checker.check_model(proto)
     except Exception as e:
         raise ModelLoadError(
-            f"{p} fails the ONNX checker ({str(e).splitlines()[0][:160]}): re-export the model"
+            f"{p} fails the ONNX checker ({error_line(e, limit=160, with_type=False)}): re-export the model"
         ) from e
     return proto, hashlib.sha256(data).hexdigest()
 
@@ -384,7 +380,7 @@ def from_torch(
             )
     except Exception as e:
         raise ModelLoadError(
-            f"cannot export {type(module).__name__} to ONNX ({str(e).splitlines()[0][:200]}): "
+            f"cannot export {type(module).__name__} to ONNX ({error_line(e, limit=200, with_type=False)}): "
             f"check that the example input matches forward()"
         ) from e
     proto = onnx.load_from_string(buf.getvalue())

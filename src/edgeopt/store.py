@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .bench.harness import BenchResult
+from .bench.sweep import read_json
 from .errors import EdgeoptError
 
 SCHEMA_VERSION = 1
@@ -164,3 +165,24 @@ def load_run(run_id: int, path: str | os.PathLike | None = None) -> tuple[RunInf
     with closing(_connect(path, create=False)) as con:
         rows = con.execute("SELECT result FROM cells WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
     return runs[run_id], [BenchResult.from_dict(json.loads(r)) for (r,) in rows]
+
+
+def load_results(ref: str, *, history: str | os.PathLike | None = None) -> tuple[str, list[BenchResult]]:
+    """The cells of ``ref``: ``history:ID`` (a run in the results history at ``history``,
+    default :func:`default_path`) or a JSON file written by ``edgeopt bench`` / ``edgeopt suite``.
+
+    Returns:
+        (a one-line description of the run, its cells).
+
+    Raises:
+        EdgeoptError: no such run or file, or not an edgeopt results file.
+    """
+    if ref.startswith("history:"):
+        try:
+            run_id = int(ref.removeprefix("history:"))
+        except ValueError:
+            raise EdgeoptError(f"{ref!r} is not a history reference: write history:ID, e.g. history:3 "
+                               f"(see `edgeopt history`)") from None
+        info, cells = load_run(run_id, history)
+        return f"run {info.id}: {info.kind} {info.name}, {info.started} on {info.host} ({info.cpu_model})", cells
+    return ref, read_json(ref)

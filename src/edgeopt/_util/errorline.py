@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-def error_line(e: BaseException, *, limit: int = 200, with_type: bool = True) -> str:
+def error_line(e: BaseException, *, limit: int | None = 200, with_type: bool = True) -> str:
     """First line of an exception message, at most ``limit`` characters.
 
     Args:
+        limit: characters kept of the line (the class name prefix not counted); None
+            keeps the whole line (edgeopt's own messages, whose hint is at the end).
         with_type: prefix the exception's class name ("ValueError: ..."), which tells a
             library's own error apart from edgeopt's wording around it.
 

@@ -22,8 +22,10 @@ import onnx
 from onnx import helper
 
 from ..errors import ShapeError
-from .._util.onnxgraph import topological
+from .._util.errorline import error_line
+from .._util.onnxgraph import copy_proto, topological
 from ..model import Model
+from .probe import probe_session
 
 Shape = tuple[int, ...]
 
@@ -88,7 +90,7 @@ def graph_view(model: Model, batch: int) -> GraphView:
     except Exception as e:  # onnx raises InferenceError, ValidationError and others
         raise ShapeError(
             f"ONNX shape inference fails on {model.name} at batch {batch} "
-            f"({str(e).splitlines()[0][:160]}): re-export the model or fix its input shapes"
+            f"({error_line(e, limit=160, with_type=False)}): re-export the model or fix its input shapes"
         ) from e
     graph = inferred.graph
     types = tensor_types(graph)
@@ -109,8 +111,7 @@ def graph_view(model: Model, batch: int) -> GraphView:
 # -- shapes --------------------------------------------------------------------------------
 def concrete_proto(model: Model, batch: int) -> onnx.ModelProto:
     """A copy with concrete input dims and no stale symbolic shapes for inference to trip on."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.proto)
+    proto = copy_proto(model.proto)
     specs = {s.name: s.batched(batch) for s in model.inputs}
     for vi in proto.graph.input:
         if vi.name in specs:
@@ -159,8 +160,6 @@ def shapes_from_onnxruntime(
     cannot run the graph, the tensors stay unknown and their nodes are reported as
     uncounted ("shape unknown") by the caller.
     """
-    from .probe import probe_session
-
     try:
         sess = probe_session(proto, names)
         arrays = sess.run(names, feeds)

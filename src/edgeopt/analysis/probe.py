@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import onnx
 
+from .._util.onnxgraph import copy_proto
+
 
 def probe_session(proto: onnx.ModelProto, names: Sequence[str]) -> Any:
     """An ``onnxruntime.InferenceSession`` (CPU, one thread, optimizations off) of a copy
@@ -23,8 +25,7 @@ def probe_session(proto: onnx.ModelProto, names: Sequence[str]) -> Any:
     """
     import onnxruntime as ort
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
+    probe = copy_proto(proto)
     declared = {o.name for o in probe.graph.output}
     for name in names:
         if name not in declared:

@@ -53,7 +53,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from .._util.atomic import atomic_write_bytes
 from .._util.cache import cache_root
+from .._util.errorline import error_line
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 from .quiet import quiet_fds
@@ -92,12 +94,6 @@ def _version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return ""
-
-
-def _error_line(e: BaseException, limit: int = 200) -> str:
-    """First non-empty line of an exception, for one-line messages."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:limit]}" if lines else type(e).__name__
 
 
 @contextlib.contextmanager
@@ -157,7 +153,7 @@ def convert(model: "Model", batch: int) -> bytes:
                 return bytes(litert_torch.convert(module, args).model_content())
     except Exception as e:
         raise BackendUnavailable(
-            f"litert-torch cannot convert {model.name} at batch {batch} ({_error_line(e)}): "
+            f"litert-torch cannot convert {model.name} at batch {batch} ({error_line(e)}): "
             f"use the ort backend"
         ) from e
 
@@ -170,8 +166,6 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
     Raises:
         BackendUnavailable: see :func:`convert`.
     """
-    from .._util.atomic import atomic_write_bytes
-
     path = cache_path(model, batch)
     if path.is_file():
         return path.read_bytes()
@@ -276,7 +270,7 @@ class LiteRtSession(Session):
                     runner.interpreter.allocate_tensors()
         except Exception as e:
             raise BackendUnavailable(
-                f"LiteRT cannot load {self._model_name} at batch {batch} ({_error_line(e)}): "
+                f"LiteRT cannot load {self._model_name} at batch {batch} ({error_line(e)}): "
                 f"use the ort backend"
             ) from e
         if len(runner.inputs) != len(self._specs) or len(runner.outputs) != self._n_outputs:

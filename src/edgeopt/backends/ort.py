@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BackendUnavailable
+from .._util.errorline import error_line
 from .base import Backend, Session
 
 if TYPE_CHECKING:
@@ -61,6 +62,6 @@ class OrtBackend(Backend):
             )
         except Exception as e:
             raise BackendUnavailable(
-                f"onnxruntime cannot load {model.name}: {str(e).splitlines()[0][:200]}"
+                f"onnxruntime cannot load {model.name}: {error_line(e, limit=200, with_type=False)}"
             ) from e
         return OrtSession(sess, threads)

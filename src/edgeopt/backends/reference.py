@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BackendUnavailable
+from .._util.errorline import error_line
 from .base import Backend, Session
 
 if TYPE_CHECKING:
@@ -52,14 +53,14 @@ class ReferenceBackend(Backend):
     def _prepare(self, model: "Model", *, threads: int) -> Session:
         from onnx.reference import ReferenceEvaluator
 
-        from .reference_ops import CUSTOM_OPS
+        from .reference_ops import CUSTOM_OPS  # imports onnx.reference's op registry: only when used
 
         try:
             ev = ReferenceEvaluator(model.proto, new_ops=CUSTOM_OPS)
         except Exception as e:
             raise BackendUnavailable(
                 f"the ONNX reference evaluator cannot load {model.name} "
-                f"({str(e).splitlines()[0][:200]}): a missing op can be added in "
+                f"({error_line(e, limit=200, with_type=False)}): a missing op can be added in "
                 f"edgeopt/backends/reference_ops.py"
             ) from e
         return ReferenceSession(ev, model.output_names, threads)

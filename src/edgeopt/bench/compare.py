@@ -13,7 +13,6 @@ interval excludes 1 *and* the ratio is at least ``min_effect`` away from 1.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -142,27 +141,3 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
             verdict = "within noise"
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
                           ratio=ratio, low=low, high=high, verdict=verdict, note=note)
-
-
-def load_results(ref: str, *, history: str | os.PathLike | None = None) -> tuple[str, list[BenchResult]]:
-    """The cells of ``ref``: ``history:ID`` (a run in the results history) or a JSON file
-    written by ``edgeopt bench`` / ``edgeopt suite``.
-
-    Returns:
-        (a one-line description of the run, its cells).
-
-    Raises:
-        EdgeoptError: no such run or file, or not an edgeopt results file.
-    """
-    from .. import store
-    from .sweep import read_json
-
-    if ref.startswith("history:"):
-        try:
-            run_id = int(ref.removeprefix("history:"))
-        except ValueError:
-            raise EdgeoptError(f"{ref!r} is not a history reference: write history:ID, e.g. history:3 "
-                               f"(see `edgeopt history`)") from None
-        info, cells = store.load_run(run_id, history)
-        return f"run {info.id}: {info.kind} {info.name}, {info.started} on {info.host} ({info.cpu_model})", cells
-    return ref, read_json(ref)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..backends import registry
 from ..errors import EdgeoptError, ShapeError
+from .._util.errorline import error_line
 from .environment import machine_info
 from .stats import LatencyStats
 
@@ -170,7 +171,7 @@ def benchmark(
     try:
         be = timed_backend(backend)
     except ImportError as e:  # a backend module that imports its runtime eagerly
-        result.error = f"backend {backend!r} cannot be imported: {_one_line(e)}"
+        result.error = f"backend {backend!r} cannot be imported: {error_line(e, limit=300, with_type=False)}"
         return result
     result.backend_version = be.version()
     if feeds is not None:
@@ -339,12 +340,7 @@ def _check_feeds(model: "Model", feeds: dict[str, np.ndarray], batch: int) -> No
                              f"be batch={batch}: pass arrays of shape ({batch}, ...)")
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
-
-
 def _failure(backend: str, stage: str, batch: int, e: Exception) -> str:
     if isinstance(e, EdgeoptError):
         return str(e)
-    return f"{backend} failed to {stage} the model at batch {batch}: {type(e).__name__}: {_one_line(e)}"
+    return f"{backend} failed to {stage} the model at batch {batch}: {error_line(e, limit=300)}"

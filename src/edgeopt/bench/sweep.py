@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
+from .._util.progress import progress_bar
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
 
@@ -75,8 +76,6 @@ def sweep(
             ``timed = False`` (checked before any cell runs).
         BackendUnavailable: a backend name is not registered (checked before any cell).
     """
-    from .._util.progress import progress_bar
-
     thread_list = [threads] if isinstance(threads, int) else list(threads)
     if not backends or not batches or not thread_list:
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")

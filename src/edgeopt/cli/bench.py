@@ -75,7 +75,8 @@ def compare(
     min_effect: float = typer.Option(0.05, help="Smallest relative difference called real (0.05 = 5%)."),
 ) -> None:
     """Side-by-side ratios of two benchmark runs, with the noise shown."""
-    from ..bench.compare import compare_results, load_results
+    from ..bench.compare import compare_results
+    from ..store import load_results
     from ..report.compare_table import print_compare
 
     if not 0 <= min_effect < 1:

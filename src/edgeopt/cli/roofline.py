@@ -27,7 +27,7 @@ def command(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json and roofline.png (none: print only)."),
 ) -> None:
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
-    from ..analysis.roofline import roofline
+    from ..bench.machine.roofline import roofline
     from ..bench.machine.measure import resolve_device
     from ..report.json_file import write_json
     from ..report.roofline_plot import plot_roofline

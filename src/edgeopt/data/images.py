@@ -418,10 +418,3 @@ def demo_orientation_set(part: str = "evaluation") -> ImageSet:
         # Calibration needs no labels, and photos have no true orientation class.
         return ImageSet(images=out.images, labels=None, names=out.names)
     raise DataError(f"unknown demo set part {part!r}: pass 'evaluation' or 'calibration'")
-
-
-def digits_set(split: str = "test", *, seed: int = 0) -> ImageSet:
-    """scikit-learn's handwritten digits as an ImageSet (see :func:`edgeopt.data.digits.digits_set`)."""
-    from .digits import digits_set as _digits_set  # digits imports this module: import late
-
-    return _digits_set(split, seed=seed)

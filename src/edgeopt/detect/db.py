@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..backends import registry
 from ..errors import ShapeError
 from .._util.images import as_rgb_uint8
 from ..model import Model
@@ -331,8 +332,6 @@ class TextDetector:
 
     def __init__(self, model: Model, *, backend: str = "ort", threads: int = 1,
                  config: DbConfig = DbConfig()) -> None:
-        from ..backends import registry
-
         if not isinstance(threads, int) or threads < 1:
             raise DetectorConfigError(f"threads must be a positive integer, got {threads!r}: use e.g. 1")
         shape = model.inputs[0].shape if len(model.inputs) == 1 else ()

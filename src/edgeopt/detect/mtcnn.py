@@ -41,25 +41,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 from PIL import Image
 
+from .. import zoo
+from ..backends import registry
 from ..errors import EdgeoptError, ShapeError
 from .._util.images import as_rgb_uint8
+from .._util.onnxgraph import copy_proto
 from ..model import Model, fix_input_shapes
+from ..zoo.mtcnn_io import INPUT_SIDE, NETS, OUTPUT_NAMES
 
 if TYPE_CHECKING:
     from ..backends.base import Session
 
-NETS = ("pnet", "rnet", "onet")
-# Graph output names of edgeopt.zoo.mtcnn's export, in graph order.
-OUTPUT_NAMES = {
-    "pnet": ("regression", "probability"),
-    "rnet": ("regression", "probability"),
-    "onet": ("regression", "landmarks", "probability"),
-}
-_SIDE = {"rnet": 24, "onet": 48}
-_CELL, _STRIDE = 12, 2  # P-Net's window and the stride of its output map
+_CELL, _STRIDE = INPUT_SIDE["pnet"], 2  # P-Net's window and the stride of its output map
 
 
 class DetectorConfigError(EdgeoptError):
@@ -259,8 +254,7 @@ def pnet_at_size(pnet: Model, height: int, width: int) -> Model:
     Raises:
         ShapeError: the graph does not accept that size (e.g. below 12x12).
     """
-    proto = onnx.ModelProto()
-    proto.CopyFrom(pnet.proto)
+    proto = copy_proto(pnet.proto)
     inits = {i.name for i in proto.graph.initializer}
     first = next(i for i in proto.graph.input if i.name not in inits)
     # Free the spatial dims (input and outputs) so fix_input_shapes accepts the new size
@@ -283,7 +277,7 @@ def _check_models(pnet: Model, rnet: Model, onet: Model) -> None:
             raise ShapeError(f"the MTCNN {net} {model.name} has {len(model.inputs)} inputs, not 1: "
                              f"pass a model exported from zoo:mtcnn-{net}")
         shape = model.inputs[0].shape
-        side = _SIDE.get(net)
+        side = None if net == "pnet" else INPUT_SIDE[net]  # P-Net is fully convolutional: any H, W
         want = (3, side, side) if side else None
         if len(shape) != 4 or shape[1] != 3 or (want and tuple(shape[1:]) != want):
             raise ShapeError(
@@ -336,8 +330,6 @@ class MtcnnDetector:
 
     def __init__(self, pnet: Model, rnet: Model, onet: Model, *, backend: str = "ort",
                  threads: int = 2, config: MtcnnConfig = MtcnnConfig()) -> None:
-        from ..backends import registry
-
         if not isinstance(threads, int) or threads < 1:
             raise DetectorConfigError(f"threads must be a positive integer, got {threads!r}: use e.g. 2")
         _check_models(pnet, rnet, onet)
@@ -359,8 +351,6 @@ class MtcnnDetector:
                 ``pip install --no-deps`` command).
             BackendUnavailable: see the constructor.
         """
-        from .. import zoo
-
         pnet, rnet, onet = (zoo.load(f"mtcnn-{net}") for net in NETS)
         return cls(pnet, rnet, onet, backend=backend, threads=threads, config=config)
 
@@ -433,7 +423,7 @@ class MtcnnDetector:
 
     def _stage2(self, rgb: np.ndarray, boxes: np.ndarray, cfg: MtcnnConfig) -> np.ndarray:
         """R-Net on 24x24 crops -> (K', 4) refined square boxes."""
-        crops, valid = _crops(rgb, boxes, _SIDE["rnet"])
+        crops, valid = _crops(rgb, boxes, INPUT_SIDE["rnet"])
         boxes = boxes[valid]
         if not len(boxes):
             return boxes
@@ -446,7 +436,7 @@ class MtcnnDetector:
 
     def _stage3(self, rgb: np.ndarray, boxes: np.ndarray, cfg: MtcnnConfig) -> Faces:
         """O-Net on 48x48 crops -> final boxes, scores and landmarks."""
-        crops, valid = _crops(rgb, boxes, _SIDE["onet"])
+        crops, valid = _crops(rgb, boxes, INPUT_SIDE["onet"])
         boxes = boxes[valid]
         if not len(boxes):
             return _empty()

@@ -1,4 +1,4 @@
-"""The classic log-log roofline plot of a :class:`~edgeopt.analysis.roofline.Roofline` (PNG).
+"""The classic log-log roofline plot of a :class:`~edgeopt.bench.machine.roofline.Roofline` (PNG).
 
 x: arithmetic intensity (FLOPs per byte), y: GFLOP/s; the compute roof, the bandwidth
 roof and the ridge point where they meet, the cache-aware roofs (L2, L3, DRAM: dashed)
@@ -18,7 +18,7 @@ from ..errors import EdgeoptError
 from .plots import _figure, _save
 
 if TYPE_CHECKING:
-    from ..analysis.roofline import Roofline
+    from ..bench.machine.roofline import Roofline
 
 LABELLED = 5  # the layers taking the most time get their names on the plot
 

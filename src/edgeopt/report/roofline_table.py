@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis.roofline import Roofline
+from ..bench.machine.roofline import Roofline
 from .roofline_plot import short_name
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .plots import _save
-from .suite_report import UNITS, by_model, value
+from .suite_data import UNITS, by_model, value
 
 if TYPE_CHECKING:
     from ..suites.run import SuiteRun

@@ -12,33 +12,11 @@ from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
 from .._util.atomic import atomic_write_bytes
+from .suite_data import UNITS, by_model, value
+from .suite_plots import plot_suite
 
 if TYPE_CHECKING:
     from ..suites.run import SuiteCell, SuiteRun
-
-UNITS = {"ms_per_image": "ms per image (mean latency / batch)", "images_per_s": "images/s"}
-
-
-def value(cell: "SuiteCell", metric: str) -> float | None:
-    """The suite's number for one cell: ms per image or images/s (None without runs)."""
-    r = cell.result
-    if not r.ok:
-        return None
-    return r.ms_per_image if metric == "ms_per_image" else r.throughput
-
-
-def line_label(cell: "SuiteCell", variants: int) -> str:
-    """"backend t2" (plus " int8" when the suite has several precisions)."""
-    label = f"{cell.result.backend} t{cell.result.threads}"
-    return f"{label} {cell.variant}" if variants > 1 else label
-
-
-def by_model(run: "SuiteRun") -> dict[str, dict[str, list["SuiteCell"]]]:
-    """{model ref: {line label: cells in batch order}} in grid order."""
-    out: dict[str, dict[str, list[SuiteCell]]] = defaultdict(lambda: defaultdict(list))
-    for c in run.cells:
-        out[c.ref][line_label(c, len(run.spec.variants))].append(c)
-    return out
 
 
 def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int | None = None) -> list[Path]:
@@ -48,8 +26,6 @@ def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int
     Returns:
         the paths written (each atomically).
     """
-    from .suite_plots import plot_suite
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"schema": JSON_SCHEMA, "meta": run.meta(), "history_id": history_id,

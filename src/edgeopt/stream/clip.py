@@ -16,7 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..detect import MtcnnConfig
 from ..errors import EdgeoptError
+from .sources import as_rgb
 
 SHOT_SECONDS = 2.0
 # (photo, zoom at start, zoom at end, pan x start..end, pan y start..end): zoom is the
@@ -36,8 +38,6 @@ class ClipError(EdgeoptError):
 @lru_cache(maxsize=None)
 def _photo(name: str) -> np.ndarray:
     from skimage import data
-
-    from .sources import as_rgb
 
     return as_rgb(getattr(data, name)())
 
@@ -112,8 +112,6 @@ def lfw_rates(detector) -> tuple[float, float]:
     Args:
         detector: an :class:`edgeopt.detect.MtcnnDetector`.
     """
-    from ..detect import MtcnnConfig
-
     cfg = MtcnnConfig(min_face=40)
     results = [detector.detect(im, config=cfg) for im in lfw_images()]
 

@@ -31,14 +31,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import load as loading
+from ..backends import registry
+from ..errors import EdgeoptError
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
-from ..backends import registry
-from ..bench.environment import machine_info
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
+from ..bench.environment import machine_info
 from ..data.images import demo_orientation_set
-from ..errors import EdgeoptError
-from ..load import load_model
 from ..optimizer.variants import build_variants
 
 if TYPE_CHECKING:
@@ -264,7 +264,9 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     """
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
-    load = load or load_model
+    # Looked up at call time (not bound at import), so a replaced edgeopt.load.load_model counts as the default.
+    default_load = loading.load_model
+    load = load or default_load
     start = time.perf_counter()
     deadline = start + budget_s - min(RESERVE_S, 0.05 * budget_s)
     run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
@@ -289,7 +291,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
                 models[(ref, variant.name)] = _variant_model(load, ref, variant)
             model = models[(ref, variant.name)]
             bar.describe(f"{ref.removeprefix('zoo:')} {variant.name} {backend} t{nthreads}")
-            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is load_model:
+            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is default_load:
                 _run_group_in_child(run, ref, variant, backend, nthreads, deadline, total, bar)
             else:
                 _run_group(run, ref, variant.name, model, backend, nthreads, deadline, total, bar)
@@ -303,7 +305,7 @@ def _why_not(backend: str) -> str | None:
     try:
         be = registry.get(backend)
     except ImportError as e:  # a backend module that imports its runtime eagerly
-        return f"cannot be imported: {str(e).splitlines()[0]}"
+        return f"cannot be imported: {error_line(e, limit=None, with_type=False)}"
     if not be.timed:
         return ""
     return be.available()
@@ -318,7 +320,7 @@ def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -
         calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
         return build_variants(model, [variant.recipe], calibration)[variant.recipe]
     except EdgeoptError as e:
-        return f"{ref} {variant.name}: {error_line(e, with_type=False, limit=10_000)}"
+        return f"{ref} {variant.name}: {error_line(e, limit=None, with_type=False)}"
 
 
 def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str, threads: int,
@@ -336,7 +338,7 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
             cells, sessions = pool.submit(_child_group, run.spec, ref, variant, backend, threads, budget,
                                           run.machine).result()
     except Exception as e:  # a crashed child is the group's result, not the suite's end
-        why = f"{backend} t{threads} in a fresh process failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        why = f"{backend} t{threads} in a fresh process failed: {error_line(e, limit=None, with_type=False)}"
         for batch in run.spec.batches:
             run.cells.append(SuiteCell(ref, variant.name, BenchResult(
                 backend=backend, backend_version=registry.get(backend).version(), model=ref.removeprefix("zoo:"),
@@ -355,7 +357,7 @@ def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, thre
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
     deadline = time.perf_counter() + budget_s
-    model = _variant_model(load_model, ref, variant)
+    model = _variant_model(loading.load_model, ref, variant)
     with progress_bar("", 0, enabled=False) as bar:
         _run_group(child, ref, variant.name, model, backend, threads, deadline, len(spec.batches), bar)
     return [c.to_dict() for c in child.cells], child.sessions
@@ -393,7 +395,7 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
     try:
         session = registry.get(backend).prepare(model, threads=threads)
     except Exception as e:  # a backend that cannot run this model is a result, not a crash
-        why = f"{backend} cannot prepare {model.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
         for batch in spec.batches:
             add(failed(batch, why))
         return

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ModelLoadError, ShapeError
+from .._util.errorline import error_line
 from ..data.digits import DIGIT_CLASSES
-from ..model import Model, fix_input_shapes, labels_from_metadata, read_onnx
+from ..model import Model, fix_input_shapes, from_torch, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
-from .digits import RECIPES as DIGITS_RECIPES
+from .digits import RECIPES as DIGITS_RECIPES, load_trained, weights_path
+from .packaged import packaged_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,8 +52,6 @@ def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Mo
     def build(entry: ZooEntry, shapes: dict) -> Model:
         import torch
 
-        from ..model import from_torch
-
         shape = shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape
         module, example = factory(), torch.zeros(shape)
         try:
@@ -60,7 +60,7 @@ def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Mo
         except Exception as e:
             raise ShapeError(
                 f"zoo:{entry.name} cannot take input {'x'.join(map(str, shape))} "
-                f"({str(e).splitlines()[0][:120]}): use --shape "
+                f"({error_line(e, limit=120, with_type=False)}): use --shape "
                 f"{'x'.join(map(str, entry.default_shape))}"
             ) from e
         return from_torch(
@@ -73,8 +73,6 @@ def _torch_entry(factory: Callable[[], object]) -> Callable[[ZooEntry, dict], Mo
 
 def _packaged_entry(dist: str, relpath: str, install: str) -> Callable[[ZooEntry, dict], Model]:
     def build(entry: ZooEntry, shapes: dict) -> Model:
-        from .packaged import packaged_file
-
         proto, digest = read_onnx(packaged_file(dist, relpath, install))
         proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
         preprocess = entry.preprocess
@@ -94,7 +92,7 @@ def _packaged_entry(dist: str, relpath: str, install: str) -> Callable[[ZooEntry
 
 
 def _seednet() -> object:
-    from .seednet import build
+    from .seednet import build  # imports torch: only when the entry is built
 
     return build()
 
@@ -173,9 +171,6 @@ def _trained_digits(entry: ZooEntry, shapes: dict) -> Model:
 
     import torch
 
-    from ..model import from_torch
-    from .digits import load_trained, weights_path
-
     shape = tuple(shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape)
     if tuple(shape[1:]) != tuple(entry.default_shape[1:]):
         # The weights were trained at one input size (SeedNet's classifier is sized
@@ -204,7 +199,7 @@ def _mtcnn(entry: ZooEntry, shapes: dict) -> Model:
 
     import onnx
 
-    from . import mtcnn
+    from . import mtcnn  # imports torch: only when the entry is built
 
     net = entry.name.removeprefix("mtcnn-")
     module = mtcnn.pretrained(net)

@@ -1,10 +1,7 @@
 """Building blocks shared by the zoo architectures (PyTorch).
 
-Every block takes and returns float32 NCHW tensors. The MobileNetV2 blocks
-(:func:`conv_bn`, :func:`make_divisible`, :class:`InvertedResidual`) live in
-:mod:`edgeopt.zoo.mobilenetv2` and are re-exported here: that file is part of the cache key
-of the trained digits weights (:mod:`edgeopt.zoo.digits`), so moving code out of it would
-retrain them.
+Every block takes and returns float32 NCHW tensors. This file is part of the cache key
+of the trained digits weights (:mod:`edgeopt.zoo.digits`): editing it retrains them once.
 """
 
 from __future__ import annotations
@@ -13,8 +10,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from .mobilenetv2 import InvertedResidual, conv_bn, make_divisible
 
 __all__ = [
     "ACTIVATIONS", "Concat", "InvertedResidual", "SqueezeExcite", "calibrate_batchnorm", "conv_bn",
@@ -70,6 +65,57 @@ def conv_bn_act(in_ch: int, out_ch: int, kernel: Size2 = 1, stride: int = 1, *,
     if act is not None:
         layers.append(ACTIVATIONS[act]())
     return nn.Sequential(*layers)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, never below 90% of it.
+
+    Source: TensorFlow slim ``mobilenet.py`` ``_make_divisible`` (rounding channel
+    counts keeps the multiples of 8 that SIMD kernels like).
+    """
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+            relu6: bool = True) -> nn.Sequential:
+    """MobileNetV2's layer: Conv2d (no bias, "same" padding for odd kernels) + BatchNorm2d
+    (+ ReLU6), i.e. :func:`conv_bn_act` with ``act="relu6"`` (None without ``relu6``).
+
+    ``groups == in_ch == out_ch`` makes it a depthwise convolution. Input (N, in_ch, H, W)
+    float32, output (N, out_ch, ceil(H / stride), ceil(W / stride)) for odd kernels.
+    """
+    return conv_bn_act(in_ch, out_ch, kernel, stride, groups=groups, act="relu6" if relu6 else None)
+
+
+class InvertedResidual(nn.Module):
+    """The MobileNetV2 block: expand 1x1 (ReLU6), depthwise 3x3 (ReLU6), project 1x1 (linear).
+
+    Input (N, in_ch, H, W) float32; output (N, out_ch, ceil(H/stride), ceil(W/stride)).
+    The expansion layer is omitted when ``expand_ratio == 1`` (as in the paper's first
+    block); the input is added to the output when ``stride == 1`` and ``in_ch == out_ch``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride}")
+        hidden = int(round(in_ch * expand_ratio))
+        self.use_residual = stride == 1 and in_ch == out_ch
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(conv_bn(in_ch, hidden, 1))
+        layers += [
+            conv_bn(hidden, hidden, 3, stride, groups=hidden),
+            conv_bn(hidden, out_ch, 1, relu6=False),  # linear bottleneck
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return x + out if self.use_residual else out
 
 
 class Concat(nn.Module):

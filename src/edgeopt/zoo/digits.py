@@ -50,8 +50,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..data.digits import digits_set
 from ..errors import ModelLoadError
 from .._util.atomic import atomic_write_bytes
+from .._util.cache import cache_root
+from .._util.progress import progress_bar
 from ..preprocess import Preprocess
 
 if TYPE_CHECKING:
@@ -192,8 +195,6 @@ class TrainRecord:
 
 def cache_dir() -> Path:
     """Folder of the cached weights: ``$EDGEOPT_CACHE/zoo`` (default ``~/.cache/edgeopt/zoo``)."""
-    from .._util.cache import cache_root
-
     return cache_root() / "zoo"
 
 
@@ -314,8 +315,6 @@ def train(recipe: Recipe, *, progress: bool = True) -> tuple["torch.nn.Module", 
     """
     import torch
 
-    from ..data.digits import digits_set
-
     train_set = digits_set("train", seed=recipe.split_seed)
     test_set = digits_set("test", seed=recipe.split_seed)
     x = torch.from_numpy(train_set.tensor(recipe.preprocess))
@@ -358,8 +357,6 @@ def _fit(recipe: Recipe, x: "torch.Tensor", y: "torch.Tensor", progress: bool) -
     """
     import numpy as np
     import torch
-
-    from .._util.progress import progress_bar
 
     # The value a blank (0) scan pixel becomes, so shifted-in borders look like paper.
     fill = float(recipe.preprocess(np.zeros((8, 8), np.uint8)).flat[0])

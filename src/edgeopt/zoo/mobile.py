@@ -12,8 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .blocks import ACTIVATIONS, SqueezeExcite, conv_bn_act, init_weights
-from .mobilenetv2 import make_divisible
+from .blocks import ACTIVATIONS, SqueezeExcite, conv_bn_act, init_weights, make_divisible
 
 
 def _classifier(in_ch: int, num_classes: int, hidden: int = 0, act: str = "hswish",

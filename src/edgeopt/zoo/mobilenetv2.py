@@ -8,7 +8,9 @@ output channels are equal), a 1x1 convolution to ``last_channels``, global avera
 pooling, dropout and a fully connected classifier. Every convolution is followed by
 BatchNorm. Channel counts are scaled by the width multiplier and rounded to a multiple of
 8 as in the reference implementation (TensorFlow ``models/research/slim/nets/mobilenet``
-``_make_divisible``, also used by torchvision).
+``_make_divisible``, also used by torchvision). The block and its layers
+(:class:`~edgeopt.zoo.blocks.InvertedResidual`, :func:`~edgeopt.zoo.blocks.conv_bn`,
+:func:`~edgeopt.zoo.blocks.make_divisible`) are in :mod:`edgeopt.zoo.blocks`.
 
 :func:`imagenet` is the paper's 224x224 ImageNet network: 3,504,872 params at width 1.0
 (torchvision's ``mobilenet_v2`` documents the same count; the paper rounds it to 3.4M)
@@ -23,6 +25,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .blocks import InvertedResidual, conv_bn, init_weights, make_divisible
+
 # (t expansion factor, c output channels, n repeats, s stride of the first repeat):
 # Sandler et al. 2018, Table 2.
 IMAGENET_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -34,61 +38,6 @@ IMAGENET_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, never below 90% of it.
-
-    Source: TensorFlow slim ``mobilenet.py`` ``_make_divisible`` (rounding channel
-    counts keeps the multiples of 8 that SIMD kernels like).
-    """
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
-
-
-def conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-            relu6: bool = True) -> nn.Sequential:
-    """Conv2d (no bias, "same" padding for odd kernels) + BatchNorm2d (+ ReLU6).
-
-    ``groups == in_ch == out_ch`` makes it a depthwise convolution.
-    """
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(out_ch),
-    ]
-    if relu6:
-        layers.append(nn.ReLU6(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class InvertedResidual(nn.Module):
-    """The MobileNetV2 block: expand 1x1 (ReLU6), depthwise 3x3 (ReLU6), project 1x1 (linear).
-
-    Input (N, in_ch, H, W) float32; output (N, out_ch, ceil(H/stride), ceil(W/stride)).
-    The expansion layer is omitted when ``expand_ratio == 1`` (as in the paper's first
-    block); the input is added to the output when ``stride == 1`` and ``in_ch == out_ch``.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int) -> None:
-        super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, not {stride}")
-        hidden = int(round(in_ch * expand_ratio))
-        self.use_residual = stride == 1 and in_ch == out_ch
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(conv_bn(in_ch, hidden, 1))
-        layers += [
-            conv_bn(hidden, hidden, 3, stride, groups=hidden),
-            conv_bn(hidden, out_ch, 1, relu6=False),  # linear bottleneck
-        ]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        return x + out if self.use_residual else out
 
 
 class MobileNetV2(nn.Module):
@@ -132,11 +81,8 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(head, num_classes))
-        # Imported here: blocks builds on this module's layers. Kaiming's default
-        # (leaky_relu, a=0) and the ReLU gain are the same sqrt(2): the weights are those
-        # this class drew with its own copy of the loop.
-        from .blocks import init_weights
-
+        # Kaiming's default (leaky_relu, a=0) and the ReLU gain are the same sqrt(2): the
+        # weights are those this class drew with its own copy of the loop.
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,15 +33,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..detect.mtcnn import NETS, OUTPUT_NAMES
 from ..errors import ModelLoadError
+from .._util.errorline import error_line
+from ..model import BATCH_DIM
+from .mtcnn_io import INPUT_NAME, INPUT_SIDE, NETS, OUTPUT_NAMES
+from .packaged import packaged_file
 
 DISTRIBUTION = "facenet-pytorch"
 VERSION = "2.6.0"
 INSTALL = f"pip install --no-deps {DISTRIBUTION}=={VERSION}"
-# Input side of R-Net and O-Net; P-Net's training windows are 12x12 (paper, section II.A).
-INPUT_SIDE = {"pnet": 12, "rnet": 24, "onet": 48}
-INPUT_NAME = "input"
 
 
 class PNet(nn.Module):
@@ -160,8 +160,6 @@ def weights_file(net: str) -> Path:
         ModelLoadError: unknown net, or facenet-pytorch is not installed (the message
             gives the ``pip install --no-deps`` command).
     """
-    from .packaged import packaged_file
-
     _check_net(net)
     return packaged_file(DISTRIBUTION, f"facenet_pytorch/data/{net}.pt", INSTALL)
 
@@ -181,7 +179,7 @@ def pretrained(net: str) -> nn.Module:
     except Exception as e:
         raise ModelLoadError(
             f"{path} does not load into edgeopt's {type(module).__name__} "
-            f"({str(e).splitlines()[0][:160]}): run `{INSTALL}`"
+            f"({error_line(e, limit=160, with_type=False)}): run `{INSTALL}`"
         ) from e
     return module.eval()
 
@@ -206,8 +204,6 @@ def export_onnx(module: nn.Module, net: str, *, side: int | None = None, opset: 
     import io
     import warnings
 
-    from ..model import BATCH_DIM
-
     _check_net(net)
     outputs = OUTPUT_NAMES[net]
     pnet = net == "pnet"
@@ -226,7 +222,7 @@ def export_onnx(module: nn.Module, net: str, *, side: int | None = None, opset: 
             )
     except Exception as e:
         raise ModelLoadError(
-            f"cannot export MTCNN {net} to ONNX ({str(e).splitlines()[0][:200]}): "
+            f"cannot export MTCNN {net} to ONNX ({error_line(e, limit=200, with_type=False)}): "
             f"check the torch version (2.13 is tested)"
         ) from e
     return buf.getvalue()

@@ -37,9 +37,9 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ...analysis.roofline import LEVELS
 from ...errors import EdgeoptError
 
-LEVELS = ("L2", "L3", "DRAM")
 SCALAR = 3.0  # STREAM's scale factor
 _KIB = 1024
 
@@ -158,13 +158,3 @@ def measure_memory_roofs(caches: dict[str, int], threads: Sequence[int], *, dram
     for (level, t), kernel in kernels.items():
         roofs.setdefault(level, {})[t] = kernel.bytes / best[(level, t)] / 1e9
     return {level: roofs[level] for level in LEVELS if level in roofs}
-
-
-def level_of(working_set_bytes: int, caches: dict[str, int]) -> str:
-    """The smallest measured level whose capacity holds ``working_set_bytes``: "L2", "L3"
-    or "DRAM" (a layer's weights + activations, the cache-aware roofline's choice of roof
-    when per-level traffic is not counted by hardware counters)."""
-    for level in ("L2", "L3"):
-        if caches.get(level) and working_set_bytes <= caches[level]:
-            return level
-    return "DRAM"

@@ -54,7 +54,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import onnx
 
+from ...backends import registry
+from ...backends.openvino import _config, _reason
+from ...backends.ort import session_options
 from ...errors import BackendUnavailable, EdgeoptError, ShapeError
+from ..._util.errorline import error_line
+from ..._util.onnxgraph import copy_proto, topological
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -197,8 +202,7 @@ class GraphIndex:
 def named_nodes(proto: onnx.ModelProto) -> list[tuple[str, onnx.NodeProto]]:
     """(name, node) in the profile's order, unnamed nodes named ``OpType_index`` exactly as
     :func:`edgeopt.analysis.profile.profile` names its layers (same topological order)."""
-    from ..._util.onnxgraph import topological  # the profile's own order, so the indices agree
-
+    # topological: the profile's own order, so the indices agree
     return [(n.name or f"{n.op_type}_{i}", n) for i, n in enumerate(topological(list(proto.graph.node)))]
 
 
@@ -313,8 +317,6 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
     onnxruntime docs "Profiling tools"; OpenVINO ``InferRequest.get_profiling_info``
     (``real_time`` per executed node), OpenVINO docs "CPU device: performance counters".
     """
-    from ...backends import registry
-
     if backend not in BACKENDS:
         raise EdgeoptError(f"per-layer times need backend ort or openvino, got {backend!r}: pass --backend ort")
     for what, value, low in (("threads", threads, 1), ("batch", batch, 1), ("runs", runs, 1), ("warmup", warmup, 0)):
@@ -333,8 +335,7 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
 
 def _named_proto(model: "Model") -> onnx.ModelProto:
     """A copy whose unnamed nodes carry the profile's names, so ORT's trace names them too."""
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model.proto)
+    proto = copy_proto(model.proto)
     named = named_nodes(proto)
     if any(not node.name for _, node in named):
         for name, node in named:
@@ -349,8 +350,6 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
 
     feeds = model.example_feeds(batch)
     with tempfile.TemporaryDirectory(prefix="edgeopt-layer-times-") as tmp:
-        from ...backends.ort import session_options
-
         opts = session_options(threads)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort-profile")
@@ -360,7 +359,8 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
             sess = ort.InferenceSession(_named_proto(model).SerializeToString(), sess_options=opts,
                                         providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise BackendUnavailable(f"onnxruntime cannot load {model.name}: {str(e).splitlines()[0][:200]}") from e
+            raise BackendUnavailable(
+                f"onnxruntime cannot load {model.name}: {error_line(e, limit=200, with_type=False)}") from e
         names = [o.name for o in sess.get_outputs()]
         for _ in range(warmup):
             sess.run(names, feeds)
@@ -422,8 +422,6 @@ def _openvino_kernels(model: "Model", *, threads: int, batch: int, runs: int,
     """(kernels with median ms per run, median wall ms per run) from OpenVINO performance counters."""
     import openvino as ov
     import openvino.properties as props
-
-    from ...backends.openvino import _config, _reason
 
     core = ov.Core()
     try:

@@ -49,8 +49,10 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import onnx
 
+from ...analysis.probe import probe_session
 from ...errors import DataError, PassError
 from ..base import check_image_batch, graph_index
+from ..quantize import name_nodes
 from ..._util.errorline import error_line
 from ..quantize.nodes import name_nodes
 
@@ -324,8 +326,6 @@ def _single_input(fproto: onnx.ModelProto, qproto: onnx.ModelProto) -> tuple[str
 
 def _session(proto: onnx.ModelProto, names: list[str], which: str):
     """An ORT CPU session, optimizations off, with ``names`` exposed as outputs."""
-    from ...analysis.probe import probe_session
-
     try:
         return probe_session(proto, names)
     except Exception as e:
