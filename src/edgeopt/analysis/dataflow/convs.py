@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from onnx import helper
+
 from ...errors import EdgeoptError
+from ..ophandlers import handler_key
+from ..profile import profile
 from .layer import ConvLayer
 
 if TYPE_CHECKING:
@@ -32,11 +36,6 @@ def model_convs(model: "Model") -> tuple[list[ConvLayer], list[str]]:
     Raises:
         ShapeError: the profile cannot infer the model's shapes.
     """
-    from onnx import helper
-
-    from ..ophandlers import handler_key
-    from ..profile import profile
-
     prof = profile(model, batch=1)
     rows = {layer.name: layer for layer in prof.layers}
     nodes = list(model.proto.graph.node)

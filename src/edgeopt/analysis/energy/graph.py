@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import onnx
 
+from ..graphview import graph_view, tensor_bytes
+from ..ophandlers import handler_key
+
 if TYPE_CHECKING:
     from ...model import Model
     from ..profile import ModelProfile
@@ -78,7 +81,6 @@ def build_graph(model: Model, batch: int) -> Graph:
     """Shapes and constants as :func:`edgeopt.analysis.profile.profile` sees them
     (:func:`~edgeopt.analysis.graphview.graph_view`), with the aliases of fused nodes
     resolved."""
-    from ..graphview import graph_view, tensor_bytes
 
     view = graph_view(model, batch)
     g, types, consts, runtime = view.graph, view.types, view.consts, [
@@ -119,7 +121,6 @@ def fusible(node: onnx.NodeProto, graph: Graph) -> bool:
 
 def mac_precision(node: onnx.NodeProto, graph: Graph) -> str:
     """The precision of the layer's MACs (package doc, 2.)."""
-    from ..ophandlers import handler_key
 
     if handler_key(node.domain, node.op_type) in _INTEGER_OPS:
         return "int8"

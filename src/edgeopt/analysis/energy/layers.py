@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import EdgeoptError
 from ...load import load_model
+from ..profile import profile
 from .graph import activation_traffic, build_graph, fusible, layer_rows
 from .table import WORD_BYTES, EnergyTable
 
@@ -206,7 +207,6 @@ def model_energy(model: Model | str, device: "DeviceProfile | None" = None, *, s
     Raises:
         EdgeoptError: no memory size (see :func:`memory_levels`); ShapeError from the profile.
     """
-    from ..profile import profile
 
     model = load_model(model)
     table = table or EnergyTable()

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from ...errors import EdgeoptError
 from ...load import load_model
+from ..profile import ModelProfile, profile
 from .table import WORD_BYTES, EnergyTable
 
 if TYPE_CHECKING:
     from ...model import Model
-    from ..profile import ModelProfile
 
 # Jouppi et al., ISCA 2017, Table 1 ("TPU Ops / Weight Byte"), the figures the seed quotes.
 # Server batch sizes are included in these (each weight byte is reused across the batch).
@@ -62,7 +62,6 @@ def ops_per_weight_byte(model: "Model | str | ModelProfile", batch: int = 1, byt
         EdgeoptError: ``bytes_per_weight`` <= 0, a ModelProfile at another batch, or a
             model without weights.
     """
-    from ..profile import ModelProfile, profile
 
     if not bytes_per_weight > 0:
         raise EdgeoptError(f"bytes_per_weight must be > 0, got {bytes_per_weight!r}: pass 1 (int8) or 4 (fp32)")

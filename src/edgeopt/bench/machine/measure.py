@@ -35,6 +35,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...errors import BackendUnavailable, EdgeoptError
+from ...model import InputSpec, Model
+from ...backends import registry
+from ..harness import time_session
+from ..environment import machine_info, read_caches
+from ..._util.progress import progress_bar
+from ..isa import int8_dot_product
 from .cache_bandwidth import measure_memory_roofs
 from ...analysis.device import (DeviceProfile, builtin_device, builtin_names, default_path, load_profile,
                                 save_profile)
@@ -101,7 +107,6 @@ def matmul_model(n: int, precision: str):
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    from ...model import InputSpec, Model
 
     if precision not in PRECISIONS:
         raise EdgeoptError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -150,8 +155,6 @@ def measure_gemm(precision: str, threads: int, *, n: int = 1024, warmup: int = 3
         BackendUnavailable: onnxruntime missing, or it cannot load this graph.
         EdgeoptError: bad settings, or the runtime failed while running it.
     """
-    from ...backends import registry
-    from ..harness import time_session
 
     model = matmul_model(n, precision)
     session = registry.require("ort").prepare(model, threads=threads)
@@ -278,9 +281,6 @@ def measure_device(*, threads: Sequence[int] | None = None, quick: bool = False,
         EdgeoptError: a thread count is not positive or exceeds the usable CPUs.
         BackendUnavailable: onnxruntime is not installed.
     """
-    from ...backends import registry
-    from ..environment import machine_info, read_caches
-    from ..._util.progress import progress_bar
 
     plan = _QUICK if quick else _FULL
     info = machine_info()
@@ -341,7 +341,6 @@ def _method_notes(plan: _Plan, ort_version: str, flags: Any, peaks: dict[str, di
                   stream_bytes: int, caches: dict[str, int]) -> list[str]:
     """The profile's notes on how each number was measured (mode, sizes, library versions,
     date), one entry per roof; ``flags`` are the CPU flags of :func:`machine_info`."""
-    from ..isa import int8_dot_product
 
     n = plan.gemm_n
     dot = int8_dot_product(flags)
