@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import installed
 
 from edgeopt.detect.db import (
     DbConfig,
@@ -18,6 +17,8 @@ from edgeopt.detect.db import (
 )
 from edgeopt.detect.mtcnn import DetectorConfigError
 from edgeopt.errors import DataError, EdgeoptError, ShapeError
+
+from support import installed
 
 skdata = pytest.importorskip("skimage.data")
 

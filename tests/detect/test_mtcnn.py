@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import installed
 
 from edgeopt.detect import (
     DetectorConfigError,
@@ -20,6 +19,8 @@ from edgeopt.detect import (
 )
 from edgeopt.detect.mtcnn import pyramid_scales
 from edgeopt.errors import DataError, ShapeError
+
+from support import installed
 
 skdata = pytest.importorskip("skimage.data")
 

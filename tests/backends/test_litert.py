@@ -19,6 +19,8 @@ from edgeopt.backends import litert, registry
 from edgeopt.errors import BackendUnavailable
 from edgeopt.load import load_model
 
+from support import one_line
+
 # Not importorskip: importing litert_torch takes ~7 s and sets process state (env vars
 # TF_CPP_MIN_LOG_LEVEL, TORCHINDUCTOR_CACHE_DIR; warning filters), which a full suite run
 # should only pay when a test converts.
@@ -36,12 +38,6 @@ def _assert_close_to_ort(model, got: list[np.ndarray], feeds) -> None:
         assert g.shape == w.shape and g.dtype == w.dtype
         err = float(np.abs(g.astype(np.float64) - w).max())
         assert err <= RTOL_RANGE * float(np.ptp(w)) + ATOL, err
-
-
-def _one_line(e: BaseException) -> str:
-    msg = str(e)
-    assert msg and "\n" not in msg, f"not one line: {msg!r}"
-    return msg
 
 
 @pytest.mark.parametrize(
@@ -116,7 +112,7 @@ def test_refusal_when_litert_torch_cannot_convert(tmp_path, monkeypatch) -> None
         model = load_model(_DataDependent().eval(), example_input=torch.ones(1, 3, 4, 4))
     with pytest.raises(BackendUnavailable) as info:
         registry.get("litert").prepare(model, threads=1)
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert msg.startswith("litert-torch cannot convert torch:_DataDependent at batch 1 (GuardOnDataDependentSymNode")
     assert "use the ort backend" in msg
     assert not litert.cache_path(model, 1).exists()
@@ -134,11 +130,11 @@ def test_refusal_when_the_onnx_graph_has_no_pytorch_equivalent(tmp_path, monkeyp
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     with pytest.raises(BackendUnavailable) as info:
         registry.get("litert").prepare(load_model(path), threads=1)
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert "litert cannot convert hardmax: no PyTorch module" in msg and "Hardmax" in msg
 
 
-def test_converter_failure_is_one_line(tmp_path, monkeypatch) -> None:
+def test_converter_failure_isone_line(tmp_path, monkeypatch) -> None:
     import litert_torch
 
     monkeypatch.setenv("EDGEOPT_CACHE", str(tmp_path))
@@ -149,4 +145,4 @@ def test_converter_failure_is_one_line(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(litert_torch, "convert", broken)
     with pytest.raises(BackendUnavailable) as info:
         registry.get("litert").prepare(_tiny_model(), threads=1)
-    assert "(RuntimeError: lowering failed)" in _one_line(info.value)
+    assert "(RuntimeError: lowering failed)" in one_line(info.value)

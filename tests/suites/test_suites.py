@@ -18,7 +18,8 @@ from edgeopt.errors import EdgeoptError
 from edgeopt.load import load_model
 from edgeopt.report.suite_report import write_suite_outputs
 from edgeopt.store import list_runs, load_run, record_run
-from test_cli import assert_one_line_error, run_cli
+
+from support import assert_one_line_error, run_cli
 
 
 class _SleepSession(Session):

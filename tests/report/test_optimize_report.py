@@ -15,7 +15,9 @@ import pytest
 from edgeopt.report.optimize_report import dimension_rows, measured_path, render_html, render_markdown, trial_rows
 from edgeopt.report.plots import plot_latency_vs_quality
 
-EXAMPLE = Path(__file__).parent / "data" / "search_summary_example.json"
+from support import FIXTURES
+
+EXAMPLE = FIXTURES / "search_summary_example.json"
 
 
 @pytest.fixture()

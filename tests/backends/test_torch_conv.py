@@ -22,6 +22,8 @@ from edgeopt.errors import BackendUnavailable
 from edgeopt.model import Model, from_torch
 from edgeopt.load import load_model
 
+from support import one_line
+
 SLOW = "aten::_slow_conv2d_forward"
 DILATED = "aten::slow_conv_dilated2d"
 BACKENDS = ["torch-onednn", "torch-nnpack", "torch-im2col"]
@@ -93,12 +95,6 @@ def _oracle(name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
     module = copy.deepcopy(_model(name).torch_module).double()
     with torch.no_grad():
         return module(torch.from_numpy(feeds["input"]).double()).numpy()
-
-
-def _one_line(e: BackendUnavailable) -> str:
-    msg = str(e)
-    assert msg and "\n" not in msg, f"not one line: {msg!r}"
-    return msg
 
 
 # -- the path each backend takes --------------------------------------------------------------
@@ -196,7 +192,7 @@ def test_refuses_a_model_without_a_torch_module(backend: str) -> None:
     assert model.torch_module is None
     with pytest.raises(BackendUnavailable) as info:
         registry.get(backend).prepare(model, threads=1)
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert "did not come from PyTorch" in msg and "use the ort or openvino backend" in msg
 
 
@@ -205,7 +201,7 @@ def test_refuses_a_model_without_convolutions(backend: str) -> None:
     model = _tiny(nn.Sequential(nn.Flatten(), nn.Linear(16, 4)), (1, 1, 4, 4), "mlp")
     with pytest.raises(BackendUnavailable) as info:
         registry.get(backend).prepare(model, threads=1)
-    msg = _one_line(info.value)
+    msg = one_line(info.value)
     assert msg.startswith(f"{backend}: ") and "has no convolution" in msg
     assert "use the torch backend" in msg
 
@@ -219,7 +215,7 @@ def test_nnpack_refuses_when_no_conv_can_use_it_and_the_others_run_it() -> None:
     model = _tiny(module, (1, 4, 12, 12), "dw-dilated")
     with pytest.raises(BackendUnavailable) as info:
         registry.get("torch-nnpack").prepare(model, threads=1)
-    assert _one_line(info.value) == (
+    assert one_line(info.value) == (
         "torch-nnpack: none of the 3 convolutions of dw-dilated can use NNPACK "
         "(2 depthwise, 1 dilated): use torch-onednn or torch-im2col")
     onednn = registry.get("torch-onednn").prepare(model, threads=1)

@@ -9,7 +9,8 @@ import pytest
 from edgeopt.data.digits import digits_set
 from edgeopt.data.images import save_image_folder
 
-from test_cli import assert_one_line_error, run_cli
+from support import assert_one_line_error, run_cli
+
 
 
 @pytest.fixture(scope="module")
