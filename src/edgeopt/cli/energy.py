@@ -31,8 +31,9 @@ def command(
         None, "--sram", help="On-chip SRAM size, e.g. 256KiB; the traffic model then uses it instead of "
                              "the last-level cache."),
     compare: str = typer.Option(
-        "", "--compare", help="Variants to compare per layer, comma-separated: int8 (static QDQ), fp16, "
-                              "prunedNN (NN% of the MACs removed), e.g. int8,pruned50."),
+        "", "--compare", help="Variants to compare per layer, comma-separated recipe names as optimize names "
+                              "them: int8 (static QDQ), fp16, prunedNN (NN% of the MACs removed), "
+                              "pruned-30+kd/int8-nncf, ... e.g. int8,pruned50."),
     batch: int = typer.Option(1, help="Batch size (MACs and activations scale with it, weights do not)."),
     table: Optional[Path] = typer.Option(
         None, "--table", help="JSON file overriding energy-table entries in pJ, e.g. {\"dram_read_pj\": 1300}."),
