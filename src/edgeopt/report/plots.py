@@ -113,7 +113,9 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget {summary['max_drop']:g} {unit}")]
     ax.legend(handles=handles, loc="best", fontsize=7)
     ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
-    ax.set_ylabel(f"quality drop ({unit} of {summary['quality_metric']})")
+    what = {"accuracy": "larger loss of top-1 agreement, accuracy", "agreement": "loss of top-1 agreement",
+            "snr": "output SNR below its floor"}.get(summary["quality_metric"], summary["quality_metric"])
+    ax.set_ylabel(f"quality drop ({unit})\n{what}")
     ax.set_title(f"{summary['model']}: per-image latency vs quality drop, one point per measured trial",
                  fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
