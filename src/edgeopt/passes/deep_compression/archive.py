@@ -31,6 +31,7 @@ from onnx import numpy_helper
 
 from ...errors import EdgeoptError
 from ..._util.atomic import atomic_write_bytes
+from ..._util.errorline import error_line
 from .huffman import HuffmanError, HuffmanStream, decode
 from .sparsity import from_relative
 
@@ -217,5 +218,5 @@ def restore(archive: "Archive | bytes | str | os.PathLike") -> onnx.ModelProto:
         onnx.checker.check_model(proto)
     except Exception as e:
         raise ArchiveError(f"the restored model fails the ONNX checker "
-                           f"({str(e).splitlines()[0][:120]}): re-create the archive") from None
+                           f"({error_line(e, limit=120, with_type=False)}): re-create the archive") from None
     return proto
