@@ -62,7 +62,9 @@ class Model:
         inputs: one InputSpec per graph input (initializers excluded).
         preprocess: how an image becomes the (first) input, or None if unknown.
         labels: class names for classifier outputs, or None.
-        task: "classification", "detection" or "other" (decides quality metrics).
+        task: the task quality is judged by (a name of :mod:`edgeopt.evaluate.tasks`, or the
+            zoo's "classification", "detection", "other"); None: inferred from the outputs
+            (:func:`edgeopt.evaluate.tasks.infer.infer_task`).
         source: where it came from (path, "zoo:NAME" or "torch:ClassName").
         source_sha256: sha256 of the source file bytes ("" for in-memory sources).
         passes: names of the passes applied, in order.
@@ -74,7 +76,7 @@ class Model:
     inputs: list[InputSpec]
     preprocess: Preprocess | None = None
     labels: list[str] | None = None
-    task: str = "classification"
+    task: str | None = None
     source: str = ""
     source_sha256: str = ""
     passes: tuple[str, ...] = ()

@@ -41,7 +41,8 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
     deploy = json.loads((out / "deploy.json").read_text())
     assert deploy["backend"] == "ort" and deploy["threads"] == 1 and deploy["batch"] == 1
     assert deploy["recipe"] == summary["winner"].split("@")[0]
-    assert summary["quality_metric"] == "accuracy" and summary["elapsed_s"] <= 45 + 5
+    assert summary["task"] == "classify" and summary["quality_metric"] == "top-1 agreement and accuracy"
+    assert summary["elapsed_s"] <= 45 + 5
     labels = [t["label"] for t in summary["trials"]]
     assert "fp32@ort t1 b1" in labels and "int8-ort@ort t1 b1" in labels
     assert all(t["feasible"] for t in summary["pareto"])

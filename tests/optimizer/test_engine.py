@@ -267,7 +267,8 @@ def test_search_on_trained_digits_model(tmp_path, one_torch_thread, digits_data)
     labels = {t.label for t in res.trials}
     assert {"fp32@ort t1 b1", "int8-ort@ort t1 b1"} <= labels
     assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.drop == 0.0
-    assert res.quality_metric == "accuracy" and res.original_accuracy > 95
+    assert res.task == "classify" and res.quality_metric == "top-1 agreement and accuracy"
+    assert res.original_accuracy > 95
     assert res.winner.feasible and res.winner.drop <= 1.0
     assert res.speedup_vs_hand_picked >= 1.0 or res.winner is res.hand_picked_best
     assert set(res.confirm_ms) == {"winner", "hand_picked", "baseline"}

@@ -14,6 +14,7 @@ import edgeopt
 
 from .._util.options import csv_floats, csv_items, parse_duration, parse_size
 from ..errors import EdgeoptError
+from ..evaluate import tasks
 from .options import ChannelsOpt, MeanOpt, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
 
 out = Console()
@@ -24,7 +25,9 @@ def optimize_cmd(
     images: Optional[Path] = typer.Option(None, help="Folder of real images (one sub-folder per class gives labels)."),
     calib: Optional[Path] = typer.Option(None, help="Separate calibration images; default: 30% of --images."),
     shape: Optional[List[str]] = ShapeOpt,
-    max_drop: float = typer.Option(1.0, help="Allowed quality drop in points (top-1 agreement >= 100 - max_drop)."),
+    max_drop: Optional[float] = typer.Option(None, help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy) [default: the task's, 1 point for classify]."),
+    metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
+    task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: classify, regress, segment, embed or outputs (every output) [default: inferred, see `edgeopt info`]."),
     batch: int = typer.Option(1, help="Batch size latency is measured at."),
     threads: int = typer.Option(2, help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
@@ -58,8 +61,14 @@ def optimize_cmd(
 
     if batch <= 0 or threads <= 0:
         raise EdgeoptError("--batch and --threads must be positive integers")
-    if max_drop < 0 or max_drop > 100:
-        raise EdgeoptError(f"--max-drop {max_drop} is outside 0..100 percentage points")
+    if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
+        raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
+                           f"budget: give one")
+    budget_drop = metric_tolerance if metric_tolerance is not None else max_drop
+    if budget_drop is not None and not 0 <= budget_drop <= 100:
+        raise EdgeoptError(f"--max-drop/--metric-tolerance {budget_drop} is outside 0..100 (the task metric's unit)")
+    if task is not None:
+        tasks.canonical(task)
     from ..backends import registry
 
     backend_list = tuple(csv_items(backends))
@@ -84,7 +93,7 @@ def optimize_cmd(
     targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
-    common = dict(max_drop=max_drop, batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
+    common = dict(max_drop=budget_drop, task=task, batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
                   max_time_s=4 * seconds, prune_targets=targets, train_seconds=train_seconds)
     if not search:
         _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)

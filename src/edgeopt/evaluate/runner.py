@@ -16,7 +16,13 @@ if TYPE_CHECKING:
 
 def predict(model: "Model", backend: str, imageset: "ImageSet", *, batch: int = 8,
             threads: int = 2) -> np.ndarray:
-    """The model's first output on every image, in image order.
+    """The model's first output on every image, in image order (see :func:`predict_outputs`)."""
+    return predict_outputs(model, backend, imageset, batch=batch, threads=threads)[0]
+
+
+def predict_outputs(model: "Model", backend: str, imageset: "ImageSet", *, batch: int = 8,
+                    threads: int = 2) -> list[np.ndarray]:
+    """Every output of the model on every image, in image order.
 
     Images go through ``model.preprocess`` in batches of ``batch``; the last partial
     batch runs at its own size (the batch dimension of a Model is symbolic).
@@ -29,8 +35,9 @@ def predict(model: "Model", backend: str, imageset: "ImageSet", *, batch: int = 
         threads: intra-op threads of the backend session.
 
     Returns:
-        the first graph output concatenated over batches: shape (N, ...), e.g. (N, K)
-        class scores for a classifier, dtype as the backend returns it.
+        one array per graph output, in the graph's order, each concatenated over batches:
+        shape (N, ...), e.g. (N, K) class scores for a classifier, dtype as the backend
+        returns it.
 
     Raises:
         DataError: the set is empty, batch < 1, the model has no preprocess or more
@@ -61,8 +68,8 @@ def predict(model: "Model", backend: str, imageset: "ImageSet", *, batch: int = 
         )
     session = require(backend).prepare(model, threads=threads)
     try:
-        outs = [session.run({spec.name: x.astype(spec.dtype, copy=False)})[0]
+        outs = [session.run({spec.name: x.astype(spec.dtype, copy=False)})
                 for x in imageset.batches(model.preprocess, batch)]
     finally:
         session.close()
-    return np.concatenate(outs, axis=0)
+    return [np.concatenate([o[i] for o in outs], axis=0) for i in range(len(outs[0]))]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import EdgeoptError
 from .measure import Timing
@@ -24,8 +24,13 @@ class OptimizeConfig:
             whole space, with cheap checks first, within ``budget_s``).
         budget_s: wall-time budget of the whole run (trials, fallback, confirmation),
             seconds; None: the grid runs to the end, the search takes 600 s.
-        max_drop: largest quality drop, in points (see :mod:`edgeopt.optimizer.measure`).
-        min_snr_db: for models that are not classifiers, the least output SNR (dB).
+        max_drop: largest quality drop, in the task metric's drop unit (points of top-1
+            agreement/accuracy for a classifier; see :mod:`edgeopt.optimizer.measure`);
+            None: the task's default.
+        task: the task whose evaluator judges quality (:mod:`edgeopt.evaluate.tasks`);
+            None: inferred from the model.
+        task_options: options of that evaluator (e.g. ``{"pairs": True}`` for landmarks).
+        min_snr_db: the SNR floor every output keeps when no task is recognised (dB).
         max_latency_ms: latency constraint (objective statistic at the trial's batch), ms,
             or None.
         max_size_bytes: model file size constraint, bytes, or None.
@@ -60,7 +65,9 @@ class OptimizeConfig:
 
     strategy: str = "grid"
     budget_s: float | None = None
-    max_drop: float = 1.0
+    max_drop: float | None = None
+    task: str | None = None
+    task_options: dict = field(default_factory=dict)
     min_snr_db: float = 20.0
     max_latency_ms: float | None = None
     max_size_bytes: int | None = None
@@ -94,8 +101,8 @@ class OptimizeConfig:
             raise EdgeoptError(f"budget {self.budget_s} s must be positive: pass e.g. --budget 10m")
         if self.objective not in OBJECTIVES:
             raise EdgeoptError(f"objective {self.objective!r} is not p50 or p90: pick one")
-        if not 0 <= self.max_drop <= 100:
-            raise EdgeoptError(f"max_drop {self.max_drop} is outside 0..100 points")
+        if self.max_drop is not None and not 0 <= self.max_drop <= 100:
+            raise EdgeoptError(f"max_drop {self.max_drop} is outside 0..100 (the task metric's unit)")
         if self.batch < 1 or self.threads < 1:
             raise EdgeoptError("batch and threads must be positive integers")
         if self.train_seconds <= 0 or self.min_time_s <= 0:
@@ -133,9 +140,10 @@ class OptimizeConfig:
         return Timing(min_runs=self.min_runs, min_time_s=self.min_time_s, max_time_s=self.max_time_s,
                       confirm_rounds=self.confirm_rounds)
 
-    def limits(self, *, early_stop: bool) -> Limits:
-        """The trials' constraints and objectives; ``early_stop`` as the strategy says."""
-        return Limits(max_drop=self.max_drop, max_latency_ms=self.max_latency_ms,
+    def limits(self, *, tolerance: float, early_stop: bool) -> Limits:
+        """The trials' constraints and objectives: ``tolerance`` is the resolved quality
+        budget, ``early_stop`` as the strategy says."""
+        return Limits(max_drop=tolerance, max_latency_ms=self.max_latency_ms,
                       max_size_bytes=self.max_size_bytes, objective=self.objective,
                       size_objective=self.size_objective, early_stop=early_stop,
                       hopeless_factor=self.hopeless_factor)

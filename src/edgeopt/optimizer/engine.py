@@ -119,7 +119,8 @@ def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = Opt
         if on_trials_done is not None:
             on_trials_done()
         log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar),
-                       run.strategy.space, max_drop=config.max_drop, time_left=lambda: _time_left(run))
+                       run.strategy.space, max_drop=run.objective.limits.max_drop,
+                       time_left=lambda: _time_left(run))
     return _finish(run, log)
 
 
@@ -151,10 +152,12 @@ def _prepare(model: "Model", held_out: "ImageSet", calibration: "ImageSet", cfg:
     calib_y = None if calibration.labels is None else np.asarray(calibration.labels)
     builder = ModelBuilder(model, calibration.tensor(model.preprocess), calib_y, train_seconds=cfg.train_seconds,
                            cache_dir=out / "cache" if out is not None and strategy.persist else None)
-    measurer = Measurer(model, held_out, max_drop=cfg.max_drop, min_snr_db=cfg.min_snr_db, threads=cfg.threads,
-                        quick_images=cfg.quick_images, seed=cfg.seed, timing=cfg.timing)
+    measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
+                        min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,
+                        seed=cfg.seed, timing=cfg.timing)
     deadline = None if cfg.budget is None else start + cfg.budget
-    objective = Objective(builder, measurer, strategy.space, cfg.limits(early_stop=strategy.early_stop),
+    limits = cfg.limits(tolerance=measurer.tolerance, early_stop=strategy.early_stop)
+    objective = Objective(builder, measurer, strategy.space, limits,
                           None if deadline is None else deadline - cfg.reserve)
     objective.learn(records(study))
     return _Run(cfg, model, strategy, study, builder, objective, start, deadline, notes, machine,
@@ -239,7 +242,8 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
         winner=choice.winner, winner_model=choice.winner_model, hand_picked_best=choice.hand_picked_best,
         baseline=choice.baseline, pareto=pareto_front(feasible, objectives), confirm_ms=choice.confirm_ms,
         speedup_vs_hand_picked=choice.speedup_vs_hand_picked, speedup_vs_baseline=choice.speedup_vs_baseline,
-        original_accuracy=m.original_accuracy, quality_metric=m.metric, n_eval=run.n_eval,
+        original_accuracy=m.original_accuracy, quality_metric=m.metric, task=m.task, task_reason=m.task_reason,
+        quality_unit=m.unit, tolerance=m.tolerance, n_eval=run.n_eval,
         n_calibration=run.n_calibration, study_name=run.study_name, storage=run.storage or "memory",
         elapsed_s=time.monotonic() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),
         machine=run.machine, isa=int8_dot_product(run.machine.get("flags", [])), notes=run.notes + choice.notes,

@@ -1,14 +1,13 @@
 """The optimizer's one measurer: quality against the original, latency, feasibility, and
 the interleaved confirmation of the final choice.
 
-Quality is judged on held-out real images against the original fp32 model run on ONNX
-Runtime (the reference outputs). One rule, whatever the strategy:
-
-- a classifier must keep top-1 agreement with the original >= 100 - ``max_drop``, and, when
-  the images have labels, lose at most ``max_drop`` points of top-1 accuracy; the drop is
-  the larger of the two losses, in points;
-- another model must keep an output SNR of at least ``min_snr_db``; the drop is the dB
-  below that floor.
+Quality is judged on held-out inputs against the original fp32 model run on ONNX Runtime
+(the reference outputs), by the task's evaluator (:mod:`edgeopt.evaluate.tasks`): the task
+given, or the one inferred from the model's outputs (every output compared when none is
+recognised). One rule, whatever the strategy: a candidate's ``drop`` in the task metric must
+stay within the tolerance (``--max-drop`` / ``--metric-tolerance``, else the task's
+default: 1 point of top-1 agreement/accuracy for a classifier, 1 dB of SNR below 20 dB for
+every output, ...).
 
 Latency comes from the bench harness (warm-up excluded, adaptive repetitions, p50/p90) at
 the point's backend, threads and batch. The confirmation re-times the finalists in
@@ -25,24 +24,22 @@ import numpy as np
 
 from ..bench.alternating import alternating_p50
 from ..bench.harness import BenchResult, benchmark
-from ..evaluate.metrics import compare
-from ..evaluate.runner import predict
+from ..evaluate import tasks
+from ..evaluate.runner import predict_outputs
+from ..evaluate.tasks.infer import TaskGuess, infer_task
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
     from ..model import Model
     from .space import Point
 
-METRICS = ("accuracy", "agreement", "snr")
-
-
 @dataclass(frozen=True)
 class QualityVerdict:
     """The quality of one candidate against the original.
 
     Attributes:
-        drop: the quality drop (points of accuracy/agreement, or dB below the SNR floor).
-        quality: the :class:`~edgeopt.evaluate.metrics.QualityReport` as a dict.
+        drop: the quality drop in the task metric's drop unit.
+        quality: the :class:`~edgeopt.evaluate.tasks.TaskScore` as a dict.
         reason: why the drop breaks the budget, in words ("" when within it).
     """
 
@@ -68,83 +65,65 @@ class Timing:
 
 
 class Measurer:
-    """Measures candidates against the original on the held-out images.
+    """Measures candidates against the original on the held-out inputs.
 
     Args:
         model: the original model (it has a preprocess).
-        held_out: the held-out images; their labels, when present and the model is a
-            classifier, make accuracy part of the quality rule.
-        max_drop: the quality budget in points (or dB for non-classifiers).
-        min_snr_db: the SNR floor of non-classifiers, dB.
+        held_out: the held-out images; for a classifier their labels (when present) make
+            accuracy part of the quality rule.
+        tolerance: the budget on the drop, in the task metric's drop unit (None: the
+            task's default).
+        task: the task's name (None: inferred from the model, see
+            :func:`edgeopt.evaluate.tasks.infer.infer_task`).
+        task_options: options of the task's evaluator.
+        min_snr_db: the SNR floor of the every-output evaluator, dB.
         threads: threads of the reference run on ONNX Runtime.
         quick_images: held-out images of the cheap early quality check.
         seed: seed of the random choice of those images.
         timing: the latency measurement settings.
 
     Raises:
-        EdgeoptError: the original cannot run on ONNX Runtime, or the images do not fit it.
+        EdgeoptError: unknown task, the original cannot run on ONNX Runtime, or the images
+            do not fit it.
     """
 
-    def __init__(self, model: "Model", held_out: "ImageSet", *, max_drop: float, min_snr_db: float = 20.0,
+    def __init__(self, model: "Model", held_out: "ImageSet", *, tolerance: float | None = None,
+                 task: str | None = None, task_options: dict | None = None, min_snr_db: float = 20.0,
                  threads: int = 2, quick_images: int = 32, seed: int = 0, timing: Timing = Timing()) -> None:
-        self.model, self.held_out, self.max_drop, self.min_snr_db = model, held_out, max_drop, min_snr_db
-        self.timing = timing
-        self.reference = predict(model, "ort", held_out, threads=threads)
-        self.classifier = model.task == "classification"
+        self.model, self.held_out, self.timing = model, held_out, timing
+        guess = infer_task(model) if task is None else TaskGuess(tasks.canonical(task), "given (--task)")
+        self.task, self.task_reason = guess.task, guess.reason
+        options = dict(task_options or {})
+        if self.task == "outputs":
+            options.setdefault("snr_floor_db", min_snr_db)
+        self.evaluator = tasks.make(self.task, model, options)
+        self.tolerance = self.evaluator.default_tolerance if tolerance is None else float(tolerance)
+        self.reference = predict_outputs(model, "ort", held_out, threads=threads)
         self.labels = None
-        self.original_accuracy = None
-        if held_out.labels is not None and self.classifier:
+        if held_out.labels is not None and self.task == "classify":
             self.labels = np.asarray(held_out.labels)
-            self.original_accuracy = compare(self.reference, self.reference, labels=self.labels).accuracy
-        self.metric = ("accuracy" if self.original_accuracy is not None else
-                       "agreement" if self.classifier else "snr")
+        itself = self.evaluator.score(self.reference, self.reference, self.labels)
+        self.metric, self.unit = itself.metric, itself.drop_unit
+        self.original_accuracy = itself.original if self.task == "classify" else None
         # A random subset, so an ordered set (say, one source after another) is sampled evenly.
         n = min(quick_images, len(held_out))
         self.quick_idx = np.sort(np.random.default_rng(seed).permutation(len(held_out))[:n])
         self.quick = held_out.subset(self.quick_idx)
 
     # quality ------------------------------------------------------------------------------
-    def outputs(self, model: "Model", point: "Point", *, quick: bool = False) -> np.ndarray:
-        """The candidate's first output on the held-out images (or the quick subset)."""
-        return predict(model, point.backend, self.quick if quick else self.held_out, threads=point.threads)
+    def outputs(self, model: "Model", point: "Point", *, quick: bool = False) -> list[np.ndarray]:
+        """The candidate's outputs on the held-out images (or the quick subset)."""
+        return predict_outputs(model, point.backend, self.quick if quick else self.held_out, threads=point.threads)
 
-    def quality(self, outputs: np.ndarray) -> QualityVerdict:
+    def quality(self, outputs: list[np.ndarray]) -> QualityVerdict:
         """The quality verdict of outputs on all held-out images (see the module docstring)."""
-        q = compare(self.reference, outputs, labels=self.labels, task=self.model.task)
-        if self.metric == "snr":
-            drop = max(0.0, self.min_snr_db - q.snr_db)
-            reason = f"output SNR {q.snr_db:.1f} dB < {self.min_snr_db:g} dB" if drop > 0 else ""
-            return QualityVerdict(drop, q.to_dict(), reason)
-        floor = 100.0 - self.max_drop
-        losses = [(100.0 - q.top1_agreement,
-                   f"top-1 agreement {q.top1_agreement:.1f}% < {floor:.1f}% (--max-drop {self.max_drop:g})")]
-        if self.metric == "accuracy":
-            lost = self.original_accuracy - q.accuracy
-            losses.append((lost, f"accuracy {q.accuracy:.1f}% is {lost:.1f} points below the original's "
-                                 f"{self.original_accuracy:.1f}% (--max-drop {self.max_drop:g})"))
-        drop = max(loss for loss, _ in losses)
-        reason = "; ".join(why for loss, why in losses if loss > self.max_drop)
-        return QualityVerdict(drop, q.to_dict(), reason)
+        score = self.evaluator.score(self.reference, outputs, self.labels)
+        return QualityVerdict(score.drop, score.to_dict(), self.evaluator.explain(score, self.tolerance))
 
-    def hopeless(self, quick_outputs: np.ndarray) -> str:
-        """Why the quick subset already proves the budget broken on the whole set ("" if not).
-
-        Wrong answers on the subset are wrong answers on the whole set too, so when the
-        subset's errors beyond what the original gets wrong on the whole set exceed the
-        allowed count, no result on the other images can save the candidate.
-        """
-        if self.metric == "snr":
-            return ""
-        n_all, n = len(self.held_out), len(quick_outputs)
-        cand = quick_outputs.argmax(1)
-        excess = int((cand != self.reference[self.quick_idx].argmax(1)).sum())
-        if self.metric == "accuracy":
-            wrong = int((cand != self.labels[self.quick_idx]).sum())
-            excess = max(excess, wrong - int((self.reference.argmax(1) != self.labels).sum()))
-        if 100.0 * excess / n_all > self.max_drop:
-            return (f"hopeless: {excess} more wrong answers on {n} of the {n_all} held-out images "
-                    f"already make a drop of {100.0 * excess / n_all:.1f} points > {self.max_drop:g}")
-        return ""
+    def hopeless(self, quick_outputs: list[np.ndarray]) -> str:
+        """Why the quick subset already proves the budget broken on the whole set ("" if
+        not, or when the task's evaluator cannot tell from a subset)."""
+        return self.evaluator.hopeless(self.reference, quick_outputs, self.quick_idx, self.labels, self.tolerance)
 
     # latency ------------------------------------------------------------------------------
     def latency(self, model: "Model", point: "Point", *, short: bool = False) -> BenchResult:

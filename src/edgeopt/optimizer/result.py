@@ -36,7 +36,10 @@ class OptimizeResult:
             "hand_picked", "baseline"}.
         speedup_vs_hand_picked, speedup_vs_baseline: ratios of those p50s.
         original_accuracy: top-1 accuracy (%) of the original on the held-out images, or None.
-        quality_metric: "accuracy", "agreement" or "snr" (see :mod:`edgeopt.optimizer.measure`).
+        quality_metric: the task metric's name (e.g. "top-1 agreement and accuracy").
+        task, task_reason: the task whose evaluator judged quality, and why it was chosen.
+        quality_unit: the unit of every trial's drop ("points", "dB", "px", ...).
+        tolerance: the budget on the drop, in that unit.
         n_eval, n_calibration: image counts.
         study_name, storage: where the trials live ("memory" when not kept).
         elapsed_s: wall time of the run.
@@ -61,6 +64,10 @@ class OptimizeResult:
     speedup_vs_baseline: float
     original_accuracy: float | None
     quality_metric: str
+    task: str
+    task_reason: str
+    quality_unit: str
+    tolerance: float
     n_eval: int
     n_calibration: int
     study_name: str
@@ -84,8 +91,9 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
     plot read it).
 
     Keys: strategy, model, model_sha256, study (name, storage), budget_s, elapsed_s,
-    objective, quality_metric ("accuracy", "agreement" or "snr"), original_accuracy,
-    max_drop, min_snr_db, max_latency_ms, max_size_bytes, batch, threads, n_eval,
+    objective, task, task_reason, quality_metric (the task metric's name), quality_unit
+    (the drop's unit), original_accuracy, max_drop (the resolved budget on the drop),
+    min_snr_db, max_latency_ms, max_size_bytes, batch, threads, n_eval,
     n_calibration, space, machine (ISA flags included), isa_int8 (fast int8 dot product or
     None), winner, hand_picked_best, baseline (labels), confirm_ms, speedup_vs_hand_picked,
     speedup_vs_baseline, pareto (trial dicts), trials (every trial, see
@@ -97,8 +105,9 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
         "strategy": result.strategy, "model": result.model.source, "model_sha256": result.model.sha256,
         "study": {"name": result.study_name, "storage": result.storage},
         "budget_s": cfg.budget, "elapsed_s": result.elapsed_s, "objective": cfg.objective,
-        "quality_metric": result.quality_metric, "original_accuracy": result.original_accuracy,
-        "max_drop": cfg.max_drop, "min_snr_db": cfg.min_snr_db, "max_latency_ms": cfg.max_latency_ms,
+        "task": result.task, "task_reason": result.task_reason, "quality_metric": result.quality_metric,
+        "quality_unit": result.quality_unit, "original_accuracy": result.original_accuracy,
+        "max_drop": result.tolerance, "min_snr_db": cfg.min_snr_db, "max_latency_ms": cfg.max_latency_ms,
         "max_size_bytes": cfg.max_size_bytes, "batch": cfg.batch, "threads": cfg.threads,
         "n_eval": result.n_eval, "n_calibration": result.n_calibration, "space": result.space.to_dict(),
         "machine": result.machine, "isa_int8": result.isa,

@@ -9,6 +9,7 @@ from typing import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from ..evaluate.tasks.infer import infer_task, output_shapes
 from ..model import Model
 from ..zoo import ZooEntry
 
@@ -24,16 +25,19 @@ def print_zoo(entries: Sequence[ZooEntry], console: Console) -> None:
 
 
 def print_info(m: Model, console: Console) -> None:
-    """Provenance (source, sha256, size in bytes, passes), opsets and producer, the input
-    specs, outputs, labels (first 10), preprocessing, then a table of op counts."""
+    """Provenance (source, sha256, size in bytes, passes), the task quality is judged by
+    (with why), opsets and producer, the input specs, outputs (with their shapes at batch
+    1), labels (first 10), preprocessing, then a table of op counts."""
+    guess = infer_task(m)
     console.print(f"[bold]{m.source}[/bold]  sha256 {m.source_sha256 or m.sha256}")
-    console.print(f"size: {m.size_bytes:,} bytes; task: {m.task}; passes: {', '.join(m.passes) or 'none'}")
+    console.print(f"size: {m.size_bytes:,} bytes; passes: {', '.join(m.passes) or 'none'}")
+    console.print(f"task: {guess.task} ({guess.reason})")
     console.print("opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
                   + f"; producer: {m.proto.producer_name} {m.proto.producer_version}")
     for s in m.inputs:
         console.print(f"input  {s.name}: {'x'.join(map(str, s.shape))} {s.dtype} {s.layout} (batch dim symbolic)")
-    for o in m.output_names:
-        console.print(f"output {o}")
+    for o, shape in zip(m.output_names, output_shapes(m)):
+        console.print(f"output {o}: " + ("shape unknown" if shape is None else "x".join(map(str, shape))))
     if m.labels:
         shown = ", ".join(m.labels[:10]) + (" ..." if len(m.labels) > 10 else "")
         console.print(f"labels ({len(m.labels)}): {shown}")

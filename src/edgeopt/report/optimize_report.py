@@ -57,7 +57,13 @@ def _value(dim: str, v: Any) -> str:
 
 
 def _unit(summary: dict) -> str:
-    return "dB" if summary["quality_metric"] == "snr" else "points"
+    """The unit of the trials' drop (summaries before task evaluators: from the metric)."""
+    return summary.get("quality_unit") or ("dB" if summary["quality_metric"] == "snr" else "points")
+
+
+def _task(summary: dict) -> str:
+    """The task (summaries before task evaluators judged classifiers, or every output by SNR)."""
+    return summary.get("task") or ("outputs" if summary["quality_metric"] == "snr" else "classify")
 
 
 # trials ------------------------------------------------------------------------------------
@@ -87,20 +93,27 @@ def _role(summary: dict, t: dict) -> str:
 
 # header and verdict --------------------------------------------------------------------------
 def _quality_line(summary: dict) -> str:
-    metric, budget = summary["quality_metric"], summary["max_drop"]
-    acc = summary["original_accuracy"]
-    if metric == "accuracy":
+    budget, task, acc = summary["max_drop"], _task(summary), summary["original_accuracy"]
+    why = f" ({summary['task_reason']})" if summary.get("task_reason") else ""
+    if task == "classify" and acc is not None:
         what = (f"top-1 agreement with the original fp32 model and top-1 accuracy on the labelled held-out "
                 f"images; the drop is the larger loss; budget: agreement >= {100 - budget:g}% and at most "
                 f"{budget:g} points below the original's {_fmt(acc)}% accuracy")
-    elif metric == "agreement":
+        metric = "accuracy"
+    elif task == "classify":
         what = (f"top-1 agreement with the original fp32 model (the images have no labels); budget: "
                 f"a drop of at most {budget:g} points (agreement >= {100 - budget:g}%)")
-    else:
+        metric = "agreement"
+    elif task == "outputs":
         floor = summary.get("min_snr_db", 20.0)
-        what = (f"output SNR against the original (not a classifier): the drop is the dB below "
-                f"the SNR floor of {_fmt(floor, 0)} dB; budget: at most {budget:g} dB")
-    return f"Quality metric: **{metric}**, {what}."
+        what = (f"every output against the original's; the worst output's SNR decides: the drop is the dB "
+                f"below the SNR floor of {_fmt(floor, 0)} dB; budget: at most {budget:g} dB")
+        metric = summary["quality_metric"]
+    else:
+        what = (f"the drop is how much worse than the original's outputs the candidate is, in {_unit(summary)}; "
+                f"budget: at most {budget:g} {_unit(summary)}")
+        metric = summary["quality_metric"]
+    return f"Task: **{task}**{why}. Quality metric: **{metric}**, {what}."
 
 
 def _budget_line(summary: dict, trials: list[dict]) -> str:

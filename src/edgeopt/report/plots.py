@@ -78,7 +78,7 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                  key=lambda t: (t["per_image_ms"], t["number"]))
     if not pts:
         return None
-    unit = "dB" if summary["quality_metric"] == "snr" else "points"
+    unit = summary.get("quality_unit") or ("dB" if summary["quality_metric"] == "snr" else "points")
     shown = pts[:60]  # the key beside the axes stays one readable column
     fig, ax = _figure((11, max(5.0, 1.0 + 0.14 * len(shown))))
     markers = {"hand-picked": "s", "fallback": "^"}  # grid and sampled points: circles
@@ -114,7 +114,9 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
     ax.legend(handles=handles, loc="best", fontsize=7)
     ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
     what = {"accuracy": "larger loss of top-1 agreement, accuracy", "agreement": "loss of top-1 agreement",
-            "snr": "output SNR below its floor"}.get(summary["quality_metric"], summary["quality_metric"])
+            "snr": "output SNR below its floor",
+            "top-1 agreement and accuracy": "larger loss of top-1 agreement, accuracy",
+            "top-1 agreement": "loss of top-1 agreement"}.get(summary["quality_metric"], summary["quality_metric"])
     ax.set_ylabel(f"quality drop ({unit})\n{what}")
     ax.set_title(f"{summary['model']}: per-image latency vs quality drop, one point per measured trial",
                  fontsize=9)

@@ -1,0 +1,78 @@
+"""Which task a model performs, guessed from what it outputs, with the reason.
+
+A task set on the Model (by the zoo entry, or ``--task``) wins. Otherwise the outputs'
+shapes decide: one score vector per sample (N, K) is a classifier; a map of K >= 2 class
+scores at the input's resolution (or a fixed fraction of it) is segmentation; anything
+else is judged output by output (the ``outputs`` evaluator), which never rejects a faithful
+candidate for the wrong reason. The guess is shown by ``edgeopt info`` so a user can
+correct it with ``--task``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ...analysis.graphview import graph_view
+from ...errors import EdgeoptError
+from . import canonical, names
+
+if TYPE_CHECKING:
+    from ...model import Model
+
+
+@dataclass(frozen=True)
+class TaskGuess:
+    """A task and why it was chosen."""
+
+    task: str
+    reason: str
+
+
+# Tasks a model may carry whose evaluator is not registered yet: judged on every output.
+_PENDING = {"detection": "detect", "detect": "detect", "sequence": "sequence"}
+# A segmentation map is at the input's resolution or a small fraction of it; a coarser grid
+# of many channels (a YOLO head at 1/32) is not one.
+_MAX_SEG_STRIDE = 8
+
+
+def output_shapes(model: "Model") -> list[tuple[int, ...] | None]:
+    """Each output's shape at batch 1 (ONNX shape inference, onnxruntime where it cannot
+    tell), None where unknown."""
+    try:
+        view = graph_view(model, 1)
+    except EdgeoptError:
+        return [None for _ in model.output_names]
+    return [view.shape(name) for name in model.output_names]
+
+
+def infer_task(model: "Model") -> TaskGuess:
+    """The task of ``model`` and the reason (see the module docstring)."""
+    if model.task and canonical_or_none(model.task):
+        return TaskGuess(canonical(model.task), "set on the model (zoo entry or --task)")
+    if model.task in _PENDING:
+        return TaskGuess("outputs", f"a {_PENDING[model.task]} model, whose evaluator is not available: every "
+                                    f"output is compared with the original's")
+    shapes = output_shapes(model)
+    inp = model.inputs[0].shape if model.inputs else ()
+    if len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) >= 2:
+        shape = shapes[0]
+        rest = [d for d in shape[1:] if d != 1]
+        if len(rest) == 1 and rest[0] >= 2:
+            return TaskGuess("classify", f"one output of {rest[0]} scores per sample")
+        if len(shape) == 4 and len(inp) == 4 and shape[1] >= 2 and shape[2] > 1 and shape[3] > 1:
+            stride_h, stride_w = inp[2] / shape[2], inp[3] / shape[3]
+            if stride_h == stride_w and stride_h in (1, 2, 4, 8) and stride_h <= _MAX_SEG_STRIDE:
+                return TaskGuess("segment", f"one map of {shape[1]} class scores at 1/{int(stride_h)} of the "
+                                            f"input's resolution")
+    shown = ", ".join("?" if s is None else "x".join(map(str, s)) for s in shapes)
+    return TaskGuess("outputs", f"no task recognised from its outputs ({shown}): every output is compared "
+                                f"with the original's (pass --task {'|'.join(n for n in names() if n != 'outputs')})")
+
+
+def canonical_or_none(task: str) -> str | None:
+    """The registry name of ``task``, or None when it is not a known task."""
+    try:
+        return canonical(task)
+    except EdgeoptError:
+        return None
