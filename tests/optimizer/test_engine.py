@@ -15,7 +15,7 @@ from edgeopt.optimizer.workers import worker_command
 from edgeopt.errors import EdgeoptError
 from edgeopt.optimizer import engine
 from edgeopt.optimizer.config import OptimizeConfig
-from edgeopt.optimizer.fallback import fallback
+from edgeopt.optimizer.fallback import fallback, next_step
 from edgeopt.optimizer.objective import Limits, Objective
 from edgeopt.optimizer.pareto import dominates, pareto_front
 from edgeopt.optimizer.recipes import PRECISIONS, Recipe, grid_recipes, parse_recipe
@@ -207,6 +207,26 @@ def test_fallback_keeps_worst_layers_float_until_within_budget():
     assert best(records(study)).label == "int8-nncf-2fp@ort t1 b1"
 
 
+def test_fallback_steps_are_proposed_as_soon_as_a_fast_int8_trial_breaks_the_budget():
+    table = {"fp32": (2.0, 0.0), "int8-nncf": (1.0, 3.0), "int8-nncf-1fp": (1.1, 1.5), "int8-nncf-2fp": (1.2, 0.5),
+             "int8-ort": (2.5, 3.0)}
+    ev = _Scripted(table)
+    space = SearchSpace(float_layers=(0, 1, 2, 4))
+    study = _study_with(ev, [Point(), Point(precision="int8-nncf"), Point(precision="int8-ort")])
+    recs = records(study)
+    by = {r.point.recipe_name: r for r in recs}
+    assert next_step(by["int8-nncf"], recs, space, max_drop=1.0) == Point(precision="int8-nncf", float_layers=1)
+    assert next_step(by["int8-ort"], recs, space, max_drop=1.0) is None  # slower than fp32: no reason
+    assert next_step(by["fp32"], recs, space, max_drop=1.0) is None
+    study = _study_with(ev, [Point(), Point(precision="int8-nncf"), Point(precision="int8-nncf", float_layers=1),
+                             Point(precision="int8-nncf", float_layers=2)])
+    recs = records(study)
+    one = next(r for r in recs if r.point.float_layers == 1)
+    two = next(r for r in recs if r.point.float_layers == 2)
+    assert next_step(one, recs, space, max_drop=1.0) is None  # 2 is measured already
+    assert next_step(two, recs, space, max_drop=1.0) is None  # within the budget
+
+
 def test_fallback_skips_int8_when_the_float_model_is_already_over_budget():
     table = {"pruned-50+kd": (1.0, 4.0), "pruned-50+kd/int8-nncf": (0.5, 4.2), "fp32": (2.0, 0.0)}
     ev = _Scripted(table)
@@ -217,23 +237,35 @@ def test_fallback_skips_int8_when_the_float_model_is_already_over_budget():
 
 def test_failing_points_are_penalised_not_retried_forever():
     # A point whose pass fails completes with the worst values (so TPE moves away) and
-    # counts as idle; the record says failed with the pass's reason.
+    # counts as idle; the record says failed with the pass's reason. Another point built on
+    # the same failed prefix is answered from the record without building again.
     class _Builder:
+        def __init__(self):
+            self.builds, self.failed = 0, None
+
+        def known_failure(self, recipe):
+            return self.failed if recipe.prune == 0.5 else None
+
         def estimate_seconds(self, recipe):
             return 0.0
 
         def build(self, recipe):
-            raise EdgeoptError("pass prune failed: target_macs 0.5 cannot be reached")
+            self.builds += 1
+            self.failed = "pass prune failed: IndexError: index 3 is out of bounds"
+            raise IndexError("index 3 is out of bounds")  # a library's own exception
 
-    ev = Objective(_Builder(), measurer=None, space=SearchSpace(), limits=Limits(max_drop=1.0), trials_end=None)
+    builder = _Builder()
+    ev = Objective(builder, measurer=None, space=SearchSpace(), limits=Limits(max_drop=1.0), trials_end=None)
     study = optuna.create_study(directions=["minimize", "minimize"])
-    p = Point(prune=0.5)
-    study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
-    study.optimize(ev, n_trials=1)
-    assert study.trials[0].values == [1e9, 100.0]
-    rec = records(study)[0]
-    assert rec.state == "failed" and "cannot be reached" in rec.reason and not rec.feasible
-    assert rec.status == "failed" and ev.idle == 1
+    for p in (Point(prune=0.5), Point(prune=0.5, precision="int8-nncf")):
+        study.enqueue_trial(p.params(), user_attrs={"point": p.to_dict(), "origin": "sampled"})
+    study.optimize(ev, n_trials=2)
+    assert [t.values for t in study.trials] == [[1e9, 100.0], [1e9, 100.0]]
+    first, second = records(study)
+    assert first.state == "failed" and first.reason == "IndexError: index 3 is out of bounds"
+    assert not first.feasible and first.status == "failed"
+    assert second.state == "failed" and "pass prune failed" in second.reason
+    assert builder.builds == 1 and ev.idle == 2
 
 
 def test_fallback_not_needed():

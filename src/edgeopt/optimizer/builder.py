@@ -27,6 +27,7 @@ from ..passes.distill import recovery_config
 from ..passes.prune import PruneConfig
 from ..model import Model
 from .._util.atomic import atomic_write_bytes
+from .._util.errorline import error_line
 from .recipes import Recipe
 
 # First-guess build costs in seconds for a model of _GUESS_BYTES (PP-LCNet, 6.8 MB, on two
@@ -66,6 +67,7 @@ class ModelBuilder:
         self._memo: dict[tuple, Model | str] = {(): original}
         self._rankings: dict[tuple, tuple[str, ...]] = {}
         self._safe_ratios: dict[str, float] | None = None
+        self._failures: dict[Any, str] = {}  # analyses that failed: "sensitivity", ("ranking", recipe)
         self.seconds: dict[str, float] = {}  # measured cost per pass name (largest seen)
         # Trained models depend on the data they were trained on, not only on the steps.
         digest = hashlib.sha256(b"" if calibration is None else np.ascontiguousarray(calibration).tobytes())
@@ -82,7 +84,7 @@ class ModelBuilder:
         """
         steps: list[tuple[str, Any]] = []
         if recipe.prune:
-            safe = self.safe_ratios() if recipe.prune_scope == "sensitivity" else None
+            safe = self._analysis("sensitivity", self.safe_ratios) if recipe.prune_scope == "sensitivity" else None
             steps.append(("prune", PruneConfig(target_macs=recipe.prune, sensitivity=_frozen(safe))))
             if recipe.recover:
                 steps.append(("distill", recovery_config(self.train_seconds)))
@@ -91,9 +93,43 @@ class ModelBuilder:
         spec = recipe.spec
         if spec.pass_name is None:
             return tuple(steps)
-        keep = self.ranking(recipe)[:recipe.float_layers] if recipe.float_layers else ()
+        keep = ()
+        if recipe.float_layers:
+            keep = self._analysis(("ranking", recipe.whole), lambda: self.ranking(recipe))[:recipe.float_layers]
         steps.append((spec.pass_name, spec.config(recipe, keep)))
         return tuple(steps)
+
+    def _analysis(self, key: Any, run: Any) -> Any:
+        """``run()``, or the PassError of its earlier failure: an analysis that failed once
+        (a library's exception included) is not run again."""
+        if key in self._failures:
+            raise PassError(self._failures[key])
+        try:
+            return run()
+        except Exception as e:  # noqa: BLE001 - any library failure ends this recipe, never the run
+            what = key if isinstance(key, str) else "int8 error ranking"
+            self._failures[key] = f"{what} analysis failed: {e if isinstance(e, EdgeoptError) else error_line(e)}"
+            raise PassError(self._failures[key]) from None
+
+    def known_failure(self, recipe: Recipe) -> str | None:
+        """Why ``recipe`` is already known to fail (a failed analysis or a failed prefix of
+        its steps, in this process or in the disk cache), without building anything; None
+        when not known to fail."""
+        if recipe.prune and recipe.prune_scope == "sensitivity":
+            if "sensitivity" in self._failures:
+                return self._failures["sensitivity"]
+            if self._safe_ratios is None:
+                return None
+        if recipe.float_layers and recipe.whole not in self._rankings:
+            return self._failures.get(("ranking", recipe.whole)) or self.known_failure(recipe.whole)
+        steps = self.steps(recipe)
+        for i in range(1, len(steps) + 1):
+            got = self._memo.get(steps[:i])
+            if got is None:
+                got = self._failed_on_disk(steps[:i])
+            if isinstance(got, str):
+                return got
+        return None
 
     def safe_ratios(self) -> dict[str, float]:
         """Per-layer ratio caps from the sensitivity analysis (computed once)."""
@@ -131,8 +167,9 @@ class ModelBuilder:
         """The model of ``recipe``.
 
         Raises:
-            EdgeoptError: a pass failed (the message names it); the failure is remembered,
-                so the same steps are not retried.
+            PassError: a pass or an analysis it needs failed (the message names it, a
+                library's own exception included); the failure is remembered, so the same
+                steps are not retried.
         """
         got = self._chain(self.steps(recipe))
         if isinstance(got, str):
@@ -176,8 +213,9 @@ class ModelBuilder:
             try:
                 built = run_pass(name, prev, config, calibration=self.calibration,
                                  teacher=self.original, labels=self.labels)
-            except EdgeoptError as e:
-                self._memo[key] = f"pass {name} failed: {e}"
+            except Exception as e:  # noqa: BLE001 - a library's failure is this candidate's, not the run's
+                self._memo[key] = f"pass {name} failed: {e if isinstance(e, EdgeoptError) else error_line(e)}"
+                self._store(key, self._memo[key])
                 continue
             self._note(name, time.perf_counter() - t0)
             self._memo[key] = built
@@ -204,11 +242,18 @@ class ModelBuilder:
 
     def _cached(self, key: tuple) -> bool:
         path = self._path(key)
-        return path is not None and path.exists()
+        return path is not None and (path.exists() or path.with_suffix(".failed").exists())
 
-    def _load(self, key: tuple) -> Model | None:
+    def _load(self, key: tuple) -> Model | str | None:
+        """The cached model of ``key``, the reason its build failed (another process or an
+        earlier run found out: failures of passes are deterministic), or None."""
         path = self._path(key)
-        if path is None or not path.exists():
+        if path is None:
+            return None
+        failed = self._failed_on_disk(key)
+        if failed is not None:
+            return failed
+        if not path.exists():
             return None
         try:
             proto = onnx.load(str(path))
@@ -217,11 +262,23 @@ class ModelBuilder:
             return None
         return dataclasses.replace(self.original, proto=proto, passes=passes, torch_module=None)
 
-    def _store(self, key: tuple, model: Model) -> None:
+    def _failed_on_disk(self, key: tuple) -> str | None:
+        path = self._path(key)
+        if path is None or not path.with_suffix(".failed").exists():
+            return None
+        try:
+            return json.loads(path.with_suffix(".failed").read_text())["reason"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _store(self, key: tuple, model: Model | str) -> None:
         path = self._path(key)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(model, str):
+            atomic_write_bytes(path.with_suffix(".failed"), json.dumps({"reason": model}).encode())
+            return
         atomic_write_bytes(path.with_suffix(".json"), json.dumps({"passes": list(model.passes)}).encode())
         atomic_write_bytes(path, model.serialized())
 

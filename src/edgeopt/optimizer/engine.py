@@ -36,7 +36,7 @@ from ..errors import EdgeoptError
 from .builder import ModelBuilder
 from .choose import choose
 from .config import OptimizeConfig
-from .fallback import fallback
+from .fallback import fallback, next_step
 from .measure import Measurer
 from .objective import MAX_IDLE, Objective, TrialFailed
 from .pareto import pareto_front
@@ -194,6 +194,8 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
     ev = run.objective
 
     def on_trial(study: Any, trial: Any) -> None:
+        if not run.strategy.exhaustive:
+            _fallback_early(run, study, trial.number)
         if run.config.budget is not None:
             bar.to(time.monotonic() - run.start)
         else:
@@ -212,6 +214,18 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
             study.stop()
 
     return on_trial
+
+
+def _fallback_early(run: _Run, study: Any, number: int) -> None:
+    """Enqueue the fallback's next point right after a fast int8 trial that broke the
+    budget (a sampled strategy takes enqueued points before drawing new ones)."""
+    recs = records(study)
+    record = next((r for r in recs if r.number == number), None)
+    if record is None:
+        return
+    step = next_step(record, recs, run.strategy.space, max_drop=run.objective.limits.max_drop)
+    if step is not None:
+        study.enqueue_trial(step.params(), user_attrs={"origin": "fallback", "point": step.to_dict()})
 
 
 def _time_left(run: _Run) -> bool:

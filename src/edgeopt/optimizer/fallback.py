@@ -63,6 +63,33 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
     return log
 
 
+def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, *, max_drop: float) -> Point | None:
+    """The fallback's next point after ``record``, or None: for an int8 trial just measured
+    that is faster than the best feasible trial but over the quality budget, the same point
+    with the next number of layers kept in float (so the fallback runs as soon as a fast
+    int8 model breaks the budget, not when the trials are over).
+
+    Args:
+        recs: every trial so far (``record`` included).
+    """
+    p = record.point
+    if not (record.measured and not record.feasible and p.precision in MIXED and (record.drop or 0) > max_drop):
+        return None
+    fastest = best(recs)
+    if fastest is not None and record.per_image_ms >= fastest.per_image_ms:
+        return None
+    if p.float_layers == 0:
+        floats = [x for x in recs if x.measured and x.point.precision == "fp32"
+                  and (x.point.prune, x.point.prune_scope) == (p.prune, p.prune_scope)]
+        if floats and min(x.drop for x in floats) > max_drop:
+            return None  # int8 is not the cause
+    later = [k for k in sorted(space.float_layers) if k > p.float_layers]
+    if not later:
+        return None
+    step = dataclasses.replace(p, float_layers=later[0])
+    return None if step.label in {x.label for x in recs} else step
+
+
 def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRecord]],
            run: Callable[[Point], None], fastest: TrialRecord | None, log: list[str],
            time_left: Callable[[], bool]) -> bool:

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .._util.errorline import error_line
 from ..bench.environment import machine_info
 from ..errors import EdgeoptError
 from .builder import ModelBuilder
@@ -58,6 +59,11 @@ class Limits:
     size_objective: bool = False
     early_stop: bool = True
     hopeless_factor: float = 1.5
+
+
+def _line(e: BaseException) -> str:
+    """edgeopt's own one-line message, or a library's first line with its class name."""
+    return str(e) if isinstance(e, EdgeoptError) else error_line(e)
 
 
 class TrialFailed(EdgeoptError):
@@ -146,6 +152,14 @@ class Objective:
             trial.set_user_attr("seconds", time.monotonic() - t0)
             raise (TrialFailed if failed else optuna.TrialPruned)(reason)
 
+        try:
+            known = self.builder.known_failure(point.recipe)
+        except EdgeoptError as e:
+            known = str(e)
+        if known:
+            # A failed prefix fails every recipe built on it: answered from the record, at once
+            # (and counted as idle, like any failure, so a sampler stuck on it ends the trials).
+            stop(known, failed=True)
         if self.trials_end is not None:
             need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
             if time.monotonic() + need > self.trials_end:
@@ -155,17 +169,20 @@ class Objective:
         self.idle = 0
         try:
             built = self.builder.build(point.recipe)
-        except EdgeoptError as e:
-            stop(str(e), failed=True)
+        except Exception as e:  # noqa: BLE001 - one candidate's failure is a row, never the run's end
+            stop(_line(e), failed=True)
         t_eval = time.monotonic()
         m = self.measurer
         if self.limits.early_stop and origin != "hand-picked":
             self._early_checks(built, point, stop)
         try:
             verdict = m.quality(m.outputs(built, point))
-        except EdgeoptError as e:
-            stop(f"{point.backend} cannot run it: {e}", failed=True)
-        bench = m.latency(built, point)
+        except Exception as e:  # noqa: BLE001 - a runtime's own exception included
+            stop(f"{point.backend} cannot run it: {_line(e)}", failed=True)
+        try:
+            bench = m.latency(built, point)
+        except Exception as e:  # noqa: BLE001
+            stop(f"timing on {point.backend} failed: {_line(e)}", failed=True)
         if bench.error:
             stop(bench.error, failed=True)
         attrs = measured_attrs(bench, verdict, built, point, self.limits.objective)
@@ -188,12 +205,15 @@ class Objective:
         m = self.measurer
         try:
             quick = m.outputs(built, point, quick=True)
-        except EdgeoptError as e:
-            stop(f"{point.backend} cannot run it: {e}", failed=True)
-        why = m.hopeless(quick)
+            why = m.hopeless(quick)
+        except Exception as e:  # noqa: BLE001
+            stop(f"{point.backend} cannot run it: {_line(e)}", failed=True)
         if why:
             stop(why)
-        short = m.latency(built, point, short=True)
+        try:
+            short = m.latency(built, point, short=True)
+        except Exception as e:  # noqa: BLE001
+            stop(f"timing on {point.backend} failed: {_line(e)}", failed=True)
         if short.error:
             stop(short.error, failed=True)
         quick_ms = short.stats.p50 / point.batch
