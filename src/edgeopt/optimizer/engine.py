@@ -120,7 +120,7 @@ def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = Opt
             on_trials_done()
         log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar),
                        run.strategy.space, max_drop=run.objective.limits.max_drop,
-                       time_left=lambda: _time_left(run))
+                       time_left=lambda: _time_left(run), unit=run.objective.measurer.unit)
     return _finish(run, log)
 
 

@@ -20,7 +20,7 @@ from .study import TrialRecord, best
 
 
 def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], None], space: SearchSpace, *,
-             max_drop: float, time_left: Callable[[], bool]) -> list[str]:
+             max_drop: float, time_left: Callable[[], bool], unit: str = "points") -> list[str]:
     """Run the fallback and return its log, one line per decision.
 
     Args:
@@ -29,6 +29,7 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
         space: its ``float_layers`` are the steps tried (0 excluded).
         max_drop: the quality budget.
         time_left: False once the budget for the fallback is spent.
+        unit: the unit of the drops (for the log).
     """
     log: list[str] = []
     recs = records()
@@ -47,12 +48,12 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
         floats = [x for x in recs if x.state == "complete" and x.point.precision == "fp32"
                   and (x.point.prune, x.point.prune_scope) == (r.point.prune, r.point.prune_scope)]
         if floats and min(x.drop for x in floats) > max_drop:
-            log.append(f"{r.label}: drop {r.drop:.2f} points, but its fp32 version already drops "
+            log.append(f"{r.label}: drop {r.drop:.2f} {unit}, but its fp32 version already drops "
                        f"{min(x.drop for x in floats):.2f}: int8 is not the cause, no fallback")
             continue
-        log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {r.drop:.2f} points > "
+        log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {r.drop:.2f} {unit} > "
                    f"{max_drop:g}: keeping its worst int8 layers in float")
-        if _steps(r, steps, records, run, fastest, log, time_left):
+        if _steps(r, steps, records, run, fastest, log, time_left, unit):
             return log
         fastest = best(records())
     if culprits and not steps:
@@ -92,7 +93,7 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
 
 def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRecord]],
            run: Callable[[Point], None], fastest: TrialRecord | None, log: list[str],
-           time_left: Callable[[], bool]) -> bool:
+           time_left: Callable[[], bool], unit: str) -> bool:
     """Try ``r`` with 1, 2, 4, ... layers in float; True when the budget ran out."""
     for k in steps:
         if not time_left():
@@ -107,7 +108,7 @@ def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRec
             if rec is not None and rec.reason.startswith("out of budget"):
                 return True
             continue
-        log.append(f"  {k} in float: drop {rec.drop:.2f} points, {rec.per_image_ms:.2f} ms"
+        log.append(f"  {k} in float: drop {rec.drop:.2f} {unit}, {rec.per_image_ms:.2f} ms"
                    + (" -> within budget" if rec.feasible else ""))
         if rec.feasible:
             break
