@@ -32,7 +32,8 @@ class ZooEntry:
         description: one line for ``edgeopt zoo``.
         default_shape: input shape at batch 1 used when no ``--shape`` is given.
         preprocess: image preprocessing of the model.
-        task: "classification", "detection" or "other".
+        task: the task quality is judged by: a name of :mod:`edgeopt.evaluate.tasks`
+            ("sequence", ...) or the older "classification", "detection", "other".
         pretrained: True when the weights are trained (quality numbers mean something).
         build: returns a Model given the parsed shapes.
         labels: class names when the model file does not carry them.
@@ -266,7 +267,10 @@ _ENTRIES = [
         "ppocr-rec", "pretrained PP-OCRv4 text recognizer (CTC), package rapidocr-onnxruntime",
         (1, 3, 48, 320),
         Preprocess(size=(48, 320), channels="BGR", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        "other", True,
+        # Judged by the CER of its decoded text; the sequence evaluator reads the
+        # dictionary (6,623 characters; blank first, space last) from the file's
+        # "character" metadata, where rapidocr reads it: no task option needed.
+        "sequence", True,
         _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", _RAPIDOCR),
     ),
     ZooEntry(

@@ -22,6 +22,7 @@ _REGISTRY = {
     "regress": "edgeopt.evaluate.tasks.regress:RegressEvaluator",
     "segment": "edgeopt.evaluate.tasks.segment:SegmentEvaluator",
     "embed": "edgeopt.evaluate.tasks.embed:EmbedEvaluator",
+    "sequence": "edgeopt.evaluate.tasks.sequence:SequenceEvaluator",
     "outputs": "edgeopt.evaluate.tasks.outputs:OutputsEvaluator",
 }
 ALIASES = {"classification": "classify", "other": "outputs", "none": "outputs"}

@@ -30,7 +30,7 @@ class TaskGuess:
 
 
 # Tasks a model may carry whose evaluator is not registered yet: judged on every output.
-_PENDING = {"detection": "detect", "detect": "detect", "sequence": "sequence"}
+_PENDING = {"detection": "detect", "detect": "detect"}
 # A segmentation map is at the input's resolution or a small fraction of it; a coarser grid
 # of many channels (a YOLO head at 1/32) is not one.
 _MAX_SEG_STRIDE = 8
