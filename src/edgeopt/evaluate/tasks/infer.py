@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ...analysis.graphview import graph_view
 from ...errors import EdgeoptError
 from . import canonical, names
+from .sequence import METADATA_KEY as CHARSET_KEY
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -55,6 +56,9 @@ def infer_task(model: "Model") -> TaskGuess:
                                     f"output is compared with the original's")
     shapes = output_shapes(model)
     inp = model.inputs[0].shape if model.inputs else ()
+    ctc = _ctc_guess(model, shapes)
+    if ctc is not None:
+        return ctc
     if len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) >= 2:
         shape = shapes[0]
         rest = [d for d in shape[1:] if d != 1]
@@ -68,6 +72,23 @@ def infer_task(model: "Model") -> TaskGuess:
     shown = ", ".join("?" if s is None else "x".join(map(str, s)) for s in shapes)
     return TaskGuess("outputs", f"no task recognised from its outputs ({shown}): every output is compared "
                                 f"with the original's (pass --task {'|'.join(n for n in names() if n != 'outputs')})")
+
+
+def _ctc_guess(model: "Model", shapes: list) -> TaskGuess | None:
+    """A CTC text recogniser: one (N, T, C) output of per-step scores and a character
+    dictionary in the model's metadata with C = its length + 1 or + 2 (the blank, and
+    PaddleOCR's space class)."""
+    if len(shapes) != 1 or shapes[0] is None or len(shapes[0]) != 3:
+        return None
+    text = next((p.value for p in model.proto.metadata_props if p.key == CHARSET_KEY), None)
+    if not text:
+        return None
+    chars = text.splitlines()
+    steps, classes = shapes[0][1], shapes[0][2]
+    if classes not in (len(chars) + 1, len(chars) + 2):
+        return None
+    return TaskGuess("sequence", f"one output of {steps} steps x {classes} scores and a {len(chars)}-character "
+                                 f"dictionary in its metadata (CTC text recognition)")
 
 
 def canonical_or_none(task: str) -> str | None:
