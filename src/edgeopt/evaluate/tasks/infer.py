@@ -89,7 +89,7 @@ def _detector(model: "Model") -> TaskGuess:
     shapes = output_shapes(model)
     head = recognise(shapes, model.output_names, model.inputs[0].shape if model.inputs else (), maps=True)
     if head is not None:
-        return TaskGuess("detect", f"a detector (zoo entry or --task) with {head.reason}")
+        return TaskGuess("detect", f"set on the model; {head.reason}")
     return TaskGuess("outputs", f"a detector whose outputs ({_shown(shapes)}) no decoder reads: every output is "
                                 "compared with the original's (--task detect with a decoder=module:function "
                                 "reads them)")

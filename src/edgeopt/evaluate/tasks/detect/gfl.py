@@ -12,6 +12,9 @@ expectation of a softmax over R + 1 bins 0..R, times s_l (GFL's "general distrib
 The box is centre - (left, top), centre + (right, bottom), NMS per class over all levels
 (every class above the threshold is a candidate, as PaddleDetection's MultiClassNMS), then
 clipped to the input, as rapid-layout's ``PPPostProcess`` does.
+
+Option ``activation``: ``auto`` (a sigmoid unless the graph's score outputs end in one),
+``sigmoid`` or ``none`` (scores are probabilities).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .boxes import Detections
 from .decoders import DecodeSettings, Decoder
 from .graph import activation
 from .nms import select
+from .options import choice
 
 if TYPE_CHECKING:
     from ....model import Model
@@ -60,10 +64,12 @@ class GflDecoder(Decoder):
     name = "picodet"
     summary = "PicoDet / GFL heads (PaddleDetection export): per level scores (N, A, K) + distributions (N, A, 4(R+1))"
     default_score_threshold = 0.5  # rapid-layout's conf_thresh
+    option_names = ("activation",)
 
     def __init__(self, model: "Model", settings: DecodeSettings) -> None:
         super().__init__(model, settings)
-        self.sigmoid = activation(model, model.output_names[0]) != "sigmoid"
+        act = choice(self.options, "activation", "auto", ("auto", "sigmoid", "none"))
+        self.sigmoid = activation(model, model.output_names[0]) != "sigmoid" if act == "auto" else act == "sigmoid"
 
     def levels(self, outputs: Sequence[np.ndarray]) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """(stride, scores (N, A, K), distributions (N, A, 4 (R + 1))) per level."""
