@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from edgeopt.data.detections import GroundTruth
 from edgeopt.data.images import ImageSet
@@ -28,27 +28,12 @@ from edgeopt.evaluate.tasks.detect.match import match, match_all
 from edgeopt.evaluate.tasks.detect.nms import nms, select
 from edgeopt.evaluate.tasks.detect.ssd import decode_offsets, default_boxes
 from edgeopt.evaluate.tasks.infer import infer_task
-from edgeopt.model import InputSpec, Model
+from edgeopt.model import Model
 from edgeopt.preprocess import Preprocess
 
-from support import installed, one_line
+from support import installed, one_line, outputs_model
 
 skdata = pytest.importorskip("skimage.data")
-
-
-def _model(outputs: dict[str, tuple], inp: tuple = (1, 3, 64, 64), task: str | None = None) -> Model:
-    """A graph with one image input and the given (name: shape) outputs (Identity of
-    constants): the evaluators read only the output names and the input's size."""
-    nodes, inits, outs = [], [], []
-    for name, shape in outputs.items():
-        inits.append(helper.make_tensor(f"{name}_c", TensorProto.FLOAT, (1, *shape[1:]),
-                                        np.zeros(int(np.prod(shape[1:]))).tolist()))
-        nodes.append(helper.make_node("Identity", [f"{name}_c"], [name]))
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:]]))
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *inp[1:]])
-    proto = helper.make_model(helper.make_graph(nodes, "g", [x], outs, initializer=inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    return Model(proto=proto, inputs=[InputSpec("x", inp)], task=task)
 
 
 def _boxes(dets: Detections) -> list[list[float]]:
@@ -130,7 +115,7 @@ def test_map_equals_the_hand_computed_coco_ap():
 
 # -- decoders on hand-made outputs -------------------------------------------------------------
 def test_yolov5_decoder_scores_objectness_times_class():
-    m = _model({"output0": (1, 3, 7)}, inp=(1, 3, 64, 64))
+    m = outputs_model({"output0": (1, 3, 7)}, inp=(1, 3, 64, 64))
     t = np.zeros((1, 3, 7))
     t[0, 0] = [20, 20, 10, 10, 0.9, 0.2, 0.8]   # class 1, 0.72
     t[0, 1] = [21, 20, 10, 10, 0.8, 0.1, 0.9]   # overlaps row 0 (IoU 0.82), 0.72 ranks 2nd: suppressed
@@ -149,7 +134,7 @@ def test_yolov5_decoder_scores_objectness_times_class():
 
 
 def test_yolov8_decoder_reads_the_transposed_table():
-    m = _model({"output0": (1, 6, 8)})
+    m = outputs_model({"output0": (1, 6, 8)})
     t = np.zeros((1, 6, 8))  # 4 + 2 classes, 8 points
     t[0, :, 3] = [32, 16, 20, 10, 0.1, 0.9]
     t[0, :, 5] = [8, 8, 4, 4, 0.2, 0.1]  # below 0.25: dropped
@@ -184,7 +169,7 @@ def test_ssd_default_boxes_follow_the_paper():
 def test_ssd_decoder_with_an_anchors_file_and_background(tmp_path):
     anchors = tmp_path / "anchors.npy"
     np.save(anchors, np.array([[0.5, 0.5, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]]))
-    m = _model({"boxes": (1, 2, 4), "scores": (1, 2, 3)}, inp=(1, 3, 100, 200))
+    m = outputs_model({"boxes": (1, 2, 4), "scores": (1, 2, 3)}, inp=(1, 3, 100, 200))
     offsets = np.zeros((1, 2, 4))
     logits = np.log(np.array([[[0.1, 0.7, 0.2], [0.9, 0.05, 0.05]]]))  # softmax gives these back
     ev = tasks.make("detect", m, {"decoder": "ssd", "anchors": str(anchors)})
@@ -202,7 +187,7 @@ def test_ssd_decoder_with_an_anchors_file_and_background(tmp_path):
 
 
 def test_picodet_decoder_expects_the_distance_distributions():
-    m = _model({f"s{i}": (1, p, 2) for i, p in enumerate((64, 16))} | {f"d{i}": (1, p, 32) for i, p in
+    m = outputs_model({f"s{i}": (1, p, 2) for i, p in enumerate((64, 16))} | {f"d{i}": (1, p, 32) for i, p in
                                                                         enumerate((64, 16))}, inp=(1, 3, 64, 64))
     assert grid_stride(64, (64, 64)) == 8 and grid_stride(16, (64, 64)) == 16 and grid_stride(7, (64, 64)) is None
     scores = [np.zeros((1, 64, 2)), np.zeros((1, 16, 2))]
@@ -223,7 +208,7 @@ def test_picodet_decoder_expects_the_distance_distributions():
 
 
 def test_db_decoder_gives_the_text_boxes_of_a_synthetic_map():
-    m = _model({"maps": (1, 1, 64, 128)}, inp=(1, 3, 64, 128), task="detection")
+    m = outputs_model({"maps": (1, 1, 64, 128)}, inp=(1, 3, 64, 128), task="detection")
     prob = np.zeros((2, 1, 64, 128))
     prob[0, 0, 20:40, 30:90] = 0.9   # a text line: kept
     prob[0, 0, 45:55, 100:120] = 0.5  # below box_thresh 0.6: dropped
@@ -236,7 +221,7 @@ def test_db_decoder_gives_the_text_boxes_of_a_synthetic_map():
 
 
 def test_mtcnn_decoder_gives_one_box_per_crop_above_the_threshold():
-    m = _model({"regression": (1, 4), "landmarks": (1, 10), "probability": (1, 2)}, inp=(1, 3, 48, 48))
+    m = outputs_model({"regression": (1, 4), "landmarks": (1, 10), "probability": (1, 2)}, inp=(1, 3, 48, 48))
     reg = np.array([[0.1, 0.0, -0.1, 0.05], [0, 0, 0, 0]])
     prob = np.array([[0.05, 0.95], [0.4, 0.6]])
     a, b = tasks.make("detect", m).detections([reg, np.zeros((2, 10)), prob])
@@ -256,7 +241,7 @@ def test_user_decoder_by_module_and_function(tmp_path, monkeypatch):
             return []
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    m = _model({"y": (1, 3)}, inp=(1, 3, 20, 40))
+    m = outputs_model({"y": (1, 3)}, inp=(1, 3, 20, 40))
     ev = tasks.make("detect", m, {"decoder": "my_decoder:decode"})
     a, b = ev.detections([np.array([[0.2, 0.9, 0.1], [0.3, 0.3, 0.3]])])
     assert _boxes(a) == [[0, 0, 20, 10]] and a.scores == pytest.approx([0.9])
@@ -282,7 +267,7 @@ def _yolo_outputs(rows: list[list[list[float]]]) -> np.ndarray:
 
 
 def test_detect_score_drop_and_the_empty_cases():
-    m = _model({"output0": (1, 5, 8)})
+    m = outputs_model({"output0": (1, 5, 8)})
     ev = tasks.make("detect", m, {"decoder": "yolov8"})
     ref = _yolo_outputs([[[10, 10, 8, 8, 0.9], [40, 40, 10, 10, 0.8]], []])
     s = ev.score([ref], [ref])
@@ -306,7 +291,8 @@ def test_detect_score_drop_and_the_empty_cases():
 
 
 def test_detect_with_ground_truth_labels():
-    m = dataclasses.replace(_model({"output0": (1, 5, 8)}), preprocess=Preprocess(size=(64, 64)))
+    m = dataclasses.replace(outputs_model({"output0": (1, 5, 8)}, inp=(1, 3, 64, 64)),
+                            preprocess=Preprocess(size=(64, 64)))
     ev = tasks.make("detect", m, {"decoder": "yolov8"})
     ref = _yolo_outputs([[[10, 10, 8, 8, 0.9], [40, 40, 10, 10, 0.8]]])
     cand = _yolo_outputs([[[10, 10, 8, 8, 0.9]]])
@@ -337,14 +323,14 @@ def test_ground_truth_mapped_through_the_preprocess_geometry():
 
 
 def test_detect_options_are_checked():
-    m = _model({"output0": (1, 5, 8)})
+    m = outputs_model({"output0": (1, 5, 8)})
     with pytest.raises(DataError) as e:
         tasks.make("detect", m, {"decoder": "yolov8", "tresh": 0.5})
     assert "tresh" in one_line(e) and "score_threshold" in one_line(e)
     with pytest.raises(DataError) as e:
         tasks.make("detect", m, {"decoder": "yolov8", "score_threshold": "high"})
     assert "score_threshold='high' is not a number" in one_line(e)
-    ev = tasks.make("detect", _model({"p": (1, 7)}))
+    ev = tasks.make("detect", outputs_model({"p": (1, 7)}))
     with pytest.raises(DataError) as e:
         ev.score([np.zeros((2, 7))], [np.zeros((2, 7))])
     assert "decoder=" in one_line(e)
@@ -369,12 +355,12 @@ def test_heads_recognised_from_output_shapes():
 
 
 def test_infer_task_recognises_detectors():
-    guess = infer_task(_model({"output0": (1, 84, 8400)}, inp=(1, 3, 640, 640)))
+    guess = infer_task(outputs_model({"output0": (1, 84, 8400)}, inp=(1, 3, 640, 640)))
     assert guess.task == "detect" and "YOLOv8" in guess.reason
-    assert infer_task(_model({"m": (1, 1, 64, 64)})).task == "outputs"
-    guess = infer_task(_model({"m": (1, 1, 64, 64)}, task="detection"))
+    assert infer_task(outputs_model({"m": (1, 1, 64, 64)}, inp=(1, 3, 64, 64))).task == "outputs"
+    guess = infer_task(outputs_model({"m": (1, 1, 64, 64)}, inp=(1, 3, 64, 64), task="detection"))
     assert guess.task == "detect" and "DB" in guess.reason
-    guess = infer_task(_model({"m": (1, 5, 7)}, task="detection"))
+    guess = infer_task(outputs_model({"m": (1, 5, 7)}, task="detection"))
     assert guess.task == "outputs" and "no decoder reads" in guess.reason
 
 

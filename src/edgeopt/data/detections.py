@@ -151,7 +151,8 @@ def read_coco_json(path: str | Path, names: Sequence[str], *, contiguous: bool =
         try:
             image_id, cat, (x, y, w, h) = int(a["image_id"]), int(a["category_id"]), map(float, a["bbox"])
         except (KeyError, TypeError, ValueError):
-            raise DataError(f"{p}: annotation {n} lacks image_id, category_id or a 4-number bbox: fix the file") from None
+            raise DataError(f"{p}: annotation {n} lacks image_id, category_id or a 4-number bbox: "
+                            "fix the file") from None
         if image_id not in images:
             raise DataError(f"{p}: annotation {n} names image {image_id}, which is not in 'images': fix the file")
         if cat not in to_class:
@@ -193,7 +194,8 @@ def _yolo_line(values: list[float], where: str) -> tuple[int, tuple[float, float
         xs, ys = coords[0::2], coords[1::2]
         box = (min(xs), min(ys), max(xs), max(ys))
     else:
-        raise DataError(f"{where}: {len(values)} numbers: write 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 ...')")
+        raise DataError(f"{where}: {len(values)} numbers: write 'class cx cy w h' (or a polygon "
+                        "'class x1 y1 x2 y2 ...')")
     if min(box) < -0.01 or max(box) > 1.01:
         raise DataError(f"{where}: coordinates outside [0, 1]: YOLO labels are fractions of the image size, "
                         "not pixels")

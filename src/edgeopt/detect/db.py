@@ -2,25 +2,11 @@
 
 Liao, Wan, Yao, Chen & Bai, "Real-time Scene Text Detection with Differentiable
 Binarization", AAAI 2020 (arXiv:1911.08947). The network outputs a text probability map
-(N, 1, H, W) at the input's resolution; the post-processing (paper section 3.4, and
-PaddleOCR's ``ppocr/postprocess/db_postprocess.py`` ``DBPostProcess`` for the details)
-turns it into boxes:
-
-1. Binarize the map at ``thresh`` (0.3).
-2. Connected components of the binary map (8-connected, as OpenCV's contours).
-3. Per component: score = mean probability over its pixels (PaddleOCR's "slow" mode,
-   the exact one); drop it below ``box_thresh``. Box = minimum-area rotated rectangle of
-   the component's pixel centres (rotating calipers over the convex hull, as
-   ``cv2.minAreaRect``); drop it when its short side is below ``min_size``.
-4. Unclip: the shrunk text kernel is grown back by ``D = A * r / L`` (A area, L
-   perimeter, r = ``unclip_ratio``; paper eq. 10). PaddleOCR offsets the polygon with
-   pyclipper's round joins and takes the min-area rectangle again; for a rectangle that
-   is exactly the rectangle with width and height grown by 2D, which is what we do.
-5. Scale to the original image and clip to it.
-
-The post-processing is :func:`edgeopt.evaluate.tasks.detect.db.db_quads` (the detect
-task's evaluator decodes DB maps with it too); this module resizes images, runs the
-network and returns :class:`Texts`.
+(N, 1, H, W) at the input's resolution; the post-processing (binarize, connected
+components, minimum-area rectangles, unclip, scale to the image) is
+:func:`edgeopt.evaluate.tasks.detect.db.db_quads`, whose module docstring gives its steps
+and sources (the detect task's evaluator decodes DB maps with it too). This module
+resizes images, runs the network and returns :class:`Texts`.
 
 The image is resized keeping its aspect so its longer side is at most ``limit_side``
 (PaddleOCR's ``DetResizeForTest``, limit_type "max", 960), each side rounded to a
@@ -108,7 +94,7 @@ class Texts:
 
 
 def db_postprocess(prob: np.ndarray, image_size: tuple[int, int], config: DbConfig = DbConfig()) -> Texts:
-    """Text quads from a DB probability map (steps 1-5 of the module docstring).
+    """Text quads from a DB probability map (:func:`~edgeopt.evaluate.tasks.detect.db.db_quads`).
 
     Args:
         prob: (H, W), (1, H, W) or (1, 1, H, W) float text probability in [0, 1], at
