@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -59,7 +59,7 @@ class DecodeSettings:
     min_score: float
     nms_iou: float = NMS_IOU
     max_detections: int = MAX_DETECTIONS
-    options: Mapping[str, Any] = None  # type: ignore[assignment]
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Decoder(ABC):
@@ -84,7 +84,7 @@ class Decoder(ABC):
 
     def __init__(self, model: "Model", settings: DecodeSettings) -> None:
         self.model, self.settings = model, settings
-        self.options = dict(settings.options or {})
+        self.options = dict(settings.options)
 
     @abstractmethod
     def __call__(self, outputs: Sequence[np.ndarray]) -> list[Detections]:

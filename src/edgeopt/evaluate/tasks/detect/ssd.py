@@ -27,8 +27,9 @@ Softmax or Sigmoid (``activation=softmax|sigmoid|none`` overrides); class ``back
 (default 0, ``background=none`` for heads without one) is dropped. Every class above the
 score threshold makes a candidate, NMS per class (the paper's and torchvision's rule).
 
-Options: ``boxes_output``, ``scores_output`` (names; default the first (N, A, 4) output
-and the other), ``boxes``, ``normalized``, ``anchors``, ``activation``, ``background``.
+Options: ``boxes_output``, ``scores_output`` (names; default: as recognised from the
+shapes, else the first of two outputs is the boxes, as the zoo's SSDs order them),
+``boxes``, ``normalized``, ``anchors``, ``activation``, ``background``.
 """
 
 from __future__ import annotations
