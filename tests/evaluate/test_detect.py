@@ -244,7 +244,9 @@ def test_user_decoder_by_module_and_function(tmp_path, monkeypatch):
     m = outputs_model({"y": (1, 3)}, inp=(1, 3, 20, 40))
     ev = tasks.make("detect", m, {"decoder": "my_decoder:decode"})
     a, b = ev.detections([np.array([[0.2, 0.9, 0.1], [0.3, 0.3, 0.3]])])
-    assert _boxes(a) == [[0, 0, 20, 10]] and a.scores == pytest.approx([0.9])
+    assert _boxes(a) == [[0, 0, 20, 10]] and a.scores == pytest.approx([0.9]) and len(b) == 1
+    ev = tasks.make("detect", m, {"decoder": "my_decoder:decode", "score_threshold": 0.5})
+    assert [len(d) for d in ev.detections([np.array([[0.2, 0.9, 0.1], [0.3, 0.3, 0.3]])])] == [1, 0]
     with pytest.raises(DataError) as e:
         tasks.make("detect", m, {"decoder": "my_decoder:wrong"}).detections([np.zeros((2, 3))])
     assert "returned 0 items for 2 samples" in one_line(e)

@@ -32,11 +32,6 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def above(self, threshold: float) -> "Detections":
-        """The detections whose score is at least ``threshold``."""
-        keep = self.scores >= threshold
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
-
     @staticmethod
     def empty() -> "Detections":
         """No detection."""

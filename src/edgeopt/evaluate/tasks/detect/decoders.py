@@ -40,7 +40,7 @@ _REGISTRY = {
     "db": "edgeopt.evaluate.tasks.detect.db:DbDecoder",
     "mtcnn": "edgeopt.evaluate.tasks.detect.mtcnn:MtcnnDecoder",
 }
-ALIASES = {"gfl": "picodet", "yolo": "yolov8", "anchors": "ssd"}
+ALIASES = {"gfl": "picodet"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def names() -> list[str]:
 
 class UserDecoder(Decoder):
     """A user function ``module:function`` (see the module docstring); every detection it
-    returns counts (its own threshold applies)."""
+    returns counts unless the user sets ``score_threshold``."""
 
     name = "user"
     default_score_threshold = 0.0
@@ -147,7 +147,8 @@ class UserDecoder(Decoder):
             if not len(det.scores) == len(det.classes) == len(det.boxes):
                 raise DataError(f"decoder {self.name} sample {i}: {len(det.boxes)} boxes, {len(det.scores)} scores "
                                 f"and {len(det.classes)} classes: return as many of each")
-            out.append(det)
+            keep = det.scores >= self.settings.min_score
+            out.append(Detections(det.boxes[keep], det.scores[keep], det.classes[keep]))
         return out
 
 
