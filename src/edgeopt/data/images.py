@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,13 +33,16 @@ ORIENTATION_LABELS = ("0", "90", "180", "270")
 
 @dataclass
 class ImageSet:
-    """Decoded images with optional class labels.
+    """Decoded images with optional class labels or other ground truth.
 
     Attributes:
         images: N uint8 arrays, each HxW (gray) or HxWx3 (RGB order); sizes may differ.
         labels: N class indices (int, >= 0), or None for an unlabeled set.
         names: N display names (file stem or generated), unique within the set.
         classes: class names that ``labels`` index (``classes[labels[i]]``), or None.
+        targets: N ground truths in another task's form (the true text of a text line,
+            the boxes of an image, landmark coordinates), or None; what the task's
+            evaluator reads as labels when the task is not classification.
 
     Raises:
         DataError: an image is not a 2-D or HxWx3 uint8 array, or the lengths differ.
@@ -49,9 +52,12 @@ class ImageSet:
     labels: list[int] | None = None
     names: list[str] = field(default_factory=list)
     classes: list[str] | None = None
+    targets: list[Any] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
+        if self.targets is not None and len(self.targets) != n:
+            raise DataError(f"{len(self.targets)} targets for {n} images: pass one ground truth per image")
         for i, img in enumerate(self.images):
             if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and (
                     img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3))):
@@ -89,6 +95,7 @@ class ImageSet:
             labels=None if self.labels is None else [self.labels[i] for i in idx],
             names=[self.names[i] for i in idx],
             classes=self.classes,
+            targets=None if self.targets is None else [self.targets[i] for i in idx],
         )
 
     def batches(self, preprocess: Callable[[np.ndarray], np.ndarray],

@@ -133,9 +133,9 @@ def text_lines(n: int = 64, *, seed: int = 0, size: tuple[int, int] = (48, 320),
 
     Returns:
         (images, texts): an ImageSet of ``n`` (H, W, 3) uint8 RGB lines named
-        ``line-NNNNN``, with no labels (ImageSet labels are class indices), and the ``n``
-        true strings in image order (single spaces between words), the labels of the
-        ``sequence`` evaluator.
+        ``line-NNNNN`` whose targets are the true strings (no class labels), and the ``n``
+        strings in image order (single spaces between words), the ``sequence``
+        evaluator's ground truth.
 
     Raises:
         DataError: a bad argument, no text source or no font.
@@ -156,4 +156,4 @@ def text_lines(n: int = 64, *, seed: int = 0, size: tuple[int, int] = (48, 320),
         image, text = _render_line(np.random.default_rng([seed, i]), words, fonts, (height, width), (lo, hi))
         images.append(image)
         texts.append(text)
-    return ImageSet(images=images, names=[f"line-{i:05d}" for i in range(n)]), texts
+    return ImageSet(images=images, names=[f"line-{i:05d}" for i in range(n)], targets=list(texts)), texts

@@ -99,9 +99,7 @@ class Measurer:
         self.evaluator = tasks.make(self.task, model, options)
         self.tolerance = self.evaluator.default_tolerance if tolerance is None else float(tolerance)
         self.reference = predict_outputs(model, "ort", held_out, threads=threads)
-        self.labels = None
-        if held_out.labels is not None and self.task == "classify":
-            self.labels = np.asarray(held_out.labels)
+        self.labels = task_labels(held_out, self.task)
         itself = self.evaluator.score(self.reference, self.reference, self.labels)
         self.metric, self.unit = itself.metric, itself.drop_unit
         self.original_accuracy = itself.original if self.task == "classify" else None
@@ -142,6 +140,14 @@ class Measurer:
                               min_runs=max(5, t.min_runs // 2), min_time_s=t.min_time_s / 2,
                               max_time_s=t.max_time_s / 2)
         return [v / p.batch for v, (_, p) in zip(p50, entries)]
+
+
+def task_labels(data: "ImageSet", task: str):
+    """The ground truth a task's evaluator reads: class indices for a classifier, else the
+    set's targets (true texts, boxes, coordinates), or None."""
+    if task == "classify":
+        return None if data.labels is None else np.asarray(data.labels)
+    return getattr(data, "targets", None)
 
 
 def constraint_values(drop: float, latency_ms: float, size_bytes: int, *, max_drop: float,
