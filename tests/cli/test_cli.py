@@ -326,3 +326,13 @@ def test_prune_then_recover_by_distillation(monkeypatch, capsys, tmp_path, digit
     # Measured 97-99% after 15 s on 480 training scans (original 98.9%); pruned without
     # recovery it is ~92%.
     assert acc >= 95.0
+
+
+def test_task_options_parse_to_values():
+    from edgeopt._util.options import parse_options
+    from edgeopt.errors import EdgeoptError
+
+    assert parse_options(["pairs=true", "scale=48", "iou=0.45", "outputs=a,b", "decoder=yolov8"], "--task-option") == {
+        "pairs": True, "scale": 48, "iou": 0.45, "outputs": ["a", "b"], "decoder": "yolov8"}
+    with pytest.raises(EdgeoptError, match="bad --task-option 'pairs': give KEY=VALUE"):
+        parse_options(["pairs"], "--task-option")

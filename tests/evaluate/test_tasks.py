@@ -73,6 +73,10 @@ def test_regress_measures_landmark_distance_in_pixels():
     s = tasks.make("regress", m, {"pairs": True, "scale": 0.5}).score([ref], [cand], labels=ref)
     assert s.value == pytest.approx(0.5) and s.original == 0.0
     assert s.details["candidate_error_to_labels"] == pytest.approx(0.5)
+    planar = ref.copy()
+    planar[:, 0], planar[:, 5] = 3.0, 4.0  # x0 and y0 of MTCNN's layout (all x, then all y)
+    s = tasks.make("regress", m, {"pairs": True, "layout": "planar"}).score([ref], [planar])
+    assert s.value == pytest.approx(1.0)
     with pytest.raises(DataError, match="not \\(x, y\\) pairs"):
         tasks.make("regress", _model({"o": (1, 3)}), {"pairs": True}).score([np.zeros((2, 3))], [np.ones((2, 3))])
 

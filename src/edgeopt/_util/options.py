@@ -8,6 +8,7 @@ option (``what``) and shows a valid example.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from ..errors import EdgeoptError
 
@@ -84,3 +85,33 @@ def parse_size(text: str) -> int:
         EdgeoptError: not a positive size.
     """
     return int(_parse_quantity(text, _SIZE, _SIZE_UNITS, "b", "size", "bytes or e.g. 500kB, 2MB, 1.5MiB"))
+
+
+def parse_options(items: Sequence[str] | None, what: str) -> dict[str, object]:
+    """{key: value} from repeated ``KEY=VALUE`` options: true/false become booleans,
+    numbers ints or floats, a comma-separated value a list of strings, anything else a
+    string (e.g. ``--task-option pairs=true --task-option outputs=landmarks``).
+
+    Raises:
+        EdgeoptError: an item without "=" or with an empty key.
+    """
+    out: dict[str, object] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise EdgeoptError(f"bad {what} {item!r}: give KEY=VALUE, e.g. pairs=true or scale=48")
+        out[key.strip()] = _option_value(value.strip())
+    return out
+
+
+def _option_value(text: str) -> object:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if "," in text:
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return text

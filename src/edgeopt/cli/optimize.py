@@ -12,7 +12,7 @@ from rich.console import Console
 
 import edgeopt
 
-from .._util.options import csv_floats, csv_items, parse_duration, parse_size
+from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
 from ..errors import EdgeoptError
 from ..evaluate import tasks
 from .options import ChannelsOpt, MeanOpt, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
@@ -27,6 +27,7 @@ def optimize_cmd(
     shape: Optional[List[str]] = ShapeOpt,
     max_drop: Optional[float] = typer.Option(None, help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
     metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
+    task_option: Optional[List[str]] = typer.Option(None, "--task-option", help="An option of the task's evaluator, KEY=VALUE (repeatable), e.g. outputs=landmarks, pairs=true, scale=48, decoder=yolov8."),
     task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: " + ", ".join(tasks.names()) + "; default: inferred from the outputs (see `edgeopt info`)."),
     batch: int = typer.Option(1, help="Batch size latency is measured at."),
     threads: int = typer.Option(2, help="Intra-op threads for every backend."),
@@ -93,7 +94,7 @@ def optimize_cmd(
     targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
-    common = dict(max_drop=budget_drop, task=task, batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
+    common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"), batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
                   max_time_s=4 * seconds, prune_targets=targets, train_seconds=train_seconds)
     if not search:
         _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)

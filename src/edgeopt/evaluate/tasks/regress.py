@@ -19,15 +19,27 @@ from ...errors import DataError
 from .base import Evaluator, TaskScore, check_outputs
 
 
-def point_errors(ref: np.ndarray, cand: np.ndarray, *, pairs: bool) -> np.ndarray:
-    """Per value |cand - ref|, or with ``pairs`` the distance of each (x, y) point (the
-    last axis, or the flattened values, read as x0, y0, x1, y1, ...)."""
+LAYOUTS = ("interleaved", "planar")
+
+
+def point_errors(ref: np.ndarray, cand: np.ndarray, *, pairs: bool, layout: str = "interleaved") -> np.ndarray:
+    """Per value |cand - ref|, or with ``pairs`` the distance of each (x, y) point, the
+    flattened values read as x0, y0, x1, y1, ... ("interleaved") or x0, x1, ..., y0, y1, ...
+    ("planar", MTCNN's landmark layout).
+
+    Raises:
+        DataError: an odd number of values with ``pairs``, or an unknown layout.
+    """
     d = (cand - ref).reshape(ref.shape[0], -1)
     if not pairs:
         return np.abs(d).reshape(-1)
     if d.shape[1] % 2:
         raise DataError(f"an output of {d.shape[1]} values per sample is not (x, y) pairs: drop the pairs option")
-    return np.hypot(d[:, 0::2], d[:, 1::2]).reshape(-1)
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown point layout {layout!r}: choose {' or '.join(LAYOUTS)}")
+    half = d.shape[1] // 2
+    dx, dy = (d[:, 0::2], d[:, 1::2]) if layout == "interleaved" else (d[:, :half], d[:, half:])
+    return np.hypot(dx, dy).reshape(-1)
 
 
 class RegressEvaluator(Evaluator):
@@ -36,6 +48,7 @@ class RegressEvaluator(Evaluator):
     Options:
         outputs: names of the outputs to judge (default: all).
         pairs: read values as (x, y) points and measure distances (landmarks, keypoints).
+        layout: "interleaved" (x0, y0, x1, y1, ...) or "planar" (all x, then all y).
         scale: multiply errors by this (normalised coordinates -> pixels), default 1.
         unit: the name of the output's unit in reports (default "px" with pairs, else "units").
     """
@@ -58,10 +71,11 @@ class RegressEvaluator(Evaluator):
               labels: Any = None) -> TaskScore:
         ref, cand = check_outputs(reference, candidate)
         pairs, scale = bool(self.options.get("pairs", False)), float(self.options.get("scale", 1.0))
+        layout = str(self.options.get("layout", "interleaved"))
         unit = self.options.get("unit", "px" if pairs else "units")
         rows = []
         for i in self._selected():
-            e = point_errors(ref[i], cand[i], pairs=pairs) * scale
+            e = point_errors(ref[i], cand[i], pairs=pairs, layout=layout) * scale
             rows.append({"output": self.model.output_names[i], "mean_error": float(e.mean()),
                          "p99_error": float(np.percentile(e, 99)), "max_error": float(e.max())})
         worst = max(rows, key=lambda r: r["mean_error"])
@@ -69,8 +83,9 @@ class RegressEvaluator(Evaluator):
         original = None
         if labels is not None:
             y = np.asarray(labels, dtype=np.float64).reshape(ref[0].shape)
-            original = float(point_errors(y, ref[0], pairs=pairs).mean() * scale)
-            details["candidate_error_to_labels"] = float(point_errors(y, cand[0], pairs=pairs).mean() * scale)
+            original = float(point_errors(y, ref[0], pairs=pairs, layout=layout).mean() * scale)
+            details["candidate_error_to_labels"] = float(point_errors(y, cand[0], pairs=pairs,
+                                                                      layout=layout).mean() * scale)
         return TaskScore(task=self.task, metric="mean error vs the original", unit=unit,
                          value=worst["mean_error"], drop=worst["mean_error"], drop_unit=unit, original=original,
                          details=details)
