@@ -12,9 +12,10 @@ onnxslim nor NNCF.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import onnx
@@ -206,8 +207,8 @@ _SPECS = [
              needs="int8 quantization with NNCF's defaults needs calibration images: pass --images DIR",
              tolerance=Tolerance(AGREEMENT, cosine=0.85, top1=0.45, rtol=0.6,
                                  why="tiny cases: cosine >= 0.929, top-1 >= 2/3 of a batch of 3, max "
-                                     "err 0.34 x range (8-bit weights beyond the first layer, "
-                                     "saturating on AVX2 without VNNI)")),
+                                     "err 0.34 x range (symmetric activations, per-tensor scales "
+                                     "on the depthwise case)")),
     # run_pass forwards calibration only to passes that require it, and the utilization
     # and taylor criteria cannot work without it; l1 and bn-scale use it for the mean
     # fold. Called directly, prune.api.apply accepts calibration=None for l1 and bn-scale.
@@ -261,6 +262,27 @@ def get(name: str) -> PassSpec:
 def default_config(name: str) -> Any:
     """The default config of pass ``name`` (a frozen dataclass instance)."""
     return get(name).load()[1]()
+
+
+def config_with(name: str, values: Mapping[str, Any]) -> tuple[Any, set[str]]:
+    """The default config of pass ``name`` with those ``values`` its class has as fields.
+
+    For options that reach several passes (``edgeopt apply --exclude-nodes`` sets
+    nodes_to_exclude of int8-static and ignored_nodes of int8-nncf).
+
+    Args:
+        values: {field name: value}; fields the config does not have are left out.
+
+    Returns:
+        (the config, the names of the fields set).
+
+    Raises:
+        PassError: unknown pass, or a value the config refuses.
+    """
+    config_cls = get(name).load()[1]
+    have = {f.name for f in dataclasses.fields(config_cls)}
+    used = {k: v for k, v in values.items() if k in have}
+    return config_cls(**used), set(used)
 
 
 def run_pass(name: str, model: "Model", config: Any = None,

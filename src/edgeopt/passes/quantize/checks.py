@@ -30,12 +30,12 @@ def check_names(field: str, value: tuple[str, ...]) -> None:
 
 
 def check_op_types(proto: onnx.ModelProto, op_types: tuple[str, ...], supported: set[str],
-                   model_name: str) -> None:
+                   model_name: str, pass_name: str) -> None:
     """Raise PassError unless every op type is one the quantizer supports and at least one
     is in the graph (else quantizing would change nothing)."""
     unknown = sorted(set(op_types) - supported)
     if unknown:
-        raise PassError(f"op types {unknown} cannot be quantized by this pass: choose "
+        raise PassError(f"op types {unknown} cannot be quantized by {pass_name}: choose "
                         f"--int8-op-types from {', '.join(sorted(supported))}")
     present = {n.op_type for n in proto.graph.node}
     wanted = set(op_types)

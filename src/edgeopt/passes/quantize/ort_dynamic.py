@@ -97,7 +97,7 @@ def apply_dynamic(model: "Model", config: DynamicQuantConfig = DynamicQuantConfi
         raise PassError(f"{model.name} has no Conv, MatMul or Gemm nodes for dynamic quantization "
                         f"(ops: {', '.join(ops[:12])}): choose --int8-op-types among "
                         f"{', '.join(sorted(IntegerOpsRegistry))}, or try int8-static")
-    check_op_types(named, op_types, set(IntegerOpsRegistry), model.name)
+    check_op_types(named, op_types, set(IntegerOpsRegistry), model.name, "int8-dynamic")
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[config.weight_type]
     with scratch_dir() as tmp:
         src, out = tmp / "float.onnx", tmp / "int8.onnx"

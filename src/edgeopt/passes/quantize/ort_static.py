@@ -139,7 +139,7 @@ def apply_static(model: "Model", config: StaticQuantConfig = StaticQuantConfig()
     if config.nodes_to_exclude:
         unknown_nodes(named, config.nodes_to_exclude, "nodes_to_exclude", model.name)
     if config.op_types:
-        check_op_types(named, config.op_types, static_op_types(), model.name)
+        check_op_types(named, config.op_types, static_op_types(), model.name, "int8-static")
     notes: list[str] = []
     failures: list[str] = []
     with scratch_dir() as tmp:
