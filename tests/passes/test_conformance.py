@@ -198,8 +198,6 @@ REFUSALS = {
     ("int8-nncf-defaults", "two_inputs"): _SINGLE_INPUT,
     ("prune", "two_inputs"): _SINGLE_INPUT,
     ("distill", "two_inputs"): _SINGLE_INPUT,
-    # The torch bridge exports single-output models back to ONNX.
-    ("prune", "two_outputs"): "exports single-input, single-output models",
     # Distillation matches one tensor of class scores.
     ("distill", "two_outputs"): "distill classifiers only",
 }

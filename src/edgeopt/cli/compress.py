@@ -108,6 +108,7 @@ def prune_cmd(
     criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
     scope: str = typer.Option("global", help="global (rank channels across layers) or uniform (same ratio per layer)."),
     round_to: int = typer.Option(8, help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
+    max_layer_ratio: float = typer.Option(0.9, help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
     max_drop: float = typer.Option(1.0, help="With --sensitivity: a layer may lose at most this many points of agreement."),
     recover: float = typer.Option(0.0, help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
@@ -130,7 +131,8 @@ def prune_cmd(
     m = preprocess_options(m, mean, std, channels, resize_short)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
-    config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to)
+    config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to,
+                         max_layer_ratio=max_layer_ratio)
     calib = edgeopt.load_images(str(images), labels=m.labels)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)
