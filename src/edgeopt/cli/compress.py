@@ -26,9 +26,9 @@ def _refuse_overwrite(out_file: Path, m: Model) -> None:
 
 def apply_cmd(
     model: str = ModelArg,
-    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (see `edgeopt passes`)."),
-    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for int8-static / int8-nncf."),
-    exclude_nodes: Optional[str] = typer.Option(None, "--exclude-nodes", help="int8: node names to keep in float, comma-separated (names as `edgeopt info` and the int8 error report show them)."),
+    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings)."),
+    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
+    exclude_nodes: Optional[str] = typer.Option(None, "--exclude-nodes", help="int8: node names to keep in float, comma-separated (as the ONNX file and the int8 per-layer error report name them)."),
     int8_op_types: Optional[str] = typer.Option(None, "--int8-op-types", help="int8: op types to quantize, comma-separated, e.g. Conv,MatMul (default: int8-static and int8-nncf all they support, int8-dynamic MatMul, or Conv in a graph without MatMul/Gemm)."),
     no_preprocess: bool = typer.Option(False, "--no-preprocess", help="int8-static: quantize the graph as given, without ONNX Runtime's pre-processing (by default tried first, and dropped when it fails)."),
     shape: Optional[List[str]] = ShapeOpt,
