@@ -146,7 +146,7 @@ def apply_static(model: "Model", config: StaticQuantConfig = StaticQuantConfig()
         given = named
         if config.per_channel:
             given = at_least(named, PER_CHANNEL_OPSET, model.name,
-                             "pass --per-tensor (per_channel=False) or convert the model to opset 13")
+                             "turn per-channel weights off (per_channel=False) or convert the model to opset 13 first")
             if given is not named:
                 notes.append(f"opset {onnx_opset(named)} -> {PER_CHANNEL_OPSET} for per-channel weights")
         for source in sources(given, tmp, config.preprocess):
