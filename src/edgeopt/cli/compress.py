@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import List, Optional
 
@@ -25,8 +26,11 @@ def _refuse_overwrite(out_file: Path, m: Model) -> None:
 
 def apply_cmd(
     model: str = ModelArg,
-    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic."),
-    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for int8-static / int8-nncf."),
+    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings)."),
+    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
+    exclude_nodes: Optional[str] = typer.Option(None, "--exclude-nodes", help="int8: node names to keep in float, comma-separated (as the ONNX file and the int8 per-layer error report name them)."),
+    int8_op_types: Optional[str] = typer.Option(None, "--int8-op-types", help="int8: op types to quantize, comma-separated, e.g. Conv,MatMul (default: int8-static and int8-nncf all they support, int8-dynamic MatMul, or Conv in a graph without MatMul/Gemm)."),
+    no_preprocess: bool = typer.Option(False, "--no-preprocess", help="int8-static: quantize the graph as given, without ONNX Runtime's pre-processing (by default tried first, and dropped when it fails)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically)."),
     mean: Optional[str] = MeanOpt,
@@ -35,14 +39,65 @@ def apply_cmd(
     resize_short: Optional[int] = ResizeShortOpt,
 ) -> None:
     """Apply compression passes and write the resulting ONNX model."""
+    from ..passes.base import run_pass
+    from ..passes.quantize import read_note
+
     m = edgeopt.load_model(model, shape=shape)
     if images is not None:
         m = preprocess_options(m, mean, std, channels, resize_short)
     _refuse_overwrite(out_file, m)
-    calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
-    result = edgeopt.apply_passes(m, csv_items(passes), calibration=calib)
+    names = csv_items(passes)
+    configs = _pass_configs(names, {
+        "--exclude-nodes": (("nodes_to_exclude", "ignored_nodes"),
+                            None if exclude_nodes is None else tuple(csv_items(exclude_nodes))),
+        "--int8-op-types": (("op_types",), None if int8_op_types is None else tuple(csv_items(int8_op_types))),
+        "--no-preprocess": (("preprocess",), False if no_preprocess else None),
+    })
+    tensor = None
+    if images is not None:
+        if m.preprocess is None:
+            raise EdgeoptError(f"{m.name} has no image preprocessing: pass --mean/--std/--channels")
+        tensor = edgeopt.load_images(str(images), labels=m.labels).tensor(m.preprocess)
+    result = m
+    for name in names:
+        result = run_pass(name, result, configs.get(name), calibration=tensor)
     result.save(out_file)
     out.print(f"wrote {out_file} ({result.size_bytes:,} bytes, was {m.size_bytes:,}); passes: {', '.join(result.passes)}")
+    note = read_note(result)
+    if note:
+        out.print(note)
+
+
+def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], object]]) -> dict[str, object]:
+    """{pass name: its config with the options given} for the passes that take any of them.
+
+    Args:
+        options: {flag: (config field names it sets, value or None when not given)}.
+
+    Raises:
+        EdgeoptError: an option given reaches none of the passes (the message says which
+            passes take it).
+    """
+    from ..passes.base import config_with, get
+    from ..passes.base import names as pass_names
+
+    configs: dict[str, object] = {}
+    reached: set[str] = set()
+    for name in dict.fromkeys(names):
+        values = {f: value for fields, value in options.values() if value is not None for f in fields}
+        if not values:
+            break
+        config, used = config_with(name, values)
+        if used:
+            configs[name] = config
+            reached |= {flag for flag, (fields, value) in options.items() if value is not None and used & set(fields)}
+    missed = [flag for flag, (_, value) in options.items() if value is not None and flag not in reached]
+    if missed:
+        fields = set(options[missed[0]][0])
+        takers = [n for n in pass_names() if fields & {f.name for f in dataclasses.fields(get(n).load()[1])}]
+        raise EdgeoptError(f"{missed[0]} applies to {', '.join(takers)}, which --passes {','.join(names)} "
+                           f"does not include: add one of them or drop {missed[0]}")
+    return configs
 
 
 def prune_cmd(
@@ -53,6 +108,7 @@ def prune_cmd(
     criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
     scope: str = typer.Option("global", help="global (rank channels across layers) or uniform (same ratio per layer)."),
     round_to: int = typer.Option(8, help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
+    max_layer_ratio: float = typer.Option(0.9, help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
     max_drop: float = typer.Option(1.0, help="With --sensitivity: a layer may lose at most this many points of agreement."),
     recover: float = typer.Option(0.0, help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
@@ -75,7 +131,8 @@ def prune_cmd(
     m = preprocess_options(m, mean, std, channels, resize_short)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
-    config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to)
+    config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to,
+                         max_layer_ratio=max_layer_ratio)
     calib = edgeopt.load_images(str(images), labels=m.labels)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)

@@ -11,13 +11,15 @@ channels feeding it were pruned.
 Modules: :mod:`.onnx2torch_loader` (onnx2torch without torchvision, constants moved to
 initializers), :mod:`.fx_cleanup` (the tidy-up: what onnx2torch gives for the zoo models
 and what changes), :mod:`.onnx_to_torch` (:func:`to_torch`), :mod:`.torch_to_onnx`
-(:func:`from_module`, :func:`channel_pins`), :mod:`.check` (the comparison with ONNX
+(:func:`from_module`, :func:`channel_pins`), :mod:`.onnx2torch_ops` (converters for the
+op versions onnx2torch lacks), :mod:`.check` (the comparison with ONNX
 Runtime and its tolerance). This module is the public entry point: it re-exports them.
 
 Limits. Constants that still fix a channel count after the tidy-up (a per-channel Mul not
 next to a conv, a Reshape that is not a flatten, a constant Expand) are listed by
 :func:`channel_pins`; the channels that reach them cannot be pruned. :func:`from_module`
-exports single-input, single-output models. NonMaxSuppression and RoiAlign need the real
+exports single-input models (any number of outputs). Ops of opset 18 and later that
+onnx2torch lacks are registered by :mod:`.onnx2torch_ops`. NonMaxSuppression and RoiAlign need the real
 torchvision. zoo:ppocr-rec does not convert (onnx2torch's BatchNormalization converter
 gets no input rank from shape inference there: "spatial rank == -2"), a PassError.
 

@@ -20,6 +20,7 @@ from .fx_cleanup import (
     reshapes_to_flatten,
     softmax_v1_dynamic,
 )
+from .onnx2torch_ops import register as register_converters
 from .onnx2torch_loader import (
     NO_TORCHVISION,
     TORCHVISION_OPS,
@@ -51,6 +52,7 @@ def to_torch(model: Model) -> nn.Module:
         return copy.deepcopy(model.torch_module).eval()
     ops = {n.op_type for n in model.proto.graph.node}
     onnx2torch = import_onnx2torch()
+    register_converters()
     if torchvision_is_stub():
         needed = sorted(ops.intersection(TORCHVISION_OPS))
         if needed:

@@ -9,11 +9,13 @@ import dataclasses
 import warnings
 from typing import Any
 
+import onnx
 import torch
 from torch import fx, nn
 
+from .._util.errorline import error_line
 from ..errors import ModelLoadError, PassError
-from ..model import Model, from_torch
+from ..model import BATCH_DIM, Model, fix_input_shapes, from_torch
 from .check import check_module, torch_threads
 from .fx_cleanup import constant
 
@@ -21,30 +23,32 @@ from .fx_cleanup import constant
 def from_module(model: Model, module: nn.Module, pass_name: str) -> Model:
     """Export ``module`` to ONNX as the next version of ``model``.
 
-    The export (``edgeopt.model.from_torch``, TorchScript exporter, opset 17) keeps the
-    model's input and output names, its input shape with a symbolic batch dimension, and
-    the proto's metadata (labels); the Model keeps preprocess, labels, task, source and
-    sha256 of the source, appends ``pass_name`` to ``passes`` and carries ``module`` as its
-    ``torch_module``. The ONNX graph is compared with the module on an N(0, 1) input at
-    batch 2 (a batch other than the export's, so a baked-in batch size is caught).
+    The export (TorchScript exporter, opset 17: ``edgeopt.model.from_torch`` for one
+    output, :func:`_export_outputs` for several) keeps the model's input and output
+    names, its input shape with a symbolic batch dimension, and the proto's metadata
+    (labels); the Model keeps preprocess, labels, task, source and sha256 of the source,
+    appends ``pass_name`` to ``passes`` and carries ``module`` as its ``torch_module``.
+    The ONNX graph is compared with the module on an N(0, 1) input at batch 2 (a batch
+    other than the export's, so a baked-in batch size is caught).
 
     Args:
         model: the Model the module was made from; it is not modified.
-        module: a module taking the model's input (float32, (N, *spec.shape[1:])); it is
-            put in eval mode.
+        module: a module taking the model's input (float32, (N, *spec.shape[1:])) and
+            returning one tensor per graph output (a tuple when several); it is put in
+            eval mode.
         pass_name: the name appended to ``passes``.
 
     Returns:
         a new Model.
 
     Raises:
-        PassError: the model has several inputs or outputs (not supported yet), the
-            export fails, or the exported graph differs from the module.
+        PassError: the model has several inputs (not supported yet), the export fails,
+            or the exported graph differs from the module.
     """
-    if len(model.inputs) != 1 or len(model.output_names) != 1:
+    if len(model.inputs) != 1:
         raise PassError(
-            f"{pass_name} exports single-input, single-output models; {model.name} has inputs "
-            f"{[s.name for s in model.inputs]} and outputs {model.output_names}: use the ONNX passes"
+            f"{pass_name} exports single-input models; {model.name} has inputs "
+            f"{[s.name for s in model.inputs]}: use the ONNX passes"
         )
     spec = model.inputs[0]
     example = torch.from_numpy(model.example_feeds(1)[spec.name])
@@ -53,8 +57,11 @@ def from_module(model: Model, module: nn.Module, pass_name: str) -> Model:
         # check below finds out whether one mattered, so the warnings would only be noise.
         with torch_threads(1), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            exported = from_torch(module, example, input_name=spec.name,
-                                  output_name=model.output_names[0])
+            if len(model.output_names) == 1:
+                exported = from_torch(module, example, input_name=spec.name,
+                                      output_name=model.output_names[0])
+            else:
+                exported = _export_outputs(module, example, spec.name, model.output_names)
     except ModelLoadError as e:
         raise PassError(f"{pass_name} cannot export {model.name} back to ONNX: {e}") from e
     proto = exported.proto
@@ -67,6 +74,32 @@ def from_module(model: Model, module: nn.Module, pass_name: str) -> Model:
     )
     check_module(new, module, f"the ONNX export after {pass_name}", batches=(2,))
     return new
+
+
+def _export_outputs(module: nn.Module, example: torch.Tensor, input_name: str,
+                    output_names: list[str]) -> Model:
+    """``module`` (one input, several outputs) exported as ``from_torch`` exports one
+    output: TorchScript exporter, opset 17, dim 0 of the input and of every output
+    symbolic (:data:`edgeopt.model.BATCH_DIM`).
+
+    Raises:
+        ModelLoadError: the exporter fails.
+    """
+    import io
+
+    buf = io.BytesIO()
+    module = module.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=17,
+                              input_names=[input_name], output_names=list(output_names),
+                              dynamic_axes={n: {0: BATCH_DIM} for n in [input_name, *output_names]})
+    except Exception as e:
+        raise ModelLoadError(f"the exporter fails ({error_line(e, with_type=False)}): report this model") from e
+    proto, specs = fix_input_shapes(onnx.load_from_string(buf.getvalue()),
+                                    default_shape=tuple(example.shape))
+    return Model(proto=proto, inputs=specs, torch_module=module)
 
 
 def channel_pins(module: nn.Module) -> list[str]:

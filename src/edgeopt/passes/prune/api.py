@@ -107,7 +107,7 @@ def _check_runs(module: "nn.Module", pruner: ChannelPruner) -> None:
             shapes = output_shapes(module(pruner.example))
     except Exception as e:
         raise PassError(f"the pruned module fails on the example input ({error_line(e)}): "
-                        f"report this model; lower the ratio meanwhile") from e
+                        f"report this model; lower --target-macs or --ratio meanwhile") from e
     if shapes != pruner._ref_shapes:
         raise PassError(f"pruning changed the output shapes {pruner._ref_shapes} -> {shapes}: "
                         f"report this model")

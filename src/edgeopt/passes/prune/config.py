@@ -27,7 +27,9 @@ class PruneConfig:
             "utilization" or "taylor" (:mod:`.importance`); utilization and taylor need
             calibration images.
         scope: "global" (rank channels across layers) or "uniform" (same ratio per layer).
-        max_layer_ratio: no layer loses more than this fraction of its channels, in (0, 1).
+        max_layer_ratio: no layer loses more than this fraction of its channels, in (0, 1)
+            (``edgeopt prune --max-layer-ratio``); raise it when a MAC target cannot be
+            reached.
         round_to: keep channel counts at multiples of this (>= 1). Default 8: ONNX
             Runtime runs a convolution in its fast blocked NCHWc layout only when its
             channel counts are multiples of the SIMD block (8 floats with AVX2, 16 with
@@ -124,7 +126,9 @@ class PruneReport:
         macs_before, macs_after: Conv/Linear MACs at batch 1.
         params_before, params_after: parameter counts (elements) of the torch modules.
         layers: one :class:`LayerChange` per prunable group, in graph order.
-        skipped: {root layer name: why the group was not pruned}.
+        skipped: {root layer name: why the group was not pruned}: its channels reach an
+            output, Torch-Pruning cannot group them or fails scoring them (the library's
+            message), or pruning it breaks the forward pass.
         utilization: per-layer utilization when calibration images were given, for
             :func:`edgeopt.report.plots.plot_utilization_histograms`; else None.
     """

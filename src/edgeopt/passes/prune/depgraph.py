@@ -12,7 +12,7 @@ onnx2torch's MatMul) is unsafe and skipped.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ...errors import PassError
 from ..._util.errorline import error_line
@@ -50,6 +50,37 @@ def dependency_graph(module: "nn.Module", example_input: "torch.Tensor"):
         except Exception as e:
             raise PassError(f"Torch-Pruning cannot trace the module ({error_line(e)}): "
                             f"report this model; quantize it instead meanwhile") from e
+
+
+def groups(dg) -> Iterator[tuple["nn.Module", Any, str | None]]:
+    """(root layer, its full pruning group or None, why there is none) for every Conv/Linear.
+
+    Torch-Pruning's ``DependencyGraph.get_all_groups`` (torch_pruning 1.6.1,
+    ``dependency/graph.py``) walked one root at a time, with its bookkeeping: a layer
+    already pruned as part of an earlier group's outputs is not a root again. Here an
+    error while building one group (an IndexError in Torch-Pruning's index mapping, met
+    on a real detector) skips that root only, where the library's generator would end
+    for all of them.
+    """
+    visited: set[int] = set()
+    ignored = {id(m) for m in dg.IGNORED_LAYERS_IN_TRACING}
+    types = tuple(root_types())
+    for m in list(dg.module2node):
+        if not isinstance(m, types) or id(m) in visited or id(m) in ignored:
+            continue
+        pruner = dg.get_pruner_of_module(m)
+        try:
+            channels = None if pruner is None else pruner.get_out_channels(m)
+            if channels is None:
+                continue
+            group = dg.get_pruning_group(m, pruner.prune_out_channels, list(range(channels)))
+        except Exception as e:
+            yield m, None, f"Torch-Pruning cannot group its channels ({error_line(e)})"
+            continue
+        outs = [dep.target.module for dep, _ in group if dg.is_out_channel_pruning_fn(dep.handler)]
+        visited.update(id(o) for o in outs)
+        if not any(id(o) in ignored for o in outs):
+            yield m, group, None
 
 
 def unsafe_reason(group) -> str | None:

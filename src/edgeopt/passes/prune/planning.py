@@ -93,7 +93,7 @@ def _plan_for_macs(pruner: ChannelPruner, config: PruneConfig, caps: Mapping[str
             f"target_macs {target} cannot be reached: at most {reachable:.1%} of the MACs can go "
             f"with max_layer_ratio {config.max_layer_ratio}"
             + (" and the sensitivity limits" if config.sensitivity else "")
-            + ": lower target_macs or raise max_layer_ratio")
+            + ": lower --target-macs or raise --max-layer-ratio (target_macs, max_layer_ratio)")
     k = first_reaching(lambda k: pruner.macs_removed(plan_at(k)) >= target - 1e-9, 0, hi)
     # The estimate counts every Conv/Linear exactly; the real count guards against a
     # layer the dependency graph prunes in a way the cost model does not foresee.

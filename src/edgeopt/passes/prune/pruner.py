@@ -127,29 +127,38 @@ class ChannelPruner:
         score = self._criterion.importance(
             importance.ScoringContext(self.base, calibration, self.stats, self.batch))
         layers = []
-        for group in dg.get_all_groups(root_module_types=depgraph.root_types()):
-            root = group[0].dep.target.module
+        for root, group, reason in depgraph.groups(dg):
             name = names.get(root, str(root))
-            channels = dg.get_out_channels(root)
-            reason = depgraph.unsafe_reason(group)
-            if reason is None and channels < 2:
-                reason = "it has a single channel"
-            if reason is None:
-                imp = score(group)
-                reason = ("no BatchNorm follows it (bn-scale scores BatchNorm gammas)"
-                          if imp is None else None)
-            if reason is not None:
-                self.skipped[name] = reason
-                continue
-            ch_groups = depgraph.channel_groups(dg, group)
-            if channels // ch_groups < 2:
-                self.skipped[name] = f"its {channels} channels form {ch_groups} groups of one"
-                continue
-            layers.append(self._layer(name, int(channels), ch_groups, imp, rng,
-                                      depgraph.effects(dg, group, names, channels)))
+            try:
+                layer = None if group is None else self._scored(dg, group, root, name, names, score, rng)
+            except Exception as e:
+                # A library error on one group (an IndexError inside Torch-Pruning's
+                # importance, met on a real model) spares that layer, not the model.
+                layer = f"Torch-Pruning fails on it ({error_line(e)})"
+            if isinstance(layer, PrunableLayer):
+                layers.append(layer)
+            else:
+                self.skipped[name] = layer or reason
         if self._criterion.gradients:
             self.base.zero_grad(set_to_none=True)  # copies made by build() need no gradients
         return layers
+
+    def _scored(self, dg, group, root, name: str, names: dict, score, rng) -> "PrunableLayer | str":
+        """The scored layer of one group, or why it is not pruned."""
+        channels = dg.get_out_channels(root)
+        reason = depgraph.unsafe_reason(group)
+        if reason is None and channels < 2:
+            reason = "it has a single channel"
+        if reason is not None:
+            return reason
+        imp = score(group)
+        if imp is None:
+            return "no BatchNorm follows it (bn-scale scores BatchNorm gammas)"
+        ch_groups = depgraph.channel_groups(dg, group)
+        if channels // ch_groups < 2:
+            return f"its {channels} channels form {ch_groups} groups of one"
+        return self._layer(name, int(channels), ch_groups, imp, rng,
+                           depgraph.effects(dg, group, names, channels))
 
     @staticmethod
     def _layer(name: str, channels: int, ch_groups: int, imp: "torch.Tensor", rng,

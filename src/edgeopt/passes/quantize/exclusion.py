@@ -85,7 +85,7 @@ def resolve_excluded(given: onnx.ModelProto, source: onnx.ModelProto, names: tup
     if lost:
         raise PassError(
             f"nodes_to_exclude names {lost}, which ORT's pre-processing of {model_name} removed: "
-            f"pass StaticQuantConfig(preprocess=False) or name the nodes around them"
+            f"pass --no-preprocess (preprocess=False) or name the nodes around them"
         )
     return resolved
 

@@ -17,7 +17,10 @@ from ..._util.errorline import error_line
 from ..base import check_calibration, finish
 from .checks import check_choice, check_names, check_positive
 from .nodes import name_nodes, unknown_nodes
+from .notes import noted
+from .opset import PER_CHANNEL_OPSET, at_least, onnx_opset
 from .quiet import quiet
+from .scratch import scratch_dir
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -28,6 +31,19 @@ _ASYMMETRIC_ACTIVATIONS = frozenset({
     "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Elu", "Selu", "Celu", "PRelu",
     "LeakyRelu", "Gelu", "Mish", "Softplus", "Erf",
 })
+
+
+MODEL_TYPES = ("auto", "transformer", "none")
+
+
+def resolve_model_type(model_type: str, proto: onnx.ModelProto) -> str:
+    """NNCF's model-type hint for ``model_type`` ("auto": "transformer" when some Softmax
+    output is read by a MatMul, i.e. the graph computes attention, else "none")."""
+    if model_type != "auto":
+        return model_type
+    softmax_out = {o for n in proto.graph.node if n.op_type == "Softmax" for o in n.output}
+    attention = any(n.op_type == "MatMul" and softmax_out.intersection(n.input) for n in proto.graph.node)
+    return "transformer" if attention else "none"
 
 
 def resolve_preset(preset: str, proto: onnx.ModelProto) -> str:
@@ -64,7 +80,14 @@ class NncfQuantConfig:
             ``IgnoredScope(names=...)``: no quantizers on their inputs or weights), e.g.
             the worst layers of :func:`edgeopt.passes.diagnostics.quant_error.responsible_layers`.
             NNCF quantizes the graph as given, so these are node names of the Model given
-            to the pass; names that match no node raise PassError.
+            to the pass (``--exclude-nodes``); names that match no node raise PassError.
+        op_types: op types whose nodes are quantized (``--int8-op-types``); the others
+            go into NNCF's ``IgnoredScope(types=...)``. Empty (the default): NNCF decides.
+        model_type: NNCF's ``model_type`` hint: "transformer" (NNCF's ``ModelType.
+            TRANSFORMER``: keeps the attention-score MatMuls and LayerNorm-like ops
+            precise, for transformer blocks), "none" (no hint) or "auto": "transformer"
+            when the graph has attention (a Softmax feeding a MatMul, as the SVTR blocks
+            of zoo:ppocr-rec), else none (:func:`resolve_model_type`).
     """
 
     preset: str = "auto"
@@ -73,13 +96,24 @@ class NncfQuantConfig:
     fast_bias_correction: bool = True
     overflow_fix: str = "enable"
     ignored_nodes: tuple[str, ...] = ()
+    op_types: tuple[str, ...] = ()
+    model_type: str = "auto"
 
     def __post_init__(self) -> None:
         check_names("ignored_nodes", self.ignored_nodes)
+        check_names("op_types", self.op_types)
+        check_choice("model_type", self.model_type, MODEL_TYPES)
         check_choice("preset", self.preset, ("auto", "performance", "mixed"))
         check_choice("target_device", self.target_device, ("ANY", "CPU", "GPU", "NPU", "CPU_SPR"))
         check_positive("num_calibration_samples", self.num_calibration_samples)
         check_choice("overflow_fix", self.overflow_fix, ("enable", "first_layer_only", "disable"))
+
+
+def nncf_dataset(data: np.ndarray, input_name: str):
+    """An ``nncf.Dataset`` feeding ``data`` (N, ...) one sample (batch 1) at a time."""
+    import nncf
+
+    return nncf.Dataset([data[i:i + 1] for i in range(len(data))], lambda x: {input_name: x})
 
 
 def apply_nncf(model: "Model", config: NncfQuantConfig = NncfQuantConfig(),
@@ -106,25 +140,41 @@ def apply_nncf(model: "Model", config: NncfQuantConfig = NncfQuantConfig(),
     data = check_calibration(model, calibration, "int8-nncf", config.num_calibration_samples)
     named = name_nodes(model.proto)  # NNCF would name unnamed nodes its own way
     unknown_nodes(named, config.ignored_nodes, "ignored_nodes", model.name)
+    ops = {n.op_type for n in named.graph.node}
+    if config.op_types and not ops.intersection(config.op_types):
+        raise PassError(f"{model.name} has no {'/'.join(config.op_types)} nodes to quantize: "
+                        f"choose --int8-op-types among its ops ({', '.join(sorted(ops))})")
+    notes = []
+    given = at_least(named, PER_CHANNEL_OPSET, model.name,
+                     "convert the model to opset 13, or use int8-static")
+    if given is not named:
+        notes.append(f"opset {onnx_opset(named)} -> {PER_CHANNEL_OPSET} for per-channel weights")
+    model_type = resolve_model_type(config.model_type, named)
+    if model_type != "none":
+        notes.append(f"model type {model_type}")
     import nncf  # after the checks: importing NNCF takes seconds
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-    input_name = model.inputs[0].name
-    dataset = nncf.Dataset([data[i:i + 1] for i in range(len(data))], lambda x: {input_name: x})
+    dataset = nncf_dataset(data, model.inputs[0].name)
+    ignored_types = sorted(ops - set(config.op_types)) if config.op_types else []
     try:
-        with quiet():
+        with quiet(), scratch_dir():
             proto = nncf.quantize(
-                named, dataset,
-                ignored_scope=nncf.IgnoredScope(names=list(config.ignored_nodes)),
+                given, dataset,
+                ignored_scope=nncf.IgnoredScope(names=list(config.ignored_nodes), types=ignored_types,
+                                                validate=False),
                 preset=nncf.QuantizationPreset(resolve_preset(config.preset, model.proto)),
                 target_device=nncf.TargetDevice[config.target_device],
                 subset_size=len(data),
                 fast_bias_correction=config.fast_bias_correction,
+                model_type=None if model_type == "none" else nncf.ModelType(model_type),
                 advanced_parameters=AdvancedQuantizationParameters(
                     overflow_fix=OverflowFix(config.overflow_fix)),
             )
     except Exception as e:
         raise PassError(
-            f"NNCF cannot quantize {model.name} ({error_line(e)}): run the cleanup pass first or try int8-static"
+            f"NNCF cannot quantize {model.name} ({error_line(e)}): keep the failing nodes in "
+            f"float (--exclude-nodes NAME), quantize fewer op types (--int8-op-types Conv,MatMul), "
+            f"or try int8-static"
         ) from e
-    return finish(model, proto, "int8-nncf")
+    return noted(finish(model, proto, "int8-nncf"), "int8-nncf", notes)

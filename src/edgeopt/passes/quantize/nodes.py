@@ -36,6 +36,6 @@ def unknown_nodes(proto: onnx.ModelProto, names: tuple[str, ...], field: str, mo
     unknown = [n for n in names if n not in set(known)]
     if unknown:
         raise PassError(
-            f"{field} names {unknown} that are no node of {model_name}: choose from its node "
-            f"names, e.g. {', '.join(known[:5])}{' ...' if len(known) > 5 else ''}"
+            f"{field} names {unknown} that are no node of {model_name}: choose --exclude-nodes "
+            f"from its node names, e.g. {', '.join(known[:5])}{' ...' if len(known) > 5 else ''}"
         )

@@ -8,7 +8,6 @@ quantized there; which nodes stay float is decided by :mod:`.exclusion`.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -18,11 +17,16 @@ import onnx
 
 from ...errors import PassError
 from ..._util.errorline import error_line
+from ...convert.onnx2torch_loader import constants_to_initializers
 from ..base import check_calibration, finish
-from .checks import QTYPES, check_choice, check_names, check_positive
+from .checks import QTYPES, check_choice, check_names, check_op_types, check_positive
 from .exclusion import nodes_kept_float
 from .nodes import name_nodes, unknown_nodes
+from .notes import noted
+from .opset import PER_CHANNEL_OPSET, at_least, onnx_opset
+from .preprocess import Source, sources
 from .quiet import quiet
+from .scratch import scratch_dir
 
 if TYPE_CHECKING:
     from ...model import Model
@@ -38,14 +42,18 @@ class StaticQuantConfig:
         calibration_method: "minmax" (range of all calibration activations), "entropy"
             (KL-divergence threshold, TensorRT's method) or "percentile" (clip at
             ``percentile`` of |x|).
-        per_channel: one weight scale per output channel (else one per tensor).
+        per_channel: one weight scale per output channel (else one per tensor). Needs
+            opset 13: an older graph is upgraded first (:mod:`.opset`).
         reduce_range: 7-bit weights, avoiding u8s8 saturation on x86 without VNNI.
         activation_type, weight_type: "uint8" or "int8".
         num_calibration_samples: use at most this many calibration images.
         percentile: percentile of |x| kept by "percentile" calibration.
         entropy_num_bins: histogram bins of "entropy" calibration (more is slower).
-        preprocess: run ORT's ``quant_pre_process`` (symbolic shape inference and basic
-            graph optimization, e.g. BatchNorm folding) first, as ORT recommends.
+        preprocess: try ORT's ``quant_pre_process`` (symbolic shape inference and basic
+            graph optimization, e.g. BatchNorm folding) first, as ORT recommends; when it
+            fails, without symbolic shape inference; when that fails too, or quantizing
+            the pre-processed graph fails, the graph as given (:mod:`.preprocess`).
+            False (``edgeopt apply --no-preprocess``): the graph as given only.
         exclude_depthwise: keep depthwise convolutions in float: ORT quantizes
             activations per tensor, and the inputs of depthwise convolutions vary most
             across channels (Sheng et al., "A Quantization-Friendly Separable
@@ -54,9 +62,10 @@ class StaticQuantConfig:
             photos): mean output cosine 0.974 vs 0.935 without it. With
             ``preprocess=True`` it hurts (0.84): ORT's pre-processing splits HardSwish
             into HardSigmoid + Mul, whose outputs are then quantized anyway.
-        op_types: op types to quantize; empty for all that ORT supports.
+        op_types: op types to quantize (``--int8-op-types``); empty for all that ORT
+            supports. A type the graph lacks is ignored; none present raises PassError.
         nodes_to_exclude: names of nodes (in the Model given to the pass) to keep in
-            float, e.g. the worst layers of
+            float (``--exclude-nodes``), e.g. the worst layers of
             :func:`edgeopt.passes.diagnostics.quant_error.responsible_layers`: when int8 misses a
             quality budget, a few layers usually cause most of the loss (ORT's
             ``qdq_loss_debug``, NNCF's accuracy control). Added to the graph-output and
@@ -86,6 +95,7 @@ class StaticQuantConfig:
     def __post_init__(self) -> None:
         check_choice("calibration_method", self.calibration_method, CALIBRATION_METHODS)
         check_names("nodes_to_exclude", self.nodes_to_exclude)
+        check_names("op_types", self.op_types)
         check_choice("activation_type", self.activation_type, QTYPES)
         check_choice("weight_type", self.weight_type, QTYPES)
         check_positive("num_calibration_samples", self.num_calibration_samples)
@@ -102,7 +112,10 @@ def apply_static(model: "Model", config: StaticQuantConfig = StaticQuantConfig()
     """int8 static quantization (QDQ) with ONNX Runtime, calibrated on images.
 
     Calibration runs one image at a time (batch 1); the batch dimension of the result
-    stays symbolic.
+    stays symbolic. A graph below opset 13 is upgraded first when weights are per
+    channel (:mod:`.opset`). The graph is quantized pre-processed when that works, else
+    as given (:mod:`.preprocess`); the result's metadata says which (:mod:`.notes`).
+    Every file ORT writes goes to a scratch folder that is removed (:mod:`.scratch`).
 
     Args:
         model: a float32 Model with one input; not modified.
@@ -115,27 +128,64 @@ def apply_static(model: "Model", config: StaticQuantConfig = StaticQuantConfig()
         pairs on activations and int8 weights behind DequantizeLinear.
 
     Raises:
-        PassError: no calibration data, several inputs, or ORT fails on the graph.
+        PassError: no calibration data, several inputs, op types or node names that
+            the graph does not have, or ORT fails on the graph with and without
+            pre-processing (the message names the options to try).
         DataError: calibration data do not fit the input.
     """
     data = check_calibration(model, calibration, "int8-static", config.num_calibration_samples)
-    with tempfile.TemporaryDirectory(prefix="edgeopt-int8-") as tmp:
-        named = name_nodes(model.proto)
-        if config.nodes_to_exclude:
-            unknown_nodes(named, config.nodes_to_exclude, "nodes_to_exclude", model.name)
-        src = _prepare_source(named, model.name, Path(tmp), config.preprocess)
-        source = onnx.load(str(src))
-        present = {n.op_type for n in source.graph.node}
-        if config.op_types and not present.intersection(config.op_types):
-            raise PassError(
-                f"{model.name} has no {'/'.join(config.op_types)} nodes to quantize (ops after "
-                f"preprocessing: {', '.join(sorted(present))}): choose op_types among those"
-            )
-        excluded = nodes_kept_float(named, source, depthwise=config.exclude_depthwise,
-                                    names=config.nodes_to_exclude, model_name=model.name)
-        out = _quantize(src, Path(tmp), data, model, config, excluded)
-        proto = onnx.load(str(out))
-    return finish(model, proto, "int8-static")
+    # Paddle2ONNX stores weights as Constant nodes; ORT quantizes only initializers.
+    named = constants_to_initializers(name_nodes(model.proto))
+    if config.nodes_to_exclude:
+        unknown_nodes(named, config.nodes_to_exclude, "nodes_to_exclude", model.name)
+    if config.op_types:
+        check_op_types(named, config.op_types, static_op_types(), model.name, "int8-static")
+    notes: list[str] = []
+    failures: list[str] = []
+    with scratch_dir() as tmp:
+        given = named
+        if config.per_channel:
+            given = at_least(named, PER_CHANNEL_OPSET, model.name,
+                             "turn per-channel weights off (per_channel=False) or convert the model to opset 13 first")
+            if given is not named:
+                notes.append(f"opset {onnx_opset(named)} -> {PER_CHANNEL_OPSET} for per-channel weights")
+        for source in sources(given, tmp, config.preprocess):
+            try:
+                result = _quantize_source(source, tmp, data, model, named, config)
+            except PassError as e:
+                failures.append(f"{source.label}: {error_line(e.__cause__ or e, limit=120)}")
+                continue
+            notes.append(source.label + (f" ({'; '.join(source.skipped)})" if source.skipped else ""))
+            if failures:
+                notes.append("failed first: " + "; ".join(failures))
+            return noted(result, "int8-static", notes)
+    raise PassError(
+        f"onnxruntime cannot quantize {model.name} ({'; '.join(failures)}): keep the failing "
+        f"nodes in float (--exclude-nodes NAME), quantize fewer op types (--int8-op-types "
+        f"Conv,MatMul), or try int8-nncf"
+    )
+
+
+def static_op_types() -> set[str]:
+    """Op types ORT's static (QDQ) quantizer can quantize (its QDQ and QLinear registries)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return set(QLinearOpsRegistry) | set(QDQRegistry)
+
+
+def _quantize_source(source: Source, tmp: Path, data: np.ndarray, model: "Model",
+                     named: onnx.ModelProto, config: StaticQuantConfig) -> "Model":
+    """Quantize the graph at ``source`` and check the result (:func:`finish`).
+
+    Raises:
+        PassError: the exclusions do not resolve on it, ORT fails, or the result is not
+            a valid graph (the library's error is the ``__cause__``).
+    """
+    graph = onnx.load(str(source.path))
+    excluded = nodes_kept_float(named, graph, depthwise=config.exclude_depthwise,
+                                names=config.nodes_to_exclude, model_name=model.name)
+    out = _quantize(source.path, tmp, data, model, config, excluded)
+    return finish(model, onnx.load(str(out)), "int8-static")
 
 
 def _quantize(src: Path, tmp: Path, data: np.ndarray, model: "Model", config: StaticQuantConfig,
@@ -160,12 +210,12 @@ def _quantize(src: Path, tmp: Path, data: np.ndarray, model: "Model", config: St
     cache = None
     if config.calibration_method == "entropy":
         cache = _entropy_ranges(src, tmp, data, input_name, config)
-    out = tmp / "int8.onnx"
+    out = src.with_suffix(".int8.onnx")
     try:
         with quiet():
             quantize_static(
                 str(src), str(out),
-                calibration_data_reader=None if cache else _reader(data, input_name),
+                calibration_data_reader=None if cache else calibration_reader(data, input_name),
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(config.op_types) or None,
                 per_channel=config.per_channel,
@@ -178,38 +228,8 @@ def _quantize(src: Path, tmp: Path, data: np.ndarray, model: "Model", config: St
                 extra_options={"CalibPercentile": config.percentile},
             )
     except Exception as e:
-        raise PassError(
-            f"onnxruntime cannot quantize {model.name} ({error_line(e)}): "
-            f"run the cleanup pass first or try int8-nncf"
-        ) from e
+        raise PassError(f"onnxruntime cannot quantize {model.name} ({error_line(e)})") from e
     return out
-
-
-def _prepare_source(proto: onnx.ModelProto, model_name: str, tmp: Path, preprocess: bool) -> Path:
-    """Write ``proto`` (named nodes) into ``tmp``; run ORT's quant_pre_process if asked.
-
-    Nodes that quant_pre_process creates unnamed (the HardSigmoid + Mul it splits
-    HardSwish into) get names too, so nodes_to_exclude can reach them.
-    """
-    src = tmp / "float.onnx"
-    onnx.save(proto, str(src))
-    if not preprocess:
-        return src
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    pre = tmp / "float.pre.onnx"
-    try:
-        with quiet():
-            quant_pre_process(str(src), str(pre))
-    except Exception as e:
-        raise PassError(
-            f"onnxruntime's quant_pre_process fails on {model_name} ({error_line(e)}): "
-            f"pass StaticQuantConfig(preprocess=False)"
-        ) from e
-    processed = onnx.load(str(pre))
-    if any(not n.name for n in processed.graph.node):
-        onnx.save(name_nodes(processed), str(pre))
-    return pre
 
 
 def _entropy_ranges(src: Path, tmp: Path, data: np.ndarray, input_name: str,
@@ -234,18 +254,19 @@ def _entropy_ranges(src: Path, tmp: Path, data: np.ndarray, input_name: str,
                 calibrate_method=CalibrationMethod.Entropy,
                 extra_options={"num_bins": config.entropy_num_bins, "num_quantized_bins": 128},
             )
-            calibrator.collect_data(_reader(data, input_name))
+            calibrator.collect_data(calibration_reader(data, input_name))
             ranges = calibrator.compute_data()
     except Exception as e:
         raise PassError(
-            f"entropy calibration failed ({error_line(e)}): use calibration_method='minmax' or 'percentile'"
+            f"entropy calibration failed ({error_line(e)}): choose the minmax or percentile "
+            f"calibration method"
         ) from e
     cache = tmp / "entropy-ranges.json"
     save_tensors_data(ranges, cache)
     return cache
 
 
-def _reader(data: np.ndarray, input_name: str):
+def calibration_reader(data: np.ndarray, input_name: str):
     """An ORT CalibrationDataReader feeding ``data`` one image (batch 1) at a time."""
     from onnxruntime.quantization import CalibrationDataReader
 

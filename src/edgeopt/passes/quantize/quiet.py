@@ -7,24 +7,37 @@ import io
 import logging
 
 
-class _DropPreprocessHint(logging.Filter):
-    """Drops ORT's "Please consider to run pre-processing" warning: the static pass runs
-    quant_pre_process unless told not to, and the dynamic pass does not need it."""
+# ORT's and NNCF's messages that say nothing a user can act on here: the pre-processing
+# hint (the static pass runs quant_pre_process unless told not to, the dynamic pass does
+# not need it), and one line per bias that is not an initializer (a Paddle2ONNX graph's
+# Constant biases; the library's defaults pass takes the graph as it is, and the bias then
+# stays float: hundreds of lines on zoo:ppocr-det).
+_NOISE = ("consider to run pre-processing", "consider pre-processing", "to be an initializer")
+
+
+class _DropNoise(logging.Filter):
+    """Drops the log records of :data:`_NOISE`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "consider to run pre-processing" not in record.getMessage() and (
-            "consider pre-processing" not in record.getMessage())
+        message = record.getMessage()
+        return not any(n in message for n in _NOISE)
 
 
 @contextlib.contextmanager
 def quiet():
-    """Silence the progress lines ORT's calibrators print to stdout and ORT's
-    pre-processing hint; other warnings pass."""
-    hint = _DropPreprocessHint()
+    """Silence the progress lines ORT's calibrators print to stdout, the messages of
+    :data:`_NOISE` and NNCF's INFO lines; other warnings pass."""
+    hint = _DropNoise()
     root = logging.getLogger()
     root.addFilter(hint)
+    # NNCF logs at INFO, one line per node whose output shape it does not know (dozens on
+    # a Paddle detector): only its warnings and errors are shown.
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(max(level, logging.WARNING))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         root.removeFilter(hint)
+        nncf_logger.setLevel(level)
