@@ -99,10 +99,11 @@ def test_optimize_on_a_real_model_with_a_labeled_folder(monkeypatch, capsys, tmp
     assert summary["strategy"] == "grid" and summary["budget_s"] is None
     chosen = [c for c in summary["trials"] if c["label"] == summary["winner"]]
     assert len(chosen) == 1 and chosen[0]["status"] == "accepted"
-    # 6 quantization recipes + pruned-30+kd (+int8-nncf), each on ort and openvino; the
-    # accuracy-aware fallback may add mixed-precision trials after them.
+    # 8 quantization recipes (the libraries' two defaults among them) + pruned-30+kd
+    # (+int8-nncf), each on ort and openvino; the accuracy-aware fallback may add
+    # mixed-precision trials after them.
     grid = [c for c in summary["trials"] if c["origin"] != "fallback"]
-    assert len(grid) == 16 and all(c["state"] != "pruned" for c in grid)  # the grid stops nothing early
+    assert len(grid) == 20 and all(c["state"] != "pruned" for c in grid)  # the grid stops nothing early
     pruned = [c for c in grid if c["recipe"].startswith("pruned-30+kd")]
     assert len(pruned) == 4 and all(c["status"] in ("accepted", "rejected") for c in pruned)
     assert all(c["passes"][:2] == ["prune", "distill"] for c in pruned)

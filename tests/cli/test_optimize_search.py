@@ -44,7 +44,7 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
     assert summary["task"] == "classify" and summary["quality_metric"] == "top-1 agreement and accuracy"
     assert summary["elapsed_s"] <= 45 + 5
     labels = [t["label"] for t in summary["trials"]]
-    assert "fp32@ort t1 b1" in labels and "int8-ort@ort t1 b1" in labels
+    assert "fp32@ort t1 b1" in labels and "int8-ort-defaults@ort t1 b1" in labels
     assert all(t["feasible"] for t in summary["pareto"])
     measured = {t["label"] for t in summary["trials"] if t["state"] == "complete" and t["duplicate_of"] is None}
     assert len(measured) >= 4  # the hand-picked pair and sampled points, each timed once

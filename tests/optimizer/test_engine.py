@@ -59,9 +59,11 @@ def test_in_space_and_validation():
 
 def test_hand_picked_are_the_four_single_choices():
     labels = [p.label for p in hand_picked(2, 1, ("ort", "openvino"))]
-    assert labels == ["fp32@ort t2 b1", "fp32@openvino t2 b1", "int8-ort@ort t2 b1",
-                      "int8-nncf@openvino t2 b1"]
-    assert [p.label for p in hand_picked(1, 4, ("ort",))] == ["fp32@ort t1 b4", "int8-ort@ort t1 b4"]
+    # The libraries' own defaults, as a user gets them (on the graph as given: no cleanup).
+    assert labels == ["fp32@ort t2 b1", "fp32@openvino t2 b1", "int8-ort-defaults@ort t2 b1",
+                      "int8-nncf-defaults@openvino t2 b1"]
+    assert [p.label for p in hand_picked(1, 4, ("ort",))] == ["fp32@ort t1 b4", "int8-ort-defaults@ort t1 b4"]
+    assert not hand_picked(1, 1, ("ort",))[1].cleanup
 
 
 def test_default_space_batching():
@@ -100,7 +102,8 @@ def test_every_precision_names_a_registered_pass():
 def test_grid_is_recipes_times_backends_with_hand_picked_first():
     recipes = grid_recipes((0.3,))
     assert [r.name for r in recipes] == ["fp32", "fp32-clean", "fp16", "int8-ort", "int8-nncf", "int8-dynamic",
-                                         "pruned-30+kd", "pruned-30+kd/int8-nncf"]
+                                         "int8-ort-defaults", "int8-nncf-defaults", "pruned-30+kd",
+                                         "pruned-30+kd/int8-nncf"]
     points = grid_points(recipes, ("ort", "openvino"), 2, 1)
     strategy = make_strategy("grid", backends=("ort", "openvino"), threads=2, batch=1, recipes=recipes,
                              space=SearchSpace(), float_layers=(1, 2))
@@ -108,12 +111,12 @@ def test_grid_is_recipes_times_backends_with_hand_picked_first():
     seeds = strategy.seed_points()
     assert [p for p, _ in seeds[:4]] == hand_picked(2, 1, ("ort", "openvino"))
     assert {o for _, o in seeds[:4]} == {"hand-picked"} and {o for _, o in seeds[4:]} == {"grid"}
-    assert sorted(p.label for p, _ in seeds) == sorted(p.label for p in points) and len(points) == 16
+    assert sorted(p.label for p, _ in seeds) == sorted(p.label for p in points) and len(points) == 20
     assert strategy.space.float_layers == (0, 1, 2) and strategy.space.backends == ("ort", "openvino")
     sampled = make_strategy("search", backends=("ort",), threads=2, batch=1, recipes=recipes,
                             space=SearchSpace(backends=("ort",)), float_layers=())
     assert isinstance(sampled, Sampled) and sampled.early_stop and not sampled.exhaustive
-    assert [p.label for p, _ in sampled.seed_points()] == ["fp32@ort t2 b1", "int8-ort@ort t2 b1"]
+    assert [p.label for p, _ in sampled.seed_points()] == ["fp32@ort t2 b1", "int8-ort-defaults@ort t2 b1"]
 
 
 # -- Pareto ----------------------------------------------------------------------------------
@@ -297,7 +300,7 @@ def test_search_on_trained_digits_model(tmp_path, one_torch_thread, digits_data)
     res = engine.optimize(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
     assert res.elapsed_s < 45 + 5 and res.strategy == "search"
     labels = {t.label for t in res.trials}
-    assert {"fp32@ort t1 b1", "int8-ort@ort t1 b1"} <= labels
+    assert {"fp32@ort t1 b1", "int8-ort-defaults@ort t1 b1"} <= labels  # hand-picked, even outside the space
     assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.drop == 0.0
     assert res.task == "classify" and res.quality_metric == "top-1 agreement and accuracy"
     assert res.original_accuracy > 95
@@ -336,7 +339,7 @@ def test_grid_on_trained_digits_model_uses_the_same_engine(tmp_path, one_torch_t
     assert res.strategy == "grid" and res.storage == "memory" and not (tmp_path / "study.db").exists()
     # Every point measured in full, the hand-picked ones first, no early stop, no repeat.
     assert [t.label for t in res.trials] == ["fp32@ort t1 b1", "int8-ort@ort t1 b1", "int8-dynamic@ort t1 b1"]
-    assert [t.origin for t in res.trials] == ["hand-picked", "hand-picked", "grid"]
+    assert [t.origin for t in res.trials] == ["hand-picked", "grid", "grid"]  # the library defaults: not in this grid
     assert all(t.measured for t in res.trials)
     assert res.baseline.label == "fp32@ort t1 b1" and res.baseline.feasible
     assert res.winner.feasible and set(res.confirm_ms) == {"winner", "hand_picked", "baseline"}

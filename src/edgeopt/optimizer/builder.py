@@ -34,7 +34,8 @@ from .recipes import Recipe
 # cores), scaled by the model's size and replaced by what each pass measures here.
 _GUESS_BYTES = 7e6
 _GUESS_S = {"prune": 10.0, "distill": 0.0, "cleanup": 3.0, "fp16": 3.0, "int8-static": 15.0,
-            "int8-nncf": 20.0, "int8-dynamic": 5.0, "ranking": 10.0, "sensitivity": 60.0}
+            "int8-nncf": 20.0, "int8-dynamic": 5.0, "int8-ort-defaults": 15.0, "int8-nncf-defaults": 20.0,
+            "ranking": 10.0, "sensitivity": 60.0}
 
 
 class ModelBuilder:

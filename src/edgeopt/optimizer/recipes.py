@@ -34,6 +34,8 @@ class PrecisionSpec:
         mixed: whether layers can be kept in float one by one (accuracy-aware fallback).
         calibrated: whether it needs calibration images (and so a calibration method may
             be chosen).
+        cleanup_first: the graph is cleaned up (onnxslim) before the pass; off for the
+            libraries' own defaults, which quantize the graph as given.
         summary: one line for listings.
     """
 
@@ -42,6 +44,7 @@ class PrecisionSpec:
     config: Callable[["Recipe", tuple[str, ...]], Any]
     mixed: bool = False
     calibrated: bool = False
+    cleanup_first: bool = True
     summary: str = ""
 
 
@@ -66,6 +69,11 @@ PRECISIONS: dict[str, PrecisionSpec] = {s.name: s for s in (
                   summary="int8 post-training quantization with NNCF (for OpenVINO)"),
     PrecisionSpec("int8-dynamic", "int8-dynamic", _no_config,
                   summary="int8 weights, activations quantized at run time (ONNX Runtime)"),
+    # What a user gets from the libraries without edgeopt: the baselines edgeopt must beat.
+    PrecisionSpec("int8-ort-defaults", "int8-ort-defaults", _no_config, calibrated=True, cleanup_first=False,
+                  summary="ONNX Runtime's quantize_static with its own defaults, on the graph as given"),
+    PrecisionSpec("int8-nncf-defaults", "int8-nncf-defaults", _no_config, calibrated=True, cleanup_first=False,
+                  summary="nncf.quantize with its own defaults, on the graph as given"),
 )}
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PRUNE_SCOPES = ("global", "sensitivity")
@@ -120,8 +128,9 @@ class Recipe:
         if self.prune == 0.0:
             canon.update(prune_scope="global", recover=True)
         if self.precision != "fp32":
-            # Quantizing an uncleaned graph only quantizes what cleanup would remove.
-            canon["cleanup"] = True
+            # Quantizing an uncleaned graph only quantizes what cleanup would remove; the
+            # libraries' defaults are taken as a user gets them, on the graph as given.
+            canon["cleanup"] = spec.cleanup_first
         if self.precision != "int8-ort":
             canon["calibration"] = ""
         elif not self.calibration:
@@ -177,7 +186,7 @@ class Recipe:
 
 
 _NAME = re.compile(r"^(?:pruned-?(\d{1,2})(s?)(\+kd)?(?:/|$))?(.*)$")
-_PRECISION_NAME = re.compile(r"^(fp32-clean|fp32|fp16|int8-ort|int8-nncf|int8-dynamic)"
+_PRECISION_NAME = re.compile(r"^(fp32-clean|fp32|fp16|int8-ort-defaults|int8-nncf-defaults|int8-ort|int8-nncf|int8-dynamic)"
                              r"(?:-(minmax|entropy|percentile))?(?:-(\d+)fp)?$")
 # Short names users type on the command line (``edgeopt energy --compare int8,pruned50``).
 ALIASES = {"int8": "int8-ort", "int8-static": "int8-ort"}

@@ -203,12 +203,14 @@ def suggest(trial: Any, space: SearchSpace) -> Point:
 
 def hand_picked(threads: int, batch: int, backends: tuple[str, ...]) -> list[Point]:
     """The single choices a user would make by hand, evaluated first: fp32 on each backend,
-    ONNX Runtime's int8 static defaults on ONNX Runtime, NNCF's int8 defaults on OpenVINO."""
+    ONNX Runtime's ``quantize_static`` with its own defaults on ONNX Runtime, and
+    ``nncf.quantize`` with its own defaults on OpenVINO (the libraries as a user gets them,
+    not edgeopt's recipes: what the choice is re-timed against)."""
     points = [Point(backend=b, threads=threads, batch=batch) for b in backends]
     if "ort" in backends:
-        points.append(Point(precision="int8-ort", backend="ort", threads=threads, batch=batch))
+        points.append(Point(precision="int8-ort-defaults", backend="ort", threads=threads, batch=batch))
     if "openvino" in backends:
-        points.append(Point(precision="int8-nncf", backend="openvino", threads=threads, batch=batch))
+        points.append(Point(precision="int8-nncf-defaults", backend="openvino", threads=threads, batch=batch))
     return points
 
 
