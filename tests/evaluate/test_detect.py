@@ -15,6 +15,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from edgeopt.data.detections import GroundTruth
+from edgeopt.data.documents import document_page, document_pages
 from edgeopt.data.images import ImageSet
 from edgeopt.errors import DataError
 from edgeopt.evaluate import tasks
@@ -367,48 +368,6 @@ def test_infer_task_recognises_detectors():
 
 
 # -- real detectors ----------------------------------------------------------------------------
-WORDS = ("the of a model layout text detection page figure table results method data image network we "
-         "show with for each").split()
-
-
-def document_page(seed: int) -> np.ndarray:
-    """A 1216 x 1600 RGB uint8 page: a title, paragraphs, a photo with its caption and a
-    ruled table with its caption, in an order and with words drawn from ``seed``."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    rng = np.random.default_rng(seed)
-    page = Image.new("RGB", (1216, 1600), "white")
-    draw = ImageDraw.Draw(page)
-    title, text = ImageFont.load_default(size=48), ImageFont.load_default(size=22)
-    draw.text((100, 80), " ".join(rng.choice(WORDS, 4)).title(), font=title, fill="black")
-    y = 190
-    for block in range(3):
-        kind = 0 if block == 0 else int(rng.integers(0, 3))
-        if kind == 0:
-            for _ in range(int(rng.integers(4, 9))):
-                draw.text((100, y), " ".join(rng.choice(WORDS, 12)), font=text, fill="black")
-                y += 34
-            y += 30
-        elif kind == 1:
-            photo = skdata.astronaut() if rng.random() < 0.5 else skdata.coffee()
-            page.paste(Image.fromarray(photo).resize((600, 380)), (300, y))
-            y += 400
-            draw.text((300, y), "Figure 1: " + " ".join(rng.choice(WORDS, 6)), font=text, fill="black")
-            y += 60
-        else:
-            draw.text((250, y), "Table 1: " + " ".join(rng.choice(WORDS, 5)), font=text, fill="black")
-            y += 40
-            for r in range(6):
-                for c in range(5):
-                    draw.rectangle((200 + c * 160, y + r * 40, 360 + c * 160, y + (r + 1) * 40), outline="black")
-                    draw.text((210 + c * 160, y + r * 40 + 8), str(int(rng.integers(0, 999))), font=text,
-                              fill="black")
-            y += 280
-        if y > 1300:
-            break
-    return np.asarray(page)
-
-
 def _rgb(gray: np.ndarray) -> np.ndarray:
     return np.stack([gray] * 3, axis=-1)
 
@@ -434,7 +393,7 @@ needs_layout = pytest.mark.skipif(not installed("rapid-layout"), reason="pip ins
 @pytest.fixture(scope="module")
 def pages() -> ImageSet:
     """skimage's page scan and text photo, and four rendered document pages."""
-    return ImageSet([_rgb(skdata.page()), _rgb(skdata.text())] + [document_page(s) for s in range(4)])
+    return document_pages(4)
 
 
 @needs_rapidocr
@@ -450,9 +409,9 @@ def test_ppocr_det_fp16_agrees_and_a_broken_candidate_does_not(pages):
     ev = tasks.make("detect", m)
     ref = predict_outputs(m, "ort", pages, batch=1)
     s = ev.score(ref, ref)
-    # Measured: 15 text boxes per image: page() 7 (its lines), text() 6, the rendered pages
-    # 18, 10, 39 and 10 (lines, captions, table cells).
-    assert s.details["decoder"] == "db" and 12 <= s.details["boxes_per_image_original"] <= 18
+    # Measured: 29.7 text boxes per image: page() 7 (its lines), text() 6, the rendered
+    # pages' lines of real text, captions and table cells the rest.
+    assert s.details["decoder"] == "db" and 20 <= s.details["boxes_per_image_original"] <= 40
     assert len(ev.detections([r[:1] for r in ref])[0]) == 7
     fp16 = ev.score(ref, predict_outputs(run_pass("fp16", m), "ort", pages, batch=1))
     # Measured: mAP@0.5 100, recall 100, mean IoU 0.996.
@@ -464,12 +423,12 @@ def test_ppocr_det_fp16_agrees_and_a_broken_candidate_does_not(pages):
     # 3.0-point drop).
     weaker = ev.score(ref, predict_outputs(_scaled_output(m, 0.7), "ort", pages, batch=1))
     assert 0.5 < weaker.drop < 10
-    # ORT's int8 (its pre-processing fails on this graph) moves and loses text boxes:
-    # measured mAP@0.5 83.1 (a 16.9-point drop), recall 84%, mean IoU 0.80.
+    # ORT's int8 moves and loses text boxes: on these pages (real text, dense lines) measured
+    # mAP@0.5 27.6 (a 72.4-point drop), 17.3 boxes per page instead of 29.7, mean IoU 0.79.
     calibration = np.stack([m.preprocess(document_page(s)) for s in range(100, 104)])
     int8 = run_pass("int8-static", m, StaticQuantConfig(preprocess=False), calibration)
     s = ev.score(ref, predict_outputs(int8, "ort", pages, batch=1))
-    assert 5 < s.drop < 40 and s.details["mean_iou"] < 0.9
+    assert s.drop > 5 and s.details["mean_iou"] < 0.9
 
 
 def _rapid_layout_post_process():
