@@ -108,7 +108,7 @@ class SampleSet:
             arr = np.asarray(self.labels)
         except ValueError:  # ragged
             return None
-        if arr.dtype == object:
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             return None
         return arr.astype(np.int64) if np.issubdtype(arr.dtype, np.integer) else arr
 
