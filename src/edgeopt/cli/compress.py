@@ -13,7 +13,7 @@ import edgeopt
 from .._util.options import csv_items
 from ..errors import EdgeoptError
 from ..model import Model
-from .options import ChannelsOpt, MeanOpt, ModelArg, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
+from .options import ChannelsOpt, MeanOpt, ModelArg, ResizeShortOpt, ShapeOpt, StdOpt, load_data, preprocess_options
 
 out = Console()
 
@@ -26,7 +26,7 @@ def _refuse_overwrite(out_file: Path, m: Model) -> None:
 def apply_cmd(
     model: str = ModelArg,
     passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic."),
-    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for int8-static / int8-nncf."),
+    images: Optional[Path] = typer.Option(None, help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac) for int8-static / int8-nncf."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically)."),
     mean: Optional[str] = MeanOpt,
@@ -36,10 +36,10 @@ def apply_cmd(
 ) -> None:
     """Apply compression passes and write the resulting ONNX model."""
     m = edgeopt.load_model(model, shape=shape)
-    if images is not None:
-        m = preprocess_options(m, mean, std, channels, resize_short)
     _refuse_overwrite(out_file, m)
-    calib = edgeopt.load_images(str(images), labels=m.labels) if images else None
+    calib = None
+    if images is not None:
+        m, calib = load_data(m, images, mean, std, channels, resize_short)
     result = edgeopt.apply_passes(m, csv_items(passes), calibration=calib)
     result.save(out_file)
     out.print(f"wrote {out_file} ({result.size_bytes:,} bytes, was {m.size_bytes:,}); passes: {', '.join(result.passes)}")
@@ -47,7 +47,7 @@ def apply_cmd(
 
 def prune_cmd(
     model: str = ModelArg,
-    images: Path = typer.Option(..., help="Calibration images (folder): criteria, mean fold, sensitivity."),
+    images: Path = typer.Option(..., help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac): criteria, mean fold, sensitivity."),
     ratio: Optional[float] = typer.Option(None, help="Fraction of channels to remove (0..1)."),
     target_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to remove, e.g. 0.5."),
     criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
@@ -72,11 +72,10 @@ def prune_cmd(
 
     m = edgeopt.load_model(model, shape=shape)
     _refuse_overwrite(out_file, m)
-    m = preprocess_options(m, mean, std, channels, resize_short)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
     config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to)
-    calib = edgeopt.load_images(str(images), labels=m.labels)
+    m, calib = load_data(m, images, mean, std, channels, resize_short)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)
     stem = out_file.with_suffix("")
