@@ -161,7 +161,9 @@ def recover(original: Model, pruned: Model, images: "ImageSet | SampleSet", *, s
 
     labels = images.label_array
     labels = labels if labels is not None and labels.ndim == 1 and labels.dtype.kind in "iu" else None
-    return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
+    # Crops, flips and colour jitter are for images, not waveforms or features.
+    augment = all(s.layout == "NCHW" for s in original.inputs)
+    return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None, augment=augment),
                          calibration_data(original, images), teacher=original, labels=labels)
 
 

@@ -73,25 +73,45 @@ def test_images_for_a_model_with_several_inputs_are_refused(tmp_path):
     one_line(err)
 
 
-def test_check_batch_finds_a_fixed_batch_by_running_it(tmp_path):
+def test_check_batch_confirms_the_graphs_finding_and_keeps_its_reason(tmp_path):
     m = _load(reshape_to_one_row(), tmp_path)
     checked = check_batch(m)
     assert checked.batch_check.probed and checked.fixed_batch == 1
-    assert "batch-2 run on onnxruntime fails" in checked.batch_check.reason
+    assert "flatten_batch1" in checked.batch_check.reason
+    assert "a batch-2 run on onnxruntime confirms it" in checked.batch_check.reason
     assert m.batch_check is None  # the original is not modified
 
 
-def test_check_batch_sees_outputs_that_keep_batch_1(tmp_path):
-    """Reshape to (1, -1) then ReduceSum: batch 2 runs but packs both samples in one row."""
+def _computed_reshape(tmp_path, then):
+    """x (N, 4) -> Reshape to Concat([1], [-1]) (a target no constant holds, so only a run
+    finds it) -> ``then`` nodes -> y."""
     from onnx import TensorProto, helper
 
     from support import tiny_model
 
-    proto = tiny_model([helper.make_node("Reshape", ["x", "shape"], ["flat"]),
-                        helper.make_node("ReduceSum", ["flat", "axes"], ["y"], keepdims=1)],
-                       [("x", TensorProto.FLOAT, [None, 4])], [("y", TensorProto.FLOAT, [1, 1])],
-                       [("shape", np.array([1, -1], np.int64)), ("axes", np.array([1], np.int64))])
-    checked = check_batch(_load(proto, tmp_path))
+    nodes = [helper.make_node("Concat", ["one", "rest"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["flat"]), *then]
+    inits = [("one", np.array([1], np.int64)), ("rest", np.array([-1], np.int64)), ("W", np.ones((4, 2), np.float32)),
+             ("axes", np.array([1], np.int64))]
+    proto = tiny_model(nodes, [("x", TensorProto.FLOAT, [None, 4])], [("y", TensorProto.FLOAT, [1, None])], inits)
+    return _load(proto, tmp_path)
+
+
+def test_check_batch_finds_what_the_graph_does_not_show(tmp_path):
+    from onnx import helper
+
+    m = _computed_reshape(tmp_path, [helper.make_node("MatMul", ["flat", "W"], ["y"])])
+    assert m.fixed_batch is None  # nothing in the graph says so
+    checked = check_batch(m)
+    assert checked.fixed_batch == 1 and "a batch-2 run on onnxruntime fails" in checked.batch_check.reason
+
+
+def test_check_batch_sees_outputs_that_keep_batch_1(tmp_path):
+    """Batch 2 runs, but packs both samples into one row."""
+    from onnx import helper
+
+    m = _computed_reshape(tmp_path, [helper.make_node("ReduceSum", ["flat", "axes"], ["y"], keepdims=1)])
+    checked = check_batch(m)
     assert checked.fixed_batch == 1 and "at batch 2 an output is 1x1" in checked.batch_check.reason
 
 

@@ -22,12 +22,11 @@ every machine and in any order; the class is ``i % 6``. :func:`write_audio_event
 part as 16-bit WAV files in one sub-folder per class, the layout
 :func:`edgeopt.data.audio.load_audio_folder` reads back::
 
-    python -m edgeopt.data.audio_events DIR [--part test] [--per-class 40]
+    python -m edgeopt.data.write_audio_events DIR [--part test] [--per-class 40]
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -176,19 +175,3 @@ def write_audio_events(folder: str | Path, part: str = "test", *, per_class: int
         write_audio(root / f"{name}.wav", clip[0], SAMPLE_RATE)
     return root
 
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m edgeopt.data.audio_events DIR``: write a part as WAV files."""
-    parser = argparse.ArgumentParser(prog="python -m edgeopt.data.audio_events",
-                                     description="Write synthesized sound events as WAV files, a sub-folder per class.")
-    parser.add_argument("folder")
-    parser.add_argument("--part", default="test", choices=list(PARTS))
-    parser.add_argument("--per-class", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    root = write_audio_events(args.folder, args.part, per_class=args.per_class, seed=args.seed)
-    print(f"wrote {args.per_class * len(CLASSES)} clips ({', '.join(CLASSES)}) to {root}")
-
-
-if __name__ == "__main__":
-    main()

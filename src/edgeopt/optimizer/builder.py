@@ -90,7 +90,11 @@ class ModelBuilder:
             safe = self.safe_ratios() if recipe.prune_scope == "sensitivity" else None
             steps.append(("prune", PruneConfig(target_macs=recipe.prune, sensitivity=_frozen(safe))))
             if recipe.recover:
-                steps.append(("distill", recovery_config(self.train_seconds)))
+                recovery = recovery_config(self.train_seconds)
+                if any(s.layout != "NCHW" for s in self.original.inputs):
+                    # Crops, flips and colour jitter are for images, not waveforms or features.
+                    recovery = dataclasses.replace(recovery, augment=False)
+                steps.append(("distill", recovery))
         if recipe.cleanup:
             steps.append(("cleanup", None))
         spec = recipe.spec
