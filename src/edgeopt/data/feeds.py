@@ -165,6 +165,15 @@ def calibration_data(model: "Model", data: "ImageSet | SampleSet") -> Calibratio
     return {**arrays, **{k: v.astype(specs[k].dtype, copy=False) for k, v in data.fixed.items()}}
 
 
+def class_labels(data: "ImageSet | SampleSet") -> np.ndarray | None:
+    """The class indices of ``data``, int64 (N,), or None when it has none (unlabeled, or
+    labels of another form: a regressor's targets, a sequence's text)."""
+    labels = data.label_array
+    if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        return None
+    return labels.astype(np.int64, copy=False)
+
+
 def stack_outputs(chunks: Sequence[list[np.ndarray]], counts: Sequence[int], batch_first: bool) -> list[np.ndarray]:
     """Every output over all passes, samples first: (N, ...).
 

@@ -144,7 +144,8 @@ def read_label_file(layout: Layout) -> list[Any] | None:
         try:
             table = json.loads(found[0].read_text())
         except (OSError, ValueError) as e:
-            raise DataError(f"{found[0]} is not readable JSON ({error_line(e, limit=120, with_type=False)}): write {{sample name: label}}") from None
+            why = error_line(e, limit=120, with_type=False)
+            raise DataError(f"{found[0]} is not readable JSON ({why}): write {{sample name: label}}") from None
         if not isinstance(table, dict):
             raise DataError(f"{found[0]} holds a {type(table).__name__}, not an object: write "
                             f"{{sample name: label}}, e.g. {{\"{names[0]}\": 3}}")
@@ -156,7 +157,8 @@ def read_label_file(layout: Layout) -> list[Any] | None:
     try:
         arr = np.load(found[0], allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise DataError(f"{found[0]} is not a readable .npy array ({error_line(e, limit=120, with_type=False)}): save it with numpy.save") from None
+        why = error_line(e, limit=120, with_type=False)
+        raise DataError(f"{found[0]} is not a readable .npy array ({why}): save it with numpy.save") from None
     if arr.ndim == 0 or len(arr) != len(names):
         raise DataError(f"{found[0]} holds {0 if arr.ndim == 0 else len(arr)} rows for {len(names)} samples: "
                         f"give one row per sample, in the order of their names")
@@ -176,4 +178,5 @@ def read_fixed(root: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a readable .npz archive ({error_line(e, limit=120, with_type=False)}): save it with numpy.savez") from None
+        why = error_line(e, limit=120, with_type=False)
+        raise DataError(f"{path} is not a readable .npz archive ({why}): save it with numpy.savez") from None

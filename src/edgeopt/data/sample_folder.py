@@ -89,7 +89,8 @@ def _read(path: Path, per_sample: list, model_name: str) -> dict[str, np.ndarray
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a readable {path.suffix} file ({error_line(e, limit=120, with_type=False)}): save it with "
+        why = error_line(e, limit=120, with_type=False)
+        raise DataError(f"{path} is not a readable {path.suffix} file ({why}): save it with "
                         f"numpy.{'save' if path.suffix == '.npy' else 'savez'}") from None
     if isinstance(loaded, np.ndarray):
         if len(per_sample) != 1:

@@ -4,8 +4,9 @@ Phases, whatever the strategy (:mod:`edgeopt.optimizer.strategies`):
 
 1. **prepare**: check by a run whether the graph takes any batch (a graph that fixes its
    batch is measured at that batch only), split the images or samples (calibration /
-   held out), compute the original's reference outputs, open the study (Optuna; in memory, a SQLite file, or any SQLAlchemy
-   URL, so a search can be resumed and shared by processes and machines);
+   held out), compute the original's reference outputs, open the study (Optuna; in
+   memory, a SQLite file, or any SQLAlchemy URL, so a search can be resumed and shared
+   by processes and machines);
 2. **seed**: enqueue the strategy's first points (the hand-picked choices, the grid);
 3. **trials**: run the one objective (:mod:`edgeopt.optimizer.objective`) on each point
    the strategy gives, within the budget;
@@ -28,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-
 from .._util.progress import progress_bar
 from ..backends.registry import get as get_backend
 from ..bench.environment import machine_info
 from ..bench.isa import int8_dot_product, int8_warning
-from ..data.feeds import calibration_data
-from ..evaluate.runner import check_batch
+from ..data.feeds import calibration_data, class_labels
 from ..errors import EdgeoptError
+from ..evaluate.runner import check_batch
 from .builder import ModelBuilder
 from .choose import choose
 from .config import OptimizeConfig
@@ -76,8 +76,8 @@ class _Run:
 
 
 def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: OptimizeConfig = OptimizeConfig(),
-             calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None, progress: bool = True,
-             trials_only: bool = False, on_ready: Callable[[], None] | None = None,
+             calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None,
+             progress: bool = True, trials_only: bool = False, on_ready: Callable[[], None] | None = None,
              on_trials_done: Callable[[], None] | None = None) -> OptimizeResult | None:
     """The fastest model within the user's quality budget, measured on this machine.
 
@@ -104,9 +104,9 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
 
     Raises:
-        EdgeoptError: images for a model without preprocessing, the study exists and ``resume`` is off (or it does
-            not exist and resume is on), the baseline cannot run, or the budget ran out
-            before it finished.
+        EdgeoptError: images for a model without preprocessing, the study exists and
+            ``resume`` is off (or it does not exist and resume is on), the baseline cannot
+            run, or the budget ran out before it finished.
     """
     start = time.monotonic()
     if calibration is None:
@@ -173,10 +173,7 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
     study.set_user_attr("machine", machine)
     study.set_user_attr("space", strategy.space.to_dict())
     # Class indices add cross-entropy to the distillation; labels of another form do not.
-    calib_y = calibration.label_array
-    if calib_y is not None and (calib_y.ndim != 1 or calib_y.dtype.kind not in "iu"):
-        calib_y = None
-    builder = ModelBuilder(model, calibration_arrays, calib_y, train_seconds=cfg.train_seconds,
+    builder = ModelBuilder(model, calibration_arrays, class_labels(calibration), train_seconds=cfg.train_seconds,
                            cache_dir=out / "cache" if out is not None and strategy.persist else None)
     measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
                         min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,

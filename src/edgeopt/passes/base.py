@@ -365,7 +365,7 @@ def check_image_batch(images: np.ndarray, input_name: str, dims: list[int | None
         raise DataError(f"{what} have shape {data.shape}, input {input_name!r} takes {want}: "
                         f"stack samples of that shape (images through model.preprocess)")
     if data.shape[0] == 0:
-        raise DataError(f"{what} hold no samples: pass at least one preprocessed image or sample")
+        raise DataError(f"{what} hold no images or samples: pass at least one")
     if not np.issubdtype(data.dtype, np.floating):
         raise DataError(f"{what} are {data.dtype}: pass float32 samples (the output of model.preprocess "
                         f"for images), not raw pixels")
