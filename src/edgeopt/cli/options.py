@@ -25,7 +25,7 @@ InputsOpt = typer.Option(
     help="Folder of inputs of any kind: images, .npy/.npz samples (one per file; .npz: one array per input "
          "name; fixed.npz: inputs fed with every batch) or .wav/.flac audio for 1-D models. Labels: class "
          "sub-folders, labels.json or labels.npy.")
-SampleRateOpt = typer.Option(None, "--sample-rate", help="Audio inputs: the model's sample rate in Hz when its file does not say [default: 16000].")
+SampleRateOpt = typer.Option(None, "--sample-rate", help="Audio inputs: the model's sample rate in Hz when its file does not say (else 16000).")
 
 MeanOpt = typer.Option(None, "--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406 (models without zoo preprocessing).")
 StdOpt = typer.Option(None, "--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225.")
