@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +21,28 @@ def installed(dist: str) -> bool:
     except metadata.PackageNotFoundError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def temp_cache(root: Path, weight_paths):
+    """EDGEOPT_CACHE -> ``root`` inside the block, with the trained weights already in the
+    user's cache for the current code (the same cache key) copied in, so a warm machine
+    skips the training.
+
+    Args:
+        root: the temp cache folder.
+        weight_paths: callable() -> the ``.pt`` paths of the weights, in the cache in force
+            (each has its ``.json`` record beside it).
+    """
+    real = weight_paths()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEOPT_CACHE", str(root))
+        for src, dst in zip(real, weight_paths()):
+            if src.exists() and src.with_suffix(".json").exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, dst)
+                shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+        yield root
 
 
 def one_line(e: BaseException | pytest.ExceptionInfo) -> str:

@@ -4,7 +4,6 @@ files and optimize."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from edgeopt.evaluate.runner import predict
 from edgeopt.load import load_model
 from edgeopt.zoo import audio_events
 
-from support import one_line, run_cli
+from support import one_line, run_cli, temp_cache
 
 
 # -- the data set ----------------------------------------------------------------------------
@@ -70,17 +69,8 @@ def test_other_input_length_is_refused_before_training():
 # -- the trained model -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def audio_cache(tmp_path_factory):
-    """EDGEOPT_CACHE -> a temp dir; weights already in the user's cache for the current code
-    (same key) are copied in so a warm machine skips the ~2 min of training."""
-    real = audio_events.weights_path()
-    root = tmp_path_factory.mktemp("edgeopt-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDGEOPT_CACHE", str(root))
-        pt = audio_events.weights_path()
-        if real.exists() and real.with_suffix(".json").exists():
-            pt.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(real, pt)
-            shutil.copy(real.with_suffix(".json"), pt.with_suffix(".json"))
+    """EDGEOPT_CACHE -> a temp dir, the weights copied in when the user's cache has them."""
+    with temp_cache(tmp_path_factory.mktemp("edgeopt-cache"), lambda: [audio_events.weights_path()]) as root:
         yield root
 
 

@@ -9,7 +9,7 @@ its batch axis when it has one (a state 2x1x128 with ``:batch=1`` becomes 2xbx12
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -55,6 +55,13 @@ def _cast(arr: np.ndarray, spec: "InputSpec", where: str) -> np.ndarray:
     return arr.astype(spec.dtype, copy=False)
 
 
+def match_names(given: Iterable[str], expected: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the names in ``given`` that are not expected, the expected names not given), each
+    in its own order: what a one-line error about arrays named after inputs lists."""
+    given = list(given)
+    return [k for k in given if k not in expected], [k for k in expected if k not in given]
+
+
 def check_samples(samples: SampleSet, model: "Model") -> None:
     """That ``samples`` feed every input of ``model``, each at its shape and dtype.
 
@@ -63,12 +70,10 @@ def check_samples(samples: SampleSet, model: "Model") -> None:
             has another shape, or a dtype that does not cast to the input's.
     """
     specs = {s.name: s for s in model.inputs}
-    given = {**samples.inputs, **samples.fixed}
-    unknown = [k for k in given if k not in specs]
+    unknown, missing = match_names([*samples.inputs, *samples.fixed], list(specs))
     if unknown:
         raise DataError(f"the samples name input(s) {', '.join(unknown)}, {model.name} takes "
                         f"{', '.join(specs)}: name the arrays after the model's inputs")
-    missing = [k for k in specs if k not in given]
     if missing:
         raise DataError(f"no data for input(s) {', '.join(missing)} of {model.name}: add them to every "
                         f"sample, or as fixed inputs (fixed.npz beside the samples)")

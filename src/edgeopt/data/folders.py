@@ -62,15 +62,12 @@ class Layout:
 
 
 def _files(folder: Path, extensions: Sequence[str], top: bool) -> tuple[list[Path], int]:
-    files, other = [], 0
-    for p in sorted(folder.iterdir(), key=lambda q: _natural_key(q.name)):
-        if p.name.startswith(".") or not p.is_file() or (top and p.name in _RESERVED):
-            continue
-        if p.suffix.lower() in extensions:
-            files.append(p)
-        else:
-            other += 1
-    return files, other
+    """(files with one of ``extensions`` in natural order, count of other files) directly in
+    ``folder``; hidden files, and at the top the label and fixed files, are not counted."""
+    entries = [p for p in sorted(folder.iterdir(), key=lambda q: _natural_key(q.name))
+               if p.is_file() and not p.name.startswith(".") and not (top and p.name in _RESERVED)]
+    files = [p for p in entries if p.suffix.lower() in extensions]
+    return files, len(entries) - len(files)
 
 
 def folder_layout(path: str | Path, extensions: Sequence[str], kind: str, *,
@@ -154,11 +151,7 @@ def read_label_file(layout: Layout) -> list[Any] | None:
             raise DataError(f"{found[0]} has no label for {len(missing)} sample(s), e.g. {missing[0]!r}: "
                             f"give every sample (name = path without extension) a label")
         return [np.asarray(v, dtype=np.float32) if isinstance(v, list) else v for v in (table[n] for n in names)]
-    try:
-        arr = np.load(found[0], allow_pickle=False)
-    except (OSError, ValueError) as e:
-        why = error_line(e, limit=120, with_type=False)
-        raise DataError(f"{found[0]} is not a readable .npy array ({why}): save it with numpy.save") from None
+    arr = load_arrays(found[0])
     if arr.ndim == 0 or len(arr) != len(names):
         raise DataError(f"{found[0]} holds {0 if arr.ndim == 0 else len(arr)} rows for {len(names)} samples: "
                         f"give one row per sample, in the order of their names")
@@ -172,11 +165,23 @@ def read_fixed(root: Path) -> dict[str, np.ndarray]:
         DataError: the file is not a readable .npz archive.
     """
     path = Path(root) / FIXED_FILE
-    if not path.is_file():
-        return {}
+    return load_arrays(path) if path.is_file() else {}
+
+
+def load_arrays(path: Path) -> "np.ndarray | dict[str, np.ndarray]":
+    """The array of a ``.npy`` file, or {name: array} of a ``.npz`` archive (read whole,
+    the file closed), without pickles.
+
+    Raises:
+        DataError: the file is not a readable .npy/.npz file (one line naming it).
+    """
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         why = error_line(e, limit=120, with_type=False)
-        raise DataError(f"{path} is not a readable .npz archive ({why}): save it with numpy.savez") from None
+        raise DataError(f"{path} is not a readable {path.suffix} file ({why}): save it with "
+                        f"numpy.{'save' if path.suffix == '.npy' else 'savez'}") from None

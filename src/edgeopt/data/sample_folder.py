@@ -16,16 +16,14 @@ several inputs).
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DataError
-from .._util.errorline import error_line
-from .feeds import as_sample, check_samples
-from .folders import FIXED_FILE, Layout, folder_layout, read_fixed, read_label_file
+from .feeds import as_sample, check_samples, match_names
+from .folders import FIXED_FILE, Layout, folder_layout, load_arrays, read_fixed, read_label_file
 from .samples import SampleSet
 
 if TYPE_CHECKING:
@@ -86,24 +84,16 @@ def _sample_set(layout: Layout, inputs: dict[str, np.ndarray], fixed: dict[str, 
 def _read(path: Path, per_sample: list, model_name: str) -> dict[str, np.ndarray]:
     """{input name: array} of one sample file."""
     names = [s.name for s in per_sample]
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        why = error_line(e, limit=120, with_type=False)
-        raise DataError(f"{path} is not a readable {path.suffix} file ({why}): save it with "
-                        f"numpy.{'save' if path.suffix == '.npy' else 'savez'}") from None
-    if isinstance(loaded, np.ndarray):
+    arrays = load_arrays(path)
+    if isinstance(arrays, np.ndarray):
         if len(per_sample) != 1:
             raise DataError(f"{path} is one array, {model_name} takes inputs {', '.join(names)} per sample: "
                             f"save one .npz per sample with an array per input (numpy.savez)")
-        return {names[0]: loaded}
-    with loaded:
-        arrays = {k: loaded[k] for k in loaded.files}
-    unknown = [k for k in arrays if k not in names]
+        return {names[0]: arrays}
+    unknown, missing = match_names(arrays, names)
     if unknown:
         raise DataError(f"{path} holds {', '.join(unknown)}, not per-sample inputs of {model_name} "
                         f"({', '.join(names)}): name the arrays after the inputs")
-    missing = [k for k in names if k not in arrays]
     if missing:
         raise DataError(f"{path} has no array for input(s) {', '.join(missing)} of {model_name}: add them, "
                         f"or put inputs shared by every sample in {FIXED_FILE}")

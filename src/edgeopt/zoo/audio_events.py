@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from ..data.audio_events import CLASSES, LENGTH, SAMPLE_RATE, audio_events_set
 from .._util.progress import progress_bar
 from .digits import TrainRecord, _one_thread, cache_dir
-from .trained import load_or_train
+from .trained import load_or_train, train_epoch
 
 if TYPE_CHECKING:
     import torch
@@ -150,17 +150,8 @@ def train(recipe: AudioRecipe = RECIPE, *, progress: bool = True) -> tuple["torc
         with progress_bar(f"training zoo:{NAME}", steps, enabled=progress) as bar:
             for epoch in range(recipe.epochs):
                 x, y = _clips("train", recipe.per_class, recipe.data_seed, offset=epoch * per_epoch)
-                net.train()
-                order = torch.randperm(len(x), generator=gen)
-                for i in range(0, len(x), recipe.batch):
-                    idx = order[i:i + recipe.batch]
-                    loss = loss_fn(net(x[idx]), y[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    bar.advance()
-                    bar.describe(f"epoch {epoch + 1}/{recipe.epochs} loss {loss.item():.3f}")
+                train_epoch(net, lambda idx: loss_fn(net(x[idx]), y[idx]), opt, sched, len(x), recipe.batch, gen,
+                            bar, f"epoch {epoch + 1}/{recipe.epochs}")
         seconds = time.perf_counter() - start
         x_test, y_test = _clips("test", recipe.test_per_class, recipe.data_seed)
         test_acc, train_acc = _accuracy(net, x_test, y_test), _accuracy(net, x, y)
