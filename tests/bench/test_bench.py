@@ -436,3 +436,46 @@ def test_alternating_p50_pools_rounds_and_marks_failures(tmp_path):
                           min_runs=3, min_time_s=0.0, max_time_s=0.5)
     assert p50[0] > 0 and math.isfinite(p50[0])
     assert math.isnan(p50[1])
+
+
+# -- inputs beyond one batch-first image ------------------------------------------------------
+def _tiny(proto, tmp_path, **kwargs):
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(proto.SerializeToString())
+    return load_model(str(path), **kwargs)
+
+
+def test_feeds_follow_each_inputs_batch_axis(tmp_path):
+    from support import two_inputs_and_state
+
+    m = _tiny(two_inputs_and_state(), tmp_path)
+    feeds = m.example_feeds(3)
+    assert {k: v.shape for k, v in feeds.items()} == {"a": (3, 4), "b": (3, 4), "h": (2, 3, 3)}
+    r = benchmark(m, "ort", batch=3, **FAST)
+    assert r.ok and r.batch == 3 and r.ms_per_image == pytest.approx(r.stats.mean / 3)
+    r = benchmark(m, "ort", batch=2, feeds=m.example_feeds(2), **FAST)
+    assert r.ok
+    with pytest.raises(ShapeError, match=r"feed 'h' .* its batch axis 1 must be batch=2 \(2x2x3\)"):
+        benchmark(m, "ort", batch=2, feeds={**m.example_feeds(2), "h": np.zeros((2, 3, 3), np.float32)})
+
+
+def test_a_model_without_batch_axis_is_timed_at_batch_1_only(tmp_path):
+    from support import no_batch_axis
+
+    m = _tiny(no_batch_axis(), tmp_path)
+    assert benchmark(m, "ort", batch=1, **FAST).ok
+    r = benchmark(m, "ort", batch=4, **FAST)
+    assert not r.latencies_ms and "runs at batch 1 only (no input has a batch axis)" in r.error
+    with pytest.raises(ShapeError, match="the input has no batch axis, pass its own shape"):
+        benchmark(m, "ort", batch=1, feeds={"x": np.zeros((1, 4), np.float32)})
+
+
+def test_a_graph_that_fixes_its_batch_is_not_timed_at_another(tmp_path, register):
+    from support import reshape_to_one_row
+
+    m = _tiny(reshape_to_one_row(), tmp_path)
+    assert benchmark(m, "ort", batch=1, **FAST).ok
+    fake = register("counting", CountingBackend())
+    r = benchmark(m, "counting", batch=8, **FAST)
+    assert "runs at batch 1 only (Reshape 'flatten_batch1'" in r.error and "time it at batch 1" in r.error
+    assert not fake.sessions  # refused before a session was prepared

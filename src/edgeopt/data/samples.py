@@ -6,6 +6,14 @@ state beside the data). The runner feeds it as is, where an image set goes throu
 model's :class:`~edgeopt.preprocess.Preprocess` first. Labels are whatever the task's
 evaluator reads (class indices for a classifier, arrays for a regressor, strings for a
 sequence model, boxes for a detector), one per sample.
+
+Sample i of an input is ``inputs[name][i]``: the input's shape without its batch axis
+(:attr:`edgeopt.model.InputSpec.sample_shape`), so for the usual batch-first input the
+array is the batch itself, (N, C, H, W) or (N, 1, T). How a set becomes the feeds of one
+model (the batch on each input's axis, fixed inputs repeated) is
+:func:`edgeopt.data.feeds.sample_feeds`; folders are read by
+:func:`edgeopt.data.sample_folder.load_sample_folder` (``.npy``/``.npz``) and
+:func:`edgeopt.data.audio.load_audio_folder` (``.wav``/``.flac``).
 """
 
 from __future__ import annotations
@@ -23,12 +31,15 @@ class SampleSet:
     """N samples, one array per model input.
 
     Attributes:
-        inputs: {input name: array of shape (N, ...)} (the batch axis first); every array
-            has the same N.
+        inputs: {input name: array of shape (N, *sample shape)}: sample i is
+            ``inputs[name][i]``, the input without its batch axis (for a batch-first input
+            the array is the batch, (N, ...)); every array has the same N.
         labels: N labels in the task's form, or None.
         names: N display names, unique within the set.
-        fixed: {input name: array of the input's full shape} fed unchanged with every
-            batch (a recurrent state, a constant mask: inputs with no batch axis).
+        fixed: {input name: array} fed with every batch (a recurrent state, a constant
+            mask): an input with no batch axis at its shape; one with a batch axis at
+            batch 1, repeated along that axis to each batch's size.
+        classes: class names that integer labels index, or None.
 
     Raises:
         DataError: no input, arrays of different N, N = 0, or labels/names of another
@@ -39,6 +50,7 @@ class SampleSet:
     labels: Sequence[Any] | None = None
     names: list[str] = field(default_factory=list)
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -56,6 +68,10 @@ class SampleSet:
         if self.labels is not None and len(self.labels) != n:
             raise DataError(f"{len(self.labels)} labels for {n} samples: pass one label per sample")
         self.fixed = {k: np.asarray(v) for k, v in self.fixed.items()}
+        both = sorted(set(self.inputs) & set(self.fixed))
+        if both:
+            raise DataError(f"input(s) {', '.join(both)} are both per-sample and fixed: give each input "
+                            f"one way")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -65,7 +81,7 @@ class SampleSet:
         idx = list(indices)
         return SampleSet(inputs={k: v[idx] for k, v in self.inputs.items()},
                          labels=None if self.labels is None else [self.labels[i] for i in idx],
-                         names=[self.names[i] for i in idx], fixed=self.fixed)
+                         names=[self.names[i] for i in idx], fixed=self.fixed, classes=self.classes)
 
     def split(self, fraction: float, *, seed: int = 0) -> tuple["SampleSet", "SampleSet"]:
         """(a random ``fraction`` of the samples, the rest), both non-empty when N >= 2.
@@ -82,9 +98,24 @@ class SampleSet:
         k = min(n - 1, max(1, round(fraction * n)))
         return self.subset(sorted(order[:k])), self.subset(sorted(order[k:]))
 
+    @property
+    def label_array(self) -> np.ndarray | None:
+        """Labels as one array (N, ...) (int64 class indices for a classifier), or None
+        when unlabeled or when the labels are not of one shape (strings, box lists)."""
+        if self.labels is None:
+            return None
+        try:
+            arr = np.asarray(self.labels)
+        except ValueError:  # ragged
+            return None
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            return None
+        return arr.astype(np.int64) if np.issubdtype(arr.dtype, np.integer) else arr
+
     def batches(self, batch: int) -> Iterator[dict[str, np.ndarray]]:
         """Feeds of up to ``batch`` samples, in order: {input name: (b, ...) array} plus the
-        fixed inputs."""
+        fixed inputs, for batch-first inputs (a model's own axes:
+        :func:`edgeopt.data.feeds.sample_feeds`)."""
         n = len(self)
         for start in range(0, n, batch):
             feed = {k: v[start:start + batch] for k, v in self.inputs.items()}

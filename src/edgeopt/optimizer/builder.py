@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ..errors import EdgeoptError, PassError
-from ..passes.base import run_pass
+from ..passes.base import check_calibration, run_pass
 from ..passes.diagnostics.quant_error import layer_errors
 from ..passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
 from ..passes.distill import recovery_config
@@ -43,8 +43,10 @@ class ModelBuilder:
 
     Args:
         original: the user's model (never modified); it is also the distillation teacher.
-        calibration: float32 (N, C, H, W) preprocessed calibration images, or None (the
-            recipes that calibrate or prune then fail with the pass's own message).
+        calibration: float32 (N, C, H, W) preprocessed calibration images (or (N, ...)
+            samples of another single-input model; {input name: array} for several inputs:
+            :func:`edgeopt.data.feeds.calibration_data`), or None (the recipes that
+            calibrate or prune then fail with the pass's own message).
         labels: int (N,) classes of ``calibration``, or None (distillation is then
             teacher-only).
         train_seconds: distillation budget of each pruned model, seconds.
@@ -71,7 +73,10 @@ class ModelBuilder:
         self._failures: dict[Any, str] = {}  # analyses that failed: "sensitivity", ("ranking", recipe)
         self.seconds: dict[str, float] = {}  # measured cost per pass name (largest seen)
         # Trained models depend on the data they were trained on, not only on the steps.
-        digest = hashlib.sha256(b"" if calibration is None else np.ascontiguousarray(calibration).tobytes())
+        digest = hashlib.sha256()
+        arrays = calibration.items() if isinstance(calibration, dict) else [("", calibration)]
+        for name, arr in ([] if calibration is None else arrays):
+            digest.update(name.encode() + np.ascontiguousarray(arr).tobytes())
         if labels is not None:
             digest.update(np.asarray(labels, dtype=np.int64).tobytes())
         self._data_digest = digest.hexdigest()[:16]
@@ -88,7 +93,11 @@ class ModelBuilder:
             safe = self._analysis("sensitivity", self.safe_ratios) if recipe.prune_scope == "sensitivity" else None
             steps.append(("prune", PruneConfig(target_macs=recipe.prune, sensitivity=_frozen(safe))))
             if recipe.recover:
-                steps.append(("distill", recovery_config(self.train_seconds)))
+                recovery = recovery_config(self.train_seconds)
+                if any(s.layout != "NCHW" for s in self.original.inputs):
+                    # Crops, flips and colour jitter are for images, not waveforms or features.
+                    recovery = dataclasses.replace(recovery, augment=False)
+                steps.append(("distill", recovery))
         if recipe.cleanup:
             steps.append(("cleanup", None))
         spec = recipe.spec
@@ -142,7 +151,7 @@ class ModelBuilder:
             t0 = time.perf_counter()
             module = to_torch(self.original)
             example = torch.zeros(self.original.inputs[0].shape, dtype=torch.float32)
-            images = self.calibration[: self.ranking_images * 2]
+            images = check_calibration(self.original, self.calibration, "prune", self.ranking_images * 2)
             result = sensitivity(module, example, agreement_fn(module, images), calibration=images,
                                  progress=False)
             self._safe_ratios = max_safe_ratios(result, self.sensitivity_drop)

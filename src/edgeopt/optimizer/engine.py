@@ -2,9 +2,11 @@
 
 Phases, whatever the strategy (:mod:`edgeopt.optimizer.strategies`):
 
-1. **prepare**: split the images (calibration / held out), compute the original's
-   reference outputs, open the study (Optuna; in memory, a SQLite file, or any SQLAlchemy
-   URL, so a search can be resumed and shared by processes and machines);
+1. **prepare**: check by a run whether the graph takes any batch (a graph that fixes its
+   batch is measured at that batch only), split the images or samples (calibration /
+   held out), compute the original's reference outputs, open the study (Optuna; in
+   memory, a SQLite file, or any SQLAlchemy URL, so a search can be resumed and shared
+   by processes and machines);
 2. **seed**: enqueue the strategy's first points (the hand-picked choices, the grid);
 3. **trials**: run the one objective (:mod:`edgeopt.optimizer.objective`) on each point
    the strategy gives, within the budget;
@@ -20,19 +22,20 @@ The wall-time budget covers all of it; the candidates are built by the one build
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-
 from .._util.progress import progress_bar
 from ..backends.registry import get as get_backend
 from ..bench.environment import machine_info
 from ..bench.isa import int8_dot_product, int8_warning
+from ..data.feeds import calibration_data, class_labels
 from ..errors import EdgeoptError
+from ..evaluate.runner import check_batch
 from .builder import ModelBuilder
 from .choose import choose
 from .config import OptimizeConfig
@@ -48,6 +51,7 @@ from .study import TrialRecord, open_study, records
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
+    from ..data.samples import SampleSet
     from ..model import Model
 
 
@@ -71,19 +75,22 @@ class _Run:
     study_name: str
 
 
-def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = OptimizeConfig(),
-             calibration: "ImageSet | None" = None, out_dir: str | Path | None = None, progress: bool = True,
-             trials_only: bool = False, on_ready: Callable[[], None] | None = None,
+def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: OptimizeConfig = OptimizeConfig(),
+             calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None,
+             progress: bool = True, trials_only: bool = False, on_ready: Callable[[], None] | None = None,
              on_trials_done: Callable[[], None] | None = None) -> OptimizeResult | None:
     """The fastest model within the user's quality budget, measured on this machine.
 
     Args:
-        model: the original model (never modified); needs a Preprocess.
-        images: real images; held out for quality when ``calibration`` is given, else
-            split (``config.calibration_fraction`` for calibration). Labels make accuracy
-            part of the quality rule.
-        calibration: images for calibration and for training pruned models (labels, if
-            any, add cross-entropy to the distillation).
+        model: the original model (never modified); needs a Preprocess for images.
+        images: real images (through the model's preprocess), or samples in the model's
+            input form (:class:`~edgeopt.data.samples.SampleSet`: audio, several inputs,
+            fixed inputs); held out for quality when ``calibration`` is given, else split
+            (``config.calibration_fraction`` for calibration). Labels make accuracy part of
+            the quality rule.
+        calibration: images or samples for calibration and for training pruned models
+            (class labels, if any, add cross-entropy to the distillation); the passes
+            calibrate single-input models (:func:`edgeopt.data.feeds.calibration_data`).
         out_dir: where a persisting strategy keeps its study (``study.db``) and built-model
             cache (``cache/``); None keeps both in memory (no resume).
         progress: progress bar on stderr with the best trial so far.
@@ -97,19 +104,20 @@ def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = Opt
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
 
     Raises:
-        EdgeoptError: no preprocessing, the study exists and ``resume`` is off (or it does
-            not exist and resume is on), the baseline cannot run, or the budget ran out
-            before it finished.
+        EdgeoptError: images for a model without preprocessing, the study exists and
+            ``resume`` is off (or it does not exist and resume is on), the baseline cannot
+            run, or the budget ran out before it finished.
     """
     start = time.monotonic()
-    if model.preprocess is None:
-        raise EdgeoptError(f"{model.name} has no image preprocessing: set model.preprocess "
-                           f"(CLI: --mean/--std/--channels)")
     if calibration is None:
         calibration, held_out = images.split(config.calibration_fraction, seed=0)
     else:
         held_out = images
-    run = _prepare(model, held_out, calibration, config, out_dir, start)
+    calibration_arrays = calibration_data(model, calibration)
+    model = check_batch(model, threads=config.threads)
+    config, note = clamp_batch(model, config)
+    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, start)
+    run.notes.extend(note)
     if on_ready is not None:
         on_ready()
     with progress_bar(run.strategy.name, _bar_total(run), enabled=progress) as bar:
@@ -124,8 +132,23 @@ def optimize(model: "Model", images: "ImageSet", *, config: OptimizeConfig = Opt
     return _finish(run, log)
 
 
-def _prepare(model: "Model", held_out: "ImageSet", calibration: "ImageSet", cfg: OptimizeConfig,
-             out_dir: str | Path | None, start: float) -> _Run:
+def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, list[str]]:
+    """``cfg`` at the only batch ``model`` runs at (:attr:`Model.fixed_batch`), with a note
+    saying so when that changed the user's batch or the search's batches; else ``cfg``."""
+    status = model.batch_status
+    batches = cfg.space.batches if cfg.space is not None else (cfg.batch,)
+    if status.fixed is None or set(batches) | {cfg.batch} == {status.fixed}:
+        return cfg, []
+    space = None if cfg.space is None else dataclasses.replace(cfg.space, batches=(status.fixed,))
+    asked = ", ".join(map(str, sorted(set(batches) | {cfg.batch})))
+    note = (f"{model.name} runs at batch {status.fixed} only ({status.reason}): measured at batch "
+            f"{status.fixed}, not {asked}")
+    logging.getLogger("edgeopt").warning(note)
+    return dataclasses.replace(cfg, batch=status.fixed, space=space), [note]
+
+
+def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "ImageSet | SampleSet",
+             calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, start: float) -> _Run:
     usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
     notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
     if not usable:
@@ -149,8 +172,8 @@ def _prepare(model: "Model", held_out: "ImageSet", calibration: "ImageSet", cfg:
                        n_objectives=3 if cfg.size_objective else 2, resume=cfg.resume)
     study.set_user_attr("machine", machine)
     study.set_user_attr("space", strategy.space.to_dict())
-    calib_y = None if calibration.labels is None else np.asarray(calibration.labels)
-    builder = ModelBuilder(model, calibration.tensor(model.preprocess), calib_y, train_seconds=cfg.train_seconds,
+    # Class indices add cross-entropy to the distillation; labels of another form do not.
+    builder = ModelBuilder(model, calibration_arrays, class_labels(calibration), train_seconds=cfg.train_seconds,
                            cache_dir=out / "cache" if out is not None and strategy.persist else None)
     measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
                         min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,

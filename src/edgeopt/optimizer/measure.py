@@ -1,7 +1,8 @@
 """The optimizer's one measurer: quality against the original, latency, feasibility, and
 the interleaved confirmation of the final choice.
 
-Quality is judged on held-out inputs against the original fp32 model run on ONNX Runtime
+Quality is judged on held-out inputs (images through the model's preprocess, or samples
+in its input form: :class:`~edgeopt.data.samples.SampleSet`) against the original fp32 model run on ONNX Runtime
 (the reference outputs), by the task's evaluator (:mod:`edgeopt.evaluate.tasks`): the task
 given, or the one inferred from the model's outputs (every output compared when none is
 recognised). One rule, whatever the strategy: a candidate's ``drop`` in the task metric must
@@ -30,6 +31,7 @@ from ..evaluate.tasks.infer import TaskGuess, infer_task
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
+    from ..data.samples import SampleSet
     from ..model import Model
     from .space import Point
 
@@ -68,9 +70,9 @@ class Measurer:
     """Measures candidates against the original on the held-out inputs.
 
     Args:
-        model: the original model (it has a preprocess).
-        held_out: the held-out images; for a classifier their labels (when present) make
-            accuracy part of the quality rule.
+        model: the original model (with a preprocess for images).
+        held_out: the held-out images or samples; for a classifier their labels (when
+            present) make accuracy part of the quality rule.
         tolerance: the budget on the drop, in the task metric's drop unit (None: the
             task's default).
         task: the task's name (None: inferred from the model, see
@@ -78,16 +80,16 @@ class Measurer:
         task_options: options of the task's evaluator.
         min_snr_db: the SNR floor of the every-output evaluator, dB.
         threads: threads of the reference run on ONNX Runtime.
-        quick_images: held-out images of the cheap early quality check.
-        seed: seed of the random choice of those images.
+        quick_images: held-out images or samples of the cheap early quality check.
+        seed: seed of the random choice of those.
         timing: the latency measurement settings.
 
     Raises:
         EdgeoptError: unknown task, the original cannot run on ONNX Runtime, or the images
-            do not fit it.
+            or samples do not fit it.
     """
 
-    def __init__(self, model: "Model", held_out: "ImageSet", *, tolerance: float | None = None,
+    def __init__(self, model: "Model", held_out: "ImageSet | SampleSet", *, tolerance: float | None = None,
                  task: str | None = None, task_options: dict | None = None, min_snr_db: float = 20.0,
                  threads: int = 2, quick_images: int = 32, seed: int = 0, timing: Timing = Timing()) -> None:
         self.model, self.held_out, self.timing = model, held_out, timing

@@ -144,8 +144,8 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "passes": list(model.passes),
         "threads": w.point.threads,
         "batch": w.point.batch,
-        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "layout": s.layout}
-                   for s in model.inputs],
+        "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "layout": s.layout,
+                    "batch_axis": s.batch_axis} for s in model.inputs],
         "outputs": model.output_names,
         "preprocess": None if model.preprocess is None else model.preprocess.to_dict(),
         "labels": model.labels,

@@ -351,12 +351,19 @@ def run_pass(name: str, model: "Model", config: Any = None,
 
 
 # -- helpers shared by the passes ----------------------------------------------------------
-def check_calibration(model: "Model", calibration: np.ndarray | None, pass_name: str,
-                      limit: int | None = None) -> np.ndarray:
+def check_calibration(model: "Model", calibration: "np.ndarray | dict[str, np.ndarray] | None",
+                      pass_name: str, limit: int | None = None) -> np.ndarray:
     """Validate calibration data against the model's (single) input.
 
+    The passes calibrate a model with one input whose batch is axis 0: an image model,
+    or a 1-D or any other model fed one array per sample (audio (N, 1, T), features
+    (N, F)). The calibration of a model with several inputs is a dict (see
+    :func:`edgeopt.data.feeds.calibration_data`); no pass takes it yet, so it is refused
+    here with one line.
+
     Args:
-        calibration: float32 array (N, *input shape[1:]), e.g. (N, 3, 224, 224).
+        calibration: float32 array (N, *input shape[1:]), e.g. (N, 3, 224, 224) or
+            (N, 1, 16000); or {input name: array} for a model with several inputs.
         pass_name: registry name, for the messages.
         limit: keep at most this many samples (the first ones).
 
@@ -364,52 +371,61 @@ def check_calibration(model: "Model", calibration: np.ndarray | None, pass_name:
         a C-contiguous float32 array (min(N, limit), ...).
 
     Raises:
-        PassError: no data given, or the model has more than one input.
+        PassError: no data given, the model has more than one input (or a dict was
+            given), or its input has no batch axis or holds the batch elsewhere than
+            axis 0.
         DataError: wrong rank, shape, dtype, no samples, or non-finite values.
     """
     if calibration is None:
         raise PassError(get(pass_name).needs or f"pass {pass_name} needs calibration images: "
                         f"pass --images DIR")
-    if len(model.inputs) != 1:
+    if len(model.inputs) != 1 or isinstance(calibration, dict):
         raise PassError(
             f"pass {pass_name} calibrates single-input models, {model.name} has inputs "
             f"{[s.name for s in model.inputs]}: use int8-dynamic or fp16 instead"
         )
     spec = model.inputs[0]
+    if spec.batch_axis != 0:
+        where = "no batch axis" if spec.batch_axis is None else f"its batch on axis {spec.batch_axis}"
+        raise PassError(
+            f"pass {pass_name} feeds calibration samples along axis 0, input {spec.name!r} of "
+            f"{model.name} has {where}: use int8-dynamic or fp16 instead"
+        )
     return check_image_batch(calibration, spec.name, list(spec.shape), what="calibration data",
                              limit=limit)
 
 
 def check_image_batch(images: np.ndarray, input_name: str, dims: list[int | None], *,
                       what: str = "images", limit: int | None = None) -> np.ndarray:
-    """Validate a stack of preprocessed images against one model input.
+    """Validate a stack of preprocessed samples (images, audio clips, feature vectors)
+    against one model input whose batch is axis 0.
 
     Args:
         images: float array (N, *dims[1:]).
         input_name: the input's name, for the messages.
         dims: the input's dims; the first (batch) is ignored, None matches any size.
         what: how the messages name the data ("calibration data", "images").
-        limit: keep at most this many images (the first ones).
+        limit: keep at most this many samples (the first ones).
 
     Returns:
         a C-contiguous float32 array (min(N, limit), ...).
 
     Raises:
-        DataError: wrong rank or shape, no images, not floating point, or non-finite.
+        DataError: wrong rank or shape, no samples, not floating point, or non-finite.
     """
     data = np.asarray(images)
     want = "(N, " + ", ".join("?" if d is None else str(d) for d in dims[1:]) + ")"
     if data.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims[1:], data.shape[1:])):
         raise DataError(f"{what} have shape {data.shape}, input {input_name!r} takes {want}: "
-                        f"preprocess the images with model.preprocess and stack them")
+                        f"stack samples of that shape (images through model.preprocess)")
     if data.shape[0] == 0:
-        raise DataError(f"{what} hold no images: pass at least one preprocessed image")
+        raise DataError(f"{what} hold no images or samples: pass at least one")
     if not np.issubdtype(data.dtype, np.floating):
-        raise DataError(f"{what} are {data.dtype}: pass the float32 output of model.preprocess, "
-                        f"not raw pixels")
+        raise DataError(f"{what} are {data.dtype}: pass float32 samples (the output of model.preprocess "
+                        f"for images), not raw pixels")
     data = np.ascontiguousarray(data[:limit], dtype=np.float32)
     if not np.isfinite(data).all():
-        raise DataError(f"{what} contain NaN or inf: check the images and preprocessing")
+        raise DataError(f"{what} contain NaN or inf: check the samples and their preprocessing")
     return data
 
 

