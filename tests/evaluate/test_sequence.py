@@ -239,8 +239,15 @@ def test_optimize_judges_ppocr_rec_by_cer_without_options(ppocr):
     from edgeopt.optimizer.measure import Measurer
 
     model, images, _, reference = ppocr
+    # Rendered lines carry their true text: the candidate is judged against it.
     measurer = Measurer(model, images.subset(range(16)))
     assert measurer.task == "sequence" and measurer.tolerance == 0.5
+    assert (measurer.metric, measurer.unit) == ("CER vs the ground truth", "points")
+    verdict = measurer.quality([r[:16] for r in reference])
+    assert verdict.drop == 0.0 and verdict.reason == ""
+    # Without it, against the original's text.
+    bare = dataclasses.replace(images.subset(range(16)), targets=None)
+    measurer = Measurer(model, bare)
     assert (measurer.metric, measurer.unit) == ("CER vs the original's text", "points")
     verdict = measurer.quality([r[:16] for r in reference])
     assert verdict.drop == 0.0 and verdict.quality["value"] == 0.0 and verdict.reason == ""
