@@ -72,7 +72,7 @@ def test_header_states_machine_budget_and_quality(summary):
     assert "Strategy: search: Optuna's multi-objective TPE sampler" in head
     assert "budget 150 s, used 136.8 s" in head
     assert "at most 0.1 points below the original's 98.89%" in head
-    assert "359 held-out images" in head and "360 other images" in head
+    assert "359 held-out inputs" in head and "360 other inputs" in head
     assert "![" not in md  # no plot, no image
 
     summary["isa_int8"], summary["quality_metric"] = "AVX-512 VNNI", "agreement"

@@ -143,8 +143,8 @@ def header_lines(summary: dict) -> list[str]:
          f"hand-picked choices run at them); objective: {summary['objective']} latency per image."),
         _budget_line(summary, summary["trials"]),
         _quality_line(summary),
-        f"Quality measured on {summary['n_eval']} held-out images; {summary['n_calibration']} other "
-        f"images used for calibration and distillation"
+        f"Quality measured on {summary['n_eval']} held-out inputs; {summary['n_calibration']} other "
+        f"inputs used for calibration and distillation"
         + (f"; original top-1 accuracy {_fmt(summary['original_accuracy'])}%." if summary["original_accuracy"]
            is not None else "."),
     ]
