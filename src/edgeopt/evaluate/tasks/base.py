@@ -108,6 +108,20 @@ class Evaluator(ABC):
             DataError: outputs or labels do not fit the task.
         """
 
+    def output_index(self) -> int:
+        """Index of the output named by the ``output`` option (default: the first).
+
+        Raises:
+            DataError: no output of that name.
+        """
+        name = self.options.get("output")
+        if name is None:
+            return 0
+        if name not in self.model.output_names:
+            raise DataError(f"{self.task} output {name!r} is not an output of {self.model.name}: choose one of "
+                            f"{', '.join(self.model.output_names)}")
+        return self.model.output_names.index(name)
+
     def explain(self, score: TaskScore, tolerance: float) -> str:
         """Why ``score`` breaks the budget, one line ("" when it does not)."""
         if score.drop <= tolerance:

@@ -13,7 +13,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...errors import DataError
 from ..metrics import top1_accuracy
 from .base import Evaluator, TaskScore, check_outputs
 from .outputs import output_stats, topk_agreement
@@ -30,19 +29,10 @@ class ClassifyEvaluator(Evaluator):
     default_tolerance = 1.0
     summary = "top-1/top-5 agreement with the original; top-1 accuracy with labels"
 
-    def _index(self) -> int:
-        name = self.options.get("output")
-        if name is None:
-            return 0
-        if name not in self.model.output_names:
-            raise DataError(f"classify output {name!r} is not an output of {self.model.name}: choose one of "
-                            f"{', '.join(self.model.output_names)}")
-        return self.model.output_names.index(name)
-
     def score(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
               labels: Any = None) -> TaskScore:
         ref, cand = check_outputs(reference, candidate)
-        i = self._index()
+        i = self.output_index()
         r, c = ref[i].reshape(ref[i].shape[0], -1), cand[i].reshape(cand[i].shape[0], -1)
         agreement = topk_agreement(r, c, 1)
         details = {"top1_agreement": agreement, "top5_agreement": topk_agreement(r, c, 5),
@@ -77,7 +67,7 @@ class ClassifyEvaluator(Evaluator):
         """Wrong answers on the subset are wrong on the whole set too: when the subset's
         disagreements (or its errors beyond what the original gets wrong on the whole
         set) already exceed the allowed count, no other image can save the candidate."""
-        i = self._index()
+        i = self.output_index()
         ref = np.asarray(reference[i]).reshape(len(reference[i]), -1)
         cand = np.asarray(quick[i]).reshape(len(quick[i]), -1).argmax(1)
         n_all, n = ref.shape[0], cand.shape[0]

@@ -43,8 +43,8 @@ class EmbedEvaluator(Evaluator):
     def score(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
               labels: Any = None) -> TaskScore:
         ref, cand = check_outputs(reference, candidate)
-        name = self.options.get("output", self.model.output_names[0])
-        i = self.model.output_names.index(name)
+        i = self.output_index()
+        name = self.model.output_names[i]
         r, c = _unit_rows(ref[i]), _unit_rows(cand[i])
         cosine = float(np.mean(np.sum(r * c, axis=1)))
         agree = float(100.0 * np.mean(nearest_neighbours(ref[i]) == nearest_neighbours(cand[i]))) \

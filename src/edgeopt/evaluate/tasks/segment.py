@@ -44,8 +44,8 @@ class SegmentEvaluator(Evaluator):
     def score(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
               labels: Any = None) -> TaskScore:
         ref, cand = check_outputs(reference, candidate)
-        name = self.options.get("output", self.model.output_names[0])
-        i = self.model.output_names.index(name)
+        i = self.output_index()
+        name = self.model.output_names[i]
         axis = int(self.options.get("class_axis", 1))
         rm, cm = class_maps(ref[i], axis), class_maps(cand[i], axis)
         miou = mean_iou(rm, cm)
