@@ -379,3 +379,25 @@ def test_task_options_parse_to_values():
         "pairs": True, "scale": 48, "iou": 0.45, "outputs": ["a", "b"], "decoder": "yolov8"}
     with pytest.raises(EdgeoptError, match="bad --task-option 'pairs': give KEY=VALUE"):
         parse_options(["pairs"], "--task-option")
+
+
+@pytest.mark.slow
+def test_optimize_judges_text_recognition_against_the_true_text(monkeypatch, capsys, tmp_path):
+    from edgeopt.data.images import save_image_folder
+    from edgeopt.data.text_lines import text_lines
+
+    lines, texts = text_lines(24, seed=3)
+    folder = save_image_folder(lines, tmp_path / "lines")
+    truth = tmp_path / "rec.txt"
+    truth.write_text("".join(f"{name}.png\t{text}\n" for name, text in zip(lines.names, texts)), encoding="utf-8")
+    code, out, err = run_cli(monkeypatch, capsys, "optimize", "zoo:ppocr-rec", "--images", str(folder),
+                             "--targets", str(truth), "--backends", "ort", "--prune-targets", "",
+                             "--seconds", "0.1", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "out" / "candidates.json").read_text())
+    assert summary["task"] == "sequence" and summary["quality_metric"] == "CER vs the ground truth"
+    baseline = next(t for t in summary["trials"] if t["label"] == summary["baseline"])
+    assert baseline["quality"]["original"] < 10.0  # the original reads rendered lines well (CER %)
+    code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:ppocr-rec", "--images", str(folder),
+                           "--targets", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "out2"))
+    assert_one_line_error(code, err, "ground truth not found")

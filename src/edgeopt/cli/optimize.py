@@ -13,6 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
+from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
 from .options import ChannelsOpt, InputsOpt, MeanOpt, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt, load_data
@@ -29,6 +30,7 @@ def optimize_cmd(
     sample_rate: Optional[int] = SampleRateOpt,
     max_drop: Optional[float] = typer.Option(None, help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
     metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
+    targets: Optional[Path] = typer.Option(None, "--targets", help="Ground truth of the --images/--inputs for tasks other than classify, matched by file name: a COCO JSON file or a folder of YOLO txt files (detect), a NAME<TAB>TEXT file (sequence), or a {name: value} JSON file."),
     task_option: Optional[List[str]] = typer.Option(None, "--task-option", help="An option of the task's evaluator, KEY=VALUE (repeatable), e.g. outputs=landmarks, pairs=true, scale=48, decoder=yolov8."),
     task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: " + ", ".join(tasks.names()) + "; default: inferred from the outputs (see `edgeopt info`)."),
     batch: int = typer.Option(1, help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
@@ -95,6 +97,8 @@ def optimize_cmd(
         options = dict(mean=mean, std=std, channels=channels, resize_short=resize_short, sample_rate=sample_rate)
         m, evalset = load_data(m, folder, **options)
         calibset = load_data(m, calib, **options)[1] if calib else None
+        if targets is not None:
+            evalset = with_targets(evalset, load_targets(targets, evalset))
         if calibset is not None and type(calibset) is not type(evalset):
             raise EdgeoptError(f"--calib {calib} holds another kind of input than {folder}: give both the same kind")
     if seconds <= 0:

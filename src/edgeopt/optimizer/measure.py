@@ -29,8 +29,9 @@ from ..evaluate import tasks
 from ..evaluate.runner import predict_outputs
 from ..evaluate.tasks.infer import TaskGuess, infer_task
 
+from ..data.images import ImageSet
+
 if TYPE_CHECKING:
-    from ..data.images import ImageSet
     from ..data.samples import SampleSet
     from ..model import Model
     from .space import Point
@@ -144,12 +145,15 @@ class Measurer:
         return [v / p.batch for v, (_, p) in zip(p50, entries)]
 
 
-def task_labels(data: "ImageSet", task: str):
-    """The ground truth a task's evaluator reads: class indices for a classifier, else the
-    set's targets (true texts, boxes, coordinates), or None."""
+def task_labels(data: Any, task: str) -> Any:
+    """The ground truth a task's evaluator reads: class indices for a classifier, else an
+    image set's targets (true texts, boxes, coordinates) or a sample set's labels (already
+    in the task's form), or None."""
     if task == "classify":
         return None if data.labels is None else np.asarray(data.labels)
-    return getattr(data, "targets", None)
+    if isinstance(data, ImageSet):
+        return data.targets
+    return data.labels
 
 
 def constraint_values(drop: float, latency_ms: float, size_bytes: int, *, max_drop: float,
