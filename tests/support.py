@@ -86,7 +86,8 @@ def outputs_model(outputs: dict[str, tuple], inp: tuple = (1, 3, 32, 32), task: 
     import numpy as np
     from onnx import TensorProto, helper
 
-    from edgeopt.model import InputSpec, Model
+    from edgeopt.shapes import InputSpec
+    from edgeopt.model import Model
 
     nodes, inits, outs = [], [], []
     for name, shape in outputs.items():

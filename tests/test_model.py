@@ -11,7 +11,7 @@ import torch
 
 import edgeopt
 from edgeopt.errors import ModelLoadError, ShapeError
-from edgeopt.model import BATCH_DIM, parse_shapes
+from edgeopt.shapes import BATCH_DIM, parse_shapes
 from edgeopt.zoo.packaged import packaged_file
 
 from support import installed, one_line
@@ -168,7 +168,7 @@ def _load(proto, tmp_path, name="tiny.onnx", **kwargs):
 
 
 def test_parse_shapes_reads_the_batch_axis():
-    from edgeopt.model import AUTO
+    from edgeopt.shapes import AUTO
 
     got = parse_shapes(["h0=2x1x128:batch=1", "c0=2x1x128:nobatch", "x=1x3x8x8"])
     assert got["h0"] == (2, 1, 128) and got["h0"].batch_axis == 1

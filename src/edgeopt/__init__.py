@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import EdgeoptError
-from .model import InputSpec, Model
+from .shapes import InputSpec
+from .model import Model
 from .load import load_model, with_preprocess
 from .preprocess import Preprocess
 

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 from . import zoo
 from .errors import EdgeoptError, ModelLoadError
-from .model import Model, fix_input_shapes, from_torch, labels_from_metadata, parse_shapes, read_onnx
+from .model import Model, from_torch, labels_from_metadata, read_onnx
+from .shapes import fix_input_shapes, parse_shapes
 from .preprocess import default_for_input, parse_floats
 
 
@@ -37,7 +38,7 @@ def load_model(
 
     Raises:
         ModelLoadError, ShapeError: see :func:`edgeopt.model.read_onnx` and
-            :func:`edgeopt.model.fix_input_shapes`.
+            :func:`edgeopt.shapes.fix_input_shapes`.
     """
     if isinstance(ref, Model):
         return ref

@@ -32,7 +32,8 @@ from edgeopt.analysis.convalgo.reference import (
 )
 from edgeopt.cli.convalgo import command
 from edgeopt.errors import EdgeoptError, ShapeError
-from edgeopt.model import Model, fix_input_shapes
+from edgeopt.model import Model
+from edgeopt.shapes import fix_input_shapes
 
 # Max |error| / output range against the float32 ONNX reference. float32 sums of
 # C*K*K products carry ~1e-7 relative rounding per term; the FFT's and Winograd's

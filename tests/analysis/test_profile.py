@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeopt import load_model
 from edgeopt.analysis.profile import ModelProfile, profile
 from edgeopt.errors import ShapeError
-from edgeopt.model import InputSpec, Model, fix_input_shapes
+from edgeopt.shapes import InputSpec, fix_input_shapes
+from edgeopt.model import Model
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 

@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeopt.backends import registry
 from edgeopt.errors import BackendUnavailable, ShapeError
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 from edgeopt.load import load_model
 
 tvm_backend = pytest.importorskip("edgeopt.backends.tvm")

@@ -25,7 +25,8 @@ from torch import fx, nn
 from edgeopt.convert import bridge, onnx2torch_loader, onnx_to_torch
 from edgeopt.backends import registry
 from edgeopt.errors import PassError
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 from edgeopt.load import load_model
 
 # Agreement with the oracle: max |x - reference| <= TOL * max |reference|. Why 1e-4:

@@ -22,7 +22,8 @@ from edgeopt.backends import registry
 from edgeopt.convert import bridge, onnx2torch_ops
 from edgeopt.errors import PassError
 from edgeopt.load import load_model
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,7 +13,8 @@ from edgeopt.errors import DataError
 from edgeopt.evaluate import tasks
 from edgeopt.evaluate.tasks.infer import infer_task
 from edgeopt.evaluate.tasks.sequence import character_error_rate, ctc_greedy_decode
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 
 from support import installed, one_line
 

@@ -10,7 +10,7 @@ For every (pass, case), with the pass's default config:
 
 1. the input Model, its proto and (for the case loaded from a file) the file are untouched;
 2. input and output names, their order and the symbolic batch dimension
-   (:data:`edgeopt.model.BATCH_DIM`) are kept;
+   (:data:`edgeopt.shapes.BATCH_DIM`) are kept;
 3. ``Model.passes`` records the pass;
 4. the result passes ``onnx.checker.check_model`` (full check, with shape inference);
 5. the result runs at batch 1, 3 and 32, and its outputs agree with the oracle's outputs
@@ -42,7 +42,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeopt.backends import registry
 from edgeopt.errors import PassError
 from edgeopt.load import load_model
-from edgeopt.model import BATCH_DIM, Model, fix_input_shapes
+from edgeopt.shapes import BATCH_DIM, fix_input_shapes
+from edgeopt.model import Model
 from edgeopt.passes import base
 
 OPSET = 17

@@ -39,7 +39,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeopt import load_model
 from edgeopt.backends import registry
 from edgeopt.errors import DataError, PassError
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 from edgeopt.passes import base
 from edgeopt.passes.cleanup import CleanupConfig
 from edgeopt.passes.fp16 import Fp16Config

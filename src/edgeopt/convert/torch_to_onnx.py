@@ -15,7 +15,8 @@ from torch import fx, nn
 
 from .._util.errorline import error_line
 from ..errors import ModelLoadError, PassError
-from ..model import BATCH_DIM, Model, fix_input_shapes, from_torch
+from ..shapes import BATCH_DIM, fix_input_shapes
+from ..model import Model, from_torch
 from .check import check_module, torch_threads
 from .fx_cleanup import constant
 
@@ -80,7 +81,7 @@ def _export_outputs(module: nn.Module, example: torch.Tensor, input_name: str,
                     output_names: list[str]) -> Model:
     """``module`` (one input, several outputs) exported as ``from_torch`` exports one
     output: TorchScript exporter, opset 17, dim 0 of the input and of every output
-    symbolic (:data:`edgeopt.model.BATCH_DIM`).
+    symbolic (:data:`edgeopt.shapes.BATCH_DIM`).
 
     Raises:
         ModelLoadError: the exporter fails.

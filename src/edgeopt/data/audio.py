@@ -27,7 +27,8 @@ from .folders import FIXED_FILE, folder_layout, read_fixed, read_label_file
 from .samples import SampleSet
 
 if TYPE_CHECKING:
-    from ..model import InputSpec, Model
+    from ..shapes import InputSpec
+    from ..model import Model
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from ..errors import DataError, EdgeoptError
 from .samples import SampleSet
 
 if TYPE_CHECKING:
-    from ..model import InputSpec, Model
+    from ..shapes import InputSpec
+    from ..model import Model
     from .images import ImageSet
 
 Calibration = Union[np.ndarray, "dict[str, np.ndarray]"]

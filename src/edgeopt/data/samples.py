@@ -8,7 +8,7 @@ evaluator reads (class indices for a classifier, arrays for a regressor, strings
 sequence model, boxes for a detector), one per sample.
 
 Sample i of an input is ``inputs[name][i]``: the input's shape without its batch axis
-(:attr:`edgeopt.model.InputSpec.sample_shape`), so for the usual batch-first input the
+(:attr:`edgeopt.shapes.InputSpec.sample_shape`), so for the usual batch-first input the
 array is the batch itself, (N, C, H, W) or (N, 1, T). How a set becomes the feeds of one
 model (the batch on each input's axis, fixed inputs repeated) is
 :func:`edgeopt.data.feeds.sample_feeds`; folders are read by

@@ -48,7 +48,8 @@ from ..backends import registry
 from ..errors import EdgeoptError, ShapeError
 from .._util.images import as_rgb_uint8
 from .._util.onnxgraph import copy_proto
-from ..model import Model, fix_input_shapes
+from ..model import Model
+from ..shapes import fix_input_shapes
 from ..zoo.mtcnn_io import INPUT_SIDE, NETS, OUTPUT_NAMES
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from ..backends.registry import get as get_backend, require
 from ..data.feeds import sample_feeds, samples_per_call, stack_outputs
 from ..data.samples import SampleSet
 from ..errors import DataError, ShapeError
-from ..model import BatchCheck
+from ..shapes import BatchCheck
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
@@ -121,7 +121,7 @@ def check_batch(model: "Model", *, threads: int = 1, seed: int = 0) -> "Model":
     fixed at 1, with the reason: the batch-2 run fails (a Reshape to a literal (1, -1)
     meeting a Gemm), its outputs keep batch 1 (both samples packed into one row), or
     sample 0's outputs change with a second sample in the batch. This catches what
-    :func:`edgeopt.model.find_fixed_batch` cannot see in the graph, and overrules it
+    :func:`edgeopt.shapes.find_fixed_batch` cannot see in the graph, and overrules it
     when the run shows the batch free.
 
     A model already checked by a run, one without a batch-first input (it runs one

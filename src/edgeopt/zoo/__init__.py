@@ -16,7 +16,8 @@ from .._util.onnxgraph import copy_proto
 from ..data.audio import SAMPLE_RATE_KEY
 from ..data.audio_events import CLASSES as AUDIO_CLASSES
 from ..data.digits import DIGIT_CLASSES
-from ..model import Model, fix_input_shapes, from_torch, labels_from_metadata, read_onnx
+from ..model import Model, from_torch, labels_from_metadata, read_onnx
+from ..shapes import fix_input_shapes
 from ..preprocess import Preprocess
 from .digits import RECIPES as DIGITS_RECIPES, load_trained, weights_path
 from .packaged import packaged_file

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .._util.errorline import error_line
-from ..model import BATCH_DIM
+from ..shapes import BATCH_DIM
 from .mtcnn_io import INPUT_NAME, INPUT_SIDE, NETS, OUTPUT_NAMES
 from .packaged import packaged_file
 

@@ -31,7 +31,8 @@ from edgeopt.backends import registry
 from edgeopt.errors import DataError, PassError
 from edgeopt.data.digits import digits_set
 from edgeopt.evaluate.metrics import snr_db
-from edgeopt.model import InputSpec, Model
+from edgeopt.shapes import InputSpec
+from edgeopt.model import Model
 from edgeopt.passes import base
 from edgeopt.passes.quantize import NncfQuantConfig, StaticQuantConfig
 

@@ -35,7 +35,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...errors import BackendUnavailable, EdgeoptError
-from ...model import InputSpec, Model
+from ...shapes import InputSpec
+from ...model import Model
 from ...backends import registry
 from ..harness import time_session
 from ..environment import machine_info, read_caches
