@@ -12,6 +12,11 @@ import sys
 
 import typer
 
+try:  # typer >= 0.2x carries its own copy of click, whose exceptions are not click's
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import exceptions as click_errors
+
 from ..errors import EdgeoptError
 from . import bench, compress, convalgo, dataflow, energy, machine, models, optimize, roofline, stream
 
@@ -47,10 +52,29 @@ app.command("convalgo")(convalgo.command)
 app.command("stream")(stream.command)
 
 
+def _usage_line(e: click_errors.UsageError) -> str:
+    """Click's usage error (missing argument, bad value, unknown option) as one line that
+    names the problem and where the help is."""
+    msg = e.format_message().strip().rstrip(".").replace("\n", " ")
+    where = e.ctx.command_path if e.ctx is not None else "edgeopt"
+    return f"{msg[:1].lower()}{msg[1:]}: see `{where} --help`"
+
+
 def main() -> None:
-    """Console entry point: run the app; EdgeoptError -> one line on stderr, exit 2."""
+    """Console entry point: run the app; EdgeoptError and usage errors -> one line on
+    stderr, exit 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click_errors.UsageError as e:
+        if isinstance(e, getattr(click_errors, "NoArgsIsHelpError", ())):
+            print(e.format_message())  # the command's help, as `edgeopt CMD` alone has always shown
+        else:
+            print(f"edgeopt: error: {_usage_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("edgeopt: interrupted", file=sys.stderr)
+        sys.exit(130)
     except EdgeoptError as e:
         if _state["debug"]:
             raise
