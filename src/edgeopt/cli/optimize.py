@@ -82,6 +82,8 @@ def optimize_cmd(
     # Without a MODEL the demonstration runs on its own model and images.
     only_with(ctx, "a MODEL argument", model is not None, "calib", "targets", "shape", "sample_rate", "mean", "std",
               "channels", "resize_short")
+    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")
@@ -96,7 +98,6 @@ def optimize_cmd(
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))
-    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds)
