@@ -105,16 +105,20 @@ def prune(model: Model | str, calibration: "ImageSet | SampleSet", *, config: "P
         (pruned Model, PruneReport, SensitivityResult or None).
 
     Raises:
-        PassError: the model cannot be pruned (see :func:`edgeopt.passes.prune.prune_model`).
+        EdgeoptError: torch or torch-pruning is not installed (the message says how to
+            install it); PassError: the model cannot be pruned (see
+            :func:`edgeopt.passes.prune.prune_model`).
     """
     import dataclasses
 
+    from .passes.base import check_calibration, check_packages
+
+    check_packages("prune")
     import torch
 
     from .passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
     from .convert.bridge import to_torch
     from .data.feeds import calibration_data
-    from .passes.base import check_calibration
     from .passes.prune import PruneConfig, prune_model
 
     model = load_model(model)
@@ -154,10 +158,13 @@ def recover(original: Model, pruned: Model, images: "ImageSet | SampleSet", *, s
         ``stopped_because``).
 
     Raises:
-        EdgeoptError: images for an ``original`` without preprocessing; PassError,
-            DataError: see :func:`edgeopt.passes.distill.distill_model`.
+        EdgeoptError: images for an ``original`` without preprocessing, or torch not
+            installed; PassError, DataError: see :func:`edgeopt.passes.distill.distill_model`.
     """
     from .data.feeds import calibration_data, class_labels
+    from .passes.base import check_packages
+
+    check_packages("distill")
     from .passes.distill import DistillConfig, distill_model
 
     # Crops, flips and colour jitter are for images, not waveforms or features.

@@ -99,7 +99,9 @@ def with_preprocess(
     Raises:
         EdgeoptError: the model has no preprocessing and its first input is not a
             4-D NCHW/NHWC image with 1 or 3 channels; a value is malformed (bad
-            numbers, unknown channel order).
+            numbers, unknown channel order) or outside its range (NaN, std <= 0,
+            resize_short < 1, a mean/std count other than 1 or the channels'); see
+            :class:`edgeopt.preprocess.Preprocess`.
     """
     given = any(v is not None for v in (mean, std, channels, resize_short))
     warning = None

@@ -8,6 +8,7 @@ hold in deployment.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,11 +34,15 @@ class Preprocess:
     Attributes:
         size: output (height, width) in pixels.
         channels: "RGB", "BGR" or "GRAY" (channel order of the model input).
-        resize_short: short side in pixels before the centre crop, or None.
+        resize_short: short side in pixels (>= 1) before the centre crop, or None.
         scale: multiplier applied to the uint8 pixel values (1/255 maps to [0, 1]).
-        mean, std: per-channel normalisation, in ``channels`` order after scaling.
+        mean, std: per-channel normalisation, in ``channels`` order after scaling: one
+            finite value per channel (3, or 1 for GRAY) or one for all; std > 0.
         layout: "NCHW" or "NHWC" (of the batch the model takes).
         interpolation: "nearest", "bilinear", "bicubic" or "lanczos".
+
+    Raises:
+        ValueError: a field outside its values (the message names the field and the fix).
     """
 
     size: tuple[int, int]
@@ -56,6 +61,22 @@ class Preprocess:
             raise ValueError(f"layout must be NCHW or NHWC, not {self.layout!r}")
         if self.interpolation not in _RESAMPLE:
             raise ValueError(f"interpolation must be one of {sorted(_RESAMPLE)}")
+        if self.resize_short is not None and not self.resize_short >= 1:
+            raise ValueError(f"resize_short {self.resize_short} is not a size in pixels: give e.g. 256 (>= 1), "
+                             f"or none to resize straight to the input size")
+        # One value applies to every channel; any other count would broadcast wrongly or fail per image.
+        n = 1 if self.channels == "GRAY" else 3
+        for name, values, example in (("mean", self.mean, "0.485,0.456,0.406"),
+                                      ("std", self.std, "0.229,0.224,0.225")):
+            shown = ",".join(f"{v:g}" for v in values)
+            if len(values) not in (1, n):
+                raise ValueError(f"{name} {shown} has {len(values)} values, {self.channels} images have {n} "
+                                 f"channel{'s' if n > 1 else ''}: give {n} (one per channel) or 1 (for all)"
+                                 + (f", e.g. {example}" if n == 3 else ""))
+            if not all(math.isfinite(v) for v in values) or (name == "std" and not all(v > 0 for v in values)):
+                raise ValueError(f"{name} {shown} is not {'all > 0' if name == 'std' else 'all finite'}: "
+                                 f"give finite numbers{' > 0 (the divisors)' if name == 'std' else ''}, "
+                                 f"e.g. {example}")
 
     def to_dict(self) -> dict:
         """JSON-ready form (for deploy.json and reports)."""

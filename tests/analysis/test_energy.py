@@ -246,7 +246,7 @@ def test_cli_reads_a_device_profile(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args,needle", [(["--compare", "int4"], "unknown variant 'int4'"),
                                          (["--sram", "lots"], "bad size"),
-                                         (["--batch", "0"], "not a positive integer")])
+                                         (["--batch", "0"], "--batch 0 is out of range: give an integer >= 1")])
 def test_cli_rejects_bad_options(args, needle):
     result = CliRunner().invoke(_app(), ["zoo:seednet", "--sram", "256KiB", *args])
     assert isinstance(result.exception, EdgeoptError) and needle in str(result.exception), result.output

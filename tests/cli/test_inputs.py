@@ -64,7 +64,7 @@ def test_apply_on_a_model_with_several_inputs(monkeypatch, capsys, tmp_path, sta
 
 
 def test_preprocessing_options_for_samples_are_refused(monkeypatch, capsys, tmp_path, state_model, state_samples):
-    code, _, err = run_cli(monkeypatch, capsys, "apply", str(state_model), "--passes", "fp16", "--images",
+    code, _, err = run_cli(monkeypatch, capsys, "apply", str(state_model), "--passes", "int8-static", "--images",
                            str(state_samples), "--mean", "0.5", "--out", str(tmp_path / "o.onnx"))
     assert_one_line_error(code, err, "--mean preprocess images", "drop it")
 

@@ -1,4 +1,5 @@
-"""Parsing of option values given as text: comma-separated lists, durations, sizes.
+"""Parsing and checking of option values: comma-separated lists, durations, sizes, and
+the valid range of a number.
 
 The command line passes these strings; the functions here turn them into numbers or
 raise :class:`~edgeopt.errors.EdgeoptError` with a one-line message that names the
@@ -7,8 +8,10 @@ option (``what``) and shows a valid example.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
 
 from ..errors import EdgeoptError
 
@@ -22,6 +25,22 @@ _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "kib": 1024
 def csv_items(text: str) -> list[str]:
     """The non-empty, stripped items of a comma-separated list ("ort, openvino," -> 2 items)."""
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def csv_list(text: str, what: str, example: str) -> list[str]:
+    """The items of a comma-separated list that must name at least one thing.
+
+    Args:
+        what: the option's name for the message, e.g. "--passes".
+        example: a valid value for the message, e.g. "cleanup,int8-static".
+
+    Raises:
+        EdgeoptError: the list is empty ("", ",,", " , ").
+    """
+    items = csv_items(text)
+    if not items:
+        raise EdgeoptError(f"{what} {text!r} names nothing: give a comma-separated list, e.g. {example}")
+    return items
 
 
 def csv_ints(text: str, what: str) -> list[int]:
@@ -115,3 +134,60 @@ def _option_value(text: str) -> object:
     if "," in text:
         return [v.strip() for v in text.split(",") if v.strip()]
     return text
+
+
+Number = TypeVar("Number", int, float)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The valid range of a numeric option: any of ``gt``/``ge`` (lower bound, exclusive
+    or inclusive) and ``lt``/``le`` (upper bound), in the option's unit. NaN and
+    infinities are never valid: no option of edgeopt means "unbounded" by ``inf``."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is finite and within the bounds."""
+        return (math.isfinite(value)
+                and (self.gt is None or value > self.gt) and (self.ge is None or value >= self.ge)
+                and (self.lt is None or value < self.lt) and (self.le is None or value <= self.le))
+
+    def describe(self, integer: bool = False) -> str:
+        """The range in words, e.g. "a value > 0", "an integer >= 1", "a value in (0, 1)"."""
+        noun = "an integer" if integer else "a value"
+        low = (f"({self.gt:g}" if self.gt is not None else f"[{self.ge:g}" if self.ge is not None else None)
+        high = (f"{self.lt:g})" if self.lt is not None else f"{self.le:g}]" if self.le is not None else None)
+        if low and high:
+            return f"{noun} in {low}, {high}"
+        if low:
+            return f"{noun} {'>' if self.gt is not None else '>='} {low[1:]}"
+        if high:
+            return f"{noun} {'<' if self.lt is not None else '<='} {high[:-1]}"
+        return noun
+
+    def check(self, value: Number, what: str, example: object) -> Number:
+        """``value`` when it is within the bounds.
+
+        Args:
+            what: the option's name for the message, e.g. "--max-drop".
+            example: a valid value for the message, e.g. 1.0.
+
+        Raises:
+            EdgeoptError: NaN, an infinity, or a value outside the bounds, e.g.
+                "--max-drop nan is not a number: give a value in [0, 100], e.g. 1".
+        """
+        if self.contains(value):
+            return value
+        problem = ("is not a number" if math.isnan(value) else "is not finite" if math.isinf(value)
+                   else "is out of range")
+        raise EdgeoptError(f"{what} {_shown(value)} {problem}: give {self.describe(isinstance(value, int))}, "
+                           f"e.g. {_shown(example)}")
+
+
+def _shown(value: object) -> str:
+    """A number as the user would type it: 0.0001 not 1e-04 where short, -1 not -1.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

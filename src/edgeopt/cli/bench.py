@@ -10,9 +10,9 @@ from rich.console import Console
 
 import edgeopt
 
-from .._util.options import csv_ints, csv_items, parse_duration
+from .._util.options import csv_ints, csv_list, parse_duration
 from ..errors import EdgeoptError
-from .options import ModelArg, ShapeOpt
+from .options import ModelArg, ShapeOpt, given, in_range, only_with
 
 out = Console()
 
@@ -23,7 +23,7 @@ def bench(
     backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
-    budget: float = typer.Option(120.0, help="Total time budget of the sweep in seconds."),
+    budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the sweep in seconds."),
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles)."""
@@ -31,7 +31,7 @@ def bench(
     from ..report.bench_output import write_bench_outputs
     from ..report.bench_table import print_bench
 
-    backend_list = csv_items(backend)
+    backend_list = csv_list(backend, "--backend", "ort,openvino")
     for name in backend_list:
         registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
@@ -43,6 +43,7 @@ def bench(
 
 
 def suite(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
     budget: str = typer.Option("10m", help="Total wall time, e.g. 600, 10m, 1h (loading and compiling included)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
@@ -54,6 +55,8 @@ def suite(
     from ..report.suite_report import write_suite_outputs
     from ..suites.run import get_suite, run_suite
 
+    if no_history and given(ctx, "history"):
+        raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
     spec = get_suite(name)
     budget_s = parse_duration(budget)
     run = run_suite(spec, budget_s=budget_s)
@@ -69,18 +72,18 @@ def suite(
 
 
 def compare(
+    ctx: typer.Context,
     a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
-    min_effect: float = typer.Option(0.05, help="Smallest relative difference called real (0.05 = 5%)."),
+    min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
 ) -> None:
     """Side-by-side ratios of two benchmark runs, with the noise shown."""
     from ..bench.compare import compare_results
     from ..store import load_results
     from ..report.compare_table import print_compare
 
-    if not 0 <= min_effect < 1:
-        raise EdgeoptError(f"--min-effect {min_effect} is outside [0, 1): pass e.g. 0.05 for 5%")
+    only_with(ctx, "a history:ID run", a.startswith("history:") or b.startswith("history:"), "history")
     a_name, a_cells = load_results(a, history=history)
     b_name, b_cells = load_results(b, history=history)
     print_compare(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name, out)

@@ -11,12 +11,37 @@ from rich.console import Console
 
 import edgeopt
 
-from .._util.options import csv_items
+from .._util.options import csv_items, csv_list
+from .._util.requires import require
 from ..errors import EdgeoptError
 from ..model import Model
-from .options import ChannelsOpt, MeanOpt, ModelArg, ResizeShortOpt, ShapeOpt, StdOpt, load_data, preprocess_options
+from .options import (
+    ChannelsOpt,
+    MeanOpt,
+    ModelArg,
+    ResizeShortOpt,
+    ShapeOpt,
+    StdOpt,
+    in_range,
+    load_data,
+    only_with,
+    preprocess_options,
+)
 
 out = Console()
+
+
+def _check_torch_bridge(m: Model) -> None:
+    """Pruning and training convert an ONNX graph to torch: check that onnx2torch imports
+    before any image is read (a Model made from a torch module needs no conversion).
+
+    Raises:
+        EdgeoptError: onnx2torch or torch is missing (the message gives the install command).
+    """
+    from ..convert.onnx2torch_loader import import_onnx2torch
+
+    if m.torch_module is None:
+        import_onnx2torch()
 
 
 def _refuse_overwrite(out_file: Path, m: Model) -> None:
@@ -25,6 +50,7 @@ def _refuse_overwrite(out_file: Path, m: Model) -> None:
 
 
 def apply_cmd(
+    ctx: typer.Context,
     model: str = ModelArg,
     passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings)."),
     images: Optional[Path] = typer.Option(None, help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
@@ -40,16 +66,21 @@ def apply_cmd(
 ) -> None:
     """Apply compression passes and write the resulting ONNX model."""
     from ..data.feeds import calibration_data
-    from ..passes.base import run_pass
+    from ..passes.base import check_packages, run_pass
     from ..passes.quantize import read_note
 
+    names = csv_list(passes, "--passes", "cleanup,int8-static")
+    for name in names:
+        check_packages(name)
+    only_with(ctx, "--images DIR", images is not None, "mean", "std", "channels", "resize_short")
+    _refuse_unused_images(names, images)
     m = edgeopt.load_model(model, shape=shape)
     _refuse_overwrite(out_file, m)
-    names = csv_items(passes)
     configs = _pass_configs(names, {
         "--exclude-nodes": (("nodes_to_exclude", "ignored_nodes"),
                             None if exclude_nodes is None else tuple(csv_items(exclude_nodes))),
-        "--int8-op-types": (("op_types",), None if int8_op_types is None else tuple(csv_items(int8_op_types))),
+        "--int8-op-types": (("op_types",), None if int8_op_types is None
+                            else tuple(csv_list(int8_op_types, "--int8-op-types", "Conv,MatMul"))),
         "--no-preprocess": (("preprocess",), False if no_preprocess else None),
     })
     tensor = None
@@ -64,6 +95,25 @@ def apply_cmd(
     note = read_note(result)
     if note:
         out.print(note)
+
+
+def _refuse_unused_images(names: list[str], images: Path | None) -> None:
+    """Refuse --images when none of the passes calibrates with them (they would be read
+    and ignored).
+
+    Raises:
+        EdgeoptError: the message names the passes that take images.
+    """
+    from ..passes.base import CALIBRATION, get
+    from ..passes.base import names as pass_names
+
+    def calibrates(name: str) -> bool:
+        spec = get(name)
+        return CALIBRATION in spec.requires or CALIBRATION in spec.accepts
+
+    if images is not None and not any(calibrates(n) for n in names):
+        raise EdgeoptError(f"--images calibrates {', '.join(n for n in pass_names() if calibrates(n))}, which "
+                           f"--passes {','.join(names)} does not include: add one of them or drop --images")
 
 
 def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], object]]) -> dict[str, object]:
@@ -99,18 +149,19 @@ def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], ob
 
 
 def prune_cmd(
+    ctx: typer.Context,
     model: str = ModelArg,
     images: Path = typer.Option(..., help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac): criteria, mean fold, sensitivity."),
-    ratio: Optional[float] = typer.Option(None, help="Fraction of channels to remove (0..1)."),
-    target_macs: Optional[float] = typer.Option(None, help="Fraction of MACs to remove, e.g. 0.5."),
+    ratio: Optional[float] = typer.Option(None, callback=in_range(gt=0, lt=1, example=0.5), help="Fraction of channels to remove (0..1)."),
+    target_macs: Optional[float] = typer.Option(None, callback=in_range(gt=0, lt=1, example=0.5), help="Fraction of MACs to remove, e.g. 0.5."),
     criterion: str = typer.Option("l1", help="l1, bn-scale, utilization or taylor."),
     scope: str = typer.Option("global", help="global (rank channels across layers) or uniform (same ratio per layer)."),
-    round_to: int = typer.Option(8, help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
-    max_layer_ratio: float = typer.Option(0.9, help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
+    round_to: int = typer.Option(8, callback=in_range(ge=1), help="Keep channel counts multiples of this (8 keeps ORT's blocked conv layout on AVX2)."),
+    max_layer_ratio: float = typer.Option(0.9, callback=in_range(gt=0, lt=1), help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
-    max_drop: float = typer.Option(1.0, help="With --sensitivity: a layer may lose at most this many points of agreement."),
-    recover: float = typer.Option(0.0, help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
-    lr: float = typer.Option(1e-4, help="Distillation learning rate (1e-4 for pretrained nets; 1e-3 for small nets)."),
+    max_drop: float = typer.Option(1.0, callback=in_range(ge=0, le=100), help="With --sensitivity: a layer may lose at most this many points of agreement."),
+    recover: float = typer.Option(0.0, callback=in_range(ge=0, example=60), help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
+    lr: float = typer.Option(1e-4, callback=in_range(gt=0), help="Distillation learning rate (1e-4 for pretrained nets; 1e-3 for small nets)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically); plots go beside it."),
     mean: Optional[str] = MeanOpt,
@@ -119,13 +170,19 @@ def prune_cmd(
     resize_short: Optional[int] = ResizeShortOpt,
 ) -> None:
     """Structured channel pruning (Torch-Pruning dependency graph); the output layer keeps its classes."""
+    from ..passes.base import check_packages
     from ..passes.diagnostics.sensitivity import sensitivity_table
     from ..passes.prune import PruneConfig
     from ..report.plots import plot_sensitivity, plot_utilization_histograms
     from ..report.prune_table import print_prune, print_sensitivity
 
+    only_with(ctx, "--sensitivity", sensitivity, "max_drop")
+    only_with(ctx, "--recover SECONDS", recover > 0, "lr")
+    for name in ("prune", "distill") if recover > 0 else ("prune",):
+        check_packages(name)
     m = edgeopt.load_model(model, shape=shape)
     _refuse_overwrite(out_file, m)
+    _check_torch_bridge(m)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
     config = PruneConfig(ratio=ratio, target_macs=target_macs, criterion=criterion, scope=scope, round_to=round_to,
@@ -150,12 +207,15 @@ def prune_cmd(
 
 
 def compress_size_cmd(
+    ctx: typer.Context,
     model: str = ModelArg,
-    conv_sparsity: float = typer.Option(0.65, help="Fraction of Conv weights set to zero (paper, AlexNet: ~0.65)."),
-    fc_sparsity: float = typer.Option(0.91, help="Fraction of Gemm/MatMul weights set to zero (paper: ~0.91)."),
+    conv_sparsity: float = typer.Option(0.65, callback=in_range(ge=0, lt=1), help="Fraction of Conv weights set to zero (paper, AlexNet: ~0.65)."),
+    fc_sparsity: float = typer.Option(0.91, callback=in_range(ge=0, lt=1), help="Fraction of Gemm/MatMul weights set to zero (paper: ~0.91)."),
     scope: str = typer.Option("layer", help="layer (each layer its own rate, as the paper) or global (one magnitude threshold per kind: can empty a layer whose weights are small)."),
-    conv_bits: int = typer.Option(8, help="Codebook index bits for Conv weights (2^b centroids)."),
-    fc_bits: int = typer.Option(5, help="Codebook index bits for Gemm/MatMul weights."),
+    conv_bits: int = typer.Option(8, callback=in_range(ge=2, le=16), help="Codebook index bits for Conv weights (2^b centroids)."),
+    fc_bits: int = typer.Option(5, callback=in_range(ge=2, le=16), help="Codebook index bits for Gemm/MatMul weights."),
+    min_params: int = typer.Option(1000, "--min-params", callback=in_range(ge=1),
+                                   help="Weights with fewer elements stay dense float32 (a codebook would cost more than it saves)."),
     finetune: bool = typer.Option(False, "--finetune", help="Retrain kept weights and centroids by distillation from the original (needs --images)."),
     images: Optional[Path] = typer.Option(None, help="Images for --finetune (one sub-folder per class adds cross-entropy to the distillation)."),
     shape: Optional[List[str]] = ShapeOpt,
@@ -165,11 +225,16 @@ def compress_size_cmd(
     """Deep Compression (Han et al. 2016) for storage: pruning, k-means weight sharing, Huffman coding."""
     from ..passes.deep_compression import DeepCompressionConfig
 
-    m = edgeopt.load_model(model, shape=shape)
+    only_with(ctx, "--finetune", finetune, "images")
     if finetune and images is None:
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
+    if finetune:
+        require("torch", "--finetune")
+    m = edgeopt.load_model(model, shape=shape)
+    if finetune:
+        _check_torch_bridge(m)
     config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
-                                   conv_bits=conv_bits, fc_bits=fc_bits, finetune=finetune)
+                                   conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune)
     imageset = None
     if images is not None:
         m = preprocess_options(m, None, None, None, None)

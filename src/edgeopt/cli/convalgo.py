@@ -11,7 +11,7 @@ from rich.console import Console
 from ..analysis.convalgo import ALL, analyze_model, parse_algorithms, wins
 from ..errors import EdgeoptError
 from ..load import load_model
-from .options import ModelArg, ShapeOpt
+from .options import ModelArg, ShapeOpt, in_range
 
 console = Console()
 
@@ -20,10 +20,10 @@ def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
     algorithms: str = typer.Option(",".join(ALL), help="Algorithms, comma-separated: " + ", ".join(ALL) + "."),
-    batch: int = typer.Option(1, help="Batch size of the layer inputs."),
-    max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
-    repeats: int = typer.Option(3, help="Best of this many runs per algorithm and layer."),
-    threads: int = typer.Option(1, help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
+    batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size of the layer inputs."),
+    max_seconds: float = typer.Option(120.0, "--max-seconds", callback=in_range(gt=0), help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
+    repeats: int = typer.Option(3, callback=in_range(ge=1), help="Best of this many runs per algorithm and layer."),
+    threads: int = typer.Option(1, callback=in_range(ge=1), help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
 ) -> None:
     """Direct, im2col+GEMM, Winograd and FFT convolution per conv layer: multiplications, extra memory, measured time, fastest."""

@@ -16,15 +16,15 @@ from .._util.options import parse_size
 from ..analysis.dataflow import DEFAULT_BANDWIDTH_GBS, DEFAULT_MAC_RATE_GMACS, plan_model
 from ..analysis.dataflow_hardware import dataflow_hardware
 from ..errors import EdgeoptError
-from .options import ModelArg, ShapeOpt
+from .options import ModelArg, ShapeOpt, in_range
 
 
 def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
     buffer: str = typer.Option("256KiB", "--buffer", help="On-chip buffer for the input, weight and output tiles, e.g. 256KiB, 2MB."),
-    bandwidth: Optional[float] = typer.Option(None, "--bandwidth", help=f"Off-chip bandwidth in GB/s [default: the device's, else {DEFAULT_BANDWIDTH_GBS:g}]."),
-    mac_rate: Optional[float] = typer.Option(None, "--mac-rate", help=f"MAC throughput in GMAC/s [default: half the device's peak GFLOP/s, else {DEFAULT_MAC_RATE_GMACS:g}]."),
+    bandwidth: Optional[float] = typer.Option(None, "--bandwidth", callback=in_range(gt=0, example=DEFAULT_BANDWIDTH_GBS), help=f"Off-chip bandwidth in GB/s [default: the device's, else {DEFAULT_BANDWIDTH_GBS:g}]."),
+    mac_rate: Optional[float] = typer.Option(None, "--mac-rate", callback=in_range(gt=0, example=DEFAULT_MAC_RATE_GMACS), help=f"MAC throughput in GMAC/s [default: half the device's peak GFLOP/s, else {DEFAULT_MAC_RATE_GMACS:g}]."),
     bytes_per_word: int = typer.Option(4, "--bytes-per-word", help="Bytes per word: 4 fp32, 2 fp16, 1 int8."),
     device: Optional[str] = typer.Option(None, "--device", help="Device profile (file or name) for the bandwidth and MAC-rate defaults."),
     json_out: Optional[Path] = typer.Option(None, "--out", help="Also write every order's tiling, traffic and estimates to this JSON file."),
@@ -36,9 +36,6 @@ def command(
 
     console = Console()
     size = parse_size(buffer)
-    for what, value in (("--bandwidth", bandwidth), ("--mac-rate", mac_rate)):
-        if value is not None and not value > 0:
-            raise EdgeoptError(f"{what} {value} must be positive")
     hw, note = dataflow_hardware(size, bandwidth_gbs=bandwidth, mac_rate_gmacs=mac_rate, bytes_per_word=bytes_per_word,
                                  device=resolve_device(device) if device is not None else None)
     plan = plan_model(edgeopt.load_model(model, shape=shape), hw)

@@ -16,8 +16,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import parse_size
-from ..errors import EdgeoptError
-from .options import ModelArg
+from .options import ModelArg, in_range
 
 console = Console()
 
@@ -34,7 +33,7 @@ def command(
         "", "--compare", help="Variants to compare per layer, comma-separated recipe names as optimize names "
                               "them: int8 (static QDQ), fp16, prunedNN (NN% of the MACs removed), "
                               "pruned-30+kd/int8-nncf, ... e.g. int8,pruned50."),
-    batch: int = typer.Option(1, help="Batch size (MACs and activations scale with it, weights do not)."),
+    batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size (MACs and activations scale with it, weights do not)."),
     table: Optional[Path] = typer.Option(
         None, "--table", help="JSON file overriding energy-table entries in pJ, e.g. {\"dram_read_pj\": 1300}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report as JSON to this file."),
@@ -52,8 +51,6 @@ def command(
     )
     from ..report.json_file import write_json
 
-    if batch < 1:
-        raise EdgeoptError(f"--batch {batch} is not a positive integer: pass 1 or more")
     names = parse_variant_names(compare)
     energy_table = load_table(table) if table else EnergyTable()
     sram_bytes = parse_size(sram) if sram else None

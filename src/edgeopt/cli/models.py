@@ -10,7 +10,7 @@ from rich.console import Console
 
 import edgeopt
 
-from .options import ModelArg, ShapeOpt
+from .options import ModelArg, ShapeOpt, in_range
 
 out = Console()
 
@@ -33,7 +33,7 @@ def info(model: str = ModelArg, shape: Optional[List[str]] = ShapeOpt) -> None:
 def profile(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
-    batch: int = typer.Option(1, help="Batch size the activations and MACs are counted at."),
+    batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size the activations and MACs are counted at."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Per-layer params, MACs, bytes and arithmetic intensity; model totals."""

@@ -12,33 +12,45 @@ from rich.console import Console
 
 import edgeopt
 
-from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
+from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
-from .options import ChannelsOpt, InputsOpt, MeanOpt, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt, load_data
+from .options import (
+    ChannelsOpt,
+    InputsOpt,
+    MeanOpt,
+    ResizeShortOpt,
+    SampleRateOpt,
+    ShapeOpt,
+    StdOpt,
+    in_range,
+    load_data,
+    only_with,
+)
 
 out = Console()
 
 
 def optimize_cmd(
+    ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
     images: Optional[Path] = typer.Option(None, help="Folder of real images (one sub-folder per class gives labels)."),
     inputs: Optional[Path] = InputsOpt,
     calib: Optional[Path] = typer.Option(None, help="Separate calibration images or inputs; default: 30% of --images/--inputs."),
     shape: Optional[List[str]] = ShapeOpt,
     sample_rate: Optional[int] = SampleRateOpt,
-    max_drop: Optional[float] = typer.Option(None, help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
-    metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
+    max_drop: Optional[float] = typer.Option(None, callback=in_range(ge=0, le=100, example=1.0), help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
+    metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", callback=in_range(ge=0, le=100, example=1.0), help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
     targets: Optional[Path] = typer.Option(None, "--targets", help="Ground truth of the --images/--inputs for tasks other than classify, matched by file name: a COCO JSON file or a folder of YOLO txt files (detect), a NAME<TAB>TEXT file (sequence), or a {name: value} JSON file."),
     task_option: Optional[List[str]] = typer.Option(None, "--task-option", help="An option of the task's evaluator, KEY=VALUE (repeatable), e.g. outputs=landmarks, pairs=true, scale=48, decoder=yolov8."),
     task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: " + ", ".join(tasks.names()) + "; default: inferred from the outputs (see `edgeopt info`)."),
-    batch: int = typer.Option(1, help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
-    threads: int = typer.Option(2, help="Intra-op threads for every backend."),
+    batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
+    threads: int = typer.Option(2, callback=in_range(ge=1), help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
-    seconds: float = typer.Option(1.0, help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
+    seconds: float = typer.Option(1.0, callback=in_range(gt=0), help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
-    train_seconds: float = typer.Option(45.0, help="Distillation budget per pruned candidate, seconds."),
+    train_seconds: float = typer.Option(45.0, callback=in_range(gt=0), help="Distillation budget per pruned candidate, seconds."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
@@ -47,15 +59,15 @@ def optimize_cmd(
     search: bool = typer.Option(False, "--search", help="Accuracy-aware search (Optuna) over pruning, precision, mixed precision, calibration, backend, threads and batch."),
     budget: str = typer.Option("10m", help="--search: wall-time budget (e.g. 600, 90s, 10m, 1h), always respected."),
     objective: str = typer.Option("p50", help="--search: latency statistic to minimise, p50 or p90."),
-    max_latency: Optional[float] = typer.Option(None, help="--search: latency constraint, ms."),
+    max_latency: Optional[float] = typer.Option(None, callback=in_range(gt=0, example=50), help="--search: latency constraint, ms."),
     max_size: Optional[str] = typer.Option(None, help="--search: model size constraint (bytes, or e.g. 2MB)."),
     size_objective: bool = typer.Option(False, "--size-objective", help="--search: also minimise size (a third objective)."),
     allow_batching: bool = typer.Option(False, "--allow-batching", help="--search: batch sizes 1..--max-batch are part of the space (latency per image)."),
-    max_batch: int = typer.Option(32, help="--search with --allow-batching: largest batch."),
+    max_batch: int = typer.Option(32, callback=in_range(ge=1), help="--search with --allow-batching: largest batch."),
     storage: Optional[str] = typer.Option(None, help="--search: Optuna storage URL (default: sqlite in --out; e.g. postgresql://host/db to share a study between machines)."),
     study_name: Optional[str] = typer.Option(None, help="--search: study name (default: from the model, batch and threads)."),
     resume: bool = typer.Option(False, "--resume", help="--search: continue the existing study."),
-    workers: int = typer.Option(1, help="--search: processes running trials on one study (they share the CPU: timings interfere)."),
+    workers: int = typer.Option(1, callback=in_range(ge=1), help="--search: processes running trials on one study (they share the CPU: timings interfere)."),
     trials_only: bool = typer.Option(False, "--trials-only", hidden=True),
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
@@ -64,37 +76,34 @@ def optimize_cmd(
     from ..optimizer.config import OptimizeConfig
     from ..optimizer.space import default_space
 
-    if batch <= 0 or threads <= 0:
-        raise EdgeoptError("--batch and --threads must be positive integers")
+    only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
+              "allow_batching", "storage", "study_name", "resume", "workers")
+    only_with(ctx, "--allow-batching", allow_batching, "max_batch")
+    # Without a MODEL the demonstration runs on its own model and images.
+    only_with(ctx, "a MODEL argument", model is not None, "calib", "targets", "shape", "sample_rate", "mean", "std",
+              "channels", "resize_short")
+    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")
     budget_drop = metric_tolerance if metric_tolerance is not None else max_drop
-    if budget_drop is not None and not 0 <= budget_drop <= 100:
-        raise EdgeoptError(f"--max-drop/--metric-tolerance {budget_drop} is outside 0..100 (the task metric's unit)")
     if task is not None:
         tasks.canonical(task)
     from ..backends import registry
 
-    backend_list = tuple(csv_items(backends))
+    backend_list = tuple(csv_list(backends, "--backends", "ort,openvino"))
     for name in backend_list:
         registry.require(name)
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))
-    if seconds <= 0:
-        raise EdgeoptError(f"--seconds {seconds} must be positive")
-    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    if train_seconds <= 0:
-        raise EdgeoptError(f"--train-seconds {train_seconds} must be positive")
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds)
     if not search:
         _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)
         return
-    if workers < 1 or max_batch < 1:
-        raise EdgeoptError("--workers and --max-batch must be positive integers")
     cfg = OptimizeConfig(
         strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,

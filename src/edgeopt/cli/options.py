@@ -1,12 +1,15 @@
-"""Typer options shared by several commands, and the preprocessing they set."""
+"""Typer options shared by several commands, the preprocessing they set, and the checks
+every command's options go through: a number's valid range (:func:`in_range`, at parse
+time) and options that apply only with another one (:func:`only_with`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import typer
 
+from .._util.options import Bounds
 from ..errors import EdgeoptError
 from ..load import with_preprocess
 from ..model import Model
@@ -14,6 +17,67 @@ from ..model import Model
 if TYPE_CHECKING:
     from ..data.images import ImageSet
     from ..data.samples import SampleSet
+
+
+
+def in_range(*, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+             le: float | None = None, example: object = None) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A Typer ``callback=`` that refuses a number outside its valid range (and NaN or an
+    infinity) while the command line is parsed, before any work.
+
+    Args:
+        gt, ge, lt, le: the bounds (:class:`edgeopt._util.options.Bounds`), in the option's unit.
+        example: a valid value for the message; default: the option's default.
+
+    Returns:
+        the callback: passes the value (or None: the option not given) through unchanged.
+
+    Raises:
+        EdgeoptError (from the callback): e.g. "--max-latency -1 is out of range: give a
+            value > 0, e.g. 50".
+    """
+    bounds = Bounds(gt=gt, ge=ge, lt=lt, le=le)
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return value
+        return bounds.check(value, _flag(param), param.default if example is None else example)
+
+    return check
+
+
+def _flag(param: Any) -> str:
+    """The long name an option is known by ("--max-drop"), or its name for an argument."""
+    return next((o for o in param.opts if o.startswith("--")), param.name.upper())
+
+
+def given(ctx: typer.Context, *names: str) -> list[str]:
+    """The flags of the options among ``names`` (parameter names, e.g. "max_drop") that
+    the user set, on the command line or by an environment variable, not left at their
+    defaults."""
+    by_name = {p.name: p for p in ctx.command.params}
+    return [_flag(by_name[n]) for n in names
+            if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")]
+
+
+def only_with(ctx: typer.Context, partner: str, present: bool, *names: str) -> None:
+    """Refuse options that only mean something with ``partner`` when it is absent, rather
+    than ignore them without a word.
+
+    Args:
+        partner: what they need, as the user writes it, e.g. "--search" or "--images DIR".
+        present: whether the partner is there.
+        names: the parameter names of the dependent options, e.g. "budget", "objective".
+
+    Raises:
+        EdgeoptError: e.g. "--budget applies only with --search: add --search or drop --budget".
+    """
+    lonely = [] if present else given(ctx, *names)
+    if lonely:
+        flags = " and ".join(lonely)
+        raise EdgeoptError(f"{flags} {'applies' if len(lonely) == 1 else 'apply'} only with {partner}: "
+                           f"add {partner} or drop {flags}")
+
 
 ModelArg = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`).")
 ShapeOpt = typer.Option(
@@ -25,7 +89,7 @@ InputsOpt = typer.Option(
     help="Folder of inputs of any kind: images, .npy/.npz samples (one per file; .npz: one array per input "
          "name; fixed.npz: inputs fed with every batch) or .wav/.flac audio for 1-D models. Labels: class "
          "sub-folders, labels.json or labels.npy.")
-SampleRateOpt = typer.Option(None, "--sample-rate", help="Audio inputs: the model's sample rate in Hz when its file does not say (else 16000).")
+SampleRateOpt = typer.Option(None, "--sample-rate", callback=in_range(ge=1, example=16000), help="Audio inputs: the model's sample rate in Hz when its file does not say (else 16000).")
 
 MeanOpt = typer.Option(None, "--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406 (models without zoo preprocessing).")
 StdOpt = typer.Option(None, "--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225.")

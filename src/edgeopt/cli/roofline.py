@@ -11,7 +11,7 @@ from rich.console import Console
 import edgeopt
 
 from ..errors import EdgeoptError
-from .options import ModelArg
+from .options import ModelArg, in_range
 
 console = Console()
 WARMUP = 5
@@ -21,9 +21,9 @@ def command(
     model: str = ModelArg,
     backend: str = typer.Option("ort", help="ort (ONNX Runtime profiling) or openvino (performance counters, best effort)."),
     device: Optional[str] = typer.Option(None, help="Device profile: a JSON file from `edgeopt machine --out`, or a builtin (raspberry-pi-4, jetson-nano-cpu, ...); default: this machine's (measured quickly on first use)."),
-    threads: int = typer.Option(2, help="Intra-op threads; the compute roof is the peak at this thread count."),
-    batch: int = typer.Option(1, help="Batch size the layers are counted and timed at."),
-    runs: int = typer.Option(20, help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
+    threads: int = typer.Option(2, callback=in_range(ge=1), help="Intra-op threads; the compute roof is the peak at this thread count."),
+    batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size the layers are counted and timed at."),
+    runs: int = typer.Option(20, callback=in_range(ge=1), help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json and roofline.png (none: print only)."),
 ) -> None:
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""

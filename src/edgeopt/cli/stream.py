@@ -12,9 +12,11 @@ from typing import Optional
 import typer
 
 from ..errors import EdgeoptError
+from .options import in_range, only_with
 
 
 def command(
+    ctx: typer.Context,
     model: str = typer.Option("zoo:mtcnn", "--model", help="Detector: zoo:mtcnn (P-Net, R-Net, O-Net) or zoo:ppocr-det (DB text detection)."),
     source: str = typer.Option("clip@30fps", "--source",
                                help="VIDEO file, image FOLDER, camera:0, sim:DIR@30fps (real-time replay) "
@@ -24,14 +26,14 @@ def command(
                                                     "close it or press q to stop)."),
     pipeline: str = typer.Option("ring", "--pipeline", help="ring (latest frame, two threads) or sequential."),
     backend: str = typer.Option("ort", "--backend", help="Backend running the networks."),
-    threads: int = typer.Option(1, "--threads", help="Intra-op threads per network (on 2 cores, 2 threads "
+    threads: int = typer.Option(1, "--threads", callback=in_range(ge=1), help="Intra-op threads per network (on 2 cores, 2 threads "
                                                      "ran 4x slower than 1 beside the capture thread)."),
     pnet: Optional[Path] = typer.Option(None, "--pnet", help="An optimized P-Net ONNX file (e.g. from "
                                                              "`edgeopt optimize zoo:mtcnn-pnet`)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="clip length (default 4 s); for other "
+    seconds: Optional[float] = typer.Option(None, "--seconds", callback=in_range(gt=0, example=4), help="clip length (default 4 s); for other "
                                                                     "sources: stop after this long, s."),
-    slots: int = typer.Option(3, "--slots", help="Ring buffer slots."),
-    camera_buffers: int = typer.Option(4, "--camera-buffers", help="sim/clip: the simulated driver queue "
+    slots: int = typer.Option(3, "--slots", callback=in_range(ge=1), help="Ring buffer slots."),
+    camera_buffers: int = typer.Option(4, "--camera-buffers", callback=in_range(ge=0), help="sim/clip: the simulated driver queue "
                                                                    "(frames); 0 = unbounded."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (with per-frame latencies) "
                                                                  "as JSON."),
@@ -48,10 +50,7 @@ def command(
         raise EdgeoptError(f"--pnet replaces MTCNN's P-Net, not part of {model}: drop --pnet")
     if pipeline not in PIPELINES:
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
-    if threads < 1 or slots < 1 or camera_buffers < 0:
-        raise EdgeoptError("--threads and --slots must be positive and --camera-buffers >= 0")
-    if seconds is not None and seconds <= 0:
-        raise EdgeoptError(f"--seconds {seconds} must be positive")
+    only_with(ctx, "--pipeline ring", pipeline == "ring", "slots")
     if out is not None and out.exists() and out.is_file():
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
     report = run_stream(model, source, pipeline=pipeline, out=out, show=show, backend=backend, threads=threads,

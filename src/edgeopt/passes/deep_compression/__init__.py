@@ -324,7 +324,7 @@ def _select_layers(proto: onnx.ModelProto, config: DeepCompressionConfig, model_
     skipped = [l.name for l in candidates if l.size < config.min_params]
     if not layers:
         raise PassError(f"{model_name} has no Conv/Gemm/MatMul weight with >= {config.min_params} "
-                        f"params: lower min_params")
+                        f"params: lower min_params (edgeopt compress-size --min-params)")
     return layers, skipped, rates
 
 

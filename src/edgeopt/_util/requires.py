@@ -1,0 +1,44 @@
+"""Packages a feature needs beyond the core: import one, or say in one line how to get it.
+
+A missing package is found by an import attempt each time (not by a module object held
+since start-up), so the answer is right in a process that has it half-imported, and
+callers can check before any work rather than fail halfway through a job.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import EdgeoptError
+from .errorline import error_line
+
+# Module -> the install command, with the versions pyproject.toml (and the Makefile, for
+# the --no-deps installs) asks for.
+INSTALL = {
+    "nncf": "pip install 'nncf>=2.14'",
+    "torch": "pip install torch==2.13.0 (the CPU build)",
+    "torch_pruning": "pip install 'torch-pruning>=1.6'",
+    "onnx2torch": "pip install --no-deps onnx2torch==1.5.15",
+}
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import ``module`` for ``purpose``, or refuse with the command that installs it.
+
+    Args:
+        module: the import name, a key of :data:`INSTALL` (e.g. "nncf", "torch_pruning").
+        purpose: what needs it, for the message, e.g. "pass int8-nncf" or "--finetune".
+
+    Returns:
+        the imported module.
+
+    Raises:
+        EdgeoptError: the module is missing ("pass int8-nncf needs nncf, which is not
+            installed: pip install 'nncf>=2.14'") or fails to import (its error line).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        why = "which is not installed" if e.name == module else f"which fails to import ({error_line(e)})"
+        raise EdgeoptError(f"{purpose} needs {module}, {why}: {INSTALL.get(module, f'pip install {module}')}") from None
