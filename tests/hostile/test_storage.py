@@ -1,0 +1,111 @@
+"""Hostile storages (issue 15): broken ``optimize --search`` storages, foreign files given
+as the results history.
+
+Each case is one CLI call checked by the shared contract (:mod:`hostile.harness`): exit 2,
+one ``edgeopt: error:`` line, inputs untouched, nothing left behind. The search cases use
+the harness's tiny model and ``--budget 5s``, so a storage accepted by mistake ends soon.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from hostile.harness import Case, Sandbox, check, params
+
+BROKEN = "broken storage"
+FOREIGN = "foreign database"
+
+
+def _search(sb: Sandbox, *extra: str) -> list[str]:
+    """``optimize --search`` on the tiny model and 4 images, short budget, plus ``extra``."""
+    return ["optimize", sb.model(), "--images", sb.images(4), "--search", "--backends", "ort",
+            "--budget", "5s", "--prune-targets", "", "--seconds", "0.05", "--out", sb.out, *extra]
+
+
+def _garbage(path: Path, n: int = 4096) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(n))
+    return path
+
+
+def _study_db_in_out(sb: Sandbox) -> Path:
+    """A garbage ``study.db`` where the search keeps its study (an input: never replaced)."""
+    return _garbage(sb.out / "study.db")
+
+
+def _foreign_sqlite(path: Path) -> Path:
+    """Someone else's SQLite file: one table of their own, with a row."""
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        con.execute("INSERT INTO notes (text) VALUES ('mine')")
+    con.close()
+    return path
+
+
+def _foreign_runs_table(path: Path) -> Path:
+    """Someone else's SQLite file with a table named like edgeopt's, of another shape."""
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE runs (day TEXT, km REAL)")
+        con.execute("INSERT INTO runs VALUES ('monday', 5.2)")
+    con.close()
+    return path
+
+
+def _history_files(sb: Sandbox) -> dict[str, Path]:
+    """The files that are not an edgeopt history, by case name."""
+    foreign = _foreign_sqlite(sb.inputs / "notes.db")
+    folder = sb.inputs / "folder.db"
+    folder.mkdir()
+    empty = sb.inputs / "empty.db"
+    empty.write_bytes(b"")
+    text = sb.inputs / "notes.txt"
+    text.write_text("my notes, not a database\n" * 20)
+    return {"foreign-sqlite": foreign, "empty-file": empty, "text-file": text,
+            "garbage": _garbage(sb.inputs / "garbage.db"), "onnx-model": sb.model(),
+            "foreign-runs-table": _foreign_runs_table(sb.inputs / "running.db"), "folder": folder}
+
+
+def _history_case(kind: str, command: str) -> Case:
+    def build(sb: Sandbox) -> list[str]:
+        path = str(_history_files(sb)[kind])
+        if command == "history":
+            return ["history", "--history", path]
+        if command == "compare":
+            a = sb.inputs / "a.json"
+            a.write_text("{}")
+            return ["compare", "history:1", str(a), "--history", path]
+        # suite: the history is checked before the suite runs (nothing measured, nothing written)
+        return ["suite", "seed-rpi", "--budget", "5s", "--out", str(sb.out), "--history", path]
+
+    return Case(cls=FOREIGN, name=f"{command}-{kind}", build=build)
+
+
+CASES = [
+    Case(cls=BROKEN, name="storage-not-a-url", build=lambda sb: _search(sb, "--storage", "notaurl")),
+    Case(cls=BROKEN, name="storage-sqlite-missing-folder",
+         build=lambda sb: _search(sb, "--storage", f"sqlite:///{sb.root}/no/such/folder/study.db")),
+    Case(cls=BROKEN, name="storage-postgresql-no-driver",
+         build=lambda sb: _search(sb, "--storage", "postgresql://user:pw@localhost:1/db")),
+    Case(cls=BROKEN, name="storage-mysql-no-driver",
+         build=lambda sb: _search(sb, "--storage", "mysql://user:pw@localhost:1/db")),
+    Case(cls=BROKEN, name="storage-unknown-dialect",
+         build=lambda sb: _search(sb, "--storage", "nosuchdb://host/db")),
+    Case(cls=BROKEN, name="storage-garbage-sqlite-url",
+         build=lambda sb: _search(sb, "--storage", f"sqlite:///{_garbage(sb.inputs / 'study.db')}")),
+    Case(cls=BROKEN, name="study-db-garbage-in-out",
+         build=lambda sb: (_study_db_in_out(sb), _search(sb))[1]),
+    Case(cls=BROKEN, name="study-db-garbage-in-out-resume",
+         build=lambda sb: (_study_db_in_out(sb), _search(sb, "--resume"))[1]),
+    Case(cls=BROKEN, name="storage-foreign-sqlite",
+         build=lambda sb: _search(sb, "--storage", f"sqlite:///{_foreign_sqlite(sb.inputs / 'notes.db')}")),
+    *[_history_case(kind, command) for command in ("history", "compare", "suite")
+      for kind in ("foreign-sqlite", "foreign-runs-table", "empty-file", "text-file", "garbage", "onnx-model",
+                   "folder")],
+]
+
+
+@params(CASES)
+def test_hostile(case, tmp_path):
+    check(case, tmp_path)
