@@ -98,6 +98,12 @@ CASES = [
          build=lambda sb: (_study_db_in_out(sb), _search(sb))[1]),
     Case(cls=BROKEN, name="study-db-garbage-in-out-resume",
          build=lambda sb: (_study_db_in_out(sb), _search(sb, "--resume"))[1]),
+    Case(cls=BROKEN, name="storage-sqlite-in-memory", build=lambda sb: _search(sb, "--storage", "sqlite://")),
+    Case(cls=BROKEN, name="storage-sqlite-url-names-a-folder",
+         build=lambda sb: _search(sb, "--storage", f"sqlite:///{sb.inputs}")),
+    Case(cls=BROKEN, name="study-db-empty-in-out",
+         build=lambda sb: (sb.out.mkdir(), (sb.out / "study.db").write_bytes(b""), _search(sb))[-1]),
+    Case(cls=BROKEN, name="resume-without-a-study", build=lambda sb: _search(sb, "--resume")),
     Case(cls=BROKEN, name="storage-foreign-sqlite",
          build=lambda sb: _search(sb, "--storage", f"sqlite:///{_foreign_sqlite(sb.inputs / 'notes.db')}")),
     *[_history_case(kind, command) for command in ("history", "compare", "suite")
