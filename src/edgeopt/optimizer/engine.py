@@ -46,7 +46,8 @@ from .pareto import pareto_front
 from .recipes import grid_recipes
 from .result import OptimizeResult
 from .space import Point, default_space
-from .storage import check_storage, default_storage, display_url
+from .stale import fail_stale_trials
+from .storage import GRACE_S, check_storage, default_storage, display_url
 from .strategies import Strategy, make_strategy, persists
 from .study import TrialRecord, open_study, records
 
@@ -183,6 +184,8 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
     name = cfg.study_name or f"{model.name}-{model.sha256[:10]}-b{cfg.batch}-t{cfg.threads}"
     study = open_study(storage, name, sampler=strategy.sampler(cfg.seed),
                        n_objectives=3 if cfg.size_objective else 2, resume=cfg.resume)
+    if cfg.resume:
+        notes.extend(_retry_stale(study))
     study.set_user_attr("machine", machine)
     study.set_user_attr("space", strategy.space.to_dict())
     # Class indices add cross-entropy to the distillation; labels of another form do not.
@@ -198,6 +201,25 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
     objective.learn(records(study))
     return _Run(cfg, model, strategy, study, builder, objective, start, deadline, notes, machine,
                 len(held_out), len(calibration), None if storage is None else display_url(storage), name)
+
+
+def _retry_stale(study: Any) -> list[str]:
+    """Fail the trials a killed run left running (:func:`~edgeopt.optimizer.stale.fail_stale_trials`)
+    and measure each one's point again, once (a point that kills the process every time
+    must not kill every resume); a note saying so, or none."""
+    stale = fail_stale_trials(study, GRACE_S)
+    if not stale:
+        return []
+    for t in stale:
+        if "point" in t.user_attrs and "retry_of" not in t.user_attrs:
+            study.enqueue_trial(Point(**t.user_attrs["point"]).params(),
+                                user_attrs={"origin": t.user_attrs.get("origin", "sampled"),
+                                            "point": t.user_attrs["point"], "retry_of": t.number})
+    numbers = ", ".join(str(t.number) for t in stale)
+    note = (f"resumed: {len(stale)} trial(s) left running by a run that stopped (killed?) marked failed "
+            f"(trial {numbers}); each point is measured again once")
+    logging.getLogger("edgeopt").warning(note)
+    return [note]
 
 
 def _bar_total(run: _Run) -> int:

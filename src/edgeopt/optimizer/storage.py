@@ -9,7 +9,9 @@ or garbage file, another program's database, an in-memory SQLite database (no re
 second process). It only reads: a file that is not a study is never opened for writing.
 
 :func:`open_storage` opens the RDBStorage with Optuna's heartbeat (every
-:data:`HEARTBEAT_S` seconds; a trial silent for :data:`GRACE_S` is stale).
+:data:`HEARTBEAT_S` seconds; a trial silent for :data:`GRACE_S` is stale), which lets a
+resumed search fail the trials a killed process left running
+(:mod:`edgeopt.optimizer.stale`).
 """
 
 from __future__ import annotations

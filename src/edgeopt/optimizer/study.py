@@ -151,6 +151,8 @@ def records(study: Any) -> list[TrialRecord]:
         constraints = a.get("constraints")
         feasible = state == "complete" and constraints is not None and all(c <= 0 for c in constraints)
         reason = a.get("reason", "")
+        if t.state == optuna.trial.TrialState.FAIL and not reason:
+            reason = "the run stopped before this trial finished (killed?)"
         if state == "complete" and not feasible:
             reason = infeasible_reason(a)
         out.append(TrialRecord(
