@@ -1,5 +1,5 @@
 """Hostile storages (issue 15): broken ``optimize --search`` storages, foreign files given
-as the results history.
+as the results history, cached artifacts changed after edgeopt wrote them.
 
 Each case is one CLI call checked by the shared contract (:mod:`hostile.harness`): exit 2,
 one ``edgeopt: error:`` line, inputs untouched, nothing left behind. The search cases use
@@ -8,6 +8,7 @@ the harness's tiny model and ``--budget 5s``, so a storage accepted by mistake e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -16,6 +17,7 @@ from hostile.harness import Case, Sandbox, check, params
 
 BROKEN = "broken storage"
 FOREIGN = "foreign database"
+TAMPERED = "tampered artifact"
 
 
 def _search(sb: Sandbox, *extra: str) -> list[str]:
@@ -82,6 +84,53 @@ def _history_case(kind: str, command: str) -> Case:
     return Case(cls=FOREIGN, name=f"{command}-{kind}", build=build)
 
 
+@contextlib.contextmanager
+def _cache_of(sb: Sandbox):
+    """EDGEOPT_CACHE set to the sandbox's cache while a case builds its cached artifacts."""
+    old = os.environ.get("EDGEOPT_CACHE")
+    os.environ["EDGEOPT_CACHE"] = str(sb.cache)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("EDGEOPT_CACHE")
+        else:
+            os.environ["EDGEOPT_CACHE"] = old
+
+
+def _flip_a_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _tampered_tvm(sb: Sandbox) -> list[str]:
+    """The TVM library of the model, compiled into the cache as bench would, then changed."""
+    import edgeopt
+    from edgeopt.backends import registry
+
+    model = sb.model()
+    with _cache_of(sb):
+        (build,) = registry.get("tvm").prepare(edgeopt.load_model(str(model)), threads=1).builds
+    _flip_a_byte(Path(build.path))
+    return ["bench", model, "--backend", "tvm", "--threads", "1", "--budget", "5", "--out", sb.out]
+
+
+def _tampered_litert(sb: Sandbox) -> list[str]:
+    """A LiteRT conversion of the model in the cache, with its manifest, then changed (the
+    bytes need not be a real .tflite: they must never reach the interpreter)."""
+    import edgeopt
+    from edgeopt._util.cache import write_artifact
+    from edgeopt.backends import litert
+
+    model = sb.model()
+    with _cache_of(sb):
+        path = litert.cache_path(edgeopt.load_model(str(model)), 1)
+    write_artifact(path, b"TFL3" + bytes(64))
+    _flip_a_byte(path)
+    return ["bench", model, "--backend", "litert", "--threads", "1", "--budget", "5", "--out", sb.out]
+
+
 CASES = [
     Case(cls=BROKEN, name="storage-not-a-url", build=lambda sb: _search(sb, "--storage", "notaurl")),
     Case(cls=BROKEN, name="storage-sqlite-missing-folder",
@@ -106,6 +155,9 @@ CASES = [
     Case(cls=BROKEN, name="resume-without-a-study", build=lambda sb: _search(sb, "--resume")),
     Case(cls=BROKEN, name="storage-foreign-sqlite",
          build=lambda sb: _search(sb, "--storage", f"sqlite:///{_foreign_sqlite(sb.inputs / 'notes.db')}")),
+    Case(cls=TAMPERED, name="tvm-library-changed", build=_tampered_tvm, needs=("tvm",)),
+    Case(cls=TAMPERED, name="litert-conversion-changed", build=_tampered_litert,
+         needs=("ai_edge_litert", "litert_torch")),
     *[_history_case(kind, command) for command in ("history", "compare", "suite")
       for kind in ("foreign-sqlite", "foreign-runs-table", "empty-file", "text-file", "garbage", "onnx-model",
                    "folder")],

@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from ..errors import EdgeoptError
+from ..errors import ArtifactTampered
 from .atomic import atomic_write_bytes
 
 MANIFEST_SUFFIX = ".sha256"
@@ -92,8 +92,8 @@ def verify_artifact(path: Path, data: bytes | None = None) -> bool:
         True when its sha256 matches its manifest; False when it has no manifest (rebuild it).
 
     Raises:
-        EdgeoptError: the manifest is unreadable or names another sha256: the file changed
-            after edgeopt wrote it (one line naming the file and the fix).
+        ArtifactTampered: the manifest is unreadable or names another sha256: the file
+            changed after edgeopt wrote it (one line naming the file and the fix).
     """
     manifest = manifest_path(path)
     if not manifest.exists():
@@ -104,7 +104,7 @@ def verify_artifact(path: Path, data: bytes | None = None) -> bool:
     except (OSError, UnicodeDecodeError, IndexError):
         recorded, actual = "unreadable", ""
     if recorded != actual:
-        raise EdgeoptError(f"cached file {path} does not match the sha256 edgeopt recorded in {manifest.name} "
+        raise ArtifactTampered(f"cached file {path} does not match the sha256 edgeopt recorded in {manifest.name} "
                            f"when it wrote it (changed since), so it is not loaded: delete the folder "
                            f"{path.parent} to rebuild it")
     return True

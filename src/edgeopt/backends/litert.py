@@ -168,7 +168,7 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
 
     Raises:
         BackendUnavailable: see :func:`convert`.
-        EdgeoptError: the cached file changed after edgeopt wrote it (not loaded).
+        ArtifactTampered: the cached file changed after edgeopt wrote it (not loaded).
     """
     path = cache_path(model, batch)
     if path.is_file():

@@ -88,7 +88,7 @@ def load(path: Path | None) -> Any | None:
     it cannot be read (e.g. truncated): the caller compiles and overwrites it.
 
     Raises:
-        EdgeoptError: the library changed after edgeopt wrote it (not loaded).
+        ArtifactTampered: the library changed after edgeopt wrote it (not loaded).
     """
     if path is None or not path.exists() or not verify_artifact(path):
         return None
