@@ -29,3 +29,9 @@ class BackendUnavailable(EdgeoptError):
 
 class PassError(EdgeoptError):
     """A compression pass cannot be applied (missing calibration data, unsupported graph, ...)."""
+
+
+class ArtifactTampered(EdgeoptError):
+    """A cached file that is loaded as code (a compiled library, a converted model) no longer
+    matches the sha256 edgeopt recorded when it wrote it: refused, never loaded. Not one
+    cell's failure: commands stop on it, since the cache needs the user's attention."""

@@ -8,7 +8,11 @@ copying it from a Raspberry Pi to a laptop is how two boards are compared
 (``edgeopt compare history:3 history:7``, or the two runs' JSON files).
 
 SQLite is the store because it is one file, needs no server, and is in the standard
-library; the schema is versioned with ``PRAGMA user_version``.
+library. A history file is marked as edgeopt's with ``PRAGMA application_id``
+(:data:`APPLICATION_ID`) and versioned with ``PRAGMA user_version``; any other file given
+as the history (another program's SQLite database, an empty file, a model) is refused
+without being opened for writing. A file written before the marker existed is accepted
+when its tables are exactly edgeopt's, and marked on its next write.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -27,6 +32,14 @@ from .bench.sweep import read_json
 from .errors import EdgeoptError
 
 SCHEMA_VERSION = 1
+# "EdOp": the SQLite header field that tells an edgeopt history from any other database.
+APPLICATION_ID = 0x45644F70
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# The columns of each table, as a history file written by any edgeopt has them.
+_COLUMNS = {
+    "runs": ("id", "kind", "name", "started", "host", "cpu_model", "meta"),
+    "cells": ("run_id", "model", "backend", "batch", "threads", "runs", "ms_per_image", "error", "result"),
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,23 +94,97 @@ class RunInfo:
     meta: dict[str, Any]
 
 
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    if not create and not path.exists():
-        raise EdgeoptError(f"no results history at {path}: run `edgeopt suite NAME` first, or pass --history FILE")
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+_ANOTHER = "pass another --history file, or a path that does not exist yet to start a new history"
+
+
+def _refuse(path: Path, what: str) -> EdgeoptError:
+    return EdgeoptError(f"{path} is not an edgeopt results history ({what}): {_ANOTHER}")
+
+
+def _inspect(path: Path) -> str:
+    """What ``path`` is: "absent", "edgeopt" (marked) or "legacy" (edgeopt's tables, no
+    marker yet); read only, through a read-only connection.
+
+    Raises:
+        EdgeoptError: anything else (not a regular file, empty, not SQLite, another
+            program's database, a newer schema).
+    """
     try:
-        con = sqlite3.connect(str(path))
-        con.execute("PRAGMA foreign_keys = ON")
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            con.close()
+        st = path.stat()
+    except FileNotFoundError:
+        return "absent"
+    except OSError as e:
+        raise EdgeoptError(f"cannot read {path} ({e.strerror}): {_ANOTHER}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, "not a regular file")
+    if st.st_size == 0:
+        raise _refuse(path, "an empty file")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_MAGIC))
+    except OSError as e:
+        raise EdgeoptError(f"cannot read {path} ({e.strerror}): {_ANOTHER}") from None
+    if header != _SQLITE_MAGIC:
+        raise _refuse(path, "not an SQLite database")
+    try:
+        with closing(_read_only(path)) as con:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                               "AND name NOT LIKE 'sqlite_%'")]
+            tables = {n: tuple(c for (c,) in con.execute("SELECT name FROM pragma_table_info(?)", (n,)))
+                      for n in names}
+    except sqlite3.DatabaseError as e:
+        raise _refuse(path, f"unreadable as SQLite: {e}") from None
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
             raise EdgeoptError(f"{path} has history schema {version}, this edgeopt reads {SCHEMA_VERSION}: "
                                f"upgrade edgeopt or pass another --history file")
-        con.executescript(_SCHEMA)
-        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except sqlite3.DatabaseError as e:
-        raise EdgeoptError(f"{path} is not an edgeopt results history ({e}): pass another --history file") from e
+        return "edgeopt"
+    if app_id == 0 and version in (0, SCHEMA_VERSION) and tables == _COLUMNS:
+        return "legacy"
+    named = ", ".join(sorted(tables)) or "none"
+    raise _refuse(path, f"another program's SQLite database, with tables {named}")
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write to ``path`` (SQLite's ``mode=ro``)."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+
+
+def check_history(path: str | os.PathLike | None = None) -> None:
+    """Refuse a history path that is neither absent nor an edgeopt history, without
+    touching it (commands that record a run check before they run).
+
+    Raises:
+        EdgeoptError: see :func:`_inspect`.
+    """
+    _inspect(Path(path) if path is not None else default_path())
+
+
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """A connection to the history at ``path``: read-only unless ``create``, which also
+    creates a missing file (and its folder) and marks an unmarked edgeopt file.
+
+    Raises:
+        EdgeoptError: no file (without ``create``), or not an edgeopt history.
+    """
+    kind = _inspect(path)
+    if kind == "absent" and not create:
+        raise EdgeoptError(f"no results history at {path}: run `edgeopt suite NAME` first, or pass --history FILE")
+    try:
+        if not create:
+            return _read_only(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(path))
+        con.execute("PRAGMA foreign_keys = ON")
+        if kind != "edgeopt":
+            with con:
+                con.executescript(_SCHEMA)
+                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except (sqlite3.DatabaseError, OSError) as e:
+        raise EdgeoptError(f"cannot open the results history {path} ({e}): {_ANOTHER}") from e
     return con
 
 

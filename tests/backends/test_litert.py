@@ -8,6 +8,7 @@ Agreement is checked against ONNX Runtime with the template's bound
 from __future__ import annotations
 
 import importlib.util
+import stat
 
 import numpy as np
 import onnx
@@ -16,7 +17,7 @@ import torch
 from onnx import TensorProto, helper
 
 from edgeopt.backends import litert, registry
-from edgeopt.errors import BackendUnavailable
+from edgeopt.errors import BackendUnavailable, EdgeoptError
 from edgeopt.load import load_model
 
 from support import one_line
@@ -95,6 +96,26 @@ def test_second_prepare_reads_the_cache(tmp_path, monkeypatch, capfd) -> None:
     feeds = model.example_feeds(2)
     np.testing.assert_array_equal(first.run(feeds)[0], second.run(feeds)[0])
     assert calls == [1], "batch 2 resizes this model, so it needs no conversion"
+
+
+def test_a_cached_conversion_is_checked_against_its_manifest(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EDGEOPT_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(litert, "convert", lambda m, b: calls.append(b) or b"TFL3 converted")
+    model = _tiny_model()
+    path = litert.cache_path(model, 1)
+    assert litert.load_or_convert(model, 1) == b"TFL3 converted" and calls == [1]
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert litert.load_or_convert(model, 1) == b"TFL3 converted" and calls == [1]  # from the cache
+    path.write_bytes(b"TFL3 tampered!")
+    with pytest.raises(EdgeoptError) as info:
+        litert.load_or_convert(model, 1)
+    assert str(path) in one_line(info.value) and f"delete the folder {path.parent}" in one_line(info.value)
+    assert calls == [1]
+    # A file without a manifest (an older edgeopt's) is converted again, not trusted.
+    path.with_name(path.name + ".sha256").unlink()
+    assert litert.load_or_convert(model, 1) == b"TFL3 converted" and calls == [1, 1]
+    assert path.read_bytes() == b"TFL3 converted"
 
 
 class _DataDependent(torch.nn.Module):

@@ -6,17 +6,21 @@ library cached by an earlier run can never make a compile test pass by loading i
 
 from __future__ import annotations
 
+import stat
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeopt.backends import registry
-from edgeopt.errors import BackendUnavailable, ShapeError
+from edgeopt.errors import BackendUnavailable, EdgeoptError, ShapeError
 from edgeopt.shapes import InputSpec
 from edgeopt.model import Model
 from edgeopt.load import load_model
+
+from support import one_line
 
 tvm_backend = pytest.importorskip("edgeopt.backends.tvm")
 tvm_session = pytest.importorskip("edgeopt.backends.tvm.session")
@@ -93,7 +97,7 @@ def test_second_prepare_loads_the_cached_library_instead_of_compiling(own_cache,
     first = tvm_backend.TvmBackend().prepare(model, threads=1)
     (build,) = first.builds
     assert build.source == "compiled" and build.path.startswith(str(own_cache))
-    assert sorted(p.suffix for p in own_cache.iterdir()) == [".json", ".so"]  # no temp left
+    assert sorted(p.suffix for p in own_cache.iterdir()) == [".json", ".sha256", ".so"]  # no temp left
 
     def no_compile(self, shapes):
         raise AssertionError("compiled although the library is cached")
@@ -103,6 +107,32 @@ def test_second_prepare_loads_the_cached_library_instead_of_compiling(own_cache,
     assert second.builds[0].source == "cache" and second.builds[0].path == build.path
     np.testing.assert_array_equal(second.run(feeds)[0], first.run(feeds)[0])
     _assert_close(second.run(feeds), _reference(model, feeds))
+
+
+def test_a_cached_library_changed_since_it_was_written_is_refused(own_cache) -> None:
+    model = _tiny_conv()
+    (build,) = tvm_backend.TvmBackend().prepare(model, threads=1).builds
+    assert stat.S_IMODE(own_cache.stat().st_mode) == 0o700
+    lib = Path(build.path)
+    raw = bytearray(lib.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    lib.write_bytes(bytes(raw))
+    with pytest.raises(EdgeoptError) as info:
+        tvm_backend.TvmBackend().prepare(model, threads=1)
+    msg = one_line(info.value)
+    assert str(lib) in msg and f"delete the folder {own_cache}" in msg
+    assert lib.read_bytes() == bytes(raw), "the refused library is left for the user to look at"
+
+
+def test_a_cached_library_without_a_manifest_is_compiled_again(own_cache) -> None:
+    model = _tiny_conv()
+    (build,) = tvm_backend.TvmBackend().prepare(model, threads=1).builds
+    lib = Path(build.path)
+    manifest = lib.with_name(lib.name + ".sha256")
+    manifest.unlink()  # as an edgeopt before the manifests left it
+    (again,) = tvm_backend.TvmBackend().prepare(model, threads=1).builds
+    assert again.source == "compiled" and manifest.is_file()
+    assert tvm_backend.TvmBackend().prepare(model, threads=1).builds[0].source == "cache"
 
 
 def test_cache_key_separates_batch_trials_and_model() -> None:

@@ -25,7 +25,10 @@ Conversions are cached on disk, ``$EDGEOPT_CACHE/litert`` (default
 ``~/.cache/edgeopt/litert``), one file per graph sha256, batch size and litert-torch
 version, so repeated prepares and test runs do not reconvert (a conversion took 2-17 s
 on the zoo models here, 2-core EPYC, plus ~7 s to import litert-torch, which a cache hit
-skips). A refused conversion is not cached: it is tried again on the next prepare.
+skips). A refused conversion is not cached: it is tried again on the next prepare. A
+cached file is used only when its sha256 matches the manifest written with it
+(:func:`edgeopt._util.cache.verify_artifact`): one changed since is refused, one without
+a manifest (an older edgeopt's) is converted again.
 
 Threads: ``Interpreter(num_threads=threads)``; XNNPACK takes the same count. The
 interpreter does not report its thread count back.
@@ -53,8 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from .._util.atomic import atomic_write_bytes
-from .._util.cache import cache_root
+from .._util.cache import cache_root, verify_artifact, write_artifact
 from .._util.errorline import error_line
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
@@ -161,18 +163,21 @@ def convert(model: "Model", batch: int) -> bytes:
 def load_or_convert(model: "Model", batch: int) -> bytes:
     """The cached ``.tflite`` of ``model`` at ``batch``; converts and caches it on a miss.
 
-    The file is written atomically, so concurrent processes at worst both convert.
+    The file and its sha256 manifest are written atomically, so concurrent processes at
+    worst both convert.
 
     Raises:
         BackendUnavailable: see :func:`convert`.
+        ArtifactTampered: the cached file changed after edgeopt wrote it (not loaded).
     """
     path = cache_path(model, batch)
     if path.is_file():
-        return path.read_bytes()
+        content = path.read_bytes()
+        if verify_artifact(path, content):  # the bytes checked are the bytes loaded
+            return content
     content = convert(model, batch)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, content)
+        write_artifact(path, content)
     except OSError:  # a read-only cache costs a reconversion next time, nothing else
         pass
     return content

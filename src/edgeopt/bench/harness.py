@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..backends import registry
-from ..errors import EdgeoptError, ShapeError
+from ..errors import ArtifactTampered, EdgeoptError, ShapeError
 from .._util.errorline import error_line
 from .environment import machine_info
 from .stats import LatencyStats
@@ -165,6 +165,8 @@ def benchmark(
         BackendUnavailable: ``backend`` is not a registered name.
         ShapeError: ``feeds`` do not name the model's inputs or do not have ``batch`` on
             each input's batch axis (an input's own shape where it has none).
+        ArtifactTampered: the backend's cached library or conversion changed after
+            edgeopt wrote it (see :func:`edgeopt._util.cache.verify_artifact`).
     """
     _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s)
     result = BenchResult(
@@ -193,6 +195,8 @@ def benchmark(
     deadline = start + int(max_time_s * 1e9)
     try:
         session = be.prepare(model, threads=threads)
+    except ArtifactTampered:  # the user's cache, not this cell, needs attention
+        raise
     except Exception as e:  # any failure to load is a result of the cell, not a crash
         result.error = _failure(backend, "prepare", batch, e)
         return result

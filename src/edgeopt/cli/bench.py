@@ -59,6 +59,8 @@ def suite(
         raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
     spec = get_suite(name)
     budget_s = parse_duration(budget)
+    if not no_history:  # a file that cannot take the run is refused before the run, not after it
+        store.check_history(history)
     run = run_suite(spec, budget_s=budget_s)
     run_id = None
     if not no_history:

@@ -95,6 +95,10 @@ def optimize_cmd(
     backend_list = tuple(csv_list(backends, "--backends", "ort,openvino"))
     for name in backend_list:
         registry.require(name)
+    if search:  # a storage that cannot hold the study is refused before the model and data load
+        from ..optimizer.storage import check_storage, default_storage
+
+        check_storage(storage or default_storage(out_dir), resume=resume, default=storage is None)
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))

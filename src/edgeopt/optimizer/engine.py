@@ -46,7 +46,9 @@ from .pareto import pareto_front
 from .recipes import grid_recipes
 from .result import OptimizeResult
 from .space import Point, default_space
-from .strategies import Strategy, make_strategy
+from .stale import fail_stale_trials
+from .storage import GRACE_S, check_storage, default_storage, display_url
+from .strategies import Strategy, make_strategy, persists
 from .study import TrialRecord, open_study, records
 
 if TYPE_CHECKING:
@@ -104,11 +106,15 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
 
     Raises:
-        EdgeoptError: images for a model without preprocessing, the study exists and
-            ``resume`` is off (or it does not exist and resume is on), the baseline cannot
-            run, or the budget ran out before it finished.
+        EdgeoptError: the storage cannot hold the study (checked before any work), images
+            for a model without preprocessing, the study exists and ``resume`` is off (or it
+            does not exist and resume is on), the baseline cannot run, or the budget ran
+            out before it finished.
     """
     start = time.monotonic()
+    storage = storage_url(config, out_dir)
+    if storage is not None:
+        check_storage(storage, resume=config.resume, default=config.storage is None)
     if calibration is None:
         calibration, held_out = images.split(config.calibration_fraction, seed=0)
     else:
@@ -116,7 +122,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
     calibration_arrays = calibration_data(model, calibration)
     model = check_batch(model, threads=config.threads)
     config, note = clamp_batch(model, config)
-    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, start)
+    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, storage, start)
     run.notes.extend(note)
     if on_ready is not None:
         on_ready()
@@ -130,6 +136,15 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
                        run.strategy.space, max_drop=run.objective.limits.max_drop,
                        time_left=lambda: _time_left(run), unit=run.objective.measurer.unit)
     return _finish(run, log)
+
+
+def storage_url(cfg: OptimizeConfig, out_dir: str | Path | None) -> str | None:
+    """Where the study lives: ``cfg.storage``, else ``study.db`` in ``out_dir`` for a
+    strategy that persists (:func:`~edgeopt.optimizer.storage.default_storage`), else None
+    (memory)."""
+    if cfg.storage:
+        return cfg.storage
+    return default_storage(out_dir) if out_dir is not None and persists(cfg.strategy) else None
 
 
 def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, list[str]]:
@@ -148,7 +163,8 @@ def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, li
 
 
 def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "ImageSet | SampleSet",
-             calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, start: float) -> _Run:
+             calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, storage: str | None,
+             start: float) -> _Run:
     usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
     notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
     if not usable:
@@ -163,13 +179,13 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
         notes.append(warning)
         logging.getLogger("edgeopt").warning(warning)
     out = None if out_dir is None else Path(out_dir)
-    if out is not None and strategy.persist:
-        out.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage or (f"sqlite:///{(out / 'study.db').resolve()}"
-                              if out is not None and strategy.persist else None)
+    if out is not None and strategy.persist and cfg.storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # the default study lives in it; the rest makes its own folders
     name = cfg.study_name or f"{model.name}-{model.sha256[:10]}-b{cfg.batch}-t{cfg.threads}"
     study = open_study(storage, name, sampler=strategy.sampler(cfg.seed),
                        n_objectives=3 if cfg.size_objective else 2, resume=cfg.resume)
+    if cfg.resume:
+        notes.extend(_retry_stale(study))
     study.set_user_attr("machine", machine)
     study.set_user_attr("space", strategy.space.to_dict())
     # Class indices add cross-entropy to the distillation; labels of another form do not.
@@ -184,7 +200,26 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
                           None if deadline is None else deadline - cfg.reserve)
     objective.learn(records(study))
     return _Run(cfg, model, strategy, study, builder, objective, start, deadline, notes, machine,
-                len(held_out), len(calibration), storage, name)
+                len(held_out), len(calibration), None if storage is None else display_url(storage), name)
+
+
+def _retry_stale(study: Any) -> list[str]:
+    """Fail the trials a killed run left running (:func:`~edgeopt.optimizer.stale.fail_stale_trials`)
+    and measure each one's point again, once (a point that kills the process every time
+    must not kill every resume); a note saying so, or none."""
+    stale = fail_stale_trials(study, GRACE_S)
+    if not stale:
+        return []
+    for t in stale:
+        if "point" in t.user_attrs and "retry_of" not in t.user_attrs:
+            study.enqueue_trial(Point(**t.user_attrs["point"]).params(),
+                                user_attrs={"origin": t.user_attrs.get("origin", "sampled"),
+                                            "point": t.user_attrs["point"], "retry_of": t.number})
+    numbers = ", ".join(str(t.number) for t in stale)
+    note = (f"resumed: {len(stale)} trial(s) left running by a run that stopped (killed?) marked failed "
+            f"(trial {numbers}); each point is measured again once")
+    logging.getLogger("edgeopt").warning(note)
+    return [note]
 
 
 def _bar_total(run: _Run) -> int:

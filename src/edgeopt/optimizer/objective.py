@@ -31,6 +31,7 @@ from ..errors import EdgeoptError
 from .builder import ModelBuilder
 from .measure import Measurer, constraint_values, measured_attrs
 from .space import Point, SearchSpace, in_space, suggest
+from .stale import stamp_process
 from .study import MEASURED_ATTRS, TrialRecord
 
 MAX_IDLE = 20  # proposals in a row that measured nothing new before the trials stop
@@ -112,6 +113,7 @@ class Objective:
         return (1e9, 100.0, 1e12) if self.limits.size_objective else (1e9, 100.0)
 
     def __call__(self, trial: Any) -> tuple[float, ...]:
+        stamp_process(trial)  # first: a resumed search tells a killed trial by its process
         try:
             return self._run(trial)
         except TrialFailed:

@@ -118,6 +118,12 @@ def _experimental_ok() -> Iterator[None]:
         yield
 
 
+def persists(name: str) -> bool:
+    """Whether strategy ``name`` ("grid" or "search") keeps its study in the output folder
+    by default (:attr:`Strategy.persist`)."""
+    return {"grid": Grid, "search": Sampled}[name].persist
+
+
 def make_strategy(name: str, *, backends: tuple[str, ...], threads: int, batch: int, recipes: tuple,
                   space: SearchSpace, float_layers: tuple[int, ...]) -> Strategy:
     """The strategy ``name`` ("grid" or "search") over the given backends and settings.

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import EdgeoptError
 from .space import Point
+from .storage import display_url, open_storage
 
 # The measurements a trial records (and a repeat of a point copies from the first trial).
 MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "quality", "quality_reason",
@@ -101,27 +102,31 @@ def open_study(storage: str | None, name: str, *, sampler: Any, n_objectives: in
     """Create (or, with ``resume``, load) the Optuna study ``name`` in ``storage``.
 
     Args:
-        storage: a SQLAlchemy URL, or None for memory.
+        storage: a SQLAlchemy URL (opened by :func:`edgeopt.optimizer.storage.open_storage`,
+            heartbeat on), or None for memory.
         sampler: the strategy's Optuna sampler.
         n_objectives: 2 (latency, drop) or 3 (and size); all minimised.
 
     Raises:
-        EdgeoptError: the study exists and ``resume`` is off, does not exist and ``resume``
-            is on, or has other objectives.
+        EdgeoptError: the storage cannot be used (see
+            :func:`~edgeopt.optimizer.storage.check_storage`), the study exists and
+            ``resume`` is off, does not exist and ``resume`` is on, or has other objectives.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # multivariate/group TPE and constraints are marked experimental in Optuna.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    exists = storage is not None and name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    rdb = None if storage is None else open_storage(storage)
+    shown = "memory" if storage is None else display_url(storage)
+    exists = rdb is not None and name in {s.study_name for s in rdb.get_all_studies()}
     if exists and not resume:
-        raise EdgeoptError(f"a search named {name!r} already exists in {storage}: pass --resume to "
+        raise EdgeoptError(f"a search named {name!r} already exists in {shown}: pass --resume to "
                            f"continue it, or another --out or --study-name")
     if resume and not exists:
-        raise EdgeoptError(f"no search named {name!r} in {storage or 'memory'} to resume: drop --resume")
+        raise EdgeoptError(f"no search named {name!r} in {shown} to resume: drop --resume")
     try:
-        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+        study = optuna.create_study(storage=rdb, study_name=name, sampler=sampler,
                                     directions=["minimize"] * n_objectives, load_if_exists=resume)
     except ValueError as e:
         raise EdgeoptError(f"cannot continue search {name!r}: {e} (same objectives needed)") from None
@@ -146,6 +151,8 @@ def records(study: Any) -> list[TrialRecord]:
         constraints = a.get("constraints")
         feasible = state == "complete" and constraints is not None and all(c <= 0 for c in constraints)
         reason = a.get("reason", "")
+        if t.state == optuna.trial.TrialState.FAIL and not reason:
+            reason = "the run stopped before this trial finished (killed?)"
         if state == "complete" and not feasible:
             reason = infeasible_reason(a)
         out.append(TrialRecord(

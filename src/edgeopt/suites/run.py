@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import load as loading
 from ..backends import registry
-from ..errors import EdgeoptError
+from ..errors import ArtifactTampered, EdgeoptError
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
@@ -394,6 +394,8 @@ def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", back
     t0 = time.perf_counter()
     try:
         session = registry.get(backend).prepare(model, threads=threads)
+    except ArtifactTampered:  # the user's cache, not this cell, needs attention
+        raise
     except Exception as e:  # a backend that cannot run this model is a result, not a crash
         why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
         for batch in spec.batches:

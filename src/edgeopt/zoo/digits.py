@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..data.digits import digits_set
 from ..errors import ModelLoadError
 from .._util.atomic import atomic_write_bytes
-from .._util.cache import cache_root
+from .._util.cache import cache_root, private_dir
 from .._util.progress import progress_bar
 from ..preprocess import Preprocess
 
@@ -251,7 +251,7 @@ def load_trained(name: str, *, progress: bool = True) -> tuple["torch.nn.Module"
             ) from e
         return net.eval(), record
     net, record = train(recipe, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     # The JSON goes second: a .pt without its .json is not a cache hit, so a crash

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ModelLoadError
 from .._util.atomic import atomic_write_bytes
+from .._util.cache import private_dir
 from .digits import TrainRecord
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def load_or_train(path: Path, build: Callable[[], "torch.nn.Module"],
                                  f"{path} and {meta.name} to retrain") from e
         return net.eval(), record
     net, record = train()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -7,6 +7,10 @@ versions); ``<cache>`` is ``$EDGEOPT_CACHE``, else ``$XDG_CACHE_HOME/edgeopt``, 
 ``~/.cache/edgeopt`` (:func:`edgeopt._util.cache.cache_root`). Writes are atomic (temp
 file + rename), with a JSON of provenance beside each library. Linking the library needs
 a C compiler (TVM calls ``g++``); without one the session still runs, uncached.
+
+A library is machine code that loading runs, so it is loaded only when its sha256 matches
+the manifest written with it (:func:`edgeopt._util.cache.verify_artifact`): one changed
+since is refused, one without a manifest (an older edgeopt's) is compiled again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._util.atomic import atomic_write_bytes
-from ..._util.cache import cache_root
+from ..._util.cache import cache_root, file_sha256, private_dir, record_artifact, verify_artifact
 from .compile import reason
 from .tune import TuneSettings
 
@@ -80,9 +84,13 @@ def cache_path(folder: Path, model_sha: str, shapes: Shapes, trials: int, key: s
 
 
 def load(path: Path | None) -> Any | None:
-    """The executable cached at ``path``; None when there is none or it cannot be read
-    (e.g. truncated: the caller compiles and overwrites it)."""
-    if path is None or not path.exists():
+    """The executable cached at ``path``; None when there is none, it has no manifest, or
+    it cannot be read (e.g. truncated): the caller compiles and overwrites it.
+
+    Raises:
+        ArtifactTampered: the library changed after edgeopt wrote it (not loaded).
+    """
+    if path is None or not path.exists() or not verify_artifact(path):
         return None
     try:
         import tvm
@@ -93,7 +101,8 @@ def load(path: Path | None) -> Any | None:
 
 
 def save(executable: Any, path: Path | None, meta: dict[str, Any]) -> Path | None:
-    """Write the library atomically, and ``meta`` plus :func:`versions` as JSON beside it.
+    """Write the library atomically, then its sha256 manifest, and ``meta`` plus
+    :func:`versions` as JSON beside it; a new folder is mode 0700.
 
     Returns:
         ``path``; None (and a RuntimeWarning) when it cannot be written, e.g. no C
@@ -102,14 +111,16 @@ def save(executable: Any, path: Path | None, meta: dict[str, Any]) -> Path | Non
     if path is None:
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".so")
         os.close(fd)
         try:
             executable.export_library(tmp)
+            digest = file_sha256(Path(tmp))  # what was written, before the name makes it visible
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        record_artifact(path, digest)
         atomic_write_bytes(path.with_suffix(".json"),
                            json.dumps({**meta, "versions": versions()}, indent=1).encode())
     except Exception as e:  # noqa: BLE001 - caching is an optimization
