@@ -84,11 +84,11 @@ class Sandbox:
 
     def fill(self, folder: Path) -> None:
         """Fill the file system of ``folder`` until a write fails (ENOSPC), leaving it full."""
-        with open(folder / ".filler", "wb") as f:
+        # unbuffered: a buffered file would fail once more on close
+        with open(folder / ".filler", "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 4096)
-                    f.flush()
             except OSError:
                 pass
 
@@ -295,6 +295,11 @@ def _run_inprocess(case: Case, sb: Sandbox, argv: list[str]) -> tuple[int | None
 
 def _run_isolated(case: Case, sb: Sandbox, argv: list[str]) -> tuple[int | None, str, str]:
     env = {**os.environ, "EDGEOPT_CACHE": str(sb.cache), "COLUMNS": "200", **case.env}
+    # The call runs in the sandbox: a relative PYTHONPATH (`PYTHONPATH=src pytest`) would
+    # not reach the sources under test from there, and the installed copy would run instead.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        + [str(Path(m).resolve().parent.parent) for m in [__import__("edgeopt").__file__]])
 
     def limits():
         import resource
@@ -315,8 +320,8 @@ def _run_isolated(case: Case, sb: Sandbox, argv: list[str]) -> tuple[int | None,
 def run_case(case: Case, root: Path) -> Outcome:
     """Build ``case`` in a sandbox at ``root``, run it, and compare the sandbox before and after."""
     sb = Sandbox(root)
-    argv = [str(a) for a in case.build(sb)]
     try:
+        argv = [str(a) for a in case.build(sb)]
         before = _snapshot(sb.root)
         runner = _run_isolated if case.isolated else _run_inprocess
         code, out, err = runner(case, sb, argv)
