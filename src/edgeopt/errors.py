@@ -29,3 +29,15 @@ class BackendUnavailable(EdgeoptError):
 
 class PassError(EdgeoptError):
     """A compression pass cannot be applied (missing calibration data, unsupported graph, ...)."""
+
+
+class OutputError(EdgeoptError):
+    """An output path cannot take the output: it is not a regular file (or, for an output
+    folder, not a folder), it is the same file as an input, or its file system refuses the
+    write (full, read-only, file size limit, permission denied).
+
+    Attributes:
+        os_error: the OSError behind it, when the file system refused (else None).
+    """
+
+    os_error: OSError | None = None
