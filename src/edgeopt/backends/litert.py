@@ -56,7 +56,7 @@ import numpy as np
 from .._util.atomic import atomic_write_bytes
 from .._util.cache import cache_root
 from .._util.errorline import error_line
-from ..errors import BackendUnavailable, EdgeoptError, ShapeError
+from ..errors import BackendUnavailable, EdgeoptError, OutputError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 from .quiet import quiet_fds
 
@@ -173,7 +173,7 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, content)
-    except OSError:  # a read-only cache costs a reconversion next time, nothing else
+    except (OSError, OutputError):  # a read-only cache costs a reconversion next time, nothing else
         pass
     return content
 
