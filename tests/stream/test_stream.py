@@ -5,6 +5,8 @@ real MTCNN on the test clip."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 from importlib import metadata
@@ -22,6 +24,7 @@ from edgeopt.stream import (
     run_ring,
     run_sequential,
 )
+from edgeopt.errors import EdgeoptError
 from edgeopt.stream.base import PipelineError
 from edgeopt.stream.sinks import FolderSink, VideoSink
 
@@ -190,6 +193,44 @@ def test_bad_outputs_are_refused(tmp_path):
     (tmp_path / "full" / "x.png").write_bytes(b"")
     with pytest.raises(PipelineError, match="empty folder"):
         FolderSink(tmp_path / "full")
+
+
+def test_outputs_get_the_umask_modes_and_odd_sized_frames_make_a_video(tmp_path):
+    import imageio.v3 as iio
+
+    old = os.umask(0o027)
+    try:
+        video = VideoSink(tmp_path / "new" / "v.mp4", FPS)  # the missing folder is made
+        frames = FolderSink(tmp_path / "frames")
+        for i in range(3):
+            video.write(np.full((47, 63, 3), 60 * i, np.uint8))
+            frames.write(np.full((47, 63, 3), 60 * i, np.uint8))
+        video.finish()
+        frames.finish()
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "new" / "v.mp4") == 0o640  # the temp file's 0600 does not stay
+    assert mode(tmp_path / "frames") == 0o750 and mode(tmp_path / "frames" / "000000.png") == 0o640
+    assert iio.imread(tmp_path / "new" / "v.mp4").shape == (3, 48, 64, 3)  # padded to even sizes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "new"]
+
+
+@pytest.mark.parametrize("log, code, words", [
+    ("Error writing trailer: No space left on device", 1, "no space left on its file system"),
+    ("Unknown encoder 'libx264'", 1, "ffmpeg could not write"),
+])
+def test_a_video_ffmpeg_could_not_finish_is_deleted_not_reported(tmp_path, log, code, words):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\ncat > /dev/null\necho \"{log}\" >&2\nexit {code}\n")
+    fake.chmod(0o755)
+    sink = VideoSink(tmp_path / "new" / "v.mp4", FPS)
+    sink._exe = str(fake)  # an ffmpeg that fails at the trailer, as on a full disk
+    sink.write(_frames(1)[0])
+    with pytest.raises(EdgeoptError, match=words) as info:
+        sink.finish()
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"]  # no video, no temp file, no folder
 
 
 def test_test_clip_is_deterministic_and_shows_the_photos():
