@@ -16,6 +16,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import parse_size
+from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .options import ModelArg
 
@@ -54,6 +55,7 @@ def command(
 
     if batch < 1:
         raise EdgeoptError(f"--batch {batch} is not a positive integer: pass 1 or more")
+    check_outputs(inputs=(model, table, device), files=[("--out", out)])
     names = parse_variant_names(compare)
     energy_table = load_table(table) if table else EnergyTable()
     sram_bytes = parse_size(sram) if sram else None

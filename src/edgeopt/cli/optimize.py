@@ -13,6 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
+from .._util.outputs import check_outputs
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
@@ -63,7 +64,9 @@ def optimize_cmd(
     With --search: an accuracy-aware search that reports the Pareto front."""
     from ..optimizer.config import OptimizeConfig
     from ..optimizer.space import default_space
+    from ..report.optimize_outputs import OUTPUT_FILES
 
+    check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     if batch <= 0 or threads <= 0:
         raise EdgeoptError("--batch and --threads must be positive integers")
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
