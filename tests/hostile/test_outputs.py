@@ -2,8 +2,9 @@
 outputs that alias an input, output paths that cannot be, and file systems that refuse
 the write (full, read-only, file size limit, permission denied).
 
-Every case must fail before the real work starts (the output paths are checked first),
-with one line and exit 2, and leave nothing behind.
+The output paths are checked first, so most cases fail before the real work; a disk
+that fills up during the work (stream_video_disk_fills) and ``ulimit -f`` fail at the
+write. Either way: one line, exit 2, nothing left behind.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import os
 import resource
 import socket
-import stat
 import subprocess
 from pathlib import Path
 
 import numpy as np
+
+import edgeopt
 from hostile.harness import Case, Sandbox, check, conv_model, params
 
 NOT_FILE = "output not a regular file"
@@ -27,6 +29,9 @@ FSIZE = "file size limit"
 DENIED = "permission denied"
 
 FSIZE_LIMIT = 512  # bytes: less than any of these outputs
+# An isolated call runs in the sandbox: a relative PYTHONPATH (src) would not reach the
+# edgeopt under test there, and the installed one would run instead.
+SAME_EDGEOPT = {"PYTHONPATH": str(Path(edgeopt.__file__).resolve().parents[1])}
 
 
 # -- builders --------------------------------------------------------------------------------
@@ -310,7 +315,7 @@ CASES = [
                       ("compress_size", lambda sb, d: compress_size(sb, d / "m.dc")))],
     # `ulimit -f`: Python ignores SIGXFSZ, so a write past the limit fails with EFBIG.
     *[Case(FSIZE, f"{name}_file_size_limit", (lambda b: lambda sb: b(sb, sb.out))(b), isolated=True,
-           rlimits={resource.RLIMIT_FSIZE: (FSIZE_LIMIT, FSIZE_LIMIT)})
+           rlimits={resource.RLIMIT_FSIZE: (FSIZE_LIMIT, FSIZE_LIMIT)}, env=SAME_EDGEOPT)
       for name, b in (("apply", lambda sb, d: apply(sb, d / "m.onnx")),
                       ("bench", bench), ("optimize", optimize),
                       ("machine", lambda sb, d: machine(sb, d / "dev.json")),

@@ -274,6 +274,36 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
 
 
 # -- file, folder and camera sources ---------------------------------------------------------
+def test_cli_stream_keeps_no_video_when_its_report_cannot_be_written(tmp_path, monkeypatch):
+    try:
+        metadata.distribution("facenet-pytorch")
+    except metadata.PackageNotFoundError:
+        pytest.skip("pip install --no-deps facenet-pytorch==2.6.0")
+    import typer
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from edgeopt.cli.stream import command
+    from edgeopt.errors import OutputError
+    from edgeopt.report import json_file
+
+    def full_disk(path, data):
+        raise OutputError(f"cannot write --json {path}: no space left on its file system (disk full): ...")
+
+    monkeypatch.setattr(json_file, "write_json", full_disk)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_frames(2)):
+        Image.fromarray(f).save(frames / f"{i}.png")
+    app = typer.Typer()
+    app.command("stream")(command)
+    app.callback()(lambda: None)
+    result = CliRunner().invoke(app, ["stream", "--source", str(frames), "--pipeline", "sequential",
+                                      "--out", str(tmp_path / "v.mp4"), "--json", str(tmp_path / "r.json")])
+    assert isinstance(result.exception, OutputError) and "wrote" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # the video went with the report
+
+
 def test_video_folder_and_camera_sources(tmp_path):
     import importlib.util
 
