@@ -82,7 +82,10 @@ class VideoSink(Sink):
         cmd = [self._exe, "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                "-r", self._fps, "-i", "-", "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
                "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(self._tmp)]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # Its own process group: Ctrl-C stops the stream, which then closes the video
+        # cleanly, instead of killing ffmpeg before the trailer.
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                      start_new_session=True)
         self._size = (width, height)
 
     def write(self, image: np.ndarray) -> None:
