@@ -35,3 +35,15 @@ class ArtifactTampered(EdgeoptError):
     """A cached file that is loaded as code (a compiled library, a converted model) no longer
     matches the sha256 edgeopt recorded when it wrote it: refused, never loaded. Not one
     cell's failure: commands stop on it, since the cache needs the user's attention."""
+
+
+class OutputError(EdgeoptError):
+    """An output path cannot take the output: it is not a regular file (or, for an output
+    folder, not a folder), it is the same file as an input, or its file system refuses the
+    write (full, read-only, file size limit, permission denied).
+
+    Attributes:
+        os_error: the OSError behind it, when the file system refused (else None).
+    """
+
+    os_error: OSError | None = None

@@ -143,7 +143,6 @@ class Model:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the ONNX file atomically (temp file in the same folder, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, self.serialized())
         return path
 

@@ -209,8 +209,37 @@ def test_apply_refuses_to_overwrite_its_input(monkeypatch, capsys, tmp_path):
     src = edgeopt.load_model("zoo:seednet").save(tmp_path / "seed.onnx")
     before = src.read_bytes()
     code, _, err = run_cli(monkeypatch, capsys, "apply", str(src), "--passes", "cleanup", "--out", str(src))
-    assert_one_line_error(code, err, "input model")
+    assert_one_line_error(code, err, "is the input")
     assert src.read_bytes() == before
+
+
+def test_apply_makes_missing_folders_and_gives_the_umask_mode(monkeypatch, capsys, tmp_path):
+    import os
+    import stat
+
+    out_file = tmp_path / "new" / "deeper" / "seed.onnx"
+    old = os.umask(0o027)
+    try:
+        code, out, err = run_cli(monkeypatch, capsys, "apply", "zoo:seednet", "--passes", "cleanup",
+                                 "--out", str(out_file))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert stat.S_IMODE(out_file.stat().st_mode) == 0o640  # not mkstemp's 0600
+    assert [p.name for p in out_file.parent.iterdir()] == ["seed.onnx"]  # no temp file left
+
+
+def test_an_os_error_that_escapes_is_still_one_line(monkeypatch, capsys):
+    import errno
+
+    import edgeopt
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", "/media/card/x")
+
+    monkeypatch.setattr(edgeopt, "load_model", read_only)
+    code, _, err = run_cli(monkeypatch, capsys, "info", "zoo:seednet")
+    assert_one_line_error(code, err, "cannot use /media/card/x: read-only file system")
 
 
 def test_apply_int8_options_reach_the_pass(monkeypatch, capsys, tmp_path, labeled_folder):

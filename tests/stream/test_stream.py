@@ -5,6 +5,8 @@ real MTCNN on the test clip."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 from importlib import metadata
@@ -22,6 +24,7 @@ from edgeopt.stream import (
     run_ring,
     run_sequential,
 )
+from edgeopt.errors import EdgeoptError
 from edgeopt.stream.base import PipelineError
 from edgeopt.stream.sinks import FolderSink, VideoSink
 
@@ -192,6 +195,44 @@ def test_bad_outputs_are_refused(tmp_path):
         FolderSink(tmp_path / "full")
 
 
+def test_outputs_get_the_umask_modes_and_odd_sized_frames_make_a_video(tmp_path):
+    import imageio.v3 as iio
+
+    old = os.umask(0o027)
+    try:
+        video = VideoSink(tmp_path / "new" / "v.mp4", FPS)  # the missing folder is made
+        frames = FolderSink(tmp_path / "frames")
+        for i in range(3):
+            video.write(np.full((47, 63, 3), 60 * i, np.uint8))
+            frames.write(np.full((47, 63, 3), 60 * i, np.uint8))
+        video.finish()
+        frames.finish()
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "new" / "v.mp4") == 0o640  # the temp file's 0600 does not stay
+    assert mode(tmp_path / "frames") == 0o750 and mode(tmp_path / "frames" / "000000.png") == 0o640
+    assert iio.imread(tmp_path / "new" / "v.mp4").shape == (3, 48, 64, 3)  # padded to even sizes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "new"]
+
+
+@pytest.mark.parametrize("log, code, words", [
+    ("Error writing trailer: No space left on device", 1, "no space left on its file system"),
+    ("Unknown encoder 'libx264'", 1, "ffmpeg could not write"),
+])
+def test_a_video_ffmpeg_could_not_finish_is_deleted_not_reported(tmp_path, log, code, words):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\ncat > /dev/null\necho \"{log}\" >&2\nexit {code}\n")
+    fake.chmod(0o755)
+    sink = VideoSink(tmp_path / "new" / "v.mp4", FPS)
+    sink._exe = str(fake)  # an ffmpeg that fails at the trailer, as on a full disk
+    sink.write(_frames(1)[0])
+    with pytest.raises(EdgeoptError, match=words) as info:
+        sink.finish()
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"]  # no video, no temp file, no folder
+
+
 def test_test_clip_is_deterministic_and_shows_the_photos():
     clip = TestClip(8, FPS)
     assert len(clip) == 240 and clip[0].shape == (480, 640, 3) and clip[0].dtype == np.uint8
@@ -233,6 +274,36 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
 
 
 # -- file, folder and camera sources ---------------------------------------------------------
+def test_cli_stream_keeps_no_video_when_its_report_cannot_be_written(tmp_path, monkeypatch):
+    try:
+        metadata.distribution("facenet-pytorch")
+    except metadata.PackageNotFoundError:
+        pytest.skip("pip install --no-deps facenet-pytorch==2.6.0")
+    import typer
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from edgeopt.cli.stream import command
+    from edgeopt.errors import OutputError
+    from edgeopt.report import json_file
+
+    def full_disk(path, data):
+        raise OutputError(f"cannot write --json {path}: no space left on its file system (disk full): ...")
+
+    monkeypatch.setattr(json_file, "write_json", full_disk)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_frames(2)):
+        Image.fromarray(f).save(frames / f"{i}.png")
+    app = typer.Typer()
+    app.command("stream")(command)
+    app.callback()(lambda: None)
+    result = CliRunner().invoke(app, ["stream", "--source", str(frames), "--pipeline", "sequential",
+                                      "--out", str(tmp_path / "v.mp4"), "--json", str(tmp_path / "r.json")])
+    assert isinstance(result.exception, OutputError) and "wrote" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # the video went with the report
+
+
 def test_video_folder_and_camera_sources(tmp_path):
     import importlib.util
 

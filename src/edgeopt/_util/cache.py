@@ -73,7 +73,8 @@ def write_artifact(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (its folder created 0700) and then its manifest, both atomically.
 
     Raises:
-        OSError: the cache cannot be written.
+        OSError, OutputError: the cache cannot be written (folder creation, then the
+            atomic write).
     """
     private_dir(path.parent)
     atomic_write_bytes(path, data)

@@ -121,7 +121,6 @@ def _at_threads(table: dict[int, float], threads: int | None) -> float:
 def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:
     """Write ``profile`` as JSON (atomically). Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(profile.to_dict(), indent=2).encode())
     return path
 

@@ -58,7 +58,7 @@ import numpy as np
 
 from .._util.cache import cache_root, verify_artifact, write_artifact
 from .._util.errorline import error_line
-from ..errors import BackendUnavailable, EdgeoptError, ShapeError
+from ..errors import BackendUnavailable, EdgeoptError, OutputError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 from .quiet import quiet_fds
 
@@ -178,7 +178,7 @@ def load_or_convert(model: "Model", batch: int) -> bytes:
     content = convert(model, batch)
     try:
         write_artifact(path, content)
-    except OSError:  # a read-only cache costs a reconversion next time, nothing else
+    except (OSError, OutputError):  # a read-only cache costs a reconversion next time, nothing else
         pass
     return content
 

@@ -168,6 +168,5 @@ def write_csv(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
 
 def _write(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path

@@ -17,6 +17,7 @@ try:  # typer >= 0.2x carries its own copy of click, whose exceptions are not cl
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_errors
 
+from .._util.outputs import WRITE_ERRNOS, write_error
 from ..errors import EdgeoptError
 from . import bench, compress, convalgo, dataflow, energy, machine, models, optimize, roofline, stream
 
@@ -61,8 +62,9 @@ def _usage_line(e: click_errors.UsageError) -> str:
 
 
 def main() -> None:
-    """Console entry point: run the app; EdgeoptError and usage errors -> one line on
-    stderr, exit 2."""
+    """Console entry point: run the app; EdgeoptError, usage errors and the OSErrors a
+    user fixes (disk full, read-only, permission, size limit, a path in the way) -> one
+    line on stderr, exit 2."""
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -79,6 +81,11 @@ def main() -> None:
         if _state["debug"]:
             raise
         print(f"edgeopt: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a safety net: the writers raise OutputError for these themselves
+        if _state["debug"] or e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"edgeopt: error: {write_error(e, e.filename or 'a file', verb='use')}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("edgeopt: interrupted", file=sys.stderr)

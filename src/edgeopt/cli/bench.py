@@ -11,6 +11,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import csv_ints, csv_list, parse_duration
+from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .options import ModelArg, ShapeOpt, given, in_range, only_with
 
@@ -28,9 +29,10 @@ def bench(
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles)."""
     from ..backends import registry
-    from ..report.bench_output import write_bench_outputs
+    from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..report.bench_table import print_bench
 
+    check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
     backend_list = csv_list(backend, "--backend", "ort,openvino")
     for name in backend_list:
         registry.require(name)
@@ -52,12 +54,14 @@ def suite(
 ) -> None:
     """Reproduce a seed benchmark study on this machine within a time budget."""
     from .. import store
-    from ..report.suite_report import write_suite_outputs
+    from ..report.suite_report import suite_files, write_suite_outputs
     from ..suites.run import get_suite, run_suite
 
     if no_history and given(ctx, "history"):
         raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
     spec = get_suite(name)
+    out_dir = out_dir or Path(f"suite-{spec.name}")
+    check_outputs(inputs=(None if no_history else history,), folders=[("--out", out_dir, suite_files(spec.name))])
     budget_s = parse_duration(budget)
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
@@ -66,7 +70,7 @@ def suite(
     if not no_history:
         run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,
                                   meta=run.meta(), path=history)
-    files = write_suite_outputs(run, out_dir or Path(f"suite-{spec.name}"), history_id=run_id)
+    files = write_suite_outputs(run, out_dir, history_id=run_id)
     ran = sum(c.result.ok for c in run.cells)
     out.print(f"{ran} of {len(run.cells)} cells measured in {run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
               + (f"; history run {run_id}" if run_id else ""))

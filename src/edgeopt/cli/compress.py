@@ -11,7 +11,9 @@ from rich.console import Console
 
 import edgeopt
 
+from .._util.atomic import atomic_write_files, write_staged
 from .._util.options import csv_items, csv_list
+from .._util.outputs import check_outputs
 from .._util.requires import require
 from ..errors import EdgeoptError
 from ..model import Model
@@ -44,11 +46,6 @@ def _check_torch_bridge(m: Model) -> None:
         import_onnx2torch()
 
 
-def _refuse_overwrite(out_file: Path, m: Model) -> None:
-    if out_file.resolve() == Path(m.source).resolve():
-        raise EdgeoptError(f"--out {out_file} is the input model: choose another file (inputs are never overwritten)")
-
-
 def apply_cmd(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -74,8 +71,8 @@ def apply_cmd(
         check_packages(name)
     only_with(ctx, "--images DIR", images is not None, "mean", "std", "channels", "resize_short")
     _refuse_unused_images(names, images)
+    check_outputs(inputs=(model, images), files=[("--out", out_file)])
     m = edgeopt.load_model(model, shape=shape)
-    _refuse_overwrite(out_file, m)
     configs = _pass_configs(names, {
         "--exclude-nodes": (("nodes_to_exclude", "ignored_nodes"),
                             None if exclude_nodes is None else tuple(csv_items(exclude_nodes))),
@@ -180,8 +177,11 @@ def prune_cmd(
     only_with(ctx, "--recover SECONDS", recover > 0, "lr")
     for name in ("prune", "distill") if recover > 0 else ("prune",):
         check_packages(name)
+    stem = out_file.with_suffix("")
+    plots = {"sensitivity": stem.with_name(stem.name + "_sensitivity.png"),
+             "utilization": stem.with_name(stem.name + "_utilization.png")}
+    check_outputs(inputs=(model, images), files=[("--out", p) for p in (out_file, *plots.values())])
     m = edgeopt.load_model(model, shape=shape)
-    _refuse_overwrite(out_file, m)
     _check_torch_bridge(m)
     if ratio is None and target_macs is None and criterion != "utilization":
         raise EdgeoptError("give --ratio R or --target-macs F (or --criterion utilization for its 5% threshold)")
@@ -190,20 +190,27 @@ def prune_cmd(
     m, calib = load_data(m, images, mean, std, channels, resize_short)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)
-    stem = out_file.with_suffix("")
     if sens is not None:
         print_sensitivity(sensitivity_table(sens, max_drop), out)
-        plot_sensitivity(sens, stem.with_name(stem.name + "_sensitivity.png"))
     print_prune(report, out)
     if recover > 0:
         pruned, result = edgeopt.recover(m, pruned, calib, seconds=recover, lr=lr)
         out.print(f"distillation: top-1 agreement with the original on held-out images "
                   f"{result.agreement_before:.1f}% -> {result.agreement_after:.1f}% "
                   f"({len(result.history)} epochs, stopped: {result.stopped_because})")
-    if report.utilization:
-        plot_utilization_histograms(report.utilization, stem.with_name(stem.name + "_utilization.png"))
-    pruned.save(out_file)
-    out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})")
+
+    def write(staging: Path) -> dict[str, Path]:  # the model and its plots: all or none
+        files = {"model": pruned.save(staging / out_file.name)}
+        if sens is not None:
+            files["sensitivity"] = plot_sensitivity(sens, staging / plots["sensitivity"].name)
+        if report.utilization:
+            files["utilization"] = plot_utilization_histograms(report.utilization,
+                                                               staging / plots["utilization"].name)
+        return files
+
+    written = write_staged(out_file.parent, write, label=f"--out {out_file}")
+    out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})"
+              + "".join(f", {p}" for k, p in written.items() if k != "model"))
 
 
 def compress_size_cmd(
@@ -226,6 +233,7 @@ def compress_size_cmd(
     from ..passes.deep_compression import DeepCompressionConfig
 
     only_with(ctx, "--finetune", finetune, "images")
+    check_outputs(inputs=(model, images), files=[("--out", out_file), ("--restored", restored)])
     if finetune and images is None:
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
     if finetune:
@@ -240,9 +248,10 @@ def compress_size_cmd(
         m = preprocess_options(m, None, None, None, None)
         imageset = edgeopt.load_images(str(images), labels=m.labels)
     report = edgeopt.deep_compress(m, config=config, images=imageset)
-    report.save_archive(out_file)
+    files = {out_file: report.archive.to_bytes()}
     if restored is not None:
-        edgeopt.restore_compressed(m, report).save(restored)
+        files[restored] = edgeopt.restore_compressed(m, report).serialized()
+    atomic_write_files(files)  # the archive and the restored model: both or neither
     print(report.summary())
     out.print(f"wrote {out_file} ({report.archive_bytes:,} bytes, {report.ratio:.1f}x smaller than the ONNX file)"
               + (f" and {restored}" if restored else ""))

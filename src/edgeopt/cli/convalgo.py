@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from .._util.outputs import check_outputs
 from ..analysis.convalgo import ALL, analyze_model, parse_algorithms, wins
 from ..errors import EdgeoptError
 from ..load import load_model
@@ -30,6 +31,7 @@ def command(
     from ..report.convalgo_table import print_convalgo
     from ..report.json_file import write_json
 
+    check_outputs(inputs=(model,), files=[("--out", out)])
     names = parse_algorithms(algorithms)
     m = load_model(model, shape=shape)
     layers = analyze_model(m, batch=batch, algorithms=names, max_seconds=max_seconds, repeats=repeats,

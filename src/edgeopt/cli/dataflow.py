@@ -13,6 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import parse_size
+from .._util.outputs import check_outputs
 from ..analysis.dataflow import DEFAULT_BANDWIDTH_GBS, DEFAULT_MAC_RATE_GMACS, plan_model
 from ..analysis.dataflow_hardware import dataflow_hardware
 from ..errors import EdgeoptError
@@ -35,6 +36,7 @@ def command(
     from ..report.json_file import write_json
 
     console = Console()
+    check_outputs(inputs=(model, device), files=[("--out", json_out)])
     size = parse_size(buffer)
     hw, note = dataflow_hardware(size, bandwidth_gbs=bandwidth, mac_rate_gmacs=mac_rate, bytes_per_word=bytes_per_word,
                                  device=resolve_device(device) if device is not None else None)

@@ -16,6 +16,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import parse_size
+from .._util.outputs import check_outputs
 from .options import ModelArg, in_range
 
 console = Console()
@@ -51,6 +52,7 @@ def command(
     )
     from ..report.json_file import write_json
 
+    check_outputs(inputs=(model, table, device), files=[("--out", out)])
     names = parse_variant_names(compare)
     energy_table = load_table(table) if table else EnergyTable()
     sram_bytes = parse_size(sram) if sram else None

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from .._util.options import csv_ints
+from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 
 
@@ -36,7 +37,9 @@ def command(
         print_device(machine_model.resolve_device(show), console)
         return
     counts = csv_ints(threads, "--threads") if threads is not None else None
+    path = out if out is not None else machine_model.default_path()
+    check_outputs(files=[("--out" if out is not None else "the device profile", path)])
     profile = machine_model.measure_device(threads=counts, quick=quick, progress=True)
     print_device(profile, console)
-    path = save_profile(profile, out if out is not None else machine_model.default_path())
+    save_profile(profile, path)
     console.print(f"saved {path}")

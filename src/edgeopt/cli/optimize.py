@@ -13,6 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
+from .._util.outputs import check_outputs
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
@@ -75,6 +76,7 @@ def optimize_cmd(
     With --search: an accuracy-aware search that reports the Pareto front."""
     from ..optimizer.config import OptimizeConfig
     from ..optimizer.space import default_space
+    from ..report.optimize_outputs import OUTPUT_FILES
 
     only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
               "allow_batching", "storage", "study_name", "resume", "workers")
@@ -84,6 +86,7 @@ def optimize_cmd(
               "channels", "resize_short")
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
+    check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 import edgeopt
 
-from ..errors import EdgeoptError
+from .._util.outputs import check_outputs
 from .options import ModelArg, in_range
 
 console = Console()
@@ -29,12 +29,10 @@ def command(
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
     from ..bench.machine.roofline import roofline
     from ..bench.machine.measure import resolve_device
-    from ..report.json_file import write_json
-    from ..report.roofline_plot import plot_roofline
+    from ..report.roofline_plot import ROOFLINE_FILES, write_roofline
     from ..report.roofline_table import print_roofline
 
-    if out is not None and out.exists() and not out.is_dir():
-        raise EdgeoptError(f"--out {out} is a file: give a folder for roofline.json and roofline.png")
+    check_outputs(inputs=(model, device), folders=[("--out", out, ROOFLINE_FILES)])
     # None: this machine's saved profile (measured quickly on first use); else a builtin
     # name ("raspberry-pi-4") or a JSON file.
     dev = resolve_device(device)
@@ -42,6 +40,4 @@ def command(
                     warmup=WARMUP)
     print_roofline(roof, console)
     if out is not None:
-        write_json(out / "roofline.json", roof.to_dict())
-        plot_roofline(roof, out / "roofline.png")
-        console.print(f"wrote {out / 'roofline.json'}, {out / 'roofline.png'}")
+        console.print("wrote " + ", ".join(str(p) for p in write_roofline(roof, out)))

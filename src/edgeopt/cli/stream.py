@@ -6,11 +6,13 @@ checks the options, runs it and prints / writes the report.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .options import in_range, only_with
 
@@ -42,7 +44,8 @@ def command(
     from ..report.json_file import write_json
     from ..report.stream_summary import stream_summary
     from ..stream.pipeline import PIPELINES
-    from ..stream.run import MODELS, run_stream
+    from ..stream.run import MODELS, run_stream, source_path
+    from ..stream.sinks import VIDEO_SUFFIXES
 
     if model not in MODELS:
         raise EdgeoptError(f"--model {model} is not supported by stream: use {', '.join(MODELS)}")
@@ -51,14 +54,35 @@ def command(
     if pipeline not in PIPELINES:
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
     only_with(ctx, "--pipeline ring", pipeline == "ring", "slots")
+    video = out if out is not None and out.suffix.lower() in VIDEO_SUFFIXES else None
+    frames = out if out is not None and not out.suffix else None  # any other suffix: make_sink says so
+    check_outputs(inputs=(pnet, source_path(source)), files=[("--out", video), ("--json", json_out)],
+                  folders=[("--out", frames, ())])
     if out is not None and out.exists() and out.is_file():
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
+    out_existed = out is not None and out.exists()  # then an empty folder (the folder sink checks)
     report = run_stream(model, source, pipeline=pipeline, out=out, show=show, backend=backend, threads=threads,
                         pnet=pnet, seconds=seconds, slots=slots, camera_buffers=camera_buffers)
-    typer.echo(stream_summary(report))
-    if out is not None:
-        typer.echo(f"wrote {out}")
     if json_out is not None:
-        write_json(json_out, {"model": model, "pnet": str(pnet) if pnet else None, "source": source,
-                              "backend": backend, "threads": threads, **report.to_dict(series=True)})
-        typer.echo(f"wrote {json_out}")
+        try:
+            write_json(json_out, {"model": model, "pnet": str(pnet) if pnet else None, "source": source,
+                                  "backend": backend, "threads": threads, **report.to_dict(series=True)})
+        except BaseException:  # the run's outputs come whole or not at all
+            if out is not None:
+                _discard(out, keep_folder=out_existed)
+            raise
+    typer.echo(stream_summary(report))
+    for path in (out, json_out):
+        if path is not None:
+            typer.echo(f"wrote {path}")
+
+
+def _discard(out: Path, *, keep_folder: bool) -> None:
+    """Delete the video or the frames this run wrote to ``out`` (new, or an empty folder
+    that stays)."""
+    if not out.is_dir():
+        out.unlink(missing_ok=True)
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    if keep_folder:
+        out.mkdir()

@@ -18,6 +18,5 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
         the path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(data, indent=2).encode())
     return path

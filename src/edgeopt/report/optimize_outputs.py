@@ -18,15 +18,20 @@ from .optimize_report import render_html, render_markdown
 from .plots import plot_latency_vs_quality
 
 PLOT = "latency_vs_quality.png"
+# Every file write_outputs may write (the plot only when there is something to plot).
+OUTPUT_FILES = ("model.onnx", "deploy.json", "candidates.json", "pareto.json", PLOT, "report.md", "report.html")
 
 
 def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, Path]:
     """Write model.onnx, deploy.json, candidates.json, pareto.json, latency_vs_quality.png,
     report.md and report.html into ``out`` (created if missing; each file replaced
-    atomically).
+    atomically, all or none).
 
     Returns:
         {kind: path} of the files written.
+
+    Raises:
+        OutputError: ``out`` cannot take them (full, read-only, a folder in the way, ...).
     """
     full = summary(result)
     front = {k: full[k] for k in ("model", "model_sha256", "objective", "quality_metric", "max_drop", "winner")}

@@ -14,13 +14,33 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._util.atomic import write_staged
 from ..errors import EdgeoptError
+from .json_file import write_json
 from .plots import _figure, _save
 
 if TYPE_CHECKING:
     from ..bench.machine.roofline import Roofline
 
 LABELLED = 5  # the layers taking the most time get their names on the plot
+ROOFLINE_FILES = ("roofline.json", "roofline.png")  # what write_roofline writes
+
+
+def write_roofline(roof: "Roofline", out: str | os.PathLike) -> list[Path]:
+    """Write ``roofline.json`` and ``roofline.png`` into the folder ``out`` (created if
+    missing), both or neither (:func:`edgeopt._util.atomic.write_staged`).
+
+    Returns:
+        the paths written.
+
+    Raises:
+        OutputError: ``out`` cannot take them; EdgeoptError: see :func:`plot_roofline`.
+    """
+    def write(staging: Path) -> dict[str, Path]:
+        return {"json": write_json(staging / "roofline.json", roof.to_dict()),
+                "png": plot_roofline(roof, staging / "roofline.png")}
+
+    return list(write_staged(out, write).values())
 
 
 def plot_roofline(roof: "Roofline", path: str | os.PathLike) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
-from .._util.atomic import atomic_write_bytes
+from .._util.atomic import write_staged
 from .suite_data import UNITS, by_model, value
 from .suite_plots import plot_suite
 
@@ -19,24 +19,32 @@ if TYPE_CHECKING:
     from ..suites.run import SuiteCell, SuiteRun
 
 
+def suite_files(name: str) -> tuple[str, ...]:
+    """Every file :func:`write_suite_outputs` may write for the suite ``name``."""
+    return ("suite.json", "report.md", *(f"{name}_{kind}.png" for kind in ("linear", "log", "bars")))
+
+
 def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int | None = None) -> list[Path]:
     """Write ``suite.json`` (schema ``edgeopt.bench/1`` plus the run's meta; each result
-    carries a ``cell`` entry), the plots and ``report.md`` into ``out_dir``.
+    carries a ``cell`` entry), the plots and ``report.md`` into ``out_dir`` (created if
+    missing), all or none (:func:`edgeopt._util.atomic.write_staged`).
 
     Returns:
-        the paths written (each atomically).
+        the paths written.
+
+    Raises:
+        OutputError: ``out_dir`` cannot take them (full, read-only, a folder in the way, ...).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     doc = {"schema": JSON_SCHEMA, "meta": run.meta(), "history_id": history_id,
            "results": [c.to_dict() for c in run.cells]}
-    paths = [out / "suite.json"]
-    atomic_write_bytes(paths[0], json.dumps(doc, indent=2, default=str).encode())
-    plots = plot_suite(run, out / run.spec.name)
-    paths += plots
-    paths.append(out / "report.md")
-    atomic_write_bytes(paths[-1], suite_markdown(run, plots, history_id=history_id).encode())
-    return paths
+
+    def write(staging: Path) -> dict[str, Path]:
+        (staging / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+        plots = plot_suite(run, staging / run.spec.name)
+        (staging / "report.md").write_text(suite_markdown(run, plots, history_id=history_id))
+        return {p.name: p for p in (staging / "suite.json", *plots, staging / "report.md")}
+
+    return list(write_staged(out_dir, write).values())
 
 
 def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None = None) -> str:

@@ -61,6 +61,15 @@ def parse_source(spec: str, *, seconds: float | None, buffers: int | None) -> So
     raise SourceError(f"--source {spec} is neither clip@FPS, sim:DIR@FPS, camera:N, a video file nor a folder")
 
 
+def source_path(spec: str) -> Path | None:
+    """The file or folder a ``--source`` value reads (a video, a folder, ``sim:DIR``),
+    None for the test clip and cameras."""
+    what = _AT_FPS.match(spec).group("what")
+    if what == "clip" or what.startswith("camera:"):
+        return None
+    return Path(what[4:] if what.startswith("sim:") else what)
+
+
 def frame_detector(model: str, *, pnet: Path | None = None, backend: str = "ort",
                    threads: int = 1) -> MtcnnFrameDetector | TextFrameDetector:
     """The detector ``model`` (one of :data:`MODELS`) as a frame detector with stage times.

@@ -2,20 +2,30 @@
 a window (:mod:`.window`), or nowhere; :func:`make_sink` picks from the command line.
 
 Files are written to a temp file or folder in the target's folder and renamed into place
-on ``finish``, deleted on ``abort``: a stream that fails leaves no partial output.
+on ``finish``, deleted on ``abort`` (with the folders made for them): a stream that fails
+leaves no partial output.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from .._util.atomic import NewFolders, check_replaceable, folder_mode, temp_file
+from .._util.outputs import WRITE_ERRNOS, write_error
+from ..errors import EdgeoptError
 from .base import PipelineError, Sink
 from .window import WindowSink
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm")
 
 
 class NullSink(Sink):
@@ -26,64 +36,135 @@ class NullSink(Sink):
 
 
 class VideoSink(Sink):
-    """An H.264 video (imageio-ffmpeg), written to a temp file renamed on ``finish``.
+    """An H.264 video, encoded by the ffmpeg of imageio-ffmpeg into a temp file beside
+    ``path`` that is renamed into place on ``finish`` once ffmpeg has exited cleanly (a
+    video cut short by a full disk or a size limit is deleted, not reported).
 
     A ring pipeline writes only the frames it processed, so at the source's fps the
     video plays faster than real time; pass the measured fps to keep real time.
 
     Args:
-        path: output file (.mp4, .mkv, .avi, ...); its folder must exist.
+        path: output file (.mp4, .mkv, .avi, ...); missing folders are created (and
+            removed again when the video fails).
         fps: frame rate stored in the file (> 0).
 
     Raises:
-        PipelineError: fps <= 0, missing folder, or imageio-ffmpeg missing.
+        PipelineError: fps <= 0, imageio-ffmpeg missing, frames of changing size, or
+            ffmpeg failed; OutputError: the file system refused the video (full,
+            read-only, file size limit, permission).
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         try:
-            import imageio.v2 as iio
-            import imageio_ffmpeg  # noqa: F401
+            import imageio_ffmpeg
         except ImportError:
             raise PipelineError("video output needs imageio-ffmpeg: pip install imageio imageio-ffmpeg, "
                                 "or pass --out FOLDER for images") from None
         self.path = Path(path)
         if not fps > 0:
             raise PipelineError(f"video fps {fps} is not positive: pass e.g. 30")
-        if not self.path.parent.is_dir():
-            raise PipelineError(f"folder {self.path.parent} does not exist: create it or pick another --out")
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        # ultrafast: the encoder runs in an ffmpeg process sharing the CPU with the
-        # detector; macro_block_size 2 keeps odd-free sizes without resizing.
-        self._writer = iio.get_writer(str(self._tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                      output_params=["-preset", "ultrafast"], macro_block_size=2)
+        self._exe = imageio_ffmpeg.get_ffmpeg_exe()
+        self._fps = str(Fraction(fps).limit_denominator(1001))
+        self._folders = NewFolders(self.path.parent, self.path)
+        try:
+            self._tmp = temp_file(self.path)
+        except OSError as e:
+            self._folders.remove()
+            raise write_error(e, self.path, "--out") from None
+        self._proc: subprocess.Popen | None = None
+        self._log = tempfile.TemporaryFile()  # ffmpeg's messages: read for the error line only
+        self._size: tuple[int, int] | None = None
         self.frames = 0
 
+    def _start(self, width: int, height: int) -> None:
+        # ultrafast: the encoder shares the CPU with the detector; yuv420p (what players
+        # take) needs even sizes, so an odd edge is padded by one pixel.
+        cmd = [self._exe, "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", self._fps, "-i", "-", "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
+               "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(self._tmp)]
+        # Its own process group: Ctrl-C stops the stream, which then closes the video
+        # cleanly, instead of killing ffmpeg before the trailer.
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                      start_new_session=True)
+        self._size = (width, height)
+
     def write(self, image: np.ndarray) -> None:
-        self._writer.append_data(image)
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        height, width = image.shape[:2]
+        if self._proc is None:
+            self._start(width, height)
+        elif (width, height) != self._size:
+            raise PipelineError(f"frame {self.frames} is {width}x{height}, the video {self.path} is "
+                                f"{self._size[0]}x{self._size[1]}: give a source whose frames share one size")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(image[:, :, :3], dtype=np.uint8).tobytes())
+        except OSError:  # ffmpeg quit (a full disk, a size limit): its log says why
+            self._proc.wait()
+            raise self._failed() from None
         self.frames += 1
 
     def finish(self) -> None:
-        self._writer.close()
         if self.frames == 0:
-            self._tmp.unlink(missing_ok=True)
+            self.abort()
             raise PipelineError(f"no frame was processed, so {self.path} was not written: check the source")
-        os.replace(self._tmp, self.path)
+        try:
+            self._proc.stdin.close()
+        except OSError:  # ffmpeg quit before the last frame: its exit status says so
+            pass
+        if self._proc.wait() != 0:
+            raise self._failed()
+        try:
+            check_replaceable(self.path)
+            os.replace(self._tmp, self.path)
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, OSError):
+                raise write_error(e, self.path, "--out") from None
+            raise
+        self._log.close()
+        self._folders.keep()
+
+    def _failed(self) -> EdgeoptError:
+        """The error of a failed ffmpeg (the file it left deleted): the file system's
+        problem when its log names one, else ffmpeg's last line."""
+        log = self._read_log()
+        self.abort()
+        if self._proc.returncode == -signal.SIGXFSZ:  # Popen restores SIGXFSZ, which Python ignores
+            log = os.strerror(errno.EFBIG)
+        for code in sorted(WRITE_ERRNOS):
+            if os.strerror(code) in log:
+                return write_error(OSError(code, os.strerror(code)), self.path, "--out")
+        last = log.strip().splitlines()[-1] if log.strip() else f"exit status {self._proc.returncode}"
+        return PipelineError(f"ffmpeg could not write {self.path} ({last[:200]}): check the disk and the file name")
+
+    def _read_log(self) -> str:
+        try:
+            self._log.seek(0)
+            return self._log.read().decode(errors="replace")
+        except (OSError, ValueError):  # closed already
+            return ""
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        except Exception:  # ffmpeg may refuse an empty or broken stream; the file goes anyway
-            pass
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc is not None and self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except OSError:  # the pipe to a dead ffmpeg
+                pass
         self._tmp.unlink(missing_ok=True)
+        self._folders.remove()
+        self._log.close()
 
 
 class FolderSink(Sink):
     """Numbered PNGs in a temp folder renamed to ``path`` on ``finish``.
 
     Raises:
-        PipelineError: ``path`` exists and is not an empty folder.
+        PipelineError: ``path`` exists and is not an empty folder; OutputError: the
+            file system refused a frame (full, read-only, ...).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -93,21 +174,35 @@ class FolderSink(Sink):
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise PipelineError(f"{self.path} exists and is not an empty folder: pick a new --out")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+        self._folders = NewFolders(self.path.parent, self.path)
+        try:
+            self._tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+            os.chmod(self._tmp, folder_mode())  # mkdtemp's 0700 would stay on the output
+        except OSError as e:
+            self._folders.remove()
+            raise write_error(e, self.path, "--out") from None
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
-        self._Image.fromarray(image).save(self._tmp / f"{self.frames:06d}.png", compress_level=1)
+        try:
+            self._Image.fromarray(image).save(self._tmp / f"{self.frames:06d}.png", compress_level=1)
+        except OSError as e:
+            raise write_error(e, self.path, "--out") from None
         self.frames += 1
 
     def finish(self) -> None:
-        if self.path.is_dir():
-            self.path.rmdir()  # empty (checked in __init__); rename needs it gone
-        os.replace(self._tmp, self.path)
+        try:
+            if self.path.is_dir():
+                self.path.rmdir()  # empty (checked in __init__); rename needs it gone
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise write_error(e, self.path, "--out") from None
+        self._folders.keep()
 
     def abort(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
+        self._folders.remove()
 
 
 class TeeSink(Sink):
@@ -163,7 +258,7 @@ def make_sink(out: str | Path | None, fps: float, *, show: bool = False, title: 
 
 
 def _file_sink(p: Path, fps: float) -> Sink:
-    if p.suffix.lower() in (".mp4", ".mkv", ".avi", ".mov", ".webm"):
+    if p.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSink(p, fps)
     if p.suffix:
         raise PipelineError(f"--out {p}: use a video file (.mp4, .mkv, .avi, .mov, .webm) or a folder name")

@@ -240,7 +240,7 @@ def test_cli_rejects_a_bad_backend_and_a_file_as_out(tmp_path):
     result = CliRunner().invoke(app, ["zoo:seednet", "--device", str(dev), "--backend", "tvm"])
     assert isinstance(result.exception, EdgeoptError) and "ort or openvino" in str(result.exception)
     result = CliRunner().invoke(app, ["zoo:seednet", "--device", str(dev), "--out", str(dev)])
-    assert isinstance(result.exception, EdgeoptError) and "is a file" in str(result.exception)
+    assert isinstance(result.exception, EdgeoptError) and "is a regular file, not a folder" in str(result.exception)
 
 
 def test_openvino_counters_map_to_the_same_layers(seednet):

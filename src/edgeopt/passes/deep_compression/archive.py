@@ -122,7 +122,6 @@ class Archive:
             the path written.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, self.to_bytes())
         return path
 
