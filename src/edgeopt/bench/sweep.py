@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 from .._util.progress import progress_bar
+from .._util.userfile import read_user_text
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
 
@@ -124,9 +125,10 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
     Raises:
         EdgeoptError: the file is missing or not an edgeopt bench JSON file.
     """
+    text = read_user_text(path, what="bench results")
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        doc = json.loads(text)
+    except ValueError as e:
         raise EdgeoptError(f"cannot read bench results {path}: {e}: pass a file from write_json") from e
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
         raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: pass a file from write_json")
