@@ -172,8 +172,8 @@ def compress_size_cmd(
                                    conv_bits=conv_bits, fc_bits=fc_bits, finetune=finetune)
     imageset = None
     if images is not None:
+        imageset = edgeopt.load_images(str(images), labels=m.labels)  # first: no warning before its error
         m = preprocess_options(m, None, None, None, None)
-        imageset = edgeopt.load_images(str(images), labels=m.labels)
     report = edgeopt.deep_compress(m, config=config, images=imageset)
     report.save_archive(out_file)
     if restored is not None:
