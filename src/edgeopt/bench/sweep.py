@@ -75,13 +75,18 @@ def sweep(
     Raises:
         EdgeoptError: an empty grid, a non-positive budget, or a backend with
             ``timed = False`` (checked before any cell runs).
-        BackendUnavailable: a backend name is not registered (checked before any cell).
+        BackendUnavailable: a backend name is not registered, or the model has ops no
+            backend runs (:func:`~edgeopt.analysis.opsupport.check_runnable`); both
+            checked before any cell.
     """
+    from ..analysis.opsupport import check_runnable
+
     thread_list = [threads] if isinstance(threads, int) else list(threads)
     if not backends or not batches or not thread_list:
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
     if not budget_s > 0:
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    check_runnable(model)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Cells of a backend that is not installed end at once; they take no share.
