@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 from .._util.progress import progress_bar
+from .._util.resources import check_threads
 from .._util.userfile import read_user_text
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
@@ -73,12 +74,16 @@ def sweep(
         model carry ``error`` and no runs.
 
     Raises:
-        EdgeoptError: an empty grid, a non-positive budget, or a backend with
+        EdgeoptError: an empty grid, a non-positive budget, a thread count over
+            :func:`~edgeopt._util.resources.max_threads`, or a backend with
             ``timed = False`` (checked before any cell runs).
         BackendUnavailable: a backend name is not registered, or the model has ops no
             backend runs (:func:`~edgeopt.analysis.opsupport.check_runnable`); both
             checked before any cell.
+        ShapeError: the largest batch needs more memory than is available
+            (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
+    from ..analysis.memory import check_fits
     from ..analysis.opsupport import check_runnable
 
     thread_list = [threads] if isinstance(threads, int) else list(threads)
@@ -86,7 +91,9 @@ def sweep(
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
     if not budget_s > 0:
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    check_threads(thread_list)
     check_runnable(model)
+    check_fits(model, max(batches))
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Cells of a backend that is not installed end at once; they take no share.

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from ..analysis.convalgo import ALL, analyze_model, parse_algorithms, wins
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
 from .options import ModelArg, ShapeOpt
@@ -31,7 +33,10 @@ def command(
     from ..report.json_file import write_json
 
     names = parse_algorithms(algorithms)
+    check_threads(threads)
     m = load_model(model, shape=shape)
+    if batch >= 1:  # analyze_model refuses the others in its own words
+        check_fits(m, batch)
     layers = analyze_model(m, batch=batch, algorithms=names, max_seconds=max_seconds, repeats=repeats,
                            threads=threads)
     if not layers:

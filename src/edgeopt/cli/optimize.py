@@ -13,6 +13,8 @@ from rich.console import Console
 import edgeopt
 
 from .._util.options import csv_floats, csv_items, parse_duration, parse_options, parse_size
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
@@ -66,6 +68,7 @@ def optimize_cmd(
 
     if batch <= 0 or threads <= 0:
         raise EdgeoptError("--batch and --threads must be positive integers")
+    check_threads(threads)
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")
@@ -82,6 +85,9 @@ def optimize_cmd(
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))
+    check_fits(m, batch)
+    if search and allow_batching and max_batch > batch:
+        check_fits(m, max_batch, fix="use a smaller --max-batch")
     if seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()

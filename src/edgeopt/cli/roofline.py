@@ -10,6 +10,8 @@ from rich.console import Console
 
 import edgeopt
 
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from .options import ModelArg
 
@@ -37,9 +39,12 @@ def command(
         raise EdgeoptError(f"--out {out} is a file: give a folder for roofline.json and roofline.png")
     # None: this machine's saved profile (measured quickly on first use); else a builtin
     # name ("raspberry-pi-4") or a JSON file.
+    check_threads(threads)
+    m = edgeopt.load_model(model)
+    if batch >= 1:  # roofline() refuses the others in its own words
+        check_fits(m, batch, fix="use a smaller --batch")
     dev = resolve_device(device)
-    roof = roofline(edgeopt.load_model(model), dev, backend=backend, threads=threads, batch=batch, runs=runs,
-                    warmup=WARMUP)
+    roof = roofline(m, dev, backend=backend, threads=threads, batch=batch, runs=runs, warmup=WARMUP)
     print_roofline(roof, console)
     if out is not None:
         write_json(out / "roofline.json", roof.to_dict())

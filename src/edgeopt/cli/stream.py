@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from .._util.resources import check_threads
 from ..errors import EdgeoptError
 
 
@@ -50,6 +51,7 @@ def command(
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
     if threads < 1 or slots < 1 or camera_buffers < 0:
         raise EdgeoptError("--threads and --slots must be positive and --camera-buffers >= 0")
+    check_threads(threads)
     if seconds is not None and seconds <= 0:
         raise EdgeoptError(f"--seconds {seconds} must be positive")
     if out is not None and out.exists() and out.is_file():
