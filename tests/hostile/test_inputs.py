@@ -97,10 +97,6 @@ def huge_dims_model():
     return proto
 
 
-def opset_model(opset: int):
-    return conv_model(opset=opset)
-
-
 def custom_domain_model():
     """conv_model with its Relu replaced by an op of an unknown domain (declared in the
     opset imports, so the checker lets it through)."""
@@ -113,42 +109,33 @@ def custom_domain_model():
     return proto
 
 
-def external_escape_model(sb: Sandbox) -> Path:
-    """A model whose external data points outside its folder (../secret.bin)."""
-    import onnx
+def _external_model(sb: Sandbox, location: str) -> Path:
+    """in/model.onnx whose weight ``w`` is external data at ``location`` (relative to in/);
+    the data itself is written to secret.bin beside in/, outside the model's folder."""
     from onnx import TensorProto
 
     proto = conv_model()
-    (sb.root / "secret.bin").write_bytes(np.zeros(8 * 3 * 3 * 3, np.float32).tobytes())
+    (sb.root / "secret.bin").write_bytes(np.zeros(8 * 27, np.float32).tobytes())
     w = next(t for t in proto.graph.initializer if t.name == "w")
     w.ClearField("raw_data")
     w.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", str(8 * 27 * 4))):
+    for key, value in (("location", location), ("offset", "0"), ("length", str(8 * 27 * 4))):
         entry = w.external_data.add()
         entry.key, entry.value = key, value
     path = sb.inputs / "model.onnx"
     path.write_bytes(proto.SerializeToString())
     return path
+
+
+def external_escape_model(sb: Sandbox) -> Path:
+    """External data at ../secret.bin."""
+    return _external_model(sb, "../secret.bin")
 
 
 def external_symlink_model(sb: Sandbox) -> Path:
-    """External data through a symlink in the model's folder to a file outside it."""
-    import onnx
-    from onnx import TensorProto
-
-    proto = conv_model()
-    secret = sb.root / "secret.bin"
-    secret.write_bytes(np.zeros(8 * 27, np.float32).tobytes())
-    (sb.inputs / "weights.bin").symlink_to(secret)
-    w = next(t for t in proto.graph.initializer if t.name == "w")
-    w.ClearField("raw_data")
-    w.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(8 * 27 * 4))):
-        entry = w.external_data.add()
-        entry.key, entry.value = key, value
-    path = sb.inputs / "model.onnx"
-    path.write_bytes(proto.SerializeToString())
-    return path
+    """External data through a symlink in the model's folder to secret.bin outside it."""
+    (sb.inputs / "weights.bin").symlink_to(sb.root / "secret.bin")
+    return _external_model(sb, "weights.bin")
 
 
 def corrupt_folder(sb: Sandbox, name: str = "frames") -> Path:
@@ -201,7 +188,7 @@ CASES = [
     Case(EXTERNAL, "info_external_dotdot", lambda sb: ["info", external_escape_model(sb)]),
     Case(EXTERNAL, "info_external_symlink_out", lambda sb: ["info", external_symlink_model(sb)]),
     # ops no backend runs
-    Case(UNRUNNABLE, "bench_opset_99", lambda sb: ["bench", _model(sb, opset_model(99)), "--out", sb.out]),
+    Case(UNRUNNABLE, "bench_opset_99", lambda sb: ["bench", _model(sb, conv_model(opset=99)), "--out", sb.out]),
     Case(UNRUNNABLE, "bench_unknown_domain", lambda sb: ["bench", _model(sb, custom_domain_model()), "--out", sb.out]),
     # decompression bombs in every image reader
     Case(BOMB, "apply_images_bomb",
