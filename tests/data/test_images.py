@@ -101,6 +101,22 @@ def test_bad_folders_raise_one_line_data_errors(tmp_path):
     assert "0 file(s) skipped" in one_line(e)
 
 
+def test_a_decompression_bomb_is_skipped_with_a_warning(tmp_path, caplog):
+    from hostile.test_inputs import bomb_png
+
+    good = np.full((8, 8, 3), 200, np.uint8)
+    Image.fromarray(good).save(tmp_path / "a.png")
+    bomb_png(tmp_path / "b.png")
+    with caplog.at_level("WARNING"):
+        s = load_image_folder(tmp_path)
+    assert s.names == ["a"] and np.array_equal(s.images[0], good)
+    assert "skipped 1 file(s)" in caplog.text and "decompression-bomb limit" in caplog.text
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(DataError) as e:
+        load_image_folder(tmp_path)
+    assert "1 file(s) skipped" in one_line(e) and "decompression-bomb limit" in str(e.value)
+
+
 def test_unknown_class_folder_and_mixed_layout_are_rejected(tmp_path):
     img = skdata.page()[:32, :32]
     (tmp_path / "45").mkdir()

@@ -103,7 +103,7 @@ def test_a_dictionary_that_does_not_fit_is_one_line(tmp_path):
     assert "the charset has 4 characters + a space + the blank = 6 classes, but the output has 5" in one_line(e)
     with pytest.raises(DataError) as e:
         tasks.make("sequence", _ctc_model(), {"charset": str(tmp_path / "missing.txt")})
-    assert "cannot read the charset file" in one_line(e)
+    assert "charset file not found" in one_line(e)
     with pytest.raises(DataError) as e:
         tasks.make("sequence", _ctc_model(), {"blank": "first"})
     assert "the blank option 'first' is not a class index" in one_line(e)

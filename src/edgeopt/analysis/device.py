@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 from .._util.cache import cache_root
+from .._util.userfile import read_user_text
 
 SCHEMA = "edgeopt.device/1"
 
@@ -131,9 +132,10 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
     Raises:
         EdgeoptError: unreadable or not a device profile.
     """
+    text = read_user_text(path, what="device profile")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        data = json.loads(text)
+    except ValueError as e:
         raise EdgeoptError(f"cannot read device profile {path}: {e}: pass a file from `edgeopt machine --out`") from e
     return DeviceProfile.from_dict(data)
 

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Sequence
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 from .._util.progress import progress_bar
+from .._util.resources import check_threads
+from .._util.userfile import read_user_text
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
 
@@ -72,15 +74,26 @@ def sweep(
         model carry ``error`` and no runs.
 
     Raises:
-        EdgeoptError: an empty grid, a non-positive budget, or a backend with
+        EdgeoptError: an empty grid, a non-positive budget, a thread count over
+            :func:`~edgeopt._util.resources.max_threads`, or a backend with
             ``timed = False`` (checked before any cell runs).
-        BackendUnavailable: a backend name is not registered (checked before any cell).
+        BackendUnavailable: a backend name is not registered, or the model has ops no
+            backend runs (:func:`~edgeopt.analysis.opsupport.check_runnable`); both
+            checked before any cell.
+        ShapeError: the largest batch needs more memory than is available
+            (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
+    from ..analysis.memory import check_fits
+    from ..analysis.opsupport import check_runnable
+
     thread_list = [threads] if isinstance(threads, int) else list(threads)
     if not backends or not batches or not thread_list:
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
     if not budget_s > 0:
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    check_threads(thread_list)
+    check_runnable(model)
+    check_fits(model, max(batches))
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Cells of a backend that is not installed end at once; they take no share.
@@ -124,9 +137,10 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
     Raises:
         EdgeoptError: the file is missing or not an edgeopt bench JSON file.
     """
+    text = read_user_text(path, what="bench results")
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        doc = json.loads(text)
+    except ValueError as e:
         raise EdgeoptError(f"cannot read bench results {path}: {e}: pass a file from write_json") from e
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
         raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: pass a file from write_json")

@@ -245,8 +245,8 @@ def compress_size_cmd(
                                    conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune)
     imageset = None
     if images is not None:
+        imageset = edgeopt.load_images(str(images), labels=m.labels)  # first: no warning before its error
         m = preprocess_options(m, None, None, None, None)
-        imageset = edgeopt.load_images(str(images), labels=m.labels)
     report = edgeopt.deep_compress(m, config=config, images=imageset)
     files = {out_file: report.archive.to_bytes()}
     if restored is not None:

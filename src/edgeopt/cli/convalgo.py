@@ -10,6 +10,8 @@ from rich.console import Console
 
 from .._util.outputs import check_outputs
 from ..analysis.convalgo import ALL, analyze_model, parse_algorithms, wins
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
 from .options import ModelArg, ShapeOpt, in_range
@@ -33,7 +35,10 @@ def command(
 
     check_outputs(inputs=(model,), files=[("--out", out)])
     names = parse_algorithms(algorithms)
+    check_threads(threads)
     m = load_model(model, shape=shape)
+    if batch >= 1:  # analyze_model refuses the others in its own words
+        check_fits(m, batch)
     layers = analyze_model(m, batch=batch, algorithms=names, max_seconds=max_seconds, repeats=repeats,
                            threads=threads)
     if not layers:

@@ -25,9 +25,16 @@ def zoo() -> None:
 
 def info(model: str = ModelArg, shape: Optional[List[str]] = ShapeOpt) -> None:
     """Input spec, opset, op histogram and provenance of a model."""
+    from ..analysis.opsupport import check_runnable
+    from ..errors import BackendUnavailable
     from ..report.model_table import print_info
 
-    print_info(edgeopt.load_model(model, shape=shape), out)
+    m = edgeopt.load_model(model, shape=shape)
+    try:
+        check_runnable(m)
+    except BackendUnavailable as e:  # info only reads: describe the model all the same
+        typer.echo(f"edgeopt: warning: {e}", err=True)
+    print_info(m, out)
 
 
 def profile(

@@ -14,6 +14,8 @@ import edgeopt
 
 from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
 from .._util.outputs import check_outputs
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
@@ -87,6 +89,7 @@ def optimize_cmd(
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
+    check_threads(threads)
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")
@@ -105,6 +108,9 @@ def optimize_cmd(
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))
+    check_fits(m, batch)
+    if search and allow_batching and max_batch > batch:
+        check_fits(m, max_batch, fix="use a smaller --max-batch")
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds)

@@ -11,6 +11,8 @@ from rich.console import Console
 import edgeopt
 
 from .._util.outputs import check_outputs
+from .._util.resources import check_threads
+from ..analysis.memory import check_fits
 from .options import ModelArg, in_range
 
 console = Console()
@@ -35,9 +37,12 @@ def command(
     check_outputs(inputs=(model, device), folders=[("--out", out, ROOFLINE_FILES)])
     # None: this machine's saved profile (measured quickly on first use); else a builtin
     # name ("raspberry-pi-4") or a JSON file.
+    check_threads(threads)
+    m = edgeopt.load_model(model)
+    if batch >= 1:  # roofline() refuses the others in its own words
+        check_fits(m, batch, fix="use a smaller --batch")
     dev = resolve_device(device)
-    roof = roofline(edgeopt.load_model(model), dev, backend=backend, threads=threads, batch=batch, runs=runs,
-                    warmup=WARMUP)
+    roof = roofline(m, dev, backend=backend, threads=threads, batch=batch, runs=runs, warmup=WARMUP)
     print_roofline(roof, console)
     if out is not None:
         console.print("wrote " + ", ".join(str(p) for p in write_roofline(roof, out)))

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from .._util.outputs import check_outputs
+from .._util.resources import check_threads
 from ..errors import EdgeoptError
 from .options import in_range, only_with
 
@@ -58,6 +59,7 @@ def command(
     frames = out if out is not None and not out.suffix else None  # any other suffix: make_sink says so
     check_outputs(inputs=(pnet, source_path(source)), files=[("--out", video), ("--json", json_out)],
                   folders=[("--out", frames, ())])
+    check_threads(threads)
     if out is not None and out.exists() and out.is_file():
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
     out_existed = out is not None and out.exists()  # then an empty folder (the folder sink checks)

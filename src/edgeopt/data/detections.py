@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import DataError
+from .._util.userfile import read_user_text
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,10 @@ def read_coco_json(path: str | Path, names: Sequence[str], *, contiguous: bool =
             annotation names an unknown image or category or has a bad box.
     """
     p = Path(path)
+    text = read_user_text(p, what="COCO annotation file", error=DataError, fix="pass a COCO annotation file")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"COCO annotation file not found: {p}: check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
         raise DataError(f"{p} is not a readable JSON file ({e}): pass a COCO annotation file") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(
             doc.get("annotations"), list):
@@ -232,7 +232,8 @@ def read_yolo_folder(folder: str | Path, names: Sequence[str], image_sizes: Sequ
         boxes, classes = [], []
         if path is not None:
             found += 1
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            text = read_user_text(path, what="YOLO label file", error=DataError, fix="write 'class cx cy w h' lines")
+            for n, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -250,6 +251,6 @@ def read_yolo_folder(folder: str | Path, names: Sequence[str], image_sizes: Sequ
     class_file = root / "classes.txt"
     classes_named = {}
     if class_file.is_file():
-        classes_named = {i: s.strip() for i, s in enumerate(class_file.read_text(encoding="utf-8").splitlines())
-                         if s.strip()}
+        text = read_user_text(class_file, what="YOLO class list", error=DataError, fix="write one class name a line")
+        classes_named = {i: s.strip() for i, s in enumerate(text.splitlines()) if s.strip()}
     return Labels(out, classes_named)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import DataError
 from .._util.errorline import error_line
+from .._util.userfile import read_user_text
 from .images import _natural_key
 
 LABEL_FILES = ("labels.json", "labels.npy")
@@ -139,8 +140,8 @@ def read_label_file(layout: Layout) -> list[Any] | None:
     names = layout.names()
     if found[0].suffix == ".json":
         try:
-            table = json.loads(found[0].read_text())
-        except (OSError, ValueError) as e:
+            table = json.loads(read_user_text(found[0], what="labels file", error=DataError))
+        except ValueError as e:
             why = error_line(e, limit=120, with_type=False)
             raise DataError(f"{found[0]} is not readable JSON ({why}): write {{sample name: label}}") from None
         if not isinstance(table, dict):

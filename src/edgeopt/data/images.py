@@ -173,8 +173,30 @@ def _natural_key(name: str) -> list:
             for t in re.split(r"(\d+)", name) if t]
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    """Decode one file to HxW or HxWx3 uint8 (RGB), or None when PIL cannot read it."""
+# What PIL raises for a file it cannot read: not an image, truncated, a bad header, or
+# over its decompression-bomb limit (checked from the header, before decoding).
+_UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the header of an image file, or None when PIL cannot open it
+    (see :func:`read_image`); nothing is decoded."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except _UNREADABLE:
+        return None
+
+
+def read_image(path: str | Path) -> np.ndarray | None:
+    """Decode one image file to HxW (gray) or HxWx3 (RGB) uint8, as :func:`load_image_folder`
+    describes (EXIF orientation applied, transparency on white, 16-bit gray to its high byte).
+
+    Returns:
+        the array, or None when PIL cannot read the file: not an image, truncated, or
+        over PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, which PIL checks
+        from the header, before decoding a pixel).
+    """
     try:
         with Image.open(path) as im:
             im.load()
@@ -197,8 +219,15 @@ def _read_image(path: Path) -> np.ndarray | None:
             elif im.mode != "RGB":
                 im = im.convert("RGB")
             return np.array(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except _UNREADABLE:
         return None
+
+
+def unreadable_note() -> str:
+    """What a skipped image file was (not readable, or a decompression bomb), for the
+    warnings and errors that count them."""
+    limit = f", or over its decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels" if Image.MAX_IMAGE_PIXELS else ""
+    return f"not images PIL reads ({' '.join(IMAGE_EXTENSIONS)}){limit}"
 
 
 def _image_files(folder: Path) -> tuple[list[Path], int]:
@@ -229,8 +258,8 @@ def load_image_folder(path: str | Path, *, labels: Sequence[str] | None = None) 
 
     Files are decoded with PIL (extensions: .png .jpg .jpeg .bmp .tif .tiff .webp; the
     first frame of a multi-page file), EXIF orientation applied, transparency on white,
-    16-bit gray reduced to its high byte, gray kept as HxW and everything else as RGB. Files PIL cannot decode are skipped
-    and counted in a log warning.
+    16-bit gray reduced to its high byte, gray kept as HxW and everything else as RGB. Files PIL cannot decode,
+    or that are over its decompression-bomb limit, are skipped and counted in a log warning.
 
     Returns:
         an ImageSet; names are paths relative to ``path`` without the extension.
@@ -249,7 +278,6 @@ def load_image_folder(path: str | Path, *, labels: Sequence[str] | None = None) 
                if p.is_dir() and not p.name.startswith(".")]
     class_files = {d.name: _image_files(d) for d in subdirs}
     class_files = {k: v for k, v in class_files.items() if v[0]}
-    exts = " ".join(IMAGE_EXTENSIONS)
     if top and class_files:
         raise DataError(
             f"{root} holds {len(top)} images next to class sub-folders "
@@ -277,7 +305,7 @@ def load_image_folder(path: str | Path, *, labels: Sequence[str] | None = None) 
 
     images, names, ys = [], [], []
     for f, y in entries:
-        img = _read_image(f)
+        img = read_image(f)
         if img is None:
             skipped += 1
             continue
@@ -286,11 +314,11 @@ def load_image_folder(path: str | Path, *, labels: Sequence[str] | None = None) 
         ys.append(y)
     if not images:
         raise DataError(
-            f"no readable image in {root} ({skipped} file(s) skipped; reads {exts}): "
+            f"no readable image in {root} ({skipped} file(s) skipped: {unreadable_note()}): "
             f"put images there or in one sub-folder per class"
         )
     if skipped:
-        log.warning("%s: skipped %d file(s) that are not readable images (%s)", root, skipped, exts)
+        log.warning("%s: skipped %d file(s): %s", root, skipped, unreadable_note())
     return ImageSet(images=images, labels=ys if classes is not None else None,
                     names=names, classes=classes)
 

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.errorline import error_line
+from .._util.userfile import read_user_text
 from ..errors import DataError
 from .detections import read_coco_json, read_yolo_folder
 from .images import ImageSet
@@ -59,7 +60,8 @@ def _match(table: dict[str, Any], names: Sequence[str], source: Path) -> list[An
 
 def _text_lines(path: Path, names: Sequence[str]) -> list[str]:
     table = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = read_user_text(path, what="--targets file", error=DataError, fix="write NAME<TAB>TEXT lines in UTF-8")
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         name, sep, text = line.partition("\t")
@@ -90,14 +92,15 @@ def load_targets(path: str | Path, data: Any) -> list[Any]:
             raise DataError(f"{p} is a folder of YOLO boxes, but the inputs are not images: pass images")
         sizes = [img.shape[:2] for img in data.images]
         return list(read_yolo_folder(p, names, sizes).per_sample)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"ground truth not found: {p}: pass a COCO JSON file, a YOLO label folder, a "
                         f"NAME<TAB>TEXT file or a {{name: value}} JSON file")
     if p.suffix.lower() in (".txt", ".tsv"):
         return _text_lines(p, names)
+    text = read_user_text(p, what="--targets file", error=DataError, fix="save it as UTF-8 JSON")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        doc = json.loads(text)
+    except ValueError as e:
         raise DataError(f"{p} is not readable JSON ({error_line(e, limit=120)}): pass a COCO JSON file, a "
                         f"YOLO label folder, a NAME<TAB>TEXT file or a {{name: value}} JSON file") from None
     if isinstance(doc, dict) and "images" in doc and "annotations" in doc:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from .._util.errorline import error_line
+from ..analysis.memory import check_fits
 from ..backends.ort import session_options
 from ..backends.registry import get as get_backend, require
 from ..data.feeds import sample_feeds, samples_per_call, stack_outputs
@@ -125,8 +126,10 @@ def check_batch(model: "Model", *, threads: int = 1, seed: int = 0) -> "Model":
     when the run shows the batch free.
 
     A model already checked by a run, one without a batch-first input (it runs one
-    sample per pass: :func:`edgeopt.data.feeds.samples_per_call`), or one ONNX Runtime
-    cannot run at batch 1 (its failure shows where it is first used) is returned as is.
+    sample per pass: :func:`edgeopt.data.feeds.samples_per_call`), one whose batch-2 run
+    would not fit in memory (:func:`edgeopt.analysis.memory.check_fits`), or one ONNX
+    Runtime cannot run at batch 1 (its failure shows where it is first used) is returned
+    as is.
 
     Args:
         model: the model (not modified).
@@ -137,6 +140,10 @@ def check_batch(model: "Model", *, threads: int = 1, seed: int = 0) -> "Model":
         a copy of ``model`` with ``batch_check`` set, or ``model`` itself.
     """
     if model.batch_check is not None or not any(s.batch_axis == 0 for s in model.inputs):
+        return model
+    try:
+        check_fits(model, 2)
+    except ShapeError:  # inputs too large for a batch-2 run here: the graph alone decides
         return model
     session = _quiet_session(model, threads)
     if session is None:

@@ -10,11 +10,16 @@
   :class:`CameraSource` (OpenCV, V4L2 index): read as fast as asked; the timestamp is
   the moment the frame was decoded / grabbed.
 
+A folder of images (:class:`LazyImages`) behaves as a camera: files PIL cannot read are
+skipped with a warning, and every frame comes at the first frame's size (resized when
+the files differ), as a camera delivers one resolution and a video file needs one.
+
 Timestamps are ``time.perf_counter()`` seconds, so latency = output time - timestamp.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -24,11 +29,13 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..data.images import image_size, read_image, unreadable_note
 from ..errors import EdgeoptError
 from .._util.images import as_rgb_uint8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 V4L2_DEFAULT_BUFFERS = 4
+log = logging.getLogger(__name__)
 
 
 class SourceError(EdgeoptError):
@@ -189,7 +196,8 @@ class _IterSource(Source):
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files of ``folder`` in name order.
+    """Image files of ``folder`` in name order (regular files with an image suffix; a
+    FIFO or device named like an image is not opened).
 
     Raises:
         SourceError: not a folder, or no image in it.
@@ -197,26 +205,61 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder} is not a folder: pass a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise SourceError(f"{folder} has no images ({', '.join(IMAGE_SUFFIXES)}): add some or pick another folder")
     return files
 
 
 class LazyImages(Sequence):
-    """Images of a folder, decoded on access (uint8 RGB)."""
+    """Images of a folder as frames: decoded on access, (H, W, 3) uint8 RGB, all of one size.
+
+    Files whose header PIL cannot read (not images, or over its decompression-bomb
+    limit) are left out, with one log warning. Every frame is resized (bilinear) to the
+    first frame's size when it differs.
+
+    Attributes:
+        files: the readable files, in name order.
+        size: (height, width) of every frame.
+
+    Raises:
+        SourceError: not a folder, or no readable image in it; on access, a file that
+            opened but cannot be decoded (truncated).
+    """
 
     def __init__(self, folder: str | Path) -> None:
-        self.files = list_images(folder)
+        self.folder = Path(folder)
+        listed = list_images(folder)
+        sizes = {f: image_size(f) for f in listed}
+        self.files = [f for f in listed if sizes[f] is not None]
+        skipped = len(listed) - len(self.files)
+        if not self.files:
+            raise SourceError(f"no readable image in {self.folder} ({skipped} file(s) skipped: {unreadable_note()}): "
+                              f"put frames there or pick another folder")
+        if skipped:
+            log.warning("%s: skipped %d file(s): %s", self.folder, skipped, unreadable_note())
+        self.size: tuple[int, int] = self._decode(0).shape[:2]
+        if len({sizes[f] for f in self.files}) > 1:
+            log.warning("%s: the images differ in size; every frame is resized to the first one's, %dx%d",
+                        self.folder, self.size[1], self.size[0])
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def _decode(self, i: int) -> np.ndarray:
+        image = read_image(self.files[i])
+        if image is None:
+            raise SourceError(f"frame {self.files[i]} cannot be decoded (truncated or corrupt): remove it "
+                              f"from {self.folder}")
+        return as_rgb(image)
+
     def __getitem__(self, i):  # type: ignore[override]
         from PIL import Image
 
-        with Image.open(self.files[i]) as im:
-            return np.asarray(im.convert("RGB"))
+        frame = self._decode(i)
+        if frame.shape[:2] == self.size:
+            return frame
+        return np.asarray(Image.fromarray(frame).resize((self.size[1], self.size[0]), Image.BILINEAR))
 
 
 class ImageFolderSource(_IterSource):
@@ -254,15 +297,32 @@ class VideoFileSource(_IterSource):
 
         if not Path(path).is_file():
             raise SourceError(f"video {path} does not exist: pass a video file, camera:0, sim:DIR@30fps or clip@30fps")
+        self.path = Path(path)
         try:
             self._reader = iio.get_reader(str(path), format="FFMPEG")
             fps = self._reader.get_meta_data().get("fps")
         except Exception as e:  # imageio raises several types for unreadable files
-            raise SourceError(f"cannot open video {path} ({e}): pass a file ffmpeg can decode") from None
+            raise SourceError(f"cannot open video {path} ({ffmpeg_reason(e)}): pass a file ffmpeg can decode") from None
         super().__init__(iter(self._reader), fps)
+
+    def read(self, stop: threading.Event | None = None) -> Frame | None:
+        try:
+            return super().read(stop)
+        except EdgeoptError:
+            raise
+        except Exception as e:  # a file that opened but breaks off mid-stream
+            raise SourceError(f"cannot decode frame {self.captured} of video {self.path} ({ffmpeg_reason(e)}): "
+                              f"pass a file ffmpeg can decode") from None
 
     def close(self) -> None:
         self._reader.close()
+
+
+def ffmpeg_reason(e: BaseException) -> str:
+    """The line that says why, from an imageio-ffmpeg error: its message carries ffmpeg's
+    whole stderr (version banner, build configuration), whose last line is the reason."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:160]
 
 
 class CameraSource(Source):

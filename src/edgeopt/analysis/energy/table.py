@@ -14,10 +14,10 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from ...errors import EdgeoptError
+from ..._util.userfile import read_user_text
 
 PRECISIONS = ("fp32", "fp16", "int32", "int8")
 # Seed 002: "one DRAM access costs 200 multiply-adds and 128 on-chip memory accesses".
@@ -106,9 +106,10 @@ def load_table(path: str | os.PathLike) -> EnergyTable:
     Raises:
         EdgeoptError: unreadable file, not JSON, unknown keys or bad values.
     """
+    text = read_user_text(path, what="energy table")
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        data = json.loads(text)
+    except ValueError as e:
         raise EdgeoptError(f"cannot read energy table {path}: {e}: pass a JSON object such as "
                            f"{{\"dram_read_pj\": 1300}}") from e
     return EnergyTable.from_dict(data)

@@ -23,14 +23,14 @@ the original's.
 
 from __future__ import annotations
 
-from os import PathLike, fspath
-from pathlib import Path
+from os import PathLike
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from ...errors import DataError
+from ..._util.userfile import read_user_text
 from .base import Evaluator, TaskScore, check_outputs
 from .outputs import output_stats
 
@@ -98,16 +98,9 @@ def read_charset(path: str | PathLike) -> list[str]:
     nothing else stripped: a line holding " " is the space character).
 
     Raises:
-        DataError: the file is missing or not UTF-8.
+        DataError: the file is missing, not a regular file, too large or not UTF-8.
     """
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise DataError(f"cannot read the charset file {fspath(path)} ({e.strerror}): pass a file of one "
-                        f"character a line, or a list of characters") from None
-    except UnicodeDecodeError:
-        raise DataError(f"the charset file {fspath(path)} is not UTF-8: save it as UTF-8, one character "
-                        f"a line") from None
+    text = read_user_text(path, what="charset file", error=DataError, fix="save it as UTF-8, one character a line")
     return [line.removesuffix("\n").removesuffix("\r") for line in text.splitlines(keepends=True)]
 
 

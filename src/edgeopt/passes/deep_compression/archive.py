@@ -32,6 +32,7 @@ from onnx import numpy_helper
 from ...errors import EdgeoptError
 from ..._util.atomic import atomic_write_bytes
 from ..._util.errorline import error_line
+from ..._util.userfile import read_user_file
 from .huffman import HuffmanError, HuffmanStream, decode
 from .sparsity import from_relative
 
@@ -174,12 +175,13 @@ def read_archive(path: str | os.PathLike) -> Archive:
     """Read an archive file.
 
     Raises:
-        ArchiveError: missing file, or see :meth:`Archive.from_bytes`.
+        ArchiveError: missing file, not a regular file, over 2 GiB, or see
+            :meth:`Archive.from_bytes`.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ArchiveError(f"archive not found: {p}: check the path")
-    return Archive.from_bytes(p.read_bytes(), what=str(p))
+    data = read_user_file(p, what="archive", max_bytes=2 << 30, error=ArchiveError,
+                          too_large="a Deep Compression archive is smaller than its ONNX model (at most 2 GiB)")
+    return Archive.from_bytes(data, what=str(p))
 
 
 def restore(archive: "Archive | bytes | str | os.PathLike") -> onnx.ModelProto:
