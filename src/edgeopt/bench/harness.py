@@ -173,20 +173,8 @@ def benchmark(
         backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
         batch=batch, threads=threads, machine=machine_info(),
     )
-    result.error = fixed_batch_error(model, batch)
-    if result.error:
-        return result
-    try:
-        be = timed_backend(backend)
-    except ImportError as e:  # a backend module that imports its runtime eagerly
-        result.error = f"backend {backend!r} cannot be imported: {error_line(e, limit=300, with_type=False)}"
-        return result
-    result.backend_version = be.version()
-    if feeds is not None:
-        _check_feeds(model, feeds, batch)
-    why = be.available()
-    if why is not None:
-        result.error = f"backend {backend!r} is not usable: {why}"
+    be = _usable_backend(model, backend, batch, feeds, result)
+    if be is None:
         return result
     if feeds is None:
         feeds = model.example_feeds(batch)
@@ -206,6 +194,29 @@ def benchmark(
     finally:
         session.close()
     return result
+
+
+def _usable_backend(model: "Model", backend: str, batch: int, feeds: dict[str, np.ndarray] | None,
+                    result: BenchResult):
+    """The backend that times this cell, or None with ``result.error`` saying why the cell
+    cannot run (a batch the graph does not take, a runtime that does not import or is not
+    usable); sets ``result.backend_version``. Raises as :func:`benchmark` for bad feeds."""
+    result.error = fixed_batch_error(model, batch)
+    if result.error:
+        return None
+    try:
+        be = timed_backend(backend)
+    except ImportError as e:  # a backend module that imports its runtime eagerly
+        result.error = f"backend {backend!r} cannot be imported: {error_line(e, limit=300, with_type=False)}"
+        return None
+    result.backend_version = be.version()
+    if feeds is not None:
+        _check_feeds(model, feeds, batch)
+    why = be.available()
+    if why is not None:
+        result.error = f"backend {backend!r} is not usable: {why}"
+        return None
+    return be
 
 
 def time_session(

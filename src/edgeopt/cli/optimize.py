@@ -80,14 +80,8 @@ def optimize_cmd(
     from ..optimizer.space import default_space
     from ..report.optimize_outputs import OUTPUT_FILES
 
-    only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
-              "allow_batching", "storage", "study_name", "resume", "workers")
-    only_with(ctx, "--allow-batching", allow_batching, "max_batch")
-    # Without a MODEL the demonstration runs on its own model and images.
-    only_with(ctx, "a MODEL argument", model is not None, "calib", "targets", "shape", "sample_rate", "mean", "std",
-              "channels", "resize_short")
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
+    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     check_threads(threads)
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
@@ -124,6 +118,18 @@ def optimize_cmd(
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
                             prune_targets=fractions), **common)
     _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+
+
+def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,
+                    fractions: tuple[float, ...]) -> None:
+    """Refuse options given without the option they apply with (see :func:`.options.only_with`)."""
+    only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
+              "allow_batching", "storage", "study_name", "resume", "workers")
+    only_with(ctx, "--allow-batching", allow_batching, "max_batch")
+    # Without a MODEL the demonstration runs on its own model and images.
+    only_with(ctx, "a MODEL argument", model is not None, "calib", "targets", "shape", "sample_rate", "mean", "std",
+              "channels", "resize_short")
+    only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
 
 
 def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Path | None, targets: Path | None,
