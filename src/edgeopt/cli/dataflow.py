@@ -36,6 +36,9 @@ def command(
     from ..report.json_file import write_json
 
     console = Console()
+    if device is not None and bandwidth is not None and mac_rate is not None:
+        raise EdgeoptError("--device gives the defaults of --bandwidth and --mac-rate, and both are given: "
+                           "drop --device or one of them")
     check_outputs(inputs=(model, device), files=[("--out", json_out)])
     size = parse_size(buffer)
     hw, note = dataflow_hardware(size, bandwidth_gbs=bandwidth, mac_rate_gmacs=mac_rate, bytes_per_word=bytes_per_word,

@@ -55,6 +55,9 @@ def command(
     if pipeline not in PIPELINES:
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
     only_with(ctx, "--pipeline ring", pipeline == "ring", "slots")
+    # Only the simulated sources have a driver queue to size; a real camera or file has its own.
+    only_with(ctx, "--source sim:DIR@FPS or clip@FPS", source.startswith("sim:") or source.split("@")[0] == "clip",
+              "camera_buffers")
     video = out if out is not None and out.suffix.lower() in VIDEO_SUFFIXES else None
     frames = out if out is not None and not out.suffix else None  # any other suffix: make_sink says so
     check_outputs(inputs=(pnet, source_path(source)), files=[("--out", video), ("--json", json_out)],
