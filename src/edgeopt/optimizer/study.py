@@ -22,7 +22,7 @@ from .space import Point
 from .storage import display_url, open_storage
 
 # The measurements a trial records (and a repeat of a point copies from the first trial).
-MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "quality", "quality_reason",
+MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "drop_bound", "quality", "quality_reason",
                   "constraints", "latency_stats", "throughput_ips", "passes")
 
 
