@@ -177,7 +177,7 @@ def test_optimize_writes_bounds_and_the_decision(monkeypatch, capsys, tmp_path):
     sb = Sandbox(tmp_path)
     monkeypatch.setenv("EDGEOPT_CACHE", str(sb.cache))
     code, out, err = run_cli(monkeypatch, capsys, "optimize", str(sb.model()), "--images", str(sb.images(12)),
-                             "--search", "--backends", "ort", "--budget", "30s", "--prune-targets", "",
+                             "--backends", "ort", "--prune-targets", "",
                              "--seconds", "0.05", "--tie-breaker", "size", "--out", str(sb.out))
     assert code == 0, err
     summary = json.loads((sb.out / "candidates.json").read_text())
@@ -197,3 +197,31 @@ def test_optimize_writes_bounds_and_the_decision(monkeypatch, capsys, tmp_path):
         assert t["status"] == "rejected"  # n images cannot show the budget, so none passes
     assert summary["winner"] == summary["baseline"]
     assert deploy["decision"]["tie_breaker"] == "size" and deploy["decision"]["reason"] == summary["decision"]
+
+
+# -- the bound on a per-sample task metric (landmark error), through the measurer ----------------
+def test_a_mean_error_is_judged_on_its_bootstrap_upper_bound():
+    from edgeopt.evaluate import tasks
+    from edgeopt.optimizer.measure import Measurer
+
+    from support import outputs_model
+
+    model = outputs_model({"pts": (1, 10)})
+    evaluator = tasks.make("regress", model, {})
+    rng = np.random.default_rng(0)
+    ref = [rng.normal(size=(40, 10)).astype(np.float32)]
+    cand = [ref[0] + np.where(np.arange(40)[:, None] < 4, 8.0, 0.0).astype(np.float32)]  # 4 of 40 samples off by 8
+    score = evaluator.score(ref, cand)
+    assert score.drop == pytest.approx(0.8, rel=1e-5)
+    assert score.per_sample.shape == (40,) and score.per_sample.mean() == pytest.approx(score.drop, rel=1e-6)
+    assert "per_sample" not in score.to_dict()
+    m = object.__new__(Measurer)  # the measurer's state without a model to run
+    m.evaluator, m.reference, m.labels, m.held_out = evaluator, ref, None, list(range(40))
+    m.task, m.unit, m.tolerance, m.confidence = "regress", "units", 1.0, 0.95
+    verdict = m.quality(cand)
+    # The point estimate (0.8) is within the budget of 1, its 95% upper bound is not.
+    assert 1.0 < verdict.drop_bound < 1.8 and verdict.judged == verdict.drop_bound
+    assert "upper bound" in verdict.reason and verdict.quality["drop_bound"] == verdict.drop_bound
+    assert m.quality(cand, exact=True).drop_bound is None
+    m.confidence = None
+    assert m.quality(cand).reason == "" and m.quality(cand).judged == pytest.approx(0.8, rel=1e-5)

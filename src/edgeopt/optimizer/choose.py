@@ -113,7 +113,7 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
     tie = [r for r in timed if next(f for f in finalists if f["label"] == r.label)["tied"]]
     winner = min(tie, key=lambda r: key(len(r.attrs.get("passes") or []), r.size_bytes or 0, r.point.backend))
     decision = _decision(winner, leader, tie, finalists, tie_breaker)
-    if winner is baseline and feasible:
+    if winner is baseline and any(r is not baseline for r in feasible):
         notes.append("no candidate is confirmed faster than the original fp32 model on ONNX Runtime: "
                      "keeping the original")
     ratio = lambda a, b: round_ratio_interval(rounds[a.number], rounds[b.number])  # noqa: E731

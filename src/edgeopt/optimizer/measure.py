@@ -8,10 +8,13 @@ given, or the one inferred from the model's outputs (every output compared when 
 recognised). One rule, whatever the strategy: a candidate's ``drop`` in the task metric must
 stay within the tolerance (``--max-drop`` / ``--metric-tolerance``, else the task's
 default: 1 point of top-1 agreement/accuracy for a classifier, 1 dB of SNR below 20 dB for
-every output, ...). For a classifier the drop judged is its one-sided 95% upper bound
-(:mod:`edgeopt.optimizer.confidence`: 100 - the Wilson lower bound of top-1 agreement);
-accuracy can only be lost on images whose answer changed, so that bound covers accuracy
-too. A held-out set too small for any candidate to pass so is reported before measuring.
+every output, ...). The drop judged is its one-sided 95% upper bound
+(:mod:`edgeopt.optimizer.confidence`): for a classifier 100 - the Wilson lower bound of
+top-1 agreement (accuracy can only be lost on images whose answer changed, so that bound
+covers accuracy too), for a drop that is a mean over samples (the task score's
+``per_sample``: landmark error) a bootstrap bound over samples; other drops (mAP, CER,
+SNR) are judged on their point estimate for now. A held-out set too small for any
+classifier to pass so is reported before measuring.
 
 Latency comes from the bench harness (warm-up excluded, adaptive repetitions, p50/p90) at
 the point's backend, threads and batch. The confirmation re-times the finalists in
@@ -34,7 +37,7 @@ from ..evaluate.runner import predict_outputs
 from ..evaluate.tasks.infer import TaskGuess, infer_task
 
 from ..data.images import ImageSet
-from .confidence import CONFIDENCE, too_small, wilson_lower
+from .confidence import CONFIDENCE, bootstrap_upper, too_small, wilson_lower
 
 if TYPE_CHECKING:
     from ..data.samples import SampleSet
@@ -148,17 +151,24 @@ class Measurer:
         score = self.evaluator.score(self.reference, outputs, self.labels)
         reason = self.evaluator.explain(score, self.tolerance)
         quality = score.to_dict()
-        if not self._bounded or exact:
+        n, conf = len(self.held_out), self.confidence
+        if not conf or exact:
             return QualityVerdict(score.drop, quality, reason)
-        n = len(self.held_out)
-        agreement = score.details["top1_agreement"]
-        lower = 100.0 * wilson_lower(round(agreement * n / 100.0), n, self.confidence)
-        bound = max(score.drop, 100.0 - lower)
-        quality.update(top1_agreement_lower=lower, drop_bound=bound, confidence=self.confidence)
-        if not reason and bound > self.tolerance:
-            reason = (f"top-1 agreement {agreement:.1f}% on {n} samples has a {100 * self.confidence:g}% lower "
-                      f"bound of {lower:.1f}% < {100 - self.tolerance:.1f}% (--max-drop {self.tolerance:g})")
-        return QualityVerdict(score.drop, quality, reason, bound)
+        if self.task == "classify":
+            agreement = score.details["top1_agreement"]
+            lower = 100.0 * wilson_lower(round(agreement * n / 100.0), n, conf)
+            bound = max(score.drop, 100.0 - lower)
+            quality["top1_agreement_lower"] = lower
+            why = (f"top-1 agreement {agreement:.1f}% on {n} samples has a {100 * conf:g}% lower bound of "
+                   f"{lower:.1f}% < {100 - self.tolerance:.1f}% (--max-drop {self.tolerance:g})")
+        elif score.per_sample is not None:
+            bound = max(score.drop, bootstrap_upper(score.per_sample, confidence=conf))
+            why = (f"{score.metric} {score.drop:.3g} {self.unit} on {n} samples has a {100 * conf:g}% upper bound "
+                   f"of {bound:.3g} > {self.tolerance:g} (--metric-tolerance)")
+        else:  # a drop that is not a mean over samples (mAP, SNR): judged on its point estimate
+            return QualityVerdict(score.drop, quality, reason)
+        quality.update(drop_bound=bound, confidence=conf)
+        return QualityVerdict(score.drop, quality, reason or (why if bound > self.tolerance else ""), bound)
 
     @property
     def _bounded(self) -> bool:
