@@ -225,3 +225,17 @@ def test_a_mean_error_is_judged_on_its_bootstrap_upper_bound():
     assert m.quality(cand, exact=True).drop_bound is None
     m.confidence = None
     assert m.quality(cand).reason == "" and m.quality(cand).judged == pytest.approx(0.8, rel=1e-5)
+
+
+def test_the_fallback_steps_in_when_only_the_bound_breaks_the_budget():
+    from edgeopt.optimizer.fallback import next_step
+    from edgeopt.optimizer.space import SearchSpace
+
+    fp32 = rec(0, "fp32", "ort", 2.0, [], 4_000_000)
+    int8 = rec(1, "int8-nncf", "ort", 1.0, ["quantize-nncf"], 1_000_000)
+    int8.feasible, int8.drop, int8.attrs["drop_bound"] = False, 0.5, 2.4  # 0.5 points lost, shown <= 2.4
+    space = SearchSpace(float_layers=(0, 1, 2))
+    assert int8.judged_drop == 2.4 and fp32.judged_drop == 0.0
+    assert next_step(int8, [fp32, int8], space, max_drop=1.0) == Point(precision="int8-nncf", float_layers=1, threads=2)
+    del int8.attrs["drop_bound"]  # judged on the point estimate, 0.5 is within 1: nothing to fix
+    assert next_step(int8, [fp32, int8], space, max_drop=1.0) is None

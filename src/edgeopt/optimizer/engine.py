@@ -132,9 +132,11 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
             return None
         if on_trials_done is not None:
             on_trials_done()
-        log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar),
-                       run.strategy.space, max_drop=run.objective.limits.max_drop,
-                       time_left=lambda: _time_left(run), unit=run.objective.measurer.unit)
+        too_small = run.objective.measurer.too_small  # then no float layer can make a candidate pass
+        log = [f"not run: {too_small}"] if too_small else fallback(
+            lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar), run.strategy.space,
+            max_drop=run.objective.limits.max_drop, time_left=lambda: _time_left(run),
+            unit=run.objective.measurer.unit)
     return _finish(run, log)
 
 
@@ -281,6 +283,8 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
 def _fallback_early(run: _Run, study: Any, number: int) -> None:
     """Enqueue the fallback's next point right after a fast int8 trial that broke the
     budget (a sampled strategy takes enqueued points before drawing new ones)."""
+    if run.objective.measurer.too_small:
+        return
     recs = records(study)
     record = next((r for r in recs if r.number == number), None)
     if record is None:

@@ -85,8 +85,16 @@ class TrialRecord:
         """Complete and measured in this trial (not a repeat of an earlier one)."""
         return self.state == "complete" and self.duplicate_of is None
 
+    @property
+    def judged_drop(self) -> float | None:
+        """The drop the quality budget was judged on: its upper confidence bound when the
+        measurer gave one (:mod:`edgeopt.optimizer.confidence`), else the point estimate."""
+        bound = self.attrs.get("drop_bound")
+        return self.drop if bound is None else bound
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (with the label, recipe, status, passes and latency statistics)."""
+        """JSON-ready form (with the label, recipe, status, passes, latency statistics and
+        drop_bound: the drop's upper confidence bound, or None)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -95,6 +103,7 @@ class TrialRecord:
         d["status"] = self.status
         d["passes"] = self.attrs.get("passes")
         d["latency_stats"] = self.attrs.get("latency_stats")
+        d["drop_bound"] = self.attrs.get("drop_bound")
         return d
 
 
