@@ -239,3 +239,13 @@ def test_the_fallback_steps_in_when_only_the_bound_breaks_the_budget():
     assert next_step(int8, [fp32, int8], space, max_drop=1.0) == Point(precision="int8-nncf", float_layers=1, threads=2)
     del int8.attrs["drop_bound"]  # judged on the point estimate, 0.5 is within 1: nothing to fix
     assert next_step(int8, [fp32, int8], space, max_drop=1.0) is None
+
+
+def test_cer_shares_per_sample_average_to_the_corpus_cer():
+    from edgeopt.evaluate.tasks.sequence import _edit_shares, character_error_rate
+
+    read, truth = ["hallo", "world", "abc", ""], ["hello", "world", "abcd", "xy"]
+    cer, edits = character_error_rate(read, truth)
+    shares = _edit_shares(read, truth)
+    assert edits == 4 and cer == pytest.approx(100 * 4 / 16)
+    assert shares.tolist() == pytest.approx([25.0, 0.0, 25.0, 50.0]) and shares.mean() == pytest.approx(cer)

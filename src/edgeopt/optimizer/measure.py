@@ -12,8 +12,8 @@ every output, ...). The drop judged is its one-sided 95% upper bound
 (:mod:`edgeopt.optimizer.confidence`): for a classifier 100 - the Wilson lower bound of
 top-1 agreement (accuracy can only be lost on images whose answer changed, so that bound
 covers accuracy too), for a drop that is a mean over samples (the task score's
-``per_sample``: landmark error) a bootstrap bound over samples; other drops (mAP, CER,
-SNR) are judged on their point estimate for now. A held-out set too small for any
+``per_sample``: landmark error, CER) a bootstrap bound over samples; other drops (mAP,
+SNR, segmentation, embeddings) are judged on their point estimate for now. A held-out set too small for any
 classifier to pass so is reported before measuring.
 
 Latency comes from the bench harness (warm-up excluded, adaptive repetitions, p50/p90) at
