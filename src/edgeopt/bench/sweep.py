@@ -55,6 +55,8 @@ def sweep(
     warmup: int = DEFAULT_WARMUP,
     min_runs: int = DEFAULT_MIN_RUNS,
     min_time_s: float = DEFAULT_MIN_TIME_S,
+    pin: bool = False,
+    cooldown_s: float = 0.0,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
 
@@ -68,6 +70,10 @@ def sweep(
         progress: show a transient progress bar on stderr naming the current cell.
         warmup, min_runs, min_time_s: per cell, as in :func:`~edgeopt.bench.harness.benchmark`
             (``min_time_s`` is lowered to the cell's share when the share is smaller).
+        pin: pin each cell's threads to cores (:func:`~edgeopt.bench.control.pinned`).
+        cooldown_s: before each cell, wait at most this many seconds for the temperature
+            and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
+            wait comes out of the cell's share, at most half of it, so the budget holds.
 
     Returns:
         one BenchResult per cell, in grid order; cells whose backend cannot run the
@@ -105,9 +111,12 @@ def sweep(
             bar.describe(f"{backend} threads={nthreads} batch={batch}")
             remaining = budget_s - (time.perf_counter() - start)
             share = max(remaining, 0.0) / max(sharing[i], 1)
+            cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
+            share -= cool
             results.append(benchmark(
                 model, backend, batch=batch, threads=nthreads, warmup=warmup,
                 min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
+                pin=pin, cooldown_s=cool,
             ))
             bar.advance()
     return results
