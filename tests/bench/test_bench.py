@@ -347,6 +347,20 @@ def test_benchmark_records_conditions_pinning_and_cooldown(seednet, register, mo
     assert BenchResult.from_dict(old).conditions == {}  # a result written before conditions
 
 
+def test_the_runtimes_own_pinning_is_recorded(seednet):
+    from types import SimpleNamespace
+
+    from edgeopt.bench.harness import _runtime_pinning
+
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {"ENABLE_CPU_PINNING": "False"})) is False
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {})) is None
+    assert _runtime_pinning(SimpleNamespace()) is None
+    # OpenVINO reports its own pinning (on by default on Linux): the record says what it did
+    r = benchmark(seednet, "openvino", threads=1, **FAST)
+    assert r.ok and r.conditions["runtime_pinning"] in (True, False) and r.conditions["pinned"] is False
+    assert benchmark(seednet, "ort", threads=1, **FAST).conditions["runtime_pinning"] is None
+
+
 def test_backend_that_cannot_run_gives_error_result(seednet, register):
     register("nomodel", NoModelBackend())
     register("missing", MissingBackend())

@@ -311,7 +311,21 @@ def _time_into(session: "Session", feeds: dict[str, np.ndarray], result: BenchRe
     except Exception as e:
         result.error = _failure(session.backend, "run", result.batch, e)
         result.latencies_ms = []
+    if result.conditions:
+        result.conditions["runtime_pinning"] = _runtime_pinning(session)
     result._derive()
+
+
+def _runtime_pinning(session: "Session") -> bool | None:
+    """Whether the runtime pins its own threads, as it reports it (OpenVINO's
+    ``ENABLE_CPU_PINNING``, on by default on Linux), else None: a runtime may pin even
+    when edgeopt did not, and the record should say so."""
+    props = getattr(session, "properties", None)
+    try:
+        value = props().get("ENABLE_CPU_PINNING") if callable(props) else None
+    except Exception:  # a property the runtime version does not know: not reported
+        return None
+    return None if value is None else str(value).lower() in ("true", "yes", "1")
 
 
 def timed_backend(name: str) -> "Backend":
