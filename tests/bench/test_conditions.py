@@ -104,3 +104,30 @@ def test_interference_difference():
 def test_default_readers_run_here():
     rec = cond.summarize(cond.snapshot(), cond.snapshot(), 1)
     assert set(rec) >= {"other_cpu_pct", "steal_pct", "load1_start", "temp_c_end", "pinned", "throttled"}
+
+
+def test_interference_of_one_cell():
+    assert cond.interference({"other_cpu_pct": 62.4, "steal_pct": 12.0, "throttled": True,
+                              "throttled_raw": "0x4"}) == (
+        "other processes used 62% of the CPU; steal 12%; throttled (0x4)")
+    assert cond.interference({"other_cpu_pct": 20.0, "steal_pct": None, "throttled": None}) is None
+    assert cond.interference({}) is None
+
+
+def test_conditions_line_and_the_history_keep_the_record(tmp_path):
+    from edgeopt.bench.harness import BenchResult
+    from edgeopt.report.conditions_text import conditions_line
+    from edgeopt.store import load_run, record_run
+
+    def cell(batch, **c):
+        base = {"other_cpu_pct": 3.0, "steal_pct": 0.0, "load1_end": 0.5, "temp_c_end": None,
+                "freq_mhz_end": None, "governor": None, "pinned": False, "throttled": None}
+        return BenchResult("ort", "1", "m", "ab", batch, 2, latencies_ms=[1.0, 2.0], conditions={**base, **c})
+
+    cells = [cell(1), cell(2, other_cpu_pct=61.0, load1_end=6.25)]
+    assert conditions_line(cells) == ("conditions: other processes 3..61% of the CPU, steal 0%, load 0.5..6.2, "
+                                      "not pinned; 1 of 2 cells under interference")
+    assert conditions_line([BenchResult("ort", "1", "m", "ab", 1, 2)]) is None
+    record_run(cells, kind="bench", name="m", path=tmp_path / "h.db")
+    _, back = load_run(1, tmp_path / "h.db")
+    assert [r.conditions for r in back] == [c.conditions for c in cells]

@@ -282,3 +282,28 @@ def interference_difference(a: dict[str, Any] | None, b: dict[str, Any] | None) 
     if ta is not None and tb is not None and ta != tb:
         why.append(f"the CPU was throttled in {'A' if ta else 'B'} only")
     return "; ".join(why) or None
+
+
+OTHER_CPU_NOISY_PCT = 25.0
+"""Other processes' share of the machine (%) past which a cell's latency is marked as
+measured under interference: a quarter of the CPUs busy with other work (half a core on
+a 2-core board) competes with the runtime's threads for cores, caches and memory."""
+STEAL_NOISY_PCT = 10.0
+"""Steal (%) past which the host took enough of the CPUs to move a latency."""
+
+
+def interference(record: dict[str, Any] | None) -> str | None:
+    """What interfered with a cell, in words ("other processes used 62% of the CPU;
+    throttled"), or None when its record shows nothing past :data:`OTHER_CPU_NOISY_PCT`,
+    :data:`STEAL_NOISY_PCT` or throttling (or it has no record)."""
+    if not record:
+        return None
+    why = []
+    other, steal = record.get("other_cpu_pct"), record.get("steal_pct")
+    if other is not None and other > OTHER_CPU_NOISY_PCT:
+        why.append(f"other processes used {other:.0f}% of the CPU")
+    if steal is not None and steal > STEAL_NOISY_PCT:
+        why.append(f"steal {steal:.0f}%")
+    if record.get("throttled"):
+        why.append(f"throttled ({record.get('throttled_raw')})")
+    return "; ".join(why) or None
