@@ -87,6 +87,9 @@ def test_sysfs_readers(tmp_path: Path):
     assert cond.read_governor(tmp_path) == "ondemand,performance"
     assert cond.read_temperature(tmp_path) == pytest.approx(52.25)
     assert cond.read_governor(tmp_path / "none") is None
+    (tmp_path / "cpu0/cpufreq/cpuinfo_max_freq").write_text("1800000\n")
+    (tmp_path / "cpu1/cpufreq/cpuinfo_max_freq").write_text("2400000\n")
+    assert cond.read_hw_max_freq(tmp_path) == 1800.0 and cond.read_hw_max_freq(tmp_path / "none") is None
 
 
 def test_interference_difference():

@@ -22,10 +22,13 @@ class FakeClock:
         self.now += s
 
 
-def _readers(clock: FakeClock, temps=None, freqs=None) -> Readers:
-    """Readers whose temperature/frequency follow a function of the fake time."""
-    return Readers(clock=clock, temperature=(lambda: temps(clock.now)) if temps else (lambda: None),
-                   freq=(lambda: freqs(clock.now)) if freqs else (lambda: None))
+def _readers(clock: FakeClock, temps=None, freqs=None, throttled=None, hw_max=None) -> Readers:
+    """Readers whose temperature/frequency/throttling follow a function of the fake time."""
+    def of(f):
+        return (lambda: f(clock.now)) if f else (lambda: None)
+
+    return Readers(clock=clock, temperature=of(temps), freq=of(freqs), throttled=of(throttled),
+                   hw_max_freq=lambda: hw_max)
 
 
 def test_cooldown_waits_until_the_temperature_stops_falling():
@@ -37,10 +40,24 @@ def test_cooldown_waits_until_the_temperature_stops_falling():
     assert clock.sleeps == [1.0] * 7
 
 
-def test_cooldown_waits_for_the_frequency_and_stops_at_the_cap():
+def test_cooldown_follows_the_frequency_cap_not_the_idle_clock():
     clock = FakeClock()
-    low_until_4 = lambda t: (1200.0 if t < 4 else 1790.0, 600.0, 1800.0)  # noqa: E731
-    assert cool_down(60, readers=_readers(clock, freqs=low_until_4), sleep=clock.sleep) == Cooldown(4.0, True)
+    # thermal cooling lifts the cap from 1200 to the hardware's 1800 MHz at t=4; the idle clock stays at 600
+    lifting = lambda t: (600.0, 600.0, 1200.0 if t < 4 else 1800.0)  # noqa: E731
+    cd = cool_down(60, readers=_readers(clock, freqs=lifting, hw_max=1800.0), sleep=clock.sleep)
+    assert cd == Cooldown(4.0, True)
+    clock = FakeClock()
+    idle = lambda t: (600.0, 600.0, 1800.0)  # noqa: E731  (a cool CPU at rest: settled at once)
+    assert cool_down(60, readers=_readers(clock, freqs=idle, hw_max=1800.0), sleep=clock.sleep) == Cooldown(0.0, True)
+    clock = FakeClock()
+    # without the hardware maximum: settled once the cap stops moving (3 equal readings)
+    assert cool_down(60, readers=_readers(clock, freqs=lifting), sleep=clock.sleep) == Cooldown(2.0, True)
+
+
+def test_cooldown_waits_out_raspberry_pi_throttling_and_stops_at_the_cap():
+    clock = FakeClock()
+    pi = lambda t: 0x50004 if t < 3 else 0x50000  # noqa: E731  (throttled now until t=3; past bits stay)
+    assert cool_down(60, readers=_readers(clock, throttled=pi), sleep=clock.sleep) == Cooldown(3.0, True)
     clock = FakeClock()
     rising = lambda t: 50.0 + t  # noqa: E731  (never settles)
     cd = cool_down(2.5, readers=_readers(clock, temps=rising), sleep=clock.sleep)
@@ -49,8 +66,8 @@ def test_cooldown_waits_for_the_frequency_and_stops_at_the_cap():
 
 def test_cooldown_without_readings_does_not_sleep():
     clock = FakeClock()
-    no_max = lambda t: (2600.0, None, None)  # noqa: E731  (a VM: no maximum to recover to)
-    assert cool_down(30, readers=_readers(clock, freqs=no_max), sleep=clock.sleep) == Cooldown(0.0, None)
+    no_cap = lambda t: (2600.0, None, None)  # noqa: E731  (a VM: no policy cap reported)
+    assert cool_down(30, readers=_readers(clock, freqs=no_cap), sleep=clock.sleep) == Cooldown(0.0, None)
     assert clock.sleeps == []
     with pytest.raises(EdgeoptError, match="cooldown=-1"):
         cool_down(-1)

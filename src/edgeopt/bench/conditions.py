@@ -13,7 +13,9 @@ compact dict (numbers, never process lists), from a snapshot at its start and it
 - ``steal_pct``: CPU time the hypervisor gave to other guests, same unit;
 - ``governor``, ``freq_mhz_start``/``freq_mhz_end``/``freq_mhz_min``/``freq_mhz_max``:
   the cpufreq governor(s) (``/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor``)
-  and the frequency (``psutil.cpu_freq``), None where the platform does not say;
+  and the frequency (``psutil.cpu_freq``: the current one, and the policy's
+  ``scaling_min_freq``/``scaling_max_freq``, which thermal cooling lowers), None where
+  the platform does not say;
 - ``temp_c_start``/``temp_c_end``: the hottest thermal zone (``/sys/class/thermal``,
   else ``psutil.sensors_temperatures``), in degrees C;
 - ``throttled``: a Raspberry Pi's ``vcgencmd get_throttled`` says it is under-voltage,
@@ -41,7 +43,7 @@ from typing import Any, Callable, Iterator
 _THERMAL = Path("/sys/class/thermal")
 _CPUFREQ_GLOB = "cpu[0-9]*/cpufreq/scaling_governor"
 _CPU_DIR = Path("/sys/devices/system/cpu")
-_THROTTLE_NOW_BITS = 0xF
+THROTTLE_NOW_BITS = 0xF
 """vcgencmd get_throttled bits 0-3: under-voltage, ARM frequency capped, throttled, soft
 temperature limit, each *now* (bits 16-19 say the same happened since boot)."""
 
@@ -118,6 +120,18 @@ def read_governor(cpu_dir: Path = _CPU_DIR) -> str | None:
     return ",".join(sorted(n for n in names if n)) or None
 
 
+def read_hw_max_freq(cpu_dir: Path = _CPU_DIR) -> float | None:
+    """The hardware's highest frequency in MHz (the lowest ``cpuinfo_max_freq`` over the
+    CPUs, in kHz in sysfs), None without cpufreq."""
+    values = []
+    for path in cpu_dir.glob("cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
+        try:
+            values.append(int(path.read_text().strip()) / 1000.0)
+        except (OSError, ValueError):
+            continue
+    return min(values) if values else None
+
+
 def read_temperature(thermal_dir: Path = _THERMAL) -> float | None:
     """The hottest thermal zone in degrees C (sysfs reports millidegrees), else psutil's
     hottest sensor, else None."""
@@ -171,6 +185,7 @@ class Readers:
         governor: cpufreq governor name(s).
         temperature: hottest zone, degrees C.
         throttled: Raspberry Pi ``get_throttled`` value.
+        hw_max_freq: the hardware's highest frequency, MHz (the cooldown's reference).
         cpus: CPUs the shares are taken over (the machine's logical CPUs).
     """
 
@@ -182,6 +197,7 @@ class Readers:
     governor: Callable[[], str | None] = read_governor
     temperature: Callable[[], float | None] = read_temperature
     throttled: Callable[[], int | None] = read_throttled
+    hw_max_freq: Callable[[], float | None] = read_hw_max_freq
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -227,7 +243,7 @@ def summarize(start: Snapshot, end: Snapshot, cpus: int, *, pinned: bool | None 
         "freq_mhz_start": f0[0], "freq_mhz_end": f1[0], "freq_mhz_min": f1[1] or f0[1],
         "freq_mhz_max": f1[2] or f0[2],
         "temp_c_start": start.temp_c, "temp_c_end": end.temp_c,
-        "throttled": any(t & _THROTTLE_NOW_BITS for t in throttled) if throttled else None,
+        "throttled": any(t & THROTTLE_NOW_BITS for t in throttled) if throttled else None,
         "throttled_raw": hex(throttled[-1]) if throttled else None,
         "pinned": pinned,
     }

@@ -10,10 +10,20 @@ it is an option (``--pin``), off by default, because on a shared machine a fixed
 be the one another program is busy on, and the cell then waits behind it.
 
 Cooldown (benchncnn's "cooling_down" between models, measured instead of a fixed sleep):
-before a cell, poll the hottest temperature and the CPU frequency until the temperature
-has stopped falling (its last ``window`` readings within ``temp_tol_c``) and the frequency
-is back at ``freq_share`` of its maximum, or until the cap. Without either reading (VMs,
-containers) it does not wait: a blind sleep would add time without evidence.
+before a cell, poll what heat changes until each signal the platform reports has settled
+over the last ``window`` readings, or until the cap:
+
+- the hottest temperature has stopped falling (spread <= ``temp_tol_c``);
+- the frequency cap (``scaling_max_freq``, as ``psutil.cpu_freq().max`` reads it, which
+  the kernel's thermal cpufreq cooling lowers on a hot CPU) is back within ``freq_tol``
+  of the hardware maximum (``cpuinfo_max_freq``), or, where that is unknown, has stopped
+  moving. A cap the user lowered on purpose therefore waits the whole cap. The *current*
+  frequency is not a signal: an idle CPU under the ondemand, schedutil or powersave
+  governor clocks down whatever its temperature;
+- a Raspberry Pi no longer reports throttling now (``vcgencmd get_throttled`` bits 0-3).
+
+Without any of them (VMs, containers) it does not wait: a blind sleep adds time without
+evidence.
 """
 
 from __future__ import annotations
@@ -25,12 +35,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..errors import EdgeoptError
-from .conditions import Readers
+from .conditions import THROTTLE_NOW_BITS, Readers
 
 POLL_S = 1.0
 WINDOW = 3
 TEMP_TOL_C = 0.5
-FREQ_SHARE = 0.95
+FREQ_TOL = 0.01
 
 
 @contextmanager
@@ -70,25 +80,24 @@ class Cooldown:
     settled: bool | None
 
 
-def _freq_ok(freq, share: float) -> bool | None:
-    if not freq or freq[0] is None or freq[2] is None:
-        return None  # no maximum to compare with: the frequency says nothing
-    return freq[0] >= share * freq[2]
+def _settled(history: list[float], window: int, tol: float) -> bool:
+    return len(history) >= window and max(history[-window:]) - min(history[-window:]) <= tol
 
 
 def cool_down(cap_s: float, *, readers: Readers | None = None, sleep: Callable[[float], None] = time.sleep,
               poll_s: float = POLL_S, window: int = WINDOW, temp_tol_c: float = TEMP_TOL_C,
-              freq_share: float = FREQ_SHARE) -> Cooldown:
-    """Wait until the temperature and frequency settle, at most ``cap_s`` seconds (see the
-    module docstring for the rule).
+              freq_tol: float = FREQ_TOL) -> Cooldown:
+    """Wait until temperature, frequency cap and throttling settle, at most ``cap_s``
+    seconds (see the module docstring for the rule).
 
     Args:
-        cap_s: longest wait in seconds (>= 0; 0 returns at once).
-        readers: the clock, temperature and frequency readers (:class:`Readers`).
+        cap_s: longest wait in seconds (>= 0).
+        readers: the clock, temperature, frequency and throttling readers (:class:`Readers`).
         sleep: waits the given seconds between polls.
         poll_s: seconds between readings; window: readings that must agree;
-        temp_tol_c: degrees C the last ``window`` readings may spread;
-        freq_share: fraction of the maximum frequency that counts as recovered.
+        temp_tol_c: degrees C the last ``window`` temperatures may spread;
+        freq_tol: fraction of the hardware maximum the cap may stay below (or, without
+            it, of the cap its last ``window`` readings may spread).
 
     Raises:
         EdgeoptError: a negative or non-finite cap.
@@ -98,14 +107,19 @@ def cool_down(cap_s: float, *, readers: Readers | None = None, sleep: Callable[[
     r = readers or Readers()
     start = r.clock()
     temps: list[float] = []
+    caps: list[float] = []
     while True:
-        temp, freq_ok = r.temperature(), _freq_ok(r.freq(), freq_share)
-        if temp is None and freq_ok is None:
+        temp, freq, throttled = r.temperature(), r.freq(), r.throttled()
+        cap = freq[2] if freq else None
+        hw_max = r.hw_max_freq() if cap is not None else None
+        if temp is None and cap is None and throttled is None:
             return Cooldown(round(r.clock() - start, 3), None)
-        if temp is not None:
-            temps = (temps + [temp])[-window:]
-        temp_ok = None if temp is None else len(temps) == window and max(temps) - min(temps) <= temp_tol_c
-        if temp_ok is not False and freq_ok is not False:
+        temps += [] if temp is None else [temp]
+        caps += [] if cap is None else [cap]
+        if ((temp is None or _settled(temps, window, temp_tol_c))
+                and (cap is None or (cap >= (1 - freq_tol) * hw_max if hw_max
+                                     else _settled(caps, window, freq_tol * cap)))
+                and not (throttled or 0) & THROTTLE_NOW_BITS):
             return Cooldown(round(r.clock() - start, 3), True)
         left = cap_s - (r.clock() - start)
         if left <= 0:
