@@ -448,6 +448,9 @@ def test_csv_round_trip(ort_results, tmp_path):
             assert float(row["p90_ms"]) == r.stats.p90           # full float precision
             assert float(row["throughput_ips"]) == r.throughput
             assert row["error"] == "" and row["cpu_model"] == r.machine["cpu_model"]
+            assert row["pinned"] == "False" and row["load1"] == str(r.conditions["load1_end"])
+            other = r.conditions["other_cpu_pct"]
+            assert row["other_cpu_pct"] == ("" if other is None else str(other))
         else:
             assert row["error"] == r.error and row["p90_ms"] == ""
 
