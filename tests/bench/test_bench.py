@@ -322,6 +322,45 @@ def test_benchmark_uses_given_feeds_and_counts_every_run(seednet, register):
         benchmark(seednet, "counting", batch=2, feeds={"x": mine["input"]})
 
 
+def test_benchmark_records_conditions_pinning_and_cooldown(seednet, register, monkeypatch):
+    import os
+
+    from edgeopt.bench import harness
+    from edgeopt.bench.control import Cooldown
+
+    register("counting", CountingBackend())
+    r = benchmark(seednet, "counting", threads=1, **FAST)
+    c = r.conditions
+    assert c["pinned"] is False and c["pinned_cpus"] is None and c["cooldown_s"] is None
+    assert c["cpus"] == (os.cpu_count() or 1) and c["wall_s"] >= 0
+    assert c["other_cpu_pct"] is None or 0.0 <= c["other_cpu_pct"] <= 100.0
+    assert BenchResult.from_dict(json.loads(json.dumps(r.to_dict()))).conditions == c
+
+    waits = []
+    monkeypatch.setattr(harness, "cool_down", lambda cap: waits.append(cap) or Cooldown(2.0, True))
+    before = os.sched_getaffinity(0)
+    r = benchmark(seednet, "counting", threads=1, pin=True, cooldown_s=30.0, **FAST)
+    assert r.conditions["pinned"] is True and r.conditions["pinned_cpus"] == [min(before)]
+    assert os.sched_getaffinity(0) == before  # restored after the cell
+    assert waits == [30.0] and (r.conditions["cooldown_s"], r.conditions["cooldown_settled"]) == (2.0, True)
+    old = {k: v for k, v in r.to_dict().items() if k != "conditions"}
+    assert BenchResult.from_dict(old).conditions == {}  # a result written before conditions
+
+
+def test_the_runtimes_own_pinning_is_recorded(seednet):
+    from types import SimpleNamespace
+
+    from edgeopt.bench.harness import _runtime_pinning
+
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {"ENABLE_CPU_PINNING": "False"})) is False
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {})) is None
+    assert _runtime_pinning(SimpleNamespace()) is None
+    # OpenVINO reports its own pinning (on by default on Linux): the record says what it did
+    r = benchmark(seednet, "openvino", threads=1, **FAST)
+    assert r.ok and r.conditions["runtime_pinning"] in (True, False) and r.conditions["pinned"] is False
+    assert benchmark(seednet, "ort", threads=1, **FAST).conditions["runtime_pinning"] is None
+
+
 def test_backend_that_cannot_run_gives_error_result(seednet, register):
     register("nomodel", NoModelBackend())
     register("missing", MissingBackend())
@@ -409,6 +448,9 @@ def test_csv_round_trip(ort_results, tmp_path):
             assert float(row["p90_ms"]) == r.stats.p90           # full float precision
             assert float(row["throughput_ips"]) == r.throughput
             assert row["error"] == "" and row["cpu_model"] == r.machine["cpu_model"]
+            assert row["pinned"] == "False" and row["load1"] == str(r.conditions["load1_end"])
+            other = r.conditions["other_cpu_pct"]
+            assert row["other_cpu_pct"] == ("" if other is None else str(other))
         else:
             assert row["error"] == r.error and row["p90_ms"] == ""
 

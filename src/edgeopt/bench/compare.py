@@ -9,6 +9,12 @@ recomputed. The interval covers the jitter inside each run only; two runs made a
 different times also differ by the machine's state (frequency, other load), which
 repetitions inside one run cannot see, so a difference is called real only when the
 interval excludes 1 *and* the ratio is at least ``min_effect`` away from 1.
+
+What the machine was doing is recorded with each cell (:mod:`edgeopt.bench.conditions`):
+when other processes' CPU share, steal or throttling differ materially between A and B
+(:func:`~edgeopt.bench.conditions.interference_difference`), the cell is "not comparable",
+whatever its ratio, because the difference may be the load rather than the code. Cells
+without a record (files written before it) are compared as before, with a note.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
+from .conditions import interference_difference
 from .harness import BenchResult
 
 MIN_EFFECT = 0.05
@@ -39,9 +46,14 @@ class CellComparison:
         a_runs, b_runs: timed runs behind each number.
         a_cv, b_cv: coefficient of variation (std / mean) of each cell's latencies.
         ratio: b_ms / a_ms (below 1: B faster); low, high: its 95% bootstrap interval.
-        verdict: "B faster", "B slower", "within noise", "only in A", "only in B" or
+        verdict: "B faster", "B slower", "within noise", "not comparable" (the recorded
+            interference differs, said in ``note``), "only in A", "only in B" or
             "not measured" (with a reason in ``note``).
-        note: the error of a side that did not run, else "".
+        note: the error of a side that did not run, or the interference that differs;
+            else "".
+        interference_checked: False when a side has no recorded conditions (a file
+            written before edgeopt recorded them: compared as before), True when both
+            have, None for a cell not measured on both sides.
     """
 
     model: str
@@ -59,6 +71,7 @@ class CellComparison:
     high: float | None
     verdict: str
     note: str = ""
+    interference_checked: bool | None = None
 
 
 def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES,
@@ -121,7 +134,7 @@ def _side(r: BenchResult | None) -> tuple[float | None, int, float | None]:
 
 def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: float) -> CellComparison:
     (a_ms, a_n, a_cv), (b_ms, b_n, b_cv) = _side(ra), _side(rb)
-    ratio = low = high = None
+    ratio = low = high = checked = None
     note = ""
     if ra is None:
         verdict = "only in B"
@@ -139,5 +152,10 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
             verdict = "B slower"
         else:
             verdict = "within noise"
+        checked = bool(ra.conditions and rb.conditions)
+        why = interference_difference(ra.conditions, rb.conditions) if checked else None
+        if why:
+            verdict, note = "not comparable", why
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
-                          ratio=ratio, low=low, high=high, verdict=verdict, note=note)
+                          ratio=ratio, low=low, high=high, verdict=verdict, note=note,
+                          interference_checked=checked)

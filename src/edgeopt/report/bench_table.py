@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..bench.harness import BenchResult
+from .conditions_text import conditions_line
 
 
 def print_bench(results: Sequence[BenchResult], console: Console) -> None:
@@ -30,3 +31,6 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
         m = results[0].machine
         console.print(f"machine: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
                       f"flags: {' '.join(m.get('flags', []))}")
+    line = conditions_line(results)
+    if line:
+        console.print(line)

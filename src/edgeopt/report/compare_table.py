@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..bench.compare import CellComparison
 
-_VERDICT_STYLE = {"B faster": "green", "B slower": "red", "within noise": "dim"}
+_VERDICT_STYLE = {"B faster": "green", "B slower": "red", "within noise": "dim", "not comparable": "magenta"}
 
 
 def print_compare(rows: Sequence[CellComparison], a_name: str, b_name: str, console: Console) -> None:
@@ -36,3 +36,7 @@ def print_compare(rows: Sequence[CellComparison], a_name: str, b_name: str, cons
     for r in rows:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
+    unchecked = sum(r.interference_checked is False for r in rows)
+    if unchecked:
+        console.print(f"{unchecked} cell(s) compared without checking interference: a run has no recorded "
+                      f"conditions (written before edgeopt recorded them)")
