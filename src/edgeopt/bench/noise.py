@@ -1,0 +1,57 @@
+"""The one rule that calls a benchmark cell noisy, and why.
+
+A cell is noisy when its runs spread so much that its p50 is a weak summary: the
+coefficient of variation (std / mean of the timed runs) above :data:`NOISY_CV`. pyperf
+warns on the same reading (``pyperf check``: "the standard deviation is N% of the mean"
+from 10%, ``pyperf/_cli.py: format_checks``);
+benchmark tables and reports mark such a cell, and its p50 interval shows how far the
+number can move.
+
+The measurement conditions (load, steal time, throttling recorded beside the runs) can
+add a reason: a result may carry an optional ``conditions`` record, read with
+``getattr`` so a result without one (older files, other writers) counts as free of
+interference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOISY_CV = 0.10
+"""CV (a fraction) above which a cell is noisy: pyperf's threshold for an unstable
+benchmark (issue 16 saw an ORT cell at CV 161% on a machine at load 6-10 on 2 cores)."""
+
+LEGEND = f"noisy: the runs' CV (std/mean) is above {NOISY_CV:.0%} or the run saw interference"
+"""The legend line printed under a table that marks noisy cells."""
+
+
+def noisy(result: Any) -> str | None:
+    """Why ``result`` (a :class:`~edgeopt.bench.harness.BenchResult`) is noisy, or None.
+
+    The reasons, joined by "; ": its CV above :data:`NOISY_CV` ("cv 161% > 10%"), and the
+    interference its ``conditions`` record reports (:func:`interference`). A cell
+    without timed runs is not noisy (it has no number to doubt; its error says why).
+    """
+    if getattr(result, "stats", None) is None:
+        return None
+    reasons = []
+    if result.stats.cv > NOISY_CV:
+        reasons.append(f"cv {result.stats.cv:.0%} > {NOISY_CV:.0%}")
+    busy = interference(getattr(result, "conditions", None))
+    if busy:
+        reasons.append(busy)
+    return "; ".join(reasons) or None
+
+
+def interference(conditions: Any) -> str | None:
+    """What a conditions record says disturbed the measurement, or None.
+
+    The record (absent: None) may be an object or a dict; its ``interference`` entry,
+    when present and not empty, is the reason (a string such as "other processes used
+    40% of the CPU"). Absence of the record or of the entry means no interference.
+    """
+    if conditions is None:
+        return None
+    found = conditions.get("interference") if isinstance(conditions, dict) else getattr(
+        conditions, "interference", None)
+    return str(found) if found else None
