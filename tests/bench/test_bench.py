@@ -19,6 +19,7 @@ from edgeopt.backends.base import Backend, Session
 from edgeopt.backends.ort import OrtBackend
 from edgeopt.bench import environment as machine
 from edgeopt.bench.harness import BenchResult, benchmark
+from edgeopt.bench.noise import noisy
 from edgeopt.bench.stats import LatencyStats, percentile
 from edgeopt.bench.sweep import read_json, sweep, write_csv, write_json
 from edgeopt.errors import BackendUnavailable, EdgeoptError, ShapeError
@@ -447,6 +448,9 @@ def test_csv_round_trip(ort_results, tmp_path):
         if r.error is None:
             assert float(row["p90_ms"]) == r.stats.p90           # full float precision
             assert float(row["throughput_ips"]) == r.throughput
+            assert (float(row["p50_low_ms"]), float(row["p50_high_ms"]), float(row["cv"])) == (
+                r.stats.p50_low, r.stats.p50_high, r.stats.cv)
+            assert row["noisy"] == (noisy(r) or "")
             assert row["error"] == "" and row["cpu_model"] == r.machine["cpu_model"]
             assert row["pinned"] == "False" and row["load1"] == str(r.conditions["load1_end"])
             other = r.conditions["other_cpu_pct"]

@@ -21,7 +21,7 @@ NOISY_CV = 0.10
 """CV (a fraction) above which a cell is noisy: pyperf's threshold for an unstable
 benchmark (issue 16 saw an ORT cell at CV 161% on a machine at load 6-10 on 2 cores)."""
 
-LEGEND = f"noisy: the runs' CV (std/mean) is above {NOISY_CV:.0%} or the run saw interference"
+LEGEND = f"noisy: CV (std/mean) of the runs above {NOISY_CV:.0%}, or interference recorded"
 """The legend line printed under a table that marks noisy cells."""
 
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from ..bench.noise import NOISY_CV, noisy
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 
@@ -24,9 +25,12 @@ if TYPE_CHECKING:
 def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.PathLike) -> list[Path]:
     """Two PNGs of a batch sweep, one line per (backend, threads):
 
-    - ``{path_prefix}_ms_per_image.png``: mean ms per image vs batch, log x and log y;
-    - ``{path_prefix}_throughput.png``: images/s vs batch, log x.
+    - ``{path_prefix}_ms_per_image.png``: p50 ms per image vs batch, log x and log y;
+    - ``{path_prefix}_throughput.png``: images/s at the p50 vs batch, log x.
 
+    Each point carries the 95% bootstrap interval of its p50 as an error bar
+    (:func:`edgeopt.bench.stats.p50_interval`); a noisy cell
+    (:func:`edgeopt.bench.noise.noisy`) is drawn as a hollow marker, said in the legend.
     Cells with an error or no runs are left out.
 
     Returns:
@@ -50,10 +54,24 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     prefix.parent.mkdir(parents=True, exist_ok=True)
     out = [prefix.with_name(prefix.name + "_ms_per_image.png"),
            prefix.with_name(prefix.name + "_throughput.png")]
-    _line_plot(lines, lambda r: r.ms_per_image, "ms per image (mean latency / batch)",
-               title, out[0], log_y=True)
-    _line_plot(lines, lambda r: r.throughput, "throughput (images/s)", title, out[1], log_y=False)
+    _line_plot(lines, per_image_interval, "ms per image (p50 latency / batch)", title, out[0], log_y=True)
+    _line_plot(lines, throughput_interval, "throughput (images/s at the p50)", title, out[1], log_y=False)
     return out
+
+
+def per_image_interval(r: "BenchResult") -> tuple[float, float, float]:
+    """(p50 ms per image, low, high): the p50 and its 95% interval divided by the batch."""
+    s = r.stats
+    low = s.p50 if s.p50_low is None else s.p50_low
+    high = s.p50 if s.p50_high is None else s.p50_high
+    return s.p50 / r.batch, low / r.batch, high / r.batch
+
+
+def throughput_interval(r: "BenchResult") -> tuple[float, float, float]:
+    """(images/s at the p50, low, high): the slow end of the p50 interval gives the low
+    throughput."""
+    mid, low, high = per_image_interval(r)
+    return 1000.0 / mid, 1000.0 / high, 1000.0 / low
 
 
 def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | None:
@@ -144,11 +162,22 @@ def _save(fig, path: Path, *, outside_legend: bool = False) -> None:
 
 
 def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool) -> None:
+    """``value(result) -> (y, low, high)``: a line per entry of ``lines`` with error bars."""
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 
     fig, ax = _figure((6.4, 4.4))
+    any_noisy = False
     for label, rows in sorted(lines.items()):
-        ax.plot([r.batch for r in rows], [value(r) for r in rows], marker="o", label=label)
+        pts = [value(r) for r in rows]
+        ys = [p[0] for p in pts]
+        yerr = [[p[0] - p[1] for p in pts], [p[2] - p[0] for p in pts]]
+        drawn = ax.errorbar([r.batch for r in rows], ys, yerr=yerr, marker="o", capsize=4, label=label)
+        colour = drawn.lines[0].get_color()
+        hollow = [(r.batch, y) for r, y in zip(rows, ys) if noisy(r)]
+        if hollow:
+            any_noisy = True
+            ax.scatter(*zip(*hollow), s=60, facecolors="white", edgecolors=colour, zorder=3)
     batches = sorted({r.batch for rows in lines.values() for r in rows})
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches, [str(b) for b in batches])
@@ -158,12 +187,20 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
         # Plain numbers ("2", "0.5") read better than the default "2x10^0" labels;
         # LogFormatter still thins minor labels when the range spans many decades.
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+        low, high = ax.get_ylim()
+        # Within a decade (a few cells, close together) LogFormatter writes "9e-01": there
+        # the few minor ticks carry plain numbers too.
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}") if high / low < 10
+                                     else LogFormatter(labelOnlyBase=False))
     ax.set_xlabel("batch size")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="gray", marker="|", ms=10, ls="", label="95% interval of the p50"))
+    if any_noisy:
+        handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="", label=f"noisy (CV > {NOISY_CV:.0%})"))
+    ax.legend(handles=handles, fontsize=8)
     _save(fig, path)
 
 
