@@ -1,6 +1,7 @@
 """A suite run written the way the seed studies present results: a JSON file with every
 cell, a Markdown report with one table per model (rows: runtime x threads x precision,
-columns: batch size, each number with the runs behind it), who wins where and by how
+columns: batch size, each number at the p50 with its 95% interval and the runs behind
+it, noisy cells marked), who wins where and by how
 much, and plots (linear and log for batch sweeps, bars for a single batch)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
 from .._util.atomic import write_staged
-from .suite_data import UNITS, by_model, value
+from ..bench.noise import LEGEND, noisy
+from .suite_data import UNITS, bounds, by_model, value
 from .suite_plots import plot_suite
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int
 
 
 def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None = None) -> str:
-    """The report: setting, one table per model, who wins where, the plots, what did not run."""
+    """The report: setting, one table per model, who wins where, the plots, the noisy cells,
+    what did not run."""
     spec, m = run.spec, run.machine
     metric = spec.metric
     lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
@@ -68,10 +71,20 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     lines += ["## Who wins where", ""] + _winners(run) + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    shaky = _noisy(run)
+    if shaky:
+        lines += ["## Noisy cells", "", f"Marked ! above ({LEGEND}): their runs spread widely, so read "
+                  "their p50 with its interval and confirm on a quieter machine:", ""] + shaky + [""]
     problems = _problems(run)
     if problems:
         lines += ["## Cells that did not run", ""] + problems + [""]
     return "\n".join(lines)
+
+
+def _noisy(run: "SuiteRun") -> list[str]:
+    """One line per noisy cell: the cell and the reason of :func:`edgeopt.bench.noise.noisy`."""
+    return [f"- {c.ref.removeprefix('zoo:')} {c.variant} {c.result.backend} t{c.result.threads} "
+            f"b{c.result.batch}: {why}" for c in run.cells if (why := noisy(c.result))]
 
 
 def _runtime_notes(run: "SuiteRun") -> list[str]:
@@ -115,10 +128,15 @@ def _table(rows: dict[str, list["SuiteCell"]], batches: tuple[int, ...], metric:
             if c is None or not c.result.ok:
                 parts.append("skipped" if c is not None and c.skipped else "x")
             else:
-                parts.append(f"{_fmt(value(c, metric), metric)} ({len(c.result.latencies_ms)})")
+                low, high = bounds(c, metric)
+                mark = " !" if noisy(c.result) else ""
+                parts.append(f"{_fmt(value(c, metric), metric)} [{_fmt(low, metric)}-{_fmt(high, metric)}] "
+                             f"({len(c.result.latencies_ms)}){mark}")
         out.append(f"| {label} | " + " | ".join(parts) + " |")
     out.append("")
-    out.append("Numbers in brackets: timed runs. x: could not run (see below); skipped: did not fit the budget.")
+    out.append("Each number is at the p50 latency, with its 95% bootstrap interval in square brackets and the "
+               "timed runs in round ones; ! " + LEGEND.replace("noisy:", "noisy (see below):") + ". x: could "
+               "not run (see below); skipped: did not fit the budget.")
     return out
 
 
