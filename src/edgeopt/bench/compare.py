@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import EdgeoptError
 from .conditions import interference_difference
 from .harness import BenchResult
+from .noise import noisy
 from .stats import LEVEL, RESAMPLES, bootstrap_p50s, percentile
 
 MIN_EFFECT = 0.05
@@ -56,6 +57,8 @@ class CellComparison:
         interference_checked: False when a side has no recorded conditions (a file
             written before edgeopt recorded them: compared as before), True when both
             have, None for a cell not measured on both sides.
+        a_noisy, b_noisy: why that side's cell is noisy (:func:`edgeopt.bench.noise.noisy`),
+            else "".
     """
 
     model: str
@@ -74,6 +77,8 @@ class CellComparison:
     verdict: str
     note: str = ""
     interference_checked: bool | None = None
+    a_noisy: str = ""
+    b_noisy: str = ""
 
 
 def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES,
@@ -160,4 +165,5 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
             verdict, note = "not comparable", why
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
                           ratio=ratio, low=low, high=high, verdict=verdict, note=note,
-                          interference_checked=checked)
+                          interference_checked=checked,
+                          a_noisy=noisy(ra) or "", b_noisy=noisy(rb) or "")
