@@ -58,3 +58,15 @@ def test_suite_plots_draw_the_p50_interval(monkeypatch, tmp_path, batches):
     assert segs == pytest.approx([v for w in want for v in (w[1], w[2])])
     assert want[-1][1] < want[-1][0] < want[-1][2]  # bars of real height
     assert ms(want[0][0]) == "2"
+
+
+def test_who_wins_gives_the_runner_up_ratio_with_its_interval_and_calls_ties():
+    run = _run(batches=(1,))
+    quick = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    run.cells += [_cell(quick, 1, backend="openvino"), _cell([v * 1.001 for v in quick], 1, backend="tvm")]
+    md = suite_markdown(run, [])
+    # openvino and tvm are 0.1% apart: a tie; ort is twice as slow.
+    assert "| seednet | 1 | openvino t1 | 1 | tie: 1.00x [" in md and "(tvm t1) | 2.00x (ort t1) |" in md
+    run.cells.pop()
+    md = suite_markdown(run, [])
+    assert "| seednet | 1 | openvino t1 | 1 | 2.00x [1.9" in md and "tie" not in md.split("## Who")[1].split("\n\n")[1]

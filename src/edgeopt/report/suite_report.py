@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
 from .._util.atomic import write_staged
+from ..bench.compare import median_ratio_interval
 from ..bench.noise import LEGEND, noisy
 from .suite_data import UNITS, bounds, by_model, value
 from .suite_plots import plot_suite
@@ -141,26 +142,37 @@ def _table(rows: dict[str, list["SuiteCell"]], batches: tuple[int, ...], metric:
 
 
 def _winners(run: "SuiteRun") -> list[str]:
-    """Per model and batch: the fastest runtime, by how much it beats the runner-up and the
-    slowest (ratios of the same metric measured in this run)."""
+    """Per model and batch: the fastest runtime, by how much it beats the runner-up (with the
+    95% bootstrap interval of that ratio, :func:`edgeopt.bench.compare.median_ratio_interval`;
+    "tie" when it holds 1) and the slowest (ratios of the p50s measured in this run)."""
     metric = run.spec.metric
-    out = ["| model | batch | fastest | value | vs runner-up | vs slowest |", "|---|---|---|---|---|---|"]
+    out = ["| model | batch | fastest | value | vs runner-up [95%] | vs slowest |", "|---|---|---|---|---|---|"]
     for ref, rows in by_model(run).items():
-        per_batch: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        per_batch: dict[int, list[tuple[float, str, SuiteCell]]] = defaultdict(list)
         for label, cells in rows.items():
             for c in cells:
                 v = value(c, metric)
                 if v is not None:
-                    per_batch[c.result.batch].append((v, label))
+                    per_batch[c.result.batch].append((v, label, c))
         for batch in sorted(per_batch):
-            vals = sorted(per_batch[batch], reverse=metric == "images_per_s")  # best first
+            # Best first; ties in value keep grid order.
+            vals = sorted(per_batch[batch], key=lambda t: -t[0] if metric == "images_per_s" else t[0])
             best = vals[0]
             ratio = (lambda a, b: a / b) if metric == "images_per_s" else (lambda a, b: b / a)
-            second = f"{ratio(best[0], vals[1][0]):.2f}x ({vals[1][1]})" if len(vals) > 1 else "-"
+            second = _runner_up(best, vals[1]) if len(vals) > 1 else "-"
             worst = f"{ratio(best[0], vals[-1][0]):.2f}x ({vals[-1][1]})" if len(vals) > 2 else "-"
             out.append(f"| {ref.removeprefix('zoo:')} | {batch} | {best[1]} | {_fmt(best[0], metric)} | "
                        f"{second} | {worst} |")
+    out += ["", "vs runner-up: the runner-up's p50 over the fastest's, with its 95% bootstrap interval over "
+            "the runs of both cells (in-run jitter only: the cells ran one after the other); tie: the "
+            "interval holds 1, so this run does not separate them."]
     return out
+
+
+def _runner_up(best: tuple, second: tuple) -> str:
+    ratio, low, high = median_ratio_interval(best[2].result.latencies_ms, second[2].result.latencies_ms)
+    tie = "tie: " if low <= 1.0 else ""
+    return f"{tie}{ratio:.2f}x [{low:.2f}-{high:.2f}] ({second[1]})"
 
 
 def _problems(run: "SuiteRun") -> list[str]:
