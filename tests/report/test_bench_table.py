@@ -75,3 +75,30 @@ def test_the_batch_sweep_plots_the_p50_with_its_interval(monkeypatch, tmp_path):
     labels = [t.get_text() for t in per_image.get_legend().get_texts()]
     assert labels[1:] == ["95% interval of the p50", "noisy (CV > 10%)"]
     assert per_image.get_ylabel() == "ms per image (p50 latency / batch)"
+
+
+def test_the_optimize_plot_draws_each_p50_interval(monkeypatch, tmp_path):
+    import copy
+    import json
+
+    from support import FIXTURES
+    from edgeopt.report import plots
+
+    summary = json.loads((FIXTURES / "search_summary_example.json").read_text())
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, **kw: figures.append(fig))
+    plots.plot_latency_vs_quality(summary, tmp_path / "old.png")   # trials from before the interval
+    assert figures[0].axes[0].collections and not any(
+        len(c.get_segments()) for c in figures[0].axes[0].collections if hasattr(c, "get_segments"))
+    s = copy.deepcopy(summary)
+    shown = [t for t in s["trials"] if t["state"] == "complete" and t["duplicate_of"] is None
+             and t["per_image_ms"] is not None and t["drop"] is not None]
+    for t in shown:
+        b = t["point"]["batch"]
+        t["latency_stats"] = {**t["latency_stats"], "p50_low": 0.9 * t["per_image_ms"] * b,
+                              "p50_high": 1.2 * t["per_image_ms"] * b}
+    plots.plot_latency_vs_quality(s, tmp_path / "new.png")
+    bars = [seg for c in figures[1].axes[0].collections if hasattr(c, "get_segments") for seg in c.get_segments()]
+    spans = sorted(v for seg in bars for v in (seg[0, 0], seg[1, 0]))
+    assert len(bars) == len(shown) > 3
+    assert spans == pytest.approx(sorted(v for t in shown for v in (0.9 * t["per_image_ms"], 1.2 * t["per_image_ms"])))

@@ -77,7 +77,8 @@ def throughput_interval(r: "BenchResult") -> tuple[float, float, float]:
 def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | None:
     """Per-image latency vs quality drop of an ``optimize`` run (grid or search): one point per
     measured trial (repeats left out), green feasible / red infeasible, squares hand-picked,
-    triangles from the accuracy-aware fallback, the chosen one starred, the Pareto front
+    triangles from the accuracy-aware fallback, the chosen one starred, the 95% interval of
+    each p50 as a horizontal bar (objective p50), the Pareto front
     as a step line, the quality budget as a dashed line; x is log scale when the
     latencies span more than 10x. The points carry their trial numbers, keyed beside the
     axes.
@@ -108,6 +109,7 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                    marker="*" if chosen else markers.get(t["origin"], "o"), s=260 if chosen else 45,
                    edgecolors="k" if chosen else "none")
         ax.annotate(str(t["number"]), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
+        _latency_bar(ax, t, summary["objective"], "tab:green" if t["feasible"] else "tab:red")
         if i < len(shown):
             key_lines.append(f"#{t['number']:<3} {t['label']}  {x:.3f} ms  drop {y:.2f}" + ("  (chosen)" if chosen else ""))
     if len(pts) > len(shown):
@@ -129,6 +131,8 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
                Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
                Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget {summary['max_drop']:g} {unit}")]
+    if summary["objective"] == "p50" and any((t.get("latency_stats") or {}).get("p50_low") is not None for t in pts):
+        handles.append(Line2D([], [], color="gray", marker="|", ls="-", lw=1, label="95% interval of the p50"))
     ax.legend(handles=handles, loc="best", fontsize=7)
     ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
     what = {"accuracy": "larger loss of top-1 agreement, accuracy", "agreement": "loss of top-1 agreement",
@@ -142,6 +146,18 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, Path(path))
     return Path(path)
+
+
+def _latency_bar(ax, trial: dict, objective: str, colour: str) -> None:
+    """The 95% interval of a trial's p50 per image as a horizontal error bar, when the
+    objective is the p50 and the trial's latency statistics carry the interval (trials
+    measured before it existed do not)."""
+    stats = trial.get("latency_stats") or {}
+    if objective != "p50" or stats.get("p50_low") is None:
+        return
+    x, batch = trial["per_image_ms"], trial["point"]["batch"]
+    ax.errorbar([x], [trial["drop"]], xerr=[[x - stats["p50_low"] / batch], [stats["p50_high"] / batch - x]],
+                fmt="none", ecolor=colour, alpha=0.6, capsize=2, lw=1, zorder=2)
 
 
 def _figure(size: tuple[float, float]):
