@@ -95,3 +95,11 @@ def test_noisy_rule_names_its_reasons():
     spiky.conditions = {"interference": "steal 12%"}
     assert noisy(spiky).endswith("> 10%; steal 12%")
     assert interference(SimpleNamespace(load=0.1)) is None and interference({"interference": ""}) is None
+
+
+def test_noise_reason_reads_any_record():
+    from edgeopt.bench.noise import noise_reason
+
+    assert noise_reason(None) is None and noise_reason(0.10) is None   # at the threshold: not above it
+    assert noise_reason(0.1004) == "cv 10.0% > 10%" and noise_reason(0.1051) == "cv 11% > 10%"
+    assert noise_reason(None, {"interference": "throttled"}) == "throttled"

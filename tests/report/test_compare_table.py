@@ -1,4 +1,5 @@
-"""compare's table: the p50 of each side, its CV with the noisy mark, the ratio and its interval."""
+"""compare's table (each side's p50, its CV with the noisy mark, the ratio and its interval) and
+optimize's candidate table (a noisy latency marked)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,24 @@ def test_compare_reads_the_same_p50_as_bench_and_marks_noise_at_80_columns():
     assert f"seednet ort b1 t2 B: cv {b[0].stats.cv:.0%} > 10%" in out
     assert "third ort b1 t2: not measured (A: tvm: not installed)" in out
     assert "\n1 B faster, 1 within noise, 1 not measured\n" in out
+
+
+def test_optimize_candidates_mark_a_noisy_latency():
+    from types import SimpleNamespace
+
+    from edgeopt.report.optimize_table import print_optimize
+
+    def trial(n, label, ms, cv):
+        return SimpleNamespace(number=n, label=label, per_image_ms=ms, drop=0.1, size_bytes=2_000_000,
+                               status="accepted", measured=True, attrs={"latency_stats": {"cv": cv}})
+
+    steady, shaky = trial(0, "fp32@ort t2 b1", 1.5, 0.04), trial(1, "int8-ort@ort t2 b1", 0.9, 1.61)
+    result = SimpleNamespace(strategy="grid", trials=[steady, shaky], elapsed_s=10.0, quality_metric="agreement",
+                             winner=shaky, fallback=[], notes=[], hand_picked_best=shaky, baseline=steady,
+                             confirm_ms={"winner": 0.9, "hand_picked": 0.9, "baseline": 1.5},
+                             speedup_vs_hand_picked=1.0, speedup_vs_baseline=1.67)
+    buf = io.StringIO()
+    print_optimize(result, Console(file=buf, width=80, color_system=None))
+    out = buf.getvalue()
+    assert "0.900!" in out and "1.500!" not in out and "1.500" in out
+    assert "int8-ort@ort t2 b1: cv 161% > 10%" in out and "fp32@ort t2 b1:" not in out

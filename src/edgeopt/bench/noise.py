@@ -28,16 +28,31 @@ LEGEND = f"noisy: CV (std/mean) of the runs above {NOISY_CV:.0%}, or interferenc
 def noisy(result: Any) -> str | None:
     """Why ``result`` (a :class:`~edgeopt.bench.harness.BenchResult`) is noisy, or None.
 
-    The reasons, joined by "; ": its CV above :data:`NOISY_CV` ("cv 161% > 10%"), and the
-    interference its ``conditions`` record reports (:func:`interference`). A cell
-    without timed runs is not noisy (it has no number to doubt; its error says why).
+    The reasons of :func:`noise_reason` for its CV and its ``conditions`` record (absent:
+    none). A cell without timed runs is not noisy (it has no number to doubt; its error
+    says why).
     """
-    if getattr(result, "stats", None) is None:
+    stats = getattr(result, "stats", None)
+    if stats is None:
         return None
+    return noise_reason(stats.cv, getattr(result, "conditions", None))
+
+
+def noise_reason(cv: float | None, conditions: Any = None) -> str | None:
+    """The rule itself, for any record of a measurement (a result, a trial's statistics):
+    the reasons joined by "; " (a CV above :data:`NOISY_CV`, e.g. "cv 161% > 10%"; the
+    interference of the ``conditions`` record, :func:`interference`), or None.
+
+    Args:
+        cv: std / mean of the runs (a fraction); None when not known (no CV reason).
+        conditions: the measurement's conditions record, or None.
+    """
     reasons = []
-    if result.stats.cv > NOISY_CV:
-        reasons.append(f"cv {result.stats.cv:.0%} > {NOISY_CV:.0%}")
-    busy = interference(getattr(result, "conditions", None))
+    if cv is not None and cv > NOISY_CV:
+        # One decimal where whole percents would read "cv 10% > 10%".
+        shown = f"{cv:.0%}" if f"{cv:.0%}" != f"{NOISY_CV:.0%}" else f"{cv:.1%}"
+        reasons.append(f"cv {shown} > {NOISY_CV:.0%}")
+    busy = interference(conditions)
     if busy:
         reasons.append(busy)
     return "; ".join(reasons) or None
