@@ -89,12 +89,15 @@ def test_noisy_rule_names_its_reasons():
     spiky = _result([0.9, 0.95, 0.94, 0.93, 12.0])  # the issue's case: p50 ~0.94, mean inflated
     assert noisy(spiky) == f"cv {spiky.stats.cv:.0%} > 10%"
     assert noisy(_result([], error="no runtime")) is None
-    # A conditions record (object or dict) adds its interference; absent or empty adds none.
-    steady.conditions = SimpleNamespace(interference="load 6.2 on 2 CPUs")
-    assert noisy(steady) == "load 6.2 on 2 CPUs"
-    spiky.conditions = {"interference": "steal 12%"}
+    # The conditions record adds its interference (edgeopt.bench.conditions' thresholds);
+    # absent, empty or quiet adds none.
+    steady.conditions = {"other_cpu_pct": 62.0, "steal_pct": 0.0}
+    assert noisy(steady) == "other processes used 62% of the CPU"
+    spiky.conditions = {"other_cpu_pct": 3.0, "steal_pct": 12.0}
     assert noisy(spiky).endswith("> 10%; steal 12%")
-    assert interference(SimpleNamespace(load=0.1)) is None and interference({"interference": ""}) is None
+    assert interference({}) is None and interference(None) is None
+    assert interference({"other_cpu_pct": 5.0, "steal_pct": 0.0, "throttled": None}) is None
+    assert noisy(SimpleNamespace(stats=steady.stats)) is None   # a record without conditions
 
 
 def test_noise_reason_reads_any_record():
@@ -102,4 +105,4 @@ def test_noise_reason_reads_any_record():
 
     assert noise_reason(None) is None and noise_reason(0.10) is None   # at the threshold: not above it
     assert noise_reason(0.1004) == "cv 10.0% > 10%" and noise_reason(0.1051) == "cv 11% > 10%"
-    assert noise_reason(None, {"interference": "throttled"}) == "throttled"
+    assert noise_reason(None, {"throttled": 5, "throttled_raw": "0x50005"}) == "throttled (0x50005)"

@@ -7,15 +7,17 @@ from 10%, ``pyperf/_cli.py: format_checks``);
 benchmark tables and reports mark such a cell, and its p50 interval shows how far the
 number can move.
 
-The measurement conditions (load, steal time, throttling recorded beside the runs) can
-add a reason: a result may carry an optional ``conditions`` record, read with
-``getattr`` so a result without one (older files, other writers) counts as free of
-interference.
+The measurement conditions (other processes' CPU share, steal time, throttling recorded
+beside the runs, :mod:`edgeopt.bench.conditions`) add a reason: a result's
+``conditions`` record is read with ``getattr``, so a result without one (older files,
+other writers) counts as free of interference.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .conditions import interference as conditions_interference
 
 NOISY_CV = 0.10
 """CV (a fraction) above which a cell is noisy: pyperf's threshold for an unstable
@@ -61,12 +63,11 @@ def noise_reason(cv: float | None, conditions: Any = None) -> str | None:
 def interference(conditions: Any) -> str | None:
     """What a conditions record says disturbed the measurement, or None.
 
-    The record (absent: None) may be an object or a dict; its ``interference`` entry,
-    when present and not empty, is the reason (a string such as "other processes used
-    40% of the CPU"). Absence of the record or of the entry means no interference.
+    The record is the ``conditions`` dict of a result or a trial
+    (:mod:`edgeopt.bench.conditions`); its reading, other processes' CPU share, steal or
+    throttling past that module's thresholds, is :func:`edgeopt.bench.conditions.interference`.
+    No record (None or {}: a result from before edgeopt recorded them) means no interference.
     """
-    if conditions is None:
+    if not conditions or not isinstance(conditions, dict):
         return None
-    found = conditions.get("interference") if isinstance(conditions, dict) else getattr(
-        conditions, "interference", None)
-    return str(found) if found else None
+    return conditions_interference(conditions)
