@@ -215,7 +215,8 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="gray", marker="|", ms=10, ls="", label="95% interval of the p50"))
     if any_noisy:
-        handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="", label=f"noisy (CV > {NOISY_CV:.0%} or interference)"))
+        handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="",
+                              label=f"noisy (CV > {NOISY_CV:.0%} or interference)"))
     ax.legend(handles=handles, fontsize=8)
     _save(fig, path)
 
