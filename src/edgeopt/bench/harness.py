@@ -1,7 +1,8 @@
 """Time one model on one backend at one batch size and thread count.
 
 The method: the seed study's (repeated forward passes at a batch size, time per image
-= mean latency / batch) with what the standard tools add:
+= latency / batch, here the p50 latency rather than the study's mean: a few slow runs on
+a busy machine move the mean far from a typical run) with what the standard tools add:
 
 1. prepare the session and time it (load/compile, ``prepare_ms``), as OpenVINO
    ``benchmark_app`` reports "Compile model took";
@@ -65,9 +66,11 @@ class BenchResult:
         first_ms: latency of the first (cold) inference in ms, not in ``latencies_ms``.
         warmup_runs: untimed inferences run after the first one.
         latencies_ms: per-run latency of each steady-state inference, in ms, in order.
-        stats: min/mean/std/p50/p90/p99/max of ``latencies_ms`` (None without runs).
-        ms_per_image: mean latency / batch, ms (None without runs).
-        throughput: images per second = batch * 1000 / mean latency (None without runs).
+        stats: min/mean/std/p50/p90/p99/max, CV and the p50's 95% interval of
+            ``latencies_ms`` (:class:`~edgeopt.bench.stats.LatencyStats`; None without runs).
+        ms_per_image: p50 latency / batch, ms (None without runs): the headline number.
+        throughput: images per second at the p50 latency = batch * 1000 / p50 (None
+            without runs), so it agrees with ``ms_per_image``.
         stop_reason: "target" (min_runs and min_time reached), "max_time" (the cell's
             cap stopped it) or "" (no runs).
         machine: the environment record (:func:`~edgeopt.bench.environment.machine_info`).
@@ -107,8 +110,8 @@ class BenchResult:
             self.stats = self.ms_per_image = self.throughput = None
             return
         self.stats = LatencyStats.from_latencies(self.latencies_ms)
-        self.ms_per_image = self.stats.mean / self.batch
-        self.throughput = self.batch * 1000.0 / self.stats.mean
+        self.ms_per_image = self.stats.p50 / self.batch
+        self.throughput = self.batch * 1000.0 / self.stats.p50
 
     @property
     def ok(self) -> bool:

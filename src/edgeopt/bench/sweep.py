@@ -31,6 +31,7 @@ from .._util.resources import check_threads
 from .._util.userfile import read_user_text
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
+from .noise import noisy
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -39,8 +40,8 @@ JSON_SCHEMA = "edgeopt.bench/1"
 CSV_COLUMNS = (
     "backend", "backend_version", "model", "model_sha256", "batch", "threads",
     "prepare_ms", "first_ms", "warmup_runs", "runs", "min_ms", "mean_ms", "std_ms",
-    "p50_ms", "p90_ms", "p99_ms", "max_ms", "ms_per_image", "throughput_ips",
-    "stop_reason",
+    "p50_ms", "p50_low_ms", "p50_high_ms", "cv", "p90_ms", "p99_ms", "max_ms", "ms_per_image",
+    "throughput_ips", "noisy", "stop_reason",
     "other_cpu_pct", "steal_pct", "load1", "temp_c", "pinned", "throttled",
     "cpu_model", "flags", "error",
 )
@@ -159,7 +160,8 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
 
 
 def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
-    """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s, the
+    """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s at the
+    p50, cv a fraction, noisy the reason of :func:`edgeopt.bench.noise.noisy` or empty, the
     conditions' shares in %)."""
     s = result.stats
     return {
@@ -169,9 +171,11 @@ def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
         "prepare_ms": result.prepare_ms, "first_ms": result.first_ms,
         "warmup_runs": result.warmup_runs, "runs": len(result.latencies_ms),
         "min_ms": s and s.min, "mean_ms": s and s.mean, "std_ms": s and s.std,
-        "p50_ms": s and s.p50, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
+        "p50_ms": s and s.p50, "p50_low_ms": s and s.p50_low, "p50_high_ms": s and s.p50_high,
+        "cv": s and s.cv, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
         "max_ms": s and s.max, "ms_per_image": result.ms_per_image,
-        "throughput_ips": result.throughput, "stop_reason": result.stop_reason,
+        "throughput_ips": result.throughput, "noisy": noisy(result),
+        "stop_reason": result.stop_reason,
         **_conditions_columns(result.conditions),
         "cpu_model": result.machine.get("cpu_model", ""),
         "flags": " ".join(result.machine.get("flags", [])),
