@@ -153,7 +153,8 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
     throughput_ips, speedup_vs_original, speedup_vs_hand_picked, hand_picked_best,
     decision (tie: the tied labels, tie_breaker, reason: the verdict line, speedup_interval),
     quality (vs the original fp32), float_layers, optimize (strategy, study, trial),
-    machine (with the CPU's ISA flags).
+    machine (with the CPU's ISA flags), conditions (what the machine was doing while the
+    winner was timed: :mod:`edgeopt.bench.conditions`; None for a run without them).
     """
     w, model, source = result.winner, result.winner_model, result.model
     return {
@@ -184,6 +185,7 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "float_layers": result.float_layers.get(w.label, []),
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
         "machine": machine_info(),
+        "conditions": w.attrs.get("conditions"),
     }
 
 

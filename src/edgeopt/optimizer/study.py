@@ -94,7 +94,8 @@ class TrialRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (with the label, recipe, status, passes, latency statistics and
-        drop_bound: the drop's upper confidence bound, or None)."""
+        the conditions of the measurement, and drop_bound: the drop's upper confidence
+        bound, or None)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -103,6 +104,7 @@ class TrialRecord:
         d["status"] = self.status
         d["passes"] = self.attrs.get("passes")
         d["latency_stats"] = self.attrs.get("latency_stats")
+        d["conditions"] = self.attrs.get("conditions")
         d["drop_bound"] = self.attrs.get("drop_bound")
         return d
 
