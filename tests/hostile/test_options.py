@@ -92,6 +92,8 @@ CASES = [
     Case(NUMBER, "optimize-max-drop-nan", optimize("--max-drop", "nan")),
     Case(NUMBER, "optimize-metric-tolerance-inf", optimize("--metric-tolerance", "inf")),
     Case(NUMBER, "optimize-train-seconds-nan", optimize("--train-seconds", "nan")),
+    Case(NUMBER, "optimize-confidence-one", optimize("--confidence", "1")),
+    Case(NUMBER, "optimize-tie-breaker-unknown", optimize("--tie-breaker", "fastest")),
     Case(NUMBER, "prune-recover-nan", prune("--recover", "nan")),
     Case(NUMBER, "search-max-latency-negative", search("--max-latency", "-1")),
     Case(NUMBER, "search-max-latency-nan", search("--max-latency", "nan")),

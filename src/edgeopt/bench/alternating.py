@@ -14,6 +14,38 @@ from .harness import benchmark
 from .stats import percentile
 
 
+def alternating_rounds(
+    entries: Sequence[tuple],
+    *,
+    batch: int = 1,
+    threads: int = 2,
+    rounds: int = 5,
+    min_runs: int = 10,
+    min_time_s: float = 0.5,
+    max_time_s: float = 2.0,
+) -> list[list[list[float]] | None]:
+    """Per-run latencies (ms) of each entry, round by round, from ``rounds`` alternating
+    rounds (entries and settings as in :func:`alternating_p50`): per entry a list of one
+    list of run latencies per round, or None for an entry that failed. Round i of every
+    entry saw about the same machine state, so per-round ratios pair them."""
+    runs: list[list[list[float]]] = [[] for _ in entries]
+    failed = [False] * len(entries)
+    for _ in range(rounds):
+        for i, entry in enumerate(entries):
+            if failed[i]:
+                continue
+            model, backend = entry[0], entry[1]
+            t = entry[2] if len(entry) > 2 else threads
+            b = entry[3] if len(entry) > 3 else batch
+            res = benchmark(model, backend, batch=b, threads=t, min_runs=min_runs,
+                            min_time_s=min_time_s, max_time_s=max_time_s)
+            if res.error:
+                failed[i] = True
+                continue
+            runs[i].append(list(res.latencies_ms))
+    return [None if failed[i] or not r else r for i, r in enumerate(runs)]
+
+
 def alternating_p50(
     entries: Sequence[tuple],
     *,
@@ -38,19 +70,6 @@ def alternating_p50(
         one p50 in ms per entry, in order; ``float("nan")`` for an entry that failed
         (its benchmark result had an error).
     """
-    runs: list[list[float]] = [[] for _ in entries]
-    failed = [False] * len(entries)
-    for _ in range(rounds):
-        for i, entry in enumerate(entries):
-            if failed[i]:
-                continue
-            model, backend = entry[0], entry[1]
-            t = entry[2] if len(entry) > 2 else threads
-            b = entry[3] if len(entry) > 3 else batch
-            res = benchmark(model, backend, batch=b, threads=t, min_runs=min_runs,
-                            min_time_s=min_time_s, max_time_s=max_time_s)
-            if res.error:
-                failed[i] = True
-                continue
-            runs[i].extend(res.latencies_ms)
-    return [float("nan") if failed[i] or not r else percentile(r, 50) for i, r in enumerate(runs)]
+    per_round = alternating_rounds(entries, batch=batch, threads=threads, rounds=rounds, min_runs=min_runs,
+                                   min_time_s=min_time_s, max_time_s=max_time_s)
+    return [float("nan") if r is None else percentile([x for one in r for x in one], 50) for r in per_round]

@@ -45,6 +45,8 @@ def optimize_cmd(
     sample_rate: Optional[int] = SampleRateOpt,
     max_drop: Optional[float] = typer.Option(None, callback=in_range(ge=0, le=100, example=1.0), help="Allowed quality drop in the task metric's unit (classify: points of top-1 agreement/accuracy); default: the task's (1 point for classify)."),
     metric_tolerance: Optional[float] = typer.Option(None, "--metric-tolerance", callback=in_range(ge=0, le=100, example=1.0), help="The same budget, named for tasks whose metric is not in points (px of landmark error, dB of SNR, ...)."),
+    confidence: float = typer.Option(0.95, callback=in_range(gt=0.5, lt=1, example=0.95), help="A classifier passes --max-drop when the one-sided lower bound of its top-1 agreement at this confidence (Wilson score) clears 100 - --max-drop; winners are named at it too."),
+    tie_breaker: str = typer.Option("passes", "--tie-breaker", help="How finalists whose speed is not told apart are chosen: passes (fewer passes, then smaller), size, or runtime:NAME."),
     targets: Optional[Path] = typer.Option(None, "--targets", help="Ground truth of the --images/--inputs for tasks other than classify, matched by file name: a COCO JSON file or a folder of YOLO txt files (detect), a NAME<TAB>TEXT file (sequence), or a {name: value} JSON file."),
     task_option: Optional[List[str]] = typer.Option(None, "--task-option", help="An option of the task's evaluator, KEY=VALUE (repeatable), e.g. outputs=landmarks, pairs=true, scale=48, decoder=yolov8."),
     task: Optional[str] = typer.Option(None, "--task", help="How quality is judged: " + ", ".join(tasks.names()) + "; default: inferred from the outputs (see `edgeopt info`)."),
@@ -77,6 +79,7 @@ def optimize_cmd(
 
     With --search: an accuracy-aware search that reports the Pareto front."""
     from ..optimizer.config import OptimizeConfig
+    from ..optimizer.confidence import check_tie_breaker
     from ..optimizer.space import default_space
     from ..report.optimize_outputs import OUTPUT_FILES
 
@@ -84,6 +87,7 @@ def optimize_cmd(
     _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     check_threads(threads)
+    check_tie_breaker(tie_breaker)
     if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
         raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
                            f"budget: give one")
@@ -107,7 +111,8 @@ def optimize_cmd(
         check_fits(m, max_batch, fix="use a smaller --max-batch")
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
-                  prune_targets=fractions, train_seconds=train_seconds)
+                  prune_targets=fractions, train_seconds=train_seconds, confidence=confidence,
+                  tie_breaker=tie_breaker)
     if not search:
         _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)
         return

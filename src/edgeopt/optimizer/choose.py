@@ -1,22 +1,29 @@
 """The one choice and the one confirmation, for every strategy.
 
-Among the measured trials within every constraint, the fastest per image is the
-candidate. It is then re-timed in alternating rounds against the best hand-picked choice
-and the baseline (the original fp32 model on ONNX Runtime at the user's threads and
-batch), so the speedups reported are ratios measured in one run, not two numbers taken
-minutes apart. When the re-timing disagrees with the trials' own timings (the candidate
-is slower than the best hand-picked choice, or than the baseline), the simpler choice is
-kept and a note says why.
+Among the measured trials within every constraint, the fastest per image are the
+finalists: the ``FINALISTS`` fastest within ``WITHIN`` times the fastest one's trial
+latency. They are re-timed in alternating rounds together with the best hand-picked
+choice and the baseline (the original fp32 model on ONNX Runtime at the user's threads and
+batch), so every ratio reported is measured in one run, not two numbers taken minutes
+apart. The fastest of the re-timing (the leader) is named the winner only when the 95%
+interval of its speed ratio against each other contender excludes 1
+(:func:`edgeopt.optimizer.confidence.round_ratio_interval`); the contenders whose interval
+includes 1 are tied with it, and the user's tie-breaker chooses among them
+(:func:`edgeopt.optimizer.confidence.tie_key`: by default fewer passes, then the smaller
+model; the original has no passes, so a candidate not shown faster than it loses to it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..errors import EdgeoptError
 from .builder import ModelBuilder
+from .confidence import round_ratio_interval, tie_key
 from .measure import Measurer
 from .space import Point
 from .study import TrialRecord
@@ -24,18 +31,30 @@ from .study import TrialRecord
 if TYPE_CHECKING:
     from ..model import Model
 
-ROLES = ("winner", "hand_picked", "baseline")
+FINALISTS = 3
+"""Feasible trials re-timed besides the best hand-picked choice and the baseline."""
+WITHIN = 1.5
+"""A finalist's trial latency is at most this many times the fastest trial's: slower ones
+could not overtake it in the re-timing (trial timings moved by ~30% under load)."""
+TIE_WORDS = {"passes": "fewer passes, then the smaller model", "size": "the smaller model, then fewer passes"}
 
 
 @dataclass
 class Choice:
-    """The chosen trial and the two it was re-timed against.
+    """The chosen trial, the contenders it was re-timed against, and the decision.
 
     Attributes:
         winner, hand_picked_best, baseline: the trials.
         winner_model: the chosen trial's model.
-        confirm_ms: p50 ms per image of the alternating re-timing, by role.
-        speedup_vs_hand_picked, speedup_vs_baseline: ratios of those p50s.
+        confirm_ms: median over rounds of the per-round p50 ms per image of the
+            alternating re-timing, by role ("winner", "hand_picked", "baseline").
+        speedup_vs_hand_picked, speedup_vs_baseline: median per-round ratios of those.
+        speedup_interval: 95% interval of speedup_vs_baseline, (low, high).
+        finalists: per contender: label, confirm_ms, ratio (its time over the leader's,
+            median per round), low, high (95% interval), tied (interval includes 1).
+        tie: labels of the tied set (empty when the leader is a clear winner).
+        tie_breaker: the tie-breaker in force.
+        decision: one line saying how the winner was named.
         notes: what the choice decided and why.
     """
 
@@ -46,60 +65,94 @@ class Choice:
     confirm_ms: dict[str, float]
     speedup_vs_hand_picked: float
     speedup_vs_baseline: float
+    speedup_interval: tuple[float, float] = (math.nan, math.nan)
+    finalists: list[dict[str, Any]] = field(default_factory=list)
+    tie: list[str] = field(default_factory=list)
+    tie_breaker: str = "passes"
+    decision: str = ""
     notes: list[str] = field(default_factory=list)
 
 
 def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, measurer: Measurer, *,
-           budget_note: str = "") -> Choice:
+           budget_note: str = "", tie_breaker: str = "passes") -> Choice:
     """Choose among ``recs`` and confirm the choice (see the module docstring).
 
     Args:
         base_point: the baseline's point (fp32 on ONNX Runtime at the user's settings).
         budget_note: appended to the error when the baseline did not finish.
+        tie_breaker: "passes", "size" or "runtime:NAME" (:func:`~edgeopt.optimizer.confidence.tie_key`).
 
     Raises:
         EdgeoptError: the baseline has no complete trial (it could not run, or the budget
-            ended first).
+            ended first), or an unknown tie-breaker.
     """
+    key = tie_key(tie_breaker)
     baseline = next((r for r in recs if r.state == "complete" and r.point == base_point), None)
     if baseline is None:
         failed = next((r for r in recs if r.point == base_point), None)
         why = f": {failed.reason}" if failed is not None and failed.reason else budget_note
         raise EdgeoptError(f"the fp32 baseline {base_point.label} did not finish{why}")
     notes: list[str] = []
-    feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
+    feasible = sorted((r for r in recs if r.feasible and r.duplicate_of is None), key=lambda r: r.per_image_ms)
     picked = [r for r in feasible if r.origin == "hand-picked"]
-    hand = min(picked, key=lambda r: r.per_image_ms) if picked else baseline
-    winner = min(feasible, key=lambda r: r.per_image_ms) if feasible else baseline
+    hand = picked[0] if picked else baseline
     if not feasible:
         notes.append("no trial met every constraint: keeping the original fp32 model on ONNX Runtime")
-    roles = {"winner": winner, "hand_picked": hand, "baseline": baseline}
-    confirm = _confirm(roles, builder, measurer)
-    ratio = lambda a, b: confirm[a] / confirm[b] if confirm[b] and not math.isnan(confirm[b]) else 1.0  # noqa: E731
-    if winner is not hand and ratio("hand_picked", "winner") < 1.0:
-        notes.append(f"{winner.label} looked fastest but the alternating re-timing gave "
-                     f"{ratio('hand_picked', 'winner'):.2f}x against {hand.label}: choosing {hand.label}")
-        winner = hand
-        confirm["winner"] = confirm["hand_picked"]
-    if winner is not baseline and ratio("baseline", "winner") < 1.0:
-        notes.append(f"{winner.label} looked faster in its trial but the alternating re-timing gave "
-                     f"{ratio('baseline', 'winner'):.2f}x against the original: keeping the original")
-        winner = baseline
-        confirm["winner"] = confirm["baseline"]
-    if winner is baseline and feasible:
-        notes.append("no candidate beats the original fp32 model on ONNX Runtime: keeping the original")
+    top = [r for r in feasible[:FINALISTS] if r.per_image_ms <= WITHIN * feasible[0].per_image_ms]
+    contenders = list({r.number: r for r in [*top, hand, baseline]}.values())
+    rounds = _confirm(contenders, builder, measurer)
+    p50 = {n: float(np.median(v)) if v else math.nan for n, v in rounds.items()}
+    timed = [r for r in contenders if not math.isnan(p50[r.number])] or [baseline]
+    leader = min(timed, key=lambda r: p50[r.number])
+    finalists = []
+    for r in sorted(timed, key=lambda r: p50[r.number]):
+        ratio, low, high = round_ratio_interval(rounds[r.number], rounds[leader.number])
+        tied = r is leader or not low > 1.0
+        finalists.append({"label": r.label, "confirm_ms": p50[r.number], "ratio": ratio, "low": low,
+                          "high": high, "tied": tied})
+    tie = [r for r in timed if next(f for f in finalists if f["label"] == r.label)["tied"]]
+    winner = min(tie, key=lambda r: key(len(r.attrs.get("passes") or []), r.size_bytes or 0, r.point.backend))
+    decision = _decision(winner, leader, tie, finalists, tie_breaker)
+    if winner is baseline and any(r is not baseline for r in feasible):
+        notes.append("no candidate is confirmed faster than the original fp32 model on ONNX Runtime: "
+                     "keeping the original")
+    ratio = lambda a, b: round_ratio_interval(rounds[a.number], rounds[b.number])  # noqa: E731
+    vs_base = ratio(baseline, winner) if winner is not baseline else (1.0, 1.0, 1.0)
+    vs_hand = ratio(hand, winner) if winner is not hand else (1.0, 1.0, 1.0)
     return Choice(winner=winner, hand_picked_best=hand, baseline=baseline,
-                  winner_model=builder.build(winner.point.recipe), confirm_ms=confirm,
-                  speedup_vs_hand_picked=ratio("hand_picked", "winner"),
-                  speedup_vs_baseline=ratio("baseline", "winner"), notes=notes)
+                  winner_model=builder.build(winner.point.recipe),
+                  confirm_ms={"winner": p50.get(winner.number, math.nan), "hand_picked": p50[hand.number],
+                              "baseline": p50[baseline.number]},
+                  speedup_vs_hand_picked=_or_one(vs_hand[0]), speedup_vs_baseline=_or_one(vs_base[0]),
+                  speedup_interval=(vs_base[1], vs_base[2]), finalists=finalists,
+                  tie=[r.label for r in tie] if len(tie) > 1 else [], tie_breaker=tie_breaker,
+                  decision=decision, notes=[*notes, decision])
 
 
-def _confirm(roles: dict[str, TrialRecord], builder: ModelBuilder, measurer: Measurer) -> dict[str, float]:
-    """p50 ms per image of each role from one alternating re-timing; a trial that holds
-    two roles (the winner may be the best hand-picked choice) is timed once, so its ratio
-    to itself is exactly 1."""
-    distinct = list(dict.fromkeys(r.number for r in roles.values()))
-    by_number = {r.number: r for r in roles.values()}
-    entries = [(builder.build(by_number[n].point.recipe), by_number[n].point) for n in distinct]
-    per_number = dict(zip(distinct, measurer.confirm(entries)))
-    return {role: per_number[r.number] for role, r in roles.items()}
+def _or_one(x: float) -> float:
+    return 1.0 if math.isnan(x) else x
+
+
+def _decision(winner: TrialRecord, leader: TrialRecord, tie: list[TrialRecord], finalists: list[dict],
+              tie_breaker: str) -> str:
+    """The verdict line: a clear winner with its margin over the runner-up, or the tie,
+    its reason and the tie-breaker that chose."""
+    if len(finalists) < 2:
+        return f"{winner.label} was the only contender re-timed"
+    if len(tie) == 1:
+        runner = finalists[1]
+        return (f"{winner.label} is the winner: the runner-up {runner['label']} takes {runner['ratio']:.2f}x "
+                f"its time [{runner['low']:.2f}..{runner['high']:.2f}], 95% interval over alternating rounds")
+    words = TIE_WORDS.get(tie_breaker, f"the runtime {tie_breaker.split(':', 1)[-1]} first")
+    others = [f for f in finalists if f["tied"] and f["label"] != leader.label]
+    spans = ", ".join(f"{f['label']} {f['ratio']:.2f}x [{f['low']:.2f}..{f['high']:.2f}]" for f in others)
+    return (f"tie: {', '.join(r.label for r in tie)} are not told apart (their time over the fastest, "
+            f"{leader.label}: {spans}; 95% intervals include 1): chose {winner.label} by the tie-breaker "
+            f"{tie_breaker} ({words})")
+
+
+def _confirm(contenders: list[TrialRecord], builder: ModelBuilder, measurer: Measurer) -> dict[int, list[float]]:
+    """Per-round p50 ms per image of each contender, by trial number, from one
+    alternating re-timing (empty for a contender that failed)."""
+    entries = [(builder.build(r.point.recipe), r.point) for r in contenders]
+    return {r.number: list(v) for r, v in zip(contenders, measurer.confirm(entries))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import EdgeoptError
+from .confidence import CONFIDENCE, check_tie_breaker
 from .measure import Timing
 from .objective import Limits
 from .recipes import Recipe
@@ -57,6 +58,11 @@ class OptimizeConfig:
             best feasible latency so far.
         min_runs, min_time_s, max_time_s: timing of each candidate's full measurement.
         confirm_rounds: alternating rounds of the final re-timing.
+        confidence: one-sided confidence of quality verdicts and the level of the speed
+            intervals' decisions (:mod:`edgeopt.optimizer.confidence`); None: point
+            estimates (the old rule).
+        tie_breaker: how a tie among the confirmed finalists is broken: "passes" (fewer
+            passes, then the smaller model), "size", or "runtime:NAME".
         reserve_s: seconds kept for the fallback and the confirmation when there is a
             budget (None: 12% of it, at least 10 s but never more than 30% of it).
         calibration_fraction: share of the images used for calibration when no separate
@@ -91,6 +97,8 @@ class OptimizeConfig:
     min_time_s: float = 1.0
     max_time_s: float = 4.0
     confirm_rounds: int = 5
+    confidence: float | None = CONFIDENCE
+    tie_breaker: str = "passes"
     reserve_s: float | None = None
     calibration_fraction: float = 0.3
 
@@ -107,6 +115,9 @@ class OptimizeConfig:
             raise EdgeoptError("batch and threads must be positive integers")
         if self.train_seconds <= 0 or self.min_time_s <= 0:
             raise EdgeoptError("train_seconds and min_time_s must be positive seconds")
+        if self.confidence is not None and not 0.5 < self.confidence < 1:
+            raise EdgeoptError(f"confidence {self.confidence} is not between 0.5 and 1: pass e.g. 0.95")
+        check_tie_breaker(self.tie_breaker)
         if not self.backends:
             raise EdgeoptError("no backend to try: give at least one, e.g. ort")
 

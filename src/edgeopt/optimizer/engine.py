@@ -132,9 +132,11 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
             return None
         if on_trials_done is not None:
             on_trials_done()
-        log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar),
-                       run.strategy.space, max_drop=run.objective.limits.max_drop,
-                       time_left=lambda: _time_left(run), unit=run.objective.measurer.unit)
+        too_small = run.objective.measurer.too_small  # then no float layer can make a candidate pass
+        log = [f"not run: {too_small}"] if too_small else fallback(
+            lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar), run.strategy.space,
+            max_drop=run.objective.limits.max_drop, time_left=lambda: _time_left(run),
+            unit=run.objective.measurer.unit)
     return _finish(run, log)
 
 
@@ -193,7 +195,11 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
                            cache_dir=out / "cache" if out is not None and strategy.persist else None)
     measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
                         min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,
-                        seed=cfg.seed, timing=cfg.timing)
+                        seed=cfg.seed, timing=cfg.timing, confidence=cfg.confidence)
+    if measurer.too_small:
+        # Said before any trial: no candidate can pass, so the run keeps the original.
+        notes.append(measurer.too_small)
+        logging.getLogger("edgeopt").warning(measurer.too_small)
     deadline = None if cfg.budget is None else start + cfg.budget
     limits = cfg.limits(tolerance=measurer.tolerance, early_stop=strategy.early_stop)
     objective = Objective(builder, measurer, strategy.space, limits,
@@ -277,6 +283,8 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
 def _fallback_early(run: _Run, study: Any, number: int) -> None:
     """Enqueue the fallback's next point right after a fast int8 trial that broke the
     budget (a sampled strategy takes enqueued points before drawing new ones)."""
+    if run.objective.measurer.too_small:
+        return
     recs = records(study)
     record = next((r for r in recs if r.number == number), None)
     if record is None:
@@ -304,7 +312,8 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
     base_point = Point(backend="ort" if "ort" in space.backends else space.backends[0],
                        threads=cfg.threads, batch=cfg.batch)
     note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""
-    choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note)
+    choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note,
+                    tie_breaker=cfg.tie_breaker)
     feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
     objectives = [[r.per_image_ms, r.drop] + ([float(r.size_bytes)] if cfg.size_objective else [])
                   for r in feasible]
@@ -319,6 +328,9 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
         n_calibration=run.n_calibration, study_name=run.study_name, storage=run.storage or "memory",
         elapsed_s=time.monotonic() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),
         machine=run.machine, isa=int8_dot_product(run.machine.get("flags", [])), notes=run.notes + choice.notes,
+        speedup_interval=choice.speedup_interval, finalists=choice.finalists, tie=choice.tie,
+        tie_breaker=choice.tie_breaker, decision=choice.decision, confidence=m.confidence,
+        min_eval=m.too_small,
     )
 
 

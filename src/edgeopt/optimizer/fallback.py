@@ -37,7 +37,7 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
     steps = sorted(k for k in space.float_layers if k > 0)
     culprits = sorted((r for r in recs if r.state == "complete" and not r.feasible
                        and r.point.precision in MIXED and r.point.float_layers == 0
-                       and (r.drop or 0) > max_drop
+                       and (r.judged_drop or 0) > max_drop
                        and (fastest is None or r.per_image_ms < fastest.per_image_ms)),
                       key=lambda r: r.per_image_ms)
     tried = set()
@@ -47,11 +47,11 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
         tried.add(r.point.model_key)
         floats = [x for x in recs if x.state == "complete" and x.point.precision == "fp32"
                   and (x.point.prune, x.point.prune_scope) == (r.point.prune, r.point.prune_scope)]
-        if floats and min(x.drop for x in floats) > max_drop:
-            log.append(f"{r.label}: drop {r.drop:.2f} {unit}, but its fp32 version already drops "
-                       f"{min(x.drop for x in floats):.2f}: int8 is not the cause, no fallback")
+        if floats and min(x.judged_drop for x in floats) > max_drop:
+            log.append(f"{r.label}: drop {_drop(r)} {unit}, but its fp32 version already drops "
+                       f"{min(x.judged_drop for x in floats):.2f}: int8 is not the cause, no fallback")
             continue
-        log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {r.drop:.2f} {unit} > "
+        log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {_drop(r)} {unit} > "
                    f"{max_drop:g}: keeping its worst int8 layers in float")
         if _steps(r, steps, records, run, fastest, log, time_left, unit):
             return log
@@ -74,7 +74,8 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
         recs: every trial so far (``record`` included).
     """
     p = record.point
-    if not (record.measured and not record.feasible and p.precision in MIXED and (record.drop or 0) > max_drop):
+    if not (record.measured and not record.feasible and p.precision in MIXED
+            and (record.judged_drop or 0) > max_drop):
         return None
     fastest = best(recs)
     if fastest is not None and record.per_image_ms >= fastest.per_image_ms:
@@ -82,7 +83,7 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
     if p.float_layers == 0:
         floats = [x for x in recs if x.measured and x.point.precision == "fp32"
                   and (x.point.prune, x.point.prune_scope) == (p.prune, p.prune_scope)]
-        if floats and min(x.drop for x in floats) > max_drop:
+        if floats and min(x.judged_drop for x in floats) > max_drop:
             return None  # int8 is not the cause
     later = [k for k in sorted(space.float_layers) if k > p.float_layers]
     if not later:
@@ -108,7 +109,7 @@ def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRec
             if rec is not None and rec.reason.startswith("out of budget"):
                 return True
             continue
-        log.append(f"  {k} in float: drop {rec.drop:.2f} {unit}, {rec.per_image_ms:.2f} ms"
+        log.append(f"  {k} in float: drop {_drop(rec)} {unit}, {rec.per_image_ms:.2f} ms"
                    + (" -> within budget" if rec.feasible else ""))
         if rec.feasible:
             break
@@ -116,3 +117,9 @@ def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRec
             log.append("  no longer faster than the best feasible trial: stopping")
             break
     return False
+
+
+def _drop(r: TrialRecord) -> str:
+    """The drop for the log, with the bound the budget was judged on when there is one."""
+    bound = r.attrs.get("drop_bound")
+    return f"{r.drop:.2f}" if bound is None else f"{r.drop:.2f} (95% bound {bound:.2f})"

@@ -8,11 +8,17 @@ given, or the one inferred from the model's outputs (every output compared when 
 recognised). One rule, whatever the strategy: a candidate's ``drop`` in the task metric must
 stay within the tolerance (``--max-drop`` / ``--metric-tolerance``, else the task's
 default: 1 point of top-1 agreement/accuracy for a classifier, 1 dB of SNR below 20 dB for
-every output, ...).
+every output, ...). The drop judged is its one-sided 95% upper bound
+(:mod:`edgeopt.optimizer.confidence`): for a classifier 100 - the Wilson lower bound of
+top-1 agreement (accuracy can only be lost on images whose answer changed, so that bound
+covers accuracy too), for a drop that is a mean over samples (the task score's
+``per_sample``: landmark error, CER) a bootstrap bound over samples; other drops (mAP,
+SNR, segmentation, embeddings) are judged on their point estimate for now. A held-out set too small for any
+classifier to pass so is reported before measuring.
 
 Latency comes from the bench harness (warm-up excluded, adaptive repetitions, p50/p90) at
 the point's backend, threads and batch. The confirmation re-times the finalists in
-alternating rounds (:func:`edgeopt.bench.alternating.alternating_p50`), so the speedups
+alternating rounds (:func:`edgeopt.bench.alternating.alternating_rounds`), so the speedups
 reported are ratios measured in one run.
 """
 
@@ -23,13 +29,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..bench.alternating import alternating_p50
+from ..bench.alternating import alternating_rounds
 from ..bench.harness import BenchResult, benchmark
+from ..bench.stats import percentile
 from ..evaluate import tasks
 from ..evaluate.runner import predict_outputs
 from ..evaluate.tasks.infer import TaskGuess, infer_task
 
 from ..data.images import ImageSet
+from .confidence import CONFIDENCE, bootstrap_upper, too_small, wilson_lower
 
 if TYPE_CHECKING:
     from ..data.samples import SampleSet
@@ -44,11 +52,19 @@ class QualityVerdict:
         drop: the quality drop in the task metric's drop unit.
         quality: the :class:`~edgeopt.evaluate.tasks.TaskScore` as a dict.
         reason: why the drop breaks the budget, in words ("" when within it).
+        drop_bound: the drop's one-sided upper confidence bound, which the budget is
+            checked against (None: the point estimate is, e.g. a task without a bound).
     """
 
     drop: float
     quality: dict
     reason: str
+    drop_bound: float | None = None
+
+    @property
+    def judged(self) -> float:
+        """The drop the budget is checked against: the bound when there is one."""
+        return self.drop if self.drop_bound is None else self.drop_bound
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,11 @@ class Measurer:
         quick_images: held-out images or samples of the cheap early quality check.
         seed: seed of the random choice of those.
         timing: the latency measurement settings.
+        confidence: one-sided confidence of the quality verdict (None: point estimates).
+
+    Attributes:
+        too_small: why the held-out set cannot show the budget at that confidence ("" when
+            it can), known before any candidate is measured.
 
     Raises:
         EdgeoptError: unknown task, the original cannot run on ONNX Runtime, or the images
@@ -92,8 +113,9 @@ class Measurer:
 
     def __init__(self, model: "Model", held_out: "ImageSet | SampleSet", *, tolerance: float | None = None,
                  task: str | None = None, task_options: dict | None = None, min_snr_db: float = 20.0,
-                 threads: int = 2, quick_images: int = 32, seed: int = 0, timing: Timing = Timing()) -> None:
-        self.model, self.held_out, self.timing = model, held_out, timing
+                 threads: int = 2, quick_images: int = 32, seed: int = 0, timing: Timing = Timing(),
+                 confidence: float | None = CONFIDENCE) -> None:
+        self.model, self.held_out, self.timing, self.confidence = model, held_out, timing, confidence
         guess = infer_task(model) if task is None else TaskGuess(tasks.canonical(task), "given (--task)")
         self.task, self.task_reason = guess.task, guess.reason
         options = dict(task_options or {})
@@ -106,6 +128,8 @@ class Measurer:
         itself = self.evaluator.score(self.reference, self.reference, self.labels)
         self.metric, self.unit = itself.metric, itself.drop_unit
         self.original_accuracy = itself.original if self.task == "classify" else None
+        self.too_small = "" if not self._bounded else too_small(len(held_out), self.tolerance, confidence,
+                                                                 "images" if isinstance(held_out, ImageSet) else "samples")
         # A random subset, so an ordered set (say, one source after another) is sampled evenly.
         n = min(quick_images, len(held_out))
         self.quick_idx = np.sort(np.random.default_rng(seed).permutation(len(held_out))[:n])
@@ -116,10 +140,40 @@ class Measurer:
         """The candidate's outputs on the held-out images (or the quick subset)."""
         return predict_outputs(model, point.backend, self.quick if quick else self.held_out, threads=point.threads)
 
-    def quality(self, outputs: list[np.ndarray]) -> QualityVerdict:
-        """The quality verdict of outputs on all held-out images (see the module docstring)."""
+    def quality(self, outputs: list[np.ndarray], *, exact: bool = False) -> QualityVerdict:
+        """The quality verdict of outputs on all held-out images (see the module docstring).
+
+        Args:
+            exact: the outputs are the original's own (the reference model on ONNX
+                Runtime): its agreement is 100% by construction, not a sample estimate,
+                so no bound is applied.
+        """
         score = self.evaluator.score(self.reference, outputs, self.labels)
-        return QualityVerdict(score.drop, score.to_dict(), self.evaluator.explain(score, self.tolerance))
+        reason = self.evaluator.explain(score, self.tolerance)
+        quality = score.to_dict()
+        n, conf = len(self.held_out), self.confidence
+        if not conf or exact:
+            return QualityVerdict(score.drop, quality, reason)
+        if self.task == "classify":
+            agreement = score.details["top1_agreement"]
+            lower = 100.0 * wilson_lower(round(agreement * n / 100.0), n, conf)
+            bound = max(score.drop, 100.0 - lower)
+            quality["top1_agreement_lower"] = lower
+            why = (f"top-1 agreement {agreement:.1f}% on {n} samples has a {100 * conf:g}% lower bound of "
+                   f"{lower:.1f}% < {100 - self.tolerance:.1f}% (--max-drop {self.tolerance:g})")
+        elif score.per_sample is not None:
+            bound = max(score.drop, bootstrap_upper(score.per_sample, confidence=conf))
+            why = (f"{score.metric} {score.drop:.3g} {self.unit} on {n} samples has a {100 * conf:g}% upper bound "
+                   f"of {bound:.3g} > {self.tolerance:g} (--metric-tolerance)")
+        else:  # a drop that is not a mean over samples (mAP, SNR): judged on its point estimate
+            return QualityVerdict(score.drop, quality, reason)
+        quality.update(drop_bound=bound, confidence=conf)
+        return QualityVerdict(score.drop, quality, reason or (why if bound > self.tolerance else ""), bound)
+
+    @property
+    def _bounded(self) -> bool:
+        """Whether verdicts use the rate's confidence bound (a classifier, confidence on)."""
+        return self.task == "classify" and bool(self.confidence)
 
     def hopeless(self, quick_outputs: list[np.ndarray]) -> str:
         """Why the quick subset already proves the budget broken on the whole set ("" if
@@ -135,14 +189,15 @@ class Measurer:
         return benchmark(model, point.backend, batch=point.batch, threads=point.threads,
                          min_runs=runs[0], min_time_s=runs[1], max_time_s=runs[2])
 
-    def confirm(self, entries: Sequence[tuple["Model", "Point"]]) -> list[float]:
-        """p50 latency per image (ms) of each (model, point), re-timed in alternating
-        rounds in this one run; nan for an entry that failed."""
+    def confirm(self, entries: Sequence[tuple["Model", "Point"]]) -> list[list[float]]:
+        """Per-round p50 latency per image (ms) of each (model, point), re-timed in
+        alternating rounds in this one run (:func:`edgeopt.bench.alternating.alternating_rounds`);
+        an empty list for an entry that failed."""
         t = self.timing
-        p50 = alternating_p50([(m, p.backend, p.threads, p.batch) for m, p in entries], rounds=t.confirm_rounds,
-                              min_runs=max(5, t.min_runs // 2), min_time_s=t.min_time_s / 2,
-                              max_time_s=t.max_time_s / 2)
-        return [v / p.batch for v, (_, p) in zip(p50, entries)]
+        rounds = alternating_rounds([(m, p.backend, p.threads, p.batch) for m, p in entries],
+                                    rounds=t.confirm_rounds, min_runs=max(5, t.min_runs // 2),
+                                    min_time_s=t.min_time_s / 2, max_time_s=t.max_time_s / 2)
+        return [[] if r is None else [percentile(one, 50) / p.batch for one in r] for r, (_, p) in zip(rounds, entries)]
 
 
 def task_labels(data: Any, task: str) -> Any:
@@ -172,7 +227,8 @@ def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", 
     stats = bench.stats
     latency = stats.p50 if objective == "p50" else stats.p90
     return {"p50_ms": stats.p50, "p90_ms": stats.p90, "latency_ms": latency, "per_image_ms": latency / point.batch,
-            "size_bytes": model.size_bytes, "drop": verdict.drop, "quality": verdict.quality,
+            "size_bytes": model.size_bytes, "drop": verdict.drop, "drop_bound": verdict.drop_bound,
+            "quality": verdict.quality,
             "quality_reason": verdict.reason, "latency_stats": stats.to_dict(),
             "throughput_ips": bench.throughput, "passes": list(model.passes),
             "conditions": bench.conditions}

@@ -178,7 +178,8 @@ class Objective:
         if self.limits.early_stop and origin != "hand-picked":
             self._early_checks(built, point, stop)
         try:
-            verdict = m.quality(m.outputs(built, point))
+            # The unchanged model on the reference runtime is the original itself.
+            verdict = m.quality(m.outputs(built, point), exact=not built.passes and point.backend == "ort")
         except Exception as e:  # noqa: BLE001 - a runtime's own exception included
             stop(f"{point.backend} cannot run it: {_line(e)}", failed=True)
         try:
@@ -189,7 +190,7 @@ class Objective:
             stop(bench.error, failed=True)
         attrs = measured_attrs(bench, verdict, built, point, self.limits.objective)
         lim = self.limits
-        constraints = constraint_values(verdict.drop, attrs["latency_ms"], built.size_bytes, max_drop=lim.max_drop,
+        constraints = constraint_values(verdict.judged, attrs["latency_ms"], built.size_bytes, max_drop=lim.max_drop,
                                         max_latency_ms=lim.max_latency_ms, max_size_bytes=lim.max_size_bytes)
         attrs.update(constraints=constraints, seconds=time.monotonic() - t0)
         for k, v in attrs.items():

@@ -3,6 +3,7 @@ summary (candidates.json) and the deploy record (deploy.json)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,14 @@ class OptimizeResult:
         float_layers: {trial label: node names kept in float} of mixed-precision trials.
         machine, isa: the environment record and the int8 dot product found (or None).
         notes: warnings and decisions worth reading.
+        speedup_interval: 95% interval of speedup_vs_baseline over the re-timing's rounds.
+        finalists: the contenders re-timed, fastest first, each with its time over the
+            fastest's and that ratio's 95% interval (:class:`~edgeopt.optimizer.choose.Choice`).
+        tie: labels of the tied set ([] when the winner was told apart), tie_breaker: the
+            rule that chose among it, decision: the verdict line.
+        confidence: one-sided confidence of the quality verdicts (None: point estimates).
+        min_eval: why the held-out set was too small to show the budget at that
+            confidence ("" when it was not).
     """
 
     config: OptimizeConfig
@@ -78,6 +87,13 @@ class OptimizeResult:
     machine: dict = field(default_factory=dict)
     isa: str | None = None
     notes: list[str] = field(default_factory=list)
+    speedup_interval: tuple[float, float] = (float("nan"), float("nan"))
+    finalists: list[dict] = field(default_factory=list)
+    tie: list[str] = field(default_factory=list)
+    tie_breaker: str = "passes"
+    decision: str = ""
+    confidence: float | None = None
+    min_eval: str = ""
 
     @property
     def confirmed_speedup(self) -> float:
@@ -96,9 +112,13 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
     min_snr_db, max_latency_ms, max_size_bytes, batch, threads, n_eval,
     n_calibration, space, machine (ISA flags included), isa_int8 (fast int8 dot product or
     None), winner, hand_picked_best, baseline (labels), confirm_ms, speedup_vs_hand_picked,
-    speedup_vs_baseline, pareto (trial dicts), trials (every trial, see
+    speedup_vs_baseline, speedup_interval ([low, high], 95%), finalists (the contenders
+    re-timed: label, confirm_ms, ratio over the fastest, low, high, tied), tie (labels of
+    the tied set, [] for a clear winner), tie_breaker, decision (the verdict line),
+    confidence (of the quality bounds), eval_too_small ("" or why the held-out set cannot
+    show the budget), pareto (trial dicts), trials (every trial, see
     :meth:`TrialRecord.to_dict`), fallback (lines), float_layers ({trial label: node
-    names kept in float}), notes.
+    names kept in float}), notes. Non-finite interval ends are null.
     """
     cfg = result.config
     return {
@@ -115,6 +135,9 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
         "baseline": result.baseline.label, "confirm_ms": result.confirm_ms,
         "speedup_vs_hand_picked": result.speedup_vs_hand_picked,
         "speedup_vs_baseline": result.speedup_vs_baseline,
+        "speedup_interval": _finite(list(result.speedup_interval)), "finalists": _finite(result.finalists),
+        "tie": result.tie, "tie_breaker": result.tie_breaker, "decision": result.decision,
+        "confidence": result.confidence, "eval_too_small": result.min_eval,
         "pareto": [t.to_dict() for t in result.pareto],
         "trials": [t.to_dict() for t in result.trials],
         "fallback": result.fallback, "float_layers": result.float_layers, "notes": result.notes,
@@ -128,6 +151,7 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
     recipe, passes, threads, batch, inputs (name, shape at batch 1, dtype, layout),
     outputs, preprocess, labels, latency_ms (min/mean/p50/p90/p99/max at the batch),
     throughput_ips, speedup_vs_original, speedup_vs_hand_picked, hand_picked_best,
+    decision (tie: the tied labels, tie_breaker, reason: the verdict line, speedup_interval),
     quality (vs the original fp32), float_layers, optimize (strategy, study, trial),
     machine (with the CPU's ISA flags), conditions (what the machine was doing while the
     winner was timed: :mod:`edgeopt.bench.conditions`; None for a run without them).
@@ -155,9 +179,22 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "speedup_vs_original": result.speedup_vs_baseline,
         "speedup_vs_hand_picked": result.speedup_vs_hand_picked,
         "hand_picked_best": result.hand_picked_best.label,
+        "decision": {"tie": result.tie, "tie_breaker": result.tie_breaker, "reason": result.decision,
+                     "speedup_interval": _finite(list(result.speedup_interval))},
         "quality": w.quality,
         "float_layers": result.float_layers.get(w.label, []),
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
         "machine": machine_info(),
         "conditions": w.attrs.get("conditions"),
     }
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with non-finite floats (an interval nobody timed) as None, for strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x

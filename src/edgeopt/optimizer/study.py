@@ -22,7 +22,7 @@ from .space import Point
 from .storage import display_url, open_storage
 
 # The measurements a trial records (and a repeat of a point copies from the first trial).
-MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "quality", "quality_reason",
+MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "drop_bound", "quality", "quality_reason",
                   "constraints", "latency_stats", "throughput_ips", "passes")
 
 
@@ -85,9 +85,17 @@ class TrialRecord:
         """Complete and measured in this trial (not a repeat of an earlier one)."""
         return self.state == "complete" and self.duplicate_of is None
 
+    @property
+    def judged_drop(self) -> float | None:
+        """The drop the quality budget was judged on: its upper confidence bound when the
+        measurer gave one (:mod:`edgeopt.optimizer.confidence`), else the point estimate."""
+        bound = self.attrs.get("drop_bound")
+        return self.drop if bound is None else bound
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (with the label, recipe, status, passes, latency statistics and
-        the conditions of the measurement)."""
+        the conditions of the measurement, and drop_bound: the drop's upper confidence
+        bound, or None)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -97,6 +105,7 @@ class TrialRecord:
         d["passes"] = self.attrs.get("passes")
         d["latency_stats"] = self.attrs.get("latency_stats")
         d["conditions"] = self.attrs.get("conditions")
+        d["drop_bound"] = self.attrs.get("drop_bound")
         return d
 
 

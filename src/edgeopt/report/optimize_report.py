@@ -113,6 +113,10 @@ def _quality_line(summary: dict) -> str:
         what = (f"the drop is how much worse than the original's outputs the candidate is, in {_unit(summary)}; "
                 f"budget: at most {budget:g} {_unit(summary)}")
         metric = summary["quality_metric"]
+    conf = summary.get("confidence")
+    if task == "classify" and conf:
+        what += (f"; judged on the one-sided {100 * conf:g}% upper bound of the drop (100 - the Wilson lower "
+                 f"bound of top-1 agreement on {summary['n_eval']} images), not its point estimate")
     return f"Task: **{task}**{why}. Quality metric: **{metric}**, {what}."
 
 
@@ -160,8 +164,10 @@ def _trial_phrase(summary: dict, label: str) -> str:
     t = _find(summary, label)
     if t is None:
         return f"**{label}**"
+    bound = (t.get("quality") or {}).get("drop_bound")
+    upper = "" if bound is None else f" (95% upper bound {_fmt(bound)})"
     return (f"**{label}** (#{t['number']}, {_ms(t)} ms per image in its trial, drop "
-            f"{_fmt(t['drop'])} {_unit(summary)}, {_fmt(t['size_bytes'], scale=1e6)} MB)")
+            f"{_fmt(t['drop'])} {_unit(summary)}{upper}, {_fmt(t['size_bytes'], scale=1e6)} MB)")
 
 
 def verdict_lines(summary: dict) -> list[str]:
@@ -173,11 +179,23 @@ def verdict_lines(summary: dict) -> list[str]:
              (f"Re-timed in alternating rounds (p50 ms per image): chosen {_fmt(c.get('winner'), 3)}, "
               f"hand-picked {_fmt(c.get('hand_picked'), 3)}, baseline {_fmt(c.get('baseline'), 3)}: "
               f"**{_fmt(summary['speedup_vs_hand_picked'])}x** faster than the best hand-picked choice, "
-              f"**{_fmt(summary['speedup_vs_baseline'])}x** faster than the baseline.")]
+              f"**{_fmt(summary['speedup_vs_baseline'])}x**{_span(summary.get('speedup_interval'))} faster "
+              f"than the baseline.")]
+    if summary.get("decision"):
+        lines.append(f"Decision: {summary['decision']}.")
+    if summary.get("eval_too_small"):
+        lines.append(f"Quality budget: {summary['eval_too_small']}.")
     nodes = (summary.get("float_layers") or {}).get(summary["winner"])
     if nodes:
         lines.append(f"The chosen model keeps {len(nodes)} layer(s) in float: {', '.join(nodes)}.")
     return lines
+
+
+def _span(span: list | None) -> str:
+    """" [low..high] (95% interval over rounds)" of a speedup, or "" when not timed."""
+    if not span or None in span:
+        return ""
+    return f" [{_fmt(span[0])}..{_fmt(span[1])}, 95% interval over rounds]"
 
 
 # what each change bought ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
         why = noise_reason((t.attrs.get("latency_stats") or {}).get("cv"), t.attrs.get("conditions"))
         shaky += [f"{t.label}: {why}"] if why else []
         table.add_row(t.label, f"{t.per_image_ms:.3f}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else ""),
-                      f"{t.drop:.2f}", f"{t.size_bytes / 1e6:.2f}", status)
+                      _drop(t), f"{t.size_bytes / 1e6:.2f}", status)
     console.print(table)
     if shaky:
         console.print(f"{NOISY_MARK} {LEGEND}:")
@@ -50,4 +50,16 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
         f"chosen [bold]{result.winner.label}[/bold]: {c['winner']:.3f} ms per image vs "
         f"{c['hand_picked']:.3f} for the best hand-picked ({result.hand_picked_best.label}) = "
         f"[bold]{result.speedup_vs_hand_picked:.2f}x[/bold], vs {c['baseline']:.3f} for fp32 on "
-        f"ONNX Runtime = {result.speedup_vs_baseline:.2f}x (alternating re-timing)")
+        f"ONNX Runtime = {result.speedup_vs_baseline:.2f}x{_interval(result.speedup_interval)} "
+        f"(alternating re-timing)")
+
+
+def _drop(t) -> str:
+    """The drop, and its 95% upper bound when the verdict was judged on it ("0.76 ≤3.30")."""
+    bound = t.attrs.get("drop_bound")
+    return f"{t.drop:.2f}" if bound is None else f"{t.drop:.2f} ≤{bound:.2f}"
+
+
+def _interval(span: tuple[float, float]) -> str:
+    low, high = span
+    return "" if low != low or high != high else f" [{low:.2f}..{high:.2f}]"

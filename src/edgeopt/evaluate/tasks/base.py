@@ -43,6 +43,9 @@ class TaskScore:
         original: the original's value of the metric where it is measured against ground
             truth (labels), else None.
         details: further numbers for reports (JSON-ready: floats, ints, strings, lists).
+        per_sample: each sample's share of the drop, whose mean is ``drop`` (None when the
+            task's drop is not a mean over samples); the optimizer bootstraps its upper
+            confidence bound from it. Not part of :meth:`to_dict`.
     """
 
     task: str
@@ -53,6 +56,7 @@ class TaskScore:
     drop_unit: str
     original: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    per_sample: "np.ndarray | None" = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict (non-finite floats as "inf", "-inf", "nan")."""

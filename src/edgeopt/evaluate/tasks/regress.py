@@ -73,11 +73,13 @@ class RegressEvaluator(Evaluator):
         pairs, scale = bool(self.options.get("pairs", False)), float(self.options.get("scale", 1.0))
         layout = str(self.options.get("layout", "interleaved"))
         unit = self.options.get("unit", "px" if pairs else "units")
-        rows = []
+        rows, per_sample = [], {}
         for i in self._selected():
             e = point_errors(ref[i], cand[i], pairs=pairs, layout=layout) * scale
-            rows.append({"output": self.model.output_names[i], "mean_error": float(e.mean()),
+            name = self.model.output_names[i]
+            rows.append({"output": name, "mean_error": float(e.mean()),
                          "p99_error": float(np.percentile(e, 99)), "max_error": float(e.max())})
+            per_sample[name] = e.reshape(ref[i].shape[0], -1).mean(1)  # equal points per sample: mean of means
         worst = max(rows, key=lambda r: r["mean_error"])
         details: dict[str, Any] = {"outputs": rows, "worst_output": worst["output"], "p99_error": worst["p99_error"]}
         original = None
@@ -88,4 +90,4 @@ class RegressEvaluator(Evaluator):
                                                                       layout=layout).mean() * scale)
         return TaskScore(task=self.task, metric="mean error vs the original", unit=unit,
                          value=worst["mean_error"], drop=worst["mean_error"], drop_unit=unit, original=original,
-                         details=details)
+                         details=details, per_sample=per_sample[worst["output"]])

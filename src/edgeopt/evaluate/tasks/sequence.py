@@ -93,6 +93,14 @@ def character_error_rate(hypotheses: Sequence[Sequence], references: Sequence[Se
     return 100.0 * edits / max(length, 1), edits
 
 
+def _edit_shares(hypotheses: Sequence[Sequence], references: Sequence[Sequence]) -> np.ndarray:
+    """Each sample's share of the corpus CER, points: 100 * n * edits_i / total reference
+    length, whose mean is :func:`character_error_rate` (the total length held fixed, as a
+    bootstrap over samples of a ratio estimator does to first order)."""
+    edits = np.array([Levenshtein.distance(h, r) for h, r in zip(hypotheses, references)], dtype=np.float64)
+    return 100.0 * len(edits) * edits / max(sum(len(r) for r in references), 1)
+
+
 def read_charset(path: str | PathLike) -> list[str]:
     """The characters of a PaddleOCR dictionary file, one a line (UTF-8, line ends removed,
     nothing else stripped: a line holding " " is the space character).
@@ -215,7 +223,8 @@ class SequenceEvaluator(Evaluator):
             details["examples"] = [{"original": _show(o), "candidate": _show(c)}
                                    for o, c in zip(original, read) if o != c][:_EXAMPLES]
             return TaskScore(task=self.task, metric="CER vs the original's text", unit="%", value=vs_original,
-                             drop=vs_original, drop_unit="points", details=details)
+                             drop=vs_original, drop_unit="points", details=details,
+                             per_sample=_edit_shares(read, original))
         truth = self._truth(labels, n)
         cer_original, _ = character_error_rate(original, truth)
         cer, _ = character_error_rate(read, truth)
@@ -227,7 +236,7 @@ class SequenceEvaluator(Evaluator):
                       for t, o, c in zip(truth, original, read) if c != t][:_EXAMPLES])
         return TaskScore(task=self.task, metric="CER vs the ground truth", unit="%", value=cer,
                          drop=max(0.0, cer - cer_original), drop_unit="points", original=cer_original,
-                         details=details)
+                         details=details, per_sample=_edit_shares(read, truth) - _edit_shares(original, truth))
 
     def explain(self, score: TaskScore, tolerance: float) -> str:
         """The CER and what it is measured against, when the drop breaks the budget."""
