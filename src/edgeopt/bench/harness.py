@@ -69,6 +69,8 @@ class BenchResult:
             cap stopped it) or "" (no runs).
         machine: the environment record (:func:`~edgeopt.bench.environment.machine_info`).
         error: why the backend could not run the model, else None.
+        settings: the runtime settings the timed session ran with
+            (:meth:`~edgeopt.backends.base.Session.settings`; {} when not prepared).
 
     ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
     when the result is built, so they always agree with it.
@@ -90,6 +92,7 @@ class BenchResult:
     stop_reason: str = ""
     machine: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._derive()
@@ -190,6 +193,7 @@ def benchmark(
         return result
     result.prepare_ms = (time.perf_counter_ns() - start) / 1e6
     try:
+        result.settings = session.settings()
         _time_into(session, feeds, result, deadline, warmup, min_runs, min_time_s)
     finally:
         session.close()

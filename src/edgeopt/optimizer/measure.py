@@ -173,4 +173,5 @@ def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", 
     return {"p50_ms": stats.p50, "p90_ms": stats.p90, "latency_ms": latency, "per_image_ms": latency / point.batch,
             "size_bytes": model.size_bytes, "drop": verdict.drop, "quality": verdict.quality,
             "quality_reason": verdict.reason, "latency_stats": stats.to_dict(),
-            "throughput_ips": bench.throughput, "passes": list(model.passes)}
+            "throughput_ips": bench.throughput, "passes": list(model.passes),
+            "runtime_settings": bench.settings}

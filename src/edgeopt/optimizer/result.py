@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..bench.environment import machine_info
 from .config import OptimizeConfig
+from .deployment import DEPLOY_SCHEMA, runtime_record
 from .space import SearchSpace
 from .study import TrialRecord
 
 if TYPE_CHECKING:
     from ..model import Model
 
-DEPLOY_SCHEMA = 1
+__all__ = ["DEPLOY_SCHEMA", "OptimizeResult", "deploy_record", "summary"]
 
 
 @dataclass
@@ -129,7 +130,9 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
     outputs, preprocess, labels, latency_ms (min/mean/p50/p90/p99/max at the batch),
     throughput_ips, speedup_vs_original, speedup_vs_hand_picked, hand_picked_best,
     quality (vs the original fp32), float_layers, optimize (strategy, study, trial),
-    machine (with the CPU's ISA flags).
+    machine (with the CPU's ISA flags), runtime (backend, version and the settings its
+    measured session ran with: :func:`~edgeopt.optimizer.deployment.runtime_record`;
+    :func:`~edgeopt.optimizer.deployment.load_deployment` applies them).
     """
     w, model, source = result.winner, result.winner_model, result.model
     return {
@@ -158,4 +161,5 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "float_layers": result.float_layers.get(w.label, []),
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
         "machine": machine_info(),
+        "runtime": runtime_record(w.point.backend, w.attrs.get("runtime_settings"), model, w.point.threads),
     }
