@@ -314,7 +314,7 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
         winner=choice.winner, winner_model=choice.winner_model, hand_picked_best=choice.hand_picked_best,
         baseline=choice.baseline, pareto=pareto_front(feasible, objectives), confirm_ms=choice.confirm_ms,
         speedup_vs_hand_picked=choice.speedup_vs_hand_picked, speedup_vs_baseline=choice.speedup_vs_baseline,
-        original_accuracy=m.original_accuracy, quality_metric=m.metric, task=m.task, task_reason=m.task_reason,
+        original_accuracy=m.original_accuracy, baseline_quality=m.baseline_quality, quality_metric=m.metric, task=m.task, task_reason=m.task_reason,
         quality_unit=m.unit, tolerance=m.tolerance, n_eval=run.n_eval,
         n_calibration=run.n_calibration, study_name=run.study_name, storage=run.storage or "memory",
         elapsed_s=time.monotonic() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),

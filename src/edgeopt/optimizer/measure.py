@@ -106,6 +106,8 @@ class Measurer:
         itself = self.evaluator.score(self.reference, self.reference, self.labels)
         self.metric, self.unit = itself.metric, itself.drop_unit
         self.original_accuracy = itself.original if self.task == "classify" else None
+        self.baseline_quality = {"task": self.task, "original": itself.original, "unit": itself.unit,
+                                 "n": len(held_out)}  # the original against the ground truth (None: none given)
         # A random subset, so an ordered set (say, one source after another) is sampled evenly.
         n = min(quick_images, len(held_out))
         self.quick_idx = np.sort(np.random.default_rng(seed).permutation(len(held_out))[:n])

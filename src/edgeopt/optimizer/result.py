@@ -37,6 +37,8 @@ class OptimizeResult:
             "hand_picked", "baseline"}.
         speedup_vs_hand_picked, speedup_vs_baseline: ratios of those p50s.
         original_accuracy: top-1 accuracy (%) of the original on the held-out images, or None.
+        baseline_quality: the original's score against the ground truth of the held-out
+            inputs, any task: {"task", "original" (None without ground truth), "unit", "n"}.
         quality_metric: the task metric's name (e.g. "top-1 agreement and accuracy").
         task, task_reason: the task whose evaluator judged quality, and why it was chosen.
         quality_unit: the unit of every trial's drop ("points", "dB", "px", ...).
@@ -79,6 +81,7 @@ class OptimizeResult:
     machine: dict = field(default_factory=dict)
     isa: str | None = None
     notes: list[str] = field(default_factory=list)
+    baseline_quality: dict[str, Any] = field(default_factory=dict)
 
     @property
     def confirmed_speedup(self) -> float:
@@ -93,7 +96,7 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
 
     Keys: strategy, model, model_sha256, study (name, storage), budget_s, elapsed_s,
     objective, task, task_reason, quality_metric (the task metric's name), quality_unit
-    (the drop's unit), original_accuracy, max_drop (the resolved budget on the drop),
+    (the drop's unit), original_accuracy, baseline_quality, max_drop (the resolved budget on the drop),
     min_snr_db, max_latency_ms, max_size_bytes, batch, threads, n_eval,
     n_calibration, space, machine (ISA flags included), isa_int8 (fast int8 dot product or
     None), winner, hand_picked_best, baseline (labels), confirm_ms, speedup_vs_hand_picked,
@@ -108,6 +111,7 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
         "budget_s": cfg.budget, "elapsed_s": result.elapsed_s, "objective": cfg.objective,
         "task": result.task, "task_reason": result.task_reason, "quality_metric": result.quality_metric,
         "quality_unit": result.quality_unit, "original_accuracy": result.original_accuracy,
+        "baseline_quality": result.baseline_quality,
         "max_drop": result.tolerance, "min_snr_db": cfg.min_snr_db, "max_latency_ms": cfg.max_latency_ms,
         "max_size_bytes": cfg.max_size_bytes, "batch": cfg.batch, "threads": cfg.threads,
         "n_eval": result.n_eval, "n_calibration": result.n_calibration, "space": result.space.to_dict(),
