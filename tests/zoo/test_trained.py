@@ -3,12 +3,18 @@ deterministic, on a tiny network (no zoo training here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from edgeopt.zoo.trained import TrainRecord, deterministic, load_or_train, weights_checksum
+import edgeopt
+from edgeopt.errors import ModelLoadError
+from edgeopt.zoo.trained import (TrainRecord, deterministic, load_or_train, pinned_isa_env, train_pinned,
+                                 weights_checksum)
 
 
 def _build() -> torch.nn.Module:
@@ -90,3 +96,35 @@ def test_weights_are_checked_on_load_and_a_mismatch_retrains_with_a_warning(tmp_
     with pytest.warns(UserWarning, match="checksum"):
         load_or_train(path, _build, train)
     assert calls == [1, 1, 1]
+
+
+def tiny_named(name: str, *, progress: bool = True) -> tuple[torch.nn.Module, TrainRecord]:
+    """train_pinned's target in the child: the tiny training, with what the child saw."""
+    if name == "broken":
+        raise RuntimeError("no such model")
+    net, record = _train(0)
+    seen = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")}
+    return net, dataclasses.replace(record, name=name, recipe={"env": seen, "capability": torch.backends.cpu
+                                                               .get_cpu_capability()},
+                                    weights_sha256=weights_checksum(net.state_dict()))
+
+
+def test_isa_pinning_is_avx2_on_x86_and_nothing_elsewhere():
+    pinned = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+    assert pinned_isa_env("AVX512") == pinned_isa_env("AVX2") == pinned
+    assert pinned_isa_env("DEFAULT") == pinned_isa_env("SVE256") == {}
+
+
+def test_training_in_a_pinned_child_process(monkeypatch, capfd):
+    src = str(Path(edgeopt.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, str(Path(__file__).parent)]))
+    net, record = train_pinned(_build, "test_trained:tiny_named", "tiny", progress=False)
+    pinned = pinned_isa_env(torch.backends.cpu.get_cpu_capability())
+    assert record.name == "tiny" and record.recipe["env"] == {k: pinned.get(k) for k in record.recipe["env"]}
+    if pinned:
+        assert record.recipe["capability"] == "AVX2"
+    # The network handed back holds exactly the child's weights.
+    assert weights_checksum(net.state_dict()) == record.weights_sha256 and not net.training
+    with pytest.raises(ModelLoadError, match="child process failed"):
+        train_pinned(_build, "test_trained:tiny_named", "broken", progress=False)
+    assert "no such model" in capfd.readouterr().err

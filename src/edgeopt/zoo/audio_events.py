@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from ..data.audio_events import CLASSES, LENGTH, SAMPLE_RATE, audio_events_set
 from .._util.progress import progress_bar
 from .digits import cache_dir
-from .trained import TrainRecord, deterministic, load_or_train, train_epoch
+from .trained import TrainRecord, deterministic, load_or_train, train_epoch, train_pinned
 
 if TYPE_CHECKING:
     import torch
@@ -110,7 +110,14 @@ def load_trained(*, progress: bool = True) -> tuple["torch.nn.Module", TrainReco
     Raises:
         ModelLoadError: the cached files are unreadable (delete them to retrain).
     """
-    return load_or_train(weights_path(), build, lambda: train(RECIPE, progress=progress))
+    return load_or_train(weights_path(), build,
+                         lambda: train_pinned(build, "edgeopt.zoo.audio_events:train_named", NAME, progress=progress))
+
+
+def train_named(name: str, *, progress: bool = True) -> tuple["torch.nn.Module", TrainRecord]:
+    """:func:`train` of :data:`RECIPE` (what :func:`~edgeopt.zoo.trained.train_pinned` runs in
+    its child process; ``name`` is :data:`NAME`)."""
+    return train(RECIPE, progress=progress)
 
 
 def _accuracy(net: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> float:

@@ -54,7 +54,7 @@ from ..errors import ModelLoadError
 from .._util.cache import cache_root
 from .._util.progress import progress_bar
 from ..preprocess import Preprocess
-from .trained import TrainRecord, deterministic, load_or_train, one_thread
+from .trained import TrainRecord, deterministic, load_or_train, one_thread, train_pinned
 
 if TYPE_CHECKING:
     import torch
@@ -203,8 +203,14 @@ def load_trained(name: str, *, progress: bool = True) -> tuple["torch.nn.Module"
             names them; delete them to retrain).
     """
     recipe = get_recipe(name)
-    # ``train`` looked up at call time, so a test can replace it.
-    return load_or_train(weights_path(name), recipe.build, lambda: train(recipe, progress=progress))
+    return load_or_train(weights_path(name), recipe.build,
+                         lambda: train_pinned(recipe.build, "edgeopt.zoo.digits:train_named", name, progress=progress))
+
+
+def train_named(name: str, *, progress: bool = True) -> tuple["torch.nn.Module", TrainRecord]:
+    """:func:`train` of ``RECIPES[name]`` (what :func:`~edgeopt.zoo.trained.train_pinned`
+    runs in its child process)."""
+    return train(get_recipe(name), progress=progress)
 
 
 def _logits_view(net: "torch.nn.Module") -> "torch.nn.Module":

@@ -18,10 +18,11 @@ generator from the recipe's seed, inside ``torch.random.fork_rng``), in a fixed 
 order, on one thread (a parallel reduction sums in an order that depends on the core
 count), with ``torch.use_deterministic_algorithms(True)`` and oneDNN off (oneDNN picks
 convolution kernels, and so the summation order, by the CPU's ISA and cache sizes; torch's
-own kernels then run). What torch does not let a running process fix: its vectorized
-kernels and MKL's GEMM still dispatch on the CPU's ISA (AVX2, AVX-512, NEON), so two CPU
-families can still differ in the last bits; the checksum in the record makes that
-visible. Cost: one thread instead of all cores and torch's convolutions instead of
+own kernels then run). Torch's vectorized kernels and MKL's GEMM also dispatch on the
+CPU's ISA, fixed only when torch starts: :func:`train_pinned` trains in a child process
+pinned to the AVX2 paths (:func:`pinned_isa_env`), so every x86 CPU with AVX2 or AVX-512
+computes alike. Across architectures (x86 against ARM NEON) weights may still differ in
+the last bits: the checksum in the record makes that visible. Cost: one thread instead of all cores and torch's convolutions instead of
 oneDNN's: seednet-digits trained in about the same time either way on the 2-core dev
 machine (102 s and 108 s under a load average of 7).
 """
@@ -31,8 +32,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +181,70 @@ def load_or_train(path: Path, build: Callable[[], "torch.nn.Module"],
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_bytes(meta, (json.dumps(record.to_dict(), indent=2) + "\n").encode())
     return net.eval(), record
+
+
+def pinned_isa_env(capability: str) -> dict[str, str]:
+    """Environment variables that make torch, oneDNN and MKL take their AVX2 code paths on
+    any x86 CPU with AVX2 or more (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, and
+    ``MKL_CBWR``: MKL's conditional numerical reproducibility), so an AVX-512 machine
+    trains the weights an AVX2 machine trains. They are read when torch starts, hence
+    :func:`train_pinned` trains in a child process.
+
+    Args:
+        capability: ``torch.backends.cpu.get_cpu_capability()`` of this machine.
+
+    Returns:
+        the variables; {} where no common path exists to pin to (ARM, x86 without AVX2).
+    """
+    if capability.upper() not in ("AVX2", "AVX512"):
+        return {}
+    return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def train_pinned(build: Callable[[], "torch.nn.Module"], target: str, name: str, *,
+                 progress: bool) -> tuple["torch.nn.Module", TrainRecord]:
+    """Train in a child Python process with :func:`pinned_isa_env` set (torch reads it at
+    start-up only), and return the network (built by ``build``, in eval mode) and record.
+
+    Cost: one interpreter start (about 3 s with torch) per training, and AVX2 kernels
+    where AVX-512 ones exist.
+
+    Args:
+        build: a new, untrained network of the trained architecture.
+        target: "module:function" called in the child as ``function(name, progress=...)``;
+            it returns (network, TrainRecord).
+        name: the zoo name to train.
+        progress: show the child's progress bar.
+
+    Raises:
+        ModelLoadError: the child failed (its error is on stderr above the message).
+    """
+    import torch
+
+    env = {**os.environ, **pinned_isa_env(torch.backends.cpu.get_cpu_capability())}
+    code = "import sys; from edgeopt.zoo.trained import _child; _child(sys.argv[1:])"
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-c", code, target, name, str(progress), tmp], env=env,
+                              stdout=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ModelLoadError(f"training {name} in a child process failed (exit {done.returncode}; its error "
+                                 f"is above): fix that, or report it with the lines above")
+        state = torch.load(Path(tmp) / "weights.pt", map_location="cpu", weights_only=True)
+        record = TrainRecord(**json.loads((Path(tmp) / "record.json").read_text()))
+    net = build()
+    net.load_state_dict(state)
+    return net.eval(), record
+
+
+def _child(argv: list[str]) -> None:
+    """The child of :func:`train_pinned`: ``target name progress out_dir``."""
+    import torch
+
+    target, name, progress, out = argv
+    module, _, function = target.partition(":")
+    net, record = getattr(importlib.import_module(module), function)(name, progress=progress == "True")
+    torch.save(net.state_dict(), Path(out) / "weights.pt")
+    (Path(out) / "record.json").write_text(json.dumps(record.to_dict()))
 
 
 def train_epoch(net: "torch.nn.Module", loss_of: Callable[["torch.Tensor"], "torch.Tensor"], opt: Any, sched: Any,
