@@ -185,4 +185,5 @@ def test_every_report_states_the_baseline_quality(summary):
     page = html.unescape(render_html(summary, None))
     assert "the original's mean error is <strong>1.25 px</strong>" in page
     summary["baseline_quality"] = {"task": "outputs", "original": None, "unit": "dB", "n": 30}
-    assert "Baseline quality: not stated: the 30 held-out inputs carry no ground truth" in render_markdown(summary, None)
+    md = render_markdown(summary, None)
+    assert "Baseline quality: not stated: the 30 held-out inputs carry no ground truth" in md

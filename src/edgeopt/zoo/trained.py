@@ -21,10 +21,13 @@ convolution kernels, and so the summation order, by the CPU's ISA and cache size
 own kernels then run). Torch's vectorized kernels and MKL's GEMM also dispatch on the
 CPU's ISA, fixed only when torch starts: :func:`train_pinned` trains in a child process
 pinned to the AVX2 paths (:func:`pinned_isa_env`), so every x86 CPU with AVX2 or AVX-512
-computes alike. Across architectures (x86 against ARM NEON) weights may still differ in
-the last bits: the checksum in the record makes that visible. Cost: one thread instead of all cores and torch's convolutions instead of
-oneDNN's: seednet-digits trained in about the same time either way on the 2-core dev
-machine (102 s and 108 s under a load average of 7).
+computes alike: on the AVX-512 dev machine the pinned child trained seednet-digits to
+bit-for-bit the weights of a training limited to AVX2 (98.61% either way). Across
+architectures (x86 against ARM NEON) weights may still differ in the last bits: the
+checksum in the record makes that visible. Cost: one thread instead of all cores, torch's
+convolutions instead of oneDNN's and AVX2 instead of AVX-512 kernels, plus one interpreter
+start: seednet-digits trained in 62 s pinned, 93-108 s unpinned, on the 2-core dev machine
+under a load average of 6-7 (the load, not the settings, dominates those times).
 """
 
 from __future__ import annotations
