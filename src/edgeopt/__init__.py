@@ -35,8 +35,17 @@ __version__ = "0.1.0"
 __all__ = [
     "EdgeoptError", "InputSpec", "Model", "Preprocess", "load_model", "with_preprocess", "profile", "benchmark",
     "sweep", "apply_passes", "load_images", "load_inputs", "demo_images", "optimize", "prune", "recover",
-    "deep_compress", "restore_compressed", "__version__",
+    "deep_compress", "restore_compressed", "load_deployment", "__version__",
 ]
+
+
+def load_deployment(path: Any) -> Any:
+    """Open the model beside a deploy.json with exactly the runtime settings its
+    measurement used; returns a session with ``run(feeds) -> outputs`` (see
+    :func:`edgeopt.optimizer.deployment.load_deployment`)."""
+    from .optimizer.deployment import load_deployment as _load
+
+    return _load(path)
 
 
 def profile(model: Model | str, *, batch: int = 1) -> "ModelProfile":

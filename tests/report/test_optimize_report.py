@@ -173,3 +173,17 @@ def test_plot_latency_vs_quality_without_complete_trials(summary, tmp_path):
     s["pareto"] = []
     assert plot_latency_vs_quality(s, tmp_path / "pareto.png") is None
     assert not (tmp_path / "pareto.png").exists()
+
+
+def test_every_report_states_the_baseline_quality(summary):
+    # A summary from before baseline_quality: the classifier's accuracy stands in.
+    assert "Baseline quality: the original's top-1 accuracy is **98.89%** on the 359 held-out inputs." \
+        in render_markdown(summary, None)
+    summary["baseline_quality"] = {"task": "detect", "original": 41.5, "unit": "%", "n": 12}
+    assert "the original's mAP@0.5 is **41.50%** on the 12 held-out inputs" in render_markdown(summary, None)
+    summary["baseline_quality"] = {"task": "regress", "original": 1.25, "unit": "px", "n": 30}
+    page = html.unescape(render_html(summary, None))
+    assert "the original's mean error is <strong>1.25 px</strong>" in page
+    summary["baseline_quality"] = {"task": "outputs", "original": None, "unit": "dB", "n": 30}
+    md = render_markdown(summary, None)
+    assert "Baseline quality: not stated: the 30 held-out inputs carry no ground truth" in md

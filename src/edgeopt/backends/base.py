@@ -16,11 +16,11 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ShapeError
+from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -68,6 +68,16 @@ class Session(ABC):
         Returns:
             the graph outputs, in graph order, as numpy arrays.
         """
+
+    def settings(self) -> dict[str, Any]:
+        """The runtime settings this session runs with, read back from the runtime where
+        it can say (JSON-ready; deploy.json carries them and :meth:`Backend.prepare_with`
+        applies them). Backends with no settings beyond the thread count keep this default.
+
+        Returns:
+            {"threads": intra-op threads} here; richer per backend.
+        """
+        return {"threads": self.threads}
 
     def close(self) -> None:
         """Release runtime resources (optional)."""
@@ -126,6 +136,39 @@ class Backend(ABC):
         why = self.available()
         if why is not None:  # the protocol promises BackendUnavailable, not ImportError
             raise BackendUnavailable(why)
+        return self._prepare(model, threads=threads)
+
+    def prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
+        """Load ``model`` with exactly ``settings`` (a :meth:`Session.settings` record,
+        e.g. from deploy.json), so a deployed model computes as the measured one did.
+
+        Raises:
+            BackendUnavailable: the runtime is missing or cannot run this model.
+            EdgeoptError: the settings are not this backend's, or the runtime reports
+                other settings than asked for.
+        """
+        why = self.available()
+        if why is not None:
+            raise BackendUnavailable(why)
+        session = self._prepare_with(model, settings)
+        got = session.settings()
+        if got != settings:
+            wrong = sorted(k for k in set(got) | set(settings) if got.get(k) != settings.get(k))
+            raise EdgeoptError(f"{self.name} runs {model.name} with other settings than recorded ({', '.join(wrong)}): "
+                               f"use the runtime version the deployment was measured with")
+        return session
+
+    def _prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
+        """Backend-specific part of :meth:`prepare_with`; the default covers backends
+        whose only setting is the thread count.
+
+        Raises:
+            EdgeoptError: no usable "threads" entry.
+        """
+        threads = settings.get("threads")
+        if not isinstance(threads, int) or threads < 1:
+            raise EdgeoptError(f"{self.name} settings {settings} name no thread count: "
+                               f"give \"threads\": a positive integer")
         return self._prepare(model, threads=threads)
 
     @abstractmethod

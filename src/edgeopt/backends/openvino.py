@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ShapeError
+from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 
 if TYPE_CHECKING:
     from ..model import Model
 
 _INSTALL = "pip install 'openvino>=2024.4'"
+# The compiled-model properties deploy.json records and a deployment applies: every one
+# that changes what or how the CPU plugin computes (precision, execution mode, threads,
+# streams, pinning, core types). EXECUTION_DEVICES is read back but cannot be set.
+SETTABLE = ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT", "INFERENCE_PRECISION_HINT",
+            "EXECUTION_MODE_HINT", "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING", "SCHEDULING_CORE_TYPE")
 
 
 def _config(threads: int) -> dict[Any, Any]:
@@ -117,13 +122,16 @@ class OpenVinoSession(Session):
         """Properties read back from the batch-1 compiled model (what OpenVINO actually uses).
 
         Returns:
-            {"INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
-            "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES", "ENABLE_CPU_PINNING": value as str}.
+            {each of :data:`SETTABLE`, and "EXECUTION_DEVICES": value as str}.
         """
         compiled = next(iter(self._compiled.values()))[0]
-        keys = ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
-                "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES", "ENABLE_CPU_PINNING")
-        return {k: _as_text(compiled.get_property(k)) for k in keys}
+        return {k: _as_text(compiled.get_property(k)) for k in (*SETTABLE, "EXECUTION_DEVICES")}
+
+    def settings(self) -> dict[str, Any]:
+        """{"device": "CPU", "properties": {property: value as str}}: :meth:`properties`
+        without EXECUTION_DEVICES, which compile_model takes back as they are."""
+        props = self.properties()
+        return {"device": "CPU", "properties": {k: props[k] for k in SETTABLE}}
 
     def close(self) -> None:
         self._compiled.clear()
@@ -146,6 +154,8 @@ def _as_text(value: Any) -> str:
         return value.get_type_name()
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
+    if not isinstance(value, (str, bool, int, float)) and hasattr(value, "name"):
+        return value.name  # pybind enums: ExecutionMode.PERFORMANCE -> "PERFORMANCE"
     return str(value)
 
 
@@ -165,14 +175,33 @@ class OpenVinoBackend(Backend):
         self._core = None
 
     def _prepare(self, model: "Model", *, threads: int) -> Session:
+        return OpenVinoSession(self._core_once(), self._read(model), _config(threads), model, threads)
+
+    def _prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
+        props = settings.get("properties")
+        if settings.get("device") != "CPU" or not isinstance(props, dict) or "INFERENCE_NUM_THREADS" not in props:
+            raise EdgeoptError(f"openvino settings {settings} are not a CPU session's: "
+                               f"write them as OpenVinoSession.settings() does")
+        config = {k: str(v) for k, v in props.items()}  # compile_model parses the text forms
+        return OpenVinoSession(self._core_once(), self._read(model), config, model,
+                               int(props["INFERENCE_NUM_THREADS"]))
+
+    def _core_once(self):
         import openvino as ov
 
         if self._core is None:
             self._core = ov.Core()
+        return self._core
+
+    def _read(self, model: "Model"):
+        """The OpenVINO model of ``model``'s ONNX bytes.
+
+        Raises:
+            BackendUnavailable: OpenVINO cannot read it.
+        """
         try:
-            ov_model = self._core.read_model(model.serialized())
+            return self._core_once().read_model(model.serialized())
         except Exception as e:
             raise BackendUnavailable(
                 f"OpenVINO cannot read {model.name} ({_reason(e)}): use the ort backend"
             ) from e
-        return OpenVinoSession(self._core, ov_model, _config(threads), model, threads)

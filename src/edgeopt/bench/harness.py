@@ -79,6 +79,8 @@ class BenchResult:
             cooldown: :mod:`edgeopt.bench.conditions`); {} when the cell did not run or
             the result predates it.
         error: why the backend could not run the model, else None.
+        settings: the runtime settings the timed session ran with
+            (:meth:`~edgeopt.backends.base.Session.settings`; {} when not prepared).
 
     ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
     when the result is built, so they always agree with it.
@@ -101,6 +103,7 @@ class BenchResult:
     machine: dict[str, Any] = field(default_factory=dict, repr=False)
     conditions: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._derive()
@@ -221,6 +224,7 @@ def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray
         return
     result.prepare_ms = (time.perf_counter_ns() - start) / 1e6
     try:
+        result.settings = session.settings()
         _time_into(session, feeds, result, deadline, warmup, min_runs, min_time_s)
     finally:
         session.close()

@@ -130,6 +130,8 @@ class Measurer:
         self.original_accuracy = itself.original if self.task == "classify" else None
         self.too_small = "" if not self._bounded else too_small(len(held_out), self.tolerance, confidence,
                                                                  "images" if isinstance(held_out, ImageSet) else "samples")
+        self.baseline_quality = {"task": self.task, "original": itself.original, "unit": itself.unit,
+                                 "n": len(held_out)}  # the original against the ground truth (None: none given)
         # A random subset, so an ordered set (say, one source after another) is sampled evenly.
         n = min(quick_images, len(held_out))
         self.quick_idx = np.sort(np.random.default_rng(seed).permutation(len(held_out))[:n])
@@ -231,4 +233,5 @@ def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", 
             "quality": verdict.quality,
             "quality_reason": verdict.reason, "latency_stats": stats.to_dict(),
             "throughput_ips": bench.throughput, "passes": list(model.passes),
-            "conditions": bench.conditions}
+            "conditions": bench.conditions,
+            "runtime_settings": bench.settings}

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..bench.environment import machine_info
 from .config import OptimizeConfig
+from .deployment import DEPLOY_SCHEMA, runtime_record
 from .space import SearchSpace
 from .study import TrialRecord
 
 if TYPE_CHECKING:
     from ..model import Model
 
-DEPLOY_SCHEMA = 1
+__all__ = ["DEPLOY_SCHEMA", "OptimizeResult", "deploy_record", "summary"]
 
 
 @dataclass
@@ -37,6 +38,8 @@ class OptimizeResult:
             "hand_picked", "baseline"}.
         speedup_vs_hand_picked, speedup_vs_baseline: ratios of those p50s.
         original_accuracy: top-1 accuracy (%) of the original on the held-out images, or None.
+        baseline_quality: the original's score against the ground truth of the held-out
+            inputs, any task: {"task", "original" (None without ground truth), "unit", "n"}.
         quality_metric: the task metric's name (e.g. "top-1 agreement and accuracy").
         task, task_reason: the task whose evaluator judged quality, and why it was chosen.
         quality_unit: the unit of every trial's drop ("points", "dB", "px", ...).
@@ -94,6 +97,7 @@ class OptimizeResult:
     decision: str = ""
     confidence: float | None = None
     min_eval: str = ""
+    baseline_quality: dict[str, Any] = field(default_factory=dict)
 
     @property
     def confirmed_speedup(self) -> float:
@@ -108,7 +112,7 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
 
     Keys: strategy, model, model_sha256, study (name, storage), budget_s, elapsed_s,
     objective, task, task_reason, quality_metric (the task metric's name), quality_unit
-    (the drop's unit), original_accuracy, max_drop (the resolved budget on the drop),
+    (the drop's unit), original_accuracy, baseline_quality, max_drop (the resolved budget on the drop),
     min_snr_db, max_latency_ms, max_size_bytes, batch, threads, n_eval,
     n_calibration, space, machine (ISA flags included), isa_int8 (fast int8 dot product or
     None), winner, hand_picked_best, baseline (labels), confirm_ms, speedup_vs_hand_picked,
@@ -127,6 +131,7 @@ def summary(result: OptimizeResult) -> dict[str, Any]:
         "budget_s": cfg.budget, "elapsed_s": result.elapsed_s, "objective": cfg.objective,
         "task": result.task, "task_reason": result.task_reason, "quality_metric": result.quality_metric,
         "quality_unit": result.quality_unit, "original_accuracy": result.original_accuracy,
+        "baseline_quality": result.baseline_quality,
         "max_drop": result.tolerance, "min_snr_db": cfg.min_snr_db, "max_latency_ms": cfg.max_latency_ms,
         "max_size_bytes": cfg.max_size_bytes, "batch": cfg.batch, "threads": cfg.threads,
         "n_eval": result.n_eval, "n_calibration": result.n_calibration, "space": result.space.to_dict(),
@@ -154,7 +159,10 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
     decision (tie: the tied labels, tie_breaker, reason: the verdict line, speedup_interval),
     quality (vs the original fp32), float_layers, optimize (strategy, study, trial),
     machine (with the CPU's ISA flags), conditions (what the machine was doing while the
-    winner was timed: :mod:`edgeopt.bench.conditions`; None for a run without them).
+    winner was timed: :mod:`edgeopt.bench.conditions`; None for a run without them), runtime
+    (backend, version and the settings its measured session ran with:
+    :func:`~edgeopt.optimizer.deployment.runtime_record`;
+    :func:`~edgeopt.optimizer.deployment.load_deployment` applies them).
     """
     w, model, source = result.winner, result.winner_model, result.model
     return {
@@ -186,6 +194,7 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
         "machine": machine_info(),
         "conditions": w.attrs.get("conditions"),
+        "runtime": runtime_record(w.point.backend, w.attrs.get("runtime_settings"), model, w.point.threads),
     }
 
 

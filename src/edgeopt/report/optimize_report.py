@@ -120,6 +120,25 @@ def _quality_line(summary: dict) -> str:
     return f"Task: **{task}**{why}. Quality metric: **{metric}**, {what}."
 
 
+# What the original's score against the ground truth is, per task (TaskScore.original).
+_BASELINE_METRIC = {"classify": "top-1 accuracy", "detect": "mAP@0.5", "sequence": "character error rate",
+                    "regress": "mean error", "segment": "mIoU"}
+
+
+def _baseline_quality_line(summary: dict) -> str:
+    """The original's quality on the held-out data, or why it is not stated."""
+    base = summary.get("baseline_quality") or {}
+    task, n = base.get("task") or _task(summary), base.get("n", summary["n_eval"])
+    original = base.get("original", summary.get("original_accuracy"))
+    if original is None:
+        return (f"Baseline quality: not stated: the {n} held-out inputs carry no ground truth, so quality is "
+                f"agreement with the original (give labelled data to state it).")
+    unit = base.get("unit", "%")
+    value = f"{_fmt(original)}%" if unit == "%" else f"{_fmt(original)} {unit}"
+    return (f"Baseline quality: the original's {_BASELINE_METRIC.get(task, task + ' score')} is **{value}** "
+            f"on the {n} held-out inputs.")
+
+
 def _budget_line(summary: dict, trials: list[dict]) -> str:
     counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "failed")}
     repeats = sum(t["duplicate_of"] is not None for t in trials)
@@ -147,10 +166,9 @@ def header_lines(summary: dict) -> list[str]:
          f"hand-picked choices run at them); objective: {summary['objective']} latency per image."),
         _budget_line(summary, summary["trials"]),
         _quality_line(summary),
+        _baseline_quality_line(summary),
         f"Quality measured on {summary['n_eval']} held-out inputs; {summary['n_calibration']} other "
-        f"inputs used for calibration and distillation"
-        + (f"; original top-1 accuracy {_fmt(summary['original_accuracy'])}%." if summary["original_accuracy"]
-           is not None else "."),
+        f"inputs used for calibration and distillation.",
     ]
     limits = [f"latency <= {_fmt(summary['max_latency_ms'])} ms" if summary.get("max_latency_ms") else "",
               f"size <= {_fmt(summary['max_size_bytes'], scale=1e6, suffix=' MB')}"

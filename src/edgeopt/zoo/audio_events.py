@@ -12,9 +12,10 @@ Trained 16 epochs (140 s on one core): 99.5% test accuracy on 600 test clips (10
 
 Training (:func:`train`): cross-entropy, Adam with a one-cycle learning-rate schedule
 (Smith & Topin 2017), fresh synthesized clips every epoch (the data set is a seeded stream:
-no clip is seen twice, so no other augmentation is needed), one torch thread, everything
-random from ``recipe.seed`` inside ``torch.random.fork_rng``: the same recipe gives the same
-weights on every run with the same torch and CPU type. The test accuracy is measured on the
+no clip is seen twice, so no other augmentation is needed), everything random from
+``recipe.seed``, one thread, deterministic algorithms, oneDNN off
+(:func:`edgeopt.zoo.trained.deterministic` says what torch still leaves to the CPU); the
+record carries the weights' checksum, checked on load. The test accuracy is measured on the
 "test" part, a stream disjoint from training.
 
 Cache: ``<cache>/zoo/audio-events-<key>.pt`` and ``.json`` (:mod:`edgeopt.zoo.trained`);
@@ -36,8 +37,8 @@ from typing import TYPE_CHECKING
 
 from ..data.audio_events import CLASSES, LENGTH, SAMPLE_RATE, audio_events_set
 from .._util.progress import progress_bar
-from .digits import TrainRecord, _one_thread, cache_dir
-from .trained import load_or_train, train_epoch
+from .digits import cache_dir
+from .trained import TrainRecord, deterministic, load_or_train, train_epoch, train_pinned
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +110,14 @@ def load_trained(*, progress: bool = True) -> tuple["torch.nn.Module", TrainReco
     Raises:
         ModelLoadError: the cached files are unreadable (delete them to retrain).
     """
-    return load_or_train(weights_path(), build, lambda: train(RECIPE, progress=progress))
+    return load_or_train(weights_path(), build,
+                         lambda: train_pinned(build, "edgeopt.zoo.audio_events:train_named", NAME, progress=progress))
+
+
+def train_named(name: str, *, progress: bool = True) -> tuple["torch.nn.Module", TrainRecord]:
+    """:func:`train` of :data:`RECIPE` (what :func:`~edgeopt.zoo.trained.train_pinned` runs in
+    its child process; ``name`` is :data:`NAME`)."""
+    return train(RECIPE, progress=progress)
 
 
 def _accuracy(net: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> float:
@@ -140,9 +148,7 @@ def train(recipe: AudioRecipe = RECIPE, *, progress: bool = True) -> tuple["torc
     per_epoch = recipe.per_class * len(CLASSES)
     steps = recipe.epochs * -(-per_epoch // recipe.batch)
     start = time.perf_counter()
-    with _one_thread(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        gen = torch.Generator().manual_seed(recipe.seed)
+    with deterministic(recipe.seed) as gen:
         net = build(recipe)
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)

@@ -20,15 +20,16 @@ during training, kept in the exported model), Adam with a one-cycle learning-rat
 schedule (Smith & Topin 2017, ``torch.optim.lr_scheduler.OneCycleLR``), mini-batches
 in a seeded order, and random shifts of up to half a scan pixel as augmentation (it
 raised seednet-digits from 96.9 to 98.9 % test accuracy at 2 epochs). Everything random
-comes from ``recipe.seed`` inside ``torch.random.fork_rng`` and training runs on one
-thread, so the same recipe gives the same weights on every run with the same torch and
-CPU type, and the caller's RNG state is left alone. The images reach the network
+comes from ``recipe.seed``, in a fixed order, on one thread, with deterministic
+algorithms and oneDNN off (:func:`edgeopt.zoo.trained.deterministic`, which says what torch
+still leaves to the CPU), and the caller's RNG state is left alone. The images reach the network
 through ``recipe.preprocess``, the same object the zoo entry deploys, so training and
 deployment see the same pixels.
 
 Cache (:func:`load_trained`): ``<cache>/zoo/<name>-<key>.pt`` (a ``state_dict`` written
 with ``torch.save``, read with ``weights_only=True``) and ``<name>-<key>.json`` beside it
-(test accuracy, training time, recipe). ``<cache>`` is ``$EDGEOPT_CACHE``, else
+(test accuracy, training time, recipe, the weights' checksum, checked on load:
+:mod:`edgeopt.zoo.trained`). ``<cache>`` is ``$EDGEOPT_CACHE``, else
 ``$XDG_CACHE_HOME/edgeopt``, else ``~/.cache/edgeopt``. ``key`` hashes the recipe and
 the source of every module that shapes the weights (this one, the architectures, the
 split, preprocessing), so changing any of them retrains instead of loading stale
@@ -40,22 +41,20 @@ This module imports torch only inside functions: ``import edgeopt.zoo`` stays li
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..data.digits import digits_set
 from ..errors import ModelLoadError
-from .._util.atomic import atomic_write_bytes
-from .._util.cache import cache_root, private_dir
+from .._util.cache import cache_root
 from .._util.progress import progress_bar
 from ..preprocess import Preprocess
+from .trained import TrainRecord, deterministic, load_or_train, one_thread, train_pinned
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +64,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 # computing a cache key imports no torch).
 _WEIGHT_SOURCES = tuple(_PACKAGE / f for f in (
     "zoo/digits.py", "zoo/seednet.py", "zoo/mobilenetv2.py", "zoo/blocks.py", "data/digits.py",
-    "preprocess.py",
+    "preprocess.py", "zoo/trained.py",
 ))
 
 # Mean and std of the training scans after 1/255 scaling, bilinear upscaling (measured
@@ -161,38 +160,6 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-@dataclass(frozen=True)
-class TrainRecord:
-    """What training a digits model produced (the JSON beside the cached weights).
-
-    Attributes:
-        name: zoo name.
-        key: cache key (see :meth:`Recipe.key`).
-        test_accuracy: top-1 accuracy in % of the trained PyTorch network on the test
-            part (359 scans).
-        train_accuracy: top-1 accuracy in % on the (unaugmented) train part.
-        train_seconds: wall-clock training time in s (on the machine that trained it).
-        params: trainable parameters.
-        n_train, n_test: images in each part.
-        torch_version: torch that trained it.
-        recipe: the recipe as a JSON-ready dict.
-    """
-
-    name: str
-    key: str
-    test_accuracy: float
-    train_accuracy: float
-    train_seconds: float
-    params: int
-    n_train: int
-    n_test: int
-    torch_version: str
-    recipe: dict
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def cache_dir() -> Path:
     """Folder of the cached weights: ``$EDGEOPT_CACHE/zoo`` (default ``~/.cache/edgeopt/zoo``)."""
     return cache_root() / "zoo"
@@ -219,7 +186,9 @@ def weights_path(name: str) -> Path:
 
 
 def load_trained(name: str, *, progress: bool = True) -> tuple["torch.nn.Module", TrainRecord]:
-    """The trained network ``name`` in eval mode, from the cache or trained now and cached.
+    """The trained network ``name`` in eval mode, from the cache or trained now and cached
+    (:func:`~edgeopt.zoo.trained.load_or_train`: weights checked against their record's
+    checksum; a mismatch retrains with a warning).
 
     Args:
         name: "seednet-digits" or "mobilenetv2-digits".
@@ -233,32 +202,15 @@ def load_trained(name: str, *, progress: bool = True) -> tuple["torch.nn.Module"
         ModelLoadError: unknown name, or the cached files are unreadable (the message
             names them; delete them to retrain).
     """
-    import torch
-
     recipe = get_recipe(name)
-    path = weights_path(name)
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            record = TrainRecord(**json.loads(meta.read_text()))
-            net = recipe.build()
-            net.load_state_dict(state)
-        except Exception as e:
-            raise ModelLoadError(
-                f"cached weights {path} are unreadable ({type(e).__name__}): delete "
-                f"{path} and {meta.name} to retrain"
-            ) from e
-        return net.eval(), record
-    net, record = train(recipe, progress=progress)
-    private_dir(path.parent)
-    buf = io.BytesIO()
-    torch.save(net.state_dict(), buf)
-    # The JSON goes second: a .pt without its .json is not a cache hit, so a crash
-    # between the two writes retrains rather than loads weights with no record.
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(meta, (json.dumps(record.to_dict(), indent=2) + "\n").encode())
-    return net, record
+    return load_or_train(weights_path(name), recipe.build,
+                         lambda: train_pinned(recipe.build, "edgeopt.zoo.digits:train_named", name, progress=progress))
+
+
+def train_named(name: str, *, progress: bool = True) -> tuple["torch.nn.Module", TrainRecord]:
+    """:func:`train` of ``RECIPES[name]`` (what :func:`~edgeopt.zoo.trained.train_pinned`
+    runs in its child process)."""
+    return train(get_recipe(name), progress=progress)
 
 
 def _logits_view(net: "torch.nn.Module") -> "torch.nn.Module":
@@ -325,7 +277,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> tuple["torch.nn.Module", 
     start = time.perf_counter()
     net = _fit(recipe, x, y, progress)
     seconds = time.perf_counter() - start
-    with _one_thread():
+    with one_thread():
         test_acc, train_acc = _accuracy(net, x_test, y_test), _accuracy(net, x, y)
     record = TrainRecord(
         name=recipe.name, key=recipe.key(), test_accuracy=test_acc, train_accuracy=train_acc,
@@ -335,19 +287,6 @@ def train(recipe: Recipe, *, progress: bool = True) -> tuple["torch.nn.Module", 
         recipe=_recipe_dict(recipe),
     )
     return net.eval(), record
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block (see :func:`train` for why)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _fit(recipe: Recipe, x: "torch.Tensor", y: "torch.Tensor", progress: bool) -> "torch.nn.Module":
@@ -361,9 +300,7 @@ def _fit(recipe: Recipe, x: "torch.Tensor", y: "torch.Tensor", progress: bool) -
     # The value a blank (0) scan pixel becomes, so shifted-in borders look like paper.
     fill = float(recipe.preprocess(np.zeros((8, 8), np.uint8)).flat[0])
     steps_per_epoch = -(-len(x) // recipe.batch)
-    with _one_thread(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        gen = torch.Generator().manual_seed(recipe.seed)
+    with deterministic(recipe.seed) as gen:
         net = recipe.build()
         logits = _logits_view(net)
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)

@@ -1,27 +1,147 @@
 """Zoo models trained here on first use: the weights cache (read them, or train and write
-them: ``<cache>/zoo/<name>-<key>.pt`` plus ``.json``, the layout of
-:mod:`edgeopt.zoo.digits`) and one epoch of mini-batch training.
+them: ``<cache>/zoo/<name>-<key>.pt`` plus ``.json``), the deterministic training context
+and one epoch of mini-batch training (used by :mod:`edgeopt.zoo.digits` and
+:mod:`edgeopt.zoo.audio_events`).
 
 The ``.pt`` holds a ``state_dict`` (``torch.save``, read with ``weights_only=True``); the
-``.json`` beside it the :class:`~edgeopt.zoo.digits.TrainRecord`. Both are written to a
-temp file and renamed, the JSON second: a ``.pt`` without its ``.json`` is not a cache hit,
-so a crash between the two writes retrains rather than loads weights with no record.
+``.json`` beside it the :class:`TrainRecord`, with the weights' checksum
+(:func:`weights_checksum`), checked on every load: weights that do not match their record
+are retrained with a warning, never loaded. Both files are written to a temp file and
+renamed, the JSON second: a ``.pt`` without its ``.json`` is not a cache hit, so a crash
+between the two writes retrains rather than loads weights with no record.
+
+Determinism (:func:`deterministic`): the same recipe should give the same weights on every
+machine, or baselines move between machines (seednet-digits measured 98.33% on an AVX-512
+CPU and 98.89% with torch limited to AVX2 (``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2``) on the same one, before this). Training runs seeded (every
+generator from the recipe's seed, inside ``torch.random.fork_rng``), in a fixed data
+order, on one thread (a parallel reduction sums in an order that depends on the core
+count), with ``torch.use_deterministic_algorithms(True)`` and oneDNN off (oneDNN picks
+convolution kernels, and so the summation order, by the CPU's ISA and cache sizes; torch's
+own kernels then run). Torch's vectorized kernels and MKL's GEMM also dispatch on the
+CPU's ISA, fixed only when torch starts: :func:`train_pinned` trains in a child process
+pinned to the AVX2 paths (:func:`pinned_isa_env`), so every x86 CPU with AVX2 or AVX-512
+computes alike: on the AVX-512 dev machine the pinned child trained seednet-digits to
+bit-for-bit the weights of a training limited to AVX2 (98.61% either way). Across
+architectures (x86 against ARM NEON) weights may still differ in the last bits: the
+checksum in the record makes that visible. Cost: one thread instead of all cores, torch's
+convolutions instead of oneDNN's and AVX2 instead of AVX-512 kernels, plus one interpreter
+start: seednet-digits trained in 62 s pinned, 93-108 s unpinned, on the 2-core dev machine
+under a load average of 6-7 (the load, not the settings, dominates those times).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import importlib
 import io
 import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import ModelLoadError
 from .._util.atomic import atomic_write_bytes
 from .._util.cache import private_dir
-from .digits import TrainRecord
 
 if TYPE_CHECKING:
     import torch
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """What training a zoo model produced (the JSON beside the cached weights).
+
+    Attributes:
+        name: zoo name.
+        key: cache key (the recipe's ``key()``).
+        test_accuracy: top-1 accuracy in % of the trained PyTorch network on the test part.
+        train_accuracy: top-1 accuracy in % on the (unaugmented) train part.
+        train_seconds: wall-clock training time in s (on the machine that trained it).
+        params: trainable parameters.
+        n_train, n_test: samples in each part.
+        torch_version: torch that trained it.
+        recipe: the recipe as a JSON-ready dict.
+        weights_sha256: :func:`weights_checksum` of the trained weights ("" until
+            :func:`load_or_train` sets it).
+    """
+
+    name: str
+    key: str
+    test_accuracy: float
+    train_accuracy: float
+    train_seconds: float
+    params: int
+    n_train: int
+    n_test: int
+    torch_version: str
+    recipe: dict
+    weights_sha256: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def weights_checksum(state: dict[str, "torch.Tensor"]) -> str:
+    """sha256 hex digest of a ``state_dict``: every entry's name, dtype, shape and bytes, in
+    order (independent of ``torch.save``'s container format, so equal weights from two
+    machines or torch versions give one checksum)."""
+    h = hashlib.sha256()
+    for name, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the count.
+
+    Why: the weights then do not depend on the core count, and on shared cores a 2-thread
+    OpenMP team waiting for a busy core was measured 2-7x slower than one thread.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator["torch.Generator"]:
+    """Training as reproducible as torch allows (see the module docstring): one thread,
+    ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` (the caller's RNG state
+    is left alone), deterministic algorithms, oneDNN off; all restored afterwards.
+
+    Yields:
+        a ``torch.Generator`` seeded with ``seed``, for the data order and augmentation.
+    """
+    import torch
+
+    was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    # The attribute, not torch.backends.mkldnn.flags(): flags() also resets oneDNN's TF32
+    # setting, which warns on every CPU-only torch.
+    onednn = torch.backends.mkldnn.enabled
+    with one_thread(), torch.random.fork_rng(devices=[]):
+        torch.use_deterministic_algorithms(True)
+        torch.backends.mkldnn.enabled = False
+        try:
+            torch.manual_seed(seed)
+            yield torch.Generator().manual_seed(seed)
+        finally:
+            torch.backends.mkldnn.enabled = onednn
+            torch.use_deterministic_algorithms(was, warn_only=warn_only)
 
 
 def load_or_train(path: Path, build: Callable[[], "torch.nn.Module"],
@@ -32,6 +152,9 @@ def load_or_train(path: Path, build: Callable[[], "torch.nn.Module"],
         path: the ``.pt`` file; its record is ``path.with_suffix(".json")``.
         build: a new, untrained network of the cached architecture.
         train: trains a network; returns it and its record.
+
+    Weights whose checksum is not the one their record states (changed on disk, or a
+    record from before checksums) are not loaded: a warning says so and ``train()`` runs.
 
     Raises:
         ModelLoadError: the cached files are unreadable (the message names them; delete
@@ -49,14 +172,82 @@ def load_or_train(path: Path, build: Callable[[], "torch.nn.Module"],
         except Exception as e:
             raise ModelLoadError(f"cached weights {path} are unreadable ({type(e).__name__}): delete "
                                  f"{path} and {meta.name} to retrain") from e
-        return net.eval(), record
+        if weights_checksum(state) == record.weights_sha256:
+            return net.eval(), record
+        warnings.warn(f"cached weights {path.name} do not match the checksum in {meta.name}: retraining "
+                      f"instead of loading them", stacklevel=2)
     net, record = train()
+    record = dataclasses.replace(record, weights_sha256=weights_checksum(net.state_dict()))
     private_dir(path.parent)
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_bytes(meta, (json.dumps(record.to_dict(), indent=2) + "\n").encode())
     return net.eval(), record
+
+
+def pinned_isa_env(capability: str) -> dict[str, str]:
+    """Environment variables that make torch, oneDNN and MKL take their AVX2 code paths on
+    any x86 CPU with AVX2 or more (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, and
+    ``MKL_CBWR``: MKL's conditional numerical reproducibility), so an AVX-512 machine
+    trains the weights an AVX2 machine trains. They are read when torch starts, hence
+    :func:`train_pinned` trains in a child process.
+
+    Args:
+        capability: ``torch.backends.cpu.get_cpu_capability()`` of this machine.
+
+    Returns:
+        the variables; {} where no common path exists to pin to (ARM, x86 without AVX2).
+    """
+    if capability.upper() not in ("AVX2", "AVX512"):
+        return {}
+    return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def train_pinned(build: Callable[[], "torch.nn.Module"], target: str, name: str, *,
+                 progress: bool) -> tuple["torch.nn.Module", TrainRecord]:
+    """Train in a child Python process with :func:`pinned_isa_env` set (torch reads it at
+    start-up only), and return the network (built by ``build``, in eval mode) and record.
+
+    Cost: one interpreter start (about 3 s with torch) per training, and AVX2 kernels
+    where AVX-512 ones exist.
+
+    Args:
+        build: a new, untrained network of the trained architecture.
+        target: "module:function" called in the child as ``function(name, progress=...)``;
+            it returns (network, TrainRecord).
+        name: the zoo name to train.
+        progress: show the child's progress bar.
+
+    Raises:
+        ModelLoadError: the child failed (its error is on stderr above the message).
+    """
+    import torch
+
+    env = {**os.environ, **pinned_isa_env(torch.backends.cpu.get_cpu_capability())}
+    code = "import sys; from edgeopt.zoo.trained import _child; _child(sys.argv[1:])"
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-c", code, target, name, str(progress), tmp], env=env,
+                              stdout=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ModelLoadError(f"training {name} in a child process failed (exit {done.returncode}; its error "
+                                 f"is above): fix that, or report it with the lines above")
+        state = torch.load(Path(tmp) / "weights.pt", map_location="cpu", weights_only=True)
+        record = TrainRecord(**json.loads((Path(tmp) / "record.json").read_text()))
+    net = build()
+    net.load_state_dict(state)
+    return net.eval(), record
+
+
+def _child(argv: list[str]) -> None:
+    """The child of :func:`train_pinned`: ``target name progress out_dir``."""
+    import torch
+
+    target, name, progress, out = argv
+    module, _, function = target.partition(":")
+    net, record = getattr(importlib.import_module(module), function)(name, progress=progress == "True")
+    torch.save(net.state_dict(), Path(out) / "weights.pt")
+    (Path(out) / "record.json").write_text(json.dumps(record.to_dict()))
 
 
 def train_epoch(net: "torch.nn.Module", loss_of: Callable[["torch.Tensor"], "torch.Tensor"], opt: Any, sched: Any,
