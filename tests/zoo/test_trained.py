@@ -44,19 +44,16 @@ def _equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_training_is_deterministic_and_leaves_the_callers_state_alone():
-    threads, flag, mkldnn = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), \
-        torch.backends.mkldnn.enabled
+    threads, flag = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     rng = torch.random.get_rng_state()
     first, _ = _train(0)
     assert _equal(first, _train(0)[0])
     assert not _equal(first, _train(1)[0])
     assert weights_checksum(first.state_dict()) == weights_checksum(_train(0)[0].state_dict())
-    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-            torch.backends.mkldnn.enabled) == (threads, flag, mkldnn)
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, flag)
     assert torch.equal(torch.random.get_rng_state(), rng)
     with deterministic(0):
         assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
-        assert not torch.backends.mkldnn.enabled
 
 
 def test_checksum_covers_names_values_and_dtypes():

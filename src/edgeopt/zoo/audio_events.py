@@ -13,7 +13,7 @@ Trained 16 epochs (140 s on one core): 99.5% test accuracy on 600 test clips (10
 Training (:func:`train`): cross-entropy, Adam with a one-cycle learning-rate schedule
 (Smith & Topin 2017), fresh synthesized clips every epoch (the data set is a seeded stream:
 no clip is seen twice, so no other augmentation is needed), everything random from
-``recipe.seed``, one thread, deterministic algorithms, oneDNN off
+``recipe.seed``, one thread, deterministic algorithms
 (:func:`edgeopt.zoo.trained.deterministic` says what torch still leaves to the CPU); the
 record carries the weights' checksum, checked on load. The test accuracy is measured on the
 "test" part, a stream disjoint from training.

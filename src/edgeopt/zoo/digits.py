@@ -21,7 +21,7 @@ schedule (Smith & Topin 2017, ``torch.optim.lr_scheduler.OneCycleLR``), mini-bat
 in a seeded order, and random shifts of up to half a scan pixel as augmentation (it
 raised seednet-digits from 96.9 to 98.9 % test accuracy at 2 epochs). Everything random
 comes from ``recipe.seed``, in a fixed order, on one thread, with deterministic
-algorithms and oneDNN off (:func:`edgeopt.zoo.trained.deterministic`, which says what torch
+algorithms (:func:`edgeopt.zoo.trained.deterministic`, which says what torch
 still leaves to the CPU), and the caller's RNG state is left alone. The images reach the network
 through ``recipe.preprocess``, the same object the zoo entry deploys, so training and
 deployment see the same pixels.

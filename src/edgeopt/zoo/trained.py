@@ -15,19 +15,20 @@ machine, or baselines move between machines (seednet-digits measured 98.33% on a
 CPU and 98.89% with torch limited to AVX2 (``ATEN_CPU_CAPABILITY=avx2
 ONEDNN_MAX_CPU_ISA=AVX2``) on the same one, before this). Training runs seeded (every
 generator from the recipe's seed, inside ``torch.random.fork_rng``), in a fixed data
-order, on one thread (a parallel reduction sums in an order that depends on the core
-count), with ``torch.use_deterministic_algorithms(True)`` and oneDNN off (oneDNN picks
-convolution kernels, and so the summation order, by the CPU's ISA and cache sizes; torch's
-own kernels then run). Torch's vectorized kernels and MKL's GEMM also dispatch on the
-CPU's ISA, fixed only when torch starts: :func:`train_pinned` trains in a child process
-pinned to the AVX2 paths (:func:`pinned_isa_env`), so every x86 CPU with AVX2 or AVX-512
-computes alike: on the AVX-512 dev machine the pinned child trained seednet-digits to
-bit-for-bit the weights of a training limited to AVX2 (98.61% either way). Across
-architectures (x86 against ARM NEON) weights may still differ in the last bits: the
-checksum in the record makes that visible. Cost: one thread instead of all cores, torch's
-convolutions instead of oneDNN's and AVX2 instead of AVX-512 kernels, plus one interpreter
-start: seednet-digits trained in 62 s pinned, 93-108 s unpinned, on the 2-core dev machine
-under a load average of 6-7 (the load, not the settings, dominates those times).
+order, on one thread (a parallel reduction sums in an order that depends on the thread
+count), with ``torch.use_deterministic_algorithms(True)``. Torch's vectorized kernels,
+oneDNN's convolutions and MKL's GEMM dispatch on the CPU's ISA, fixed only when torch
+starts: :func:`train_pinned` trains in a child process pinned to the AVX2 paths
+(:func:`pinned_isa_env`), so every x86 CPU with AVX2 or AVX-512 computes alike: on the
+AVX-512 dev machine a pinned training gave bit-for-bit the weights of one limited to AVX2,
+run to run, on one or two threads and on one core (taskset); unpinned AVX-512 weights
+differ. oneDNN stays on: turning it off (torch's own convolutions) made a training step of
+the audio net 2.7x slower (716 vs 261 ms at one thread) and its first-use training 250 s
+instead of 95 s. Left open: oneDNN may also block its kernels by the CPU's cache sizes,
+and other architectures (ARM NEON) may differ in the last bits; the checksum in the
+record makes any such difference visible. Cost: one thread instead of all cores, AVX2
+instead of AVX-512 kernels (254 vs 261 ms per step: no measurable loss), plus one
+interpreter start (~3 s).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def one_thread() -> Iterator[None]:
 def deterministic(seed: int) -> Iterator["torch.Generator"]:
     """Training as reproducible as torch allows (see the module docstring): one thread,
     ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng`` (the caller's RNG state
-    is left alone), deterministic algorithms, oneDNN off; all restored afterwards.
+    is left alone), deterministic algorithms; all restored afterwards.
 
     Yields:
         a ``torch.Generator`` seeded with ``seed``, for the data order and augmentation.
@@ -130,17 +131,12 @@ def deterministic(seed: int) -> Iterator["torch.Generator"]:
     import torch
 
     was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    # The attribute, not torch.backends.mkldnn.flags(): flags() also resets oneDNN's TF32
-    # setting, which warns on every CPU-only torch.
-    onednn = torch.backends.mkldnn.enabled
     with one_thread(), torch.random.fork_rng(devices=[]):
         torch.use_deterministic_algorithms(True)
-        torch.backends.mkldnn.enabled = False
         try:
             torch.manual_seed(seed)
             yield torch.Generator().manual_seed(seed)
         finally:
-            torch.backends.mkldnn.enabled = onednn
             torch.use_deterministic_algorithms(was, warn_only=warn_only)
 
 
