@@ -101,13 +101,14 @@ class Deadline:
         """Whether the next step of ``kind`` fits in the time left (:meth:`estimate`)."""
         return self.allows(self.estimate(kind, prior_s))
 
-    def why_not(self, kind: str, prior_s: float = 0.0) -> str:
-        """The reason a step of ``kind`` is skipped, for the record (seconds, 1 decimal)."""
+    def why_not(self, kind: str, prior_s: float = 0.0, *, need_s: float | None = None) -> str:
+        """The reason a step of ``kind`` is skipped, for the record (seconds, 1 decimal);
+        ``need_s`` overrides the estimate when the caller composed its own."""
         left = self.remaining()
         if left <= 0:
             return f"skipped: the budget of {self.budget_s:g} s was spent before this {kind}"
-        return (f"skipped: a {kind} needs ~{self.estimate(kind, prior_s):.1f} s "
-                f"and {left:.1f} s of the budget are left")
+        need = self.estimate(kind, prior_s) if need_s is None else need_s
+        return f"skipped: a {kind} needs ~{need:.1f} s and {left:.1f} s of the budget are left"
 
     def cap(self, ceiling_s: float = math.inf) -> float:
         """The time a step may take: what is left, at most ``ceiling_s`` seconds."""
