@@ -51,8 +51,10 @@ def suite(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
     history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
+    backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
 ) -> None:
-    """Reproduce a seed benchmark study on this machine within a time budget."""
+    """Reproduce a seed benchmark study on this machine within a time budget (breadth first:
+    every model at batch 1 on its fastest runtimes before any model gets more)."""
     from .. import store
     from ..report.suite_report import suite_files, write_suite_outputs
     from ..suites.run import get_suite, run_suite
@@ -65,7 +67,8 @@ def suite(
     budget_s = parse_duration(budget)
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
-    run = run_suite(spec, budget_s=budget_s)
+    chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
+    run = run_suite(spec, budget_s=budget_s, backends=chosen)
     run_id = None
     if not no_history:
         run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,
