@@ -47,6 +47,7 @@ class Deadline:
         margin: safety factor (>= 1) on the largest recent duration of a kind.
         reserve_s: seconds (>= 0) kept back at the end for the command's own
             finishing work (writing results); :meth:`remaining` excludes them.
+        start: when the budget started, on ``clock`` (default: now).
 
     Raises:
         EdgeoptError: a non-positive or non-finite budget, a margin below 1, or a
@@ -54,7 +55,7 @@ class Deadline:
     """
 
     def __init__(self, budget_s: float | None, *, clock: Callable[[], float] = time.perf_counter,
-                 margin: float = DEFAULT_MARGIN, reserve_s: float = 0.0) -> None:
+                 margin: float = DEFAULT_MARGIN, reserve_s: float = 0.0, start: float | None = None) -> None:
         if budget_s is not None and not (math.isfinite(budget_s) and budget_s > 0):
             raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive number of seconds")
         if not margin >= 1:
@@ -62,7 +63,7 @@ class Deadline:
         if not reserve_s >= 0:
             raise EdgeoptError(f"reserve {reserve_s!r} s is invalid: pass 0 or more seconds")
         self.budget_s, self.clock, self.margin, self.reserve_s = budget_s, clock, margin, reserve_s
-        self.start = clock()
+        self.start = clock() if start is None else start
         self._seen: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=WINDOW))
 
     def elapsed(self) -> float:
