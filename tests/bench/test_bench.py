@@ -288,13 +288,41 @@ def test_benchmark_keeps_running_until_min_time(seednet):
     assert r.stop_reason == "target" and len(r.latencies_ms) >= 3
 
 
-def test_benchmark_cap_stops_the_cell(seednet):
-    t0 = time.perf_counter()
-    r = benchmark(seednet, "ort", batch=1, threads=1, warmup=1000, min_runs=10**7,
+class _NsClock:
+    """``time`` for the harness module with an injected ``perf_counter_ns``."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_benchmark_cap_stops_the_cell(seednet, register, monkeypatch):
+    from edgeopt.bench import harness
+
+    clock = _NsClock()
+    monkeypatch.setattr(harness, "time", clock)
+
+    class OneMsSession(CountingSession):  # each run takes 1 ms on the injected clock
+        def run(self, feeds):
+            clock.ns += 1_000_000
+            return super().run(feeds)
+
+    class OneMs(CountingBackend):
+        def _prepare(self, model, *, threads):
+            return OneMsSession(threads)
+
+    register("counting", OneMs())
+    r = benchmark(seednet, "counting", batch=1, threads=1, warmup=1000, min_runs=10**7,
                   min_time_s=0.0, max_time_s=0.3)
-    assert time.perf_counter() - t0 < 0.3 + 5.0  # a bound with a generous margin
-    assert r.stop_reason == "max_time" and 3 <= len(r.latencies_ms) < 10**7
-    assert r.warmup_runs < 1000
+    # First run ends at 1 ms; warm-up gets 20% of the rest (to 60.8 ms); timed runs until 300 ms.
+    assert r.stop_reason == "max_time" and r.first_ms == 1.0
+    assert r.warmup_runs == 60 and len(r.latencies_ms) == 239 and set(r.latencies_ms) == {1.0}
+    assert clock.ns == 300_000_000  # the cap holds to the run
 
 
 def test_benchmark_zero_cap_still_gets_floor_runs(seednet):
