@@ -67,3 +67,35 @@ def test_no_budget_fits_everything_and_caps_at_the_ceiling():
 def test_bad_settings(bad):
     with pytest.raises(EdgeoptError, match="invalid: pass"):
         Deadline(**bad)
+
+
+def test_process_elapsed_from_psutil_or_proc(monkeypatch):
+    import sys
+    import time
+
+    from edgeopt._util import deadline
+
+    first = deadline.process_elapsed_s()
+    monkeypatch.setitem(sys.modules, "psutil", None)  # the /proc fallback
+    second = deadline.process_elapsed_s()
+    assert 0 < first and abs(second - first) < 1.0  # the same start, to a clock tick or two
+    monkeypatch.setattr(deadline, "command_elapsed_s", lambda: 3.0)
+    assert deadline.command_budget(20.0) == pytest.approx(20.0 - 5.0 - 3.0)  # 5 s to write
+    assert deadline.command_budget(100.0) == pytest.approx(100.0 - 10.0 - 3.0)  # 10%
+    assert deadline.command_budget(10.0) == pytest.approx(10.0 - 3.0 - 3.0)  # at most 30%
+    assert deadline.command_budget(3.0) == pytest.approx(0.15)  # spent by loading: 5% still measures a step
+
+
+def test_a_marked_command_counts_from_its_start(monkeypatch):
+    from edgeopt._util import deadline
+
+    monkeypatch.setattr(deadline, "_command_start", None)
+    monkeypatch.setattr(deadline, "process_elapsed_s", lambda: 42.0)
+    assert deadline.command_elapsed_s() == 42.0
+    clock = FakeClock(10.0)
+    monkeypatch.setattr(deadline.time, "perf_counter", clock)
+    deadline.mark_command_start()
+    clock.advance(2.5)
+    assert deadline.command_elapsed_s() == 2.5
+    deadline.mark_command_start(process_start=True)  # the interpreter's start-up counts too
+    assert deadline.command_elapsed_s() == 42.0

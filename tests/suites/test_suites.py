@@ -169,15 +169,23 @@ def test_suite_backends_restricts_the_runtimes(clocked) -> None:
         run_suite(spec, budget_s=100.0, progress=False, load=load, clock=clock, backends=("tvm",))
 
 
+def test_time_spent_before_the_run_counts(clocked) -> None:
+    clock, bes, log, load = clocked
+    spec = _spec(models=("zoo:a", "zoo:b"), backends=("fast",), batches=(1,), min_runs=10**6)
+    run = run_suite(spec, budget_s=10.0, progress=False, load=load, clock=clock, spent_s=4.0)
+    assert clock.now <= 10.0 - 4.0 and run.elapsed_s == pytest.approx(clock.now + 4.0)
+    assert run.budget_s == 10.0
+
+
 def test_cells_share_the_budget_and_unaffordable_batches_are_skipped(clocked) -> None:
     clock, bes, log, load = clocked
     bes["sleepy"] = _ClockBackend("sleepy", clock, 0.02, prepare_s=0.0)
-    run = run_suite(_spec(), budget_s=3.0, progress=False, load=load, clock=clock)
-    assert clock.now <= 3.0 - 0.15  # the deadline holds (5% of the budget kept for the report)
+    run = run_suite(_spec(), budget_s=4.0, progress=False, load=load, clock=clock)
+    assert clock.now <= 4.0 - 1.2  # the deadline holds (30% of so short a budget kept for the report)
     b1, b8, b64 = run.cells
     assert b1.result.ok and not b1.skipped
-    # 0.02 s per run: the first run and >= 3 timed runs within its 0.95 s share.
-    assert len(b1.result.latencies_ms) == 47 and b1.result.stop_reason == "max_time"
+    # 0.02 s per run: the first run and the timed runs within its 0.93 s share.
+    assert len(b1.result.latencies_ms) == 46 and b1.result.stop_reason == "max_time"
     assert b1.result.stats.p50 == pytest.approx(20)
     # batch 8 would take 3 x 0.16 s = 0.48 s: it fits its share and runs; batch 64 (3 x 1.28 s) cannot.
     assert b8.result.ok
@@ -364,15 +372,16 @@ def test_a_group_whose_prepare_cannot_fit_is_skipped(clocked) -> None:
 def test_cli_suite_backends_passes_the_restriction(monkeypatch, capsys, tmp_path) -> None:
     seen = {}
 
-    def fake_run_suite(spec, *, budget_s, backends=None):
-        seen.update(budget_s=budget_s, backends=backends)
+    def fake_run_suite(spec, *, budget_s, backends=None, spent_s=0.0):
+        seen.update(budget_s=budget_s, backends=backends, spent=spent_s > 0)
         raise EdgeoptError("stop here: the run itself is tested above")
 
     monkeypatch.setattr(suite_mod, "run_suite", fake_run_suite)
     code, _, err = run_cli(monkeypatch, capsys, "suite", "mobile", "--budget", "2m", "--backends", "ort,openvino",
                            "--no-history", "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, "stop here")
-    assert seen == {"budget_s": 120.0, "backends": ("ort", "openvino")}
+    # The budget counts from the process's start: the start-up is passed as spent.
+    assert seen == {"budget_s": 120.0, "backends": ("ort", "openvino"), "spent": True}
     code, _, err = run_cli(monkeypatch, capsys, "suite", "mobile", "--backends", ",", "--no-history",
                            "--out", str(tmp_path / "p"))
     assert_one_line_error(code, err, "--backends ',' names nothing")

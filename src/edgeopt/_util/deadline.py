@@ -138,3 +138,63 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds``."""
         self.now += seconds
+
+
+def process_elapsed_s() -> float:
+    """Seconds since this process started (interpreter start-up and imports included), so
+    a command's budget can count from when the user ran it; 0.0 where it cannot be read.
+
+    From psutil's process creation time when installed, else Linux's /proc/self/stat
+    start time (clock ticks since boot) against /proc/uptime.
+    """
+    try:
+        import psutil
+
+        return max(time.time() - psutil.Process().create_time(), 0.0)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported: try /proc
+        pass
+    try:
+        import os
+
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+_command_start: float | None = None
+
+
+def mark_command_start(*, process_start: bool = False) -> None:
+    """Note that a command starts (the CLI's entry point calls it): its budget counts from
+    now, loading included, or with ``process_start`` from when the process started (the
+    interpreter's start-up and imports too: seconds on a loaded small board)."""
+    global _command_start
+    _command_start = time.perf_counter() - (process_elapsed_s() if process_start else 0.0)
+
+
+def command_elapsed_s() -> float:
+    """Seconds since :func:`mark_command_start`, or since the process started when no
+    command was marked (:func:`process_elapsed_s`)."""
+    if _command_start is None:
+        return process_elapsed_s()
+    return time.perf_counter() - _command_start
+
+
+WRITE_RESERVE_S = 5.0
+"""Seconds a command keeps for writing its results (matplotlib's import and two plots take
+about this long on a loaded 2-core machine), between 10% and 30% of its budget."""
+
+
+def command_budget(budget_s: float) -> float:
+    """The part of a command's ``budget_s`` (seconds) its main loop may spend: less the time
+    the command already took (:func:`command_elapsed_s`: start-up, loading) and a reserve
+    for writing the results afterwards (:data:`WRITE_RESERVE_S`, at least 10% and at most
+    30% of the budget); never below 5% of the budget, so a budget that loading alone
+    spent still measures a first step (and overruns by it) rather than failing after the wait.
+    """
+    reserve = min(max(0.1 * budget_s, WRITE_RESERVE_S), 0.3 * budget_s)
+    return max(budget_s - reserve - command_elapsed_s(), 0.05 * budget_s)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import load as loading
 from ..backends import registry
 from ..errors import ArtifactTampered, EdgeoptError
-from .._util.deadline import Deadline
+from .._util.deadline import WRITE_RESERVE_S, Deadline
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 ALL_CPUS = 0
 """A thread count in a spec meaning "every logical CPU of this machine"."""
 RESERVE_S = 30.0
-"""Seconds of the budget kept for writing the report and plots (at most 5% of it)."""
+"""At most this many seconds of the budget are kept for writing the report and plots."""
 SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
 """Session attributes a report needs to read a number right (TVM tuned or not, which
 conv kernel torch really ran), recorded per session when the backend exposes them."""
@@ -252,7 +252,7 @@ class SuiteRun:
 
 def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
               load: Callable[[str], "Model"] | None = None, backends: tuple[str, ...] | None = None,
-              clock: Callable[[], float] = time.perf_counter) -> SuiteRun:
+              clock: Callable[[], float] = time.perf_counter, spent_s: float = 0.0) -> SuiteRun:
     """Run the cells of ``spec`` within ``budget_s`` seconds, breadth first (see the module docstring).
 
     Args:
@@ -263,6 +263,8 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
             pass small models.
         backends: run only these of the suite's backends (``suite --backends``).
         clock: monotonic clock in seconds (injected by tests).
+        spent_s: seconds of the budget already spent before this call (the command's
+            start-up: :func:`~edgeopt._util.deadline.process_elapsed_s`).
 
     Returns:
         the :class:`SuiteRun`, cells in grid order; backends that are not installed are
@@ -277,7 +279,10 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     # Looked up at call time (not bound at import), so a replaced edgeopt.load.load_model counts as the default.
     default_load = loading.load_model
     load = load or default_load
-    deadline = Deadline(budget_s, clock=clock, reserve_s=min(RESERVE_S, 0.05 * budget_s))
+    # Kept for the report and plots: 5% of the budget, at least what writing takes on a
+    # loaded machine (at most 30% of the budget), at most RESERVE_S.
+    reserve = min(RESERVE_S, max(0.05 * budget_s, min(WRITE_RESERVE_S, 0.3 * budget_s)))
+    deadline = Deadline(budget_s, clock=clock, reserve_s=reserve, start=clock() - spent_s)
     run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
     usable = _usable(run, _chosen(spec, backends))
     threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
