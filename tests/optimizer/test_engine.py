@@ -331,6 +331,17 @@ def digits_data():
     return model, test, calib
 
 
+def test_time_spent_before_optimize_counts_against_the_budget(digits_data):
+    # A budget the command's start-up already spent: no trial starts, and the run says so.
+    from edgeopt._util.deadline import FakeClock
+
+    model, test, calib = digits_data
+    cfg = OptimizeConfig(strategy="search", budget_s=30, backends=("ort",), threads=1, reserve_s=3)
+    with pytest.raises(EdgeoptError, match="within the budget of 30 s: give a larger --budget"):
+        engine.optimize(model, test, calibration=calib, config=cfg, progress=False, clock=FakeClock(),
+                        spent_s=30.0)
+
+
 @pytest.mark.slow
 def test_search_on_trained_digits_model(tmp_path, one_torch_thread, digits_data):
     model, test, calib = digits_data

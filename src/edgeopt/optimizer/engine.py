@@ -82,7 +82,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
              calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None,
              progress: bool = True, trials_only: bool = False, on_ready: Callable[[], None] | None = None,
              on_trials_done: Callable[[], None] | None = None,
-             clock: Callable[[], float] = time.monotonic) -> OptimizeResult | None:
+             clock: Callable[[], float] = time.monotonic, spent_s: float = 0.0) -> OptimizeResult | None:
     """The fastest model within the user's quality budget, measured on this machine.
 
     Args:
@@ -104,6 +104,8 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
         on_trials_done: optional callable() after the trials, before the fallback and the
             final timing (wait for workers here, so they do not disturb it).
         clock: monotonic clock in seconds the budget is counted on (tests inject one).
+        spent_s: seconds of the budget already spent before this call (the command's
+            start-up and loading: :func:`~edgeopt._util.deadline.command_elapsed_s`).
 
     Returns:
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
@@ -114,7 +116,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
             does not exist and resume is on), the baseline cannot run, or the budget ran
             out before it finished.
     """
-    start = clock()
+    start = clock() - spent_s
     storage = storage_url(config, out_dir)
     if storage is not None:
         check_storage(storage, resume=config.resume, default=config.storage is None)
