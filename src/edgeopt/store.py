@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._util.sqlite_file import sqlite_file_problem
 from .bench.harness import BenchResult
 from .bench.sweep import read_json
 from .errors import EdgeoptError
@@ -34,7 +34,6 @@ from .errors import EdgeoptError
 SCHEMA_VERSION = 1
 # "EdOp": the SQLite header field that tells an edgeopt history from any other database.
 APPLICATION_ID = 0x45644F70
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # The columns of each table, as a history file written by any edgeopt has them.
 _COLUMNS = {
     "runs": ("id", "kind", "name", "started", "host", "cpu_model", "meta"),
@@ -109,23 +108,11 @@ def _inspect(path: Path) -> str:
         EdgeoptError: anything else (not a regular file, empty, not SQLite, another
             program's database, a newer schema).
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    problem = sqlite_file_problem(path)
+    if problem == "absent":
         return "absent"
-    except OSError as e:
-        raise EdgeoptError(f"cannot read {path} ({e.strerror}): {_ANOTHER}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise _refuse(path, "not a regular file")
-    if st.st_size == 0:
-        raise _refuse(path, "an empty file")
-    try:
-        with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_MAGIC))
-    except OSError as e:
-        raise EdgeoptError(f"cannot read {path} ({e.strerror}): {_ANOTHER}") from None
-    if header != _SQLITE_MAGIC:
-        raise _refuse(path, "not an SQLite database")
+    if problem is not None:
+        raise _refuse(path, problem)
     try:
         with closing(_read_only(path)) as con:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]

@@ -19,6 +19,7 @@ from edgeopt.backends.base import Backend, Session
 from edgeopt.backends.ort import OrtBackend
 from edgeopt.bench import environment as machine
 from edgeopt.bench.harness import BenchResult, benchmark
+from edgeopt.bench.noise import noisy
 from edgeopt.bench.stats import LatencyStats, percentile
 from edgeopt.bench.sweep import read_json, sweep, write_csv, write_json
 from edgeopt.errors import BackendUnavailable, EdgeoptError, ShapeError
@@ -167,9 +168,9 @@ def test_latency_stats_on_hand_list():
 
 
 def test_bench_result_derives_per_image_and_throughput():
-    r = BenchResult("ort", "1", "m", "0" * 64, batch=2, threads=1, latencies_ms=[2.0, 4.0, 6.0])
-    assert r.stats.mean == 4.0
-    assert r.ms_per_image == 2.0          # 4 ms for 2 images
+    r = BenchResult("ort", "1", "m", "0" * 64, batch=2, threads=1, latencies_ms=[2.0, 4.0, 12.0])
+    assert r.stats.mean == 6.0 and r.stats.p50 == 4.0
+    assert r.ms_per_image == 2.0          # the p50, 4 ms, for 2 images (the mean would give 3)
     assert r.throughput == 500.0          # 2 images * 1000 / 4 ms
     empty = BenchResult("ort", "1", "m", "0" * 64, batch=2, threads=1, error="x")
     assert empty.stats is None and empty.throughput is None and not empty.ok
@@ -273,8 +274,8 @@ def test_benchmark_seednet_on_ort(seednet, batch):
     assert r.prepare_ms + r.first_ms + sum(r.latencies_ms) <= wall_ms
     assert r.stats.mean == pytest.approx(np.mean(r.latencies_ms))
     assert r.stats.p50 == sorted(r.latencies_ms)[2]
-    assert r.ms_per_image == pytest.approx(r.stats.mean / batch)
-    assert r.throughput == pytest.approx(batch * 1000 / r.stats.mean)
+    assert r.ms_per_image == pytest.approx(r.stats.p50 / batch)
+    assert r.throughput == pytest.approx(batch * 1000 / r.stats.p50)
     assert r.throughput * r.ms_per_image == pytest.approx(1000)
     assert r.machine["cpu_model"] and isinstance(r.machine["flags"], list)
     assert r.machine == machine.machine_info()
@@ -348,6 +349,45 @@ def test_benchmark_uses_given_feeds_and_counts_every_run(seednet, register):
         benchmark(seednet, "counting", batch=4, feeds=mine)
     with pytest.raises(ShapeError, match="inputs are"):
         benchmark(seednet, "counting", batch=2, feeds={"x": mine["input"]})
+
+
+def test_benchmark_records_conditions_pinning_and_cooldown(seednet, register, monkeypatch):
+    import os
+
+    from edgeopt.bench import harness
+    from edgeopt.bench.control import Cooldown
+
+    register("counting", CountingBackend())
+    r = benchmark(seednet, "counting", threads=1, **FAST)
+    c = r.conditions
+    assert c["pinned"] is False and c["pinned_cpus"] is None and c["cooldown_s"] is None
+    assert c["cpus"] == (os.cpu_count() or 1) and c["wall_s"] >= 0
+    assert c["other_cpu_pct"] is None or 0.0 <= c["other_cpu_pct"] <= 100.0
+    assert BenchResult.from_dict(json.loads(json.dumps(r.to_dict()))).conditions == c
+
+    waits = []
+    monkeypatch.setattr(harness, "cool_down", lambda cap: waits.append(cap) or Cooldown(2.0, True))
+    before = os.sched_getaffinity(0)
+    r = benchmark(seednet, "counting", threads=1, pin=True, cooldown_s=30.0, **FAST)
+    assert r.conditions["pinned"] is True and r.conditions["pinned_cpus"] == [min(before)]
+    assert os.sched_getaffinity(0) == before  # restored after the cell
+    assert waits == [30.0] and (r.conditions["cooldown_s"], r.conditions["cooldown_settled"]) == (2.0, True)
+    old = {k: v for k, v in r.to_dict().items() if k != "conditions"}
+    assert BenchResult.from_dict(old).conditions == {}  # a result written before conditions
+
+
+def test_the_runtimes_own_pinning_is_recorded(seednet):
+    from types import SimpleNamespace
+
+    from edgeopt.bench.harness import _runtime_pinning
+
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {"ENABLE_CPU_PINNING": "False"})) is False
+    assert _runtime_pinning(SimpleNamespace(properties=lambda: {})) is None
+    assert _runtime_pinning(SimpleNamespace()) is None
+    # OpenVINO reports its own pinning (on by default on Linux): the record says what it did
+    r = benchmark(seednet, "openvino", threads=1, **FAST)
+    assert r.ok and r.conditions["runtime_pinning"] in (True, False) and r.conditions["pinned"] is False
+    assert benchmark(seednet, "ort", threads=1, **FAST).conditions["runtime_pinning"] is None
 
 
 def test_backend_that_cannot_run_gives_error_result(seednet, register):
@@ -490,7 +530,13 @@ def test_csv_round_trip(ort_results, tmp_path):
         if r.error is None:
             assert float(row["p90_ms"]) == r.stats.p90           # full float precision
             assert float(row["throughput_ips"]) == r.throughput
+            assert (float(row["p50_low_ms"]), float(row["p50_high_ms"]), float(row["cv"])) == (
+                r.stats.p50_low, r.stats.p50_high, r.stats.cv)
+            assert row["noisy"] == (noisy(r) or "")
             assert row["error"] == "" and row["cpu_model"] == r.machine["cpu_model"]
+            assert row["pinned"] == "False" and row["load1"] == str(r.conditions["load1_end"])
+            other = r.conditions["other_cpu_pct"]
+            assert row["other_cpu_pct"] == ("" if other is None else str(other))
         else:
             assert row["error"] == r.error and row["p90_ms"] == ""
 
@@ -534,7 +580,7 @@ def test_feeds_follow_each_inputs_batch_axis(tmp_path):
     feeds = m.example_feeds(3)
     assert {k: v.shape for k, v in feeds.items()} == {"a": (3, 4), "b": (3, 4), "h": (2, 3, 3)}
     r = benchmark(m, "ort", batch=3, **FAST)
-    assert r.ok and r.batch == 3 and r.ms_per_image == pytest.approx(r.stats.mean / 3)
+    assert r.ok and r.batch == 3 and r.ms_per_image == pytest.approx(r.stats.p50 / 3)
     r = benchmark(m, "ort", batch=2, feeds=m.example_feeds(2), **FAST)
     assert r.ok
     with pytest.raises(ShapeError, match=r"feed 'h' .* its batch axis 1 must be batch=2 \(2x2x3\)"):

@@ -104,6 +104,20 @@ class Sandbox:
             os.mkfifo(p)
         return p
 
+    def fifo(self, path: Path) -> Path:
+        """A FIFO (named pipe) at ``path``: opening it for reading blocks until a writer comes."""
+        os.mkfifo(path)
+        return path
+
+    def unix_socket(self, path: Path) -> Path:
+        """A Unix socket file at ``path`` (bound; the file stays after the socket closes)."""
+        import socket
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))
+        self.cleanups.append(s.close)
+        return path
+
     def model(self, name: str = "model.onnx", proto=None, folder: Path | None = None) -> Path:
         """Write ``proto`` (default :func:`conv_model`) as ``name`` in ``folder`` (default ``in/``)."""
         import onnx

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
 import struct
 import zlib
 from pathlib import Path
@@ -34,20 +33,11 @@ LIMITS = {resource.RLIMIT_AS: (6 << 30, 6 << 30)}
 
 # -- builders ---------------------------------------------------------------------------------
 def fifo(sb: Sandbox, name: str = "model.onnx") -> Path:
-    p = sb.inputs / name
-    os.mkfifo(p)
-    return p
+    return sb.fifo(sb.inputs / name)
 
 
 def unix_socket(sb: Sandbox, name: str = "model.onnx") -> Path:
-    """A socket file left in the folder (bound, then closed: the file stays)."""
-    p = sb.inputs / name
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.bind(str(p))
-    finally:
-        s.close()
-    return p
+    return sb.unix_socket(sb.inputs / name)
 
 
 def sparse(sb: Sandbox, size: int, name: str = "model.onnx") -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
 import subprocess
 from pathlib import Path
 
@@ -36,18 +35,11 @@ SAME_EDGEOPT = {"PYTHONPATH": str(Path(edgeopt.__file__).resolve().parents[1])}
 
 # -- builders --------------------------------------------------------------------------------
 def fifo(sb: Sandbox, name: str = "fifo") -> Path:
-    p = sb.root / name
-    os.mkfifo(p)
-    return p
+    return sb.fifo(sb.root / name)
 
 
 def unix_socket(sb: Sandbox, name: str = "sock") -> Path:
-    """A bound Unix socket file (closed after the case; the file stays)."""
-    p = sb.root / name
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(p))
-    sb.cleanups.append(s.close)
-    return p
+    return sb.unix_socket(sb.root / name)
 
 
 def full_disk(sb: Sandbox, size_kib: int = 64) -> Path:
@@ -203,6 +195,14 @@ def folder_with(sb: Sandbox, name: str, inner: str, what: str) -> Path:
 
 
 # -- cases -----------------------------------------------------------------------------------
+# Commands writing a file or folder under the folder d: (case name, builder(sb, d)).
+WRITERS = (("apply", lambda sb, d: apply(sb, d / "m.onnx")),
+           ("prune", lambda sb, d: prune(sb, d / "m.onnx")),
+           ("compress_size", lambda sb, d: compress_size(sb, d / "m.dc")),
+           ("bench", bench), ("optimize", optimize),
+           ("machine", lambda sb, d: machine(sb, d / "dev.json")), ("suite", suite),
+           ("stream_json", lambda sb, d: stream(sb, "--json", d / "r.json")))
+
 CASES = [
     # Targets that exist and are not regular files (a folder for a folder output): a
     # temp file renamed over them would replace the device node, FIFO or socket.
@@ -284,24 +284,12 @@ CASES = [
 
     # File systems that refuse the write.
     *[Case(FULL, f"{name}_full_disk", (lambda b: lambda sb: b(sb, full_disk(sb) / "o"))(b), needs_root=True)
-      for name, b in (("apply", lambda sb, d: apply(sb, d / "m.onnx")),
-                      ("prune", lambda sb, d: prune(sb, d / "m.onnx")),
-                      ("compress_size", lambda sb, d: compress_size(sb, d / "m.dc")),
-                      ("bench", bench), ("optimize", optimize),
-                      ("machine", lambda sb, d: machine(sb, d / "dev.json")), ("suite", suite),
-                      ("stream_json", lambda sb, d: stream(sb, "--json", d / "r.json")),
-                      ("stream_video", lambda sb, d: stream(sb, "--out", d / "v.mp4")),
+      for name, b in (*WRITERS, ("stream_video", lambda sb, d: stream(sb, "--out", d / "v.mp4")),
                       ("stream_frames", lambda sb, d: stream(sb, "--out", d / "frames")),
                       ("energy", lambda sb, d: energy(sb, d / "e.json")),
                       ("roofline", roofline))],
     *[Case(READ_ONLY, f"{name}_read_only", (lambda b: lambda sb: b(sb, read_only(sb) / "o"))(b), needs_root=True)
-      for name, b in (("apply", lambda sb, d: apply(sb, d / "m.onnx")),
-                      ("prune", lambda sb, d: prune(sb, d / "m.onnx")),
-                      ("compress_size", lambda sb, d: compress_size(sb, d / "m.dc")),
-                      ("bench", bench), ("optimize", optimize),
-                      ("machine", lambda sb, d: machine(sb, d / "dev.json")), ("suite", suite),
-                      ("stream_json", lambda sb, d: stream(sb, "--json", d / "r.json")),
-                      ("stream_video", lambda sb, d: stream(sb, "--out", d.parent / "v.mp4")),
+      for name, b in (*WRITERS, ("stream_video", lambda sb, d: stream(sb, "--out", d.parent / "v.mp4")),
                       ("dataflow", lambda sb, d: dataflow(sb, d / "d.json")))],
     # The disk fills while ffmpeg encodes: the checks before pass, the video does not fit.
     Case(FULL, "stream_video_disk_fills", lambda sb: stream(sb, "--out", nearly_full_disk(sb) / "v.mp4",

@@ -37,22 +37,24 @@ def _study_db_in_out(sb: Sandbox) -> Path:
     return _garbage(sb.out / "study.db")
 
 
-def _foreign_sqlite(path: Path) -> Path:
-    """Someone else's SQLite file: one table of their own, with a row."""
+def _sqlite_file(path: Path, *statements: str) -> Path:
+    """Someone else's SQLite file at ``path``, made by ``statements``."""
     with sqlite3.connect(path) as con:
-        con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
-        con.execute("INSERT INTO notes (text) VALUES ('mine')")
+        for sql in statements:
+            con.execute(sql)
     con.close()
     return path
+
+
+def _foreign_sqlite(path: Path) -> Path:
+    """One table of their own, with a row."""
+    return _sqlite_file(path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)",
+                        "INSERT INTO notes (text) VALUES ('mine')")
 
 
 def _foreign_runs_table(path: Path) -> Path:
-    """Someone else's SQLite file with a table named like edgeopt's, of another shape."""
-    with sqlite3.connect(path) as con:
-        con.execute("CREATE TABLE runs (day TEXT, km REAL)")
-        con.execute("INSERT INTO runs VALUES ('monday', 5.2)")
-    con.close()
-    return path
+    """A table named like edgeopt's, of another shape."""
+    return _sqlite_file(path, "CREATE TABLE runs (day TEXT, km REAL)", "INSERT INTO runs VALUES ('monday', 5.2)")
 
 
 def _history_files(sb: Sandbox) -> dict[str, Path]:

@@ -223,7 +223,8 @@ def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
     md = (tmp_path / "report.md").read_text()
     runs = [len(c.result.latencies_ms) for c in run.cells]
     ms = [c.result.ms_per_image for c in run.cells]
-    assert f"| sleepy t1 | {ms[0]:.3g} ({runs[0]}) | {ms[1]:.3g} ({runs[1]}) |" in md
+    assert f"| sleepy t1 | {ms[0]:.3g} [" in md and f"] ({runs[0]})" in md and f"] ({runs[1]})" in md
+    assert doc["results"][0]["stats"]["p50_low"] == run.cells[0].result.stats.p50_low
     assert "| seednet | 1 | sleepy t1 |" in md and "untuned" in md and "run 7" in md
 
 

@@ -118,11 +118,11 @@ class OpenVinoSession(Session):
 
         Returns:
             {"INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
-            "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES": value as str}.
+            "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES", "ENABLE_CPU_PINNING": value as str}.
         """
         compiled = next(iter(self._compiled.values()))[0]
         keys = ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
-                "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES")
+                "INFERENCE_PRECISION_HINT", "EXECUTION_DEVICES", "ENABLE_CPU_PINNING")
         return {k: _as_text(compiled.get_property(k)) for k in keys}
 
     def close(self) -> None:

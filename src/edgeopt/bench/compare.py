@@ -1,14 +1,22 @@
 """Two benchmark runs side by side: per-cell ratios with their noise, so a real difference
 can be told from jitter.
 
-Cells are matched by (model, backend, batch, threads). The ratio is B's median latency
-over A's (below 1: B is faster). Its noise is a 95% bootstrap interval (Efron &
-Tibshirani, "An Introduction to the Bootstrap", 1993, the percentile method): both
-cells' per-run latencies are resampled with replacement and the ratio of the medians
-recomputed. The interval covers the jitter inside each run only; two runs made at
+Cells are matched by (model, backend, batch, threads). The ratio is B's p50 latency
+over A's (below 1: B is faster), the same p50 (MLPerf LoadGen rule) that ``bench``
+tables and plots show. Its noise is a 95% bootstrap interval (Efron & Tibshirani, "An
+Introduction to the Bootstrap", 1993, the percentile method): both cells' per-run
+latencies are resampled with replacement and the ratio of the p50s recomputed
+(:func:`edgeopt.bench.stats.bootstrap_p50s`, the one implementation behind every
+cell's p50 interval too). The interval covers the jitter inside each run only; two runs made at
 different times also differ by the machine's state (frequency, other load), which
 repetitions inside one run cannot see, so a difference is called real only when the
 interval excludes 1 *and* the ratio is at least ``min_effect`` away from 1.
+
+What the machine was doing is recorded with each cell (:mod:`edgeopt.bench.conditions`):
+when other processes' CPU share, steal or throttling differ materially between A and B
+(:func:`~edgeopt.bench.conditions.interference_difference`), the cell is "not comparable",
+whatever its ratio, because the difference may be the load rather than the code. Cells
+without a record (files written before it) are compared as before, with a note.
 """
 
 from __future__ import annotations
@@ -19,13 +27,15 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
+from .conditions import interference_difference
 from .harness import BenchResult
+from .noise import noisy
+from .stats import LEVEL, RESAMPLES, bootstrap_p50s, percentile
 
 MIN_EFFECT = 0.05
 """Smallest relative difference called real between two runs made at different times:
 alternating timing of one model against itself on this project's 2-core test machine
 moved the ratio by up to ~5-10% between occasions."""
-RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -34,14 +44,21 @@ class CellComparison:
 
     Attributes:
         model, backend, batch, threads: the cell.
-        a_ms, b_ms: median per-image latency in ms (p50 / batch) of each run, None when
+        a_ms, b_ms: p50 per-image latency in ms (p50 / batch) of each run, None when
             that run has no timed runs there (an error, or not measured).
         a_runs, b_runs: timed runs behind each number.
         a_cv, b_cv: coefficient of variation (std / mean) of each cell's latencies.
         ratio: b_ms / a_ms (below 1: B faster); low, high: its 95% bootstrap interval.
-        verdict: "B faster", "B slower", "within noise", "only in A", "only in B" or
+        verdict: "B faster", "B slower", "within noise", "not comparable" (the recorded
+            interference differs, said in ``note``), "only in A", "only in B" or
             "not measured" (with a reason in ``note``).
-        note: the error of a side that did not run, else "".
+        note: the error of a side that did not run, or the interference that differs;
+            else "".
+        interference_checked: False when a side has no recorded conditions (a file
+            written before edgeopt recorded them: compared as before), True when both
+            have, None for a cell not measured on both sides.
+        a_noisy, b_noisy: why that side's cell is noisy (:func:`edgeopt.bench.noise.noisy`),
+            else "".
     """
 
     model: str
@@ -59,11 +76,14 @@ class CellComparison:
     high: float | None
     verdict: str
     note: str = ""
+    interference_checked: bool | None = None
+    a_noisy: str = ""
+    b_noisy: str = ""
 
 
 def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: int = RESAMPLES,
                           seed: int = 0) -> tuple[float, float, float]:
-    """median(b) / median(a) and its 95% percentile-bootstrap interval.
+    """p50(b) / p50(a) (LoadGen rule) and its 95% percentile-bootstrap interval.
 
     Args:
         a, b: per-run latencies (ms), at least one each.
@@ -74,14 +94,14 @@ def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: 
     Raises:
         EdgeoptError: an empty sample.
     """
-    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if xa.size == 0 or xb.size == 0:
+    if len(a) == 0 or len(b) == 0:
         raise EdgeoptError("a latency sample is empty: compare cells that have timed runs")
     rng = np.random.default_rng(seed)
-    ma = np.median(xa[rng.integers(0, xa.size, (resamples, xa.size))], axis=1)
-    mb = np.median(xb[rng.integers(0, xb.size, (resamples, xb.size))], axis=1)
-    low, high = np.percentile(mb / ma, [2.5, 97.5])
-    return float(np.median(xb) / np.median(xa)), float(low), float(high)
+    ma = bootstrap_p50s(a, rng, resamples=resamples)
+    mb = bootstrap_p50s(b, rng, resamples=resamples)
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(mb / ma, [tail, 100 - tail])
+    return percentile(b, 50) / percentile(a, 50), float(low), float(high)
 
 
 def compare_results(a: Sequence[BenchResult], b: Sequence[BenchResult], *,
@@ -116,12 +136,12 @@ def _side(r: BenchResult | None) -> tuple[float | None, int, float | None]:
     if r is None or not r.ok:
         return None, 0 if r is None else len(r.latencies_ms), None
     s = r.stats
-    return s.p50 / r.batch, s.n, (s.std / s.mean if s.mean else None)
+    return r.ms_per_image, s.n, s.cv
 
 
 def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: float) -> CellComparison:
     (a_ms, a_n, a_cv), (b_ms, b_n, b_cv) = _side(ra), _side(rb)
-    ratio = low = high = None
+    ratio = low = high = checked = None
     note = ""
     if ra is None:
         verdict = "only in B"
@@ -139,5 +159,11 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
             verdict = "B slower"
         else:
             verdict = "within noise"
+        checked = bool(ra.conditions and rb.conditions)
+        why = interference_difference(ra.conditions, rb.conditions) if checked else None
+        if why:
+            verdict, note = "not comparable", why
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
-                          ratio=ratio, low=low, high=high, verdict=verdict, note=note)
+                          ratio=ratio, low=low, high=high, verdict=verdict, note=note,
+                          interference_checked=checked,
+                          a_noisy=noisy(ra) or "", b_noisy=noisy(rb) or "")

@@ -1,7 +1,8 @@
 """Time one model on one backend at one batch size and thread count.
 
 The method: the seed study's (repeated forward passes at a batch size, time per image
-= mean latency / batch) with what the standard tools add:
+= latency / batch, here the p50 latency rather than the study's mean: a few slow runs on
+a busy machine move the mean far from a typical run) with what the standard tools add:
 
 1. prepare the session and time it (load/compile, ``prepare_ms``), as OpenVINO
    ``benchmark_app`` reports "Compile model took";
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,8 @@ import numpy as np
 from ..backends import registry
 from ..errors import ArtifactTampered, EdgeoptError, ShapeError
 from .._util.errorline import error_line
+from .conditions import recording
+from .control import cool_down, pinned
 from .environment import machine_info
 from .stats import LatencyStats
 
@@ -62,12 +66,18 @@ class BenchResult:
         first_ms: latency of the first (cold) inference in ms, not in ``latencies_ms``.
         warmup_runs: untimed inferences run after the first one.
         latencies_ms: per-run latency of each steady-state inference, in ms, in order.
-        stats: min/mean/std/p50/p90/p99/max of ``latencies_ms`` (None without runs).
-        ms_per_image: mean latency / batch, ms (None without runs).
-        throughput: images per second = batch * 1000 / mean latency (None without runs).
+        stats: min/mean/std/p50/p90/p99/max, CV and the p50's 95% interval of
+            ``latencies_ms`` (:class:`~edgeopt.bench.stats.LatencyStats`; None without runs).
+        ms_per_image: p50 latency / batch, ms (None without runs): the headline number.
+        throughput: images per second at the p50 latency = batch * 1000 / p50 (None
+            without runs), so it agrees with ``ms_per_image``.
         stop_reason: "target" (min_runs and min_time reached), "max_time" (the cell's
             cap stopped it) or "" (no runs).
         machine: the environment record (:func:`~edgeopt.bench.environment.machine_info`).
+        conditions: what the machine was doing during the timed runs (load, other
+            processes' CPU share, steal, frequency, temperature, throttling, pinning,
+            cooldown: :mod:`edgeopt.bench.conditions`); {} when the cell did not run or
+            the result predates it.
         error: why the backend could not run the model, else None.
 
     ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
@@ -89,6 +99,7 @@ class BenchResult:
     throughput: float | None = field(default=None, init=False)
     stop_reason: str = ""
     machine: dict[str, Any] = field(default_factory=dict, repr=False)
+    conditions: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
 
     def __post_init__(self) -> None:
@@ -99,8 +110,8 @@ class BenchResult:
             self.stats = self.ms_per_image = self.throughput = None
             return
         self.stats = LatencyStats.from_latencies(self.latencies_ms)
-        self.ms_per_image = self.stats.mean / self.batch
-        self.throughput = self.batch * 1000.0 / self.stats.mean
+        self.ms_per_image = self.stats.p50 / self.batch
+        self.throughput = self.batch * 1000.0 / self.stats.p50
 
     @property
     def ok(self) -> bool:
@@ -133,6 +144,8 @@ def benchmark(
     min_time_s: float = DEFAULT_MIN_TIME_S,
     max_time_s: float = DEFAULT_MAX_TIME_S,
     feeds: dict[str, np.ndarray] | None = None,
+    pin: bool = False,
+    cooldown_s: float = 0.0,
 ) -> BenchResult:
     """Time ``model`` on ``backend`` (see the module docstring for the method).
 
@@ -152,6 +165,11 @@ def benchmark(
         feeds: {input name: array}, ``batch`` on each input's batch axis and an input
             without one at its own shape; default: random inputs of the model's
             InputSpecs at ``batch`` (``Model.example_feeds``).
+        pin: pin the session's threads and the timing thread to ``threads`` CPUs
+            (:func:`edgeopt.bench.control.pinned`); recorded as ``conditions["pinned"]``.
+        cooldown_s: before the cell, wait at most this many seconds for the temperature
+            and frequency to settle (:func:`edgeopt.bench.control.cool_down`; 0: no
+            wait); the wait is ``conditions["cooldown_s"]``, outside ``max_time_s``.
 
     Returns:
         a BenchResult; when the backend is not installed or cannot load or run the
@@ -178,22 +196,34 @@ def benchmark(
         return result
     if feeds is None:
         feeds = model.example_feeds(batch)
+    waited = cool_down(cooldown_s) if cooldown_s else None
+    # pinned around prepare too: the runtime's threads, made there, inherit the mask
+    with (pinned(threads) if pin else nullcontext(None)) as cpus:
+        result.conditions = {"pinned": cpus is not None, "pinned_cpus": cpus,
+                             "cooldown_s": None if waited is None else waited.waited_s,
+                             "cooldown_settled": None if waited is None else waited.settled}
+        _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
+    return result
 
+
+def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,
+                      max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> None:
+    """Prepare the session (timed as ``prepare_ms``), then :func:`_time_into`; a failure
+    to prepare is the result's error."""
     start = time.perf_counter_ns()
     deadline = start + int(max_time_s * 1e9)
     try:
-        session = be.prepare(model, threads=threads)
+        session = be.prepare(model, threads=result.threads)
     except ArtifactTampered:  # the user's cache, not this cell, needs attention
         raise
     except Exception as e:  # any failure to load is a result of the cell, not a crash
-        result.error = _failure(backend, "prepare", batch, e)
-        return result
+        result.error = _failure(result.backend, "prepare", result.batch, e)
+        return
     result.prepare_ms = (time.perf_counter_ns() - start) / 1e6
     try:
         _time_into(session, feeds, result, deadline, warmup, min_runs, min_time_s)
     finally:
         session.close()
-    return result
 
 
 def _usable_backend(model: "Model", backend: str, batch: int, feeds: dict[str, np.ndarray] | None,
@@ -284,7 +314,21 @@ def _time_into(session: "Session", feeds: dict[str, np.ndarray], result: BenchRe
     except Exception as e:
         result.error = _failure(session.backend, "run", result.batch, e)
         result.latencies_ms = []
+    if result.conditions:
+        result.conditions["runtime_pinning"] = _runtime_pinning(session)
     result._derive()
+
+
+def _runtime_pinning(session: "Session") -> bool | None:
+    """Whether the runtime pins its own threads, as it reports it (OpenVINO's
+    ``ENABLE_CPU_PINNING``, on by default on Linux), else None: a runtime may pin even
+    when edgeopt did not, and the record should say so."""
+    props = getattr(session, "properties", None)
+    try:
+        value = props().get("ENABLE_CPU_PINNING") if callable(props) else None
+    except Exception:  # a property the runtime version does not know: not reported
+        return None
+    return None if value is None else str(value).lower() in ("true", "yes", "1")
 
 
 def timed_backend(name: str) -> "Backend":
@@ -323,27 +367,37 @@ def _run_cell(session: "Session", feeds: dict[str, np.ndarray], result: BenchRes
             session.run(feeds)
             result.warmup_runs += 1
 
-        floor = min(FLOOR_RUNS, min_runs)
-        min_time_ns = int(min_time_s * 1e9)
         latencies: list[float] = []
-        begin = clock()
-        while True:
-            t0 = clock()
-            session.run(feeds)
-            t1 = clock()
-            latencies.append((t1 - t0) / 1e6)
-            if len(latencies) < floor:
-                continue
-            if len(latencies) >= min_runs and t1 - begin >= min_time_ns:
-                result.stop_reason = "target"
-                break
-            if t1 >= deadline:
-                result.stop_reason = "max_time"
-                break
+        with recording() as record:
+            _timed_runs(session, feeds, result, latencies, deadline, min_runs, min_time_s)
+        # what the caller set (pinned, cooldown_s) is known better than the recorder's default
+        result.conditions = {**record, **result.conditions}
         result.latencies_ms = latencies
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _timed_runs(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult, latencies: list[float],
+                deadline: int, min_runs: int, min_time_s: float) -> None:
+    """Timed runs into ``latencies`` until the target or the deadline (the module docstring's step 4)."""
+    clock = time.perf_counter_ns
+    floor = min(FLOOR_RUNS, min_runs)
+    min_time_ns = int(min_time_s * 1e9)
+    begin = clock()
+    while True:
+        t0 = clock()
+        session.run(feeds)
+        t1 = clock()
+        latencies.append((t1 - t0) / 1e6)
+        if len(latencies) < floor:
+            continue
+        if len(latencies) >= min_runs and t1 - begin >= min_time_ns:
+            result.stop_reason = "target"
+            break
+        if t1 >= deadline:
+            result.stop_reason = "max_time"
+            break
 
 
 def _check_settings(batch: int, threads: int, warmup: int, min_runs: int,

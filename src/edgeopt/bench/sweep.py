@@ -35,6 +35,7 @@ from .._util.userfile import read_user_text
 from .environment import machine_info
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
+from .noise import noisy
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -43,8 +44,10 @@ JSON_SCHEMA = "edgeopt.bench/1"
 CSV_COLUMNS = (
     "backend", "backend_version", "model", "model_sha256", "batch", "threads",
     "prepare_ms", "first_ms", "warmup_runs", "runs", "min_ms", "mean_ms", "std_ms",
-    "p50_ms", "p90_ms", "p99_ms", "max_ms", "ms_per_image", "throughput_ips",
-    "stop_reason", "cpu_model", "flags", "error",
+    "p50_ms", "p50_low_ms", "p50_high_ms", "cv", "p90_ms", "p99_ms", "max_ms", "ms_per_image",
+    "throughput_ips", "noisy", "stop_reason",
+    "other_cpu_pct", "steal_pct", "load1", "temp_c", "pinned", "throttled",
+    "cpu_model", "flags", "error",
 )
 
 
@@ -59,6 +62,8 @@ def sweep(
     warmup: int = DEFAULT_WARMUP,
     min_runs: int = DEFAULT_MIN_RUNS,
     min_time_s: float = DEFAULT_MIN_TIME_S,
+    pin: bool = False,
+    cooldown_s: float = 0.0,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
@@ -73,6 +78,10 @@ def sweep(
         progress: show a transient progress bar on stderr naming the current cell.
         warmup, min_runs, min_time_s: per cell, as in :func:`~edgeopt.bench.harness.benchmark`
             (``min_time_s`` is lowered to the cell's share when the share is smaller).
+        pin: pin each cell's threads to cores (:func:`~edgeopt.bench.control.pinned`).
+        cooldown_s: before each cell, wait at most this many seconds for the temperature
+            and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
+            wait comes out of the cell's share, at most half of it, so the budget holds.
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -119,9 +128,12 @@ def sweep(
                 later = [_floor_estimate(deadline, b, n, backends) for b, _, n in cells[i:] if usable[b]]
                 spare = max(deadline.remaining() - sum(later), 0.0) / max(sharing[i], 1)
                 share = min(floor + spare, deadline.remaining())
+                cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
+                share -= cool
                 result = benchmark(
                     model, backend, batch=batch, threads=nthreads, warmup=warmup,
-                    min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share)
+                    min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
+                    pin=pin, cooldown_s=cool)
                 _learn(deadline, result, min_runs)
                 results.append(result)
             bar.advance()
@@ -192,7 +204,9 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
 
 
 def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
-    """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s)."""
+    """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s at the
+    p50, cv a fraction, noisy the reason of :func:`edgeopt.bench.noise.noisy` or empty, the
+    conditions' shares in %)."""
     s = result.stats
     return {
         "backend": result.backend, "backend_version": result.backend_version,
@@ -201,13 +215,23 @@ def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
         "prepare_ms": result.prepare_ms, "first_ms": result.first_ms,
         "warmup_runs": result.warmup_runs, "runs": len(result.latencies_ms),
         "min_ms": s and s.min, "mean_ms": s and s.mean, "std_ms": s and s.std,
-        "p50_ms": s and s.p50, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
+        "p50_ms": s and s.p50, "p50_low_ms": s and s.p50_low, "p50_high_ms": s and s.p50_high,
+        "cv": s and s.cv, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
         "max_ms": s and s.max, "ms_per_image": result.ms_per_image,
-        "throughput_ips": result.throughput, "stop_reason": result.stop_reason,
+        "throughput_ips": result.throughput, "noisy": noisy(result),
+        "stop_reason": result.stop_reason,
+        **_conditions_columns(result.conditions),
         "cpu_model": result.machine.get("cpu_model", ""),
         "flags": " ".join(result.machine.get("flags", [])),
         "error": result.error,
     }
+
+
+def _conditions_columns(c: dict) -> dict[str, object]:
+    """The conditions a CSV row carries: interference (%), load at the end, hottest zone
+    (C) at the end, pinning, throttling (:mod:`edgeopt.bench.conditions`); empty without."""
+    return {"other_cpu_pct": c.get("other_cpu_pct"), "steal_pct": c.get("steal_pct"), "load1": c.get("load1_end"),
+            "temp_c": c.get("temp_c_end"), "pinned": c.get("pinned"), "throttled": c.get("throttled")}
 
 
 def write_csv(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:

@@ -27,8 +27,12 @@ def bench(
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
     budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the command in seconds (start-up, loading and writing included)."),
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
+    pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
+    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
 ) -> None:
-    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles)."""
+    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
+    Each result records the conditions it was measured under (load, other processes' CPU
+    share, steal, frequency, temperature, throttling, pinning)."""
     from ..backends import registry
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..report.bench_table import print_bench
@@ -40,7 +44,8 @@ def bench(
     m = edgeopt.load_model(model, shape=shape)
     # The budget counts from when the command started; a part is kept for the table and plots.
     results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
-                            csv_ints(threads, "--threads"), budget_s=command_budget(budget))
+                            csv_ints(threads, "--threads"), budget_s=command_budget(budget), pin=pin,
+                            cooldown_s=cooldown)
     print_bench(results, out)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir)
     out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))

@@ -167,10 +167,12 @@ def constraint_values(drop: float, latency_ms: float, size_bytes: int, *, max_dr
 
 def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", point: "Point",
                    objective: str) -> dict[str, Any]:
-    """The user attributes of a fully measured trial."""
+    """The user attributes of a fully measured trial (``conditions``: what the machine was
+    doing while it was timed, :mod:`edgeopt.bench.conditions`)."""
     stats = bench.stats
     latency = stats.p50 if objective == "p50" else stats.p90
     return {"p50_ms": stats.p50, "p90_ms": stats.p90, "latency_ms": latency, "per_image_ms": latency / point.batch,
             "size_bytes": model.size_bytes, "drop": verdict.drop, "quality": verdict.quality,
             "quality_reason": verdict.reason, "latency_stats": stats.to_dict(),
-            "throughput_ips": bench.throughput, "passes": list(model.passes)}
+            "throughput_ips": bench.throughput, "passes": list(model.passes),
+            "conditions": bench.conditions}

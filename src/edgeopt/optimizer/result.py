@@ -129,7 +129,8 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
     outputs, preprocess, labels, latency_ms (min/mean/p50/p90/p99/max at the batch),
     throughput_ips, speedup_vs_original, speedup_vs_hand_picked, hand_picked_best,
     quality (vs the original fp32), float_layers, optimize (strategy, study, trial),
-    machine (with the CPU's ISA flags).
+    machine (with the CPU's ISA flags), conditions (what the machine was doing while the
+    winner was timed: :mod:`edgeopt.bench.conditions`; None for a run without them).
     """
     w, model, source = result.winner, result.winner_model, result.model
     return {
@@ -158,4 +159,5 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "float_layers": result.float_layers.get(w.label, []),
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
         "machine": machine_info(),
+        "conditions": w.attrs.get("conditions"),
     }

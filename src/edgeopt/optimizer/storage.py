@@ -17,18 +17,17 @@ resumed search fail the trials a killed process left running
 from __future__ import annotations
 
 import sqlite3
-import stat
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .._util.errorline import error_line
+from .._util.sqlite_file import sqlite_file_problem
 from ..errors import EdgeoptError
 
 HEARTBEAT_S = 10  # seconds between a running trial's heartbeats (Optuna takes an int)
 GRACE_S = 60  # seconds without a heartbeat after which a running trial is stale
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Tables every Optuna RDB storage has (since Optuna 1.x); another database lacks them.
 _OPTUNA_TABLES = {"studies", "trials", "version_info"}
 # pip packages of the DB-API drivers SQLAlchemy names (its default per dialect included).
@@ -106,31 +105,18 @@ def _check_sqlite_file(database: str | None, shown: str, *, resume: bool, defaul
         raise EdgeoptError(f"--storage {shown} keeps the study in memory, where neither --resume nor another "
                            f"worker finds it: name a file, e.g. sqlite:///study.db, or leave out --storage")
     path = Path(database)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    problem = sqlite_file_problem(path)
+    if problem == "absent":
         if resume:
             raise EdgeoptError(f"no search to resume: {path} does not exist: drop --resume, or pass the --out "
-                               f"(or --storage) of the search to continue") from None
+                               f"(or --storage) of the search to continue")
         if not default and not path.parent.is_dir():
             raise EdgeoptError(f"--storage {shown}: the folder {path.parent} does not exist: create it, or pass "
-                               f"another --storage") from None
+                               f"another --storage")
         return
-    except OSError as e:
-        raise EdgeoptError(f"cannot read the study database {path} ({e.strerror}): pass another --storage "
-                           f"or --out") from None
     fix = "move it away, or pass another --storage or --out"
-    if not stat.S_ISREG(st.st_mode):
-        raise EdgeoptError(f"the study database {path} is not a regular file: {fix}")
-    if st.st_size == 0:
-        raise EdgeoptError(f"the study database {path} is an empty file, not an Optuna study: {fix}")
-    try:
-        with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_MAGIC))
-    except OSError as e:
-        raise EdgeoptError(f"cannot read the study database {path} ({e.strerror}): {fix}") from None
-    if header != _SQLITE_MAGIC:
-        raise EdgeoptError(f"the study database {path} is not an SQLite database: {fix}")
+    if problem is not None:
+        raise EdgeoptError(f"the study database {path} is {problem}: {fix}")
     try:
         con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
         try:

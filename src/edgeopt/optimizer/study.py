@@ -86,7 +86,8 @@ class TrialRecord:
         return self.state == "complete" and self.duplicate_of is None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (with the label, recipe, status, passes and latency statistics)."""
+        """JSON-ready form (with the label, recipe, status, passes, latency statistics and
+        the conditions of the measurement)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -95,6 +96,7 @@ class TrialRecord:
         d["status"] = self.status
         d["passes"] = self.attrs.get("passes")
         d["latency_stats"] = self.attrs.get("latency_stats")
+        d["conditions"] = self.attrs.get("conditions")
         return d
 
 

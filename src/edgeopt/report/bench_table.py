@@ -1,32 +1,74 @@
-"""Terminal table of benchmark results."""
+"""Terminal table of benchmark results: the p50 is the headline, with its 95% interval and
+the CV; a noisy cell (:func:`edgeopt.bench.noise.noisy`) is marked and explained below."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from ..bench.harness import BenchResult
+from ..bench.noise import LEGEND, noisy
+from .conditions_text import conditions_line
+
+NOISY_MARK = "!"
+"""Appended to the CV of a noisy cell; the legend line under the table says what it means."""
+
+
+def ms(v: float | None) -> str:
+    """A latency in ms at three significant digits ("0.943", "21.3", "1234"); "-" for None."""
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 1000 else f"{v:.3g}"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """"low-high" in ms (:func:`ms` each), "-" when the interval is unknown."""
+    return "-" if low is None or high is None else f"{ms(low)}-{ms(high)}"
 
 
 def print_bench(results: Sequence[BenchResult], console: Console) -> None:
-    """One row per cell: backend, batch, threads, runs, prepare/first ms, latency
-    percentiles (ms), ms per image and images/s; a failed cell shows its error."""
-    table = Table("backend", "batch", "thr", "runs", "prep ms", "first ms", "mean",
-                  "p50", "p90", "p99", "ms/img", "img/s",
-                  title="latency per inference (ms); warm-up excluded")
+    """One row per cell: backend, batch, threads, runs, the p50 latency (ms) with its 95%
+    bootstrap interval and the CV (marked when the cell is noisy), the mean and p99, ms per
+    image and images/s (both at the p50); a failed cell says so. Under the table: the
+    prepare and first-inference times, the errors, what the noisy mark means (when a cell
+    has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  title="latency per inference (ms), p50 with its 95% interval; warm-up excluded")
+    for name in ("backend", "b", "t", "runs", "p50", "95% int.", "cv", "mean", "p99", "ms/img", "img/s"):
+        table.add_column(name, no_wrap=True, justify="left" if name == "backend" else "right")
+    reasons: list[str] = []
+    failed: list[str] = []
     for r in results:
         head = [r.backend, str(r.batch), str(r.threads)]
-        if r.error:
-            table.add_row(*head, "-", "-", "-", f"[red]{r.error}[/red]", *["-"] * 5)
+        if r.error or r.stats is None:
+            # The error goes under the table: in a column it would squeeze every number out.
+            table.add_row(*head, "0", "[red]-[/red]", *["-"] * 6)
+            failed.append(f"{r.backend} b{r.batch} t{r.threads}: {r.error or 'no timed runs'}")
             continue
-        s = r.stats
-        table.add_row(*head, str(s.n), f"{r.prepare_ms:.1f}", f"{r.first_ms:.2f}",
-                      *(f"{v:.3f}" for v in (s.mean, s.p50, s.p90, s.p99)),
-                      f"{r.ms_per_image:.3f}", f"{r.throughput:.1f}")
+        s, why = r.stats, noisy(r)
+        if why:
+            reasons.append(f"{r.backend} b{r.batch} t{r.threads}: {why}")
+        cv = f"{s.cv:.0%}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else "")
+        table.add_row(*head, str(s.n), f"[bold]{ms(s.p50)}[/bold]", interval(s.p50_low, s.p50_high), cv,
+                      ms(s.mean), ms(s.p99), ms(r.ms_per_image), f"{r.throughput:.4g}")
     console.print(table)
+    ran = [r for r in results if r.prepare_ms is not None and r.first_ms is not None]
+    if ran:
+        console.print("prepare / first inference (ms): " + ", ".join(
+            f"{r.backend} b{r.batch} t{r.threads} {r.prepare_ms:.1f} / {r.first_ms:.2f}" for r in ran))
+    for line in failed:
+        console.print(f"[red]failed[/red] {line}")
+    if reasons:
+        console.print(f"{NOISY_MARK} {LEGEND}:")
+        for line in reasons:
+            console.print(f"  {line}")
     if results and results[0].machine:
         m = results[0].machine
         console.print(f"machine: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
                       f"flags: {' '.join(m.get('flags', []))}")
+    line = conditions_line(results)
+    if line:
+        console.print(line)

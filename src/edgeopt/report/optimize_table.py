@@ -6,14 +6,16 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from ..bench.noise import LEGEND, noise_reason
 from ..optimizer.result import OptimizeResult
+from .bench_table import NOISY_MARK
 
 SHOWN = 20  # rows of the candidate table; the report lists every trial
 
 
 def print_optimize(result: OptimizeResult, console: Console) -> None:
-    """Print the measured candidates (fastest first), the fallback log, the notes and the
-    verdict."""
+    """Print the measured candidates (fastest first; a noisy latency marked, the reasons
+    under the table), the fallback log, the notes and the verdict."""
     measured = sorted((t for t in result.trials if t.measured), key=lambda t: t.per_image_ms)
     table = Table(title=f"{result.strategy}: {len(result.trials)} trials, {len(measured)} measured in full "
                         f"in {result.elapsed_s:.0f} s ({result.quality_metric} drop, latency per image)")
@@ -25,10 +27,18 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
     for col in ("ms/img", "drop", "MB"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True, min_width=8)
+    shaky = []
     for t in measured[:SHOWN]:
         status = "chosen" if t.number == result.winner.number else t.status
-        table.add_row(t.label, f"{t.per_image_ms:.3f}", f"{t.drop:.2f}", f"{t.size_bytes / 1e6:.2f}", status)
+        why = noise_reason((t.attrs.get("latency_stats") or {}).get("cv"), t.attrs.get("conditions"))
+        shaky += [f"{t.label}: {why}"] if why else []
+        table.add_row(t.label, f"{t.per_image_ms:.3f}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else ""),
+                      f"{t.drop:.2f}", f"{t.size_bytes / 1e6:.2f}", status)
     console.print(table)
+    if shaky:
+        console.print(f"{NOISY_MARK} {LEGEND}:")
+        for line in shaky:
+            console.print(f"  {line}")
     if len(measured) > SHOWN:
         console.print(f"... {len(measured) - SHOWN} slower candidates in report.md")
     for line in result.fallback:

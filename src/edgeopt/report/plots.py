@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from ..bench.noise import NOISY_CV, noisy
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 
@@ -24,9 +25,12 @@ if TYPE_CHECKING:
 def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.PathLike) -> list[Path]:
     """Two PNGs of a batch sweep, one line per (backend, threads):
 
-    - ``{path_prefix}_ms_per_image.png``: mean ms per image vs batch, log x and log y;
-    - ``{path_prefix}_throughput.png``: images/s vs batch, log x.
+    - ``{path_prefix}_ms_per_image.png``: p50 ms per image vs batch, log x and log y;
+    - ``{path_prefix}_throughput.png``: images/s at the p50 vs batch, log x.
 
+    Each point carries the 95% bootstrap interval of its p50 as an error bar
+    (:func:`edgeopt.bench.stats.p50_interval`); a noisy cell
+    (:func:`edgeopt.bench.noise.noisy`) is drawn as a hollow marker, said in the legend.
     Cells with an error or no runs are left out.
 
     Returns:
@@ -50,16 +54,31 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     prefix.parent.mkdir(parents=True, exist_ok=True)
     out = [prefix.with_name(prefix.name + "_ms_per_image.png"),
            prefix.with_name(prefix.name + "_throughput.png")]
-    _line_plot(lines, lambda r: r.ms_per_image, "ms per image (mean latency / batch)",
-               title, out[0], log_y=True)
-    _line_plot(lines, lambda r: r.throughput, "throughput (images/s)", title, out[1], log_y=False)
+    _line_plot(lines, per_image_interval, "ms per image (p50 latency / batch)", title, out[0], log_y=True)
+    _line_plot(lines, throughput_interval, "throughput (images/s at the p50)", title, out[1], log_y=False)
     return out
+
+
+def per_image_interval(r: "BenchResult") -> tuple[float, float, float]:
+    """(p50 ms per image, low, high): the p50 and its 95% interval divided by the batch."""
+    s = r.stats
+    low = s.p50 if s.p50_low is None else s.p50_low
+    high = s.p50 if s.p50_high is None else s.p50_high
+    return s.p50 / r.batch, low / r.batch, high / r.batch
+
+
+def throughput_interval(r: "BenchResult") -> tuple[float, float, float]:
+    """(images/s at the p50, low, high): the slow end of the p50 interval gives the low
+    throughput."""
+    mid, low, high = per_image_interval(r)
+    return 1000.0 / mid, 1000.0 / high, 1000.0 / low
 
 
 def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | None:
     """Per-image latency vs quality drop of an ``optimize`` run (grid or search): one point per
     measured trial (repeats left out), green feasible / red infeasible, squares hand-picked,
-    triangles from the accuracy-aware fallback, the chosen one starred, the Pareto front
+    triangles from the accuracy-aware fallback, the chosen one starred, the 95% interval of
+    each p50 as a horizontal bar (objective p50), the Pareto front
     as a step line, the quality budget as a dashed line; x is log scale when the
     latencies span more than 10x. The points carry their trial numbers, keyed beside the
     axes.
@@ -90,6 +109,7 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                    marker="*" if chosen else markers.get(t["origin"], "o"), s=260 if chosen else 45,
                    edgecolors="k" if chosen else "none")
         ax.annotate(str(t["number"]), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
+        _latency_bar(ax, t, summary["objective"], "tab:green" if t["feasible"] else "tab:red")
         if i < len(shown):
             key_lines.append(f"#{t['number']:<3} {t['label']}  {x:.3f} ms  drop {y:.2f}" + ("  (chosen)" if chosen else ""))
     if len(pts) > len(shown):
@@ -111,6 +131,8 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
                Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
                Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
                Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget {summary['max_drop']:g} {unit}")]
+    if summary["objective"] == "p50" and any((t.get("latency_stats") or {}).get("p50_low") is not None for t in pts):
+        handles.append(Line2D([], [], color="gray", marker="|", ls="-", lw=1, label="95% interval of the p50"))
     ax.legend(handles=handles, loc="best", fontsize=7)
     ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
     what = {"accuracy": "larger loss of top-1 agreement, accuracy", "agreement": "loss of top-1 agreement",
@@ -124,6 +146,18 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, Path(path))
     return Path(path)
+
+
+def _latency_bar(ax, trial: dict, objective: str, colour: str) -> None:
+    """The 95% interval of a trial's p50 per image as a horizontal error bar, when the
+    objective is the p50 and the trial's latency statistics carry the interval (trials
+    measured before it existed do not)."""
+    stats = trial.get("latency_stats") or {}
+    if objective != "p50" or stats.get("p50_low") is None:
+        return
+    x, batch = trial["per_image_ms"], trial["point"]["batch"]
+    ax.errorbar([x], [trial["drop"]], xerr=[[x - stats["p50_low"] / batch], [stats["p50_high"] / batch - x]],
+                fmt="none", ecolor=colour, alpha=0.6, capsize=2, lw=1, zorder=2)
 
 
 def _figure(size: tuple[float, float]):
@@ -144,11 +178,22 @@ def _save(fig, path: Path, *, outside_legend: bool = False) -> None:
 
 
 def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool) -> None:
+    """``value(result) -> (y, low, high)``: a line per entry of ``lines`` with error bars."""
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogFormatter, NullLocator
 
     fig, ax = _figure((6.4, 4.4))
+    any_noisy = False
     for label, rows in sorted(lines.items()):
-        ax.plot([r.batch for r in rows], [value(r) for r in rows], marker="o", label=label)
+        pts = [value(r) for r in rows]
+        ys = [p[0] for p in pts]
+        yerr = [[p[0] - p[1] for p in pts], [p[2] - p[0] for p in pts]]
+        drawn = ax.errorbar([r.batch for r in rows], ys, yerr=yerr, marker="o", capsize=4, label=label)
+        colour = drawn.lines[0].get_color()
+        hollow = [(r.batch, y) for r, y in zip(rows, ys) if noisy(r)]
+        if hollow:
+            any_noisy = True
+            ax.scatter(*zip(*hollow), s=60, facecolors="white", edgecolors=colour, zorder=3)
     batches = sorted({r.batch for rows in lines.values() for r in rows})
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches, [str(b) for b in batches])
@@ -158,12 +203,21 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
         # Plain numbers ("2", "0.5") read better than the default "2x10^0" labels;
         # LogFormatter still thins minor labels when the range spans many decades.
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+        low, high = ax.get_ylim()
+        # Within a decade (a few cells, close together) LogFormatter writes "9e-01": there
+        # the few minor ticks carry plain numbers too.
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}") if high / low < 10
+                                     else LogFormatter(labelOnlyBase=False))
     ax.set_xlabel("batch size")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="gray", marker="|", ms=10, ls="", label="95% interval of the p50"))
+    if any_noisy:
+        handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="",
+                              label=f"noisy (CV > {NOISY_CV:.0%} or interference)"))
+    ax.legend(handles=handles, fontsize=8)
     _save(fig, path)
 
 

@@ -7,18 +7,30 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from .plots import per_image_interval, throughput_interval
+
 if TYPE_CHECKING:
     from ..suites.run import SuiteCell, SuiteRun
 
-UNITS = {"ms_per_image": "ms per image (mean latency / batch)", "images_per_s": "images/s"}
+UNITS = {"ms_per_image": "ms per image (p50 latency / batch)", "images_per_s": "images/s (at the p50 latency)"}
 
 
 def value(cell: "SuiteCell", metric: str) -> float | None:
-    """The suite's number for one cell: ms per image or images/s (None without runs)."""
+    """The suite's number for one cell: ms per image or images/s, both at the p50 (None
+    without runs)."""
     r = cell.result
     if not r.ok:
         return None
     return r.ms_per_image if metric == "ms_per_image" else r.throughput
+
+
+def bounds(cell: "SuiteCell", metric: str) -> tuple[float, float] | None:
+    """The 95% interval of :func:`value` (from the p50's bootstrap interval), low first;
+    None without runs."""
+    if not cell.result.ok:
+        return None
+    _, low, high = (per_image_interval if metric == "ms_per_image" else throughput_interval)(cell.result)
+    return low, high
 
 
 def line_label(cell: "SuiteCell", variants: int) -> str:

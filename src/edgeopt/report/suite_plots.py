@@ -1,4 +1,5 @@
-"""Plots of a suite run (PNG): the seed studies' figures.
+"""Plots of a suite run (PNG): the seed studies' figures, each point or bar with the 95%
+interval of its p50 as an error bar.
 
 A batch sweep gets the Raspberry Pi study's pair, the suite's number vs batch size with a
 linear and a log y axis, one panel per model and one line per runtime; a single-batch
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .plots import _save
-from .suite_data import UNITS, by_model, value
+from .suite_data import UNITS, bounds, by_model, value
 
 if TYPE_CHECKING:
     from ..suites.run import SuiteRun
@@ -76,9 +77,13 @@ def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
     fig, axes = _grid(len(models), (6.4, 4.6))
     for ax, (ref, rows) in zip(axes, models.items()):
         for label, cells in rows.items():
-            pts = [(c.result.batch, value(c, metric)) for c in cells if value(c, metric) is not None]
-            if pts:
-                ax.plot(*zip(*pts), label=label, markersize=4, **styles[label])
+            ran = [c for c in cells if value(c, metric) is not None]
+            if ran:
+                ys = [value(c, metric) for c in ran]
+                yerr = [[y - bounds(c, metric)[0] for c, y in zip(ran, ys)],
+                        [bounds(c, metric)[1] - y for c, y in zip(ran, ys)]]
+                ax.errorbar([c.result.batch for c in ran], ys, yerr=yerr, capsize=3, label=label,
+                            markersize=4, **styles[label])
         ax.set_xscale("log", base=2)
         ax.set_xticks(run.spec.batches, [str(b) for b in run.spec.batches])
         ax.xaxis.set_minor_locator(NullLocator())
@@ -95,7 +100,8 @@ def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle(f"{run.spec.name} on {run.machine.get('cpu_model', '')} ({'log' if log else 'linear'} scale)",
+    fig.suptitle(f"{run.spec.name} on {run.machine.get('cpu_model', '')} ({'log' if log else 'linear'} scale; "
+                 f"bars: 95% interval of the p50)",
                  fontsize=10)
     _save(fig, path, outside_legend=True)
 
@@ -109,15 +115,19 @@ def _bars(run: "SuiteRun", models: dict, path: Path) -> None:
     width = 0.8 / max(len(labels), 1)
     x = np.arange(len(models))
     for i, label in enumerate(labels):
-        heights = []
+        heights, errs = [], [[], []]
         for rows in models.values():
             cells = rows.get(label, [])
             v = value(cells[0], metric) if cells else None
             heights.append(np.nan if v is None else v)
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=label)
+            low, high = (v, v) if v is None else bounds(cells[0], metric)
+            errs[0].append(0.0 if v is None else v - low)
+            errs[1].append(0.0 if v is None else high - v)
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, yerr=errs, capsize=3, label=label)
     ax.set_xticks(x, [ref.removeprefix("zoo:") for ref in models], rotation=20, fontsize=8)
     ax.set_ylabel(UNITS[metric], fontsize=8)
-    ax.set_title(f"{run.spec.name} on {run.machine.get('cpu_model', '')}, batch {run.spec.batches[0]}",
+    ax.set_title(f"{run.spec.name} on {run.machine.get('cpu_model', '')}, batch {run.spec.batches[0]} "
+                 f"(black bars: 95% interval of the p50)",
                  fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)

@@ -1,6 +1,7 @@
 """A suite run written the way the seed studies present results: a JSON file with every
 cell, a Markdown report with one table per model (rows: runtime x threads x precision,
-columns: batch size, each number with the runs behind it), who wins where and by how
+columns: batch size, each number at the p50 with its 95% interval and the runs behind
+it, noisy cells marked), who wins where and by how
 much, and plots (linear and log for batch sweeps, bars for a single batch)."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from ..bench.sweep import JSON_SCHEMA
 from .._util.atomic import write_staged
-from .suite_data import UNITS, by_model, value
+from ..bench.compare import median_ratio_interval
+from ..bench.noise import LEGEND, noisy
+from .suite_data import UNITS, bounds, by_model, value
 from .suite_plots import plot_suite
 
 if TYPE_CHECKING:
@@ -48,7 +51,8 @@ def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int
 
 
 def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None = None) -> str:
-    """The report: setting, one table per model, who wins where, the plots, what did not run."""
+    """The report: setting, one table per model, who wins where, the plots, the noisy cells,
+    what did not run."""
     spec, m = run.spec, run.machine
     metric = spec.metric
     lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
@@ -68,10 +72,20 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     lines += ["## Who wins where", ""] + _winners(run) + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    shaky = _noisy(run)
+    if shaky:
+        lines += ["## Noisy cells", "", f"Marked ! above ({LEGEND}): their runs spread widely, so read "
+                  "their p50 with its interval and confirm on a quieter machine:", ""] + shaky + [""]
     problems = _problems(run)
     if problems:
         lines += ["## Cells that did not run", ""] + problems + [""]
     return "\n".join(lines)
+
+
+def _noisy(run: "SuiteRun") -> list[str]:
+    """One line per noisy cell: the cell and the reason of :func:`edgeopt.bench.noise.noisy`."""
+    return [f"- {c.ref.removeprefix('zoo:')} {c.variant} {c.result.backend} t{c.result.threads} "
+            f"b{c.result.batch}: {why}" for c in run.cells if (why := noisy(c.result))]
 
 
 def _runtime_notes(run: "SuiteRun") -> list[str]:
@@ -115,34 +129,50 @@ def _table(rows: dict[str, list["SuiteCell"]], batches: tuple[int, ...], metric:
             if c is None or not c.result.ok:
                 parts.append("skipped" if c is not None and c.skipped else "x")
             else:
-                parts.append(f"{_fmt(value(c, metric), metric)} ({len(c.result.latencies_ms)})")
+                low, high = bounds(c, metric)
+                mark = " !" if noisy(c.result) else ""
+                parts.append(f"{_fmt(value(c, metric), metric)} [{_fmt(low, metric)}-{_fmt(high, metric)}] "
+                             f"({len(c.result.latencies_ms)}){mark}")
         out.append(f"| {label} | " + " | ".join(parts) + " |")
     out.append("")
-    out.append("Numbers in brackets: timed runs. x: could not run (see below); skipped: did not fit the budget.")
+    out.append("Each number is at the p50 latency, with its 95% bootstrap interval in square brackets and the "
+               "timed runs in round ones; ! " + LEGEND.replace("noisy:", "noisy (see below):") + ". x: could "
+               "not run (see below); skipped: did not fit the budget.")
     return out
 
 
 def _winners(run: "SuiteRun") -> list[str]:
-    """Per model and batch: the fastest runtime, by how much it beats the runner-up and the
-    slowest (ratios of the same metric measured in this run)."""
+    """Per model and batch: the fastest runtime, by how much it beats the runner-up (with the
+    95% bootstrap interval of that ratio, :func:`edgeopt.bench.compare.median_ratio_interval`;
+    "tie" when it holds 1) and the slowest (ratios of the p50s measured in this run)."""
     metric = run.spec.metric
-    out = ["| model | batch | fastest | value | vs runner-up | vs slowest |", "|---|---|---|---|---|---|"]
+    out = ["| model | batch | fastest | value | vs runner-up [95%] | vs slowest |", "|---|---|---|---|---|---|"]
     for ref, rows in by_model(run).items():
-        per_batch: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        per_batch: dict[int, list[tuple[float, str, SuiteCell]]] = defaultdict(list)
         for label, cells in rows.items():
             for c in cells:
                 v = value(c, metric)
                 if v is not None:
-                    per_batch[c.result.batch].append((v, label))
+                    per_batch[c.result.batch].append((v, label, c))
         for batch in sorted(per_batch):
-            vals = sorted(per_batch[batch], reverse=metric == "images_per_s")  # best first
+            # Best first; ties in value keep grid order.
+            vals = sorted(per_batch[batch], key=lambda t: -t[0] if metric == "images_per_s" else t[0])
             best = vals[0]
             ratio = (lambda a, b: a / b) if metric == "images_per_s" else (lambda a, b: b / a)
-            second = f"{ratio(best[0], vals[1][0]):.2f}x ({vals[1][1]})" if len(vals) > 1 else "-"
+            second = _runner_up(best, vals[1]) if len(vals) > 1 else "-"
             worst = f"{ratio(best[0], vals[-1][0]):.2f}x ({vals[-1][1]})" if len(vals) > 2 else "-"
             out.append(f"| {ref.removeprefix('zoo:')} | {batch} | {best[1]} | {_fmt(best[0], metric)} | "
                        f"{second} | {worst} |")
+    out += ["", "vs runner-up: the runner-up's p50 over the fastest's, with its 95% bootstrap interval over "
+            "the runs of both cells (in-run jitter only: the cells ran one after the other); tie: the "
+            "interval holds 1, so this run does not separate them."]
     return out
+
+
+def _runner_up(best: tuple, second: tuple) -> str:
+    ratio, low, high = median_ratio_interval(best[2].result.latencies_ms, second[2].result.latencies_ms)
+    tie = "tie: " if low <= 1.0 else ""
+    return f"{tie}{ratio:.2f}x [{low:.2f}-{high:.2f}] ({second[1]})"
 
 
 def _problems(run: "SuiteRun") -> list[str]:

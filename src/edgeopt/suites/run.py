@@ -107,7 +107,7 @@ class SuiteSpec:
         backends: registry names (None: every timed backend registered).
         threads: thread counts (:data:`ALL_CPUS` = the machine's logical CPUs).
         batches: batch sizes, increasing.
-        metric: "ms_per_image" (mean latency / batch, the Raspberry Pi study's unit) or
+        metric: "ms_per_image" (p50 latency / batch; the Raspberry Pi study's unit, at its mean) or
             "images_per_s" (the NNPACK study's unit).
         variants: precisions.
         min_runs: timed runs a cell aims for (the seed studies ran 100 forward passes).
