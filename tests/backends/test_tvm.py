@@ -7,7 +7,6 @@ library cached by an earlier run can never make a compile test pass by loading i
 from __future__ import annotations
 
 import stat
-import time
 from pathlib import Path
 
 import numpy as np
@@ -197,9 +196,8 @@ def test_a_tiny_metaschedule_run_via_the_environment_is_reported_as_tuned(monkey
     measuring worker's start-up); the result must still match the reference."""
     monkeypatch.setenv(tvm_backend.TRIALS_ENV, "4")
     model = _tiny_conv()
-    start = time.perf_counter()
+    # How long tuning takes is this machine's load, not a property to assert here.
     session = registry.get("tvm").prepare(model, threads=1)
-    assert time.perf_counter() - start < 60
     assert (session.tuned, session.tune_trials) == (True, 4)
     tune = session.builds[0].tune
     assert tune is not None and tune.strategy == "replay-trace"

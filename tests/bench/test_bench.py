@@ -289,13 +289,41 @@ def test_benchmark_keeps_running_until_min_time(seednet):
     assert r.stop_reason == "target" and len(r.latencies_ms) >= 3
 
 
-def test_benchmark_cap_stops_the_cell(seednet):
-    t0 = time.perf_counter()
-    r = benchmark(seednet, "ort", batch=1, threads=1, warmup=1000, min_runs=10**7,
+class _NsClock:
+    """``time`` for the harness module with an injected ``perf_counter_ns``."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_benchmark_cap_stops_the_cell(seednet, register, monkeypatch):
+    from edgeopt.bench import harness
+
+    clock = _NsClock()
+    monkeypatch.setattr(harness, "time", clock)
+
+    class OneMsSession(CountingSession):  # each run takes 1 ms on the injected clock
+        def run(self, feeds):
+            clock.ns += 1_000_000
+            return super().run(feeds)
+
+    class OneMs(CountingBackend):
+        def _prepare(self, model, *, threads):
+            return OneMsSession(threads)
+
+    register("counting", OneMs())
+    r = benchmark(seednet, "counting", batch=1, threads=1, warmup=1000, min_runs=10**7,
                   min_time_s=0.0, max_time_s=0.3)
-    assert time.perf_counter() - t0 < 0.3 + 5.0  # a bound with a generous margin
-    assert r.stop_reason == "max_time" and 3 <= len(r.latencies_ms) < 10**7
-    assert r.warmup_runs < 1000
+    # First run ends at 1 ms; warm-up gets 20% of the rest (to 60.8 ms); timed runs until 300 ms.
+    assert r.stop_reason == "max_time" and r.first_ms == 1.0
+    assert r.warmup_runs == 60 and len(r.latencies_ms) == 239 and set(r.latencies_ms) == {1.0}
+    assert clock.ns == 300_000_000  # the cap holds to the run
 
 
 def test_benchmark_zero_cap_still_gets_floor_runs(seednet):
@@ -390,16 +418,63 @@ def test_benchmark_refuses_untimed_backend_and_bad_settings(seednet, register):
 
 
 # -- sweep ---------------------------------------------------------------------------------------
-def test_sweep_respects_budget(seednet, register):
+class FakeCells:
+    """Stands in for benchmark(): each cell takes ``prepare_s`` plus ``per_image_s`` x batch
+    for each of 3 runs on an injected clock, and ends at its cap when it has more runs to do."""
+
+    def __init__(self, clock, prepare_s=0.5, per_image_s=0.1, runs=3):
+        self.clock, self.prepare_s, self.per_image_s, self.runs = clock, prepare_s, per_image_s, runs
+        self.caps = []
+
+    def __call__(self, model, backend, *, batch, threads, max_time_s, **kw):
+        self.caps.append(max_time_s)
+        run_s = self.per_image_s * batch
+        n = max(3, min(self.runs, int((max_time_s - self.prepare_s) / run_s)))
+        self.clock.advance(self.prepare_s + n * run_s)
+        return BenchResult(backend=backend, backend_version="1", model=model.name,
+                           model_sha256=model.sha256, batch=batch, threads=threads, machine={},
+                           prepare_ms=self.prepare_s * 1e3, first_ms=run_s * 1e3,
+                           latencies_ms=[run_s * 1e3] * n, stop_reason="max_time")
+
+
+def test_sweep_respects_budget(seednet, register, monkeypatch):
+    from edgeopt._util.deadline import FakeClock
+    from edgeopt.bench import sweep as sweep_mod
+
     register("ort-twin", OrtTwin())
-    budget = 3.0
-    t0 = time.perf_counter()
-    results = sweep(seednet, ["ort", "ort-twin"], [1, 2, 4], 1, budget_s=budget, progress=False)
-    wall = time.perf_counter() - t0
-    assert wall < budget + 3.0  # a bound with a generous margin for a loaded machine
+    clock = FakeClock()
+    cells = FakeCells(clock, runs=10**6)
+    monkeypatch.setattr(sweep_mod, "benchmark", cells)
+    results = sweep(seednet, ["ort", "ort-twin"], [1, 2, 4], 1, budget_s=12.0, progress=False,
+                    clock=clock)
     assert [(r.backend, r.batch) for r in results] == [
         (b, n) for b in ("ort", "ort-twin") for n in (1, 2, 4)]
-    assert all(r.error is None and len(r.latencies_ms) >= 1 for r in results)
+    # Cells that always use their whole cap: the first gets an even share of the budget,
+    # later ones their floor estimate plus a share of what the floors leave.
+    assert all(r.error is None and len(r.latencies_ms) >= 3 for r in results[:5])
+    assert cells.caps[0] == pytest.approx(12.0 / 6)
+    assert [len(r.latencies_ms) for r in results[:5]] == [15, 7, 6, 8, 7]
+    # The last cell's floor (~3.2 s with the margin) does not fit the 2 s left: not started.
+    assert results[5].error == "skipped: a cell needs ~3.2 s and 2.0 s of the budget are left"
+    assert clock.now <= 12.0  # the budget holds
+
+
+def test_sweep_skips_a_cell_whose_floor_does_not_fit(seednet, monkeypatch):
+    from edgeopt._util.deadline import FakeClock
+    from edgeopt.bench import sweep as sweep_mod
+
+    clock = FakeClock()
+    # A cell: 0.5 s prepare + 3 runs of batch x 0.25 s. After batch 1 (1.25 s) the floor
+    # estimate (x 1.5) of batch 4 is 0.75 + 4 x 1.5 = 6.75 s > 4.75 s left; batch 2 needs 3.75 s.
+    monkeypatch.setattr(sweep_mod, "benchmark", FakeCells(clock, prepare_s=0.5, per_image_s=0.25))
+    results = sweep(seednet, ["ort"], [1, 4, 2], 1, budget_s=6.0, progress=False, clock=clock)
+    assert results[0].error is None
+    four, two = results[1:]
+    assert four.error == "skipped: a cell needs ~6.8 s and 4.8 s of the budget are left"
+    assert four.latencies_ms == []
+    assert (four.backend, four.batch, four.threads) == ("ort", 4, 1)
+    assert two.error is None and len(two.latencies_ms) == 3  # a smaller cell after it still fits
+    assert clock.now == pytest.approx(1.25 + 2.0)
 
 
 def test_sweep_records_broken_backend_and_refuses_oracle(seednet, register):
@@ -415,13 +490,20 @@ def test_sweep_records_broken_backend_and_refuses_oracle(seednet, register):
         sweep(seednet, ["ort"], [1], [1], budget_s=0)
 
 
-def test_sweep_gives_the_share_of_a_missing_backend_to_the_others(seednet, register):
+def test_sweep_gives_the_share_of_a_missing_backend_to_the_others(seednet, register, monkeypatch):
+    from edgeopt._util.deadline import FakeClock
+    from edgeopt.bench import sweep as sweep_mod
+
     register("missing", MissingBackend())
-    t0 = time.perf_counter()
+    clock = FakeClock()
+    real = sweep_mod.benchmark
+    fake = FakeCells(clock, prepare_s=0.0, per_image_s=0.01, runs=10**7)
+    monkeypatch.setattr(sweep_mod, "benchmark",
+                        lambda m, b, **kw: real(m, b, **kw) if b == "missing" else fake(m, b, **kw))
     ort, missing = sweep(seednet, ["ort", "missing"], [1], [1], budget_s=0.6, min_runs=10**7,
-                         progress=False)
-    # Split over both cells, ort would stop at 0.3 s; the missing one takes no share.
-    assert time.perf_counter() - t0 >= 0.55
+                         progress=False, clock=clock)
+    # Split over both cells, ort would get 0.3 s; the missing one takes no share.
+    assert fake.caps == [pytest.approx(0.6)]
     assert ort.stop_reason == "max_time" and "not installed" in missing.error
 
 

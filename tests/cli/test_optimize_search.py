@@ -42,9 +42,9 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
     assert deploy["backend"] == "ort" and deploy["threads"] == 1 and deploy["batch"] == 1
     assert deploy["recipe"] == summary["winner"].split("@")[0]
     assert summary["task"] == "classify" and summary["quality_metric"] == "top-1 agreement and accuracy"
-    # Loose on purpose: on a loaded 2-core machine a trial under way finishes past the
-    # budget; how closely a budget holds belongs to a test with an injected clock.
-    assert summary["elapsed_s"] <= 2 * 45
+    # How closely the budget holds is tested on an injected clock (tests/optimizer/test_engine.py:
+    # test_a_trial_that_does_not_fit_the_time_left_is_not_started), not on this machine's load.
+    assert summary["budget_s"] == 45 and summary["elapsed_s"] > 0
     labels = [t["label"] for t in summary["trials"]]
     assert "fp32@ort t1 b1" in labels and "int8-ort-defaults@ort t1 b1" in labels
     assert all(t["feasible"] for t in summary["pareto"])

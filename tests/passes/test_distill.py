@@ -150,17 +150,47 @@ def test_unlabeled_distillation_recovers_the_pruned_student(digits, teacher):
     assert all(not m._forward_hooks for m in [*teacher.modules(), *student.modules()])
 
 
-def test_time_budget_is_respected(digits, teacher):
-    config = dataclasses.replace(QUIET, max_epochs=100_000, time_budget_s=1.0)
-    start = time.perf_counter()
+@pytest.fixture
+def ticking(monkeypatch):
+    """An injected clock on which a training step takes 0.05 s and an evaluation 0.2 s,
+    whatever the machine's load."""
+    from edgeopt._util.deadline import FakeClock
+    from edgeopt.passes.distill import training
+
+    clock = FakeClock()
+    step, evaluate = training._Run._step, training._Run._evaluate
+
+    def slow_step(self, idx):
+        clock.advance(0.05)
+        return step(self, idx)
+
+    def slow_evaluate(self, *args):
+        clock.advance(0.2)
+        return evaluate(self, *args)
+
+    monkeypatch.setattr(training._Run, "_step", slow_step)
+    monkeypatch.setattr(training._Run, "_evaluate", slow_evaluate)
+    return clock
+
+
+def test_time_budget_is_respected(digits, teacher, ticking):
+    config = dataclasses.replace(QUIET, max_epochs=100_000, time_budget_s=3.0)
     result = distill(_prune(teacher), teacher, digits["cal"][0], val_images=digits["test"][0],
-                     config=config)
-    wall = time.perf_counter() - start
-    epoch = max(b["seconds"] - a["seconds"] for a, b in zip(result.history, result.history[1:]))
+                     config=config, clock=ticking)
     assert result.stopped_because == "budget"
-    # The budget is checked after every step; only one step and the last evaluation
-    # (less than one epoch with its evaluation) may run past it.
-    assert wall <= config.time_budget_s + 2 * epoch
+    # Before each step the longest step and evaluation (x 1.2) must fit: the final
+    # evaluation ends within the budget, and less than one step plus one evaluation is left.
+    assert 3.0 - 1.2 * (0.05 + 0.2) <= ticking.now <= 3.0
+    assert result.history[-1]["seconds"] == pytest.approx(ticking.now)
+
+
+def test_the_learning_rate_probe_and_the_main_run_share_the_budget(digits, teacher, ticking):
+    config = dataclasses.replace(QUIET, max_epochs=100_000, time_budget_s=4.0, lr_probe=(1e-7, 3e-3),
+                                 probe_share=0.5)
+    result = distill(_prune(teacher), teacher, digits["cal"][0], val_images=digits["test"][0],
+                     config=config, clock=ticking)
+    assert [lr for lr, _ in result.lr_probe] == [1e-7, 3e-3] and result.stopped_because == "budget"
+    assert 4.0 - 1.2 * (0.05 + 0.2) <= ticking.now <= 4.0
 
 
 def test_target_agreement_stops_early(digits, teacher):
@@ -330,14 +360,12 @@ def test_learning_rate_probe_picks_the_rate_that_recovers_best(digits, teacher):
     # the probe must see that and train on with the larger rate.
     config = dataclasses.replace(QUIET, max_epochs=100_000, time_budget_s=6.0, lr_probe=(1e-7, 3e-3),
                                  probe_share=0.5)
-    start = time.perf_counter()
     result = distill(_prune(teacher), teacher, digits["cal"][0], val_images=digits["test"][0], config=config)
-    wall = time.perf_counter() - start
     assert [lr for lr, _ in result.lr_probe] == [1e-7, 3e-3]
     tiny, good = (score for _, score in result.lr_probe)
     assert good > tiny + 10.0
     assert result.lr == 3e-3
     assert result.agreement_after >= good - 1.0  # training went on from the probe's winner
-    assert wall < config.time_budget_s + 3.0
+    # How the probe and the main run hold the budget is tested on an injected clock above.
     with pytest.raises(PassError, match="probe_share"):
         DistillConfig(lr_probe=(1e-3,), probe_share=1.0)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from edgeopt._util.deadline import FakeClock
 from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
 from edgeopt.suites import run as suite_mod
@@ -64,22 +66,133 @@ def _spec(**kw) -> SuiteSpec:
     return SuiteSpec(**{**base, **kw})
 
 
-def test_cells_share_the_budget_and_unaffordable_batches_are_skipped(sleepy, seednet) -> None:
-    t0 = time.perf_counter()
-    run = run_suite(_spec(), budget_s=3.0, progress=False, load=lambda ref: seednet)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 3.0 + 0.5  # the deadline holds (the batch-1 cell stops at its share)
+class _ClockSession(Session):
+    """Each run advances the injected clock by ``per_image_s * batch``: a cost no load can change."""
+
+    def __init__(self, backend: "_ClockBackend", threads: int) -> None:
+        self.backend, self.threads, self.be, self.tuned = backend.name, threads, backend, False
+
+    def run(self, feeds):
+        batch = next(iter(feeds.values())).shape[0]
+        self.be.clock.advance(self.be.per_image_s * batch)
+        return [np.zeros((batch, 1), np.float32)]
+
+
+class _ClockBackend(Backend):
+    def __init__(self, name: str, clock: FakeClock, per_image_s: float, prepare_s: float = 0.1) -> None:
+        self.name, self.clock, self.per_image_s, self.prepare_s = name, clock, per_image_s, prepare_s
+        self.prepared: list[str] = []
+
+    def version(self) -> str:
+        return "1.0"
+
+    def _prepare(self, model, *, threads):
+        self.prepared.append(self.name)
+        self.clock.advance(self.prepare_s)
+        return _ClockSession(self, threads)
+
+
+def _fake_time_session(clock: FakeClock, log: list):
+    """time_session's loop on the injected clock: a first run, then >= 3 timed runs, up to
+    min_runs within max_time_s (the harness's own cap reads the real clock)."""
+    def fake(session, model, *, batch, min_runs, min_time_s, max_time_s, prepare_ms=None):
+        log.append((model.name, session.backend, batch))
+        feeds = {"input": np.zeros((batch, 1), np.float32)}
+        start = clock()
+        session.run(feeds)
+        first_ms, lat = (clock() - start) * 1e3, []
+        while len(lat) < 3 or (len(lat) < min_runs and clock() - start < max_time_s):
+            t0 = clock()
+            session.run(feeds)
+            lat.append((clock() - t0) * 1e3)
+        return BenchResult(backend=session.backend, backend_version="1.0", model=model.name,
+                           model_sha256=model.sha256, batch=batch, threads=session.threads, machine={},
+                           prepare_ms=prepare_ms, first_ms=first_ms, latencies_ms=lat,
+                           stop_reason="target" if len(lat) >= min_runs else "max_time")
+    return fake
+
+
+@pytest.fixture
+def clocked(monkeypatch):
+    """Fake backends slow, mid and fast (1.0, 0.2, 0.05 s per image) on one injected clock;
+    models named by their reference; returns (clock, backends, time_session log, load)."""
+    clock = FakeClock()
+    bes = {n: _ClockBackend(n, clock, s) for n, s in (("slow", 1.0), ("mid", 0.2), ("fast", 0.05))}
+    real = registry.get
+    monkeypatch.setattr(registry, "get", lambda name: bes[name] if name in bes else real(name))
+    log: list = []
+    monkeypatch.setattr(suite_mod, "time_session", _fake_time_session(clock, log))
+
+    def load(ref):  # what the suite reads of a Model; the fake time_session runs no graph
+        return SimpleNamespace(name=ref.removeprefix("zoo:"), sha256="0" * 64, size_bytes=1000)
+    return clock, bes, log, load
+
+
+def test_suite_goes_breadth_first_on_the_fastest_runtimes(clocked) -> None:
+    clock, bes, log, load = clocked
+    spec = _spec(models=("zoo:a", "zoo:b", "zoo:c"), backends=("slow", "mid", "fast"), batches=(1, 4),
+                 min_runs=5)
+    run = run_suite(spec, budget_s=1000.0, progress=False, load=load, clock=clock)
+    # Probe: the first model at batch 1 on every backend; then every model at batch 1 on the
+    # two fastest; only then batch 4 and the slowest runtime.
+    assert log[:3] == [("a", "slow", 1), ("a", "mid", 1), ("a", "fast", 1)]
+    assert log[3:7] == [("b", "fast", 1), ("b", "mid", 1), ("c", "fast", 1), ("c", "mid", 1)]
+    assert log[7:10] == [("a", "fast", 4), ("a", "mid", 4), ("a", "slow", 4)]
+    assert len(log) == 3 * 3 * 2 and len(set(log)) == len(log)  # every cell once
+    # Reported in grid order (model, backend in the suite's order, batch).
+    assert [(c.ref, c.result.backend, c.result.batch) for c in run.cells] == [
+        (m, b, n) for m in spec.models for b in spec.backends for n in spec.batches]
+    assert all(c.result.ok for c in run.cells) and run.elapsed_s == clock.now
+
+
+def test_a_short_budget_covers_every_model_and_holds(clocked) -> None:
+    clock, bes, log, load = clocked
+    spec = _spec(models=("zoo:a", "zoo:b", "zoo:c", "zoo:d"), backends=("slow", "mid", "fast"),
+                 batches=(1, 4, 16), min_runs=100)
+    run = run_suite(spec, budget_s=20.0, progress=False, load=load, clock=clock)
+    ran = {(c.ref, c.result.backend, c.result.batch) for c in run.cells if c.result.ok}
+    # Grid order would have spent it all on zoo:a; breadth first, every model ran at batch 1
+    # on the two fastest runtimes.
+    assert {(m, b, 1) for m in spec.models for b in ("fast", "mid")} <= ran
+    assert clock.now <= 20.0 * 1.05
+    skipped = [c for c in run.cells if c.skipped]
+    assert skipped and all(c.result.error.startswith("skipped: ") for c in skipped)
+    assert len(run.cells) == 4 * 3 * 3
+
+
+def test_suite_backends_restricts_the_runtimes(clocked) -> None:
+    clock, bes, log, load = clocked
+    spec = _spec(backends=("slow", "mid", "fast"))
+    run = run_suite(spec, budget_s=100.0, progress=False, load=load, clock=clock, backends=("fast",))
+    assert {c.result.backend for c in run.cells} == {"fast"} and bes["slow"].prepared == []
+    with pytest.raises(EdgeoptError, match="suite t does not run tvm: --backends takes some of slow,mid,fast"):
+        run_suite(spec, budget_s=100.0, progress=False, load=load, clock=clock, backends=("tvm",))
+
+
+def test_time_spent_before_the_run_counts(clocked) -> None:
+    clock, bes, log, load = clocked
+    spec = _spec(models=("zoo:a", "zoo:b"), backends=("fast",), batches=(1,), min_runs=10**6)
+    run = run_suite(spec, budget_s=10.0, progress=False, load=load, clock=clock, spent_s=4.0)
+    assert clock.now <= 10.0 - 4.0 and run.elapsed_s == pytest.approx(clock.now + 4.0)
+    assert run.budget_s == 10.0
+
+
+def test_cells_share_the_budget_and_unaffordable_batches_are_skipped(clocked) -> None:
+    clock, bes, log, load = clocked
+    bes["sleepy"] = _ClockBackend("sleepy", clock, 0.02, prepare_s=0.0)
+    run = run_suite(_spec(), budget_s=4.0, progress=False, load=load, clock=clock)
+    assert clock.now <= 4.0 - 1.2  # the deadline holds (30% of so short a budget kept for the report)
     b1, b8, b64 = run.cells
     assert b1.result.ok and not b1.skipped
-    # 0.02 s per run: the first run, warm-up and >= 3 timed runs in a ~0.95 s share.
-    assert 3 <= len(b1.result.latencies_ms) < 100 and b1.result.stop_reason == "max_time"
-    assert b1.result.stats.p50 == pytest.approx(20, rel=0.5)
+    # 0.02 s per run: the first run and the timed runs within its 0.93 s share.
+    assert len(b1.result.latencies_ms) == 46 and b1.result.stop_reason == "max_time"
+    assert b1.result.stats.p50 == pytest.approx(20)
     # batch 8 would take 3 x 0.16 s = 0.48 s: it fits its share and runs; batch 64 (3 x 1.28 s) cannot.
     assert b8.result.ok
     assert b64.skipped and not b64.result.latencies_ms
-    assert "one run takes ~1.3 s" in b64.result.error and "share" in b64.result.error
+    assert "one run takes ~1.5 s" in b64.result.error and "share" in b64.result.error
     assert run.sessions == [{"ref": "zoo:seednet", "variant": "fp32", "backend": "sleepy", "threads": 1,
-                             "prepare_ms": pytest.approx(run.sessions[0]["prepare_ms"]), "tuned": False}]
+                             "prepare_ms": 0.0, "tuned": False}]
 
 
 def test_a_spent_budget_skips_the_remaining_groups(sleepy, seednet, monkeypatch) -> None:
@@ -244,15 +357,32 @@ def test_nnpack_times_each_thread_count_in_a_fresh_process() -> None:
     assert all(s["conv_paths"] == {"aten::_nnpack_spatial_convolution": 3} for s in run.sessions)
 
 
-def test_a_group_whose_prepare_cannot_fit_is_skipped(sleepy, seednet, monkeypatch) -> None:
-    def slow_prepare(self, model, *, threads):
-        time.sleep(1.0)  # a compiling runtime
-        return _SleepSession(0.01, threads)
-
-    monkeypatch.setattr(_SleepBackend, "_prepare", slow_prepare)
-    run = run_suite(_spec(threads=(1, 2), batches=(1,)), budget_s=2.5, progress=False, load=lambda ref: seednet)
-    assert run.cells[0].result.ok and run.cells[0].result.prepare_ms >= 1000
-    assert run.cells[1].skipped and "preparing it takes ~1 s here" in run.cells[1].result.error
+def test_a_group_whose_prepare_cannot_fit_is_skipped(clocked) -> None:
+    clock, bes, log, load = clocked
+    bes["sleepy"] = _ClockBackend("sleepy", clock, 0.01, prepare_s=1.0)  # a compiling runtime
+    run = run_suite(_spec(threads=(1, 2), batches=(1,)), budget_s=2.5, progress=False, load=load, clock=clock)
+    assert run.cells[0].result.ok and run.cells[0].result.prepare_ms == pytest.approx(1000)
+    assert run.cells[1].skipped and "preparing it takes ~1.0 s here" in run.cells[1].result.error
+    assert clock.now <= 2.5
+    seednet = load("zoo:seednet")
     assert run.prepare_estimate("sleepy", seednet.size_bytes * 4) == pytest.approx(4 * run.cells[0].result.prepare_ms / 1e3)
     assert run.prepare_estimate("sleepy", 1) == pytest.approx(run.cells[0].result.prepare_ms / 1e3)
     assert run.prepare_estimate("ort", 1) is None
+
+
+def test_cli_suite_backends_passes_the_restriction(monkeypatch, capsys, tmp_path) -> None:
+    seen = {}
+
+    def fake_run_suite(spec, *, budget_s, backends=None, spent_s=0.0):
+        seen.update(budget_s=budget_s, backends=backends, spent=spent_s > 0)
+        raise EdgeoptError("stop here: the run itself is tested above")
+
+    monkeypatch.setattr(suite_mod, "run_suite", fake_run_suite)
+    code, _, err = run_cli(monkeypatch, capsys, "suite", "mobile", "--budget", "2m", "--backends", "ort,openvino",
+                           "--no-history", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "stop here")
+    # The budget counts from the process's start: the start-up is passed as spent.
+    assert seen == {"budget_s": 120.0, "backends": ("ort", "openvino"), "spent": True}
+    code, _, err = run_cli(monkeypatch, capsys, "suite", "mobile", "--backends", ",", "--no-history",
+                           "--out", str(tmp_path / "p"))
+    assert_one_line_error(code, err, "--backends ',' names nothing")

@@ -1,14 +1,16 @@
 """A grid of benchmark cells (backend x threads x batch) under one total time budget.
 
-The budget rule: cells run in grid order (backend, then threads, then batch). Before
-each cell, the time left (``budget_s`` minus the wall time already spent) is split
-evenly over the cells not yet run (cells of a backend that is not installed here end at
-once and take no share), and that share is the cell's ``max_time_s`` cap
-(and the ceiling of its ``min_time_s``). A cell that reaches its ``min_runs`` and
-``min_time_s`` early leaves its unused share to the cells after it. Whatever the
-share, a cell that can run gets min(3, min_runs) timed runs, so the sweep can overrun
-``budget_s`` only by what cells need beyond their cap: prepare, first inference and
-those few runs (plus the run in progress when a cap is reached).
+The budget rule (a :class:`~edgeopt._util.deadline.Deadline`): cells run in grid order
+(backend, then threads, then batch). Before each cell, the sweep asks the deadline
+whether the cell's floor fits: prepare, first inference and min(3, min_runs) timed runs,
+estimated from the cells of the same backend already measured (per image, times the
+batch: conservative for larger batches). A cell that does not fit is not started; it is
+recorded with ``error`` "skipped: ..." and the reason. A cell that fits gets an even
+share of the time left over the cells not yet run (cells of a backend that is not
+installed end at once and take no share) as its ``max_time_s`` cap (and the ceiling of
+its ``min_time_s``); a cell that reaches its ``min_runs`` and ``min_time_s`` early leaves
+its unused share to the cells after it. So the sweep overruns ``budget_s`` by at most
+the part of one cell's floor its estimate missed.
 
 Results are written as JSON (every field, latencies included) or CSV (one summary row
 per cell), each atomically (temp file in the same folder, then ``os.replace``).
@@ -22,13 +24,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
+from .._util.deadline import Deadline
 from .._util.progress import progress_bar
 from .._util.resources import check_threads
 from .._util.userfile import read_user_text
+from .environment import machine_info
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
                       benchmark, timed_backend)
 from .noise import noisy
@@ -60,6 +64,7 @@ def sweep(
     min_time_s: float = DEFAULT_MIN_TIME_S,
     pin: bool = False,
     cooldown_s: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
 
@@ -77,10 +82,12 @@ def sweep(
         cooldown_s: before each cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
             wait comes out of the cell's share, at most half of it, so the budget holds.
+        clock: monotonic clock in seconds (injected by tests).
 
     Returns:
         one BenchResult per cell, in grid order; cells whose backend cannot run the
-        model carry ``error`` and no runs.
+        model, and cells the budget had no room for ("skipped: ..."), carry ``error``
+        and no runs.
 
     Raises:
         EdgeoptError: an empty grid, a non-positive budget, a thread count over
@@ -107,22 +114,59 @@ def sweep(
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Cells of a backend that is not installed end at once; they take no share.
     sharing = [sum(usable[b] for b, _, _ in cells[i:]) for i in range(len(cells))]
+    deadline = Deadline(budget_s, clock=clock, margin=1.5)
     results: list[BenchResult] = []
-    start = time.perf_counter()
     with progress_bar("bench", len(cells), enabled=progress) as bar:
         for i, (backend, nthreads, batch) in enumerate(cells):
             bar.describe(f"{backend} threads={nthreads} batch={batch}")
-            remaining = budget_s - (time.perf_counter() - start)
-            share = max(remaining, 0.0) / max(sharing[i], 1)
-            cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
-            share -= cool
-            results.append(benchmark(
-                model, backend, batch=batch, threads=nthreads, warmup=warmup,
-                min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
-                pin=pin, cooldown_s=cool,
-            ))
+            floor = _floor_estimate(deadline, backend, batch, backends)
+            if usable[backend] and not deadline.allows(floor):
+                why = deadline.why_not("cell", need_s=floor)
+                results.append(_skipped(model, backend, batch, nthreads, why))
+            else:
+                # Every cell still to run keeps room for its own floor; the rest is shared evenly.
+                later = [_floor_estimate(deadline, b, n, backends) for b, _, n in cells[i:] if usable[b]]
+                spare = max(deadline.remaining() - sum(later), 0.0) / max(sharing[i], 1)
+                share = min(floor + spare, deadline.remaining())
+                cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
+                share -= cool
+                result = benchmark(
+                    model, backend, batch=batch, threads=nthreads, warmup=warmup,
+                    min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
+                    pin=pin, cooldown_s=cool)
+                _learn(deadline, result, min_runs)
+                results.append(result)
             bar.advance()
     return results
+
+
+def _floor_estimate(deadline: Deadline, backend: str, batch: int, backends: Sequence[str]) -> float:
+    """Seconds a cell needs whatever its cap: the backend's prepare plus, per image, the
+    first inference and the floor runs. A backend not yet measured borrows the slowest
+    measured one (a first estimate; 0 before any cell ran, so the first cell runs)."""
+    def est(part: str, name: str) -> float:
+        own = deadline.estimate(f"{name} {part}", prior_s=-1.0)
+        if own >= 0:
+            return own
+        return max((deadline.estimate(f"{b} {part}") for b in backends), default=0.0)
+    return est("prepare", backend) + est("image", backend) * batch
+
+
+def _learn(deadline: Deadline, result: BenchResult, min_runs: int) -> None:
+    """Record a measured cell's floor: its prepare, and per image its first inference and
+    min(3, min_runs) runs at the slowest latency seen."""
+    if result.prepare_ms is None:
+        return
+    first = result.first_ms or 0.0
+    slowest = max(result.latencies_ms, default=first)
+    deadline.record(f"{result.backend} prepare", result.prepare_ms / 1e3)
+    deadline.record(f"{result.backend} image", (first + min(3, min_runs) * slowest) / 1e3 / result.batch)
+
+
+def _skipped(model: "Model", backend: str, batch: int, threads: int, why: str) -> BenchResult:
+    """The record of a cell the budget had no room for (no runs, ``error`` says why)."""
+    return BenchResult(backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
+                       batch=batch, threads=threads, machine=machine_info(), error=why)
 
 
 def _usable(name: str) -> bool:

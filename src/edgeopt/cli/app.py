@@ -65,6 +65,12 @@ def main() -> None:
     """Console entry point: run the app; EdgeoptError, usage errors and the OSErrors a
     user fixes (disk full, read-only, permission, size limit, a path in the way) -> one
     line on stderr, exit 2."""
+    from .._util.deadline import mark_command_start
+
+    # A command's --budget counts from when the user started it: from the process's start
+    # when this process is the command (console script, python -m edgeopt.cli), else (a
+    # caller's process, e.g. the tests') from here.
+    mark_command_start(process_start=getattr(sys.modules.get("__main__"), "main", None) is main)
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

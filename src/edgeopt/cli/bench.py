@@ -10,6 +10,7 @@ from rich.console import Console
 
 import edgeopt
 
+from .._util.deadline import command_budget, command_elapsed_s
 from .._util.options import csv_ints, csv_list, parse_duration
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
@@ -24,7 +25,7 @@ def bench(
     backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
-    budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the sweep in seconds."),
+    budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the command in seconds (start-up, loading and writing included)."),
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
@@ -41,8 +42,10 @@ def bench(
     for name in backend_list:
         registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
+    # The budget counts from when the command started; a part is kept for the table and plots.
     results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
-                            csv_ints(threads, "--threads"), budget_s=budget, pin=pin, cooldown_s=cooldown)
+                            csv_ints(threads, "--threads"), budget_s=command_budget(budget), pin=pin,
+                            cooldown_s=cooldown)
     print_bench(results, out)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir)
     out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
@@ -55,8 +58,10 @@ def suite(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
     history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
+    backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
 ) -> None:
-    """Reproduce a seed benchmark study on this machine within a time budget."""
+    """Reproduce a seed benchmark study on this machine within a time budget (breadth first:
+    every model at batch 1 on its fastest runtimes before any model gets more)."""
     from .. import store
     from ..report.suite_report import suite_files, write_suite_outputs
     from ..suites.run import get_suite, run_suite
@@ -69,7 +74,8 @@ def suite(
     budget_s = parse_duration(budget)
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
-    run = run_suite(spec, budget_s=budget_s)
+    chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
+    run = run_suite(spec, budget_s=budget_s, backends=chosen, spent_s=command_elapsed_s())
     run_id = None
     if not no_history:
         run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,

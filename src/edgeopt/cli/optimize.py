@@ -12,6 +12,7 @@ from rich.console import Console
 
 import edgeopt
 
+from .._util.deadline import command_elapsed_s
 from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
@@ -181,7 +182,7 @@ def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only:
 
     try:
         result = optimize(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
-                          on_ready=on_ready, on_trials_done=pool.wait_trials)
+                          on_ready=on_ready, on_trials_done=pool.wait_trials, spent_s=command_elapsed_s())
     finally:
         pool.stop()  # after an error: stop them now
     if result is None:  # a worker: the main process chooses and writes

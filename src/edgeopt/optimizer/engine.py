@@ -75,12 +75,14 @@ class _Run:
     n_calibration: int
     storage: str | None
     study_name: str
+    clock: Callable[[], float] = time.monotonic
 
 
 def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: OptimizeConfig = OptimizeConfig(),
              calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None,
              progress: bool = True, trials_only: bool = False, on_ready: Callable[[], None] | None = None,
-             on_trials_done: Callable[[], None] | None = None) -> OptimizeResult | None:
+             on_trials_done: Callable[[], None] | None = None,
+             clock: Callable[[], float] = time.monotonic, spent_s: float = 0.0) -> OptimizeResult | None:
     """The fastest model within the user's quality budget, measured on this machine.
 
     Args:
@@ -101,6 +103,9 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
         on_ready: optional callable() once the study exists (start workers here).
         on_trials_done: optional callable() after the trials, before the fallback and the
             final timing (wait for workers here, so they do not disturb it).
+        clock: monotonic clock in seconds the budget is counted on (tests inject one).
+        spent_s: seconds of the budget already spent before this call (the command's
+            start-up and loading: :func:`~edgeopt._util.deadline.command_elapsed_s`).
 
     Returns:
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
@@ -111,7 +116,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
             does not exist and resume is on), the baseline cannot run, or the budget ran
             out before it finished.
     """
-    start = time.monotonic()
+    start = clock() - spent_s
     storage = storage_url(config, out_dir)
     if storage is not None:
         check_storage(storage, resume=config.resume, default=config.storage is None)
@@ -122,7 +127,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
     calibration_arrays = calibration_data(model, calibration)
     model = check_batch(model, threads=config.threads)
     config, note = clamp_batch(model, config)
-    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, storage, start)
+    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, storage, start, clock)
     run.notes.extend(note)
     if on_ready is not None:
         on_ready()
@@ -166,7 +171,7 @@ def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, li
 
 def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "ImageSet | SampleSet",
              calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, storage: str | None,
-             start: float) -> _Run:
+             start: float, clock: Callable[[], float] = time.monotonic) -> _Run:
     usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
     notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
     if not usable:
@@ -203,10 +208,10 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
     deadline = None if cfg.budget is None else start + cfg.budget
     limits = cfg.limits(tolerance=measurer.tolerance, early_stop=strategy.early_stop)
     objective = Objective(builder, measurer, strategy.space, limits,
-                          None if deadline is None else deadline - cfg.reserve)
+                          None if deadline is None else deadline - cfg.reserve, clock=clock)
     objective.learn(records(study))
     return _Run(cfg, model, strategy, study, builder, objective, start, deadline, notes, machine,
-                len(held_out), len(calibration), None if storage is None else display_url(storage), name)
+                len(held_out), len(calibration), None if storage is None else display_url(storage), name, clock)
 
 
 def _retry_stale(study: Any) -> list[str]:
@@ -245,7 +250,7 @@ def _trials(run: _Run, bar: Any) -> None:
                                     skip_if_exists=True)
             queued += 1
     ev = run.objective
-    remaining = None if ev.trials_end is None else ev.trials_end - time.monotonic()
+    remaining = None if ev.trials_end is None else ev.trials_end - run.clock()
     if remaining is not None and remaining <= 0:
         return
     bar.describe("hand-picked choices")
@@ -261,14 +266,14 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
         if not run.strategy.exhaustive:
             _fallback_early(run, study, trial.number)
         if run.config.budget is not None:
-            bar.to(time.monotonic() - run.start)
+            bar.to(run.clock() - run.start)
         else:
             bar.advance()
         best = ev.best
         if best is not None:
             bar.describe(f"trial {trial.number + 1}; best {best.label} {best.per_image_ms:.2f} ms "
                          f"(drop {best.drop:.1f})")
-        if ev.trials_end is not None and time.monotonic() >= ev.trials_end - ev.eval_cost:
+        if ev.trials_end is not None and run.clock() >= ev.trials_end - ev.eval_cost:
             study.stop()
         elif ev.idle >= MAX_IDLE:
             # A small space is exhausted, the sampler has settled, or nothing new fits
@@ -295,7 +300,7 @@ def _fallback_early(run: _Run, study: Any, number: int) -> None:
 
 
 def _time_left(run: _Run) -> bool:
-    return run.deadline is None or time.monotonic() < run.deadline - run.config.reserve / 2
+    return run.deadline is None or run.clock() < run.deadline - run.config.reserve / 2
 
 
 def _run_one(run: _Run, point: Point, origin: str, bar: Any) -> None:
@@ -327,7 +332,7 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
         task=m.task, task_reason=m.task_reason,
         quality_unit=m.unit, tolerance=m.tolerance, n_eval=run.n_eval,
         n_calibration=run.n_calibration, study_name=run.study_name, storage=run.storage or "memory",
-        elapsed_s=time.monotonic() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),
+        elapsed_s=run.clock() - run.start, fallback=fallback_log, float_layers=_float_layers(run, recs),
         machine=run.machine, isa=int8_dot_product(run.machine.get("flags", [])), notes=run.notes + choice.notes,
         speedup_interval=choice.speedup_interval, finalists=choice.finalists, tie=choice.tie,
         tie_breaker=choice.tie_breaker, decision=choice.decision, confidence=m.confidence,

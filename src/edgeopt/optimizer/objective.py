@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .._util.errorline import error_line
 from ..bench.environment import machine_info
@@ -79,14 +79,16 @@ class Objective:
         measurer: measures quality and latency against the original.
         space: the search space (a drawn point comes from it).
         limits: constraints, objectives and early stopping.
-        trials_end: monotonic time after which no new trial may start measuring (None: no
-            limit).
+        trials_end: time on ``clock`` after which no new trial may start measuring (None:
+            no limit). A trial starts only when its build estimate plus the largest
+            measuring time seen so far (:attr:`eval_cost`) ends before it.
+        clock: monotonic clock in seconds (default :func:`time.monotonic`; tests inject one).
     """
 
     def __init__(self, builder: ModelBuilder, measurer: Measurer, space: SearchSpace, limits: Limits,
-                 trials_end: float | None) -> None:
+                 trials_end: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.builder, self.measurer, self.space, self.limits = builder, measurer, space, limits
-        self.trials_end = trials_end
+        self.trials_end, self.clock = trials_end, clock
         self.best: TrialRecord | None = None  # fastest feasible trial this process knows of
         self.eval_cost = 5.0  # seconds to measure a built model, updated as trials run
         self.measured: dict[str, TrialRecord] = {}  # label -> first complete trial of it
@@ -138,7 +140,7 @@ class Objective:
     def _run(self, trial: Any) -> tuple[float, ...]:
         import optuna
 
-        t0 = time.monotonic()
+        t0 = self.clock()
         point = self._point(trial)
         origin = trial.user_attrs.get("origin", "sampled")
         for k, v in {"label": point.label, "origin": origin, "isa": machine_info()["flags"],
@@ -151,7 +153,7 @@ class Objective:
 
         def stop(reason: str, failed: bool = False) -> None:
             trial.set_user_attr("reason", reason)
-            trial.set_user_attr("seconds", time.monotonic() - t0)
+            trial.set_user_attr("seconds", self.clock() - t0)
             raise (TrialFailed if failed else optuna.TrialPruned)(reason)
 
         try:
@@ -164,16 +166,16 @@ class Objective:
             stop(known, failed=True)
         if self.trials_end is not None:
             need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
-            if time.monotonic() + need > self.trials_end:
+            if self.clock() + need > self.trials_end:
                 self.idle += 1
                 stop(f"out of budget: needs about {need:.0f} s, "
-                     f"{max(0.0, self.trials_end - time.monotonic()):.0f} s left")
+                     f"{max(0.0, self.trials_end - self.clock()):.0f} s left")
         self.idle = 0
         try:
             built = self.builder.build(point.recipe)
         except Exception as e:  # noqa: BLE001 - one candidate's failure is a row, never the run's end
             stop(_line(e), failed=True)
-        t_eval = time.monotonic()
+        t_eval = self.clock()
         m = self.measurer
         if self.limits.early_stop and origin != "hand-picked":
             self._early_checks(built, point, stop)
@@ -192,12 +194,12 @@ class Objective:
         lim = self.limits
         constraints = constraint_values(verdict.judged, attrs["latency_ms"], built.size_bytes, max_drop=lim.max_drop,
                                         max_latency_ms=lim.max_latency_ms, max_size_bytes=lim.max_size_bytes)
-        attrs.update(constraints=constraints, seconds=time.monotonic() - t0)
+        attrs.update(constraints=constraints, seconds=self.clock() - t0)
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         for i, c in enumerate(constraints):
             trial.set_constraint(f"c{i}", c)
-        self.eval_cost = max(self.eval_cost, time.monotonic() - t_eval)
+        self.eval_cost = max(self.eval_cost, self.clock() - t_eval)
         record = TrialRecord(number=trial.number, point=point, state="complete",
                              feasible=all(c <= 0 for c in constraints), per_image_ms=attrs["per_image_ms"],
                              drop=verdict.drop, size_bytes=built.size_bytes, attrs=dict(trial.user_attrs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -78,8 +79,9 @@ class StreamMetrics:
     Not thread-safe: only the output (inference) thread records.
     """
 
-    def __init__(self, window_s: float = 1.0) -> None:
-        self.t_start = time.perf_counter()
+    def __init__(self, window_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock  # the sources' timestamps are on this clock too (tests inject one)
+        self.t_start = clock()
         self.latencies_ms: list[float] = []
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
         self.boxes = 0
@@ -107,7 +109,7 @@ class StreamMetrics:
 
     def report(self, pipeline: str, captured: int, *, interrupted: bool = False) -> StreamReport:
         """The run's :class:`StreamReport`; ``captured`` comes from the source."""
-        wall = time.perf_counter() - self.t_start
+        wall = self.clock() - self.t_start
         n = len(self.latencies_ms)
         captured = max(captured, n)
         return StreamReport(

@@ -125,15 +125,16 @@ class RingBuffer:
 # -- the two pipelines --------------------------------------------------------------------
 def _process(frame: Frame, detector: FrameDetector, sink: Sink, metrics: StreamMetrics, overlay: bool) -> None:
     det = detector(frame.image)
-    t = time.perf_counter()
+    t = metrics.clock()
     image = draw_frame(frame.image, det.boxes, det.scores, metrics.overlay() if overlay else "", quads=det.quads)
     sink.write(image)
-    t_out = time.perf_counter()
+    t_out = metrics.clock()
     metrics.record(frame.t_capture, t_out, {**det.stages_ms, "draw": (t_out - t) * 1e3}, len(det.boxes))
 
 
 def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = None, *,
-                   max_seconds: float | None = None, overlay: bool = True) -> StreamReport:
+                   max_seconds: float | None = None, overlay: bool = True,
+                   clock: Callable[[], float] = time.perf_counter) -> StreamReport:
     """Read, detect, draw, write in one loop until the source ends.
 
     Args:
@@ -143,6 +144,8 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
             (:class:`OutputClosed`), aborted on errors.
         max_seconds: stop after this long (wall time), or None.
         overlay: draw the fps / latency line.
+        clock: the clock of the source's timestamps, seconds (tests inject the one their
+            simulated camera runs on).
 
     Returns:
         the :class:`StreamReport` (``interrupted`` after Ctrl-C).
@@ -151,10 +154,10 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
         whatever the source, detector or sink raised (the output is deleted first).
     """
     sink = sink or NullSink()
-    metrics = StreamMetrics()
+    metrics = StreamMetrics(clock=clock)
     interrupted = False
     try:
-        while max_seconds is None or time.perf_counter() - metrics.t_start < max_seconds:
+        while max_seconds is None or clock() - metrics.t_start < max_seconds:
             frame = source.read()
             if frame is None:
                 break
@@ -170,7 +173,8 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
 
 
 def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, *, slots: int = 3,
-             max_seconds: float | None = None, overlay: bool = True) -> StreamReport:
+             max_seconds: float | None = None, overlay: bool = True,
+             clock: Callable[[], float] = time.perf_counter) -> StreamReport:
     """Capture thread -> :class:`RingBuffer` -> newest frame detected, drawn, written here.
 
     Args, Returns: as :func:`run_sequential`; ``slots`` is the ring size.
@@ -196,12 +200,12 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
         finally:
             ring.close()
 
-    metrics = StreamMetrics()
+    metrics = StreamMetrics(clock=clock)
     thread = threading.Thread(target=capture, name="edgeopt-capture", daemon=True)
     interrupted = False
     try:
         thread.start()
-        while max_seconds is None or time.perf_counter() - metrics.t_start < max_seconds:
+        while max_seconds is None or clock() - metrics.t_start < max_seconds:
             frame = ring.take_latest(timeout=0.1)
             if frame is None:
                 if ring.closed:

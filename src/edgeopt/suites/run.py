@@ -14,14 +14,18 @@ A suite is a grid: models x precision variants x backends x thread counts x batc
 - ``mobile``: the lightweight networks (MobileNet v1/v2/v3, ShuffleNet v2, SqueezeNet
   1.1) at batch 1, fp32 and int8, on each backend.
 
-How the budget is spent (:func:`run_suite`): one session is prepared per (model, variant,
-backend, threads) and timed at each batch size in increasing order, so the smaller batch
-predicts the cost of the next. Before each cell the time left is split evenly over the
-cells not yet run; that share caps the cell (:func:`~edgeopt.bench.harness.time_session`:
-at least 3 timed runs, up to the suite's ``min_runs`` within the share). A cell whose
-3 runs would not fit its share, by the per-image time of the batch before it, is
-skipped and says so; its share goes to the cells after it. So each cell adapts its
-repetitions to the budget and reports how many runs it got.
+How the budget is spent (:func:`run_suite`): breadth first (:mod:`edgeopt.suites.plan`):
+every model at the smallest batch on its fastest runtimes before any model gets more, so
+a short budget covers every model. One session is prepared per (model, variant, backend,
+threads) and group of batches, timed in increasing batch order, so the smaller batch
+predicts the cost of the next. The budget is one :class:`~edgeopt._util.deadline.
+Deadline`: before preparing a session it asks for the prepare time measured on that
+backend (scaled by model size), before each cell for 3 runs at the per-image time of the
+batch before; what does not fit is skipped and says why. A cell that runs gets an even
+share of the time left over the cells not yet run as its cap
+(:func:`~edgeopt.bench.harness.time_session`: at least 3 timed runs, up to the suite's
+``min_runs`` within the share), so each cell adapts its repetitions to the budget and
+reports how many runs it got. Cells are reported in grid order whatever the order they ran in.
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import load as loading
 from ..backends import registry
 from ..errors import ArtifactTampered, EdgeoptError
+from .._util.deadline import WRITE_RESERVE_S, Deadline
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
 from ..data.images import demo_orientation_set
 from ..optimizer.variants import build_variants
+from . import plan
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
 ALL_CPUS = 0
 """A thread count in a spec meaning "every logical CPU of this machine"."""
 RESERVE_S = 30.0
-"""Seconds of the budget kept for writing the report and plots (at most 5% of it)."""
+"""At most this many seconds of the budget are kept for writing the report and plots."""
 SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
 """Session attributes a report needs to read a number right (TVM tuned or not, which
 conv kernel torch really ran), recorded per session when the backend exposes them."""
@@ -245,8 +251,9 @@ class SuiteRun:
 
 
 def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
-              load: Callable[[str], "Model"] | None = None) -> SuiteRun:
-    """Run every cell of ``spec`` within ``budget_s`` seconds (see the module docstring).
+              load: Callable[[str], "Model"] | None = None, backends: tuple[str, ...] | None = None,
+              clock: Callable[[], float] = time.perf_counter, spent_s: float = 0.0) -> SuiteRun:
+    """Run the cells of ``spec`` within ``budget_s`` seconds, breadth first (see the module docstring).
 
     Args:
         spec: the suite.
@@ -254,24 +261,74 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
         progress: show a progress bar with the current cell.
         load: zoo reference -> Model (default :func:`edgeopt.load.load_model`); tests
             pass small models.
+        backends: run only these of the suite's backends (``suite --backends``).
+        clock: monotonic clock in seconds (injected by tests).
+        spent_s: seconds of the budget already spent before this call (the command's
+            start-up: :func:`~edgeopt._util.deadline.process_elapsed_s`).
 
     Returns:
-        the :class:`SuiteRun`; backends that are not installed are listed in
-        ``unavailable`` and get no cells.
+        the :class:`SuiteRun`, cells in grid order; backends that are not installed are
+        listed in ``unavailable`` and get no cells.
 
     Raises:
-        EdgeoptError: a non-positive budget, or no backend of the suite is usable here.
+        EdgeoptError: a non-positive budget, a backend the suite does not run, or no
+            backend of the suite is usable here.
     """
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
     # Looked up at call time (not bound at import), so a replaced edgeopt.load.load_model counts as the default.
     default_load = loading.load_model
     load = load or default_load
-    start = time.perf_counter()
-    deadline = start + budget_s - min(RESERVE_S, 0.05 * budget_s)
+    # Kept for the report and plots: 5% of the budget, at least what writing takes on a
+    # loaded machine (at most 30% of the budget), at most RESERVE_S.
+    reserve = min(RESERVE_S, max(0.05 * budget_s, min(WRITE_RESERVE_S, 0.3 * budget_s)))
+    deadline = Deadline(budget_s, clock=clock, reserve_s=reserve, start=clock() - spent_s)
     run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
+    usable = _usable(run, _chosen(spec, backends))
+    threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
+    backends_of = [[b for b in (v.backends or usable) if b in usable] for v in spec.variants]
+    total = sum(len(bs) for bs in backends_of) * len(spec.models) * len(threads) * len(spec.batches)
+    with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
+        loaded: dict[tuple[str, int], Model | str] = {}
+
+        def do(groups: list[plan.Group]) -> None:
+            for g in groups:
+                variant = spec.variants[g.variant]
+                if (g.ref, g.variant) not in loaded:
+                    loaded.clear()  # one model in memory at a time: VGG-16 alone is 553 MB
+                    loaded[(g.ref, g.variant)] = _variant_model(load, g.ref, variant)
+                bar.describe(f"{g.ref.removeprefix('zoo:')} {variant.name} {g.backend} t{g.threads}")
+                if (registry.get(g.backend).threads_fixed_per_process and len(threads) > 1
+                        and load is default_load):
+                    _run_group_in_child(run, g, variant, deadline, total, bar)
+                else:
+                    _run_group(run, g, variant.name, loaded[(g.ref, g.variant)], deadline, total, bar)
+
+        do(plan.probe(spec.models, backends_of, threads, spec.batches))
+        probe_ms = {c.result.backend: c.result.ms_per_image for c in run.cells}
+        ranking = plan.rank_backends(backends_of[0], probe_ms)
+        do(plan.rest(spec.models, backends_of, threads, spec.batches, ranking))
+    run.cells.sort(key=_grid_key(spec, backends_of, threads))
+    run.elapsed_s = deadline.elapsed()
+    return run
+
+
+def _chosen(spec: SuiteSpec, backends: tuple[str, ...] | None) -> list[str]:
+    """The suite's backends, restricted to ``backends`` when given (each must be one of them)."""
+    names = list(spec.backends or registry.names())
+    if backends is None:
+        return names
+    wrong = [b for b in backends if b not in names]
+    if wrong:
+        raise EdgeoptError(f"suite {spec.name} does not run {', '.join(wrong)}: "
+                           f"--backends takes some of {','.join(names)}")
+    return [b for b in names if b in backends]
+
+
+def _usable(run: SuiteRun, names: list[str]) -> list[str]:
+    """The backends of ``names`` that can be timed here; the others' reasons go to ``run.unavailable``."""
     usable = []
-    for name in spec.backends or registry.names():
+    for name in names:
         why = _why_not(name)
         if why is None:
             usable.append(name)
@@ -279,24 +336,18 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
             run.unavailable[name] = why
     if not usable:
         raise EdgeoptError(f"none of the suite's backends is usable here ({'; '.join(run.unavailable.values())})")
-    threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
-    groups = [(ref, v, b, t) for ref in spec.models for v in spec.variants
-              for b in (v.backends or usable) if b in usable for t in threads]
-    total = len(groups) * len(spec.batches)
-    with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
-        models: dict[tuple[str, str], Model | str] = {}
-        for ref, variant, backend, nthreads in groups:
-            if (ref, variant.name) not in models:
-                models.clear()  # one model in memory at a time: VGG-16 alone is 553 MB
-                models[(ref, variant.name)] = _variant_model(load, ref, variant)
-            model = models[(ref, variant.name)]
-            bar.describe(f"{ref.removeprefix('zoo:')} {variant.name} {backend} t{nthreads}")
-            if registry.get(backend).threads_fixed_per_process and len(threads) > 1 and load is default_load:
-                _run_group_in_child(run, ref, variant, backend, nthreads, deadline, total, bar)
-            else:
-                _run_group(run, ref, variant.name, model, backend, nthreads, deadline, total, bar)
-    run.elapsed_s = time.perf_counter() - start
-    return run
+    return usable
+
+
+def _grid_key(spec: SuiteSpec, backends_of: list[list[str]], threads: tuple[int, ...]):
+    """Sort key putting cells in grid order (model, variant, backend, threads, batch)."""
+    names = [v.name for v in spec.variants]
+
+    def key(c: SuiteCell) -> tuple:
+        v = names.index(c.variant)
+        return (spec.models.index(c.ref), v, backends_of[v].index(c.result.backend),
+                threads.index(c.result.threads), spec.batches.index(c.result.batch))
+    return key
 
 
 def _why_not(backend: str) -> str | None:
@@ -323,26 +374,28 @@ def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -
         return f"{ref} {variant.name}: {error_line(e, limit=None, with_type=False)}"
 
 
-def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str, threads: int,
-                        deadline: float, total: int, bar) -> None:
+def _run_group_in_child(run: SuiteRun, g: plan.Group, variant: Variant, deadline: Deadline, total: int,
+                        bar) -> None:
     """:func:`_run_group` in a fresh process, for a backend whose thread pool is sized once
     per process; the child gets the cells' shares of the time left as its budget."""
     import concurrent.futures
     import multiprocessing
 
-    left = deadline - time.perf_counter()
-    budget = max(left, 0.0) * len(run.spec.batches) / max(total - len(run.cells), 1)
+    budget = deadline.remaining() * len(g.batches) / max(total - len(run.cells), 1)
     ctx = multiprocessing.get_context("spawn")  # fork would inherit this process's pools
+    if budget <= 0:  # nothing to give a child: the cells are skipped as in this process
+        _run_group(run, g, variant.name, "", deadline, total, bar)
+        return
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            cells, sessions = pool.submit(_child_group, run.spec, ref, variant, backend, threads, budget,
-                                          run.machine).result()
+            cells, sessions = pool.submit(_child_group, run.spec, g, variant, budget, run.machine).result()
     except Exception as e:  # a crashed child is the group's result, not the suite's end
-        why = f"{backend} t{threads} in a fresh process failed: {error_line(e, limit=None, with_type=False)}"
-        for batch in run.spec.batches:
-            run.cells.append(SuiteCell(ref, variant.name, BenchResult(
-                backend=backend, backend_version=registry.get(backend).version(), model=ref.removeprefix("zoo:"),
-                model_sha256="", batch=batch, threads=threads, machine=run.machine, error=why)))
+        why = f"{g.backend} t{g.threads} in a fresh process failed: {error_line(e, limit=None, with_type=False)}"
+        for batch in g.batches:
+            run.cells.append(SuiteCell(g.ref, variant.name, BenchResult(
+                backend=g.backend, backend_version=registry.get(g.backend).version(),
+                model=g.ref.removeprefix("zoo:"), model_sha256="", batch=batch, threads=g.threads,
+                machine=run.machine, error=why)))
             bar.advance()
         return
     for d in cells:
@@ -352,79 +405,89 @@ def _run_group_in_child(run: SuiteRun, ref: str, variant: Variant, backend: str,
     run.sessions += sessions
 
 
-def _child_group(spec: SuiteSpec, ref: str, variant: Variant, backend: str, threads: int, budget_s: float,
+def _child_group(spec: SuiteSpec, g: plan.Group, variant: Variant, budget_s: float,
                  machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
-    deadline = time.perf_counter() + budget_s
-    model = _variant_model(loading.load_model, ref, variant)
+    deadline = Deadline(budget_s)
+    model = _variant_model(loading.load_model, g.ref, variant)
     with progress_bar("", 0, enabled=False) as bar:
-        _run_group(child, ref, variant.name, model, backend, threads, deadline, len(spec.batches), bar)
+        _run_group(child, g, variant.name, model, deadline, len(g.batches), bar)
     return [c.to_dict() for c in child.cells], child.sessions
 
 
-def _run_group(run: SuiteRun, ref: str, variant: str, model: "Model | str", backend: str, threads: int,
-               deadline: float, total: int, bar) -> None:
-    """Prepare one session and time it at each batch of the suite (cells appended to ``run``)."""
-    spec = run.spec
+def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str", deadline: Deadline,
+               total: int, bar) -> None:
+    """Prepare one session and time it at each batch of ``g`` (cells appended to ``run``)."""
+    spec, backend, threads = run.spec, g.backend, g.threads
 
     def add(result: BenchResult, skipped: bool = False) -> None:
-        run.cells.append(SuiteCell(ref, variant, result, skipped))
+        run.cells.append(SuiteCell(g.ref, variant, result, skipped))
         bar.advance()
 
     def failed(batch: int, why: str) -> BenchResult:
-        name = model.name if not isinstance(model, str) else ref.removeprefix("zoo:")
+        name = model.name if not isinstance(model, str) else g.ref.removeprefix("zoo:")
         sha = model.sha256 if not isinstance(model, str) else ""
         return BenchResult(backend=backend, backend_version=registry.get(backend).version(), model=name,
                            model_sha256=sha, batch=batch, threads=threads, machine=run.machine, error=why)
 
-    if isinstance(model, str):
-        for batch in spec.batches:
-            add(failed(batch, model))
+    why = _why_skip_prepare(run, deadline, backend, model)
+    if why or isinstance(model, str):
+        for batch in g.batches:
+            add(failed(batch, why or model), skipped=bool(why))
         return
-    left = deadline - time.perf_counter()
-    guess = run.prepare_estimate(backend, model.size_bytes)
-    if left <= 0 or (guess is not None and guess + 1.0 > left):
-        why = ("skipped: the budget was spent before this cell" if left <= 0 else
-               f"skipped: preparing it takes ~{guess:.0f} s here (from this run's other prepares), more "
-               f"than the {left:.0f} s left")
-        for batch in spec.batches:
-            add(failed(batch, why), skipped=True)
-        return
-    t0 = time.perf_counter()
+    t0 = deadline.clock()
     try:
         session = registry.get(backend).prepare(model, threads=threads)
     except ArtifactTampered:  # the user's cache, not this cell, needs attention
         raise
     except Exception as e:  # a backend that cannot run this model is a result, not a crash
         why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
-        for batch in spec.batches:
+        for batch in g.batches:
             add(failed(batch, why))
         return
-    prepare_ms = (time.perf_counter() - t0) * 1e3
+    prepare_ms = (deadline.clock() - t0) * 1e3
     run._prepared.setdefault(backend, []).append((model.size_bytes, prepare_ms / 1e3))
     facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
-    run.sessions.append({"ref": ref, "variant": variant, "backend": backend, "threads": threads,
+    run.sessions.append({"ref": g.ref, "variant": variant, "backend": backend, "threads": threads,
                          "prepare_ms": prepare_ms, **facts})
-    per_image_s: float | None = None
+    # Per-image time of this (model, variant, backend, threads), kept across its groups:
+    # a wave-3 group's first batch is predicted by the wave-1/2 cell of the same session kind.
+    kind = f"image {g.ref}/{variant}/{backend}/t{threads}"
     try:
-        for batch in spec.batches:
-            left = deadline - time.perf_counter()
-            share = max(left, 0.0) / max(total - len(run.cells), 1)
-            if left <= 0:
+        for batch in g.batches:
+            share = deadline.remaining() / max(total - len(run.cells), 1)
+            if deadline.expired():
                 add(failed(batch, "skipped: the budget was spent before this cell"), True)
                 continue
-            if per_image_s is not None and FLOOR_RUNS * per_image_s * batch > share:
+            per_image_s = deadline.estimate(kind, prior_s=0.0) or None
+            # The first inference runs before the floor's timed runs: FLOOR_RUNS + 1 runs.
+            if per_image_s is not None and (FLOOR_RUNS + 1) * per_image_s * batch > share:
                 add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
-                                  f"before), {FLOOR_RUNS} runs exceed this cell's share of the budget "
+                                  f"before), {FLOOR_RUNS + 1} runs exceed this cell's share of the budget "
                                   f"({share:.1f} s)"), True)
                 continue
             result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
                                   min_time_s=min(1.0, share), max_time_s=share,
-                                  prepare_ms=prepare_ms if batch == spec.batches[0] else None)
+                                  prepare_ms=prepare_ms if batch == g.batches[0] else None)
             result.machine = run.machine
             if result.ok:
-                per_image_s = result.ms_per_image / 1e3
+                deadline.record(kind, max(result.latencies_ms) / 1e3 / batch)
             add(result)
     finally:
         session.close()
+
+
+def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "Model | str") -> str:
+    """Why a session cannot be prepared within the time left ("" when it can): the budget
+    is spent, or this backend's measured prepares (scaled by model size) exceed what is left."""
+    if deadline.expired():
+        return "skipped: the budget was spent before this cell"
+    if isinstance(model, str):
+        return ""
+    guess = run.prepare_estimate(backend, model.size_bytes)
+    left = deadline.remaining()
+    if guess is not None and not deadline.allows(guess + 1.0):
+        return (f"skipped: preparing it takes ~{guess:.1f} s here (from this run's other prepares), more "
+                f"than the {left:.1f} s left")
+    return ""

@@ -68,8 +68,9 @@ class DistillConfig:
         weight_decay: AdamW decoupled weight decay.
         batch_size: images per step.
         max_epochs: passes over the training images at most.
-        time_budget_s: wall-time budget in seconds (checked after every step; the
-            final evaluation after it is the only overrun).
+        time_budget_s: wall-time budget in seconds (before every step, the longest
+            step and evaluation so far must fit in what is left, so the final
+            evaluation fits too).
         augment: random crops, flips, translations and brightness/contrast jitter.
         flip: horizontal flips in the augmentation; None = on without labels, off with
             labels (a flip can change a label, e.g. text orientation).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", images: np.ndarray, *,
             labels: np.ndarray | None = None, val_images: np.ndarray | None = None,
             val_labels: np.ndarray | None = None,
-            config: DistillConfig = DistillConfig()) -> DistillResult:
+            config: DistillConfig = DistillConfig(),
+            clock: Callable[[], float] = time.perf_counter) -> DistillResult:
     """Train ``student`` to reproduce ``teacher`` on ``images`` (knowledge distillation).
 
     The teacher runs in eval mode under ``torch.no_grad`` and is returned as it came
@@ -39,6 +40,8 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", images: np.n
             teacher; None = the (un-augmented) training images, which overstate it.
         val_labels: optional int (M,) labels of ``val_images`` for top-1 accuracy.
         config: a :class:`~.config.DistillConfig`.
+        clock: monotonic clock in seconds that ``config.time_budget_s`` is counted on
+            (tests inject one).
 
     Returns:
         a :class:`~.config.DistillResult` with the student, the history and why it stopped.
@@ -54,7 +57,7 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", images: np.n
         raise PassError("student and teacher are the same module: pass a copy as the student")
     x, xv = training_tensors(images, val_images, val_labels)
     bs = min(config.batch_size, x.shape[0])
-    start = time.perf_counter()
+    start = clock()
     with torch.random.fork_rng(devices=[]), _restoring_mode(teacher):
         torch.manual_seed(config.seed)  # dropout in the student; global state restored after
         teacher.eval()
@@ -70,7 +73,7 @@ def distill(student: "torch.nn.Module", teacher: "torch.nn.Module", images: np.n
                 setup = TrainSetup(student, t_tap, s_tap, f_taps, x, y, xv, yv,
                                    bn=bn_mode(config, x.shape[0]),
                                    flip=config.flip if config.flip is not None else labels is None)
-                result = _probe_then_train(setup, config, start)
+                result = _probe_then_train(setup, config, start, clock)
     result.output_mode = (t_tap.mode, s_tap.mode)
     return result
 
@@ -98,14 +101,15 @@ def _labels(t_tap: LogitTap, s_tap: LogitTap, labels: Any, val_labels: Any, n: i
     return y, yv
 
 
-def _probe_then_train(setup: TrainSetup, config: DistillConfig, start: float) -> DistillResult:
+def _probe_then_train(setup: TrainSetup, config: DistillConfig, start: float,
+                      clock: Callable[[], float]) -> DistillResult:
     """The learning-rate probe when ``config.lr_probe`` asks for one, then the main run."""
     probe: list[tuple[float, float]] = []
     main_start = start
     if config.lr_probe:
-        config, probe = probe_lr(setup, config, start)
-        main_start = time.perf_counter()  # config.time_budget_s is now what is left
-    result = train(setup, config, start=main_start)
+        config, probe = probe_lr(setup, config, start, clock)
+        main_start = clock()  # config.time_budget_s is now what is left
+    result = train(setup, config, start=main_start, clock=clock)
     result.lr, result.lr_probe = config.lr, probe
     return result
 

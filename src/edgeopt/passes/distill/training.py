@@ -3,8 +3,11 @@ learning-rate probe that picks among several.
 
 A run evaluates the student before training (epoch 0), then goes epoch by epoch over a
 fresh permutation of the training images (the last partial batch dropped), evaluates
-every ``eval_every`` epochs, and stops at ``max_epochs``, at the time budget (checked
-after every step) or at ``target_agreement``. The loss is Hinton et al.'s KD term
+every ``eval_every`` epochs, and stops at ``max_epochs``, at the time budget or at
+``target_agreement``. The budget is a :class:`~edgeopt._util.deadline.Deadline`: before
+each step the loop asks for the longest step so far plus the longest evaluation so far
+(x 1.2), and stops when they would not end within the budget, so the final evaluation
+fits too. The loss is Hinton et al.'s KD term
 (:func:`kd_loss`), with hard labels ``alpha * KD + (1 - alpha) * CE``, plus the optional
 FitNets hint ``feature_mse * MSE``.
 
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..._util.deadline import Deadline
 from ..._util.progress import progress_bar
 from .augment import augment_batch
 from .batchnorm import recalibrate_bn, set_train
@@ -61,22 +65,24 @@ class TrainSetup:
     flip: bool
 
 
-def train(setup: TrainSetup, config: DistillConfig, *, start: float) -> DistillResult:
-    """Train ``setup.student`` as ``config`` says; the budget counts from ``start``
-    (``time.perf_counter()``).
+def train(setup: TrainSetup, config: DistillConfig, *, start: float,
+          clock: Callable[[], float] = time.perf_counter) -> DistillResult:
+    """Train ``setup.student`` as ``config`` says; the budget counts from ``start`` on
+    ``clock`` (seconds, monotonic; tests inject one).
 
     Returns:
         a :class:`~.config.DistillResult` (``lr``, ``lr_probe`` and ``output_mode`` left
         to the caller); the student is left in eval mode, at the best weights when
         ``config.restore_best``.
     """
-    run = _Run(setup, config, start)
+    run = _Run(setup, config, Deadline(config.time_budget_s, clock=clock, start=start))
     with progress_bar("distill", config.max_epochs * run.steps_per_epoch, enabled=config.progress) as bar:
         run.epochs(bar)
     return run.finish()
 
 
-def probe_lr(setup: TrainSetup, config: DistillConfig, start: float) -> tuple[DistillConfig, list]:
+def probe_lr(setup: TrainSetup, config: DistillConfig, start: float,
+             clock: Callable[[], float] = time.perf_counter) -> tuple[DistillConfig, list]:
     """Train from the same start with each of ``config.lr_probe`` for an equal share of
     the probe time; leave the student at the best one's weights.
 
@@ -91,12 +97,14 @@ def probe_lr(setup: TrainSetup, config: DistillConfig, start: float) -> tuple[Di
         student.load_state_dict(init)
         short = dataclasses.replace(config, lr=lr, time_budget_s=share, target_agreement=None,
                                     restore_best=False, progress=False, lr_probe=())
-        h = run(short, start=time.perf_counter()).history[-1]
+        h = run(short, start=clock(), clock=clock).history[-1]
         score = h["val_accuracy"] if h["val_accuracy"] is not None else h["val_agreement"]
         trials.append((lr, score, snapshot(student)))
     lr, _, weights = max(trials, key=lambda t: t[1])
     student.load_state_dict(weights)
-    left = max(1.0, config.time_budget_s - (time.perf_counter() - start))
+    # What is left, never 0 (a config needs a positive budget); the main run then stops
+    # before its first step instead of overrunning.
+    left = max(1e-3, config.time_budget_s - (clock() - start))
     return (dataclasses.replace(config, lr=lr, time_budget_s=left, lr_probe=()),
             [(t[0], t[1]) for t in trials])
 
@@ -105,10 +113,10 @@ class _Run:
     """The state of one :func:`train` call: optimizer, random sources, history, best
     weights; its methods are the loop's phases in the order they run."""
 
-    def __init__(self, setup: TrainSetup, config: DistillConfig, start: float) -> None:
+    def __init__(self, setup: TrainSetup, config: DistillConfig, deadline: Deadline) -> None:
         import torch
 
-        self.setup, self.config, self.start = setup, config, start
+        self.setup, self.config, self.deadline = setup, config, deadline
         n = setup.x.shape[0]
         self.bs, self.ev_bs = min(config.batch_size, n), max(config.batch_size, 64)
         self.freeze_bn = setup.bn != "train"
@@ -144,6 +152,10 @@ class _Run:
 
     def evaluate(self, epoch: int, step: int, loss: float | None) -> dict:
         """One history entry: agreement (and accuracy with labels) on the validation images."""
+        with self.deadline.step("evaluation"):
+            return self._evaluate(epoch, step, loss)
+
+    def _evaluate(self, epoch: int, step: int, loss: float | None) -> dict:
         s = self.setup
         s.student.eval()
         pred = predict(s.student_logits, s.xv, self.ev_bs).argmax(1)
@@ -153,7 +165,7 @@ class _Run:
         if s.yv is not None:
             acc = 100.0 * float((pred == s.yv).float().mean())
         return {"epoch": epoch, "step": step, "loss": loss, "val_agreement": agree,
-                "val_accuracy": acc, "seconds": time.perf_counter() - self.start}
+                "val_accuracy": acc, "seconds": self.deadline.elapsed()}
 
     def reached(self, h: dict) -> bool:
         return self.config.target_agreement is not None and h["val_agreement"] >= self.config.target_agreement
@@ -167,23 +179,27 @@ class _Run:
         while self.stopped == "epochs" and epoch < config.max_epochs:
             epoch += 1
             self._epoch(bar)
+            if self.stopped == "budget" and not self.losses:
+                break  # stopped before a step: nothing new since the last evaluation
             if self.stopped == "budget" or epoch % config.eval_every == 0 or epoch == config.max_epochs:
                 self._checkpoint(epoch, bar)
 
     def _epoch(self, bar) -> None:
-        """One pass over a fresh permutation; stops early (``stopped="budget"``) when
-        the time budget is spent."""
+        """One pass over a fresh permutation; stops early (``stopped="budget"``) before
+        a step that, with the evaluation after it, would not end within the budget."""
         import torch
 
         order = torch.from_numpy(self.rng.permutation(self.setup.x.shape[0]))
+        d = self.deadline
         for b in range(self.steps_per_epoch):
-            self.losses.append(self._step(order[b * self.bs:(b + 1) * self.bs]))
+            if not d.allows(d.estimate("step") + d.estimate("evaluation")):
+                self.stopped = "budget"
+                return
+            with d.step("step"):
+                self.losses.append(self._step(order[b * self.bs:(b + 1) * self.bs]))
             bar.advance()
             bar.describe(f"loss {self.losses[-1]:.4f} · agreement "
                          f"{self.result.history[-1]['val_agreement']:.1f}%")
-            if time.perf_counter() - self.start >= self.config.time_budget_s:
-                self.stopped = "budget"
-                return
 
     def _step(self, idx: "torch.Tensor") -> float:
         """One optimizer step on the images ``idx``; returns its loss."""
