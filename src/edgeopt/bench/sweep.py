@@ -99,17 +99,8 @@ def sweep(
         ShapeError: the largest batch needs more memory than is available
             (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
-    from ..analysis.memory import check_fits
-    from ..analysis.opsupport import check_runnable
-
     thread_list = [threads] if isinstance(threads, int) else list(threads)
-    if not backends or not batches or not thread_list:
-        raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
-    if not budget_s > 0:
-        raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
-    check_threads(thread_list)
-    check_runnable(model)
-    check_fits(model, max(batches))
+    _check_grid(model, backends, batches, thread_list, budget_s)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Cells of a backend that is not installed end at once; they take no share.
@@ -138,6 +129,21 @@ def sweep(
                 results.append(result)
             bar.advance()
     return results
+
+
+def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int], thread_list: list[int],
+                budget_s: float) -> None:
+    """Refuse, before any cell runs, what :func:`sweep` lists under Raises."""
+    from ..analysis.memory import check_fits
+    from ..analysis.opsupport import check_runnable
+
+    if not backends or not batches or not thread_list:
+        raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
+    if not budget_s > 0:
+        raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    check_threads(thread_list)
+    check_runnable(model)
+    check_fits(model, max(batches))
 
 
 def _floor_estimate(deadline: Deadline, backend: str, batch: int, backends: Sequence[str]) -> float:

@@ -89,17 +89,8 @@ def optimize_cmd(
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     check_threads(threads)
     check_tie_breaker(tie_breaker)
-    if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
-        raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
-                           f"budget: give one")
-    budget_drop = metric_tolerance if metric_tolerance is not None else max_drop
-    if task is not None:
-        tasks.canonical(task)
-    from ..backends import registry
-
-    backend_list = tuple(csv_list(backends, "--backends", "ort,openvino"))
-    for name in backend_list:
-        registry.require(name)
+    budget_drop = _budget_drop(max_drop, metric_tolerance, task)
+    backend_list = _backend_list(backends)
     if search:  # a storage that cannot hold the study is refused before the model and data load
         from ..optimizer.storage import check_storage, default_storage
 
@@ -124,6 +115,27 @@ def optimize_cmd(
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
                             prune_targets=fractions), **common)
     _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+
+
+def _budget_drop(max_drop: float | None, metric_tolerance: float | None, task: str | None) -> float | None:
+    """The quality budget, from --max-drop or --metric-tolerance (they name the same one),
+    after checking --task names a task."""
+    if max_drop is not None and metric_tolerance is not None and max_drop != metric_tolerance:
+        raise EdgeoptError(f"--max-drop {max_drop:g} and --metric-tolerance {metric_tolerance:g} name the same "
+                           f"budget: give one")
+    if task is not None:
+        tasks.canonical(task)
+    return metric_tolerance if metric_tolerance is not None else max_drop
+
+
+def _backend_list(backends: str) -> tuple[str, ...]:
+    """The --backends names, each registered and installed (else one line saying which extra)."""
+    from ..backends import registry
+
+    names = tuple(csv_list(backends, "--backends", "ort,openvino"))
+    for name in names:
+        registry.require(name)
+    return names
 
 
 def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,

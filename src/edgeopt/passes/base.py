@@ -34,7 +34,7 @@ LABELS = "labels"  # optional: used when the caller has them, never required
 
 
 # The tolerance vocabulary lives in its own module; passes and tests import it from here.
-from .tolerance import AGREEMENT, EXACT, RELATIVE, STRUCTURAL, TOLERANCE_KINDS, Tolerance  # noqa: E402,F401
+from .tolerance import AGREEMENT, EXACT, RELATIVE, STRUCTURAL, TOLERANCE_KINDS, Tolerance  # noqa: E402,F401  (re-exported)
 
 
 @dataclass(frozen=True)
