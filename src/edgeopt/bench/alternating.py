@@ -46,21 +46,14 @@ def alternating_rounds(
     return [None if failed[i] or not r else r for i, r in enumerate(runs)]
 
 
-def alternating_p50(
-    entries: Sequence[tuple],
-    *,
-    batch: int = 1,
-    threads: int = 2,
-    rounds: int = 5,
-    min_runs: int = 10,
-    min_time_s: float = 0.5,
-    max_time_s: float = 2.0,
-) -> list[float]:
-    """p50 latency (ms) of each (model, backend) from ``rounds`` alternating rounds.
+def alternating_p50(entries: Sequence[tuple], **settings) -> list[float]:
+    """p50 latency (ms) of each (model, backend) from alternating rounds.
 
     An entry is ``(model, backend)``, ``(model, backend, threads)`` or
     ``(model, backend, threads, batch)``; the last two override ``threads`` and ``batch``
-    for that entry (a search may pick other settings than the baseline's).
+    for that entry (a search may pick other settings than the baseline's). ``settings``
+    are :func:`alternating_rounds`' (batch=1, threads=2, rounds=5, min_runs=10,
+    min_time_s=0.5, max_time_s=2.0).
 
     Each round times every entry once with :func:`edgeopt.bench.harness.benchmark`
     (``min_runs`` runs and ``min_time_s`` seconds, capped at ``max_time_s``); the runs
@@ -70,6 +63,5 @@ def alternating_p50(
         one p50 in ms per entry, in order; ``float("nan")`` for an entry that failed
         (its benchmark result had an error).
     """
-    per_round = alternating_rounds(entries, batch=batch, threads=threads, rounds=rounds, min_runs=min_runs,
-                                   min_time_s=min_time_s, max_time_s=max_time_s)
+    per_round = alternating_rounds(entries, **settings)
     return [float("nan") if r is None else percentile([x for one in r for x in one], 50) for r in per_round]
