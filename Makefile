@@ -54,7 +54,7 @@ demo: $(STAMP)
 # The layer contract (.importlinter) first: an import across layers fails CI like a test.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: $(STAMP)
 	$(PY) benchmarks/optimize_real_models.py

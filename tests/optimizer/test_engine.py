@@ -347,7 +347,7 @@ def test_search_on_trained_digits_model(tmp_path, one_torch_thread, digits_data)
     model, test, calib = digits_data
     space = SearchSpace(prune=(0.0,), precisions=("fp32", "int8-ort", "int8-dynamic"),
                         backends=("ort",), threads=(1,), float_layers=(0, 1))
-    cfg = OptimizeConfig(strategy="search", budget_s=45, space=space, threads=1, backends=("ort",), min_runs=5,
+    cfg = OptimizeConfig(strategy="search", budget_s=30, space=space, threads=1, backends=("ort",), min_runs=5,
                          min_time_s=0.2, max_time_s=0.5, confirm_rounds=2, reserve_s=10)
     res = engine.optimize(model, test, calibration=calib, config=cfg, out_dir=tmp_path, progress=False)
     # How closely the budget holds is tested on an injected clock
