@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-import edgeopt
 from hostile.harness import Case, Sandbox, check, conv_model, params
 
 NOT_FILE = "output not a regular file"
@@ -28,9 +27,6 @@ FSIZE = "file size limit"
 DENIED = "permission denied"
 
 FSIZE_LIMIT = 512  # bytes: less than any of these outputs
-# An isolated call runs in the sandbox: a relative PYTHONPATH (src) would not reach the
-# edgeopt under test there, and the installed one would run instead.
-SAME_EDGEOPT = {"PYTHONPATH": str(Path(edgeopt.__file__).resolve().parents[1])}
 
 
 # -- builders --------------------------------------------------------------------------------
@@ -304,7 +300,7 @@ CASES = [
                       ("compress_size", lambda sb, d: compress_size(sb, d / "m.dc")))],
     # `ulimit -f`: Python ignores SIGXFSZ, so a write past the limit fails with EFBIG.
     *[Case(FSIZE, f"{name}_file_size_limit", (lambda b: lambda sb: b(sb, sb.out))(b), isolated=True,
-           rlimits={resource.RLIMIT_FSIZE: (FSIZE_LIMIT, FSIZE_LIMIT)}, env=SAME_EDGEOPT)
+           rlimits={resource.RLIMIT_FSIZE: (FSIZE_LIMIT, FSIZE_LIMIT)})
       for name, b in (("apply", lambda sb, d: apply(sb, d / "m.onnx")),
                       ("bench", bench), ("optimize", optimize),
                       ("machine", lambda sb, d: machine(sb, d / "dev.json")),
