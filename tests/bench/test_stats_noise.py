@@ -87,14 +87,17 @@ def test_noisy_rule_names_its_reasons():
     steady = _result([10.0, 10.1, 9.9, 10.0, 10.05])
     assert steady.stats.cv < NOISY_CV and noisy(steady) is None
     spiky = _result([0.9, 0.95, 0.94, 0.93, 12.0])  # the issue's case: p50 ~0.94, mean inflated
-    assert noisy(spiky) == f"cv {spiky.stats.cv:.0%} > 10%"
+    # Its median is steady (rcv small): the long run makes it noisy through std / mean.
+    assert spiky.stats.rcv < NOISY_CV and noisy(spiky) == f"cv {spiky.stats.cv:.0%} > 50%"
+    wide = _result([0.8, 0.9, 1.0, 1.1, 1.2, 1.0, 0.95])  # a spread median, no long run
+    assert wide.stats.cv < 0.5 and noisy(wide) == f"rcv {wide.stats.rcv:.0%} > 10%"
     assert noisy(_result([], error="no runtime")) is None
     # The conditions record adds its interference (edgeopt.bench.conditions' thresholds);
     # absent, empty or quiet adds none.
     steady.conditions = {"other_cpu_pct": 62.0, "steal_pct": 0.0}
     assert noisy(steady) == "other processes used 62% of the CPU"
     spiky.conditions = {"other_cpu_pct": 3.0, "steal_pct": 12.0}
-    assert noisy(spiky).endswith("> 10%; steal 12%")
+    assert noisy(spiky).endswith("> 50%; steal 12%")
     assert interference({}) is None and interference(None) is None
     assert interference({"other_cpu_pct": 5.0, "steal_pct": 0.0, "throttled": None}) is None
     assert noisy(SimpleNamespace(stats=steady.stats)) is None   # a record without conditions
@@ -104,5 +107,7 @@ def test_noise_reason_reads_any_record():
     from edgeopt.bench.noise import noise_reason
 
     assert noise_reason(None) is None and noise_reason(0.10) is None   # at the threshold: not above it
-    assert noise_reason(0.1004) == "cv 10.0% > 10%" and noise_reason(0.1051) == "cv 11% > 10%"
+    assert noise_reason(0.1004) == "rcv 10.0% > 10%" and noise_reason(0.1051) == "rcv 11% > 10%"
+    assert noise_reason(0.02, cv=0.5) is None and noise_reason(0.02, cv=1.61) == "cv 161% > 50%"
+    assert noise_reason(0.2, cv=0.503) == "rcv 20% > 10%; cv 50.3% > 50%"
     assert noise_reason(None, {"throttled": 5, "throttled_raw": "0x50005"}) == "throttled (0x50005)"

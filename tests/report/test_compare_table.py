@@ -26,15 +26,15 @@ def test_compare_reads_the_same_p50_as_bench_and_marks_noise_at_80_columns():
     seed = rows[0]
     assert (seed.a_ms, seed.b_ms) == (a[0].stats.p50, b[0].stats.p50) == (2.0, 1.0)  # the bench table's p50
     assert seed.ratio == 0.5 and seed.verdict == "B faster"
-    assert seed.a_noisy == "" and seed.b_noisy == f"cv {b[0].stats.cv:.0%} > 10%"
+    assert seed.a_noisy == "" and seed.b_noisy == f"cv {b[0].stats.cv:.0%} > 50%"
     buf = io.StringIO()
     print_compare(rows, "a.json", "b.json", Console(file=buf, width=80, color_system=None))
     out = buf.getvalue()
     assert max(len(line) for line in out.splitlines()) <= 80
     row = next(line for line in out.splitlines() if line.startswith("ort b1 t2") and "faster" in line).split()
-    assert row[3:10] == ["2", "1%", "1", f"{b[0].stats.cv:.0%}!", "0.500", f"{seed.low:.3f}-{seed.high:.3f}", "B"]
+    assert row[3:10] == ["2", "1%", "1", f"{b[0].stats.rcv:.0%}!", "0.500", f"{seed.low:.3f}-{seed.high:.3f}", "B"]
     assert [line.strip() for line in out.splitlines()].count("seednet") == 1  # a row naming each model
-    assert f"seednet ort b1 t2 B: cv {b[0].stats.cv:.0%} > 10%" in out
+    assert f"seednet ort b1 t2 B: cv {b[0].stats.cv:.0%} > 50%" in out
     assert "third ort b1 t2: not measured (A: tvm: not installed)" in out
     assert "\n1 B faster, 1 within noise, 1 not measured\n" in out
 
@@ -58,4 +58,4 @@ def test_optimize_candidates_mark_a_noisy_latency():
     out = buf.getvalue()
     assert "1.67x" in out and "[1.50..1.80]" in out
     assert "0.900!" in out and "1.500!" not in out and "1.500" in out
-    assert "int8-ort@ort t2 b1: cv 161% > 10%" in out and "fp32@ort t2 b1:" not in out
+    assert "int8-ort@ort t2 b1: cv 161% > 50%" in out and "fp32@ort t2 b1:" not in out

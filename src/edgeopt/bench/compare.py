@@ -47,7 +47,8 @@ class CellComparison:
         a_ms, b_ms: p50 per-image latency in ms (p50 / batch) of each run, None when
             that run has no timed runs there (an error, or not measured).
         a_runs, b_runs: timed runs behind each number.
-        a_cv, b_cv: coefficient of variation (std / mean) of each cell's latencies.
+        a_cv, b_cv: robust coefficient of variation (rcv, 1.4826 MAD / median; std / mean for
+            a record from before rcv existed) of each cell's latencies.
         ratio: b_ms / a_ms (below 1: B faster); low, high: its 95% bootstrap interval.
         verdict: "B faster", "B slower", "within noise", "not comparable" (the recorded
             interference differs, said in ``note``), "only in A", "only in B" or
@@ -136,7 +137,7 @@ def _side(r: BenchResult | None) -> tuple[float | None, int, float | None]:
     if r is None or not r.ok:
         return None, 0 if r is None else len(r.latencies_ms), None
     s = r.stats
-    return r.ms_per_image, s.n, s.cv
+    return r.ms_per_image, s.n, s.rcv if s.rcv is not None else s.cv
 
 
 def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: float) -> CellComparison:

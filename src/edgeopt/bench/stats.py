@@ -133,6 +133,9 @@ class LatencyStats:
         p50, p90, p99: percentiles by ``method``.
         method: percentile method ("loadgen" or "linear", see :func:`percentile`).
         cv: coefficient of variation, std / mean (a fraction: 0.1 is 10%; 0.0 for one run).
+        rcv: robust coefficient of variation, 1.4826 * MAD / median (a fraction; 0.0 for one
+            run): the spread around the p50 that a few long outliers do not inflate, what
+            :mod:`edgeopt.bench.noise` judges (None only in records written before it existed).
         p50_low, p50_high: 95% bootstrap interval of the LoadGen p50 in ms (:func:`p50_interval`;
             None only in records written before it existed).
     """
@@ -147,6 +150,7 @@ class LatencyStats:
     max: float
     method: str = "loadgen"
     cv: float = 0.0
+    rcv: float | None = None
     p50_low: float | None = None
     p50_high: float | None = None
 
@@ -163,6 +167,9 @@ class LatencyStats:
         std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
         mean = float(arr.mean())
         low, high = p50_interval(arr)
+        median = float(np.median(arr))
+        # 1.4826 makes the MAD estimate the std of a normal distribution (Rousseeuw & Croux 1993).
+        mad = 1.4826 * float(np.median(np.abs(arr - median)))
         return cls(
             n=int(arr.size),
             min=float(arr.min()),
@@ -174,13 +181,14 @@ class LatencyStats:
             max=float(arr.max()),
             method=method,
             cv=std / mean if mean > 0 else 0.0,
+            rcv=mad / median if median > 0 else 0.0,
             p50_low=low,
             p50_high=high,
         )
 
     def to_dict(self) -> dict[str, float | int | str]:
-        """{n, min, mean, std, p50, p90, p99, max, method, cv, p50_low, p50_high} (ms values
-        as floats, cv a fraction)."""
+        """{n, min, mean, std, p50, p90, p99, max, method, cv, rcv, p50_low, p50_high} (ms
+        values as floats, cv and rcv fractions)."""
         return asdict(self)
 
     @classmethod

@@ -44,7 +44,7 @@ JSON_SCHEMA = "edgeopt.bench/1"
 CSV_COLUMNS = (
     "backend", "backend_version", "model", "model_sha256", "batch", "threads",
     "prepare_ms", "first_ms", "warmup_runs", "runs", "min_ms", "mean_ms", "std_ms",
-    "p50_ms", "p50_low_ms", "p50_high_ms", "cv", "p90_ms", "p99_ms", "max_ms", "ms_per_image",
+    "p50_ms", "p50_low_ms", "p50_high_ms", "cv", "rcv", "p90_ms", "p99_ms", "max_ms", "ms_per_image",
     "throughput_ips", "noisy", "stop_reason",
     "other_cpu_pct", "steal_pct", "load1", "temp_c", "pinned", "throttled",
     "cpu_model", "flags", "error",
@@ -222,7 +222,7 @@ def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
         "warmup_runs": result.warmup_runs, "runs": len(result.latencies_ms),
         "min_ms": s and s.min, "mean_ms": s and s.mean, "std_ms": s and s.std,
         "p50_ms": s and s.p50, "p50_low_ms": s and s.p50_low, "p50_high_ms": s and s.p50_high,
-        "cv": s and s.cv, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
+        "cv": s and s.cv, "rcv": s and s.rcv, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
         "max_ms": s and s.max, "ms_per_image": result.ms_per_image,
         "throughput_ips": result.throughput, "noisy": noisy(result),
         "stop_reason": result.stop_reason,

