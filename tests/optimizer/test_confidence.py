@@ -167,6 +167,40 @@ def test_a_candidate_not_told_apart_from_the_original_loses_to_it():
     assert c.speedup_vs_baseline == 1.0
 
 
+class BatchMeasurer(FakeMeasurer):
+    """Serves batch k of every label's rounds on the k-th call; ticks a fake clock 3 s a batch."""
+
+    def __init__(self, batches: list[dict[str, list[float]]], clock: list[float]) -> None:
+        super().__init__(batches[0])
+        self.batches, self.clock = batches, clock
+
+    def confirm(self, entries):
+        self.rounds = self.batches[min(len(self.asked), len(self.batches) - 1)]
+        self.clock[0] += 3.0
+        return super().confirm(entries)
+
+
+def test_a_tie_is_re_timed_in_more_rounds_while_time_is_left():
+    noisy = {BASE.label: [10.0, 10.2, 9.9, 10.1, 10.0], INT8_OV.label: [4.0, 4.3, 3.9, 4.2, 4.1],
+             FP32_OV.label: [4.1, 4.0, 4.2, 4.0, 4.2]}
+    clear = {BASE.label: [10.0] * 5, INT8_OV.label: [3.5, 3.6, 3.5, 3.6, 3.5], FP32_OV.label: [4.1] * 5}
+    now = [0.0]
+    asked_for = []
+    fake = BatchMeasurer([noisy, clear, clear], now)
+    c = choose(RECS, BASE.point, FakeBuilder(), fake, clock=lambda: now[0],
+               may_extend=lambda s: asked_for.append(s) or True)
+    # Tied after 5 rounds; 5 more re-time every contender and settle it after 10.
+    assert len(fake.asked) == 2 and asked_for == [3.0]
+    assert c.winner is INT8_OV and c.tie == [] and "is the winner" in c.decision
+    # No time left for a batch: the tie stands after the first 5 rounds.
+    stuck = choose(RECS, BASE.point, FakeBuilder(), BatchMeasurer([noisy, clear], [0.0]), may_extend=lambda s: False)
+    assert stuck.winner is FP32_OV and len(stuck.tie) == 2
+    # Never more than 3 batches, however long the tie lasts.
+    always = BatchMeasurer([noisy], [0.0])
+    choose(RECS, BASE.point, FakeBuilder(), always, may_extend=lambda s: True)
+    assert len(always.asked) == 3
+
+
 # -- through the command line, on a tiny classifier -----------------------------------------------
 def test_optimize_writes_bounds_and_the_decision(monkeypatch, capsys, tmp_path):
     import json

@@ -11,13 +11,21 @@ interval of its speed ratio against each other contender excludes 1
 includes 1 are tied with it, and the user's tie-breaker chooses among them
 (:func:`edgeopt.optimizer.confidence.tie_key`: by default fewer passes, then the smaller
 model; the original has no passes, so a candidate not shown faster than it loses to it).
+
+Five rounds give a wide interval (about the smallest to the largest round's ratio) on a
+noisy machine: when the leader is tied with another contender, up to ``EXTRA_BATCHES``
+more batches of the same rounds re-time every contender, while the caller's
+``may_extend`` says the time of one more batch (measured on the first) is left. Each
+batch is a fixed size decided before it runs and at most three looks are taken, so the
+stopping rule does not chase noise (a group-sequential design, Pocock 1977).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -36,6 +44,8 @@ FINALISTS = 3
 WITHIN = 1.5
 """A finalist's trial latency is at most this many times the fastest trial's: slower ones
 could not overtake it in the re-timing (trial timings moved by ~30% under load)."""
+EXTRA_BATCHES = 2
+"""Further batches of ``confirm_rounds`` rounds while the leader is tied (so at most 3x)."""
 TIE_WORDS = {"passes": "fewer passes, then the smaller model", "size": "the smaller model, then fewer passes"}
 
 
@@ -74,13 +84,18 @@ class Choice:
 
 
 def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, measurer: Measurer, *,
-           budget_note: str = "", tie_breaker: str = "passes") -> Choice:
+           budget_note: str = "", tie_breaker: str = "passes",
+           may_extend: Callable[[float], bool] | None = None,
+           clock: Callable[[], float] = time.monotonic) -> Choice:
     """Choose among ``recs`` and confirm the choice (see the module docstring).
 
     Args:
         base_point: the baseline's point (fp32 on ONNX Runtime at the user's settings).
         budget_note: appended to the error when the baseline did not finish.
         tie_breaker: "passes", "size" or "runtime:NAME" (:func:`~edgeopt.optimizer.confidence.tie_key`).
+        may_extend: called with the seconds one more batch of rounds takes (measured on
+            ``clock``); True lets a tied re-timing go on. None: five rounds only.
+        clock: monotonic clock in seconds (tests inject one).
 
     Raises:
         EdgeoptError: the baseline has no complete trial (it could not run, or the budget
@@ -100,16 +115,18 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
         notes.append("no trial met every constraint: keeping the original fp32 model on ONNX Runtime")
     top = [r for r in feasible[:FINALISTS] if r.per_image_ms <= WITHIN * feasible[0].per_image_ms]
     contenders = list({r.number: r for r in [*top, hand, baseline]}.values())
+    t0 = clock()
     rounds = _confirm(contenders, builder, measurer)
-    p50 = {n: float(np.median(v)) if v else math.nan for n, v in rounds.items()}
-    timed = [r for r in contenders if not math.isnan(p50[r.number])] or [baseline]
-    leader = min(timed, key=lambda r: p50[r.number])
-    finalists = []
-    for r in sorted(timed, key=lambda r: p50[r.number]):
-        ratio, low, high = round_ratio_interval(rounds[r.number], rounds[leader.number])
-        tied = r is leader or not low > 1.0
-        finalists.append({"label": r.label, "confirm_ms": p50[r.number], "ratio": ratio, "low": low,
-                          "high": high, "tied": tied})
+    batch_s = clock() - t0
+    for _ in range(EXTRA_BATCHES):
+        p50, timed, leader, finalists = _standings(contenders, rounds, baseline)
+        if sum(f["tied"] for f in finalists) < 2 or may_extend is None or not may_extend(batch_s):
+            break
+        more = _confirm(contenders, builder, measurer)
+        if any(rounds[n] and not more[n] for n in rounds):
+            break  # rounds pair by index: a batch where a timed contender failed is dropped
+        rounds = {n: v + more[n] if v else v for n, v in rounds.items()}
+    p50, timed, leader, finalists = _standings(contenders, rounds, baseline)
     tie = [r for r in timed if next(f for f in finalists if f["label"] == r.label)["tied"]]
     winner = min(tie, key=lambda r: key(len(r.attrs.get("passes") or []), r.size_bytes or 0, r.point.backend))
     decision = _decision(winner, leader, tie, finalists, tie_breaker)
@@ -127,6 +144,20 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
                   speedup_interval=(vs_base[1], vs_base[2]), finalists=finalists,
                   tie=[r.label for r in tie] if len(tie) > 1 else [], tie_breaker=tie_breaker,
                   decision=decision, notes=[*notes, decision])
+
+
+def _standings(contenders: list[TrialRecord], rounds: dict[int, list[float]], baseline: TrialRecord):
+    """(p50 by trial number, the timed contenders, the leader, the finalists' rows: label,
+    confirm_ms, ratio over the leader with its 95% interval, tied) of the rounds so far."""
+    p50 = {n: float(np.median(v)) if v else math.nan for n, v in rounds.items()}
+    timed = [r for r in contenders if not math.isnan(p50[r.number])] or [baseline]
+    leader = min(timed, key=lambda r: p50[r.number])
+    finalists = []
+    for r in sorted(timed, key=lambda r: p50[r.number]):
+        ratio, low, high = round_ratio_interval(rounds[r.number], rounds[leader.number])
+        finalists.append({"label": r.label, "confirm_ms": p50[r.number], "ratio": ratio, "low": low,
+                          "high": high, "tied": r is leader or not low > 1.0})
+    return p50, timed, leader, finalists
 
 
 def _or_one(x: float) -> float:

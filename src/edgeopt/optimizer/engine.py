@@ -318,7 +318,8 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
                        threads=cfg.threads, batch=cfg.batch)
     note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""
     choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note,
-                    tie_breaker=cfg.tie_breaker)
+                    tie_breaker=cfg.tie_breaker, clock=run.clock,
+                    may_extend=lambda s: run.deadline is None or run.clock() + s < run.deadline)
     feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
     objectives = [[r.per_image_ms, r.drop] + ([float(r.size_bytes)] if cfg.size_objective else [])
                   for r in feasible]
