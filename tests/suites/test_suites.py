@@ -215,7 +215,7 @@ def test_missing_backends_are_listed_not_run(sleepy, seednet, monkeypatch) -> No
 
 
 def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
-    run = run_suite(_spec(batches=(1, 2)), budget_s=1.5, progress=False, load=lambda ref: seednet)
+    run = run_suite(_spec(batches=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
     paths = write_suite_outputs(run, tmp_path, history_id=7)
     names = sorted(p.name for p in paths)
     assert names == ["report.md", "suite.json", "t_linear.png", "t_log.png"]
@@ -232,7 +232,7 @@ def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
 
 
 def test_single_batch_suites_plot_bars(sleepy, seednet, tmp_path) -> None:
-    run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=1.0, progress=False, load=lambda ref: seednet)
+    run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
     assert [p.name for p in write_suite_outputs(run, tmp_path)] == ["suite.json", "t_bars.png", "report.md"]
 
 
@@ -340,7 +340,7 @@ def test_cli_suite_runs_and_records(monkeypatch, capsys, tmp_path, sleepy, seedn
     monkeypatch.setattr(catalog, "SUITES", SUITES)
     monkeypatch.setattr("edgeopt.load.load_model", lambda ref, **kw: seednet)
     db = tmp_path / "h.db"
-    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "2s", "--out", str(tmp_path / "o"),
+    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "60s", "--out", str(tmp_path / "o"),
                              "--history", str(db))
     assert code == 0, err
     assert "2 of 2 cells measured" in out and "history run 1" in out
