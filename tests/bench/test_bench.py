@@ -354,7 +354,7 @@ def test_benchmark_uses_given_feeds_and_counts_every_run(seednet, register):
 def test_benchmark_records_conditions_pinning_and_cooldown(seednet, register, monkeypatch):
     import os
 
-    from edgeopt.bench import harness
+    from edgeopt.bench import control
     from edgeopt.bench.control import Cooldown
 
     register("counting", CountingBackend())
@@ -366,7 +366,7 @@ def test_benchmark_records_conditions_pinning_and_cooldown(seednet, register, mo
     assert BenchResult.from_dict(json.loads(json.dumps(r.to_dict()))).conditions == c
 
     waits = []
-    monkeypatch.setattr(harness, "cool_down", lambda cap: waits.append(cap) or Cooldown(2.0, True))
+    monkeypatch.setattr(control, "cool_down", lambda cap: waits.append(cap) or Cooldown(2.0, True))
     before = os.sched_getaffinity(0)
     r = benchmark(seednet, "counting", threads=1, pin=True, cooldown_s=30.0, **FAST)
     assert r.conditions["pinned"] is True and r.conditions["pinned_cpus"] == [min(before)]

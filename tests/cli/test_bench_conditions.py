@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from edgeopt.bench import harness
+from edgeopt.bench import control
 from edgeopt.bench.control import Cooldown
 
 from support import assert_one_line_error, run_cli
@@ -12,14 +12,14 @@ from support import assert_one_line_error, run_cli
 
 def test_bench_pins_cools_down_and_records_conditions(monkeypatch, capsys, tmp_path):
     waits = []
-    monkeypatch.setattr(harness, "cool_down", lambda cap: waits.append(cap) or Cooldown(0.25, True))
+    monkeypatch.setattr(control, "cool_down", lambda cap: waits.append(cap) or Cooldown(0.25, True))
     code, out, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--batch", "1,2", "--threads", "1",
-                             "--budget", "4", "--pin", "--cooldown", "0.5", "--out", str(tmp_path))
+                             "--budget", "20", "--pin", "--cooldown", "0.5", "--out", str(tmp_path))
     assert code == 0, err
     assert "conditions: " in out and ", pinned" in out
     cells = json.loads((tmp_path / "bench.json").read_text())["results"]
     assert len(cells) == 2 and len(waits) == 2
-    assert waits[0] == 0.5  # under half of the first cell's share of 4 s: the cap as given
+    assert waits[0] == 0.5  # under half of the first cell's share of 20 s: the cap as given
     for c in cells:
         cond = c["conditions"]
         assert cond["pinned"] is True and len(cond["pinned_cpus"]) == 1

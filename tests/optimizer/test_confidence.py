@@ -156,6 +156,17 @@ def test_a_clear_winner_is_named_with_its_margin():
     assert c.speedup_vs_hand_picked == pytest.approx(2.0, rel=0.03)
 
 
+def test_a_gain_under_five_percent_is_a_tie_however_sure():
+    rounds = {BASE.label: [10.0] * 5,
+              INT8_OV.label: [4.0, 4.01, 4.0, 4.02, 4.0],   # 3% faster than fp32@openvino in every round
+              FP32_OV.label: [4.12, 4.13, 4.12, 4.14, 4.12],
+              FP16.label: [9.0] * 5}
+    c = choose(RECS, BASE.point, FakeBuilder(), FakeMeasurer(rounds))
+    runner = c.finalists[1]
+    assert runner["label"] == FP32_OV.label and runner["low"] > 1.0 and runner["ratio"] < 1.05 and runner["tied"]
+    assert c.winner is FP32_OV and "gain is under 5%" in c.decision
+
+
 def test_a_candidate_not_told_apart_from_the_original_loses_to_it():
     rounds = {BASE.label: [10.0, 9.0, 10.5, 9.2, 10.1],
               INT8_OV.label: [9.5, 9.8, 9.6, 9.9, 9.4],

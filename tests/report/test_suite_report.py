@@ -8,7 +8,8 @@ from edgeopt.bench.harness import BenchResult
 from edgeopt.report import plots, suite_plots
 from edgeopt.report.bench_table import ms
 from edgeopt.report.suite_report import suite_markdown
-from edgeopt.suites.run import SuiteCell, SuiteRun, SuiteSpec
+from edgeopt.suites.catalog import SuiteSpec
+from edgeopt.suites.run import SuiteCell, SuiteRun
 
 
 def _cell(latencies, batch, backend="ort") -> SuiteCell:

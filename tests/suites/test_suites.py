@@ -12,10 +12,13 @@ import pytest
 from edgeopt._util.deadline import FakeClock
 from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
+from edgeopt.bench import control
+from edgeopt.suites import catalog
 from edgeopt.suites import run as suite_mod
 from edgeopt.bench.compare import compare_results, median_ratio_interval
 from edgeopt.bench.harness import BenchResult
-from edgeopt.suites.run import SUITES, SuiteSpec, run_suite
+from edgeopt.suites.catalog import SUITES, SuiteSpec
+from edgeopt.suites.run import run_suite
 from edgeopt.errors import EdgeoptError
 from edgeopt.load import load_model
 from edgeopt.report.suite_report import write_suite_outputs
@@ -212,7 +215,7 @@ def test_missing_backends_are_listed_not_run(sleepy, seednet, monkeypatch) -> No
 
 
 def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
-    run = run_suite(_spec(batches=(1, 2)), budget_s=1.5, progress=False, load=lambda ref: seednet)
+    run = run_suite(_spec(batches=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
     paths = write_suite_outputs(run, tmp_path, history_id=7)
     names = sorted(p.name for p in paths)
     assert names == ["report.md", "suite.json", "t_linear.png", "t_log.png"]
@@ -229,7 +232,7 @@ def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
 
 
 def test_single_batch_suites_plot_bars(sleepy, seednet, tmp_path) -> None:
-    run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=1.0, progress=False, load=lambda ref: seednet)
+    run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
     assert [p.name for p in write_suite_outputs(run, tmp_path)] == ["suite.json", "t_bars.png", "report.md"]
 
 
@@ -334,16 +337,47 @@ def test_cli_compare_and_history(monkeypatch, capsys, tmp_path) -> None:
 
 def test_cli_suite_runs_and_records(monkeypatch, capsys, tmp_path, sleepy, seednet) -> None:
     monkeypatch.setitem(SUITES, "tiny", _spec(name="tiny", batches=(1, 2)))
-    monkeypatch.setattr(suite_mod, "SUITES", SUITES)
+    monkeypatch.setattr(catalog, "SUITES", SUITES)
     monkeypatch.setattr("edgeopt.load.load_model", lambda ref, **kw: seednet)
     db = tmp_path / "h.db"
-    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "2s", "--out", str(tmp_path / "o"),
+    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "60s", "--out", str(tmp_path / "o"),
                              "--history", str(db))
     assert code == 0, err
     assert "2 of 2 cells measured" in out and "history run 1" in out
     assert (tmp_path / "o" / "report.md").exists()
     info, cells = load_run(1, db)
     assert info.name == "tiny" and [c.batch for c in cells] == [1, 2]
+
+
+def test_cli_suite_pins_and_cools_down_each_cell(monkeypatch, capsys, tmp_path, sleepy, seednet) -> None:
+    import json
+    import os
+
+    from edgeopt.bench.control import Cooldown
+
+    monkeypatch.setitem(SUITES, "tiny", _spec(name="tiny", batches=(1, 2)))
+    monkeypatch.setattr("edgeopt.load.load_model", lambda ref, **kw: seednet)
+    waits, masks = [], []
+    monkeypatch.setattr(control, "cool_down", lambda cap: waits.append(cap) or Cooldown(0.1, True))
+    real_prepare = sleepy._prepare
+    monkeypatch.setattr(sleepy, "_prepare", lambda *a, **kw: masks.append(os.sched_getaffinity(0)) or
+                        real_prepare(*a, **kw))
+    before = os.sched_getaffinity(0)
+    # A budget no load can spend before the two cells (each stops after 1 s of runs).
+    code, out, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--budget", "60s", "--out", str(tmp_path / "o"),
+                             "--no-history", "--pin", "--cooldown", "0.5")
+    assert code == 0, err
+    assert masks == [{min(before)}] and os.sched_getaffinity(0) == before  # pinned around prepare, then restored
+    doc = json.loads((tmp_path / "o" / "suite.json").read_text())
+    assert doc["meta"]["control"] == {"pin": True, "cooldown_s": 0.5}
+    # One wait per cell, the cap as given (under half of each cell's share).
+    assert waits == [0.5, 0.5], [c.get("error") for c in doc["results"]]
+    for cell in doc["results"]:
+        cond = cell["conditions"]
+        assert cond["pinned"] is True and cond["pinned_cpus"] == [min(before)]
+        assert (cond["cooldown_s"], cond["cooldown_settled"]) == (0.1, True)
+    code, _, err = run_cli(monkeypatch, capsys, "suite", "tiny", "--cooldown", "-2")
+    assert_one_line_error(code, err, "--cooldown")
 
 
 def test_nnpack_times_each_thread_count_in_a_fresh_process() -> None:
@@ -373,7 +407,7 @@ def test_a_group_whose_prepare_cannot_fit_is_skipped(clocked) -> None:
 def test_cli_suite_backends_passes_the_restriction(monkeypatch, capsys, tmp_path) -> None:
     seen = {}
 
-    def fake_run_suite(spec, *, budget_s, backends=None, spent_s=0.0):
+    def fake_run_suite(spec, *, budget_s, backends=None, spent_s=0.0, control=None):
         seen.update(budget_s=budget_s, backends=backends, spent=spent_s > 0)
         raise EdgeoptError("stop here: the run itself is tested above")
 

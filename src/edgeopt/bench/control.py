@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from ..errors import EdgeoptError
 from .conditions import THROTTLE_NOW_BITS, Readers
@@ -125,3 +125,42 @@ def cool_down(cap_s: float, *, readers: Readers | None = None, sleep: Callable[[
         if left <= 0:
             return Cooldown(round(r.clock() - start, 3), False)
         sleep(min(poll_s, left))
+
+
+@dataclass(frozen=True)
+class CellControl:
+    """What a command controls around each cell, and how the cell's record says so.
+
+    Attributes:
+        pin: pin each cell's threads (prepare included) to the first cores (:func:`pinned`).
+        cooldown_s: before each cell, wait at most this many seconds for the machine to
+            settle (:func:`cool_down`; 0: no wait), never more than half the cell's share.
+
+    Raises:
+        EdgeoptError: a negative or non-finite cooldown.
+    """
+
+    pin: bool = False
+    cooldown_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.cooldown_s >= 0 and self.cooldown_s != float("inf")):
+            raise EdgeoptError(f"cooldown={self.cooldown_s!r} is invalid: pass a number of seconds >= 0")
+
+    def pinning(self, threads: int) -> ContextManager[list[int] | None]:
+        """:func:`pinned` to ``threads`` CPUs when ``pin``, else a block that yields None."""
+        return pinned(threads) if self.pin else nullcontext(None)
+
+    def settle(self, share_s: float | None = None) -> Cooldown | None:
+        """The cooldown before a cell with ``share_s`` seconds of budget (None: no budget):
+        at most ``cooldown_s`` and half the share; None when there is none to wait."""
+        cap = self.cooldown_s if share_s is None else min(self.cooldown_s, share_s / 2)
+        return cool_down(cap) if cap > 0 else None
+
+    @staticmethod
+    def record(cpus: list[int] | None, waited: Cooldown | None) -> dict[str, Any]:
+        """The control fields of a cell's ``conditions`` record: pinned, pinned_cpus,
+        cooldown_s (seconds waited) and cooldown_settled (None where not waited)."""
+        return {"pinned": cpus is not None, "pinned_cpus": cpus,
+                "cooldown_s": None if waited is None else waited.waited_s,
+                "cooldown_settled": None if waited is None else waited.settled}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import gc
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from ..backends import registry
 from ..errors import ArtifactTampered, EdgeoptError, ShapeError
 from .._util.errorline import error_line
 from .conditions import recording
-from .control import cool_down, pinned
+from .control import CellControl
 from .environment import machine_info
 from .stats import LatencyStats
 
@@ -199,12 +198,11 @@ def benchmark(
         return result
     if feeds is None:
         feeds = model.example_feeds(batch)
-    waited = cool_down(cooldown_s) if cooldown_s else None
+    control = CellControl(pin=pin, cooldown_s=cooldown_s)
+    waited = control.settle()
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
-    with (pinned(threads) if pin else nullcontext(None)) as cpus:
-        result.conditions = {"pinned": cpus is not None, "pinned_cpus": cpus,
-                             "cooldown_s": None if waited is None else waited.waited_s,
-                             "cooldown_settled": None if waited is None else waited.settled}
+    with control.pinning(threads) as cpus:
+        result.conditions = control.record(cpus, waited)
         _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
     return result
 

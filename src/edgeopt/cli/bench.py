@@ -59,12 +59,16 @@ def suite(
     history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
     backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
+    pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each session's threads to the first cores (recorded as 'pinned' in each result)."),
+    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
 ) -> None:
     """Reproduce a seed benchmark study on this machine within a time budget (breadth first:
     every model at batch 1 on its fastest runtimes before any model gets more)."""
     from .. import store
     from ..report.suite_report import suite_files, write_suite_outputs
-    from ..suites.run import get_suite, run_suite
+    from ..bench.control import CellControl
+    from ..suites.catalog import get_suite
+    from ..suites.run import run_suite
 
     if no_history and given(ctx, "history"):
         raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
@@ -75,7 +79,8 @@ def suite(
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
     chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
-    run = run_suite(spec, budget_s=budget_s, backends=chosen, spent_s=command_elapsed_s())
+    run = run_suite(spec, budget_s=budget_s, backends=chosen, spent_s=command_elapsed_s(),
+                    control=CellControl(pin=pin, cooldown_s=cooldown))
     run_id = None
     if not no_history:
         run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,

@@ -7,8 +7,10 @@ choice and the baseline (the original fp32 model on ONNX Runtime at the user's t
 batch), so every ratio reported is measured in one run, not two numbers taken minutes
 apart. The fastest of the re-timing (the leader) is named the winner only when the 95%
 interval of its speed ratio against each other contender excludes 1
-(:func:`edgeopt.optimizer.confidence.round_ratio_interval`); the contenders whose interval
-includes 1 are tied with it, and the user's tie-breaker chooses among them
+(:func:`edgeopt.optimizer.confidence.round_ratio_interval`) and the ratio is at least
+``MIN_EFFECT`` (5%, what ``edgeopt compare`` calls a real difference) from 1: a 2% gain
+that a long re-timing can resolve is not worth a change of runtime or precision, and
+naming it would flip with the load. The contenders not beaten that way are tied with it, and the user's tie-breaker chooses among them
 (:func:`edgeopt.optimizer.confidence.tie_key`: by default fewer passes, then the smaller
 model; the original has no passes, so a candidate not shown faster than it loses to it).
 
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..bench.compare import MIN_EFFECT
 from ..errors import EdgeoptError
 from .builder import ModelBuilder
 from .confidence import round_ratio_interval, tie_key
@@ -155,8 +158,9 @@ def _standings(contenders: list[TrialRecord], rounds: dict[int, list[float]], ba
     finalists = []
     for r in sorted(timed, key=lambda r: p50[r.number]):
         ratio, low, high = round_ratio_interval(rounds[r.number], rounds[leader.number])
+        beaten = low > 1.0 and ratio >= 1.0 + MIN_EFFECT
         finalists.append({"label": r.label, "confirm_ms": p50[r.number], "ratio": ratio, "low": low,
-                          "high": high, "tied": r is leader or not low > 1.0})
+                          "high": high, "tied": r is leader or not beaten})
     return p50, timed, leader, finalists
 
 
@@ -178,7 +182,7 @@ def _decision(winner: TrialRecord, leader: TrialRecord, tie: list[TrialRecord], 
     others = [f for f in finalists if f["tied"] and f["label"] != leader.label]
     spans = ", ".join(f"{f['label']} {f['ratio']:.2f}x [{f['low']:.2f}..{f['high']:.2f}]" for f in others)
     return (f"tie: {', '.join(r.label for r in tie)} are not told apart (their time over the fastest, "
-            f"{leader.label}: {spans}; 95% intervals include 1): chose {winner.label} by the tie-breaker "
+            f"{leader.label}: {spans}; 95% intervals include 1 or the gain is under {MIN_EFFECT:.0%}): chose {winner.label} by the tie-breaker "
             f"{tie_breaker} ({words})")
 
 

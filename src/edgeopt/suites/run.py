@@ -1,7 +1,7 @@
 """The seed benchmark studies, reproduced on this machine in one command within a time budget.
 
 A suite is a grid: models x precision variants x backends x thread counts x batch sizes.
-:data:`SUITES` holds the studies the seed articles ran:
+:data:`~edgeopt.suites.catalog.SUITES` holds the studies the seed articles ran:
 
 - ``seed-rpi``: the seed Raspberry Pi 3 study timed one small CNN (zoo:seednet) on Caffe,
   TensorFlow and MXNet builds for batch sizes 1 to 256, 100 forward passes each, and
@@ -41,125 +41,22 @@ from ..errors import ArtifactTampered, EdgeoptError
 from .._util.deadline import WRITE_RESERVE_S, Deadline
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
+from ..bench.control import CellControl
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
 from ..data.images import demo_orientation_set
 from ..optimizer.variants import build_variants
 from . import plan
+from .catalog import SuiteSpec, Variant, recipe_of
 
 if TYPE_CHECKING:
     from ..model import Model
 
-ALL_CPUS = 0
-"""A thread count in a spec meaning "every logical CPU of this machine"."""
 RESERVE_S = 30.0
 """At most this many seconds of the budget are kept for writing the report and plots."""
 SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
 """Session attributes a report needs to read a number right (TVM tuned or not, which
 conv kernel torch really ran), recorded per session when the backend exposes them."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A precision of the suite's models: a recipe built on each, and where it runs.
-
-    Attributes:
-        name: the name in the suite's tables ("fp32", "int8", ...).
-        recipe: the recipe's name in the optimizer's vocabulary
-            (:func:`edgeopt.optimizer.recipes.parse_recipe`; calibration images are the
-            built-in demo photos and scans).
-        backends: backends this variant runs on (None: the suite's); int8 graphs have
-            no PyTorch module, so they run on ONNX runtimes only.
-    """
-
-    name: str
-    recipe: str = "fp32"
-    backends: tuple[str, ...] | None = None
-
-
-FP32 = Variant("fp32")
-INT8 = Variant("int8", "int8-ort", ("ort", "openvino"))
-
-
-# suite.json files written before variants named recipes listed their passes instead.
-_RECIPE_OF_PASSES = {(): "fp32", ("cleanup", "int8-static"): "int8-ort"}
-
-
-def _recipe_of(variant: dict[str, Any]) -> str:
-    if "recipe" in variant:
-        return variant["recipe"]
-    passes = tuple(variant["passes"])
-    if passes not in _RECIPE_OF_PASSES:
-        raise EdgeoptError(f"suite.json variant {variant['name']!r} applies passes {list(passes)} that no "
-                           f"recipe names: re-run the suite")
-    return _RECIPE_OF_PASSES[passes]
-
-
-@dataclass(frozen=True)
-class SuiteSpec:
-    """One study.
-
-    Attributes:
-        name: the NAME of ``edgeopt suite NAME``.
-        title: heading of the report.
-        source: the seed study it reproduces, and what it measured.
-        models: zoo references.
-        backends: registry names (None: every timed backend registered).
-        threads: thread counts (:data:`ALL_CPUS` = the machine's logical CPUs).
-        batches: batch sizes, increasing.
-        metric: "ms_per_image" (p50 latency / batch; the Raspberry Pi study's unit, at its mean) or
-            "images_per_s" (the NNPACK study's unit).
-        variants: precisions.
-        min_runs: timed runs a cell aims for (the seed studies ran 100 forward passes).
-    """
-
-    name: str
-    title: str
-    source: str
-    models: tuple[str, ...]
-    backends: tuple[str, ...] | None
-    threads: tuple[int, ...]
-    batches: tuple[int, ...]
-    metric: str
-    variants: tuple[Variant, ...] = (FP32,)
-    min_runs: int = 100
-
-
-SUITES: dict[str, SuiteSpec] = {s.name: s for s in (
-    SuiteSpec(
-        "seed-rpi", "zoo:seednet on every runtime, batch 1 to 256",
-        "seed Raspberry Pi 3 study: a small CNN on Caffe, TensorFlow and MXNet builds, batch 1..256, "
-        "100 forward passes each, mean time per image",
-        ("zoo:seednet",), None, (1, 2), (1, 2, 4, 8, 16, 32, 64, 128, 256), "ms_per_image",
-    ),
-    SuiteSpec(
-        "seed-nnpack", "conv algorithms on the classic ImageNet networks, images/s vs batch",
-        "seed MXNet NNPACK study: AlexNet, VGG-16, Inception-BN, Inception v3, ResNet-50, ResNet-152 "
-        "with and without NNPACK, random images, images/s vs batch",
-        ("zoo:alexnet", "zoo:vgg16", "zoo:inception-bn", "zoo:inception-v3", "zoo:resnet50", "zoo:resnet152"),
-        ("torch-onednn", "torch-nnpack", "torch-im2col", "ort", "openvino"), (ALL_CPUS,), (1, 2, 4, 8, 16),
-        "images_per_s",
-    ),
-    SuiteSpec(
-        "mobile", "lightweight networks at batch 1, fp32 and int8",
-        "the seeds' lightweight networks (MobileNets, ShuffleNet, SqueezeNet) for embedded CPUs",
-        ("zoo:mobilenet-v1", "zoo:mobilenet-v2", "zoo:mobilenet-v3-small", "zoo:mobilenet-v3-large",
-         "zoo:shufflenet-v2", "zoo:squeezenet1.1"),
-        None, (ALL_CPUS,), (1,), "ms_per_image", (FP32, INT8),
-    ),
-)}
-
-
-def get_suite(name: str) -> SuiteSpec:
-    """The suite called ``name``.
-
-    Raises:
-        EdgeoptError: unknown name (the message lists the suites).
-    """
-    try:
-        return SUITES[name]
-    except KeyError:
-        raise EdgeoptError(f"no suite {name!r}: choose one of {', '.join(SUITES)}") from None
 
 
 @dataclass
@@ -195,6 +92,7 @@ class SuiteRun:
         sessions: one record per prepared session: ref, variant, backend, threads,
             prepare_ms and the :data:`SESSION_FACTS` the backend exposes.
         machine: :func:`~edgeopt.bench.environment.machine_info`.
+        control: pinning and cooldown around each cell (``suite --pin --cooldown``).
     """
 
     spec: SuiteSpec
@@ -204,6 +102,7 @@ class SuiteRun:
     unavailable: dict[str, str] = field(default_factory=dict)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    control: CellControl = field(default_factory=CellControl)
     _prepared: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
 
     def prepare_estimate(self, backend: str, size_bytes: int) -> float | None:
@@ -227,7 +126,7 @@ class SuiteRun:
         try:
             meta = doc["meta"]
             spec_d = dict(meta["suite"])
-            spec_d["variants"] = tuple(Variant(v["name"], _recipe_of(v),
+            spec_d["variants"] = tuple(Variant(v["name"], recipe_of(v),
                                                None if v["backends"] is None else tuple(v["backends"]))
                                        for v in spec_d["variants"])
             for key in ("models", "threads", "batches"):
@@ -240,19 +139,21 @@ class SuiteRun:
                 cells.append(SuiteCell(cell["ref"], cell["variant"], BenchResult.from_dict(d), cell["skipped"]))
             return cls(spec=SuiteSpec(**spec_d), budget_s=meta["budget_s"], elapsed_s=meta["elapsed_s"],
                        cells=cells, unavailable=meta["unavailable"], sessions=meta["sessions"],
-                       machine=meta["machine"])
+                       machine=meta["machine"], control=CellControl(**meta.get("control", {})))
         except (KeyError, TypeError) as e:
             raise EdgeoptError(f"not an edgeopt suite.json (missing {e}): pass the file `edgeopt suite` wrote") from e
 
     def meta(self) -> dict[str, Any]:
         """JSON-ready description of the run (no cells)."""
         return {"suite": asdict(self.spec), "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,
-                "unavailable": self.unavailable, "sessions": self.sessions, "machine": self.machine}
+                "unavailable": self.unavailable, "sessions": self.sessions, "machine": self.machine,
+                "control": asdict(self.control)}
 
 
 def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
               load: Callable[[str], "Model"] | None = None, backends: tuple[str, ...] | None = None,
-              clock: Callable[[], float] = time.perf_counter, spent_s: float = 0.0) -> SuiteRun:
+              clock: Callable[[], float] = time.perf_counter, spent_s: float = 0.0,
+              control: CellControl | None = None) -> SuiteRun:
     """Run the cells of ``spec`` within ``budget_s`` seconds, breadth first (see the module docstring).
 
     Args:
@@ -265,6 +166,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
         clock: monotonic clock in seconds (injected by tests).
         spent_s: seconds of the budget already spent before this call (the command's
             start-up: :func:`~edgeopt._util.deadline.process_elapsed_s`).
+        control: pin each session's threads, cool down before each cell (default: neither).
 
     Returns:
         the :class:`SuiteRun`, cells in grid order; backends that are not installed are
@@ -283,7 +185,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     # loaded machine (at most 30% of the budget), at most RESERVE_S.
     reserve = min(RESERVE_S, max(0.05 * budget_s, min(WRITE_RESERVE_S, 0.3 * budget_s)))
     deadline = Deadline(budget_s, clock=clock, reserve_s=reserve, start=clock() - spent_s)
-    run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info())
+    run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info(), control=control or CellControl())
     usable = _usable(run, _chosen(spec, backends))
     threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
     backends_of = [[b for b in (v.backends or usable) if b in usable] for v in spec.variants]
@@ -388,7 +290,8 @@ def _run_group_in_child(run: SuiteRun, g: plan.Group, variant: Variant, deadline
         return
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            cells, sessions = pool.submit(_child_group, run.spec, g, variant, budget, run.machine).result()
+            cells, sessions = pool.submit(_child_group, run.spec, g, variant, budget, run.machine,
+                                          run.control).result()
     except Exception as e:  # a crashed child is the group's result, not the suite's end
         why = f"{g.backend} t{g.threads} in a fresh process failed: {error_line(e, limit=None, with_type=False)}"
         for batch in g.batches:
@@ -406,9 +309,9 @@ def _run_group_in_child(run: SuiteRun, g: plan.Group, variant: Variant, deadline
 
 
 def _child_group(spec: SuiteSpec, g: plan.Group, variant: Variant, budget_s: float,
-                 machine: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+                 machine: dict[str, Any], control: CellControl) -> tuple[list[dict], list[dict]]:
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
-    child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine)
+    child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine, control=control)
     deadline = Deadline(budget_s)
     model = _variant_model(loading.load_model, g.ref, variant)
     with progress_bar("", 0, enabled=False) as bar:
@@ -419,7 +322,7 @@ def _child_group(spec: SuiteSpec, g: plan.Group, variant: Variant, budget_s: flo
 def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str", deadline: Deadline,
                total: int, bar) -> None:
     """Prepare one session and time it at each batch of ``g`` (cells appended to ``run``)."""
-    spec, backend, threads = run.spec, g.backend, g.threads
+    backend, threads = g.backend, g.threads
 
     def add(result: BenchResult, skipped: bool = False) -> None:
         run.cells.append(SuiteCell(g.ref, variant, result, skipped))
@@ -436,46 +339,60 @@ def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str",
         for batch in g.batches:
             add(failed(batch, why or model), skipped=bool(why))
         return
-    t0 = deadline.clock()
-    try:
-        session = registry.get(backend).prepare(model, threads=threads)
-    except ArtifactTampered:  # the user's cache, not this cell, needs attention
-        raise
-    except Exception as e:  # a backend that cannot run this model is a result, not a crash
-        why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
-        for batch in g.batches:
-            add(failed(batch, why))
-        return
-    prepare_ms = (deadline.clock() - t0) * 1e3
-    run._prepared.setdefault(backend, []).append((model.size_bytes, prepare_ms / 1e3))
-    facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
-    run.sessions.append({"ref": g.ref, "variant": variant, "backend": backend, "threads": threads,
-                         "prepare_ms": prepare_ms, **facts})
+    # pinned around prepare too: the runtime's threads, made there, inherit the mask
+    with run.control.pinning(threads) as cpus:
+        t0 = deadline.clock()
+        try:
+            session = registry.get(backend).prepare(model, threads=threads)
+        except ArtifactTampered:  # the user's cache, not this cell, needs attention
+            raise
+        except Exception as e:  # a backend that cannot run this model is a result, not a crash
+            why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
+            for batch in g.batches:
+                add(failed(batch, why))
+            return
+        prepare_ms = (deadline.clock() - t0) * 1e3
+        run._prepared.setdefault(backend, []).append((model.size_bytes, prepare_ms / 1e3))
+        facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
+        run.sessions.append({"ref": g.ref, "variant": variant, "backend": backend, "threads": threads,
+                             "prepare_ms": prepare_ms, **facts})
+        try:
+            _time_batches(run, g, variant, session, model, deadline, total, prepare_ms, cpus, add, failed)
+        finally:
+            session.close()
+
+
+def _time_batches(run: SuiteRun, g: plan.Group, variant: str, session, model: "Model", deadline: Deadline,
+                  total: int, prepare_ms: float, cpus: list[int] | None, add, failed) -> None:
+    """Time a prepared session at each batch of ``g`` within its share of the budget; a
+    cell whose runs cannot fit its share is skipped with the reason."""
+    spec = run.spec
     # Per-image time of this (model, variant, backend, threads), kept across its groups:
     # a wave-3 group's first batch is predicted by the wave-1/2 cell of the same session kind.
-    kind = f"image {g.ref}/{variant}/{backend}/t{threads}"
-    try:
-        for batch in g.batches:
-            share = deadline.remaining() / max(total - len(run.cells), 1)
-            if deadline.expired():
-                add(failed(batch, "skipped: the budget was spent before this cell"), True)
-                continue
-            per_image_s = deadline.estimate(kind, prior_s=0.0) or None
-            # The first inference runs before the floor's timed runs: FLOOR_RUNS + 1 runs.
-            if per_image_s is not None and (FLOOR_RUNS + 1) * per_image_s * batch > share:
-                add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
-                                  f"before), {FLOOR_RUNS + 1} runs exceed this cell's share of the budget "
-                                  f"({share:.1f} s)"), True)
-                continue
-            result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
-                                  min_time_s=min(1.0, share), max_time_s=share,
-                                  prepare_ms=prepare_ms if batch == g.batches[0] else None)
-            result.machine = run.machine
-            if result.ok:
-                deadline.record(kind, max(result.latencies_ms) / 1e3 / batch)
-            add(result)
-    finally:
-        session.close()
+    kind = f"image {g.ref}/{variant}/{g.backend}/t{g.threads}"
+    for batch in g.batches:
+        share = deadline.remaining() / max(total - len(run.cells), 1)
+        if deadline.expired():
+            add(failed(batch, "skipped: the budget was spent before this cell"), True)
+            continue
+        per_image_s = deadline.estimate(kind, prior_s=0.0) or None
+        # The first inference runs before the floor's timed runs: FLOOR_RUNS + 1 runs.
+        if per_image_s is not None and (FLOOR_RUNS + 1) * per_image_s * batch > share:
+            add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
+                              f"before), {FLOOR_RUNS + 1} runs exceed this cell's share of the budget "
+                              f"({share:.1f} s)"), True)
+            continue
+        waited = run.control.settle(share)
+        if waited is not None:
+            share = max(share - waited.waited_s, 0.0)
+        result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
+                              min_time_s=min(1.0, share), max_time_s=share,
+                              prepare_ms=prepare_ms if batch == g.batches[0] else None)
+        result.machine = run.machine
+        result.conditions.update(CellControl.record(cpus, waited))
+        if result.ok:
+            deadline.record(kind, max(result.latencies_ms) / 1e3 / batch)
+        add(result)
 
 
 def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "Model | str") -> str:
