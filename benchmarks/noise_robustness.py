@@ -163,7 +163,7 @@ def part_aa(loads: list[str], runs: int, tmp: Path) -> list[dict]:
     from edgeopt.store import load_results
 
     rows = []
-    argv = EDGEOPT + ["bench", "zoo:seednet", "--backend", "ort,openvino", "--batch", "1,8", "--no-history"]
+    argv = EDGEOPT + ["bench", "zoo:seednet", "--backend", "ort,openvino", "--batch", "1,8"]
     for kind in loads:
         with load(kind):
             for i in range(runs):
