@@ -7,10 +7,14 @@ tables and plots show. Its noise is a 95% bootstrap interval (Efron & Tibshirani
 Introduction to the Bootstrap", 1993, the percentile method): both cells' per-run
 latencies are resampled with replacement and the ratio of the p50s recomputed
 (:func:`edgeopt.bench.stats.bootstrap_p50s`, the one implementation behind every
-cell's p50 interval too). The interval covers the jitter inside each run only; two runs made at
-different times also differ by the machine's state (frequency, other load), which
-repetitions inside one run cannot see, so a difference is called real only when the
-interval excludes 1 *and* the ratio is at least ``min_effect`` away from 1.
+cell's p50 interval too). Runs inside one session cannot see what differs between
+sessions (where the runtime's threads landed, its memory arena: on this project's VMs an
+A/A pair of runs said "B 10-15% slower" in every cell with intervals under 1% wide), so
+when both cells were timed in several fresh sessions (``bench --sessions``, 3 by
+default) the sessions are resampled instead (:mod:`edgeopt.bench.session_stats`). Two
+runs made at different times also differ by the machine's state (frequency, other
+load), so a difference is called real only when the interval excludes 1 *and* the ratio
+is at least ``min_effect`` away from 1.
 
 What the machine was doing is recorded with each cell (:mod:`edgeopt.bench.conditions`):
 when other processes' CPU share, steal or throttling differ materially between A and B
@@ -30,6 +34,7 @@ from ..errors import EdgeoptError
 from .conditions import interference_difference
 from .harness import BenchResult
 from .noise import noisy
+from .session_stats import session_ratio_interval
 from .stats import LEVEL, RESAMPLES, bootstrap_p50s, percentile
 
 MIN_EFFECT = 0.05
@@ -105,6 +110,17 @@ def median_ratio_interval(a: Sequence[float], b: Sequence[float], *, resamples: 
     return percentile(b, 50) / percentile(a, 50), float(low), float(high)
 
 
+def cell_ratio_interval(ra: BenchResult, rb: BenchResult) -> tuple[float, float, float]:
+    """p50(B) / p50(A) per image and its 95% interval: over sessions when both cells were
+    timed in two or more fresh sessions (:func:`~edgeopt.bench.session_stats.
+    session_ratio_interval`: the noise between sessions, which decides an A/A test on this
+    project's VMs), else over runs (:func:`median_ratio_interval`)."""
+    if len(ra.session_runs) >= 2 and len(rb.session_runs) >= 2:
+        low, high = session_ratio_interval(ra.latencies_ms, ra.session_runs, rb.latencies_ms, rb.session_runs)
+        return percentile(rb.latencies_ms, 50) / percentile(ra.latencies_ms, 50), low, high
+    return median_ratio_interval(ra.latencies_ms, rb.latencies_ms)
+
+
 def compare_results(a: Sequence[BenchResult], b: Sequence[BenchResult], *,
                     min_effect: float = MIN_EFFECT) -> list[CellComparison]:
     """Match the cells of two runs and compare each pair (see the module docstring).
@@ -153,7 +169,7 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
         note = "; ".join(f"{side}: {r.error or 'no timed runs'}" for side, r in (("A", ra), ("B", rb))
                          if not r.ok)
     else:
-        ratio, low, high = median_ratio_interval(ra.latencies_ms, rb.latencies_ms)
+        ratio, low, high = cell_ratio_interval(ra, rb)
         if high < 1.0 and ratio <= 1.0 - min_effect:
             verdict = "B faster"
         elif low > 1.0 and ratio >= 1.0 + min_effect:

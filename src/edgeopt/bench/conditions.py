@@ -278,6 +278,25 @@ STEAL_MATERIAL_PCT = 10.0
 the same share of the host."""
 
 
+def merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One conditions record for a cell timed in several sessions, one record each: the
+    worst interference (the largest other-CPU share and steal, throttled if any was),
+    ``*_start`` readings from the first, everything else from the last."""
+    if not records:
+        return {}
+    out = {**records[0], **{k: v for k, v in records[-1].items() if not k.endswith("_start")}}
+    for key in ("other_cpu_pct", "steal_pct"):
+        seen = [r[key] for r in records if r.get(key) is not None]
+        if seen:
+            out[key] = max(seen)
+    throttled = [r.get("throttled") for r in records if r.get("throttled") is not None]
+    if throttled:
+        out["throttled"] = any(throttled)
+    if any("wall_s" in r for r in records):
+        out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
+    return out
+
+
 def interference_difference(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str | None:
     """Why cells measured under conditions ``a`` and ``b`` are not comparable, or None.
 

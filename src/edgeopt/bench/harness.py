@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,9 +31,10 @@ import numpy as np
 from ..backends import registry
 from ..errors import ArtifactTampered, EdgeoptError, ShapeError
 from .._util.errorline import error_line
-from .conditions import recording
+from .conditions import merge_records, recording
 from .control import CellControl
 from .environment import machine_info
+from .session_stats import session_p50_interval
 from .stats import LatencyStats
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class BenchResult:
         error: why the backend could not run the model, else None.
         settings: the runtime settings the timed session ran with
             (:meth:`~edgeopt.backends.base.Session.settings`; {} when not prepared).
+        session_runs: timed runs of each fresh session, in order, when the cell was timed
+            in several (``latencies_ms`` holds them session after session); [] for one.
 
     ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
     when the result is built, so they always agree with it.
@@ -103,6 +106,7 @@ class BenchResult:
     conditions: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    session_runs: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._derive()
@@ -112,6 +116,9 @@ class BenchResult:
             self.stats = self.ms_per_image = self.throughput = None
             return
         self.stats = LatencyStats.from_latencies(self.latencies_ms)
+        if len(self.session_runs) >= 2:  # the interval over sessions, not runs (session_stats' docstring)
+            low, high = session_p50_interval(self.latencies_ms, self.session_runs)
+            self.stats = replace(self.stats, p50_low=low, p50_high=high)
         self.ms_per_image = self.stats.p50 / self.batch
         self.throughput = self.batch * 1000.0 / self.stats.p50
 
@@ -148,6 +155,7 @@ def benchmark(
     feeds: dict[str, np.ndarray] | None = None,
     pin: bool = False,
     cooldown_s: float = 0.0,
+    sessions: int = 1,
 ) -> BenchResult:
     """Time ``model`` on ``backend`` (see the module docstring for the method).
 
@@ -172,6 +180,9 @@ def benchmark(
         cooldown_s: before the cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`edgeopt.bench.control.cool_down`; 0: no
             wait); the wait is ``conditions["cooldown_s"]``, outside ``max_time_s``.
+        sessions: fresh sessions to time the cell in, one after the other, each with an
+            even share of the runs, time and cap (>= 1); with two or more the p50's
+            interval covers session-to-session noise (:mod:`edgeopt.bench.session_stats`).
 
     Returns:
         a BenchResult; when the backend is not installed or cannot load or run the
@@ -189,6 +200,8 @@ def benchmark(
             edgeopt wrote it (see :func:`edgeopt._util.cache.verify_artifact`).
     """
     _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s)
+    if not isinstance(sessions, int) or isinstance(sessions, bool) or sessions < 1:
+        raise EdgeoptError(f"sessions={sessions!r} is invalid: pass an integer >= 1")
     result = BenchResult(
         backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
         batch=batch, threads=threads, machine=machine_info(),
@@ -203,8 +216,40 @@ def benchmark(
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
     with control.pinning(threads) as cpus:
         result.conditions = control.record(cpus, waited)
-        _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
+        if sessions == 1:
+            _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
+        else:
+            _time_sessions(be, model, feeds, result, sessions, max_time_s, warmup, min_runs, min_time_s)
     return result
+
+
+def _time_sessions(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,
+                   sessions: int, max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> None:
+    """:func:`_prepare_and_time` in ``sessions`` fresh sessions, each with an even share of
+    what is left of the cap and of the runs and time asked; their runs pooled into
+    ``result`` with ``session_runs``. A session that fails makes the cell's error."""
+    start = time.perf_counter()
+    parts: list[BenchResult] = []
+    for i in range(sessions):
+        left = max_time_s - (time.perf_counter() - start)
+        if parts and left <= 0:
+            break
+        cap = max(left, 0.0) / (sessions - i)
+        part = replace(result, latencies_ms=[], conditions=dict(result.conditions))
+        _prepare_and_time(be, model, feeds, part, cap, warmup, max(1, math.ceil(min_runs / sessions)),
+                          min(min_time_s / sessions, cap))
+        if part.error or not part.latencies_ms:
+            result.error = part.error or f"{result.backend} session {i + 1} of {sessions} had no timed runs"
+            return
+        parts.append(part)
+    first = parts[0]
+    result.prepare_ms, result.first_ms, result.settings = first.prepare_ms, first.first_ms, first.settings
+    result.warmup_runs = sum(p.warmup_runs for p in parts)
+    result.stop_reason = parts[-1].stop_reason
+    result.conditions = merge_records([p.conditions for p in parts])
+    result.session_runs = [len(p.latencies_ms) for p in parts]
+    result.latencies_ms = [x for p in parts for x in p.latencies_ms]
+    result._derive()
 
 
 def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,

@@ -64,6 +64,7 @@ def sweep(
     min_time_s: float = DEFAULT_MIN_TIME_S,
     pin: bool = False,
     cooldown_s: float = 0.0,
+    sessions: int = 1,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
@@ -82,6 +83,8 @@ def sweep(
         cooldown_s: before each cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
             wait comes out of the cell's share, at most half of it, so the budget holds.
+        sessions: fresh sessions each cell is timed in, within its share
+            (:func:`~edgeopt.bench.harness.benchmark`; ``bench`` uses 3).
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -124,7 +127,7 @@ def sweep(
                 result = benchmark(
                     model, backend, batch=batch, threads=nthreads, warmup=warmup,
                     min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
-                    pin=pin, cooldown_s=cool)
+                    pin=pin, cooldown_s=cool, sessions=sessions)
                 _learn(deadline, result, min_runs)
                 results.append(result)
             bar.advance()
