@@ -30,3 +30,8 @@ def test_bench_pins_cools_down_and_records_conditions(monkeypatch, capsys, tmp_p
 def test_bench_refuses_a_negative_cooldown(monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--cooldown", "-1")
     assert_one_line_error(code, err, "--cooldown")
+
+
+def test_bench_refuses_zero_sessions(monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--sessions", "0")
+    assert_one_line_error(code, err, "--sessions")
