@@ -167,6 +167,15 @@ def test_a_gain_under_five_percent_is_a_tie_however_sure():
     assert c.winner is FP32_OV and "gain is under 5%" in c.decision
 
 
+def test_a_tie_the_tie_breaker_cannot_split_keeps_the_original():
+    # fp32 on OpenVINO: no passes and the original's size, re-timed first but not shown faster.
+    fp32_ov = rec(5, "fp32", "openvino", 9.5, [], 4_000_000)
+    rounds = {BASE.label: [10.0, 9.0, 10.5, 9.2, 10.1], fp32_ov.label: [9.5, 9.8, 9.6, 9.9, 9.4]}
+    c = choose([BASE, fp32_ov], BASE.point, FakeBuilder(), FakeMeasurer(rounds))
+    assert c.finalists[0]["label"] == fp32_ov.label and len(c.tie) == 2
+    assert c.winner is BASE and c.speedup_vs_baseline == 1.0
+
+
 def test_a_candidate_not_told_apart_from_the_original_loses_to_it():
     rounds = {BASE.label: [10.0, 9.0, 10.5, 9.2, 10.1],
               INT8_OV.label: [9.5, 9.8, 9.6, 9.9, 9.4],

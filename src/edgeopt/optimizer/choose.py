@@ -131,7 +131,10 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
         rounds = {n: v + more[n] if v else v for n, v in rounds.items()}
     p50, timed, leader, finalists = _standings(contenders, rounds, baseline)
     tie = [r for r in timed if next(f for f in finalists if f["label"] == r.label)["tied"]]
-    winner = min(tie, key=lambda r: key(len(r.attrs.get("passes") or []), r.size_bytes or 0, r.point.backend))
+    # Equal under the tie-breaker (fp32 on OpenVINO has no passes and the original's size):
+    # the original stays, then the hand-picked choice; a change must earn its place.
+    winner = min(tie, key=lambda r: (*key(len(r.attrs.get("passes") or []), r.size_bytes or 0, r.point.backend),
+                                     r is not baseline, r is not hand))
     decision = _decision(winner, leader, tie, finalists, tie_breaker)
     if winner is baseline and any(r is not baseline for r in feasible):
         notes.append("no candidate is confirmed faster than the original fp32 model on ONNX Runtime: "
