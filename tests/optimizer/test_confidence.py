@@ -106,7 +106,7 @@ class FakeMeasurer:
     def __init__(self, rounds: dict[str, list[float]]) -> None:
         self.rounds, self.asked = rounds, []
 
-    def confirm(self, entries):
+    def confirm(self, entries, budget_s=None):
         self.asked.append([p.label for _, p in entries])
         return [self.rounds[p.label] for _, p in entries]
 
@@ -194,7 +194,7 @@ class BatchMeasurer(FakeMeasurer):
         super().__init__(batches[0])
         self.batches, self.clock = batches, clock
 
-    def confirm(self, entries):
+    def confirm(self, entries, budget_s=None):
         self.rounds = self.batches[min(len(self.asked), len(self.batches) - 1)]
         self.clock[0] += 3.0
         return super().confirm(entries)
@@ -303,3 +303,21 @@ def test_cer_shares_per_sample_average_to_the_corpus_cer():
     shares = _edit_shares(read, truth)
     assert edits == 4 and cer == pytest.approx(100 * 4 / 16)
     assert shares.tolist() == pytest.approx([25.0, 0.0, 25.0, 50.0]) and shares.mean() == pytest.approx(cer)
+
+
+def test_the_confirmation_fits_the_time_left(monkeypatch):
+    from types import SimpleNamespace
+
+    from edgeopt.optimizer import measure
+    from edgeopt.optimizer.measure import Measurer, Timing
+
+    asked = []
+    monkeypatch.setattr(measure, "alternating_rounds", lambda entries, **kw: asked.append(kw) or [[[1.0]]] * len(entries))
+    me = SimpleNamespace(timing=Timing(min_runs=20, min_time_s=1.0, max_time_s=4.0, confirm_rounds=5))
+    point = Point(precision="fp32", backend="ort", threads=2, batch=1)
+    entries = [(None, point)] * 4
+    Measurer.confirm(me, entries)          # no budget: half the full measurement per round
+    Measurer.confirm(me, entries, 6.0)     # 6 s over 5 rounds x 4 entries: 0.3 s each
+    Measurer.confirm(me, entries, -2.0)    # spent: the harness's floor of runs only
+    assert [(a["min_time_s"], a["max_time_s"]) for a in asked] == [(0.5, 2.0), (0.3, 0.3), (0.0, 0.0)]
+    assert all(a["rounds"] == 5 and a["min_runs"] == 10 for a in asked)

@@ -89,6 +89,7 @@ class Choice:
 def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, measurer: Measurer, *,
            budget_note: str = "", tie_breaker: str = "passes",
            may_extend: Callable[[float], bool] | None = None,
+           time_left: Callable[[], float | None] = lambda: None,
            clock: Callable[[], float] = time.monotonic) -> Choice:
     """Choose among ``recs`` and confirm the choice (see the module docstring).
 
@@ -98,6 +99,8 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
         tie_breaker: "passes", "size" or "runtime:NAME" (:func:`~edgeopt.optimizer.confidence.tie_key`).
         may_extend: called with the seconds one more batch of rounds takes (measured on
             ``clock``); True lets a tied re-timing go on. None: five rounds only.
+        time_left: seconds the first re-timing may take (None: no limit; its rounds are
+            shortened to fit, :meth:`~edgeopt.optimizer.measure.Measurer.confirm`).
         clock: monotonic clock in seconds (tests inject one).
 
     Raises:
@@ -119,7 +122,7 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
     top = [r for r in feasible[:FINALISTS] if r.per_image_ms <= WITHIN * feasible[0].per_image_ms]
     contenders = list({r.number: r for r in [*top, hand, baseline]}.values())
     t0 = clock()
-    rounds = _confirm(contenders, builder, measurer)
+    rounds = _confirm(contenders, builder, measurer, time_left())
     batch_s = clock() - t0
     for _ in range(EXTRA_BATCHES):
         p50, timed, leader, finalists = _standings(contenders, rounds, baseline)
@@ -189,8 +192,9 @@ def _decision(winner: TrialRecord, leader: TrialRecord, tie: list[TrialRecord], 
             f"{tie_breaker} ({words})")
 
 
-def _confirm(contenders: list[TrialRecord], builder: ModelBuilder, measurer: Measurer) -> dict[int, list[float]]:
+def _confirm(contenders: list[TrialRecord], builder: ModelBuilder, measurer: Measurer,
+             budget_s: float | None = None) -> dict[int, list[float]]:
     """Per-round p50 ms per image of each contender, by trial number, from one
-    alternating re-timing (empty for a contender that failed)."""
+    alternating re-timing (empty for a contender that failed) within ``budget_s``."""
     entries = [(builder.build(r.point.recipe), r.point) for r in contenders]
-    return {r.number: list(v) for r, v in zip(contenders, measurer.confirm(entries))}
+    return {r.number: list(v) for r, v in zip(contenders, measurer.confirm(entries, budget_s))}

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .._util.deadline import WRITE_RESERVE_S
 from .._util.progress import progress_bar
 from ..backends.registry import get as get_backend
 from ..bench.environment import machine_info
@@ -319,7 +320,8 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
     note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""
     choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note,
                     tie_breaker=cfg.tie_breaker, clock=run.clock,
-                    may_extend=lambda s: run.deadline is None or run.clock() + s < run.deadline)
+                    may_extend=lambda s: run.deadline is None or run.clock() + s < run.deadline - WRITE_RESERVE_S,
+                    time_left=lambda: None if run.deadline is None else run.deadline - WRITE_RESERVE_S - run.clock())
     feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
     objectives = [[r.per_image_ms, r.drop] + ([float(r.size_bytes)] if cfg.size_objective else [])
                   for r in feasible]

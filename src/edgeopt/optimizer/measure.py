@@ -191,14 +191,21 @@ class Measurer:
         return benchmark(model, point.backend, batch=point.batch, threads=point.threads,
                          min_runs=runs[0], min_time_s=runs[1], max_time_s=runs[2])
 
-    def confirm(self, entries: Sequence[tuple["Model", "Point"]]) -> list[list[float]]:
+    def confirm(self, entries: Sequence[tuple["Model", "Point"]], budget_s: float | None = None) -> list[list[float]]:
         """Per-round p50 latency per image (ms) of each (model, point), re-timed in
         alternating rounds in this one run (:func:`edgeopt.bench.alternating.alternating_rounds`);
-        an empty list for an entry that failed."""
+        an empty list for an entry that failed.
+
+        ``budget_s``: seconds the whole re-timing may take (None: no limit); each
+        entry's round is capped at its even share (it still gets the harness's floor of
+        3 runs, so a spent budget costs 3 runs per entry and round)."""
         t = self.timing
+        cap = t.max_time_s / 2
+        if budget_s is not None:
+            cap = min(cap, max(budget_s, 0.0) / (t.confirm_rounds * max(len(entries), 1)))
         rounds = alternating_rounds([(m, p.backend, p.threads, p.batch) for m, p in entries],
                                     rounds=t.confirm_rounds, min_runs=max(5, t.min_runs // 2),
-                                    min_time_s=t.min_time_s / 2, max_time_s=t.max_time_s / 2)
+                                    min_time_s=min(t.min_time_s / 2, cap), max_time_s=cap)
         return [[] if r is None else [percentile(one, 50) / p.batch for one in r] for r, (_, p) in zip(rounds, entries)]
 
 
