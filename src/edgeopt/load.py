@@ -55,8 +55,8 @@ def load_model(
     if _is_torch_module(ref):
         if example_input is None:
             raise ModelLoadError(
-                f"a PyTorch module needs an example input: load_model(module, "
-                f"example_input=torch.randn(1, 3, 224, 224))"
+                "a PyTorch module needs an example input: load_model(module, "
+                "example_input=torch.randn(1, 3, 224, 224))"
             )
         return from_torch(ref, example_input)
     raise ModelLoadError(

@@ -18,7 +18,7 @@ Dimensions (a :class:`SearchSpace` lists the values allowed on each):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import EdgeoptError

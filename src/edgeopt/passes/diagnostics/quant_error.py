@@ -52,7 +52,6 @@ import onnx
 from ...analysis.probe import probe_session
 from ...errors import DataError, PassError
 from ..base import check_image_batch, graph_index
-from ..quantize import name_nodes
 from ..._util.errorline import error_line
 from ..quantize.nodes import name_nodes
 
