@@ -33,8 +33,10 @@ def test_interference_that_differs_makes_a_cell_not_comparable():
     assert loaded.verdict == "not comparable" and loaded.ratio == pytest.approx(2.5)
     assert loaded.note == "other processes used 2% of the CPU in A, 96% in B"
     assert loaded.interference_checked is True
-    # the same interference on both sides: compared as usual
-    assert got["both-busy"].verdict == "B slower" and got["both-busy"].note == ""
+    # the same interference on both sides: still no verdict (equal load is not equal noise)
+    assert got["both-busy"].verdict == "not comparable" and got["both-busy"].ratio == pytest.approx(2.5)
+    assert got["both-busy"].note == ("measured under interference (A: other processes used 96% of the CPU; "
+                                     "B: other processes used 96% of the CPU): compare runs made on a quieter machine")
     # a side without conditions (a file from before): compared as before, marked unchecked
     assert got["old"].verdict == "B slower" and got["old"].interference_checked is False
     assert got["same"].verdict == "within noise" and got["same"].interference_checked is True

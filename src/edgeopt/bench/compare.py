@@ -18,8 +18,10 @@ is at least ``min_effect`` away from 1.
 
 What the machine was doing is recorded with each cell (:mod:`edgeopt.bench.conditions`):
 when other processes' CPU share, steal or throttling differ materially between A and B
-(:func:`~edgeopt.bench.conditions.interference_difference`), the cell is "not comparable",
-whatever its ratio, because the difference may be the load rather than the code. Cells
+(:func:`~edgeopt.bench.conditions.interference_difference`), or either side was measured
+under interference at all (:func:`~edgeopt.bench.conditions.interference`), the cell is
+"not comparable", whatever its ratio, because the difference may be the load rather than
+the code. Cells
 without a record (files written before it) are compared as before, with a note.
 """
 
@@ -31,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import EdgeoptError
-from .conditions import interference_difference
+from .conditions import interference, interference_difference
 from .harness import BenchResult
 from .noise import noisy
 from .session_stats import session_ratio_interval
@@ -121,6 +123,17 @@ def cell_ratio_interval(ra: BenchResult, rb: BenchResult) -> tuple[float, float,
     return median_ratio_interval(ra.latencies_ms, rb.latencies_ms)
 
 
+def _under_interference(ra: BenchResult, rb: BenchResult) -> str | None:
+    """Why a pair measured under interference on either side supports no verdict, or None.
+    Two busy-loop processes beside an A/A pair of bench runs (3 sessions a cell) still gave
+    "faster" or "slower" in 9 of 36 cells: equal load on both sides does not make equal
+    noise, so a cell measured while other programs competed is not compared at all."""
+    busy = [f"{side}: {why}" for side, r in (("A", ra), ("B", rb)) if (why := interference(r.conditions))]
+    if not busy:
+        return None
+    return f"measured under interference ({'; '.join(busy)}): compare runs made on a quieter machine"
+
+
 def compare_results(a: Sequence[BenchResult], b: Sequence[BenchResult], *,
                     min_effect: float = MIN_EFFECT) -> list[CellComparison]:
     """Match the cells of two runs and compare each pair (see the module docstring).
@@ -177,7 +190,8 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
         else:
             verdict = "within noise"
         checked = bool(ra.conditions and rb.conditions)
-        why = interference_difference(ra.conditions, rb.conditions) if checked else None
+        why = (interference_difference(ra.conditions, rb.conditions) or _under_interference(ra, rb)
+               if checked else None)
         if why:
             verdict, note = "not comparable", why
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
