@@ -139,20 +139,21 @@ def part_demo(loads: list[str], runs: int, tmp: Path) -> list[dict]:
 
 def _demo_table(rows: list[dict]) -> list[str]:
     md = ["## make demo's choice, 5 runs per load", "",
-          "| load | run | named winner / tie set | speedup vs ORT fp32 [95%] | wall s | held-out agreement "
-          "(95% lower) |", "|---|---|---|---|---|---|"]
+          "| load | run | chosen | tie set (none: a clear winner) | speedup vs ORT fp32 [95%] | wall s | "
+          "held-out agreement (95% lower) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         iv = r.get("interval") or [None, None]
         sp = (f"{r['speedup']:.2f}x [{iv[0]:.2f}..{iv[1]:.2f}]" if r.get("speedup") and iv[0] is not None
               else "-")
         ho = r.get("held_out")
         hos = f"{ho['agreement']:.1%} ({ho['wilson_lower_95']:.1%}) of {ho['images']}" if ho else "-"
-        md.append(f"| {r['load']} | {r['run']} | {r.get('verdict') or 'error: ' + r['error']} | {sp} | "
+        tie = ", ".join(x.removesuffix(" t2 b1") for x in sorted(r.get("tie") or [])) or "-"
+        md.append(f"| {r['load']} | {r['run']} | {r.get('winner') or 'error: ' + r['error']} | {tie} | {sp} | "
                   f"{r['wall_s']:.0f} | {hos} |")
     for what in ("winner", "verdict"):
         top, count = Counter(r.get(what) for r in rows).most_common(1)[0]
         md += ["", f"Same {'chosen model' if what == 'winner' else 'verdict (winner or tie set)'} in {count} "
-                   f"of {len(rows)} runs (target >= 9 of 10): {top}"]
+                   f"of {len(rows)} runs (target >= 9 of 10): {top.replace(' | ', ', ')}"]
     md.append("")
     return md
 
