@@ -26,7 +26,7 @@ def test_info_bench_and_apply_run_a_model_with_external_data(monkeypatch, capsys
     code, out, err = run_cli(monkeypatch, capsys, "info", str(path))
     assert code == 0, err
     assert "Conv" in out and "Gemm" in out
-    code, out, err = run_cli(monkeypatch, capsys, "bench", str(path), "--budget", "2", "--out", str(tmp_path / "b"))
+    code, out, err = run_cli(monkeypatch, capsys, "bench", str(path), "--budget", "10", "--out", str(tmp_path / "b"))
     assert code == 0, err
     cell = json.loads((tmp_path / "b" / "bench.json").read_text())["results"][0]
     assert cell["error"] is None and cell["latencies_ms"]
