@@ -83,8 +83,7 @@ def sweep(
         cooldown_s: before each cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
             wait comes out of the cell's share, at most half of it, so the budget holds.
-        sessions: fresh sessions each cell is timed in, within its share
-            (:func:`~edgeopt.bench.harness.benchmark`; ``bench`` uses 3).
+        sessions: fresh sessions each cell is timed in, within its share (``bench`` uses 3).
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
