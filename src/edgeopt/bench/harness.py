@@ -199,9 +199,7 @@ def benchmark(
         ArtifactTampered: the backend's cached library or conversion changed after
             edgeopt wrote it (see :func:`edgeopt._util.cache.verify_artifact`).
     """
-    _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s)
-    if not isinstance(sessions, int) or isinstance(sessions, bool) or sessions < 1:
-        raise EdgeoptError(f"sessions={sessions!r} is invalid: pass an integer >= 1")
+    _check_settings(batch, threads, warmup, min_runs, min_time_s, max_time_s, sessions)
     result = BenchResult(
         backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
         batch=batch, threads=threads, machine=machine_info(),
@@ -448,9 +446,9 @@ def _timed_runs(session: "Session", feeds: dict[str, np.ndarray], result: BenchR
 
 
 def _check_settings(batch: int, threads: int, warmup: int, min_runs: int,
-                    min_time_s: float, max_time_s: float) -> None:
+                    min_time_s: float, max_time_s: float, sessions: int = 1) -> None:
     for name, value, low in (("batch", batch, 1), ("threads", threads, 1),
-                             ("warmup", warmup, 0), ("min_runs", min_runs, 1)):
+                             ("warmup", warmup, 0), ("min_runs", min_runs, 1), ("sessions", sessions, 1)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise EdgeoptError(f"{name}={value!r} is invalid: pass an integer >= {low}")
     for name, value in (("min_time_s", min_time_s), ("max_time_s", max_time_s)):

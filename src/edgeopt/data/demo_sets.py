@@ -19,6 +19,7 @@ convention of the demo sets (class k is ``np.rot90(upright, -k)``).
 
 from __future__ import annotations
 
+from ..errors import DataError
 from .images import _PAGE_SPLIT_X, ORIENTATION_LABELS, ImageSet, _crops, demo_orientation_set
 
 DEMO_SEED = 16
@@ -40,8 +41,6 @@ def concat(*sets: ImageSet) -> ImageSet:
         DataError: the sets mix labeled and unlabeled images (from ImageSet's checks via
             the label count) or have different class lists.
     """
-    from ..errors import DataError
-
     classes = {tuple(s.classes) if s.classes is not None else None for s in sets}
     if len(classes) > 1:
         raise DataError("the image sets name different classes: give sets with one class list")
