@@ -318,10 +318,12 @@ def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
     base_point = Point(backend="ort" if "ort" in space.backends else space.backends[0],
                        threads=cfg.threads, batch=cfg.batch)
     note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""
+    def left() -> float | None:  # seconds the re-timing may still take, the writing reserve kept
+        return None if run.deadline is None else run.deadline - WRITE_RESERVE_S - run.clock()
+
     choice = choose(recs, base_point, run.builder, run.objective.measurer, budget_note=note,
-                    tie_breaker=cfg.tie_breaker, clock=run.clock,
-                    may_extend=lambda s: run.deadline is None or run.clock() + s < run.deadline - WRITE_RESERVE_S,
-                    time_left=lambda: None if run.deadline is None else run.deadline - WRITE_RESERVE_S - run.clock())
+                    tie_breaker=cfg.tie_breaker, clock=run.clock, time_left=left,
+                    may_extend=lambda s: (t := left()) is None or s < t)
     feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
     objectives = [[r.per_image_ms, r.drop] + ([float(r.size_bytes)] if cfg.size_objective else [])
                   for r in feasible]
