@@ -19,9 +19,11 @@ every model at the smallest batch on its fastest runtimes before any model gets 
 a short budget covers every model. One session is prepared per (model, variant, backend,
 threads) and group of batches, timed in increasing batch order, so the smaller batch
 predicts the cost of the next. The budget is one :class:`~edgeopt._util.deadline.
-Deadline`: before preparing a session it asks for the prepare time measured on that
-backend (scaled by model size), before each cell for 3 runs at the per-image time of the
-batch before; what does not fit is skipped and says why. A cell that runs gets an even
+Deadline`: before loading a model or building its variant it asks for the time this
+run's loads and builds took (:mod:`edgeopt.suites.models`, which keeps them for later
+visits), before preparing a session for the prepare time measured on that backend
+(scaled by model size), before each cell for 3 runs at the per-image time of the batch
+before; what does not fit is skipped and says why. A cell that runs gets an even
 share of the time left over the cells not yet run as its cap
 (:func:`~edgeopt.bench.harness.time_session`: at least 3 timed runs, up to the suite's
 ``min_runs`` within the share), so each cell adapts its repetitions to the budget and
@@ -44,10 +46,9 @@ from .._util.progress import progress_bar
 from ..bench.control import CellControl
 from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
 from ..bench.environment import machine_info
-from ..data.images import demo_orientation_set
-from ..optimizer.variants import build_variants
 from . import plan
 from .catalog import SuiteSpec, Variant, recipe_of
+from .models import ScaledEstimates, Skip, SuiteModels
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -103,17 +104,14 @@ class SuiteRun:
     sessions: list[dict[str, Any]] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     control: CellControl = field(default_factory=CellControl)
-    _prepared: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+    estimates: ScaledEstimates = field(default_factory=ScaledEstimates, repr=False)
 
     def prepare_estimate(self, backend: str, size_bytes: int) -> float | None:
         """Seconds preparing a model of ``size_bytes`` on ``backend`` should take, from the
-        prepares measured so far in this run (scaled by model size, never below the
-        fastest one); None before the first. Compiling runtimes (TVM, LiteRT's converter,
-        OpenVINO) spend seconds here that no cell's share accounts for."""
-        seen = self._prepared.get(backend)
-        if not seen:
-            return None
-        return max(min(s for _, s in seen), max(s * size_bytes / max(b, 1) for b, s in seen))
+        prepares measured so far in this run (:class:`~edgeopt.suites.models.ScaledEstimates`);
+        None before the first. Compiling runtimes (TVM, LiteRT's converter, OpenVINO)
+        spend seconds here that no cell's share accounts for."""
+        return self.estimates.estimate(f"prepare {backend}", size_bytes)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "SuiteRun":
@@ -191,20 +189,17 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     backends_of = [[b for b in (v.backends or usable) if b in usable] for v in spec.variants]
     total = sum(len(bs) for bs in backends_of) * len(spec.models) * len(threads) * len(spec.batches)
     with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
-        loaded: dict[tuple[str, int], Model | str] = {}
+        models = SuiteModels(load, deadline, run.estimates)
 
         def do(groups: list[plan.Group]) -> None:
             for g in groups:
                 variant = spec.variants[g.variant]
-                if (g.ref, g.variant) not in loaded:
-                    loaded.clear()  # one model in memory at a time: VGG-16 alone is 553 MB
-                    loaded[(g.ref, g.variant)] = _variant_model(load, g.ref, variant)
                 bar.describe(f"{g.ref.removeprefix('zoo:')} {variant.name} {g.backend} t{g.threads}")
                 if (registry.get(g.backend).threads_fixed_per_process and len(threads) > 1
                         and load is default_load):
                     _run_group_in_child(run, g, variant, deadline, total, bar)
                 else:
-                    _run_group(run, g, variant.name, loaded[(g.ref, g.variant)], deadline, total, bar)
+                    _run_group(run, g, variant.name, models.get(g.ref, variant), deadline, total, bar)
 
         do(plan.probe(spec.models, backends_of, threads, spec.batches))
         probe_ms = {c.result.backend: c.result.ms_per_image for c in run.cells}
@@ -264,18 +259,6 @@ def _why_not(backend: str) -> str | None:
     return be.available()
 
 
-def _variant_model(load: Callable[[str], "Model"], ref: str, variant: Variant) -> "Model | str":
-    """The model of ``variant``, or why it could not be built (a one-line error)."""
-    try:
-        model = load(ref)
-        if variant.recipe == "fp32":
-            return model
-        calibration = demo_orientation_set("calibration").tensor(model.preprocess)[:32]
-        return build_variants(model, [variant.recipe], calibration)[variant.recipe]
-    except EdgeoptError as e:
-        return f"{ref} {variant.name}: {error_line(e, limit=None, with_type=False)}"
-
-
 def _run_group_in_child(run: SuiteRun, g: plan.Group, variant: Variant, deadline: Deadline, total: int,
                         bar) -> None:
     """:func:`_run_group` in a fresh process, for a backend whose thread pool is sized once
@@ -313,7 +296,7 @@ def _child_group(spec: SuiteSpec, g: plan.Group, variant: Variant, budget_s: flo
     """The child's side of :func:`_run_group_in_child` (module level, so spawn can import it)."""
     child = SuiteRun(spec=spec, budget_s=budget_s, machine=machine, control=control)
     deadline = Deadline(budget_s)
-    model = _variant_model(loading.load_model, g.ref, variant)
+    model = SuiteModels(loading.load_model, deadline, child.estimates).get(g.ref, variant)
     with progress_bar("", 0, enabled=False) as bar:
         _run_group(child, g, variant.name, model, deadline, len(g.batches), bar)
     return [c.to_dict() for c in child.cells], child.sessions
@@ -337,7 +320,7 @@ def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str",
     why = _why_skip_prepare(run, deadline, backend, model)
     if why or isinstance(model, str):
         for batch in g.batches:
-            add(failed(batch, why or model), skipped=bool(why))
+            add(failed(batch, why or model), skipped=bool(why) or isinstance(model, Skip))
         return
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
     with run.control.pinning(threads) as cpus:
@@ -352,7 +335,7 @@ def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str",
                 add(failed(batch, why))
             return
         prepare_ms = (deadline.clock() - t0) * 1e3
-        run._prepared.setdefault(backend, []).append((model.size_bytes, prepare_ms / 1e3))
+        run.estimates.record(f"prepare {backend}", model.size_bytes, prepare_ms / 1e3)
         facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
         run.sessions.append({"ref": g.ref, "variant": variant, "backend": backend, "threads": threads,
                              "prepare_ms": prepare_ms, **facts})
