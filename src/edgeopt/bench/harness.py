@@ -241,15 +241,12 @@ def _time_sessions(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], 
 
 
 def merge_sessions(parts: list[BenchResult], sessions: int) -> BenchResult:
-    """One cell's result from the results of its fresh sessions, in the order they ran.
-
-    The runs are pooled session after session (``session_runs`` counts each, so the
-    p50's interval is over sessions: :mod:`edgeopt.bench.session_stats`); prepare, first
-    inference and settings come from the first session, the stop reason from the last,
-    the conditions from :func:`~edgeopt.bench.conditions.merge_records` plus
-    ``session_pids`` (the process each session ran in). A session with
-    an error or no timed runs makes the cell's error (its own, or "session i of n had no
-    timed runs"); a single session is returned as it is.
+    """One cell's result from its fresh sessions' results, in the order they ran: runs
+    pooled session after session (``session_runs`` counts each: the p50's interval is
+    over sessions, :mod:`edgeopt.bench.session_stats`); prepare, first inference and
+    settings from the first, stop reason from the last, conditions merged
+    (:func:`~edgeopt.bench.conditions.merge_records`) with ``session_pids``. A session with
+    an error or no timed runs makes the cell's error; one session is returned as it is.
 
     Raises:
         ValueError: ``parts`` is empty.

@@ -93,13 +93,9 @@ def sweep(
         cooldown_s: before each cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
             wait comes out of the cell's share, at most half of it, so the budget holds.
-        sessions: fresh sessions each cell is timed in (``bench`` uses 3), session-major:
-            every cell's first session, then every cell's second, ..., each step with its
-            share of the budget; a cell's sessions are pooled by
-            :func:`~edgeopt.bench.harness.merge_sessions`.
-        isolate: run each session index in its own fresh worker process
-            (:class:`~edgeopt.bench.workers.SessionWorkers`; ``bench`` does when
-            ``sessions`` > 1); False: in this process.
+        sessions: fresh sessions each cell is timed in, session-major (module docstring).
+        isolate: each session index in its own worker process (``bench`` does);
+            False: every session in this process.
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -108,7 +104,7 @@ def sweep(
         and no runs.
 
     Raises:
-        EdgeoptError: an empty grid, a non-positive budget, a thread count over
+        EdgeoptError: an empty grid, a non-positive budget, sessions < 1, a thread count over
             :func:`~edgeopt._util.resources.max_threads`, or a backend with
             ``timed = False`` (checked before any cell runs).
         BackendUnavailable: a backend name is not registered, or the model has ops no
@@ -118,15 +114,14 @@ def sweep(
             (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
     thread_list = [threads] if isinstance(threads, int) else list(threads)
-    _check_grid(model, backends, batches, thread_list, budget_s)
-    if sessions < 1:
-        raise EdgeoptError(f"sessions={sessions!r} is invalid: pass 1 or more")
+    _check_grid(model, backends, batches, thread_list, budget_s, sessions)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Session-major: every cell's first session, then every cell's second, ... so a cell's
     # sessions are spread over the sweep's time as well as over processes.
     steps = [(s, i) for s in range(sessions) for i in range(len(cells))]
-    per_session = {"warmup": warmup, "min_runs": max(1, math.ceil(min_runs / sessions)), "pin": pin}
+    settings = {"warmup": warmup, "min_runs": max(1, math.ceil(min_runs / sessions)), "pin": pin,
+                "min_time_s": min_time_s / sessions, "cooldown_s": cooldown_s}
     deadline = Deadline(budget_s, clock=clock, margin=1.5)
     parts: list[list[BenchResult]] = [[] for _ in cells]
     skipped: dict[int, BenchResult] = {}
@@ -136,21 +131,32 @@ def sweep(
             backend, nthreads, batch = cells[i]
             bar.describe(f"{backend} threads={nthreads} batch={batch}"
                          + (f" session {s + 1}/{sessions}" if sessions > 1 else ""))
-            floor = _floor_estimate(deadline, backend, batch, backends)
-            if any(p.error for p in parts[i]) or i in skipped:
-                pass  # a failed or skipped session ends its cell: the later ones would be the same
-            elif usable[backend] and not deadline.allows(floor):
-                skipped[i] = _skipped(model, backend, batch, nthreads, deadline.why_not("cell", need_s=floor))
-            else:
-                share = _share(deadline, floor, [cells[j] for _, j in steps[k:] if usable[cells[j][0]]], backends)
-                cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
-                result = runner.run(s, backend, batch=batch, threads=nthreads, max_time_s=share - cool,
-                                    min_time_s=min(min_time_s / sessions, share - cool), cooldown_s=cool,
-                                    **per_session)
-                _learn(deadline, result, per_session["min_runs"])
-                parts[i].append(result)
+            if not (any(p.error for p in parts[i]) or i in skipped):  # else the later sessions would fail alike
+                later = [cells[j] for _, j in steps[k:] if usable[cells[j][0]]]
+                step = _step(runner, deadline, model, backends, usable[backend], cells[i], later, s, settings)
+                if step.error and step.error.startswith("skipped: "):
+                    skipped[i] = step
+                else:
+                    parts[i].append(step)
             bar.advance()
     return [merge_sessions(parts[i], sessions) if parts[i] else skipped[i] for i in range(len(cells))]
+
+
+def _step(runner: InProcess, deadline: Deadline, model: "Model", backends: Sequence[str], usable: bool,
+          cell: tuple[str, int, int], later: list[tuple[str, int, int]], session: int,
+          settings: dict) -> BenchResult:
+    """One session of ``cell`` (backend, threads, batch) within its share of the budget,
+    or the record of a cell the budget has no room for ("skipped: ...")."""
+    backend, nthreads, batch = cell
+    floor = _floor_estimate(deadline, backend, batch, backends)
+    if usable and not deadline.allows(floor):
+        return _skipped(model, backend, batch, nthreads, deadline.why_not("cell", need_s=floor))
+    share = _share(deadline, floor, later, backends)
+    cool = min(settings["cooldown_s"], share / 2) if usable else 0.0
+    result = runner.run(session, backend, batch=batch, threads=nthreads, max_time_s=share - cool,
+                        **{**settings, "min_time_s": min(settings["min_time_s"], share - cool), "cooldown_s": cool})
+    _learn(deadline, result, settings["min_runs"])
+    return result
 
 
 def _share(deadline: Deadline, floor: float, later: list[tuple[str, int, int]], backends: Sequence[str]) -> float:
@@ -162,7 +168,7 @@ def _share(deadline: Deadline, floor: float, later: list[tuple[str, int, int]], 
 
 
 def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int], thread_list: list[int],
-                budget_s: float) -> None:
+                budget_s: float, sessions: int) -> None:
     """Refuse, before any cell runs, what :func:`sweep` lists under Raises."""
     from ..analysis.memory import check_fits
     from ..analysis.opsupport import check_runnable
@@ -171,6 +177,8 @@ def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int],
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
     if not budget_s > 0:
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    if sessions < 1:
+        raise EdgeoptError(f"sessions={sessions!r} is invalid: pass 1 or more")
     check_threads(thread_list)
     check_runnable(model)
     check_fits(model, max(batches))
