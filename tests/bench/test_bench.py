@@ -439,12 +439,12 @@ class FakeCells:
 
 def test_sweep_respects_budget(seednet, register, monkeypatch):
     from edgeopt._util.deadline import FakeClock
-    from edgeopt.bench import sweep as sweep_mod
+    from edgeopt.bench import workers as workers_mod
 
     register("ort-twin", OrtTwin())
     clock = FakeClock()
     cells = FakeCells(clock, runs=10**6)
-    monkeypatch.setattr(sweep_mod, "benchmark", cells)
+    monkeypatch.setattr(workers_mod, "benchmark", cells)
     results = sweep(seednet, ["ort", "ort-twin"], [1, 2, 4], 1, budget_s=12.0, progress=False,
                     clock=clock)
     assert [(r.backend, r.batch) for r in results] == [
@@ -461,12 +461,12 @@ def test_sweep_respects_budget(seednet, register, monkeypatch):
 
 def test_sweep_skips_a_cell_whose_floor_does_not_fit(seednet, monkeypatch):
     from edgeopt._util.deadline import FakeClock
-    from edgeopt.bench import sweep as sweep_mod
+    from edgeopt.bench import workers as workers_mod
 
     clock = FakeClock()
     # A cell: 0.5 s prepare + 3 runs of batch x 0.25 s. After batch 1 (1.25 s) the floor
     # estimate (x 1.5) of batch 4 is 0.75 + 4 x 1.5 = 6.75 s > 4.75 s left; batch 2 needs 3.75 s.
-    monkeypatch.setattr(sweep_mod, "benchmark", FakeCells(clock, prepare_s=0.5, per_image_s=0.25))
+    monkeypatch.setattr(workers_mod, "benchmark", FakeCells(clock, prepare_s=0.5, per_image_s=0.25))
     results = sweep(seednet, ["ort"], [1, 4, 2], 1, budget_s=6.0, progress=False, clock=clock)
     assert results[0].error is None
     four, two = results[1:]
@@ -492,13 +492,13 @@ def test_sweep_records_broken_backend_and_refuses_oracle(seednet, register):
 
 def test_sweep_gives_the_share_of_a_missing_backend_to_the_others(seednet, register, monkeypatch):
     from edgeopt._util.deadline import FakeClock
-    from edgeopt.bench import sweep as sweep_mod
+    from edgeopt.bench import workers as workers_mod
 
     register("missing", MissingBackend())
     clock = FakeClock()
-    real = sweep_mod.benchmark
+    real = workers_mod.benchmark
     fake = FakeCells(clock, prepare_s=0.0, per_image_s=0.01, runs=10**7)
-    monkeypatch.setattr(sweep_mod, "benchmark",
+    monkeypatch.setattr(workers_mod, "benchmark",
                         lambda m, b, **kw: real(m, b, **kw) if b == "missing" else fake(m, b, **kw))
     ort, missing = sweep(seednet, ["ort", "missing"], [1], [1], budget_s=0.6, min_runs=10**7,
                          progress=False, clock=clock)

@@ -13,8 +13,10 @@ from support import assert_one_line_error, run_cli
 def test_bench_pins_cools_down_and_records_conditions(monkeypatch, capsys, tmp_path):
     waits = []
     monkeypatch.setattr(control, "cool_down", lambda cap: waits.append(cap) or Cooldown(0.25, True))
+    # --sessions 1 times in this process, where the cooldown stand-in is (workers would not see it)
     code, out, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--batch", "1,2", "--threads", "1",
-                             "--budget", "20", "--pin", "--cooldown", "0.5", "--out", str(tmp_path))
+                             "--budget", "20", "--pin", "--cooldown", "0.5", "--sessions", "1",
+                             "--out", str(tmp_path))
     assert code == 0, err
     assert "conditions: " in out and ", pinned" in out
     cells = json.loads((tmp_path / "bench.json").read_text())["results"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -213,19 +214,18 @@ def benchmark(
     waited = control.settle()
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
     with control.pinning(threads) as cpus:
-        result.conditions = control.record(cpus, waited)
+        result.conditions = {**control.record(cpus, waited), "pid": os.getpid()}
         if sessions == 1:
             _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
-        else:
-            _time_sessions(be, model, feeds, result, sessions, max_time_s, warmup, min_runs, min_time_s)
-    return result
+            return result
+        return _time_sessions(be, model, feeds, result, sessions, max_time_s, warmup, min_runs, min_time_s)
 
 
 def _time_sessions(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,
-                   sessions: int, max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> None:
+                   sessions: int, max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> BenchResult:
     """:func:`_prepare_and_time` in ``sessions`` fresh sessions, each with an even share of
-    what is left of the cap and of the runs and time asked; their runs pooled into
-    ``result`` with ``session_runs``. A session that fails makes the cell's error."""
+    what is left of the cap and of the runs and time asked; their runs pooled by
+    :func:`merge_sessions`. A session that fails makes the cell's error."""
     start = time.perf_counter()
     parts: list[BenchResult] = []
     for i in range(sessions):
@@ -236,18 +236,34 @@ def _time_sessions(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], 
         part = replace(result, latencies_ms=[], conditions=dict(result.conditions))
         _prepare_and_time(be, model, feeds, part, cap, warmup, max(1, math.ceil(min_runs / sessions)),
                           min(min_time_s / sessions, cap))
-        if part.error or not part.latencies_ms:
-            result.error = part.error or f"{result.backend} session {i + 1} of {sessions} had no timed runs"
-            return
         parts.append(part)
-    first = parts[0]
-    result.prepare_ms, result.first_ms, result.settings = first.prepare_ms, first.first_ms, first.settings
-    result.warmup_runs = sum(p.warmup_runs for p in parts)
-    result.stop_reason = parts[-1].stop_reason
-    result.conditions = merge_records([p.conditions for p in parts])
-    result.session_runs = [len(p.latencies_ms) for p in parts]
-    result.latencies_ms = [x for p in parts for x in p.latencies_ms]
-    result._derive()
+    return merge_sessions(parts, sessions)
+
+
+def merge_sessions(parts: list[BenchResult], sessions: int) -> BenchResult:
+    """One cell's result from its fresh sessions' results, in the order they ran: runs
+    pooled session after session (``session_runs`` counts each: the p50's interval is
+    over sessions, :mod:`edgeopt.bench.session_stats`); prepare, first inference and
+    settings from the first, stop reason from the last, conditions merged
+    (:func:`~edgeopt.bench.conditions.merge_records`) with ``session_pids``. A session with
+    an error or no timed runs makes the cell's error; one session is returned as it is.
+
+    Raises:
+        ValueError: ``parts`` is empty.
+    """
+    if not parts:
+        raise ValueError("merge_sessions needs at least one session's result")
+    for i, part in enumerate(parts):
+        if part.error or not part.latencies_ms:
+            return replace(part, latencies_ms=[], session_runs=[],
+                           error=part.error or f"{part.backend} session {i + 1} of {sessions} had no timed runs")
+    if len(parts) == 1:
+        return parts[0]
+    return replace(parts[0], warmup_runs=sum(p.warmup_runs for p in parts), stop_reason=parts[-1].stop_reason,
+                   conditions={**merge_records([p.conditions for p in parts]),
+                               "session_pids": [p.conditions.get("pid") for p in parts]},
+                   session_runs=[len(p.latencies_ms) for p in parts],
+                   latencies_ms=[x for p in parts for x in p.latencies_ms])
 
 
 def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,

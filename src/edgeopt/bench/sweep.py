@@ -12,6 +12,13 @@ its ``min_time_s``); a cell that reaches its ``min_runs`` and ``min_time_s`` ear
 its unused share to the cells after it. So the sweep overruns ``budget_s`` by at most
 the part of one cell's floor its estimate missed.
 
+With ``sessions`` > 1 the unit of that rule is one session of a cell, and the grid is
+walked once per session (session-major), each walk in its own worker process when
+``isolate`` (:mod:`edgeopt.bench.workers`): a cell's sessions then differ in process and
+in time, the two things a second run of the same command would change, so the p50's
+interval over sessions (:mod:`edgeopt.bench.session_stats`) covers what an A/A
+comparison of two runs sees.
+
 Results are written as JSON (every field, latencies included) or CSV (one summary row
 per cell), each atomically (temp file in the same folder, then ``os.replace``).
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -34,8 +42,9 @@ from .._util.resources import check_threads
 from .._util.userfile import read_user_text
 from .environment import machine_info
 from .harness import (DEFAULT_MIN_RUNS, DEFAULT_MIN_TIME_S, DEFAULT_WARMUP, BenchResult,
-                      benchmark, timed_backend)
+                      merge_sessions, timed_backend)
 from .noise import noisy
+from .workers import InProcess, SessionWorkers
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -65,6 +74,7 @@ def sweep(
     pin: bool = False,
     cooldown_s: float = 0.0,
     sessions: int = 1,
+    isolate: bool = False,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
@@ -83,7 +93,9 @@ def sweep(
         cooldown_s: before each cell, wait at most this many seconds for the temperature
             and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
             wait comes out of the cell's share, at most half of it, so the budget holds.
-        sessions: fresh sessions each cell is timed in, within its share (``bench`` uses 3).
+        sessions: fresh sessions each cell is timed in, session-major (module docstring).
+        isolate: each session index in its own worker process (``bench`` does);
+            False: every session in this process.
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -92,7 +104,7 @@ def sweep(
         and no runs.
 
     Raises:
-        EdgeoptError: an empty grid, a non-positive budget, a thread count over
+        EdgeoptError: an empty grid, a non-positive budget, sessions < 1, a thread count over
             :func:`~edgeopt._util.resources.max_threads`, or a backend with
             ``timed = False`` (checked before any cell runs).
         BackendUnavailable: a backend name is not registered, or the model has ops no
@@ -102,39 +114,61 @@ def sweep(
             (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
     thread_list = [threads] if isinstance(threads, int) else list(threads)
-    _check_grid(model, backends, batches, thread_list, budget_s)
+    _check_grid(model, backends, batches, thread_list, budget_s, sessions)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
-    # Cells of a backend that is not installed end at once; they take no share.
-    sharing = [sum(usable[b] for b, _, _ in cells[i:]) for i in range(len(cells))]
+    # Session-major: every cell's first session, then every cell's second, ... so a cell's
+    # sessions are spread over the sweep's time as well as over processes.
+    steps = [(s, i) for s in range(sessions) for i in range(len(cells))]
+    settings = {"warmup": warmup, "min_runs": max(1, math.ceil(min_runs / sessions)), "pin": pin,
+                "min_time_s": min_time_s / sessions, "cooldown_s": cooldown_s}
     deadline = Deadline(budget_s, clock=clock, margin=1.5)
-    results: list[BenchResult] = []
-    with progress_bar("bench", len(cells), enabled=progress) as bar:
-        for i, (backend, nthreads, batch) in enumerate(cells):
-            bar.describe(f"{backend} threads={nthreads} batch={batch}")
-            floor = _floor_estimate(deadline, backend, batch, backends)
-            if usable[backend] and not deadline.allows(floor):
-                why = deadline.why_not("cell", need_s=floor)
-                results.append(_skipped(model, backend, batch, nthreads, why))
-            else:
-                # Every cell still to run keeps room for its own floor; the rest is shared evenly.
-                later = [_floor_estimate(deadline, b, n, backends) for b, _, n in cells[i:] if usable[b]]
-                spare = max(deadline.remaining() - sum(later), 0.0) / max(sharing[i], 1)
-                share = min(floor + spare, deadline.remaining())
-                cool = min(cooldown_s, share / 2) if usable[backend] else 0.0
-                share -= cool
-                result = benchmark(
-                    model, backend, batch=batch, threads=nthreads, warmup=warmup,
-                    min_runs=min_runs, min_time_s=min(min_time_s, share), max_time_s=share,
-                    pin=pin, cooldown_s=cool, sessions=sessions)
-                _learn(deadline, result, min_runs)
-                results.append(result)
+    parts: list[list[BenchResult]] = [[] for _ in cells]
+    skipped: dict[int, BenchResult] = {}
+    with (SessionWorkers(model, sessions, [b for b in backends if usable[b]]) if isolate and sessions > 1
+          else InProcess(model)) as runner, progress_bar("bench", len(steps), enabled=progress) as bar:
+        for k, (s, i) in enumerate(steps):
+            backend, nthreads, batch = cells[i]
+            bar.describe(f"{backend} threads={nthreads} batch={batch}"
+                         + (f" session {s + 1}/{sessions}" if sessions > 1 else ""))
+            if not (any(p.error for p in parts[i]) or i in skipped):  # else the later sessions would fail alike
+                later = [cells[j] for _, j in steps[k:] if usable[cells[j][0]]]
+                step = _step(runner, deadline, model, backends, usable[backend], cells[i], later, s, settings)
+                if step.error and step.error.startswith("skipped: "):
+                    skipped[i] = step
+                else:
+                    parts[i].append(step)
             bar.advance()
-    return results
+    return [merge_sessions(parts[i], sessions) if parts[i] else skipped[i] for i in range(len(cells))]
+
+
+def _step(runner: InProcess, deadline: Deadline, model: "Model", backends: Sequence[str], usable: bool,
+          cell: tuple[str, int, int], later: list[tuple[str, int, int]], session: int,
+          settings: dict) -> BenchResult:
+    """One session of ``cell`` (backend, threads, batch) within its share of the budget,
+    or the record of a cell the budget has no room for ("skipped: ...")."""
+    backend, nthreads, batch = cell
+    floor = _floor_estimate(deadline, backend, batch, backends)
+    if usable and not deadline.allows(floor):
+        return _skipped(model, backend, batch, nthreads, deadline.why_not("cell", need_s=floor))
+    share = _share(deadline, floor, later, backends)
+    cool = min(settings["cooldown_s"], share / 2) if usable else 0.0
+    result = runner.run(session, backend, batch=batch, threads=nthreads, max_time_s=share - cool,
+                        **{**settings, "min_time_s": min(settings["min_time_s"], share - cool), "cooldown_s": cool})
+    _learn(deadline, result, settings["min_runs"])
+    return result
+
+
+def _share(deadline: Deadline, floor: float, later: list[tuple[str, int, int]], backends: Sequence[str]) -> float:
+    """The cap of the step about to run: its floor plus an even share of what the steps
+    still to run (``later``, this one first, usable backends only) leave above their floors."""
+    floors = [_floor_estimate(deadline, b, n, backends) for b, _, n in later]
+    spare = max(deadline.remaining() - sum(floors), 0.0) / max(len(later), 1)
+    return min(floor + spare, deadline.remaining())
 
 
 def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int], thread_list: list[int],
-                budget_s: float) -> None:
+                budget_s: float, sessions: int) -> None:
     """Refuse, before any cell runs, what :func:`sweep` lists under Raises."""
     from ..analysis.memory import check_fits
     from ..analysis.opsupport import check_runnable
@@ -143,6 +177,8 @@ def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int],
         raise EdgeoptError("the sweep grid is empty: pass at least one backend, batch and thread count")
     if not budget_s > 0:
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    if sessions < 1:
+        raise EdgeoptError(f"sessions={sessions!r} is invalid: pass 1 or more")
     check_threads(thread_list)
     check_runnable(model)
     check_fits(model, max(batches))

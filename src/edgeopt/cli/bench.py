@@ -29,7 +29,7 @@ def bench(
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
-    sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in (its p50 interval then covers session-to-session noise, which runs inside one session cannot show)."),
+    sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
     Each result records the conditions it was measured under (load, other processes' CPU
@@ -46,7 +46,7 @@ def bench(
     # The budget counts from when the command started; a part is kept for the table and plots.
     results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
                             csv_ints(threads, "--threads"), budget_s=command_budget(budget), pin=pin,
-                            cooldown_s=cooldown, sessions=sessions)
+                            cooldown_s=cooldown, sessions=sessions, isolate=True)
     print_bench(results, out)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir)
     out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
