@@ -75,7 +75,7 @@ def bootstrap_drop(drop_of: Callable[[np.ndarray], float], reference: Sequence[n
     start, drops = clock(), []
     for _ in range(min(RESAMPLES, fits)):
         drops.append(float(drop_of(rng.integers(0, n, n))))
-        if clock() - start > time_cap_s:
+        if clock() - start >= time_cap_s:
             break
     if len(drops) < MIN_RESAMPLES:
         return DropBound(None, 0, f"point estimate: only {len(drops)} resamples fit {time_cap_s:g} s")
