@@ -321,3 +321,29 @@ def test_the_confirmation_fits_the_time_left(monkeypatch):
     Measurer.confirm(me, entries, -2.0)    # spent: the harness's floor of runs only
     assert [(a["min_time_s"], a["max_time_s"]) for a in asked] == [(0.5, 2.0), (0.3, 0.3), (0.0, 0.0)]
     assert all(a["rounds"] == 5 and a["min_runs"] == 10 for a in asked)
+
+
+def test_a_drop_over_all_samples_is_judged_on_the_task_scores_bootstrap():
+    from edgeopt.evaluate import tasks
+    from edgeopt.optimizer.measure import Measurer
+
+    from support import outputs_model
+
+    model = outputs_model({"y": (1, 16)})
+    evaluator = tasks.make("outputs", model, {"snr_floor_db": 20.0})
+    rng = np.random.default_rng(1)
+    ref = [rng.normal(size=(60, 16)).astype(np.float32)]
+    noise = rng.normal(size=(60, 16)).astype(np.float32) * 0.06  # ~21 dB SNR overall
+    noise[:3] *= 5.0  # three samples carry most of the error: resamples that draw them twice fall below 20 dB
+    cand = [ref[0] + noise]
+    score = evaluator.score(ref, cand)
+    assert score.per_sample is None and score.drop == 0.0 and score.value > 20.0
+    m = object.__new__(Measurer)
+    m.evaluator, m.reference, m.labels, m.held_out = evaluator, ref, None, list(range(60))
+    m.task, m.unit, m.tolerance, m.confidence = "outputs", "dB", 0.5, 0.95
+    verdict = m.quality(cand)
+    # The point estimate passes (no drop below the floor); its 95% bound over resamples does not.
+    assert verdict.drop_bound > 0.5 and verdict.quality["bound_resamples"] == 200
+    assert "upper bound" in verdict.reason and "--metric-tolerance" in verdict.reason
+    m.confidence = None
+    assert m.quality(cand).drop_bound is None and m.quality(cand).reason == ""

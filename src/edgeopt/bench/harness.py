@@ -116,10 +116,9 @@ class BenchResult:
         if not self.latencies_ms:
             self.stats = self.ms_per_image = self.throughput = None
             return
-        self.stats = LatencyStats.from_latencies(self.latencies_ms)
-        if len(self.session_runs) >= 2:  # the interval over sessions, not runs (session_stats' docstring)
-            low, high = session_p50_interval(self.latencies_ms, self.session_runs)
-            self.stats = replace(self.stats, p50_low=low, p50_high=high)
+        # With sessions, the interval is over sessions, not runs (session_stats' docstring).
+        interval = session_p50_interval(self.latencies_ms, self.session_runs) if len(self.session_runs) >= 2 else None
+        self.stats = LatencyStats.from_latencies(self.latencies_ms, interval=interval)
         self.ms_per_image = self.stats.p50 / self.batch
         self.throughput = self.batch * 1000.0 / self.stats.p50
 

@@ -155,8 +155,11 @@ class LatencyStats:
     p50_high: float | None = None
 
     @classmethod
-    def from_latencies(cls, latencies_ms: Sequence[float], *, method: str = "loadgen") -> "LatencyStats":
-        """Summarise per-run latencies (ms, at least one).
+    def from_latencies(cls, latencies_ms: Sequence[float], *, method: str = "loadgen",
+                       interval: tuple[float, float] | None = None) -> "LatencyStats":
+        """Summarise per-run latencies (ms, at least one); ``interval`` is the p50's 95%
+        interval when the caller has a better one (over sessions), else it is bootstrapped
+        over the runs.
 
         Raises:
             EdgeoptError: no latencies or an unknown percentile method.
@@ -166,7 +169,7 @@ class LatencyStats:
         arr = np.asarray(latencies_ms, dtype=np.float64)
         std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
         mean = float(arr.mean())
-        low, high = p50_interval(arr)
+        low, high = interval if interval is not None else p50_interval(arr)
         median = float(np.median(arr))
         # 1.4826 makes the MAD estimate the std of a normal distribution (Rousseeuw & Croux 1993).
         mad = 1.4826 * float(np.median(np.abs(arr - median)))
