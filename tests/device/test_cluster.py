@@ -58,10 +58,11 @@ def test_bench_on_a_device_runs_every_session_in_a_board_worker(cluster, monkeyp
 def test_a_board_killed_mid_measurement_loses_only_that_measurement(cluster, seednet):
     address, tls, _ = cluster
     with connect(address, tls_dir=tls) as client:
-        runner = DeviceRunner(DeviceTarget(client, "twin"), seednet)
+        target = DeviceTarget(client, "twin")
+        runner = DeviceRunner(target, seednet)
         from edgeopt.device import board
 
-        slow = client.submit(board.measure, client.scatter(seednet, hash=True), "ort",
+        slow = client.submit(board.measure, target._sent(seednet), "ort",
                              {"batch": 1, "threads": 1, "min_runs": 10**6, "min_time_s": 6.0, "max_time_s": 6.0},
                              resources={board.resource("twin"): 1}, pure=False)
         deadline = time.monotonic() + 30

@@ -7,7 +7,8 @@ one machine, so per-round ratios pair them) and the model's outputs on the quali
 (:func:`~edgeopt.evaluate.runner.predict_outputs`). On a board, the images are
 preprocessed here into model inputs and sent as samples (a board has no image library),
 its outputs come back and the quality is judged here, from what the board's runtime
-computed (int8 kernels differ between ISAs). Each model is sent once (keyed by content).
+computed (int8 kernels differ between ISAs). Each model is sent once (by its sha256), to
+every board.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class DeviceTarget(LocalTarget):
             raise EdgeoptError(f"no board of kind {kind!r} is connected (connected kinds: {have}): start one with "
                                f"`edgeopt device serve --kind {kind}`")
         self.client, self.kind, self.label = client, kind, f"a {kind} board"
+        self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
+        self._inputs: dict[int, tuple[Any, Any]] = {}  # id(data) -> (data, its samples' future)
 
     def machine(self) -> dict[str, Any]:
         """A board's machine record, with its identity as ``device`` (name, kind, pid)."""
@@ -86,7 +89,14 @@ class DeviceTarget(LocalTarget):
         return future.result()
 
     def _sent(self, model: "Model") -> Any:
-        return self.client.scatter(model, hash=True)  # the same model twice is sent once
+        # On every board, not one: scattered data has no recipe to recompute it, so a
+        # model held by a board that dies would take the measurements waiting for it along.
+        # A random key, not a content hash: another client that sent the same model and
+        # let it go could have the scheduler forget the shared key under this one.
+        key = model.sha256
+        if key not in self._models:
+            self._models[key] = self.client.scatter(model, hash=False, broadcast=True)
+        return self._models[key]
 
     def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
         """One fresh session on a board; a lost board or a crashed runtime is the result's error."""
@@ -106,8 +116,11 @@ class DeviceTarget(LocalTarget):
 
     def outputs(self, model: "Model", backend: str, data: "ImageSet | SampleSet", *, threads: int) -> list[np.ndarray]:
         """The board's outputs on ``data`` (images preprocessed here into model inputs)."""
-        samples = data if isinstance(data, SampleSet) else as_samples(model, data)
-        return self._run(board.outputs, self._sent(model), backend, samples, threads)["outputs"]
+        held = self._inputs.get(id(data))
+        if held is None:  # the held-out inputs are the same for every candidate: sent once
+            samples = data if isinstance(data, SampleSet) else as_samples(model, data)
+            held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
+        return self._run(board.outputs, self._sent(model), backend, held[1], threads)["outputs"]
 
 
 def as_samples(model: "Model", images: ImageSet) -> SampleSet:
