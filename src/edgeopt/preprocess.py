@@ -10,16 +10,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-_RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+if TYPE_CHECKING:
+    from PIL import Image
+
+# PIL is imported where an image is resized, not here: a board's lean install has no
+# image library, yet unpickles Models that carry a Preprocess.
+_RESAMPLE = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Preprocess:
         d["std"] = tuple(d["std"])
         return cls(**d)
 
-    def __call__(self, image: np.ndarray | Image.Image) -> np.ndarray:
+    def __call__(self, image: "np.ndarray | Image.Image") -> np.ndarray:
         """Preprocess one image.
 
         Args:
@@ -100,10 +100,12 @@ class Preprocess:
         Returns:
             float32 array of shape (C, H, W) for NCHW or (H, W, C) for NHWC, C = 1 or 3.
         """
+        from PIL import Image
+
         pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
         pil = pil.convert("L" if self.channels == "GRAY" else "RGB")
         h, w = self.size
-        resample = _RESAMPLE[self.interpolation]
+        resample = Image.Resampling[self.interpolation.upper()]
         if self.resize_short:
             factor = self.resize_short / min(pil.width, pil.height)
             rw, rh = max(w, round(pil.width * factor)), max(h, round(pil.height * factor))

@@ -243,8 +243,8 @@ def test_unknown_backend_name_lists_the_choices() -> None:
 
 # The module whose absence makes each backend unavailable, and the package its hint names.
 RUNTIME_MODULES = {
-    "ort": ("onnxruntime", "pip install onnxruntime"),
-    "openvino": ("openvino", "pip install 'openvino"),
+    "ort": ("onnxruntime", "pip install 'edgeopt[ort]'"),
+    "openvino": ("openvino", "pip install 'edgeopt[openvino]'"),
     "torch": ("torch", "pip install torch"),
     "torch-onednn": ("torch", "pip install torch"),
     "torch-nnpack": ("torch", "pip install torch"),

@@ -308,12 +308,13 @@ def test_cer_shares_per_sample_average_to_the_corpus_cer():
 def test_the_confirmation_fits_the_time_left(monkeypatch):
     from types import SimpleNamespace
 
-    from edgeopt.optimizer import measure
+    from edgeopt.device.target import LocalTarget
     from edgeopt.optimizer.measure import Measurer, Timing
 
     asked = []
-    monkeypatch.setattr(measure, "alternating_rounds", lambda entries, **kw: asked.append(kw) or [[[1.0]]] * len(entries))
-    me = SimpleNamespace(timing=Timing(min_runs=20, min_time_s=1.0, max_time_s=4.0, confirm_rounds=5))
+    target = LocalTarget()
+    monkeypatch.setattr(target, "rounds", lambda entries, **kw: asked.append(kw) or [[[1.0]]] * len(entries))
+    me = SimpleNamespace(timing=Timing(min_runs=20, min_time_s=1.0, max_time_s=4.0, confirm_rounds=5), target=target)
     point = Point(precision="fp32", backend="ort", threads=2, batch=1)
     entries = [(None, point)] * 4
     Measurer.confirm(me, entries)          # no budget: half the full measurement per round

@@ -27,7 +27,7 @@ from .base import Backend, Session, check_fed_shapes
 if TYPE_CHECKING:
     from ..model import Model
 
-_INSTALL = "pip install 'openvino>=2024.4'"
+_INSTALL = "pip install 'edgeopt[openvino]'"
 # The compiled-model properties deploy.json records and a deployment applies: every one
 # that changes what or how the CPU plugin computes (precision, execution mode, threads,
 # streams, pinning, core types). EXECUTION_DEVICES is read back but cannot be set.

@@ -103,7 +103,7 @@ class OrtBackend(Backend):
     name = "ort"
     module = "onnxruntime"
     distribution = "onnxruntime"
-    install = "pip install onnxruntime"
+    install = "pip install 'edgeopt[ort]'"
 
     def _prepare(self, model: "Model", *, threads: int) -> Session:
         return OrtSession(_inference_session(model, session_options(threads), _PROVIDERS), threads)

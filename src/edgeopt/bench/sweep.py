@@ -75,6 +75,7 @@ def sweep(
     cooldown_s: float = 0.0,
     sessions: int = 1,
     isolate: bool = False,
+    runner: InProcess | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
@@ -84,18 +85,16 @@ def sweep(
         backends: registry names, e.g. ["ort", "openvino"].
         batches: batch sizes, e.g. [1, 2, 4, 8].
         threads: one thread count or several.
-        budget_s: total wall-time budget of the sweep in seconds (> 0); see the
-            module docstring for how it is shared and by how much it can be overrun.
+        budget_s: total wall-time budget in seconds (> 0), shared as the module docstring says.
         progress: show a transient progress bar on stderr naming the current cell.
         warmup, min_runs, min_time_s: per cell, as in :func:`~edgeopt.bench.harness.benchmark`
             (``min_time_s`` is lowered to the cell's share when the share is smaller).
         pin: pin each cell's threads to cores (:func:`~edgeopt.bench.control.pinned`).
-        cooldown_s: before each cell, wait at most this many seconds for the temperature
-            and frequency to settle (:func:`~edgeopt.bench.control.cool_down`); the
-            wait comes out of the cell's share, at most half of it, so the budget holds.
-        sessions: fresh sessions each cell is timed in, session-major (module docstring).
-        isolate: each session index in its own worker process (``bench`` does);
-            False: every session in this process.
+        cooldown_s: before each cell, wait at most this many seconds for the temperature and
+            frequency to settle (:func:`~edgeopt.bench.control.cool_down`), out of its share.
+        sessions, isolate, runner: fresh sessions per cell, session-major (module
+            docstring); each session index in its own worker process (``isolate``, as
+            ``bench`` does), or on ``runner`` (a board: :class:`~edgeopt.device.runner.DeviceRunner`).
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -117,16 +116,17 @@ def sweep(
     _check_grid(model, backends, batches, thread_list, budget_s, sessions)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
-    # Session-major: every cell's first session, then every cell's second, ... so a cell's
-    # sessions are spread over the sweep's time as well as over processes.
+    # Session-major, so a cell's sessions are spread over the sweep's time as well as over processes.
     steps = [(s, i) for s in range(sessions) for i in range(len(cells))]
     settings = {"warmup": warmup, "min_runs": max(1, math.ceil(min_runs / sessions)), "pin": pin,
                 "min_time_s": min_time_s / sessions, "cooldown_s": cooldown_s}
     deadline = Deadline(budget_s, clock=clock, margin=1.5)
     parts: list[list[BenchResult]] = [[] for _ in cells]
     skipped: dict[int, BenchResult] = {}
-    with (SessionWorkers(model, sessions, [b for b in backends if usable[b]]) if isolate and sessions > 1
-          else InProcess(model)) as runner, progress_bar("bench", len(steps), enabled=progress) as bar:
+    if runner is None:
+        runner = SessionWorkers(model, sessions, [b for b in backends if usable[b]]) if isolate and sessions > 1 \
+            else InProcess(model)
+    with runner, progress_bar("bench", len(steps), enabled=progress) as bar:
         for k, (s, i) in enumerate(steps):
             backend, nthreads, batch = cells[i]
             bar.describe(f"{backend} threads={nthreads} batch={batch}"

@@ -17,9 +17,10 @@ try:  # typer >= 0.2x carries its own copy of click, whose exceptions are not cl
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_errors
 
+from .._util.requires import missing_extra_line
 from .._util.outputs import WRITE_ERRNOS, write_error
 from ..errors import EdgeoptError
-from . import bench, compress, convalgo, dataflow, energy, machine, models, optimize, roofline, stream
+from . import bench, compress, convalgo, dataflow, device, energy, machine, models, optimize, roofline, stream
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -51,6 +52,7 @@ app.command("energy")(energy.command)
 app.command("dataflow")(dataflow.command)
 app.command("convalgo")(convalgo.command)
 app.command("stream")(stream.command)
+app.add_typer(device.app, name="device")
 
 
 def _usage_line(e: click_errors.UsageError) -> str:
@@ -62,9 +64,10 @@ def _usage_line(e: click_errors.UsageError) -> str:
 
 
 def main() -> None:
-    """Console entry point: run the app; EdgeoptError, usage errors and the OSErrors a
-    user fixes (disk full, read-only, permission, size limit, a path in the way) -> one
-    line on stderr, exit 2."""
+    """Console entry point: run the app; EdgeoptError, usage errors, a library the
+    install's extras left out (:mod:`edgeopt._util.requires`) and the OSErrors a user fixes
+    (disk full, read-only, permission, size limit, a path in the way) -> one line on
+    stderr, exit 2."""
     from .._util.deadline import mark_command_start
 
     # A command's --budget counts from when the user started it: from the process's start
@@ -87,6 +90,12 @@ def main() -> None:
         if _state["debug"]:
             raise
         print(f"edgeopt: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as e:  # a lean install (edgeopt[device]) reaching for a library it left out
+        line = missing_extra_line(e)
+        if _state["debug"] or line is None:
+            raise
+        print(f"edgeopt: error: {line}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:  # a safety net: the writers raise OutputError for these themselves
         if _state["debug"] or e.errno not in WRITE_ERRNOS:

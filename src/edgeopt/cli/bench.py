@@ -14,6 +14,7 @@ from .._util.deadline import command_budget, command_elapsed_s
 from .._util.options import csv_ints, csv_list, parse_duration
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
+from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from .options import ModelArg, ShapeOpt, given, in_range, only_with
 
 out = Console()
@@ -30,11 +31,16 @@ def bench(
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
+    scheduler: str = SchedulerOpt,
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
     Each result records the conditions it was measured under (load, other processes' CPU
     share, steal, frequency, temperature, throttling, pinning)."""
     from ..backends import registry
+    from ..bench.sweep import sweep
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..report.bench_table import print_bench
 
@@ -43,10 +49,19 @@ def bench(
     for name in backend_list:
         registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
+    grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
     # The budget counts from when the command started; a part is kept for the table and plots.
-    results = edgeopt.sweep(m, backend_list, csv_ints(batch, "--batch"),
-                            csv_ints(threads, "--threads"), budget_s=command_budget(budget), pin=pin,
-                            cooldown_s=cooldown, sessions=sessions, isolate=True)
+    settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
+    if device is None:
+        results = sweep(*grid, budget_s=command_budget(budget), isolate=True, **settings)
+    else:
+        from ..device.cluster import connect
+        from ..device.runner import DeviceRunner
+        from ..device.target import DeviceTarget
+
+        with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
+            runner = DeviceRunner(DeviceTarget(client, device), m)
+            results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
     print_bench(results, out)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir)
     out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))

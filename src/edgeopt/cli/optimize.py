@@ -20,6 +20,7 @@ from ..analysis.memory import check_fits
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
+from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from .options import (
     ChannelsOpt,
     InputsOpt,
@@ -75,6 +76,10 @@ def optimize_cmd(
     resume: bool = typer.Option(False, "--resume", help="--search: continue the existing study."),
     workers: int = typer.Option(1, callback=in_range(ge=1), help="--search: processes running trials on one study (they share the CPU: timings interfere)."),
     trials_only: bool = typer.Option(False, "--trials-only", hidden=True),
+    device: Optional[str] = typer.Option(None, "--device", help="Time candidates and compute their outputs on a board of this kind (`edgeopt device serve --kind KIND`); they are built here."),
+    scheduler: str = SchedulerOpt,
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
 
@@ -89,32 +94,40 @@ def optimize_cmd(
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     check_threads(threads)
     check_tie_breaker(tie_breaker)
-    budget_drop = _budget_drop(max_drop, metric_tolerance, task)
-    backend_list = _backend_list(backends)
+    budget_drop, backend_list = _budget_drop(max_drop, metric_tolerance, task), _backend_list(backends)
     if search:  # a storage that cannot hold the study is refused before the model and data load
-        from ..optimizer.storage import check_storage, default_storage
-
-        check_storage(storage or default_storage(out_dir), resume=resume, default=storage is None)
+        _check_storage(storage, out_dir, resume)
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
                                       sample_rate=sample_rate))
-    check_fits(m, batch)
-    if search and allow_batching and max_batch > batch:
-        check_fits(m, max_batch, fix="use a smaller --max-batch")
+    _check_memory(m, batch, max_batch if search and allow_batching else batch)
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds, confidence=confidence,
                   tie_breaker=tie_breaker)
+    where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
-        _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1, trials_only=False)
-        return
+        return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1,
+                    trials_only=False, device=where)
     cfg = OptimizeConfig(
         strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
         size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
                             prune_targets=fractions), **common)
-    _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+    _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, device=where)
+
+
+def _check_memory(m, batch: int, max_batch: int) -> None:
+    check_fits(m, batch)
+    if max_batch > batch:
+        check_fits(m, max_batch, fix="use a smaller --max-batch")
+
+
+def _check_storage(storage: str | None, out_dir: Path, resume: bool) -> None:
+    from ..optimizer.storage import check_storage, default_storage
+
+    check_storage(storage or default_storage(out_dir), resume=resume, default=storage is None)
 
 
 def _budget_drop(max_drop: float | None, metric_tolerance: float | None, task: str | None) -> float | None:
@@ -179,9 +192,23 @@ def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Pa
     return m, evalset, calibset
 
 
-def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool) -> None:
-    """Run the engine (with --workers, more processes share a search's study), then write
-    the outputs and print the verdict."""
+def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool,
+         device: tuple | None = None) -> None:
+    """Run the engine (with --workers, more processes share a search's study; with
+    ``device`` = (kind, scheduler, tls, insecure), measuring on a board), then write the
+    outputs and print the verdict."""
+    if device is None:
+        return _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+    from ..device.cluster import connect
+    from ..device.target import DeviceTarget
+
+    kind, scheduler, tls, insecure = device
+    with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
+        _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only,
+                  target=DeviceTarget(client, kind))
+
+
+def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool, target=None) -> None:
     from ..optimizer.engine import optimize
     from ..optimizer.workers import WorkerPool
     from ..report.optimize_outputs import write_outputs
@@ -196,7 +223,8 @@ def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only:
 
     try:
         result = optimize(m, evalset, calibration=calibset, config=cfg, out_dir=out_dir, trials_only=trials_only,
-                          on_ready=on_ready, on_trials_done=pool.wait_trials, spent_s=command_elapsed_s())
+                          on_ready=on_ready, on_trials_done=pool.wait_trials, spent_s=command_elapsed_s(),
+                          target=target)
     finally:
         pool.stop()  # after an error: stop them now
     if result is None:  # a worker: the main process chooses and writes

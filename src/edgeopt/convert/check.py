@@ -74,7 +74,7 @@ def _ort_session(model: Model, what: str) -> Any:
         import onnxruntime as ort
     except ImportError as e:
         raise PassError(f"cannot check {what} of {model.name}: backend 'ort' is not usable: "
-                        f"onnxruntime is not installed: pip install onnxruntime") from e
+                        f"onnxruntime is not installed: pip install 'edgeopt[ort]'") from e
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 from .._util.atomic import atomic_write_bytes
+from .folders import natural_key
 
 log = logging.getLogger(__name__)
 
@@ -167,24 +167,25 @@ class ImageSet:
 
 
 # -- image folders ----------------------------------------------------------------------
-def _natural_key(name: str) -> list:
-    # "90" sorts before "180", unlike a plain string sort.
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower())
-            for t in re.split(r"(\d+)", name) if t]
+# PIL is imported by the functions that decode or encode files, not by this module: a
+# board's lean install (edgeopt[device]) has no image library, yet uses ImageSet.
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What PIL raises for a file it cannot read: not an image, truncated, a bad header, or
+    over its decompression-bomb limit (checked from the header, before decoding)."""
+    from PIL import Image, UnidentifiedImageError
 
-
-# What PIL raises for a file it cannot read: not an image, truncated, a bad header, or
-# over its decompression-bomb limit (checked from the header, before decoding).
-_UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+    return (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) from the header of an image file, or None when PIL cannot open it
     (see :func:`read_image`); nothing is decoded."""
+    from PIL import Image
+
     try:
         with Image.open(path) as im:
             return im.size
-    except _UNREADABLE:
+    except _unreadable():
         return None
 
 
@@ -197,6 +198,8 @@ def read_image(path: str | Path) -> np.ndarray | None:
         over PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, which PIL checks
         from the header, before decoding a pixel).
     """
+    from PIL import Image, ImageOps
+
     try:
         with Image.open(path) as im:
             im.load()
@@ -219,13 +222,15 @@ def read_image(path: str | Path) -> np.ndarray | None:
             elif im.mode != "RGB":
                 im = im.convert("RGB")
             return np.array(im, dtype=np.uint8)
-    except _UNREADABLE:
+    except _unreadable():
         return None
 
 
 def unreadable_note() -> str:
     """What a skipped image file was (not readable, or a decompression bomb), for the
     warnings and errors that count them."""
+    from PIL import Image
+
     limit = f", or over its decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels" if Image.MAX_IMAGE_PIXELS else ""
     return f"not images PIL reads ({' '.join(IMAGE_EXTENSIONS)}){limit}"
 
@@ -233,7 +238,7 @@ def unreadable_note() -> str:
 def _image_files(folder: Path) -> tuple[list[Path], int]:
     """(files with an image extension, count of other non-hidden files) directly in folder."""
     files, other = [], 0
-    for p in sorted(folder.iterdir(), key=lambda q: _natural_key(q.name)):
+    for p in sorted(folder.iterdir(), key=lambda q: natural_key(q.name)):
         if p.name.startswith(".") or not p.is_file():
             continue
         if p.suffix.lower() in IMAGE_EXTENSIONS:
@@ -274,7 +279,7 @@ def load_image_folder(path: str | Path, *, labels: Sequence[str] | None = None) 
     if not root.is_dir():
         raise DataError(f"{root} is a file, not a folder: pass the folder that holds the images")
     top, skipped = _image_files(root)
-    subdirs = [p for p in sorted(root.iterdir(), key=lambda q: _natural_key(q.name))
+    subdirs = [p for p in sorted(root.iterdir(), key=lambda q: natural_key(q.name))
                if p.is_dir() and not p.name.startswith(".")]
     class_files = {d.name: _image_files(d) for d in subdirs}
     class_files = {k: v for k, v in class_files.items() if v[0]}
@@ -341,6 +346,8 @@ def save_image_folder(imageset: ImageSet, path: str | Path) -> Path:
     Raises:
         DataError: ``path`` is an existing file, or a label has no class name.
     """
+    from PIL import Image
+
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise DataError(f"{root} is a file: pass a folder path to save the images into")

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from .._util.deadline import WRITE_RESERVE_S
 from .._util.progress import progress_bar
 from ..backends.registry import get as get_backend
-from ..bench.environment import machine_info
 from ..bench.isa import int8_dot_product, int8_warning
 from ..data.feeds import calibration_data, class_labels
+from ..device.target import LocalTarget
 from ..errors import EdgeoptError
 from ..evaluate.runner import check_batch
 from .builder import ModelBuilder
@@ -83,7 +83,8 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
              calibration: "ImageSet | SampleSet | None" = None, out_dir: str | Path | None = None,
              progress: bool = True, trials_only: bool = False, on_ready: Callable[[], None] | None = None,
              on_trials_done: Callable[[], None] | None = None,
-             clock: Callable[[], float] = time.monotonic, spent_s: float = 0.0) -> OptimizeResult | None:
+             clock: Callable[[], float] = time.monotonic, spent_s: float = 0.0,
+             target: LocalTarget | None = None) -> OptimizeResult | None:
     """The fastest model within the user's quality budget, measured on this machine.
 
     Args:
@@ -107,6 +108,8 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
         clock: monotonic clock in seconds the budget is counted on (tests inject one).
         spent_s: seconds of the budget already spent before this call (the command's
             start-up and loading: :func:`~edgeopt._util.deadline.command_elapsed_s`).
+        target: where candidates are timed and their outputs computed: here (default) or
+            a board (:class:`~edgeopt.device.target.DeviceTarget`); built here either way.
 
     Returns:
         an :class:`~edgeopt.optimizer.result.OptimizeResult` (None with ``trials_only``).
@@ -128,7 +131,8 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
     calibration_arrays = calibration_data(model, calibration)
     model = check_batch(model, threads=config.threads)
     config, note = clamp_batch(model, config)
-    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, storage, start, clock)
+    run = _prepare(model, held_out, calibration, calibration_arrays, config, out_dir, storage, start, clock,
+                   target or LocalTarget())
     run.notes.extend(note)
     if on_ready is not None:
         on_ready()
@@ -172,16 +176,16 @@ def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, li
 
 def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "ImageSet | SampleSet",
              calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, storage: str | None,
-             start: float, clock: Callable[[], float] = time.monotonic) -> _Run:
+             start: float, clock: Callable[[], float], target: LocalTarget) -> _Run:
     usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
     notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
     if not usable:
-        raise EdgeoptError(f"none of the backends {', '.join(cfg.backends)} is installed: pip install onnxruntime")
+        raise EdgeoptError(f"none of the backends {', '.join(cfg.backends)} is installed: pip install 'edgeopt[ort]'")
     space = cfg.space or default_space(cfg.threads, cfg.batch, usable, prune_targets=cfg.targets)
     strategy = make_strategy(cfg.strategy, backends=usable, threads=cfg.threads, batch=cfg.batch,
                              recipes=cfg.recipes or grid_recipes(cfg.targets), space=space,
                              float_layers=cfg.float_layers)
-    machine = machine_info()
+    machine = target.machine()
     warning = int8_warning(machine)
     if warning and any(p.startswith("int8") for p in strategy.space.precisions):
         notes.append(warning)
@@ -201,7 +205,7 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
                            cache_dir=out / "cache" if out is not None and strategy.persist else None)
     measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
                         min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,
-                        seed=cfg.seed, timing=cfg.timing, confidence=cfg.confidence)
+                        seed=cfg.seed, timing=cfg.timing, confidence=cfg.confidence, target=target)
     if measurer.too_small:
         # Said before any trial: no candidate can pass, so the run keeps the original.
         notes.append(measurer.too_small)

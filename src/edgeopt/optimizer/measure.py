@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..bench.alternating import alternating_rounds
-from ..bench.harness import BenchResult, benchmark
+from ..bench.harness import BenchResult
 from ..bench.stats import percentile
 from ..evaluate import tasks
 from ..evaluate.runner import predict_outputs
 from ..evaluate.tasks.infer import TaskGuess, infer_task
 
 from ..data.images import ImageSet
+from ..device.target import LocalTarget
 from .confidence import CONFIDENCE, bootstrap_upper, too_small, wilson_lower
 from .task_bootstrap import bootstrap_drop, rows_scorer
 
@@ -105,6 +105,9 @@ class Measurer:
         seed: seed of the random choice of those.
         timing: the latency measurement settings.
         confidence: one-sided confidence of the quality verdict (None: point estimates).
+        target: where candidates are timed and their outputs computed (default here; a
+            board: :class:`~edgeopt.device.target.DeviceTarget`). The reference outputs
+            are always the original's on ONNX Runtime here.
 
     Attributes:
         too_small: why the held-out set cannot show the budget at that confidence ("" when
@@ -118,8 +121,9 @@ class Measurer:
     def __init__(self, model: "Model", held_out: "ImageSet | SampleSet", *, tolerance: float | None = None,
                  task: str | None = None, task_options: dict | None = None, min_snr_db: float = 20.0,
                  threads: int = 2, quick_images: int = 32, seed: int = 0, timing: Timing = Timing(),
-                 confidence: float | None = CONFIDENCE) -> None:
+                 confidence: float | None = CONFIDENCE, target: LocalTarget | None = None) -> None:
         self.model, self.held_out, self.timing, self.confidence = model, held_out, timing, confidence
+        self.target = target or LocalTarget()
         guess = infer_task(model) if task is None else TaskGuess(tasks.canonical(task), "given (--task)")
         self.task, self.task_reason = guess.task, guess.reason
         options = dict(task_options or {})
@@ -144,7 +148,7 @@ class Measurer:
     # quality ------------------------------------------------------------------------------
     def outputs(self, model: "Model", point: "Point", *, quick: bool = False) -> list[np.ndarray]:
         """The candidate's outputs on the held-out images (or the quick subset)."""
-        return predict_outputs(model, point.backend, self.quick if quick else self.held_out, threads=point.threads)
+        return self.target.outputs(model, point.backend, self.quick if quick else self.held_out, threads=point.threads)
 
     def quality(self, outputs: list[np.ndarray], *, exact: bool = False) -> QualityVerdict:
         """The quality verdict of outputs on all held-out images (see the module docstring).
@@ -201,8 +205,8 @@ class Measurer:
         measurement, or a short one (5 runs, 0.2-1 s) for the early check."""
         t = self.timing
         runs = (5, 0.2, 1.0) if short else (t.min_runs, t.min_time_s, t.max_time_s)
-        return benchmark(model, point.backend, batch=point.batch, threads=point.threads,
-                         min_runs=runs[0], min_time_s=runs[1], max_time_s=runs[2])
+        return self.target.benchmark(model, point.backend, batch=point.batch, threads=point.threads,
+                                     min_runs=runs[0], min_time_s=runs[1], max_time_s=runs[2])
 
     def confirm(self, entries: Sequence[tuple["Model", "Point"]], budget_s: float | None = None) -> list[list[float]]:
         """Per-round p50 latency per image (ms) of each (model, point), re-timed in
@@ -216,7 +220,7 @@ class Measurer:
         cap = t.max_time_s / 2
         if budget_s is not None:
             cap = min(cap, max(budget_s, 0.0) / (t.confirm_rounds * max(len(entries), 1)))
-        rounds = alternating_rounds([(m, p.backend, p.threads, p.batch) for m, p in entries],
+        rounds = self.target.rounds([(m, p.backend, p.threads, p.batch) for m, p in entries],
                                     rounds=t.confirm_rounds, min_runs=max(5, t.min_runs // 2),
                                     min_time_s=min(t.min_time_s / 2, cap), max_time_s=cap)
         return [[] if r is None else [percentile(one, 50) / p.batch for one in r] for r, (_, p) in zip(rounds, entries)]
@@ -245,7 +249,8 @@ def constraint_values(drop: float, latency_ms: float, size_bytes: int, *, max_dr
 def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", point: "Point",
                    objective: str) -> dict[str, Any]:
     """The user attributes of a fully measured trial (``conditions``: what the machine was
-    doing while it was timed, :mod:`edgeopt.bench.conditions`)."""
+    doing while it was timed, :mod:`edgeopt.bench.conditions`; ``device``: the board that
+    timed it, None here)."""
     stats = bench.stats
     latency = stats.p50 if objective == "p50" else stats.p90
     return {"p50_ms": stats.p50, "p90_ms": stats.p90, "latency_ms": latency, "per_image_ms": latency / point.batch,
@@ -253,5 +258,5 @@ def measured_attrs(bench: BenchResult, verdict: QualityVerdict, model: "Model", 
             "quality": verdict.quality,
             "quality_reason": verdict.reason, "latency_stats": stats.to_dict(),
             "throughput_ips": bench.throughput, "passes": list(model.passes),
-            "conditions": bench.conditions,
+            "conditions": bench.conditions, "device": bench.machine.get("device"),
             "runtime_settings": bench.settings}

@@ -192,7 +192,7 @@ def deploy_record(result: OptimizeResult, model_file: str) -> dict[str, Any]:
         "quality": w.quality,
         "float_layers": result.float_layers.get(w.label, []),
         "optimize": {"strategy": result.strategy, "study": result.study_name, "trial": w.number},
-        "machine": machine_info(),
+        "machine": result.machine or machine_info(),
         "conditions": w.attrs.get("conditions"),
         "runtime": runtime_record(w.point.backend, w.attrs.get("runtime_settings"), model, w.point.threads),
     }

@@ -93,9 +93,9 @@ class TrialRecord:
         return self.drop if bound is None else bound
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (with the label, recipe, status, passes, latency statistics and
-        the conditions of the measurement, and drop_bound: the drop's upper confidence
-        bound, or None)."""
+        """JSON-ready form (with the label, recipe, status, passes, latency statistics, the
+        conditions of the measurement, the board that measured it (``device``, None here),
+        and drop_bound: the drop's upper confidence bound, or None)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -105,6 +105,7 @@ class TrialRecord:
         d["passes"] = self.attrs.get("passes")
         d["latency_stats"] = self.attrs.get("latency_stats")
         d["conditions"] = self.attrs.get("conditions")
+        d["device"] = self.attrs.get("device")
         d["drop_bound"] = self.attrs.get("drop_bound")
         return d
 

@@ -1,0 +1,78 @@
+"""``edgeopt device scheduler|serve|list``: the cluster of target boards (issue 17).
+
+Imports only what the lean install (``edgeopt[device]``) has, so it runs on a board.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .options import in_range
+
+out = Console()
+app = typer.Typer(no_args_is_help=True, help="Target boards through Dask distributed: start a scheduler, serve a "
+                                             "board, list the boards.")
+
+SchedulerOpt = typer.Option("tls://127.0.0.1:8786", "--scheduler", envvar="EDGEOPT_SCHEDULER",
+                            help="The scheduler's address, tls://HOST:PORT (tcp:// only on loopback unless --insecure).")
+TlsOpt = typer.Option(None, "--tls", envvar="EDGEOPT_TLS", help="Folder with ca.pem, node.pem and node-key.pem "
+                      "(the cluster's mutual-TLS certificates).")
+InsecureOpt = typer.Option(False, "--insecure", help="Allow plain TCP to a host that is not loopback (a trusted "
+                           "network only: the scheduler runs the code it is sent on every board).")
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: every one)."),
+    port: int = typer.Option(8786, callback=in_range(ge=0, le=65535), help="Port (0: any free one)."),
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
+) -> None:
+    """Start a Dask scheduler for the boards and the workstation (until Ctrl-C)."""
+    from ..device.serve import run_scheduler
+
+    run_scheduler(host=host, port=port, tls_dir=tls, insecure=insecure,
+                  on_ready=lambda address: out.print(f"scheduler at {address}", highlight=False))
+
+
+@app.command("serve")
+def serve_cmd(
+    name: str = typer.Option(..., "--name", help="This board's unique name, e.g. rpi4-desk."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="The board kind measurements ask for with --device "
+                                       "(default: the name), e.g. rpi4."),
+    scheduler: str = SchedulerOpt,
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
+) -> None:
+    """Serve this board to the cluster (until Ctrl-C).
+
+    A Dask worker with one thread and the resource device-KIND: it runs the measurements
+    sent to its kind, one at a time."""
+    from ..device.serve import run_worker
+
+    run_worker(scheduler, name=name, kind=kind, tls_dir=tls, insecure=insecure,
+               on_ready=lambda address: out.print(f"board {name} (kind {kind or name}) at {address}",
+                                                  highlight=False))
+
+
+@app.command("list")
+def list_cmd(
+    scheduler: str = SchedulerOpt,
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
+) -> None:
+    """The boards connected to the scheduler: name, kind, address, busy or idle."""
+    from rich.table import Table
+
+    from ..device.cluster import boards, connect
+
+    with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
+        found = boards(client)
+    table = Table("name", "kind", "address", "state", title=f"{len(found)} board{'s' * (len(found) != 1)}")
+    for b in found:
+        table.add_row(b["name"], b["kind"], b["address"], f"busy ({b['busy']} task(s))" if b["busy"] else "idle")
+    out.print(table)

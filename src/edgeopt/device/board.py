@@ -1,0 +1,80 @@
+"""What runs on the board: its profile, and one timed session of a model sent to it.
+
+Dask pickles these functions by reference (module and name), so the board runs the code
+of its own edgeopt install; only the model and the settings travel. Everything here
+imports only what the lean install has (numpy, onnx, psutil, the board's runtime).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ..backends import registry
+from ..bench.environment import machine_info
+from ..bench.harness import benchmark
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+RESOURCE_PREFIX = "device-"
+"""A board of kind K carries the Dask worker resource ``device-K`` = 1."""
+
+
+def resource(kind: str) -> str:
+    """The worker resource that tags boards of ``kind``."""
+    return f"{RESOURCE_PREFIX}{kind}"
+
+
+def identity() -> dict[str, Any]:
+    """Which board and process this is: worker name, kind, host, pid (in a Dask worker;
+    outside one, the host and pid only)."""
+    out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not inside a worker (a test calling the function here)
+        return out
+    kinds = [r[len(RESOURCE_PREFIX):] for r in (worker.state.total_resources or {}) if r.startswith(RESOURCE_PREFIX)]
+    return {**out, "name": str(worker.name), "kind": kinds[0] if kinds else "", "address": worker.address}
+
+
+def profile() -> dict[str, Any]:
+    """The board's machine record (CPU, ISA flags, cores, caches), the timed runtimes it
+    has with their versions, and :func:`identity`."""
+    runtimes = {}
+    for name in registry.names():
+        try:
+            be = registry.get(name)
+            if be.timed and be.available() is None:
+                runtimes[name] = be.version()
+        except ImportError:
+            continue
+    return {"machine": machine_info(), "runtimes": runtimes, **identity()}
+
+
+def measure(model: "Model", backend: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """One fresh session of ``model`` on ``backend`` here, timed by
+    :func:`~edgeopt.bench.harness.benchmark` (``sessions=1``, ``settings`` its keywords);
+    the result's dict with the board's :func:`identity` as ``machine["device"]``."""
+    result = benchmark(model, backend, sessions=1, **settings)
+    result.machine = {**result.machine, "device": identity()}
+    return result.to_dict()
+
+
+def rounds(entries: list[tuple], settings: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~edgeopt.bench.alternating.alternating_rounds` of ``entries`` here (every
+    round of every entry on this board, so per-round ratios pair them), with :func:`identity`."""
+    from ..bench.alternating import alternating_rounds
+
+    return {"rounds": alternating_rounds(entries, **settings), "device": identity()}
+
+
+def outputs(model: "Model", backend: str, samples: Any, threads: int) -> dict[str, Any]:
+    """Every output of ``model`` on ``samples`` (a :class:`~edgeopt.data.samples.SampleSet`
+    of model inputs, preprocessed on the workstation) here, with :func:`identity`."""
+    from ..evaluate.runner import predict_outputs
+
+    return {"outputs": predict_outputs(model, backend, samples, threads=threads), "device": identity()}

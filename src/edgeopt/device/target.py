@@ -1,0 +1,133 @@
+"""Where the optimizer measures: here, or on a board of one kind through the cluster.
+
+A target answers the measurer's three questions the same way wherever it runs: a timed
+session (:func:`~edgeopt.bench.harness.benchmark`), the alternating re-timing of the
+finalists (:func:`~edgeopt.bench.alternating.alternating_rounds`: every round on the
+one machine, so per-round ratios pair them) and the model's outputs on the quality inputs
+(:func:`~edgeopt.evaluate.runner.predict_outputs`). On a board, the images are
+preprocessed here into model inputs and sent as samples (a board has no image library),
+its outputs come back and the quality is judged here, from what the board's runtime
+computed (int8 kernels differ between ISAs). Each model is sent once (by its sha256), to
+every board.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from ..bench.alternating import alternating_rounds
+from ..bench.environment import machine_info
+from ..bench.harness import BenchResult, benchmark
+from ..data.images import ImageSet
+from ..data.samples import SampleSet
+from ..errors import EdgeoptError
+from ..evaluate.runner import predict_outputs
+from .._util.errorline import error_line
+from . import board
+from .cluster import boards
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ..model import Model
+
+
+class LocalTarget:
+    """This machine (the default)."""
+
+    label = "here"
+
+    def machine(self) -> dict[str, Any]:
+        """The machine record of where candidates are measured (:func:`~edgeopt.bench.environment.machine_info`)."""
+        return machine_info()
+
+    def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
+        """:func:`~edgeopt.bench.harness.benchmark` here."""
+        return benchmark(model, backend, **settings)
+
+    def rounds(self, entries: Sequence[tuple], **settings: Any) -> list:
+        """:func:`~edgeopt.bench.alternating.alternating_rounds` here."""
+        return alternating_rounds(entries, **settings)
+
+    def outputs(self, model: "Model", backend: str, data: "ImageSet | SampleSet", *, threads: int) -> list[np.ndarray]:
+        """:func:`~edgeopt.evaluate.runner.predict_outputs` here."""
+        return predict_outputs(model, backend, data, threads=threads)
+
+
+class DeviceTarget(LocalTarget):
+    """The boards of ``kind`` (see the module docstring); each call is one Dask task that
+    asks for the resource ``device-KIND``, so it runs on a matching board, one at a time.
+
+    Args:
+        client: from :func:`edgeopt.device.runner.connect`.
+        kind: the boards' kind.
+
+    Raises:
+        EdgeoptError: no board of that kind is connected.
+    """
+
+    def __init__(self, client: "Client", kind: str) -> None:
+        connected = boards(client)
+        if not any(b["kind"] == kind for b in connected):
+            have = ", ".join(sorted({b["kind"] for b in connected})) or "none"
+            raise EdgeoptError(f"no board of kind {kind!r} is connected (connected kinds: {have}): start one with "
+                               f"`edgeopt device serve --kind {kind}`")
+        self.client, self.kind, self.label = client, kind, f"a {kind} board"
+        self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
+        self._inputs: dict[int, tuple[Any, Any]] = {}  # id(data) -> (data, its samples' future)
+
+    def machine(self) -> dict[str, Any]:
+        """A board's machine record, with its identity as ``device`` (name, kind, pid)."""
+        profile = self._run(board.profile)
+        return {**profile["machine"], "device": {k: profile[k] for k in ("name", "kind", "host", "pid")
+                                                 if k in profile}, "runtimes": profile["runtimes"]}
+
+    def _run(self, fn, *args: Any) -> Any:
+        future = self.client.submit(fn, *args, resources={board.resource(self.kind): 1}, pure=False)
+        return future.result()
+
+    def _sent(self, model: "Model") -> Any:
+        # On every board, not one: scattered data has no recipe to recompute it, so a
+        # model held by a board that dies would take the measurements waiting for it along.
+        # A random key, not a content hash: another client that sent the same model and
+        # let it go could have the scheduler forget the shared key under this one.
+        key = model.sha256
+        if key not in self._models:
+            self._models[key] = self.client.scatter(model, hash=False, broadcast=True)
+        return self._models[key]
+
+    def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
+        """One fresh session on a board; a lost board or a crashed runtime is the result's error."""
+        settings = {k: v for k, v in settings.items() if k != "sessions"}
+        try:
+            return BenchResult.from_dict(self._run(board.measure, self._sent(model), backend, settings))
+        except Exception as e:  # a failure row, never the end of the run
+            return BenchResult(backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
+                               batch=settings.get("batch", 1), threads=settings.get("threads", 1),
+                               machine={"device": {"kind": self.kind}},
+                               error=f"{backend} on a {self.kind} board failed: {error_line(e, limit=None)}")
+
+    def rounds(self, entries: Sequence[tuple], **settings: Any) -> list:
+        """The alternating rounds, all on one board."""
+        sent = [(self._sent(e[0]), *e[1:]) for e in entries]
+        return self._run(board.rounds, sent, settings)["rounds"]
+
+    def outputs(self, model: "Model", backend: str, data: "ImageSet | SampleSet", *, threads: int) -> list[np.ndarray]:
+        """The board's outputs on ``data`` (images preprocessed here into model inputs)."""
+        held = self._inputs.get(id(data))
+        if held is None:  # the held-out inputs are the same for every candidate: sent once
+            samples = data if isinstance(data, SampleSet) else as_samples(model, data)
+            held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
+        return self._run(board.outputs, self._sent(model), backend, held[1], threads)["outputs"]
+
+
+def as_samples(model: "Model", images: ImageSet) -> SampleSet:
+    """``images`` through ``model.preprocess`` into the model's one input, as a sample set."""
+    from ..errors import DataError
+
+    if model.preprocess is None or len(model.inputs) != 1:
+        raise DataError(f"images need a model with a preprocess and one input; {model.name} has "
+                        f"{len(model.inputs)} inputs: pass --inputs samples instead")
+    return SampleSet({model.inputs[0].name: images.tensor(model.preprocess)})
