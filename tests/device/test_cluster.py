@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -37,7 +38,11 @@ def test_device_list_shows_both_boards(cluster, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "device", "list", "--scheduler", address, "--tls", str(tls))
     assert code == 0, err
     assert "2 boards" in out and "board-a" in out and "board-b" in out and out.count("twin") == 2
-    assert out.count("idle") == 2
+    assert out.count("idle") == 2 and out.count(" ort ") == 2  # each board's runtimes, from the board
+    with connect(address, tls_dir=tls) as client:
+        cores = {b["name"]: b["profile"]["machine"]["usable_cpus"] for b in boards(client, profiles=True)}
+    # board-b was started under taskset -c 0 (where taskset exists): it reports what it may use
+    assert cores["board-b"] == (1 if shutil.which("taskset") else cores["board-a"])
 
 
 def test_bench_on_a_device_runs_every_session_in_a_board_worker(cluster, monkeypatch, capsys, tmp_path):

@@ -65,14 +65,20 @@ def list_cmd(
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
 ) -> None:
-    """The boards connected to the scheduler: name, kind, address, busy or idle."""
+    """The boards connected to the scheduler: name, kind, CPU, cores, runtimes, busy or idle."""
     from rich.table import Table
 
     from ..device.cluster import boards, connect
 
     with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
-        found = boards(client)
-    table = Table("name", "kind", "address", "state", title=f"{len(found)} board{'s' * (len(found) != 1)}")
+        found = boards(client, profiles=True)
+    table = Table("name", "kind", "cpu", "cores", "runtimes", "state",
+                  title=f"{len(found)} board{'s' * (len(found) != 1)}")
     for b in found:
-        table.add_row(b["name"], b["kind"], b["address"], f"busy ({b['busy']} task(s))" if b["busy"] else "idle")
+        machine = b.get("profile", {}).get("machine", {})
+        runtimes = b.get("profile", {}).get("runtimes", {})
+        table.add_row(b["name"], b["kind"], f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')})",
+                      str(machine.get("usable_cpus") or machine.get("logical_cpus") or "?"),
+                      " ".join(f"{k} {v}" for k, v in runtimes.items()) or "none",
+                      f"busy ({b['busy']} task(s))" if b["busy"] else "idle")
     out.print(table)

@@ -35,14 +35,18 @@ def connect(address: str, *, tls_dir: Path | None = None, insecure: bool = False
                            f"start one with `edgeopt device scheduler`") from None
 
 
-def boards(client: "Client") -> list[dict[str, Any]]:
-    """The connected boards: name, kind, address, nthreads and busy (tasks running or queued)."""
+def boards(client: "Client", *, profiles: bool = False) -> list[dict[str, Any]]:
+    """The connected boards: name, kind, address, nthreads and busy (tasks running or
+    queued); with ``profiles``, each board's :func:`~edgeopt.device.board.profile` too
+    (CPU, ISA flags, cores, runtimes: asked of every board, so it waits for busy ones)."""
     info = client.scheduler_info(n_workers=-1)["workers"]  # -1: every worker (the default lists 5)
     processing = client.processing()
+    found = client.run(board.profile) if profiles else {}
     out = []
     for address, w in info.items():
         kinds = [r[len(board.RESOURCE_PREFIX):] for r in (w.get("resources") or {})
                  if r.startswith(board.RESOURCE_PREFIX)]
         out.append({"name": str(w.get("name")), "kind": kinds[0] if kinds else "", "address": address,
-                    "nthreads": w.get("nthreads"), "busy": len(processing.get(address, ()))})
+                    "nthreads": w.get("nthreads"), "busy": len(processing.get(address, ())),
+                    **({"profile": found[address]} if address in found else {})})
     return sorted(out, key=lambda b: (b["kind"], b["name"]))
