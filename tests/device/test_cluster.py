@@ -38,7 +38,7 @@ def test_device_list_shows_both_boards(cluster, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "device", "list", "--scheduler", address, "--tls", str(tls))
     assert code == 0, err
     assert "2 boards" in out and "board-a" in out and "board-b" in out and out.count("twin") == 2
-    assert out.count("idle") == 2 and out.count(" ort ") == 2  # each board's runtimes, from the board
+    assert out.count("idle") == 2 and out.count("ort ") == 2  # each board's runtimes, from the board
     with connect(address, tls_dir=tls) as client:
         cores = {b["name"]: b["profile"]["machine"]["usable_cpus"] for b in boards(client, profiles=True)}
     # board-b was started under taskset -c 0 (where taskset exists): it reports what it may use

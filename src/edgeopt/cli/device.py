@@ -79,6 +79,6 @@ def list_cmd(
         runtimes = b.get("profile", {}).get("runtimes", {})
         table.add_row(b["name"], b["kind"], f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')})",
                       str(machine.get("usable_cpus") or machine.get("logical_cpus") or "?"),
-                      " ".join(f"{k} {v}" for k, v in runtimes.items()) or "none",
-                      f"busy ({b['busy']} task(s))" if b["busy"] else "idle")
+                      ", ".join(f"{k} {v}" for k, v in runtimes.items()) or "none",
+                      f"busy: {b['busy']}" if b["busy"] else "idle")
     out.print(table)
