@@ -51,6 +51,7 @@ def test_bench_on_a_device_runs_every_session_in_a_board_worker(cluster, monkeyp
                              "--sessions", "2", "--budget", "90", "--device", "twin", "--scheduler", address,
                              "--tls", str(tls), "--out", str(tmp_path))
     assert code == 0, err
+    assert "measured on board" in out and "(kind twin)" in out and "measured here" not in out
     cells = json.loads((tmp_path / "bench.json").read_text())["results"]
     pids = _worker_pids(address, tls)
     assert len(cells) == 2 and all(c["error"] is None and c["session_runs"] for c in cells)

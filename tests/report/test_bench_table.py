@@ -102,3 +102,17 @@ def test_the_optimize_plot_draws_each_p50_interval(monkeypatch, tmp_path):
     spans = sorted(v for seg in bars for v in (seg[0, 0], seg[1, 0]))
     assert len(bars) == len(shown) > 3
     assert spans == pytest.approx(sorted(v for t in shown for v in (0.9 * t["per_image_ms"], 1.2 * t["per_image_ms"])))
+
+
+def test_the_table_says_where_the_numbers_were_measured():
+    from edgeopt.report.bench_table import measured_on
+
+    def cell(device=None, ok=True):
+        machine = {"cpu_model": "x"} if device is None else {"cpu_model": "x", "device": device}
+        return BenchResult("ort", "1", "m", "0", 1, 1, machine=machine, latencies_ms=[1.0] if ok else [],
+                           error=None if ok else "lost")
+    assert measured_on([cell(), cell()]) == "measured here"
+    a, b = {"name": "rpi-a", "kind": "rpi4"}, {"name": "rpi-b", "kind": "rpi4"}
+    assert measured_on([cell(a), cell(a)]) == "measured on board rpi-a (kind rpi4)"
+    assert measured_on([cell(b), cell(a), cell({"name": "x", "kind": "rpi4"}, ok=False)]) == \
+        "measured on boards rpi-a, rpi-b (kind rpi4)"

@@ -67,8 +67,21 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
             console.print(f"  {line}")
     if results and results[0].machine:
         m = results[0].machine
-        console.print(f"machine: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
+        console.print(f"{measured_on(results)}: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
                       f"flags: {' '.join(m.get('flags', []))}")
     line = conditions_line(results)
     if line:
         console.print(line)
+
+
+def measured_on(results: Sequence[BenchResult]) -> str:
+    """Where the numbers were measured, plainly: "measured here", or "measured on board
+    NAME (kind KIND)" for the boards of a ``--device`` run (several names when several
+    boards of the kind shared the cells)."""
+    boards = sorted({(d.get("name", "?"), d.get("kind", "?")) for r in results
+                     if (d := r.machine.get("device")) and r.ok})
+    if not boards:
+        return "measured here"
+    names = ", ".join(name for name, _ in boards)
+    kinds = ", ".join(sorted({kind for _, kind in boards}))
+    return f"measured on board{'s' * (len(boards) > 1)} {names} (kind {kinds})"
