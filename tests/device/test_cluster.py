@@ -136,3 +136,13 @@ def test_optimize_on_a_device_times_and_judges_every_candidate_on_a_board(cluste
         assert t["device"]["kind"] == "twin" and pids[t["device"]["name"]] == t["device"]["pid"] != os.getpid()
     deploy = json.loads((tmp_path / "out" / "deploy.json").read_text())
     assert deploy["machine"]["device"]["kind"] == "twin" and "ort" in deploy["machine"]["runtimes"]
+
+
+def test_threads_are_checked_against_the_boards_cores(cluster, monkeypatch, capsys, tmp_path):
+    address, tls, _ = cluster
+    # board-b may use one CPU (taskset): 5 threads are over the cap (4 per CPU) of the smallest twin board
+    if not shutil.which("taskset"):
+        pytest.skip("taskset is not installed: both boards have this machine's CPUs")
+    code, _, err = run_cli(monkeypatch, capsys, "bench", "zoo:seednet", "--threads", "5", "--device", "twin",
+                           "--scheduler", address, "--tls", str(tls), "--out", str(tmp_path))
+    assert_one_line_error(code, err, "--threads 5 is more than 4 (4x the 1 CPUs of the smallest twin board)")

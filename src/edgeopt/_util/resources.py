@@ -33,22 +33,26 @@ def max_threads() -> int:
     return THREADS_PER_CPU * usable_cpus()
 
 
-def check_threads(counts: int | Iterable[int], what: str = "--threads") -> None:
-    """Refuse a thread count above :func:`max_threads`.
+def check_threads(counts: int | Iterable[int], what: str = "--threads", *, cpus: int | None = None,
+                  where: str = "this process may use") -> None:
+    """Refuse a thread count above :data:`THREADS_PER_CPU` x the CPUs.
 
     Args:
         counts: one thread count or several (each already known to be a positive int).
         what: the option named in the message.
+        cpus: the CPUs of the machine that runs them (default: :func:`usable_cpus` here;
+            a board's own for a ``--device`` run); ``where`` names them in the message.
 
     Raises:
         EdgeoptError: a count is above the cap.
     """
     values = [counts] if isinstance(counts, int) else list(counts)
-    cap, cpus = max_threads(), usable_cpus()
+    cpus = usable_cpus() if cpus is None else cpus
+    cap = THREADS_PER_CPU * cpus
     over = [n for n in values if n > cap]
     if over:
-        raise EdgeoptError(f"{what} {max(over)} is more than {cap} ({THREADS_PER_CPU}x the {cpus} CPUs this process "
-                           f"may use): pass at most {cap}; more threads only time-share the cores")
+        raise EdgeoptError(f"{what} {max(over)} is more than {cap} ({THREADS_PER_CPU}x the {cpus} CPUs {where}): "
+                           f"pass at most {cap}; more threads only time-share the cores")
 
 
 def available_memory() -> int | None:

@@ -113,7 +113,7 @@ def sweep(
             (:func:`~edgeopt.analysis.memory.check_fits`), checked before any cell.
     """
     thread_list = [threads] if isinstance(threads, int) else list(threads)
-    _check_grid(model, backends, batches, thread_list, budget_s, sessions)
+    _check_grid(model, backends, batches, thread_list, budget_s, sessions, runner)
     usable = {name: _usable(name) for name in backends}
     cells = [(b, t, n) for b in backends for t in thread_list for n in batches]
     # Session-major, so a cell's sessions are spread over the sweep's time as well as over processes.
@@ -168,7 +168,7 @@ def _share(deadline: Deadline, floor: float, later: list[tuple[str, int, int]], 
 
 
 def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int], thread_list: list[int],
-                budget_s: float, sessions: int) -> None:
+                budget_s: float, sessions: int, runner: InProcess | None) -> None:
     """Refuse, before any cell runs, what :func:`sweep` lists under Raises."""
     from ..analysis.memory import check_fits
     from ..analysis.opsupport import check_runnable
@@ -179,7 +179,8 @@ def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int],
         raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
     if sessions < 1:
         raise EdgeoptError(f"sessions={sessions!r} is invalid: pass 1 or more")
-    check_threads(thread_list)
+    where = runner or InProcess  # a board's CPUs for a --device run, else this machine's
+    check_threads(thread_list, cpus=where.cpus, where=where.where)
     check_runnable(model)
     check_fits(model, max(batches))
 

@@ -32,7 +32,15 @@ _MODEL: "Model | None" = None  # the worker process's model, set once by _init
 
 
 class InProcess:
-    """Every session in this process (see the module docstring)."""
+    """Every session in this process (see the module docstring).
+
+    Attributes:
+        cpus: the CPUs the sessions run on (None: this machine's, read when checked);
+        where: how a message names them.
+    """
+
+    cpus: int | None = None
+    where = "this process may use"
 
     def __init__(self, model: "Model") -> None:
         self.model = model

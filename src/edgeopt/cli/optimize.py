@@ -92,7 +92,8 @@ def optimize_cmd(
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
-    check_threads(threads)
+    if device is None:  # a board's threads are checked against its own cores once it is reached
+        check_threads(threads)
     check_tie_breaker(tie_breaker)
     budget_drop, backend_list = _budget_drop(max_drop, metric_tolerance, task), _backend_list(backends)
     if search:  # a storage that cannot hold the study is refused before the model and data load
@@ -204,8 +205,10 @@ def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only:
 
     kind, scheduler, tls, insecure = device
     with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
-        _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only,
-                  target=DeviceTarget(client, kind))
+        target = DeviceTarget(client, kind)
+        threads = cfg.space.threads if cfg.space is not None else (cfg.threads,)
+        check_threads(threads, cpus=target.cpus, where=f"of the smallest {kind} board")
+        _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, target=target)
 
 
 def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool, target=None) -> None:

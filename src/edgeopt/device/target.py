@@ -69,12 +69,15 @@ class DeviceTarget(LocalTarget):
     """
 
     def __init__(self, client: "Client", kind: str) -> None:
-        connected = boards(client)
+        connected = boards(client, profiles=True)
         if not any(b["kind"] == kind for b in connected):
             have = ", ".join(sorted({b["kind"] for b in connected})) or "none"
             raise EdgeoptError(f"no board of kind {kind!r} is connected (connected kinds: {have}): start one with "
                                f"`edgeopt device serve --kind {kind}`")
         self.client, self.kind, self.label = client, kind, f"a {kind} board"
+        # The smallest board of the kind: a thread count is checked against what every one can run.
+        self.cpus = min(b.get("profile", {}).get("machine", {}).get("usable_cpus") or 1
+                        for b in connected if b["kind"] == kind)
         self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
         self._inputs: dict[int, tuple[Any, Any]] = {}  # id(data) -> (data, its samples' future)
 
