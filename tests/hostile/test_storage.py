@@ -115,7 +115,7 @@ def _tampered_tvm(sb: Sandbox) -> list[str]:
     with _cache_of(sb):
         (build,) = registry.get("tvm").prepare(edgeopt.load_model(str(model)), threads=1).builds
     _flip_a_byte(Path(build.path))
-    return ["bench", model, "--backend", "tvm", "--threads", "1", "--budget", "5", "--out", sb.out]
+    return ["bench", model, "--backend", "tvm", "--threads", "1", "--budget", "30", "--out", sb.out]
 
 
 def _tampered_litert(sb: Sandbox) -> list[str]:
@@ -130,7 +130,7 @@ def _tampered_litert(sb: Sandbox) -> list[str]:
         path = litert.cache_path(edgeopt.load_model(str(model)), 1)
     write_artifact(path, b"TFL3" + bytes(64))
     _flip_a_byte(path)
-    return ["bench", model, "--backend", "litert", "--threads", "1", "--budget", "5", "--out", sb.out]
+    return ["bench", model, "--backend", "litert", "--threads", "1", "--budget", "30", "--out", sb.out]
 
 
 CASES = [

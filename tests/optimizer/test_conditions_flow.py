@@ -27,9 +27,10 @@ def test_conditions_flow_from_the_bench_result_to_trials_and_deploy():
     result = SimpleNamespace(winner=trial, winner_model=model, model=SimpleNamespace(source="zoo:seednet",
                              source_sha256="cd"), speedup_vs_baseline=1.0, speedup_vs_hand_picked=1.0,
                              hand_picked_best=trial, float_layers={}, strategy="grid", study_name="s",
-                             tie=[], tie_breaker="passes", decision="only contender", speedup_interval=(1.0, 1.0))
+                             tie=[], tie_breaker="passes", decision="only contender", speedup_interval=(1.0, 1.0),
+                             machine={"cpu_model": "where it was measured"})
     deploy = deploy_record(result, "model.onnx")
-    assert deploy["conditions"] == COND
+    assert deploy["conditions"] == COND and deploy["machine"] == {"cpu_model": "where it was measured"}
     assert deploy["decision"] == {"tie": [], "tie_breaker": "passes", "reason": "only contender",
                                   "speedup_interval": [1.0, 1.0]}
     trial.attrs.pop("conditions")  # a trial stored before conditions were recorded

@@ -21,6 +21,7 @@ import concurrent.futures
 import multiprocessing
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..errors import ArtifactTampered
 from .._util.errorline import error_line
 from .environment import machine_info
 from .harness import BenchResult, benchmark
@@ -92,6 +93,8 @@ class SessionWorkers(InProcess):
         """As :meth:`InProcess.run`, in worker ``index`` (waits for it: one step at a time)."""
         try:
             return BenchResult.from_dict(self._pools[index].submit(_run, backend, settings).result())
+        except ArtifactTampered:  # the user's cache, not this session, needs attention: refuse the run
+            raise
         except Exception as e:  # a dead worker is this session's failure, not the sweep's end
             self._pools[index].shutdown(wait=False, cancel_futures=True)
             self._pools[index] = self._start()

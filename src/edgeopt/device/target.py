@@ -22,7 +22,7 @@ from ..bench.environment import machine_info
 from ..bench.harness import BenchResult, benchmark
 from ..data.images import ImageSet
 from ..data.samples import SampleSet
-from ..errors import EdgeoptError
+from ..errors import ArtifactTampered, EdgeoptError
 from ..evaluate.runner import predict_outputs
 from .._util.errorline import error_line
 from . import board
@@ -106,6 +106,8 @@ class DeviceTarget(LocalTarget):
         settings = {k: v for k, v in settings.items() if k != "sessions"}
         try:
             return BenchResult.from_dict(self._run(board.measure, self._sent(model), backend, settings))
+        except ArtifactTampered:  # the board's cache changed after edgeopt wrote it: refuse, as here
+            raise
         except Exception as e:  # a failure row, never the end of the run
             return BenchResult(backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
                                batch=settings.get("batch", 1), threads=settings.get("threads", 1),
