@@ -27,6 +27,11 @@ def resource(kind: str) -> str:
     return f"{RESOURCE_PREFIX}{kind}"
 
 
+def kind_of(resources: dict | None) -> str:
+    """The board kind a worker's resources name (``device-KIND``), "" for a worker without one."""
+    return next((r[len(RESOURCE_PREFIX):] for r in (resources or {}) if r.startswith(RESOURCE_PREFIX)), "")
+
+
 def identity() -> dict[str, Any]:
     """Which board and process this is: worker name, kind, host, pid (in a Dask worker;
     outside one, the host and pid only)."""
@@ -37,8 +42,7 @@ def identity() -> dict[str, Any]:
         worker = get_worker()
     except (ImportError, ValueError):  # not inside a worker (a test calling the function here)
         return out
-    kinds = [r[len(RESOURCE_PREFIX):] for r in (worker.state.total_resources or {}) if r.startswith(RESOURCE_PREFIX)]
-    return {**out, "name": str(worker.name), "kind": kinds[0] if kinds else "", "address": worker.address}
+    return {**out, "name": str(worker.name), "kind": kind_of(worker.state.total_resources), "address": worker.address}
 
 
 def profile() -> dict[str, Any]:

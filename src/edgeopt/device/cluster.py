@@ -44,9 +44,7 @@ def boards(client: "Client", *, profiles: bool = False) -> list[dict[str, Any]]:
     found = client.run(board.profile) if profiles else {}
     out = []
     for address, w in info.items():
-        kinds = [r[len(board.RESOURCE_PREFIX):] for r in (w.get("resources") or {})
-                 if r.startswith(board.RESOURCE_PREFIX)]
-        out.append({"name": str(w.get("name")), "kind": kinds[0] if kinds else "", "address": address,
+        out.append({"name": str(w.get("name")), "kind": board.kind_of(w.get("resources")), "address": address,
                     "nthreads": w.get("nthreads"), "busy": len(processing.get(address, ())),
                     **({"profile": found[address]} if address in found else {})})
     return sorted(out, key=lambda b: (b["kind"], b["name"]))
