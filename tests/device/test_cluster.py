@@ -134,6 +134,9 @@ def test_optimize_on_a_device_times_and_judges_every_candidate_on_a_board(cluste
     assert len(measured) >= 8
     for t in measured:
         assert t["device"]["kind"] == "twin" and pids[t["device"]["name"]] == t["device"]["pid"] != os.getpid()
+    # two boards of the kind: two trials measured at once, one on each
+    assert {t["device"]["name"] for t in measured} == {"board-a", "board-b"}
+    assert any("in parallel, one per twin board (2 boards)" in n for n in summary["notes"])
     deploy = json.loads((tmp_path / "out" / "deploy.json").read_text())
     assert deploy["machine"]["device"]["kind"] == "twin" and "ort" in deploy["machine"]["runtimes"]
 

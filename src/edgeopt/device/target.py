@@ -13,6 +13,7 @@ every board.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -38,6 +39,8 @@ class LocalTarget:
     """This machine (the default)."""
 
     label = "here"
+    parallel = 1
+    """Trials that may be measured at once: one here (two would time each other's load)."""
 
     def machine(self) -> dict[str, Any]:
         """The machine record of where candidates are measured (:func:`~edgeopt.bench.environment.machine_info`)."""
@@ -75,9 +78,12 @@ class DeviceTarget(LocalTarget):
             raise EdgeoptError(f"no board of kind {kind!r} is connected (connected kinds: {have}): start one with "
                                f"`edgeopt device serve --kind {kind}`")
         self.client, self.kind, self.label = client, kind, f"a {kind} board"
+        mine = [b for b in connected if b["kind"] == kind]
+        # One trial per board at once: each board runs one measurement at a time anyway.
+        self.parallel = len(mine)
         # The smallest board of the kind: a thread count is checked against what every one can run.
-        self.cpus = min(b.get("profile", {}).get("machine", {}).get("usable_cpus") or 1
-                        for b in connected if b["kind"] == kind)
+        self.cpus = min(b.get("profile", {}).get("machine", {}).get("usable_cpus") or 1 for b in mine)
+        self._lock = threading.Lock()  # trials measured in parallel threads send a model once
         self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
         self._inputs: dict[int, tuple[Any, Any]] = {}  # id(data) -> (data, its samples' future)
 
@@ -97,9 +103,10 @@ class DeviceTarget(LocalTarget):
         # A random key, not a content hash: another client that sent the same model and
         # let it go could have the scheduler forget the shared key under this one.
         key = model.sha256
-        if key not in self._models:
-            self._models[key] = self.client.scatter(model, hash=False, broadcast=True)
-        return self._models[key]
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = self.client.scatter(model, hash=False, broadcast=True)
+            return self._models[key]
 
     def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
         """One fresh session on a board; a lost board or a crashed runtime is the result's error."""
@@ -121,10 +128,11 @@ class DeviceTarget(LocalTarget):
 
     def outputs(self, model: "Model", backend: str, data: "ImageSet | SampleSet", *, threads: int) -> list[np.ndarray]:
         """The board's outputs on ``data`` (images preprocessed here into model inputs)."""
-        held = self._inputs.get(id(data))
-        if held is None:  # the held-out inputs are the same for every candidate: sent once
-            samples = data if isinstance(data, SampleSet) else as_samples(model, data)
-            held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
+        with self._lock:
+            held = self._inputs.get(id(data))
+            if held is None:  # the held-out inputs are the same for every candidate: sent once
+                samples = data if isinstance(data, SampleSet) else as_samples(model, data)
+                held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
         return self._run(board.outputs, self._sent(model), backend, held[1], threads)["outputs"]
 
 

@@ -186,6 +186,9 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
                              recipes=cfg.recipes or grid_recipes(cfg.targets), space=space,
                              float_layers=cfg.float_layers)
     machine = target.machine()
+    if target.parallel > 1:
+        notes.append(f"trials measured in parallel, one per {getattr(target, 'kind', '')} board "
+                     f"({target.parallel} boards); candidates built here one at a time")
     warning = int8_warning(machine)
     if warning and any(p.startswith("int8") for p in strategy.space.precisions):
         notes.append(warning)
@@ -260,8 +263,10 @@ def _trials(run: _Run, bar: Any) -> None:
         return
     bar.describe("hand-picked choices")
     # An exhaustive strategy runs exactly its points; a sampled one until the budget ends.
+    # One trial per board at once when measuring on several boards of a kind; one here.
     run.study.optimize(ev, n_trials=queued if run.strategy.exhaustive else None, timeout=remaining,
-                       callbacks=[_on_trial(run, bar)], catch=(TrialFailed,), gc_after_trial=False)
+                       callbacks=[_on_trial(run, bar)], catch=(TrialFailed,), gc_after_trial=False,
+                       n_jobs=ev.measurer.target.parallel)
 
 
 def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:

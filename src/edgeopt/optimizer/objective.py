@@ -21,6 +21,7 @@ sampler):
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -93,6 +94,7 @@ class Objective:
         self.eval_cost = 5.0  # seconds to measure a built model, updated as trials run
         self.measured: dict[str, TrialRecord] = {}  # label -> first complete trial of it
         self.idle = 0  # consecutive trials that measured nothing new (repeats, out of budget)
+        self._lock = threading.RLock()  # trials run in parallel threads when several boards measure
 
     def learn(self, recs: list[TrialRecord]) -> None:
         """Take in finished trials (of this run or of an earlier one when resuming)."""
@@ -146,35 +148,20 @@ class Objective:
         for k, v in {"label": point.label, "origin": origin, "isa": machine_info()["flags"],
                      "worker": os.environ.get("EDGEOPT_WORKER", "main")}.items():
             trial.set_user_attr(k, v)
-        seen = self.measured.get(point.label)
-        if seen is not None:
-            self.idle += 1
-            return self._repeat(trial, seen)
 
         def stop(reason: str, failed: bool = False) -> None:
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("seconds", self.clock() - t0)
             raise (TrialFailed if failed else optuna.TrialPruned)(reason)
 
-        try:
-            known = self.builder.known_failure(point.recipe)
-        except EdgeoptError as e:
-            known = str(e)
-        if known:
-            # A failed prefix fails every recipe built on it: answered from the record, at once
-            # (and counted as idle, like any failure, so a sampler stuck on it ends the trials).
-            stop(known, failed=True)
-        if self.trials_end is not None:
-            need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
-            if self.clock() + need > self.trials_end:
+        # Built one at a time (builds share caches and this machine's cores); with several
+        # boards, one trial builds here while others are measured there.
+        with self._lock:
+            seen = self.measured.get(point.label)
+            if seen is not None:
                 self.idle += 1
-                stop(f"out of budget: needs about {need:.0f} s, "
-                     f"{max(0.0, self.trials_end - self.clock()):.0f} s left")
-        self.idle = 0
-        try:
-            built = self.builder.build(point.recipe)
-        except Exception as e:  # noqa: BLE001 - one candidate's failure is a row, never the run's end
-            stop(_line(e), failed=True)
+                return self._repeat(trial, seen)
+            built = self._build(point, stop)
         t_eval = self.clock()
         m = self.measurer
         if self.limits.early_stop and origin != "hand-picked":
@@ -203,8 +190,32 @@ class Objective:
         record = TrialRecord(number=trial.number, point=point, state="complete",
                              feasible=all(c <= 0 for c in constraints), per_image_ms=attrs["per_image_ms"],
                              drop=verdict.drop, size_bytes=built.size_bytes, attrs=dict(trial.user_attrs))
-        self.learn([record])
+        with self._lock:
+            self.learn([record])
         return self.values(record)
+
+    def _build(self, point: Point, stop: Callable[..., None]) -> Any:
+        """The point's model, or ``stop`` with why not: a known failed prefix, no time
+        left for it, or a pass that failed."""
+        try:
+            known = self.builder.known_failure(point.recipe)
+        except EdgeoptError as e:
+            known = str(e)
+        if known:
+            # A failed prefix fails every recipe built on it: answered from the record, at once
+            # (and counted as idle, like any failure, so a sampler stuck on it ends the trials).
+            stop(known, failed=True)
+        if self.trials_end is not None:
+            need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
+            if self.clock() + need > self.trials_end:
+                self.idle += 1
+                stop(f"out of budget: needs about {need:.0f} s, "
+                     f"{max(0.0, self.trials_end - self.clock()):.0f} s left")
+        self.idle = 0
+        try:
+            return self.builder.build(point.recipe)
+        except Exception as e:  # noqa: BLE001 - one candidate's failure is a row, never the run's end
+            stop(_line(e), failed=True)
 
     def _early_checks(self, built: Any, point: Point, stop: Any) -> None:
         m = self.measurer
