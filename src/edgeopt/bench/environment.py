@@ -21,12 +21,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .hwcaps import emulation, native_arm64_flags
+
 # The flags that decide which kernels a CNN runtime can use.
 X86_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16",
     "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
 )
-ARM_FLAGS = ("neon", "asimd", "asimddp", "i8mm", "bf16", "sve")
+ARM_FLAGS = ("neon", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
 FLAGS_OF_INTEREST = X86_FLAGS + ARM_FLAGS
 
 LIBRARIES = ("numpy", "onnx", "onnxruntime", "openvino", "nncf", "torch", "onnxslim", "edgeopt")
@@ -127,9 +129,18 @@ def _library_versions() -> dict[str, str | None]:
 @lru_cache(maxsize=1)
 def _collect() -> dict[str, Any]:
     try:
-        cpu = parse_cpuinfo(_CPUINFO.read_text())
+        text = _CPUINFO.read_text()
     except OSError:
-        cpu = {"cpu_model": "", "flags": [], "logical_cpus": 0, "physical_cores": None}
+        text = ""
+    cpu = parse_cpuinfo(text)
+    arch = platform.machine()
+    emulated = emulation(arch, text)
+    if emulated or not set(cpu["flags"]) & set(ARM_FLAGS):
+        # The cpuinfo of an emulated ARM process is the host's; the kernel's HWCAP words are its own.
+        arm = native_arm64_flags(arch)
+        if arm:
+            cpu = {**cpu, "flags": sorted(f for f in FLAGS_OF_INTEREST if f in arm),
+                   **({"cpu_model": f"emulated {arch}", "physical_cores": None} if emulated else {})}
     logical = cpu["logical_cpus"] or os.cpu_count() or 0
     try:
         usable = len(os.sched_getaffinity(0))
@@ -137,7 +148,8 @@ def _collect() -> dict[str, Any]:
         usable = logical
     return {
         "cpu_model": cpu["cpu_model"] or platform.processor() or platform.machine(),
-        "arch": platform.machine(),
+        "arch": arch,
+        "emulated": emulated,
         "physical_cores": cpu["physical_cores"],
         "logical_cpus": logical,
         "usable_cpus": usable,
@@ -163,6 +175,9 @@ def machine_info() -> dict[str, Any]:
         flags (sorted list of :data:`FLAGS_OF_INTEREST` present), caches_bytes
         ({"L1d", "L1i", "L2", "L3": bytes}), memory_bytes (int or None), os, python,
         python_implementation, libraries ({name: version or None} for
-        :data:`LIBRARIES`).
+        :data:`LIBRARIES`), emulated (how the CPU is emulated, e.g. "QEMU user mode on an
+        x86_64 host", or None: :func:`~edgeopt.bench.hwcaps.emulation`). On ARM the flags
+        come from the kernel's HWCAP words where ``/proc/cpuinfo`` lacks them
+        (:mod:`edgeopt.bench.hwcaps`).
     """
     return copy.deepcopy(_collect())

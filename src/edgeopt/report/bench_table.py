@@ -12,6 +12,7 @@ from rich.table import Table
 from ..bench.harness import BenchResult
 from ..bench.noise import LEGEND, noisy
 from .conditions_text import conditions_line
+from .where import where_measured
 
 NOISY_MARK = "!"
 """Appended to the CV of a noisy cell; the legend line under the table says what it means."""
@@ -75,13 +76,6 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
 
 
 def measured_on(results: Sequence[BenchResult]) -> str:
-    """Where the numbers were measured, plainly: "measured here", or "measured on board
-    NAME (kind KIND)" for the boards of a ``--device`` run (several names when several
-    boards of the kind shared the cells)."""
-    boards = sorted({(d.get("name", "?"), d.get("kind", "?")) for r in results
-                     if (d := r.machine.get("device")) and r.ok})
-    if not boards:
-        return "measured here"
-    names = ", ".join(name for name, _ in boards)
-    kinds = ", ".join(sorted({kind for _, kind in boards}))
-    return f"measured on board{'s' * (len(boards) > 1)} {names} (kind {kinds})"
+    """Where the numbers were measured (:func:`~edgeopt.report.where.where_measured` of the
+    measured cells' machines)."""
+    return where_measured(r.machine for r in results if r.ok)

@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 from ..optimizer.space import Point
+from .where import where_measured
 
 # The dimensions of a search point, in the order a user would change them.
 DIMENSIONS = ("prune", "prune_scope", "cleanup", "precision", "calibration", "float_layers",
@@ -160,8 +161,8 @@ def header_lines(summary: dict) -> list[str]:
             "no int8 dot-product instructions (VNNI, AMX, SDOT): int8 may not pay here")
     lines = [
         f"Model: `{summary['model']}` (sha256 {summary['model_sha256'][:12]}).",
-        (f"Machine: {m.get('cpu_model', '?')} ({m.get('arch', '?')}, {m.get('usable_cpus', '?')} usable "
-         f"CPUs); {int8}; ISA flags: {', '.join(m.get('flags', [])) or 'none recorded'}."),
+        (f"Machine ({where_measured([m])}): {m.get('cpu_model', '?')} ({m.get('arch', '?')}, "
+         f"{m.get('usable_cpus', '?')} usable CPUs); {int8}; ISA flags: {', '.join(m.get('flags', [])) or 'none recorded'}."),
         (f"Your settings: batch {summary['batch']}, {summary['threads']} threads (the baseline and the "
          f"hand-picked choices run at them); objective: {summary['objective']} latency per image."),
         _budget_line(summary, summary["trials"]),

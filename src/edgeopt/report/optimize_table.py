@@ -9,6 +9,7 @@ from rich.table import Table
 from ..bench.noise import LEGEND, stats_noise
 from ..optimizer.result import OptimizeResult
 from .bench_table import NOISY_MARK
+from .where import where_measured
 
 SHOWN = 20  # rows of the candidate table; the report lists every trial
 
@@ -35,6 +36,7 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
         table.add_row(t.label, f"{t.per_image_ms:.3f}" + (f"[yellow]{NOISY_MARK}[/yellow]" if why else ""),
                       _drop(t), f"{t.size_bytes / 1e6:.2f}", status)
     console.print(table)
+    console.print(f"latencies and outputs {trials_measured_on(result)}")
     if shaky:
         console.print(f"{NOISY_MARK} {LEGEND}:")
         for line in shaky:
@@ -52,6 +54,14 @@ def print_optimize(result: OptimizeResult, console: Console) -> None:
         f"[bold]{result.speedup_vs_hand_picked:.2f}x[/bold], vs {c['baseline']:.3f} for fp32 on "
         f"ONNX Runtime = {result.speedup_vs_baseline:.2f}x{_interval(result.speedup_interval)} "
         f"(alternating re-timing)")
+
+
+def trials_measured_on(result: OptimizeResult) -> str:
+    """Where the measured trials ran (:func:`~edgeopt.report.where.where_measured`): here,
+    or each board that measured one, emulated or not."""
+    emulated = result.machine.get("emulated")
+    return where_measured({"device": t.attrs.get("device"), "emulated": emulated}
+                          for t in result.trials if t.measured)
 
 
 def _drop(t) -> str:
