@@ -13,23 +13,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from edgeopt.device.certs import make_certs  # noqa: E402
+
 EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
 START_TIMEOUT_S = 60.0
-
-
-def make_certs(folder: Path) -> Path:
-    """A throwaway CA and one node certificate (for 127.0.0.1 and localhost), with openssl."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=edgeopt-test-ca")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node-key.pem", "-out", "node.csr", "-subj", "/CN=localhost")
-    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-        "-out", "node.pem", "-days", "2", "-extfile", "ext.cnf")
-    return folder
 
 
 class Process:
@@ -65,7 +52,7 @@ def cluster(tmp_path_factory):
     """(scheduler address, tls folder, {board name: its serve Process}): a TLS scheduler on
     loopback and two boards of kind "twin", board-b restricted to one core with taskset."""
     tmp = tmp_path_factory.mktemp("cluster")
-    tls = make_certs(tmp / "tls")
+    tls = make_certs(tmp / "tls", days=2)
     scheduler = Process([*EDGEOPT, "device", "scheduler", "--port", "0", "--tls", str(tls)],
                         tmp / "scheduler.log", "scheduler at ")
     address = scheduler.line.split()[-1]

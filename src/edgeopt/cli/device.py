@@ -59,6 +59,22 @@ def serve_cmd(
                                                   highlight=False))
 
 
+@app.command("certs")
+def certs_cmd(
+    folder: Path = typer.Argument(..., help="Empty folder for ca.pem, node.pem and node-key.pem."),
+    host: Optional[list[str]] = typer.Option(None, "--host", help="An address or name of the scheduler or a board, "
+                                             "besides loopback (repeat for each)."),
+    days: int = typer.Option(365, callback=in_range(ge=1), help="Validity in days."),
+) -> None:
+    """Make the cluster's mutual-TLS certificates (with openssl): copy the folder to every
+    board and pass it as --tls everywhere."""
+    from ..device.certs import make_certs
+
+    made = make_certs(folder, hosts=host or (), days=days)
+    out.print(f"wrote {made}/ca.pem, node.pem, node-key.pem (valid {days} days for 127.0.0.1, localhost"
+              + "".join(f", {h}" for h in host or ()) + ")", highlight=False)
+
+
 @app.command("list")
 def list_cmd(
     scheduler: str = SchedulerOpt,

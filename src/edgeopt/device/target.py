@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..backends.registry import get as get_backend
 from ..bench.alternating import alternating_rounds
 from ..bench.environment import machine_info
 from ..bench.harness import BenchResult, benchmark
@@ -45,6 +46,10 @@ class LocalTarget:
     def machine(self) -> dict[str, Any]:
         """The machine record of where candidates are measured (:func:`~edgeopt.bench.environment.machine_info`)."""
         return machine_info()
+
+    def unavailable(self, backend: str) -> str | None:
+        """Why ``backend`` cannot time here (its install hint), or None when it can."""
+        return get_backend(backend).available()
 
     def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
         """:func:`~edgeopt.bench.harness.benchmark` here."""
@@ -84,8 +89,18 @@ class DeviceTarget(LocalTarget):
         # The smallest board of the kind: a thread count is checked against what every one can run.
         self.cpus = min(b.get("profile", {}).get("machine", {}).get("usable_cpus") or 1 for b in mine)
         self._lock = threading.Lock()  # trials measured in parallel threads send a model once
+        # What every board of the kind has: a runtime one of them lacks would fail there.
+        self.runtimes = set.intersection(*(set(b.get("profile", {}).get("runtimes", {})) for b in mine))
         self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
         self._inputs: dict[int, tuple[Any, Any]] = {}  # id(data) -> (data, its samples' future)
+
+    def unavailable(self, backend: str) -> str | None:
+        """Why ``backend`` cannot time on the boards of the kind (not installed on every
+        one), or None when it can."""
+        if backend in self.runtimes:
+            return None
+        return (f"{backend} is not installed on every {self.kind} board (they have "
+                f"{', '.join(sorted(self.runtimes)) or 'no runtime'}): pip install 'edgeopt[{backend}]' there")
 
     def machine(self) -> dict[str, Any]:
         """A board's machine record, with its identity as ``device`` (name, kind, pid)."""

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._util.deadline import WRITE_RESERVE_S
 from .._util.progress import progress_bar
-from ..backends.registry import get as get_backend
 from ..bench.isa import int8_dot_product, int8_warning
 from ..data.feeds import calibration_data, class_labels
 from ..device.target import LocalTarget
@@ -177,8 +176,9 @@ def clamp_batch(model: "Model", cfg: OptimizeConfig) -> tuple[OptimizeConfig, li
 def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "ImageSet | SampleSet",
              calibration_arrays: Any, cfg: OptimizeConfig, out_dir: str | Path | None, storage: str | None,
              start: float, clock: Callable[[], float], target: LocalTarget) -> _Run:
-    usable = tuple(b for b in cfg.backends if get_backend(b).available() is None)
-    notes = [f"backend {b} is not installed here: left out" for b in cfg.backends if b not in usable]
+    why_not = {b: target.unavailable(b) for b in cfg.backends}
+    usable = tuple(b for b in cfg.backends if why_not[b] is None)
+    notes = [f"backend {b} left out: {why_not[b]}" for b in cfg.backends if b not in usable]
     if not usable:
         raise EdgeoptError(f"none of the backends {', '.join(cfg.backends)} is installed: pip install 'edgeopt[ort]'")
     space = cfg.space or default_space(cfg.threads, cfg.batch, usable, prune_targets=cfg.targets)
