@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from edgeopt.device.runner import DeviceRunner
 from edgeopt.device.security import scheduler_address
 from edgeopt.device.target import DeviceTarget
 from edgeopt.errors import EdgeoptError
+from edgeopt.report.conditions_text import conditions_line
 
 from support import assert_one_line_error, run_cli
 
@@ -66,23 +68,23 @@ def test_a_board_killed_mid_measurement_loses_only_that_measurement(cluster, see
     with connect(address, tls_dir=tls) as client:
         target = DeviceTarget(client, "twin")
         runner = DeviceRunner(target, seednet)
-        from edgeopt.device import board
-
-        slow = client.submit(board.measure, target._sent(seednet), "ort",
-                             {"batch": 1, "threads": 1, "min_runs": 10**6, "min_time_s": 6.0, "max_time_s": 6.0},
-                             resources={board.resource("twin"): 1}, pure=False)
-        deadline = time.monotonic() + 30
-        while not any(client.processing().values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        busy = next(a for a, tasks in client.processing().items() if tasks)
-        victim = client.run(os.getpid, workers=[busy])[busy]
-        os.kill(victim, signal.SIGKILL)  # the board's runtime dies mid-measurement
-        result = slow.result(timeout=120)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(target.benchmark, seednet, "ort", batch=1, threads=1, min_runs=10**6,
+                               min_time_s=6.0, max_time_s=6.0)
+            deadline = time.monotonic() + 30
+            while not any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            busy = next(a for a, tasks in client.processing().items() if tasks)
+            victim = client.run(os.getpid, workers=[busy])[busy]
+            os.kill(victim, signal.SIGKILL)  # the board's runtime dies mid-measurement
+            result = slow.result(timeout=120)
         after = runner.run(0, "ort", batch=1, threads=1, min_runs=3, min_time_s=0.0, max_time_s=5.0)
         runner.close()
-    assert result["error"] is None and result["latencies_ms"]
-    assert result["machine"]["device"]["pid"] != victim  # measured again, by a live worker
-    assert after.ok and after.machine["device"]["pid"] != victim
+    assert result.error is None and result.latencies_ms
+    assert result.machine["device"]["pid"] != victim  # measured again, by a live worker
+    assert result.conditions["board_lost"] == 1  # and the result says so
+    assert "1 measurement run again on another board" in conditions_line([result])
+    assert after.ok and after.machine["device"]["pid"] != victim and "board_lost" not in after.conditions
 
 
 def test_plain_tcp_beyond_loopback_is_refused(monkeypatch, capsys):

@@ -281,7 +281,8 @@ the same share of the host."""
 def merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """One conditions record for a cell timed in several sessions, one record each: the
     worst interference (the largest other-CPU share and steal, throttled if any was),
-    ``*_start`` readings from the first, everything else from the last."""
+    the boards lost mid-session summed (``board_lost``), ``*_start`` readings from the
+    first, everything else from the last."""
     if not records:
         return {}
     out = {**records[0], **{k: v for k, v in records[-1].items() if not k.endswith("_start")}}
@@ -294,6 +295,8 @@ def merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
         out["throttled"] = any(throttled)
     if any("wall_s" in r for r in records):
         out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
+    if any(r.get("board_lost") for r in records):  # sessions measured again after a board died
+        out["board_lost"] = sum(r.get("board_lost") or 0 for r in records)
     return out
 
 

@@ -82,3 +82,11 @@ def outputs(model: "Model", backend: str, samples: Any, threads: int) -> dict[st
     from ..evaluate.runner import predict_outputs
 
     return {"outputs": predict_outputs(model, backend, samples, threads=threads), "device": identity()}
+
+
+def lost_runs(key: str, dask_scheduler: Any = None) -> int:
+    """On the scheduler (``client.run_on_scheduler``): how many workers died while running
+    the task ``key`` (distributed's ``suspicious`` count), each a measurement run again;
+    0 for a task the scheduler no longer holds."""
+    task = dask_scheduler.tasks.get(key) if dask_scheduler is not None else None
+    return 0 if task is None else int(task.suspicious)

@@ -109,8 +109,18 @@ class DeviceTarget(LocalTarget):
                                                  if k in profile}, "runtimes": profile["runtimes"]}
 
     def _run(self, fn, *args: Any) -> Any:
+        return self._run_counted(fn, *args)[0]
+
+    def _run_counted(self, fn, *args: Any) -> tuple[Any, int | None]:
+        """``fn(*args)`` on a board, and how many boards were lost mid-run before it
+        finished (None when the scheduler cannot say: one started without edgeopt)."""
         future = self.client.submit(fn, *args, resources={board.resource(self.kind): 1}, pure=False)
-        return future.result()
+        result = future.result()
+        try:  # asked while the future is held, so the scheduler still knows the task
+            lost = self.client.run_on_scheduler(board.lost_runs, future.key)
+        except Exception:  # noqa: BLE001 - a scheduler without edgeopt's modules cannot say
+            lost = None
+        return result, lost
 
     def _sent(self, model: "Model") -> Any:
         # On every board, not one: scattered data has no recipe to recompute it, so a
@@ -127,7 +137,11 @@ class DeviceTarget(LocalTarget):
         """One fresh session on a board; a lost board or a crashed runtime is the result's error."""
         settings = {k: v for k, v in settings.items() if k != "sessions"}
         try:
-            return BenchResult.from_dict(self._run(board.measure, self._sent(model), backend, settings))
+            done, lost = self._run_counted(board.measure, self._sent(model), backend, settings)
+            result = BenchResult.from_dict(done)
+            if lost:  # measured again on another board: said in the result, not hidden
+                result.conditions["board_lost"] = lost
+            return result
         except ArtifactTampered:  # the board's cache changed after edgeopt wrote it: refuse, as here
             raise
         except Exception as e:  # a failure row, never the end of the run

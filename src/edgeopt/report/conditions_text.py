@@ -38,4 +38,7 @@ def conditions_line(results: Sequence[BenchResult]) -> str | None:
     parts.append("pinned" if pinned and all(pinned) else "not pinned")
     noisy = sum(interference(c) is not None for c in records)
     tail = f"; {noisy} of {len(records)} cells under interference" if noisy else ""
+    lost = sum(values("board_lost"))
+    if lost:
+        tail += f"; {lost} measurement{'s' * (lost > 1)} run again on another board (a board was lost mid-run)"
     return "conditions: " + ", ".join(parts) + tail
