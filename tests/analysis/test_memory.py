@@ -52,3 +52,13 @@ def test_inputs_that_alone_exceed_the_memory_are_refused_without_profiling(model
 def test_no_check_when_the_memory_cannot_be_read(model, monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda: None)
     assert memory.check_fits(model, 10**8).input_bytes == 10**8 * 3 * 16 * 16 * 4
+
+
+def test_a_board_s_memory_is_checked_not_this_machine_s(model, monkeypatch):
+    per_item = profile(model, batch=1).peak_activation_bytes
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**12)  # the workstation has plenty
+    with pytest.raises(ShapeError) as e:
+        memory.check_fits(model, 8, available=model.size_bytes + 4 * per_item, where="on the smallest rpi4 board")
+    msg = one_line(e)
+    assert "available on the smallest rpi4 board (batch 4 would fit)" in msg
+    assert memory.check_fits(model, 4, available=model.size_bytes + 4 * per_item).batch == 4

@@ -43,6 +43,12 @@ def test_device_list_shows_both_boards(cluster, monkeypatch, capsys):
     assert out.count("idle") == 2 and out.count("ort ") == 2  # each board's runtimes, from the board
     with connect(address, tls_dir=tls) as client:
         cores = {b["name"]: b["profile"]["machine"]["usable_cpus"] for b in boards(client, profiles=True)}
+    with connect(address, tls_dir=tls) as client:
+        target = DeviceTarget(client, "twin")
+    # the least memory either board has free: what a --device run's batch is checked against
+    assert 0 < target.memory <= 64 * 2**30 and target.parallel == 2 and target.runtimes >= {"ort"}
+    assert target.unavailable("ort") is None
+    assert target.unavailable("npu-x").startswith("npu-x is not installed on every twin board (they have ")
     # board-b was started under taskset -c 0 (where taskset exists): it reports what it may use
     assert cores["board-b"] == (1 if shutil.which("taskset") else cores["board-a"])
 

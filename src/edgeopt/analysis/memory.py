@@ -67,13 +67,17 @@ def run_memory(model: Model, batch: int) -> RunMemory:
     return RunMemory(batch, inputs, inputs, model.size_bytes, profiled=False)
 
 
-def check_fits(model: Model, batch: int, *, fix: str = "use a smaller --batch or input --shape") -> RunMemory:
+def check_fits(model: Model, batch: int, *, fix: str = "use a smaller --batch or input --shape",
+               available: int | None = None, where: str = "") -> RunMemory:
     """Refuse a run whose estimate (:func:`run_memory`) exceeds the available memory.
 
     Args:
         model: the Model to run.
         batch: the largest batch it will run at.
         fix: what the user should change, for the message.
+        available: bytes the run may use where it runs (None: this machine's available
+            memory); a target board's, for a run measured there.
+        where: how the message names that memory (e.g. "on the smallest rpi4 board").
 
     Returns:
         the estimate (not checked when the available memory cannot be read).
@@ -83,7 +87,7 @@ def check_fits(model: Model, batch: int, *, fix: str = "use a smaller --batch or
             input shapes, and the largest batch that fits.
     """
     need = run_memory(model, batch)
-    avail = available_memory()
+    avail = available_memory() if available is None else available
     if avail is None or need.total <= avail:
         return need
     shapes = ", ".join(f"{s.name} {'x'.join(map(str, s.batched(batch)))}" for s in model.inputs)
@@ -96,4 +100,4 @@ def check_fits(model: Model, batch: int, *, fix: str = "use a smaller --batch or
     else:
         hint = f"batch {fitting} would fit" if need.profiled else f"at most batch {fitting} could fit"
     raise ShapeError(f"{model.name} at batch {batch} needs at least {human_bytes(need.total)} of memory ({what}), "
-                     f"more than the {human_bytes(avail)} available ({hint}): {fix}")
+                     f"more than the {human_bytes(avail)} available{' ' + where if where else ''} ({hint}): {fix}")

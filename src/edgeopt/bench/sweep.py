@@ -182,7 +182,7 @@ def _check_grid(model: "Model", backends: Sequence[str], batches: Sequence[int],
     where = runner or InProcess  # a board's CPUs for a --device run, else this machine's
     check_threads(thread_list, cpus=where.cpus, where=where.where)
     check_runnable(model)
-    check_fits(model, max(batches))
+    check_fits(model, max(batches), available=where.memory, where=where.memory_where)
 
 
 def _floor_estimate(deadline: Deadline, backend: str, batch: int, backends: Sequence[str]) -> float:

@@ -38,10 +38,15 @@ class InProcess:
     Attributes:
         cpus: the CPUs the sessions run on (None: this machine's, read when checked);
         where: how a message names them.
+        memory: bytes of memory the sessions may use (None: this machine's available
+            memory, read when checked).
+        memory_where: how a message names that memory.
     """
 
     cpus: int | None = None
     where = "this process may use"
+    memory: int | None = None
+    memory_where = ""
 
     def __init__(self, model: "Model") -> None:
         self.model = model

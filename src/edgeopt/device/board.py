@@ -11,6 +11,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from .._util.resources import available_memory
 from ..backends import registry
 from ..bench.environment import machine_info
 from ..bench.harness import benchmark
@@ -47,7 +48,8 @@ def identity() -> dict[str, Any]:
 
 def profile() -> dict[str, Any]:
     """The board's machine record (CPU, ISA flags, cores, caches), the timed runtimes it
-    has with their versions, and :func:`identity`."""
+    has with their versions, the memory a new run may use now (bytes, None when unknown)
+    and :func:`identity`."""
     runtimes = {}
     for name in registry.names():
         try:
@@ -56,7 +58,8 @@ def profile() -> dict[str, Any]:
                 runtimes[name] = be.version()
         except ImportError:
             continue
-    return {"machine": machine_info(), "runtimes": runtimes, **identity()}
+    return {"machine": machine_info(), "runtimes": runtimes, "available_memory_bytes": available_memory(),
+            **identity()}
 
 
 def measure(model: "Model", backend: str, settings: dict[str, Any]) -> dict[str, Any]:

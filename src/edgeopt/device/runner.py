@@ -33,6 +33,7 @@ class DeviceRunner(InProcess):
         super().__init__(model)
         self.target = target
         self.cpus, self.where = target.cpus, f"of the smallest {target.kind} board"
+        self.memory, self.memory_where = target.memory, f"on the smallest {target.kind} board"
 
     def run(self, index: int, backend: str, **settings: Any) -> BenchResult:
         """One fresh session on a board of the kind (``index`` is not used: every task

@@ -89,6 +89,9 @@ class DeviceTarget(LocalTarget):
         # The smallest board of the kind: a thread count is checked against what every one can run.
         self.cpus = min(b.get("profile", {}).get("machine", {}).get("usable_cpus") or 1 for b in mine)
         self._lock = threading.Lock()  # trials measured in parallel threads send a model once
+        # The least any board of the kind has free: a run that fits it fits every one.
+        free = [m for b in mine if (m := b.get("profile", {}).get("available_memory_bytes"))]
+        self.memory = min(free) if free else None
         # What every board of the kind has: a runtime one of them lacks would fail there.
         self.runtimes = set.intersection(*(set(b.get("profile", {}).get("runtimes", {})) for b in mine))
         self._models: dict[str, Any] = {}  # sha256 -> the model's future on the cluster, sent once
