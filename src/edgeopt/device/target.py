@@ -13,6 +13,7 @@ every board.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -133,7 +134,11 @@ class DeviceTarget(LocalTarget):
         key = model.sha256
         with self._lock:
             if key not in self._models:
-                self._models[key] = self.client.scatter(model, hash=False, broadcast=True)
+                # The PyTorch module a model was exported from stays here: unpickling it needs
+                # torch, which a lean board does not have (its runtimes read the ONNX graph).
+                sent = model if model.torch_module is None or "torch" in self.runtimes else \
+                    dataclasses.replace(model, torch_module=None)
+                self._models[key] = self.client.scatter(sent, hash=False, broadcast=True)
             return self._models[key]
 
     def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
