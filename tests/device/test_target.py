@@ -1,0 +1,67 @@
+"""DeviceTarget's bookkeeping without a cluster: what it sends, and what it reads from the boards' profiles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edgeopt import load_model
+from edgeopt.device.target import DeviceTarget
+
+
+class FakeClient:
+    """The three calls :func:`edgeopt.device.cluster.boards` makes, and scatter (recorded)."""
+
+    def __init__(self, boards: dict[str, dict]) -> None:
+        self._boards, self.scattered = boards, []
+
+    def scheduler_info(self, n_workers: int = 5) -> dict:
+        return {"workers": {a: {"name": b["name"], "resources": {f"device-{b['kind']}": 1}, "nthreads": 1}
+                            for a, b in self._boards.items()}}
+
+    def processing(self) -> dict:
+        return {}
+
+    def run(self, fn) -> dict:
+        return {a: {"machine": {"usable_cpus": b["cpus"]}, "runtimes": b["runtimes"],
+                    "available_memory_bytes": b["memory"]} for a, b in self._boards.items()}
+
+    def scatter(self, data, hash: bool = True, broadcast: bool = False):
+        self.scattered.append(data)
+        return f"future-{len(self.scattered)}"
+
+
+def _board(name, kind="pi", cpus=4, runtimes=("ort",), memory=2 * 2**30):
+    return {"name": name, "kind": kind, "cpus": cpus, "runtimes": dict.fromkeys(runtimes, "1"), "memory": memory}
+
+
+@pytest.fixture(scope="module")
+def with_module():
+    torch = pytest.importorskip("torch")
+    model = load_model("zoo:seednet")
+    return model if model.torch_module is not None else dataclasses.replace(model, torch_module=torch.nn.Identity())
+
+
+def test_the_smallest_board_and_the_common_runtimes_rule():
+    client = FakeClient({"a": _board("pi-a", runtimes=("ort", "openvino")), "b": _board("pi-b", cpus=1, memory=2**29),
+                         "c": _board("x", kind="jetson", cpus=1)})
+    target = DeviceTarget(client, "pi")
+    assert (target.parallel, target.cpus, target.memory, target.runtimes) == (2, 1, 2**29, {"ort"})
+    assert target.unavailable("ort") is None
+    assert target.unavailable("openvino") == ("openvino is not installed on every pi board (they have ort): "
+                                              "pip install 'edgeopt[openvino]' there")
+
+
+def test_a_lean_board_gets_the_model_without_its_torch_module(with_module):
+    client = FakeClient({"a": _board("pi-a")})
+    target = DeviceTarget(client, "pi")
+    assert target._sent(with_module) == target._sent(with_module) == "future-1"  # sent once
+    sent = client.scattered[0]
+    assert sent.torch_module is None and sent.sha256 == with_module.sha256 and with_module.torch_module is not None
+
+
+def test_a_board_with_torch_gets_the_module(with_module):
+    client = FakeClient({"a": _board("pi-a", runtimes=("ort", "torch"))})
+    DeviceTarget(client, "pi")._sent(with_module)
+    assert client.scattered[0].torch_module is with_module.torch_module
