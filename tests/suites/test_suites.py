@@ -14,6 +14,7 @@ from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
 from edgeopt.bench import control
 from edgeopt.suites import catalog
+from edgeopt.suites import cells as suite_cells
 from edgeopt.suites import run as suite_mod
 from edgeopt.bench.compare import compare_results, median_ratio_interval
 from edgeopt.bench.harness import BenchResult
@@ -124,7 +125,7 @@ def clocked(monkeypatch):
     real = registry.get
     monkeypatch.setattr(registry, "get", lambda name: bes[name] if name in bes else real(name))
     log: list = []
-    monkeypatch.setattr(suite_mod, "time_session", _fake_time_session(clock, log))
+    monkeypatch.setattr(suite_cells, "time_session", _fake_time_session(clock, log))
 
     def load(ref):  # what the suite reads of a Model; the fake time_session runs no graph
         return SimpleNamespace(name=ref.removeprefix("zoo:"), sha256="0" * 64, size_bytes=1000)
