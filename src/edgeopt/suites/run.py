@@ -280,7 +280,8 @@ def _why_skip_cell(run_s: float, prepare_s: float, share: float) -> str:
         return ""
     parts = [f"one run takes ~{run_s:.2g} s (from the batch before), {runs} runs"] if run_s else []
     parts += [f"a fresh session's prepare (~{prepare_s:.1f} s, from this run's others)"] if prepare_s else []
-    return f"skipped: {' and '.join(parts)} exceed this cell's share of the budget ({share:.1f} s)"
+    verb = "exceed" if run_s else "exceeds"
+    return f"skipped: {' and '.join(parts)} {verb} this cell's share of the budget ({share:.1f} s)"
 
 
 def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "Model | str", where: str) -> str:
