@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 from importlib import metadata
@@ -157,3 +158,14 @@ def no_batch_axis():
         [helper.make_node("Mul", ["x", "two"], ["y"]), helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0)],
         [("x", TensorProto.FLOAT, [4])], [("y", TensorProto.FLOAT, [4]), ("s", TensorProto.FLOAT, [])],
         [("two", np.array(2.0, np.float32))])
+
+
+def board_worker_pids(address: str, tls: Path) -> dict[str, int]:
+    """{board name: pid of its worker process} (the nanny's child, where tasks run) of the
+    device cluster at ``address`` (tests/device/conftest.py's ``cluster``)."""
+    from edgeopt.device.cluster import boards, connect
+
+    with connect(address, tls_dir=tls) as client:
+        pids = client.run(os.getpid)
+        names = {b["address"]: b["name"] for b in boards(client)}
+    return {names[a]: pid for a, pid in pids.items()}

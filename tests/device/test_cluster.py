@@ -19,20 +19,12 @@ from edgeopt.device.target import DeviceTarget
 from edgeopt.errors import EdgeoptError
 from edgeopt.report.conditions_text import conditions_line
 
-from support import assert_one_line_error, run_cli
+from support import assert_one_line_error, board_worker_pids, run_cli
 
 
 @pytest.fixture(scope="module")
 def seednet():
     return load_model("zoo:seednet")
-
-
-def _worker_pids(address, tls) -> dict[str, int]:
-    """{board name: pid of its worker process} (the nanny's child, where tasks run)."""
-    with connect(address, tls_dir=tls) as client:
-        pids = client.run(os.getpid)
-        names = {b["address"]: b["name"] for b in boards(client)}
-    return {names[a]: pid for a, pid in pids.items()}
 
 
 def test_device_list_shows_both_boards(cluster, monkeypatch, capsys):
@@ -61,7 +53,7 @@ def test_bench_on_a_device_runs_every_session_in_a_board_worker(cluster, monkeyp
     assert code == 0, err
     assert "measured on board" in out and "(kind twin)" in out and "measured here" not in out
     cells = json.loads((tmp_path / "bench.json").read_text())["results"]
-    pids = _worker_pids(address, tls)
+    pids = board_worker_pids(address, tls)
     assert len(cells) == 2 and all(c["error"] is None and c["session_runs"] for c in cells)
     for c in cells:
         board = c["machine"]["device"]
@@ -136,7 +128,7 @@ def test_optimize_on_a_device_times_and_judges_every_candidate_on_a_board(cluste
                              "--backends", "ort", "--seconds", "0.2", "--prune-targets", "", "--device", "twin",
                              "--scheduler", address, "--tls", str(tls), "--out", str(tmp_path / "out"))
     assert code == 0, err
-    pids = _worker_pids(address, tls)
+    pids = board_worker_pids(address, tls)
     summary = json.loads((tmp_path / "out" / "candidates.json").read_text())
     measured = [t for t in summary["trials"] if t["latency_stats"]]
     assert len(measured) >= 8

@@ -14,6 +14,7 @@ from edgeopt.backends import registry
 from edgeopt.backends.base import Backend, Session
 from edgeopt.bench import control
 from edgeopt.suites import catalog
+from edgeopt.suites import cells as suite_cells
 from edgeopt.suites import run as suite_mod
 from edgeopt.bench.compare import compare_results, median_ratio_interval
 from edgeopt.bench.harness import BenchResult
@@ -124,7 +125,7 @@ def clocked(monkeypatch):
     real = registry.get
     monkeypatch.setattr(registry, "get", lambda name: bes[name] if name in bes else real(name))
     log: list = []
-    monkeypatch.setattr(suite_mod, "time_session", _fake_time_session(clock, log))
+    monkeypatch.setattr(suite_cells, "time_session", _fake_time_session(clock, log))
 
     def load(ref):  # what the suite reads of a Model; the fake time_session runs no graph
         return SimpleNamespace(name=ref.removeprefix("zoo:"), sha256="0" * 64, size_bytes=1000)
@@ -420,3 +421,20 @@ def test_cli_suite_backends_passes_the_restriction(monkeypatch, capsys, tmp_path
     code, _, err = run_cli(monkeypatch, capsys, "suite", "mobile", "--backends", ",", "--no-history",
                            "--out", str(tmp_path / "p"))
     assert_one_line_error(code, err, "--backends ',' names nothing")
+
+
+def test_a_cell_on_a_board_counts_its_own_prepare_against_its_share() -> None:
+    from edgeopt.bench.harness import FLOOR_RUNS
+
+    runs = FLOOR_RUNS + 1
+    share = (runs * 0.1 + 0.5) * 1.01  # just room for the runs and the prepare
+    assert suite_mod._why_skip_cell(0.1, 0.5, share) == ""
+    assert suite_mod._why_skip_cell(0.1, 0.0, runs * 0.1 * 0.99) == (
+        f"skipped: one run takes ~0.1 s (from the batch before), {runs} runs exceed this cell's share of the "
+        f"budget ({runs * 0.1 * 0.99:.1f} s)")
+    assert suite_mod._why_skip_cell(0.1, 0.7, share) == (
+        f"skipped: one run takes ~0.1 s (from the batch before), {runs} runs and a fresh session's prepare "
+        f"(~0.7 s, from this run's others) exceed this cell's share of the budget ({share:.1f} s)")
+    assert suite_mod._why_skip_cell(0.0, 1.5, 1.0) == (
+        "skipped: a fresh session's prepare (~1.5 s, from this run's others) exceeds this cell's share of the "
+        "budget (1.0 s)")

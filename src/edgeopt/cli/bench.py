@@ -77,11 +77,16 @@ def suite(
     backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each session's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
+    scheduler: str = SchedulerOpt,
+    tls: Optional[Path] = TlsOpt,
+    insecure: bool = InsecureOpt,
 ) -> None:
-    """Reproduce a seed benchmark study on this machine within a time budget (breadth first:
-    every model at batch 1 on its fastest runtimes before any model gets more)."""
+    """Reproduce a seed benchmark study on this machine, or on a board with --device, within a
+    time budget (breadth first: every model at batch 1 on its fastest runtimes before any
+    model gets more)."""
     from .. import store
-    from ..report.suite_report import suite_files, write_suite_outputs
+    from ..report.suite_report import suite_files, where_measured, write_suite_outputs
     from ..bench.control import CellControl
     from ..suites.catalog import get_suite
     from ..suites.run import run_suite
@@ -95,15 +100,23 @@ def suite(
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
     chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
-    run = run_suite(spec, budget_s=budget_s, backends=chosen, spent_s=command_elapsed_s(),
-                    control=CellControl(pin=pin, cooldown_s=cooldown))
+    settings = dict(budget_s=budget_s, backends=chosen, control=CellControl(pin=pin, cooldown_s=cooldown))
+    if device is None:
+        run = run_suite(spec, spent_s=command_elapsed_s(), **settings)
+    else:
+        from ..device.cluster import connect
+        from ..device.target import DeviceTarget
+
+        with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
+            run = run_suite(spec, target=DeviceTarget(client, device), spent_s=command_elapsed_s(), **settings)
     run_id = None
     if not no_history:
         run_id = store.record_run([c.result for c in run.cells], kind="suite", name=spec.name,
                                   meta=run.meta(), path=history)
     files = write_suite_outputs(run, out_dir, history_id=run_id)
     ran = sum(c.result.ok for c in run.cells)
-    out.print(f"{ran} of {len(run.cells)} cells measured in {run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
+    out.print(f"{ran} of {len(run.cells)} cells {where_measured(run)} in "
+              f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
               + (f"; history run {run_id}" if run_id else ""))
     out.print("wrote " + ", ".join(str(p) for p in files))
 

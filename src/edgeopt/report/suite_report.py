@@ -15,6 +15,7 @@ from ..bench.sweep import JSON_SCHEMA
 from .._util.atomic import write_staged
 from ..bench.compare import median_ratio_interval
 from ..bench.noise import LEGEND, noisy
+from .bench_table import measured_on
 from .suite_data import UNITS, bounds, by_model, value
 from .suite_plots import plot_suite
 
@@ -51,13 +52,15 @@ def write_suite_outputs(run: "SuiteRun", out_dir: str | Path, *, history_id: int
 
 
 def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None = None) -> str:
-    """The report: setting, one table per model, who wins where, the plots, the noisy cells,
-    what did not run."""
+    """The report: setting (where it was measured: here, or on which boards of which
+    kind), one table per model, who wins where, the plots, the noisy cells, what did not run."""
     spec, m = run.spec, run.machine
     metric = spec.metric
+    where = where_measured(run)
     lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
              f"Reproduces: {spec.source}.", "",
-             f"Machine: {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} logical CPUs; "
+             f"{where[:1].upper()}{where[1:]}: {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} logical "
+             f"CPUs; "
              f"flags: {' '.join(m.get('flags', [])) or '-'}.  ",
              f"Budget {run.budget_s:.0f} s, used {run.elapsed_s:.0f} s; each cell aims for {spec.min_runs} "
              f"timed runs within its share of the budget (after a first run and warm-up), and says how many "
@@ -82,6 +85,16 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     return "\n".join(lines)
 
 
+def where_measured(run: "SuiteRun") -> str:
+    """Where the run's cells were measured (:func:`~edgeopt.report.bench_table.measured_on`:
+    here, or on which boards of which kind); a ``--device`` run in which no cell ran
+    still names the kind of board it was for."""
+    board = run.machine.get("device")
+    if board and not any(c.result.ok for c in run.cells):
+        return f"measured on a {board.get('kind', '?')} board"
+    return measured_on([c.result for c in run.cells])
+
+
 def _noisy(run: "SuiteRun") -> list[str]:
     """One line per noisy cell: the cell and the reason of :func:`edgeopt.bench.noise.noisy`."""
     return [f"- {c.ref.removeprefix('zoo:')} {c.variant} {c.result.backend} t{c.result.threads} "
@@ -94,7 +107,8 @@ def _runtime_notes(run: "SuiteRun") -> list[str]:
     if versions:
         out.append("Runtimes: " + ", ".join(f"{b} {v}".strip() for b, v in versions.items()) + ".")
     for backend, why in run.unavailable.items():
-        out.append(f"- {backend}: not available here ({why}).")
+        # A board's reason names the board; a reason from here does not say "here".
+        out.append(f"- {backend}: {why}." if run.machine.get("device") else f"- {backend}: not available here ({why}).")
     seen = set()
     for s in run.sessions:
         if "tuned" in s and s["backend"] not in seen:

@@ -1,4 +1,4 @@
-"""The seed benchmark studies, reproduced on this machine in one command within a time budget.
+"""The seed benchmark studies, reproduced here or on a board in one command within a time budget.
 
 A suite is a grid: models x precision variants x backends x thread counts x batch sizes.
 :data:`~edgeopt.suites.catalog.SUITES` holds the studies the seed articles ran:
@@ -28,130 +28,45 @@ share of the time left over the cells not yet run as its cap
 (:func:`~edgeopt.bench.harness.time_session`: at least 3 timed runs, up to the suite's
 ``min_runs`` within the share), so each cell adapts its repetitions to the budget and
 reports how many runs it got. Cells are reported in grid order whatever the order they ran in.
+
+On a board (``suite --device KIND``, :class:`~edgeopt.suites.cells.DeviceCells`) the plan,
+the shares and the skipping are the same; the models are loaded and built here, and each
+cell is one fresh session on a board of the kind (a board has no session to keep between
+tasks), so each cell's check counts the board's measured prepare too.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import load as loading
 from ..backends import registry
-from ..errors import ArtifactTampered, EdgeoptError
+from ..errors import EdgeoptError
 from .._util.deadline import WRITE_RESERVE_S, Deadline
 from .._util.errorline import error_line
 from .._util.progress import progress_bar
+from .._util.resources import check_threads
 from ..bench.control import CellControl
-from ..bench.harness import FLOOR_RUNS, BenchResult, time_session
-from ..bench.environment import machine_info
+from ..bench.harness import FLOOR_RUNS, BenchResult
 from . import plan
-from .catalog import SuiteSpec, Variant, recipe_of
-from .models import ScaledEstimates, Skip, SuiteModels
+from .catalog import SuiteSpec, Variant
+from .cells import DeviceCells, LocalCells, Timer
+from .models import Skip, SuiteModels
+from .result import SuiteCell, SuiteRun
 
 if TYPE_CHECKING:
+    from ..device.target import DeviceTarget
     from ..model import Model
 
 RESERVE_S = 30.0
 """At most this many seconds of the budget are kept for writing the report and plots."""
-SESSION_FACTS = ("tuned", "tune_trials", "conv_paths", "path_share")
-"""Session attributes a report needs to read a number right (TVM tuned or not, which
-conv kernel torch really ran), recorded per session when the backend exposes them."""
-
-
-@dataclass
-class SuiteCell:
-    """One cell of a suite run.
-
-    Attributes:
-        ref: zoo reference of the model; variant: its precision.
-        result: the measurement; for a skipped or failed cell, ``error`` says why and
-            there are no runs.
-        skipped: True when the budget, not the backend, kept the cell from running.
-    """
-
-    ref: str
-    variant: str
-    result: BenchResult
-    skipped: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The BenchResult's dict with a ``cell`` entry (ref, variant, skipped)."""
-        return {**self.result.to_dict(), "cell": {"ref": self.ref, "variant": self.variant,
-                                                  "skipped": self.skipped}}
-
-
-@dataclass
-class SuiteRun:
-    """What :func:`run_suite` measured.
-
-    Attributes:
-        spec: the suite; budget_s: its budget; elapsed_s: wall time it took.
-        cells: in grid order.
-        unavailable: {backend: why it is not usable here}.
-        sessions: one record per prepared session: ref, variant, backend, threads,
-            prepare_ms and the :data:`SESSION_FACTS` the backend exposes.
-        machine: :func:`~edgeopt.bench.environment.machine_info`.
-        control: pinning and cooldown around each cell (``suite --pin --cooldown``).
-    """
-
-    spec: SuiteSpec
-    budget_s: float
-    elapsed_s: float = 0.0
-    cells: list[SuiteCell] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    machine: dict[str, Any] = field(default_factory=dict)
-    control: CellControl = field(default_factory=CellControl)
-    estimates: ScaledEstimates = field(default_factory=ScaledEstimates, repr=False)
-
-    def prepare_estimate(self, backend: str, size_bytes: int) -> float | None:
-        """Seconds preparing a model of ``size_bytes`` on ``backend`` should take, from the
-        prepares measured so far in this run (:class:`~edgeopt.suites.models.ScaledEstimates`);
-        None before the first. Compiling runtimes (TVM, LiteRT's converter, OpenVINO)
-        spend seconds here that no cell's share accounts for."""
-        return self.estimates.estimate(f"prepare {backend}", size_bytes)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "SuiteRun":
-        """Rebuild a run from the ``suite.json`` that :func:`~edgeopt.report.suite_report.
-        write_suite_outputs` wrote (to re-render its report).
-
-        Raises:
-            EdgeoptError: not a suite.json file.
-        """
-        try:
-            meta = doc["meta"]
-            spec_d = dict(meta["suite"])
-            spec_d["variants"] = tuple(Variant(v["name"], recipe_of(v),
-                                               None if v["backends"] is None else tuple(v["backends"]))
-                                       for v in spec_d["variants"])
-            for key in ("models", "threads", "batches"):
-                spec_d[key] = tuple(spec_d[key])
-            spec_d["backends"] = None if spec_d["backends"] is None else tuple(spec_d["backends"])
-            cells = []
-            for d in doc["results"]:
-                d = dict(d)
-                cell = d.pop("cell")
-                cells.append(SuiteCell(cell["ref"], cell["variant"], BenchResult.from_dict(d), cell["skipped"]))
-            return cls(spec=SuiteSpec(**spec_d), budget_s=meta["budget_s"], elapsed_s=meta["elapsed_s"],
-                       cells=cells, unavailable=meta["unavailable"], sessions=meta["sessions"],
-                       machine=meta["machine"], control=CellControl(**meta.get("control", {})))
-        except (KeyError, TypeError) as e:
-            raise EdgeoptError(f"not an edgeopt suite.json (missing {e}): pass the file `edgeopt suite` wrote") from e
-
-    def meta(self) -> dict[str, Any]:
-        """JSON-ready description of the run (no cells)."""
-        return {"suite": asdict(self.spec), "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,
-                "unavailable": self.unavailable, "sessions": self.sessions, "machine": self.machine,
-                "control": asdict(self.control)}
 
 
 def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
               load: Callable[[str], "Model"] | None = None, backends: tuple[str, ...] | None = None,
               clock: Callable[[], float] = time.perf_counter, spent_s: float = 0.0,
-              control: CellControl | None = None) -> SuiteRun:
+              control: CellControl | None = None, target: "DeviceTarget | None" = None) -> SuiteRun:
     """Run the cells of ``spec`` within ``budget_s`` seconds, breadth first (see the module docstring).
 
     Args:
@@ -164,15 +79,20 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
         clock: monotonic clock in seconds (injected by tests).
         spent_s: seconds of the budget already spent before this call (the command's
             start-up: :func:`~edgeopt._util.deadline.process_elapsed_s`).
-        control: pin each session's threads, cool down before each cell (default: neither).
+        control: pin each session's threads, cool down before each cell (default: neither);
+            on a board, the board does both.
+        target: measure every cell on a board of this kind (``suite --device``), a fresh
+            session per cell; its machine record becomes the run's ``machine`` and its
+            runtimes decide which backends are usable (default: here).
 
     Returns:
-        the :class:`SuiteRun`, cells in grid order; backends that are not installed are
-        listed in ``unavailable`` and get no cells.
+        the :class:`SuiteRun`, cells in grid order; backends that are not installed (here,
+        or on the board) are listed in ``unavailable`` and get no cells.
 
     Raises:
-        EdgeoptError: a non-positive budget, a backend the suite does not run, or no
-            backend of the suite is usable here.
+        EdgeoptError: a non-positive budget, a backend the suite does not run, no backend
+            of the suite is usable where the cells run, or a thread count above what the
+            smallest board of the kind takes (:func:`~edgeopt._util.resources.check_threads`).
     """
     if not budget_s > 0:
         raise EdgeoptError(f"budget {budget_s!r} s is invalid: pass a positive duration, e.g. --budget 10m")
@@ -183,9 +103,12 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     # loaded machine (at most 30% of the budget), at most RESERVE_S.
     reserve = min(RESERVE_S, max(0.05 * budget_s, min(WRITE_RESERVE_S, 0.3 * budget_s)))
     deadline = Deadline(budget_s, clock=clock, reserve_s=reserve, start=clock() - spent_s)
-    run = SuiteRun(spec=spec, budget_s=budget_s, machine=machine_info(), control=control or CellControl())
-    usable = _usable(run, _chosen(spec, backends))
-    threads = tuple(t or os.cpu_count() or 1 for t in spec.threads)
+    cells = LocalCells() if target is None else DeviceCells(target)
+    run = SuiteRun(spec=spec, budget_s=budget_s, machine=cells.machine(), control=control or CellControl())
+    usable = _usable(run, _chosen(spec, backends), cells)
+    threads = tuple(t or cells.all_cpus() for t in spec.threads)
+    if target is not None:  # the catalog's counts suit this machine; a board may have fewer cores
+        check_threads(threads, cpus=target.cpus, where=f"of the smallest {target.kind} board")
     backends_of = [[b for b in (v.backends or usable) if b in usable] for v in spec.variants]
     total = sum(len(bs) for bs in backends_of) * len(spec.models) * len(threads) * len(spec.batches)
     with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
@@ -195,11 +118,12 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
             for g in groups:
                 variant = spec.variants[g.variant]
                 bar.describe(f"{g.ref.removeprefix('zoo:')} {variant.name} {g.backend} t{g.threads}")
-                if (registry.get(g.backend).threads_fixed_per_process and len(threads) > 1
+                # Local only: on a board every cell is already a fresh session in the board's worker.
+                if (target is None and registry.get(g.backend).threads_fixed_per_process and len(threads) > 1
                         and load is default_load):
                     _run_group_in_child(run, g, variant, deadline, total, bar)
                 else:
-                    _run_group(run, g, variant.name, models.get(g.ref, variant), deadline, total, bar)
+                    _run_group(run, g, variant.name, models.get(g.ref, variant), deadline, total, bar, cells)
 
         do(plan.probe(spec.models, backends_of, threads, spec.batches))
         probe_ms = {c.result.backend: c.result.ms_per_image for c in run.cells}
@@ -222,17 +146,19 @@ def _chosen(spec: SuiteSpec, backends: tuple[str, ...] | None) -> list[str]:
     return [b for b in names if b in backends]
 
 
-def _usable(run: SuiteRun, names: list[str]) -> list[str]:
-    """The backends of ``names`` that can be timed here; the others' reasons go to ``run.unavailable``."""
+def _usable(run: SuiteRun, names: list[str], cells: LocalCells) -> list[str]:
+    """The backends of ``names`` that ``cells`` can time (here, or on the board); the
+    others' reasons go to ``run.unavailable``."""
     usable = []
     for name in names:
-        why = _why_not(name)
+        why = cells.why_not(name)
         if why is None:
             usable.append(name)
         elif why:
             run.unavailable[name] = why
     if not usable:
-        raise EdgeoptError(f"none of the suite's backends is usable here ({'; '.join(run.unavailable.values())})")
+        raise EdgeoptError(f"none of the suite's backends is usable {cells.where} "
+                           f"({'; '.join(f'{b}: {why}' for b, why in run.unavailable.items())})")
     return usable
 
 
@@ -245,18 +171,6 @@ def _grid_key(spec: SuiteSpec, backends_of: list[list[str]], threads: tuple[int,
         return (spec.models.index(c.ref), v, backends_of[v].index(c.result.backend),
                 threads.index(c.result.threads), spec.batches.index(c.result.batch))
     return key
-
-
-def _why_not(backend: str) -> str | None:
-    """None when ``backend`` can be timed here; "" for an oracle (never timed, not worth a
-    note); else why not."""
-    try:
-        be = registry.get(backend)
-    except ImportError as e:  # a backend module that imports its runtime eagerly
-        return f"cannot be imported: {error_line(e, limit=None, with_type=False)}"
-    if not be.timed:
-        return ""
-    return be.available()
 
 
 def _run_group_in_child(run: SuiteRun, g: plan.Group, variant: Variant, deadline: Deadline, total: int,
@@ -303,8 +217,10 @@ def _child_group(spec: SuiteSpec, g: plan.Group, variant: Variant, budget_s: flo
 
 
 def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str", deadline: Deadline,
-               total: int, bar) -> None:
-    """Prepare one session and time it at each batch of ``g`` (cells appended to ``run``)."""
+               total: int, bar, cells: LocalCells | None = None) -> None:
+    """Time ``g`` at each of its batches with ``cells`` (default :class:`~edgeopt.suites.
+    cells.LocalCells`: one session prepared here); cells appended to ``run``."""
+    cells = cells or LocalCells()
     backend, threads = g.backend, g.threads
 
     def add(result: BenchResult, skipped: bool = False) -> None:
@@ -314,42 +230,28 @@ def _run_group(run: SuiteRun, g: plan.Group, variant: str, model: "Model | str",
     def failed(batch: int, why: str) -> BenchResult:
         name = model.name if not isinstance(model, str) else g.ref.removeprefix("zoo:")
         sha = model.sha256 if not isinstance(model, str) else ""
-        return BenchResult(backend=backend, backend_version=registry.get(backend).version(), model=name,
+        return BenchResult(backend=backend, backend_version=cells.version(backend), model=name,
                            model_sha256=sha, batch=batch, threads=threads, machine=run.machine, error=why)
 
-    why = _why_skip_prepare(run, deadline, backend, model)
+    why = _why_skip_prepare(run, deadline, backend, model, cells.where)
     if why or isinstance(model, str):
         for batch in g.batches:
             add(failed(batch, why or model), skipped=bool(why) or isinstance(model, Skip))
         return
-    # pinned around prepare too: the runtime's threads, made there, inherit the mask
-    with run.control.pinning(threads) as cpus:
-        t0 = deadline.clock()
-        try:
-            session = registry.get(backend).prepare(model, threads=threads)
-        except ArtifactTampered:  # the user's cache, not this cell, needs attention
-            raise
-        except Exception as e:  # a backend that cannot run this model is a result, not a crash
-            why = f"{backend} cannot prepare {model.name}: {error_line(e, limit=None, with_type=False)}"
+    with cells.group(run, g, variant, model, deadline.clock) as timer:
+        if isinstance(timer, str):  # the backend cannot prepare this model: every batch says so
             for batch in g.batches:
-                add(failed(batch, why))
+                add(failed(batch, timer))
             return
-        prepare_ms = (deadline.clock() - t0) * 1e3
-        run.estimates.record(f"prepare {backend}", model.size_bytes, prepare_ms / 1e3)
-        facts = {k: getattr(session, k) for k in SESSION_FACTS if hasattr(session, k)}
-        run.sessions.append({"ref": g.ref, "variant": variant, "backend": backend, "threads": threads,
-                             "prepare_ms": prepare_ms, **facts})
-        try:
-            _time_batches(run, g, variant, session, model, deadline, total, prepare_ms, cpus, add, failed)
-        finally:
-            session.close()
+        _time_batches(run, g, variant, timer, lambda: cells.cell_prepare_s(run, backend, model), deadline, total,
+                      add, failed)
 
 
-def _time_batches(run: SuiteRun, g: plan.Group, variant: str, session, model: "Model", deadline: Deadline,
-                  total: int, prepare_ms: float, cpus: list[int] | None, add, failed) -> None:
-    """Time a prepared session at each batch of ``g`` within its share of the budget; a
-    cell whose runs cannot fit its share is skipped with the reason."""
-    spec = run.spec
+def _time_batches(run: SuiteRun, g: plan.Group, variant: str, timer: Timer, cell_prepare_s: Callable[[], float],
+                  deadline: Deadline, total: int, add, failed) -> None:
+    """Time each batch of ``g`` with ``timer`` within its share of the budget; a cell
+    whose runs (and, on a board, its own prepare: ``cell_prepare_s``) cannot fit its
+    share is skipped with the reason."""
     # Per-image time of this (model, variant, backend, threads), kept across its groups:
     # a wave-3 group's first batch is predicted by the wave-1/2 cell of the same session kind.
     kind = f"image {g.ref}/{variant}/{g.backend}/t{g.threads}"
@@ -358,29 +260,34 @@ def _time_batches(run: SuiteRun, g: plan.Group, variant: str, session, model: "M
         if deadline.expired():
             add(failed(batch, "skipped: the budget was spent before this cell"), True)
             continue
-        per_image_s = deadline.estimate(kind, prior_s=0.0) or None
-        # The first inference runs before the floor's timed runs: FLOOR_RUNS + 1 runs.
-        if per_image_s is not None and (FLOOR_RUNS + 1) * per_image_s * batch > share:
-            add(failed(batch, f"skipped: one run takes ~{per_image_s * batch:.1f} s (from the batch "
-                              f"before), {FLOOR_RUNS + 1} runs exceed this cell's share of the budget "
-                              f"({share:.1f} s)"), True)
+        why = _why_skip_cell(deadline.estimate(kind, prior_s=0.0) * batch, cell_prepare_s(), share)
+        if why:
+            add(failed(batch, why), True)
             continue
-        waited = run.control.settle(share)
-        if waited is not None:
-            share = max(share - waited.waited_s, 0.0)
-        result = time_session(session, model, batch=batch, min_runs=spec.min_runs,
-                              min_time_s=min(1.0, share), max_time_s=share,
-                              prepare_ms=prepare_ms if batch == g.batches[0] else None)
-        result.machine = run.machine
-        result.conditions.update(CellControl.record(cpus, waited))
+        result = timer(batch, share)
         if result.ok:
             deadline.record(kind, max(result.latencies_ms) / 1e3 / batch)
         add(result)
 
 
-def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "Model | str") -> str:
+def _why_skip_cell(run_s: float, prepare_s: float, share: float) -> str:
+    """Why a cell cannot fit its ``share`` of the budget ("" when it can): one run takes
+    ``run_s`` (from the batch before; 0 when not known yet), the first inference and
+    :data:`~edgeopt.bench.harness.FLOOR_RUNS` timed runs are its floor, after a fresh
+    session's ``prepare_s`` on a board (0 here: the group prepared before its cells)."""
+    runs = FLOOR_RUNS + 1  # the first inference runs before the floor's timed runs
+    if prepare_s + runs * run_s <= share:
+        return ""
+    parts = [f"one run takes ~{run_s:.2g} s (from the batch before), {runs} runs"] if run_s else []
+    parts += [f"a fresh session's prepare (~{prepare_s:.1f} s, from this run's others)"] if prepare_s else []
+    verb = "exceed" if run_s else "exceeds"
+    return f"skipped: {' and '.join(parts)} {verb} this cell's share of the budget ({share:.1f} s)"
+
+
+def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "Model | str", where: str) -> str:
     """Why a session cannot be prepared within the time left ("" when it can): the budget
-    is spent, or this backend's measured prepares (scaled by model size) exceed what is left."""
+    is spent, or this backend's measured prepares ``where`` the cells run (scaled by
+    model size) exceed what is left."""
     if deadline.expired():
         return "skipped: the budget was spent before this cell"
     if isinstance(model, str):
@@ -388,6 +295,6 @@ def _why_skip_prepare(run: SuiteRun, deadline: Deadline, backend: str, model: "M
     guess = run.prepare_estimate(backend, model.size_bytes)
     left = deadline.remaining()
     if guess is not None and not deadline.allows(guess + 1.0):
-        return (f"skipped: preparing it takes ~{guess:.1f} s here (from this run's other prepares), more "
+        return (f"skipped: preparing it takes ~{guess:.1f} s {where} (from this run's other prepares), more "
                 f"than the {left:.1f} s left")
     return ""
