@@ -40,7 +40,7 @@ def test_device_list_shows_both_boards(cluster, monkeypatch, capsys):
     # the least memory either board has free: what a --device run's batch is checked against
     assert 0 < target.memory <= 64 * 2**30 and target.parallel == 2 and target.runtimes >= {"ort"}
     assert target.unavailable("ort") is None
-    assert target.unavailable("npu-x").startswith("npu-x is not installed on every twin board (they have ")
+    assert target.unavailable("npu-x").startswith("not installed on every twin board (they have ")
     # board-b was started under taskset -c 0 (where taskset exists): it reports what it may use
     assert cores["board-b"] == (1 if shutil.which("taskset") else cores["board-a"])
 

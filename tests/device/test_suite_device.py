@@ -13,7 +13,7 @@ from edgeopt.device.cluster import connect
 from edgeopt.device.target import DeviceTarget
 from edgeopt.bench.harness import BenchResult
 from edgeopt.errors import EdgeoptError
-from edgeopt.report.suite_report import suite_markdown, where_measured
+from edgeopt.report.suite_report import suite_markdown, suite_measured_on
 from edgeopt.suites.catalog import SuiteSpec
 from edgeopt.suites.cells import DeviceCells
 from edgeopt.suites.run import SuiteCell, SuiteRun, run_suite
@@ -77,13 +77,17 @@ def test_cli_suite_on_a_device_says_where_it_measured(cluster, monkeypatch, caps
 class _Board:
     """What DeviceCells asks of a target, for a board with ``runtimes`` (no cluster)."""
 
-    kind, cpus = "rpi4", 4
+    kind, cpus, smallest = "rpi4", 4, "the smallest rpi4 board"
 
     def __init__(self, runtimes: dict[str, str]) -> None:
         self.runtimes = runtimes
 
     def machine(self) -> dict:
         return {"cpu_model": "Cortex-A72", "device": {"name": "pi-1", "kind": "rpi4"}, "runtimes": self.runtimes}
+
+    def unavailable(self, backend: str) -> str | None:  # DeviceTarget's, for every board having these runtimes
+        have = ", ".join(sorted(self.runtimes))
+        return None if backend in self.runtimes else f"not installed on every rpi4 board (they have {have})"
 
     def benchmark(self, model, backend, **settings):
         raise AssertionError("no cell should run")
@@ -92,7 +96,7 @@ class _Board:
 def test_backends_the_board_lacks_are_unavailable_with_the_reason():
     cells = DeviceCells(_Board({"ort": "1.20.1"}))
     assert cells.why_not("ort") is None
-    assert cells.why_not("openvino") == "not installed on the rpi4 board (it has ort)"
+    assert cells.why_not("openvino") == "not installed on every rpi4 board (they have ort)"
     assert cells.why_not("reference") == ""  # the oracle is never timed: no note
     assert cells.version("ort") == "1.20.1" and cells.version("openvino") == ""
     assert cells.all_cpus() == 4
@@ -103,7 +107,7 @@ def test_a_board_without_any_of_the_suites_runtimes_is_one_line(seednet):
         run_suite(_spec(backends=("openvino", "tvm")), budget_s=10.0, progress=False, load=lambda ref: seednet,
                   target=_Board({"ort": "1.20.1"}))
     assert str(e.value) == ("none of the suite's backends is usable on the rpi4 board (openvino: not installed on "
-                            "the rpi4 board (it has ort); tvm: not installed on the rpi4 board (it has ort))")
+                            "every rpi4 board (they have ort); tvm: not installed on every rpi4 board (they have ort))")
 
 
 class _FastBoard(_Board):
@@ -118,16 +122,16 @@ class _FastBoard(_Board):
 def test_unavailable_backends_are_listed_and_the_report_says_where(seednet):
     run = run_suite(_spec(backends=("ort", "openvino")), budget_s=30.0, progress=False, load=lambda ref: seednet,
                     target=_FastBoard({"ort": "1.20.1"}))
-    assert run.unavailable == {"openvino": "not installed on the rpi4 board (it has ort)"}
+    assert run.unavailable == {"openvino": "not installed on every rpi4 board (they have ort)"}
     assert [(c.result.backend, c.result.batch, c.result.ok) for c in run.cells] == [("ort", 1, True), ("ort", 2, True)]
     assert run.machine["device"]["name"] == "pi-1"
     assert [s["prepare_ms"] for s in run.sessions] == [5.0, 5.0]  # the board's prepare, one per cell
     md = suite_markdown(run, [])
     assert "Measured on board pi-1 (kind rpi4): Cortex-A72, " in md
-    assert "- openvino: not installed on the rpi4 board (it has ort).\n" in md and " here" not in md
+    assert "- openvino: not installed on every rpi4 board (they have ort).\n" in md and " here" not in md
     # A run in which no cell ran still names the board kind it was for, not "here".
     nothing = SuiteRun(run.spec, budget_s=1.0, machine=run.machine,
                        cells=[SuiteCell("zoo:seednet", "fp32", replace(run.cells[0].result, latencies_ms=[],
                                                                        error="skipped: x"), True)])
-    assert where_measured(nothing) == "measured on a rpi4 board"
-    assert where_measured(replace(nothing, machine={"cpu_model": "x"})) == "measured here"
+    assert suite_measured_on(nothing) == "measured on a rpi4 board"
+    assert suite_measured_on(replace(nothing, machine={"cpu_model": "x"})) == "measured here"

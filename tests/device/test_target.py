@@ -49,7 +49,7 @@ def test_the_smallest_board_and_the_common_runtimes_rule():
     target = DeviceTarget(client, "pi")
     assert (target.parallel, target.cpus, target.memory, target.runtimes) == (2, 1, 2**29, {"ort"})
     assert target.unavailable("ort") is None
-    assert target.unavailable("openvino") == ("openvino is not installed on every pi board (they have ort): "
+    assert target.unavailable("openvino") == ("not installed on every pi board (they have ort): "
                                               "pip install 'edgeopt[openvino]' there")
 
 

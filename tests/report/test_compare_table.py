@@ -52,10 +52,11 @@ def test_optimize_candidates_mark_a_noisy_latency():
     result = SimpleNamespace(strategy="grid", trials=[steady, shaky], elapsed_s=10.0, quality_metric="agreement",
                              winner=shaky, fallback=[], notes=[], hand_picked_best=shaky, baseline=steady,
                              confirm_ms={"winner": 0.9, "hand_picked": 0.9, "baseline": 1.5},
-                             speedup_vs_hand_picked=1.0, speedup_vs_baseline=1.67, speedup_interval=(1.5, 1.8))
+                             speedup_vs_hand_picked=1.0, speedup_vs_baseline=1.67, speedup_interval=(1.5, 1.8),
+                             machine={"arch": "x86_64"})
     buf = io.StringIO()
     print_optimize(result, Console(file=buf, width=80, color_system=None))
     out = buf.getvalue()
-    assert "1.67x" in out and "[1.50..1.80]" in out
+    assert "1.67x" in out and "[1.50..1.80]" in out and "latencies and outputs measured here" in out
     assert "0.900!" in out and "1.500!" not in out and "1.500" in out
     assert "int8-ort@ort t2 b1: cv 161% > 50%" in out and "fp32@ort t2 b1:" not in out

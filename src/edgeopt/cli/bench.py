@@ -86,7 +86,7 @@ def suite(
     time budget (breadth first: every model at batch 1 on its fastest runtimes before any
     model gets more)."""
     from .. import store
-    from ..report.suite_report import suite_files, where_measured, write_suite_outputs
+    from ..report.suite_report import suite_files, suite_measured_on, write_suite_outputs
     from ..bench.control import CellControl
     from ..suites.catalog import get_suite
     from ..suites.run import run_suite
@@ -115,7 +115,7 @@ def suite(
                                   meta=run.meta(), path=history)
     files = write_suite_outputs(run, out_dir, history_id=run_id)
     ran = sum(c.result.ok for c in run.cells)
-    out.print(f"{ran} of {len(run.cells)} cells {where_measured(run)} in "
+    out.print(f"{ran} of {len(run.cells)} cells {suite_measured_on(run)} in "
               f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
               + (f"; history run {run_id}" if run_id else ""))
     out.print("wrote " + ", ".join(str(p) for p in files))

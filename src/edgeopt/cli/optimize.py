@@ -207,9 +207,9 @@ def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only:
     with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
         target = DeviceTarget(client, kind)
         threads = cfg.space.threads if cfg.space is not None else (cfg.threads,)
-        check_threads(threads, cpus=target.cpus, where=f"of the smallest {kind} board")
+        check_threads(threads, cpus=target.cpus, where=f"of {target.smallest}")
         batches = cfg.space.batches if cfg.space is not None else (cfg.batch,)
-        check_fits(m, max(batches), available=target.memory, where=f"on the smallest {kind} board",
+        check_fits(m, max(batches), available=target.memory, where=f"on {target.smallest}",
                    fix="use a smaller --batch, or a board with more memory")
         _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, target=target)
 

@@ -32,8 +32,8 @@ class DeviceRunner(InProcess):
     def __init__(self, target: "DeviceTarget", model: "Model") -> None:
         super().__init__(model)
         self.target = target
-        self.cpus, self.where = target.cpus, f"of the smallest {target.kind} board"
-        self.memory, self.memory_where = target.memory, f"on the smallest {target.kind} board"
+        self.cpus, self.where = target.cpus, f"of {target.smallest}"
+        self.memory, self.memory_where = target.memory, f"on {target.smallest}"
 
     def run(self, index: int, backend: str, **settings: Any) -> BenchResult:
         """One fresh session on a board of the kind (``index`` is not used: every task

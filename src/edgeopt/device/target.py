@@ -84,6 +84,7 @@ class DeviceTarget(LocalTarget):
             raise EdgeoptError(f"no board of kind {kind!r} is connected (connected kinds: {have}): start one with "
                                f"`edgeopt device serve --kind {kind}`")
         self.client, self.kind, self.label = client, kind, f"a {kind} board"
+        self.smallest = f"the smallest {kind} board"  # what thread and memory checks name
         mine = [b for b in connected if b["kind"] == kind]
         # One trial per board at once: each board runs one measurement at a time anyway.
         self.parallel = len(mine)
@@ -103,7 +104,7 @@ class DeviceTarget(LocalTarget):
         one), or None when it can."""
         if backend in self.runtimes:
             return None
-        return (f"{backend} is not installed on every {self.kind} board (they have "
+        return (f"not installed on every {self.kind} board (they have "
                 f"{', '.join(sorted(self.runtimes)) or 'no runtime'}): pip install 'edgeopt[{backend}]' there")
 
     def machine(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     kind), one table per model, who wins where, the plots, the noisy cells, what did not run."""
     spec, m = run.spec, run.machine
     metric = spec.metric
-    where = where_measured(run)
+    where = suite_measured_on(run)
     lines = [f"# edgeopt suite {spec.name}: {spec.title}", "",
              f"Reproduces: {spec.source}.", "",
              f"{where[:1].upper()}{where[1:]}: {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} logical "
@@ -85,7 +85,7 @@ def suite_markdown(run: "SuiteRun", plots: list[Path], *, history_id: int | None
     return "\n".join(lines)
 
 
-def where_measured(run: "SuiteRun") -> str:
+def suite_measured_on(run: "SuiteRun") -> str:
     """Where the run's cells were measured (:func:`~edgeopt.report.bench_table.measured_on`:
     here, or on which boards of which kind); a ``--device`` run in which no cell ran
     still names the kind of board it was for."""

@@ -140,16 +140,13 @@ class DeviceCells(LocalCells):
         return self.target.cpus
 
     def why_not(self, backend: str) -> str | None:
-        """None when the board has ``backend``'s runtime; "" for an oracle; else that it does not."""
-        runtimes = self._machine.get("runtimes", {})
-        if backend in runtimes:
-            return None
+        """None when every board of the kind has ``backend``'s runtime; "" for an oracle;
+        else why not (:meth:`~edgeopt.device.target.DeviceTarget.unavailable`)."""
         try:
             oracle = not registry.get(backend).timed
         except ImportError:  # not importable here says nothing of the board
             oracle = False
-        return "" if oracle else (f"not installed on the {self.target.kind} board (it has "
-                                  f"{', '.join(runtimes) or 'no timed runtime'})")
+        return "" if oracle else self.target.unavailable(backend)
 
     def version(self, backend: str) -> str:
         """The version of ``backend``'s runtime on the board ("" when it has none)."""

@@ -108,7 +108,7 @@ def run_suite(spec: SuiteSpec, *, budget_s: float, progress: bool = True,
     usable = _usable(run, _chosen(spec, backends), cells)
     threads = tuple(t or cells.all_cpus() for t in spec.threads)
     if target is not None:  # the catalog's counts suit this machine; a board may have fewer cores
-        check_threads(threads, cpus=target.cpus, where=f"of the smallest {target.kind} board")
+        check_threads(threads, cpus=target.cpus, where=f"of {target.smallest}")
     backends_of = [[b for b in (v.backends or usable) if b in usable] for v in spec.variants]
     total = sum(len(bs) for bs in backends_of) * len(spec.models) * len(threads) * len(spec.batches)
     with progress_bar(f"suite {spec.name}", total, enabled=progress) as bar:
