@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from ..bench.environment import machine_info
 from ..bench.machine.roofline import Roofline
 from .roofline_plot import short_name
 
@@ -33,6 +34,11 @@ def print_roofline(roof: Roofline, out: Console) -> None:
                       _bound(r.level_bound)]
         table.add_row(*cells)
     out.print(table)
+    if roof.device.source != "measured":
+        here = machine_info().get("cpu_model") or "this machine"
+        out.print(f"[bold]estimated roofs[/bold]: {roof.device.name}'s {roof.device.source} peaks, not measured; "
+                  f"the layer times were measured here ({here}), so % roof sets this machine's speed against "
+                  f"that board's roof (time on the board with `edgeopt bench --device KIND`)")
     out.print(f"roofs: peak {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} threads), bandwidth "
               f"{roof.bandwidth_gbs:.1f} GB/s, ridge {roof.ridge:.1f} FLOPs/byte")
     if not cache_aware and roof.device.source == "measured":
