@@ -65,3 +65,26 @@ def test_a_board_with_torch_gets_the_module(with_module):
     client = FakeClient({"a": _board("pi-a", runtimes=("ort", "torch"))})
     DeviceTarget(client, "pi")._sent(with_module)
     assert client.scattered[0].torch_module is with_module.torch_module
+
+
+TABLE = """Mismatched versions found
+
++---------+----------------+----------------+----------------+
+| Package | Client         | Scheduler      | Workers        |
++---------+----------------+----------------+----------------+
+| python  | 3.11.7.final.0 | 3.11.7.final.0 | 3.11.2.final.0 |
++---------+----------------+----------------+----------------+"""
+
+
+def test_a_python_patch_level_difference_is_not_worth_a_warning():
+    from edgeopt.device.cluster import version_mismatch
+
+    assert version_mismatch(TABLE) is None
+    numpy = TABLE.replace("+---------+----------------+----------------+----------------+\n| python",
+                          "| numpy   | 2.4.6          | 2.4.6          | 2.3.1          |\n| python", 1)
+    assert version_mismatch(numpy) == ("versions differ between this client, the scheduler and the boards (a pickle "
+                                       "may not load): numpy 2.4.6 here, 2.4.6 on the scheduler, 2.3.1 on the boards; "
+                                       "python 3.11.7.final.0 here, 3.11.7.final.0 on the scheduler, 3.11.2.final.0 "
+                                       "on the boards")
+    minor = TABLE.replace("3.11.2.final.0", "3.12.1.final.0")
+    assert "python 3.11.7.final.0 here" in version_mismatch(minor)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +30,43 @@ def connect(address: str, *, tls_dir: Path | None = None, insecure: bool = False
     distributed = require("distributed", "a device cluster")
     checked = scheduler_address(address, tls_dir=tls_dir, insecure=insecure)
     try:
-        return distributed.Client(checked, security=security(tls_dir), timeout=CONNECT_TIMEOUT_S,
-                                  set_as_default=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            client = distributed.Client(checked, security=security(tls_dir), timeout=CONNECT_TIMEOUT_S,
+                                        set_as_default=False)
     except (OSError, TimeoutError) as e:
         raise EdgeoptError(f"no device scheduler answers at {checked} ({error_line(e, with_type=False)}): "
                            f"start one with `edgeopt device scheduler`") from None
+    for w in caught:
+        line = version_mismatch(str(w.message)) if w.category.__name__ == "VersionMismatchWarning" else str(w.message)
+        if line:
+            logging.getLogger("edgeopt").warning(line)
+    return client
+
+
+def version_mismatch(table: str) -> str | None:
+    """One line for distributed's version-mismatch table ("board versions differ: numpy
+    2.4.6 here, 2.3.1 on a worker"), or None when only Python's patch level differs
+    (3.11.2 beside 3.11.7 pickles alike: a board's Debian Python is rarely the
+    workstation's exact build).
+
+    Args:
+        table: the warning's text: rows ``| package | client | scheduler | workers |``.
+    """
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("Package", ""):
+            rows.append(cells)
+    if not rows:
+        return None
+
+    def minor(v: str) -> str:
+        return ".".join(v.split(".")[:2])
+    if all(r[0] == "python" and len({minor(v) for v in r[1:] if v not in ("None", "")}) == 1 for r in rows):
+        return None
+    return ("versions differ between this client, the scheduler and the boards (a pickle may not load): "
+            + "; ".join(f"{p} {c} here, {s} on the scheduler, {w} on the boards" for p, c, s, w in rows))
 
 
 def boards(client: "Client", *, profiles: bool = False) -> list[dict[str, Any]]:
