@@ -135,11 +135,7 @@ class DeviceTarget(LocalTarget):
         key = model.sha256
         with self._lock:
             if key not in self._models:
-                # The PyTorch module a model was exported from stays here: unpickling it needs
-                # torch, which a lean board does not have (its runtimes read the ONNX graph).
-                sent = model if model.torch_module is None or "torch" in self.runtimes else \
-                    dataclasses.replace(model, torch_module=None)
-                self._models[key] = self.client.scatter(sent, hash=False, broadcast=True)
+                self._models[key] = self.client.scatter(for_board(model, self.runtimes), hash=False, broadcast=True)
             return self._models[key]
 
     def benchmark(self, model: "Model", backend: str, **settings: Any) -> BenchResult:
@@ -172,6 +168,15 @@ class DeviceTarget(LocalTarget):
                 samples = data if isinstance(data, SampleSet) else as_samples(model, data)
                 held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
         return self._run(board.outputs, self._sent(model), backend, held[1], threads)["outputs"]
+
+
+def for_board(model: "Model", runtimes: set[str]) -> "Model":
+    """``model`` as a board with ``runtimes`` can unpickle it: without the PyTorch module it
+    was exported from unless the board has torch (a lean board does not; its runtimes read
+    the ONNX graph)."""
+    if model.torch_module is None or "torch" in runtimes:
+        return model
+    return dataclasses.replace(model, torch_module=None)
 
 
 def as_samples(model: "Model", images: ImageSet) -> SampleSet:
