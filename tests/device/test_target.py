@@ -88,3 +88,19 @@ def test_a_python_patch_level_difference_is_not_worth_a_warning():
                                        "on the boards")
     minor = TABLE.replace("3.11.2.final.0", "3.12.1.final.0")
     assert "python 3.11.7.final.0 here" in version_mismatch(minor)
+
+
+def test_a_board_reports_the_peaks_edgeopt_machine_saved_there(tmp_path, monkeypatch):
+    from edgeopt.analysis.device import DeviceProfile, save_profile
+    from edgeopt.cli.device import _peaks
+    from edgeopt.device.board import measured_peaks
+
+    monkeypatch.setenv("EDGEOPT_CACHE", str(tmp_path))
+    assert measured_peaks() is None and _peaks(None) == "-"
+    save_profile(DeviceProfile(name="pi", source="measured", cores=4, peak_gflops={"fp32": {1: 6.0, 4: 21.5}},
+                               bandwidth_gbs={"copy": 3.5, "triad": 4.25}), tmp_path / "device.json")
+    peaks = measured_peaks()
+    assert (peaks["fp32_gflops"], peaks["bandwidth_gbs"]) == (21.5, 4.25) and peaks["path"].endswith("device.json")
+    assert _peaks(peaks) == "21.5 GFLOP/s, 4.2 GB/s"
+    (tmp_path / "device.json").write_text("{not json")
+    assert measured_peaks() is None  # a broken file is no peaks, never a failed board

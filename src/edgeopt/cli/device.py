@@ -88,13 +88,26 @@ def list_cmd(
 
     with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
         found = boards(client, profiles=True)
-    table = Table("name", "kind", "cpu", "cores", "runtimes", "state",
+    table = Table("name", "kind", "cpu", "cores", "runtimes", "measured peaks", "state",
                   title=f"{len(found)} board{'s' * (len(found) != 1)}")
     for b in found:
         machine = b.get("profile", {}).get("machine", {})
         runtimes = b.get("profile", {}).get("runtimes", {})
-        table.add_row(b["name"], b["kind"], f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')})",
+        peaks = b.get("profile", {}).get("peaks")
+        table.add_row(b["name"], b["kind"], f"{machine.get('cpu_model', '?')} ({machine.get('arch', '?')}"
+                      + (", emulated" if machine.get("emulated") else "") + ")",
                       str(machine.get("usable_cpus") or machine.get("logical_cpus") or "?"),
                       ", ".join(f"{k} {v}" for k, v in runtimes.items()) or "none",
+                      _peaks(peaks),
                       f"busy: {b['busy']}" if b["busy"] else "idle")
     out.print(table)
+    if any(not b.get("profile", {}).get("peaks") for b in found):
+        out.print("-: no measured peaks on that board: run `edgeopt machine` there (roofline and energy then read them)")
+
+
+def _peaks(peaks: dict | None) -> str:
+    """"24.0 GFLOP/s, 12.8 GB/s" from a board's measured peaks, "-" when it has none."""
+    if not peaks:
+        return "-"
+    bandwidth = peaks.get("bandwidth_gbs")
+    return f"{peaks['fp32_gflops']:.1f} GFLOP/s" + ("" if bandwidth is None else f", {bandwidth:.1f} GB/s")

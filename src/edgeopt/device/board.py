@@ -48,8 +48,8 @@ def identity() -> dict[str, Any]:
 
 def profile() -> dict[str, Any]:
     """The board's machine record (CPU, ISA flags, cores, caches), the timed runtimes it
-    has with their versions, the memory a new run may use now (bytes, None when unknown)
-    and :func:`identity`."""
+    has with their versions, the memory a new run may use now (bytes, None when unknown),
+    its :func:`measured_peaks` and :func:`identity`."""
     runtimes = {}
     for name in registry.names():
         try:
@@ -59,7 +59,26 @@ def profile() -> dict[str, Any]:
         except ImportError:
             continue
     return {"machine": machine_info(), "runtimes": runtimes, "available_memory_bytes": available_memory(),
-            **identity()}
+            "peaks": measured_peaks(), **identity()}
+
+
+def measured_peaks() -> dict[str, Any] | None:
+    """The peaks ``edgeopt machine`` measured on this board and saved
+    (:func:`~edgeopt.analysis.device.default_path`): fp32 GFLOP/s at the most threads
+    measured, the best DRAM bandwidth in GB/s, and the file; None when it never ran here
+    (or its file does not read)."""
+    from ..analysis.device import default_path, load_profile
+    from ..errors import EdgeoptError
+
+    path = default_path()
+    if not path.is_file():
+        return None
+    try:
+        saved = load_profile(path)
+        return {"fp32_gflops": saved.peak("fp32"), "bandwidth_gbs": max(saved.bandwidth_gbs.values(), default=None),
+                "path": str(path)}
+    except (EdgeoptError, OSError, ValueError):
+        return None
 
 
 def measure(model: "Model", backend: str, settings: dict[str, Any]) -> dict[str, Any]:
