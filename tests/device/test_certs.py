@@ -27,3 +27,4 @@ def test_certs_name_every_host_and_are_never_overwritten(monkeypatch, capsys, tm
     assert_one_line_error(code, err, "already has ca.pem, node.pem, node-key.pem", "pass an empty folder")
     assert (tmp_path / "tls" / "node-key.pem").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == ["ca.pem", "node-key.pem", "node.pem"]
+

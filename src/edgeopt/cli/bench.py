@@ -21,6 +21,7 @@ out = Console()
 
 
 def bench(
+    ctx: typer.Context,
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
     backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
@@ -44,6 +45,7 @@ def bench(
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..report.bench_table import print_bench
 
+    only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
     backend_list = csv_list(backend, "--backend", "ort,openvino")
     for name in backend_list:
@@ -93,6 +95,7 @@ def suite(
 
     if no_history and given(ctx, "history"):
         raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
+    only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     spec = get_suite(name)
     out_dir = out_dir or Path(f"suite-{spec.name}")
     check_outputs(inputs=(None if no_history else history,), folders=[("--out", out_dir, suite_files(spec.name))])

@@ -90,7 +90,8 @@ def optimize_cmd(
     from ..report.optimize_outputs import OUTPUT_FILES
 
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions)
+    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions,
+                    device=device)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     if device is None:  # a board's threads are checked against its own cores once it is reached
         check_threads(threads)
@@ -153,8 +154,9 @@ def _backend_list(backends: str) -> tuple[str, ...]:
 
 
 def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,
-                    fractions: tuple[float, ...]) -> None:
+                    fractions: tuple[float, ...], device: str | None) -> None:
     """Refuse options given without the option they apply with (see :func:`.options.only_with`)."""
+    only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
               "allow_batching", "storage", "study_name", "resume", "workers")
     only_with(ctx, "--allow-batching", allow_batching, "max_batch")

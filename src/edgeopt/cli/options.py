@@ -51,16 +51,16 @@ def _flag(param: Any) -> str:
     return next((o for o in param.opts if o.startswith("--")), param.name.upper())
 
 
-def given(ctx: typer.Context, *names: str) -> list[str]:
+def given(ctx: typer.Context, *names: str, typed_only: bool = False) -> list[str]:
     """The flags of the options among ``names`` (parameter names, e.g. "max_drop") that
-    the user set, on the command line or by an environment variable, not left at their
-    defaults."""
+    the user set, on the command line or by an environment variable (with ``typed_only``,
+    on the command line only), not left at their defaults."""
     by_name = {p.name: p for p in ctx.command.params}
-    return [_flag(by_name[n]) for n in names
-            if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")]
+    unset = ("DEFAULT", "DEFAULT_MAP", "ENVIRONMENT") if typed_only else ("DEFAULT", "DEFAULT_MAP")
+    return [_flag(by_name[n]) for n in names if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in unset]
 
 
-def only_with(ctx: typer.Context, partner: str, present: bool, *names: str) -> None:
+def only_with(ctx: typer.Context, partner: str, present: bool, *names: str, typed_only: bool = False) -> None:
     """Refuse options that only mean something with ``partner`` when it is absent, rather
     than ignore them without a word.
 
@@ -68,11 +68,13 @@ def only_with(ctx: typer.Context, partner: str, present: bool, *names: str) -> N
         partner: what they need, as the user writes it, e.g. "--search" or "--images DIR".
         present: whether the partner is there.
         names: the parameter names of the dependent options, e.g. "budget", "objective".
+        typed_only: count only options typed on the command line (an environment variable
+            such as EDGEOPT_SCHEDULER configures every command, and is no request).
 
     Raises:
         EdgeoptError: e.g. "--budget applies only with --search: add --search or drop --budget".
     """
-    lonely = [] if present else given(ctx, *names)
+    lonely = [] if present else given(ctx, *names, typed_only=typed_only)
     if lonely:
         flags = " and ".join(lonely)
         raise EdgeoptError(f"{flags} {'applies' if len(lonely) == 1 else 'apply'} only with {partner}: "
