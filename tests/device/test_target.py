@@ -104,3 +104,38 @@ def test_a_board_reports_the_peaks_edgeopt_machine_saved_there(tmp_path, monkeyp
     assert _peaks(peaks) == "21.5 GFLOP/s, 4.2 GB/s"
     (tmp_path / "device.json").write_text("{not json")
     assert measured_peaks() is None  # a broken file is no peaks, never a failed board
+
+
+class _Forgetting(FakeClient):
+    """A scheduler that forgets the first task (its data's last replica was on a board
+    that died), then runs the next one."""
+
+    def __init__(self, boards):
+        super().__init__(boards)
+        self.submitted = []
+
+    def submit(self, fn, *args, **kw):
+        from concurrent.futures import CancelledError
+
+        self.submitted.append(args)
+        first = len(self.submitted) == 1
+
+        class Future:
+            key = f"task-{len(self.submitted)}"
+
+            def result(self):
+                if first:
+                    raise CancelledError(f"{self.key} cancelled for reason: already forgotten.")
+                return {"ran": args}
+        return Future()
+
+    def run_on_scheduler(self, fn, key):
+        return 0
+
+
+def test_a_forgotten_task_is_sent_again_and_counted_as_a_lost_board(with_module):
+    client = _Forgetting({"a": _board("pi-a")})
+    target = DeviceTarget(client, "pi")
+    result, lost = target._run_counted(lambda: (print, target._sent(with_module)))
+    assert result == {"ran": ("future-2",)} and lost == 1  # the model was scattered again, the task run again
+    assert client.submitted == [("future-1",), ("future-2",)]

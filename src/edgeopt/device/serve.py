@@ -31,6 +31,12 @@ def run_scheduler(*, host: str = LISTEN_LOOPBACK, port: int = 8786, tls_dir: Pat
     address = scheduler_address(f"{'tls' if tls_dir else 'tcp'}://{host}:{port}", tls_dir=tls_dir,
                                 insecure=insecure)
 
+    import dask
+
+    # Models and inputs are sent to every board so a board's death loses no data; the
+    # active memory manager would drop those "extra" replicas.
+    dask.config.set({"distributed.scheduler.active-memory-manager.start": False})
+
     async def main() -> None:
         async with distributed.Scheduler(host=host, port=port, protocol=address.split("://")[0],
                                          security=security(tls_dir), dashboard=False) as scheduler:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from concurrent.futures import CancelledError
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -109,23 +110,39 @@ class DeviceTarget(LocalTarget):
 
     def machine(self) -> dict[str, Any]:
         """A board's machine record, with its identity as ``device`` (name, kind, pid)."""
-        profile = self._run(board.profile)
+        profile = self._run(lambda: (board.profile,))
         return {**profile["machine"], "device": {k: profile[k] for k in ("name", "kind", "host", "pid")
                                                  if k in profile}, "runtimes": profile["runtimes"]}
 
-    def _run(self, fn, *args: Any) -> Any:
-        return self._run_counted(fn, *args)[0]
+    def _run(self, call: Callable[[], tuple]) -> Any:
+        return self._run_counted(call)[0]
 
-    def _run_counted(self, fn, *args: Any) -> tuple[Any, int | None]:
-        """``fn(*args)`` on a board, and how many boards were lost mid-run before it
-        finished (None when the scheduler cannot say: one started without edgeopt)."""
-        future = self.client.submit(fn, *args, resources={board.resource(self.kind): 1}, pure=False)
-        result = future.result()
+    def _run_counted(self, call: Callable[[], tuple]) -> tuple[Any, int | None]:
+        """``fn(*args)`` on a board (``call() -> (fn, *args)``, the sent data's futures
+        among the args), and how many boards were lost mid-run before it finished (None
+        when the scheduler cannot say: one started without edgeopt).
+
+        The data is sent to every board, but a scheduler's active memory manager may drop
+        replicas; when the board holding the last one dies, the scheduler forgets the task
+        ("already forgotten"). Then everything is sent again and the task runs once more.
+        """
+        for attempt in (1, 2):
+            fn, *args = call()
+            future = self.client.submit(fn, *args, resources={board.resource(self.kind): 1}, pure=False)
+            try:
+                result = future.result()
+                break
+            except CancelledError:
+                if attempt == 2:
+                    raise
+                with self._lock:
+                    self._models.clear()
+                    self._inputs.clear()
         try:  # asked while the future is held, so the scheduler still knows the task
             lost = self.client.run_on_scheduler(board.lost_runs, future.key)
         except Exception:  # noqa: BLE001 - a scheduler without edgeopt's modules cannot say
             lost = None
-        return result, lost
+        return result, lost + attempt - 1 if lost is not None else None
 
     def _sent(self, model: "Model") -> Any:
         # On every board, not one: scattered data has no recipe to recompute it, so a
@@ -142,7 +159,7 @@ class DeviceTarget(LocalTarget):
         """One fresh session on a board; a lost board or a crashed runtime is the result's error."""
         settings = {k: v for k, v in settings.items() if k != "sessions"}
         try:
-            done, lost = self._run_counted(board.measure, self._sent(model), backend, settings)
+            done, lost = self._run_counted(lambda: (board.measure, self._sent(model), backend, settings))
             result = BenchResult.from_dict(done)
             if lost:  # measured again on another board: said in the result, not hidden
                 result.conditions["board_lost"] = lost
@@ -157,17 +174,22 @@ class DeviceTarget(LocalTarget):
 
     def rounds(self, entries: Sequence[tuple], **settings: Any) -> list:
         """The alternating rounds, all on one board."""
-        sent = [(self._sent(e[0]), *e[1:]) for e in entries]
-        return self._run(board.rounds, sent, settings)["rounds"]
+        return self._run(lambda: (board.rounds, [(self._sent(e[0]), *e[1:]) for e in entries], settings))["rounds"]
 
     def outputs(self, model: "Model", backend: str, data: "ImageSet | SampleSet", *, threads: int) -> list[np.ndarray]:
         """The board's outputs on ``data`` (images preprocessed here into model inputs)."""
+        return self._run(lambda: (board.outputs, self._sent(model), backend, self._samples(model, data),
+                                  threads))["outputs"]
+
+    def _samples(self, model: "Model", data: "ImageSet | SampleSet") -> Any:
+        """The future of ``data`` as model inputs on every board (the held-out inputs are
+        the same for every candidate: sent once)."""
         with self._lock:
             held = self._inputs.get(id(data))
-            if held is None:  # the held-out inputs are the same for every candidate: sent once
+            if held is None:
                 samples = data if isinstance(data, SampleSet) else as_samples(model, data)
                 held = self._inputs[id(data)] = (data, self.client.scatter(samples, broadcast=True))
-        return self._run(board.outputs, self._sent(model), backend, held[1], threads)["outputs"]
+            return held[1]
 
 
 def for_board(model: "Model", runtimes: set[str]) -> "Model":
