@@ -87,6 +87,7 @@ class DeviceTarget(LocalTarget):
         self.client, self.kind, self.label = client, kind, f"a {kind} board"
         self.smallest = f"the smallest {kind} board"  # what thread and memory checks name
         mine = [b for b in connected if b["kind"] == kind]
+        self._first = mine[0]  # whose record machine() gives: its profile is already here
         # One trial per board at once: each board runs one measurement at a time anyway.
         self.parallel = len(mine)
         # The smallest board of the kind: a thread count is checked against what every one can run.
@@ -109,10 +110,13 @@ class DeviceTarget(LocalTarget):
                 f"{', '.join(sorted(self.runtimes)) or 'no runtime'}): pip install 'edgeopt[{backend}]' there")
 
     def machine(self) -> dict[str, Any]:
-        """A board's machine record, with its identity as ``device`` (name, kind, pid)."""
-        profile = self._run(lambda: (board.profile,))
-        return {**profile["machine"], "device": {k: profile[k] for k in ("name", "kind", "host", "pid")
-                                                 if k in profile}, "runtimes": profile["runtimes"]}
+        """A board's machine record, with its identity as ``device`` (name, kind, host, pid):
+        from the profiles read when the target was made, not asked again."""
+        b = self._first
+        profile = b["profile"]
+        return {**profile["machine"], "device": {"name": b["name"], "kind": self.kind,
+                                                 **{k: profile[k] for k in ("host", "pid") if k in profile}},
+                "runtimes": profile["runtimes"]}
 
     def _run(self, call: Callable[[], tuple]) -> Any:
         return self._run_counted(call)[0]
