@@ -81,6 +81,8 @@ def only_with(ctx: typer.Context, partner: str, present: bool, *names: str, type
                            f"add {partner} or drop {flags}")
 
 
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (each table's rows as objects, "
+                       "and the notes) instead of tables.")
 ModelArg = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`).")
 ShapeOpt = typer.Option(
     None, "--shape",
