@@ -15,7 +15,8 @@ from .._util.options import csv_ints, csv_list, parse_duration
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
-from .options import ModelArg, ShapeOpt, given, in_range, only_with
+from ..report.console_table import Printer
+from .options import JsonOpt, ModelArg, ShapeOpt, given, in_range, only_with
 
 out = Console()
 
@@ -36,6 +37,7 @@ def bench(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
     Each result records the conditions it was measured under (load, other processes' CPU
@@ -43,7 +45,7 @@ def bench(
     from ..backends import registry
     from ..bench.sweep import sweep
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
-    from ..report.bench_table import print_bench
+    from ..report.bench_table import bench_table
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
@@ -64,9 +66,11 @@ def bench(
         with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
             runner = DeviceRunner(DeviceTarget(client, device), m)
             results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
-    print_bench(results, out)
+    printer = Printer(out, as_json=as_json, command="bench")
+    printer.table(bench_table(results))
     json_path, csv_path, plots = write_bench_outputs(results, out_dir)
-    out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+    printer.line(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+    printer.close()
 
 
 def suite(
@@ -83,12 +87,14 @@ def suite(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Reproduce a seed benchmark study on this machine, or on a board with --device, within a
     time budget (breadth first: every model at batch 1 on its fastest runtimes before any
     model gets more)."""
     from .. import store
     from ..report.suite_report import suite_files, suite_measured_on, write_suite_outputs
+    from ..report.suite_table import suite_table
     from ..bench.control import CellControl
     from ..suites.catalog import get_suite
     from ..suites.run import run_suite
@@ -118,10 +124,13 @@ def suite(
                                   meta=run.meta(), path=history)
     files = write_suite_outputs(run, out_dir, history_id=run_id)
     ran = sum(c.result.ok for c in run.cells)
-    out.print(f"{ran} of {len(run.cells)} cells {suite_measured_on(run)} in "
-              f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
-              + (f"; history run {run_id}" if run_id else ""))
-    out.print("wrote " + ", ".join(str(p) for p in files))
+    printer = Printer(out, as_json=as_json, command="suite")
+    printer.table(suite_table(run))
+    printer.line(f"{ran} of {len(run.cells)} cells {suite_measured_on(run)} in "
+                 f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
+                 + (f"; history run {run_id}" if run_id else ""))
+    printer.line("wrote " + ", ".join(str(p) for p in files))
+    printer.close()
 
 
 def compare(
@@ -130,24 +139,30 @@ def compare(
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
     min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Side-by-side ratios of two benchmark runs, with the noise shown."""
     from ..bench.compare import compare_results
     from ..store import load_results
-    from ..report.compare_table import print_compare
+    from ..report.compare_table import compare_table
 
     only_with(ctx, "a history:ID run", a.startswith("history:") or b.startswith("history:"), "history")
     a_name, a_cells = load_results(a, history=history)
     b_name, b_cells = load_results(b, history=history)
-    print_compare(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name, out)
+    printer = Printer(out, as_json=as_json, command="compare")
+    printer.table(compare_table(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name))
+    printer.close()
 
 
 def history(
     history: Optional[Path] = typer.Option(None, help="Results history file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """List the runs stored in the results history (compare them with history:ID)."""
     from .. import store
-    from ..report.history_table import print_history
+    from ..report.history_table import history_table
 
     path = history or store.default_path()
-    print_history(store.list_runs(path), str(path), out)
+    printer = Printer(out, as_json=as_json, command="history")
+    printer.table(history_table(store.list_runs(path), str(path)))
+    printer.close()

@@ -76,15 +76,17 @@ class ConsoleTable:
         columns: the columns, in order.
         rows: one list of cells per row, as many as columns (a cell: str, Styled, or a
             tuple of them; "\\n" in a cell starts a new line in the grid, "; " elsewhere).
-        notes: lines under the table (each a str or a Styled line).
+        notes: lines under the table (each a str, Styled, or a tuple of them, as a cell).
         before: lines above the title (what the table compares, e.g. "A = a.json").
+        row_lines: rule between the grid's rows (for cells of several lines).
     """
 
     title: str
     columns: list[Column]
     rows: list[list[Cell]] = field(default_factory=list)
-    notes: list[Union[str, Styled]] = field(default_factory=list)
+    notes: list[Cell] = field(default_factory=list)
     before: list[str] = field(default_factory=list)
+    row_lines: bool = False
 
     def add_row(self, *cells: Cell) -> None:
         """Append a row; fewer cells than columns are padded with "" (an empty cell)."""
@@ -183,7 +185,7 @@ def _grid(table: ConsoleTable, rows: list[list[Cell]], console: Console, wrap_he
     or its longest word with ``wrap_headers``) and text columns at their minimum (so that
     measuring it gives the narrowest width the grid can take)."""
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                 title=table.title or None, title_justify="left", title_style="bold")
+                 title=table.title or None, title_justify="left", title_style="bold", show_lines=table.row_lines)
     for i, col in enumerate(table.columns):
         cells = [row[i] for row in rows]
         widest = max((_width(c) for c in cells), default=0)
@@ -229,9 +231,9 @@ def _footnoted(table: ConsoleTable) -> tuple[list[list[Cell]], list[str]]:
     return rows, [f"[{n}] {text}" for text, n in numbers.items()]
 
 
-def _print_notes(console: Console, notes: Sequence[Union[str, Styled]]) -> None:
+def _print_notes(console: Console, notes: Sequence[Cell]) -> None:
     for note in notes:
-        console.print(_rich(note), soft_wrap=True, highlight=False)
+        console.print(_rich(note), highlight=False)
 
 
 def _print_records(table: ConsoleTable, console: Console) -> None:
@@ -300,13 +302,13 @@ class Printer:
         render(tables, self.console)
         self._printed = True
 
-    def line(self, text: Union[str, Styled]) -> None:
+    def line(self, text: Cell) -> None:
         """A line outside any table (a verdict, "wrote FILE"): printed, or a note of the document."""
         self._printed = True
         if self.as_json:
             self.doc["notes"].append(plain(text))
         elif self.console.is_terminal:
-            self.console.print(_rich(text), soft_wrap=True, highlight=False)
+            self.console.print(_rich(text), highlight=False)
         else:
             _print_plain(self.console, [plain(text)])
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.console import Console
-from rich.table import Table
 
 from ..store import RunInfo
+from .console_table import ConsoleTable, Printer, columns
+
+
+def history_table(runs: Sequence[RunInfo], path: str) -> ConsoleTable:
+    """One row per stored run (use its id as ``history:ID``)."""
+    table = ConsoleTable(f"results history {path}",
+                         columns("id", ("kind", "name"), ("name", "name"), ("started", "name"), ("host", "name"),
+                                 ("cpu", "text"), "cells"))
+    for r in runs:
+        table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, str(r.cells))
+    return table
 
 
 def print_history(runs: Sequence[RunInfo], path: str, console: Console) -> None:
-    """One row per stored run (use its id as ``history:ID``)."""
-    table = Table("id", "kind", "name", "started", "host", "cpu", "cells", title=f"results history {path}")
-    for r in runs:
-        table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, str(r.cells))
-    console.print(table)
+    """:func:`history_table` on the console."""
+    Printer(console).table(history_table(runs, path))
