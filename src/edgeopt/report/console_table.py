@@ -8,7 +8,10 @@ for the console it is given:
 - **grid** (a terminal wide enough): Rich's table; name and number columns are exactly as
   wide as their widest cell, so they never wrap or truncate; only text columns wrap. When
   the text does not fit either, long text cells move to numbered footnotes under the table.
-- **records** (a terminal narrower than the grid needs): one block per row, the row's
+- **stacked** (the grid does not fit, but would without its first name column, e.g. long
+  candidate labels or layer names at 80 columns): each row's name on a line of its own,
+  its other cells on the next line under the header.
+- **records** (a terminal narrower than that): one block per row, the row's
   first name on its own line, then ``column: value`` lines; lines are never cut by us
   (a value longer than the terminal is wrapped by the terminal, not truncated).
 - **TSV** (stdout is not a terminal: piped, redirected, a CI log): ``# title``, a header
@@ -136,7 +139,7 @@ def render(tables: ConsoleTable | Iterable[ConsoleTable], console: Console) -> N
             console.print()
         if not console.is_terminal:
             _print_plain(console, _tsv_lines(table))
-        elif not _print_grid(table, console):
+        elif not (_print_grid(table, console) or _print_stacked(table, console)):
             _print_records(table, console)
 
 
@@ -236,6 +239,43 @@ def _print_notes(console: Console, notes: Sequence[Cell]) -> None:
         console.print(_rich(note), highlight=False)
 
 
+def _print_stacked(table: ConsoleTable, console: Console) -> bool:
+    """The grid with each row's first name on a line of its own, the other cells on the
+    next line under their headers (long text as footnotes): what a long candidate label or
+    layer name leaves room for; False when even that does not fit."""
+    head = next((i for i, c in enumerate(table.columns) if c.kind == "name"), None)
+    if head is None:
+        return False
+    rows, footnotes = _footnoted(table)
+    rest = [i for i in range(len(table.columns)) if i != head]
+    widths = {i: max([cell_len(table.columns[i].name), *(_width(row[i]) for row in rows)]) for i in rest}
+    if 2 + sum(widths.values()) + 2 * (len(rest) - 1) > console.width:
+        return False
+
+    def line(cells: list[Text]) -> Text:
+        parts: list = ["  "]
+        for n, (i, cell) in enumerate(zip(rest, cells)):
+            pad = " " * (widths[i] - cell.cell_len)
+            right = table.columns[i].kind == "number"
+            parts += [pad, cell] if right else [cell, pad]
+            parts.append("  " if n < len(rest) - 1 else "")
+        return Text.assemble(*parts)
+
+    for text in [*table.before, table.title]:
+        if text:
+            console.print(Text(text, style="bold" if text == table.title else ""), highlight=False)
+    console.print(Text(table.columns[head].name, style="bold"), soft_wrap=True)
+    header = line([Text(table.columns[i].name, style="bold") for i in rest])
+    console.print(header, soft_wrap=True)
+    console.print("─" * header.cell_len, highlight=False)
+    for row in rows:
+        console.print(_rich(row[head]), soft_wrap=True, highlight=False)
+        console.print(line([_rich(_flat(row[i]) if "\n" in plain(row[i]) else row[i]) for i in rest]),
+                      soft_wrap=True, highlight=False)
+    _print_notes(console, [*footnotes, *table.notes])
+    return True
+
+
 def _print_records(table: ConsoleTable, console: Console) -> None:
     """One block per row: the row's first name cell in bold, then ``column: value`` lines."""
     for line in [*table.before, table.title]:
@@ -303,14 +343,15 @@ class Printer:
         self._printed = True
 
     def line(self, text: Cell) -> None:
-        """A line outside any table (a verdict, "wrote FILE"): printed, or a note of the document."""
+        """A line outside any table (a verdict, "wrote FILE"): printed ("# " first when
+        piped, as the tables' notes), or with ``as_json`` a note of the document."""
         self._printed = True
         if self.as_json:
             self.doc["notes"].append(plain(text))
         elif self.console.is_terminal:
             self.console.print(_rich(text), highlight=False)
-        else:
-            _print_plain(self.console, [plain(text)])
+        else:  # piped: a comment line, so that `grep -v '^#'` leaves the header and rows
+            _print_plain(self.console, [f"# {plain(text)}"])
 
     def add(self, **extra: Any) -> None:
         """Data for the JSON document only (e.g. the full profile beside its table)."""
