@@ -280,7 +280,7 @@ def _print_records(table: ConsoleTable, console: Console) -> None:
     """One block per row: the row's first name cell in bold, then ``column: value`` lines."""
     for line in [*table.before, table.title]:
         if line:
-            console.print(Text(line, style="bold" if line == table.title else ""), soft_wrap=True)
+            console.print(Text(line, style="bold" if line == table.title else ""))
     head = next((i for i, c in enumerate(table.columns) if c.kind == "name"), 0)
     label = max(cell_len(c.name) for c in table.columns) + 1
     for row in table.rows:

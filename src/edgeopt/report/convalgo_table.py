@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rich.console import Console
-
 from ..analysis.convalgo import LayerResult, wins
-from .console_table import Cell, ConsoleTable, Printer, Styled, columns
+from .console_table import Cell, ConsoleTable, Styled, columns
 
 
 def _mib(n: int) -> str:
@@ -64,8 +62,3 @@ def convalgo_table(layers: Sequence[LayerResult], algorithms: Sequence[str], tit
     if totals:
         table.notes.append("total: " + "; ".join(totals))
     return table
-
-
-def print_convalgo(layers: Sequence[LayerResult], algorithms: Sequence[str], title: str, out: Console) -> None:
-    """:func:`convalgo_table` on the console."""
-    Printer(out).table(convalgo_table(layers, algorithms, title))

@@ -4,10 +4,8 @@ bound and energy; totals, wins and notes (the model: :mod:`edgeopt.analysis.data
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from ..analysis.dataflow import ORDERS, ModelPlan
-from .console_table import ConsoleTable, Printer, Styled, columns
+from .console_table import ConsoleTable, Styled, columns
 
 
 def plan_table(plan: ModelPlan) -> ConsoleTable:
@@ -44,8 +42,3 @@ def plan_table(plan: ModelPlan) -> ConsoleTable:
         f"word, {hw.mac_energy_pj:g} pJ per MAC")
     table.notes += [Styled(f"not modelled: {line}", "yellow") for line in plan.skipped]
     return table
-
-
-def print_plan(plan: ModelPlan, console: Console) -> None:
-    """:func:`plan_table` on the console."""
-    Printer(console).table(plan_table(plan))

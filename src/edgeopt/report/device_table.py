@@ -3,10 +3,8 @@ bandwidth, cache-aware memory roofs, caches, ridge point and notes."""
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from ..analysis.device import DeviceProfile
-from .console_table import ConsoleTable, Printer, columns
+from .console_table import ConsoleTable, columns
 
 
 def device_table(profile: DeviceProfile) -> ConsoleTable:
@@ -33,9 +31,6 @@ def device_table(profile: DeviceProfile) -> ConsoleTable:
     return table
 
 
-def print_device(profile: DeviceProfile, console: Console) -> None:
-    """:func:`device_table` on the console."""
-    Printer(console).table(device_table(profile))
 
 
 def _size(n: int) -> str:

@@ -5,8 +5,6 @@ JSON document ``--out`` writes. Energies in µJ, sizes in KiB (the model:
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from ..analysis.energy import (
     SEED_COMPUTE_TO_WEIGHT_DRAM,
     TPU_OPS_PER_WEIGHT_BYTE,
@@ -15,7 +13,7 @@ from ..analysis.energy import (
     EnergyTable,
     compute_to_weight_dram_ratio,
 )
-from .console_table import ConsoleTable, Printer, Styled, columns
+from .console_table import ConsoleTable, Styled, columns
 
 
 def _kib(n: float) -> str:
@@ -95,9 +93,6 @@ def seed_claims_line(claims: dict[str, dict[str, float]]) -> str:
             f"SRAM reads (seed: {claims['dram_per_sram_read']['seed']:.0f})")
 
 
-def print_energy(report: EnergyReport, console: Console) -> None:
-    """:func:`energy_layers_table` on the console."""
-    Printer(console).table(energy_layers_table(report))
 
 
 def energy_json(comparison: EnergyComparison, ops: dict[str, float], claims: dict[str, dict[str, float]]) -> dict:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rich.console import Console
-
 from ..store import RunInfo
-from .console_table import ConsoleTable, Printer, columns
+from .console_table import ConsoleTable, columns
 
 
 def history_table(runs: Sequence[RunInfo], path: str) -> ConsoleTable:
@@ -18,8 +16,3 @@ def history_table(runs: Sequence[RunInfo], path: str) -> ConsoleTable:
     for r in runs:
         table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, str(r.cells))
     return table
-
-
-def print_history(runs: Sequence[RunInfo], path: str, console: Console) -> None:
-    """:func:`history_table` on the console."""
-    Printer(console).table(history_table(runs, path))

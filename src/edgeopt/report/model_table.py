@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rich.console import Console
-
 from ..data.audio import SAMPLE_RATE_KEY
 from ..evaluate.runner import check_batch
 from ..evaluate.tasks.infer import infer_task, output_shapes
@@ -28,9 +26,6 @@ def zoo_table(entries: Sequence[ZooEntry]) -> ConsoleTable:
     return table
 
 
-def print_zoo(entries: Sequence[ZooEntry], console: Console) -> None:
-    """:func:`zoo_table` on the console."""
-    Printer(console).table(zoo_table(entries))
 
 
 def info_lines(m: Model) -> list[str | Styled]:
@@ -79,8 +74,3 @@ def show_info(m: Model, printer: Printer) -> None:
     for line in info_lines(m):
         printer.line(line)
     printer.table(ops_table(m))
-
-
-def print_info(m: Model, console: Console) -> None:
-    """:func:`show_info` on the console."""
-    show_info(m, Printer(console))

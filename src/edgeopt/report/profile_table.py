@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from ..analysis.profile import ModelProfile
-from .console_table import ConsoleTable, Printer, Styled, columns
+from .console_table import ConsoleTable, Styled, columns
 
 
 def _mb(n: int) -> str:
@@ -32,8 +30,3 @@ def profile_table(prof: ModelProfile) -> ConsoleTable:
         f"peak activations {_mb(prof.peak_activation_bytes)}",
         Styled(f"not counted: {', '.join(prof.uncounted)}", "yellow") if prof.uncounted else "every op was counted"]
     return table
-
-
-def print_profile(prof: ModelProfile, console: Console) -> None:
-    """:func:`profile_table` on the console."""
-    Printer(console).table(profile_table(prof))

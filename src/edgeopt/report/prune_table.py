@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from rich.console import Console
-
-from .console_table import ConsoleTable, Printer, Styled, columns
+from .console_table import ConsoleTable, Styled, columns
 
 
 def prune_table(report: Any) -> ConsoleTable:
@@ -24,9 +22,6 @@ def prune_table(report: Any) -> ConsoleTable:
     return table
 
 
-def print_prune(report: Any, console: Console) -> None:
-    """:func:`prune_table` on the console."""
-    Printer(console).table(prune_table(report))
 
 
 def sensitivity_table(rows: Sequence[dict]) -> ConsoleTable:
@@ -40,8 +35,3 @@ def sensitivity_table(rows: Sequence[dict]) -> ConsoleTable:
     if not rows:
         table.notes.append("no prunable layer")
     return table
-
-
-def print_sensitivity(rows: Sequence[dict], console: Console) -> None:
-    """:func:`sensitivity_table` on the console."""
-    Printer(console).table(sensitivity_table(rows))

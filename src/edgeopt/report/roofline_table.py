@@ -4,11 +4,9 @@ level columns), the roofs, the whole-model totals and the memory-bound summary."
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from ..bench.environment import machine_info
 from ..bench.machine.roofline import Roofline
-from .console_table import Cell, ConsoleTable, Printer, Styled, columns
+from .console_table import Cell, ConsoleTable, Styled, columns
 
 
 def roofline_table(roof: Roofline) -> ConsoleTable:
@@ -75,9 +73,6 @@ def _roofline_notes(roof: Roofline) -> list:
     return notes
 
 
-def print_roofline(roof: Roofline, out: Console) -> None:
-    """:func:`roofline_table` on the console."""
-    Printer(out).table(roofline_table(roof))
 
 
 def _bound(bound: str) -> Cell:
