@@ -133,7 +133,8 @@ def _width(cell: Cell) -> int:
 
 def render(tables: ConsoleTable | Iterable[ConsoleTable], console: Console) -> None:
     """Print tables on ``console`` in the layout it calls for (see the module docstring):
-    TSV when it is not a terminal, else the grid when it fits ``console.width``, else records."""
+    TSV when it is not a terminal, else the grid when it fits ``console.width``, else the
+    stacked grid when that fits, else records."""
     for i, table in enumerate([tables] if isinstance(tables, ConsoleTable) else list(tables)):
         if i:
             console.print()
@@ -174,8 +175,7 @@ def _print_grid(table: ConsoleTable, console: Console) -> bool:
             rows, notes = _footnoted(table) if footnotes else (table.rows, [])
             grid = _grid(table, rows, console, wrap_headers)
             if Measurement.get(console, console.options.update_width(10**6), grid).maximum <= console.width:
-                for line in table.before:
-                    console.print(line, markup=False, highlight=False)
+                _print_heading(table, console)
                 _free_text_columns(table, grid)
                 console.print(grid)
                 _print_notes(console, [*notes, *table.notes])
@@ -188,7 +188,7 @@ def _grid(table: ConsoleTable, rows: list[list[Cell]], console: Console, wrap_he
     or its longest word with ``wrap_headers``) and text columns at their minimum (so that
     measuring it gives the narrowest width the grid can take)."""
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                 title=table.title or None, title_justify="left", title_style="bold", show_lines=table.row_lines)
+                 show_lines=table.row_lines)
     for i, col in enumerate(table.columns):
         cells = [row[i] for row in rows]
         widest = max((_width(c) for c in cells), default=0)
@@ -234,6 +234,15 @@ def _footnoted(table: ConsoleTable) -> tuple[list[list[Cell]], list[str]]:
     return rows, [f"[{n}] {text}" for text, n in numbers.items()]
 
 
+def _print_heading(table: ConsoleTable, console: Console) -> None:
+    """The lines before the table and its title (bold), wrapped to the console's width
+    (the title is not the grid's: Rich would wrap it to the grid's width)."""
+    for line in table.before:
+        console.print(Text(line), highlight=False)
+    if table.title:
+        console.print(Text(table.title, style="bold"), highlight=False)
+
+
 def _print_notes(console: Console, notes: Sequence[Cell]) -> None:
     for note in notes:
         console.print(_rich(note), highlight=False)
@@ -261,9 +270,7 @@ def _print_stacked(table: ConsoleTable, console: Console) -> bool:
             parts.append("  " if n < len(rest) - 1 else "")
         return Text.assemble(*parts)
 
-    for text in [*table.before, table.title]:
-        if text:
-            console.print(Text(text, style="bold" if text == table.title else ""), highlight=False)
+    _print_heading(table, console)
     console.print(Text(table.columns[head].name, style="bold"), soft_wrap=True)
     header = line([Text(table.columns[i].name, style="bold") for i in rest])
     console.print(header, soft_wrap=True)
@@ -278,9 +285,7 @@ def _print_stacked(table: ConsoleTable, console: Console) -> bool:
 
 def _print_records(table: ConsoleTable, console: Console) -> None:
     """One block per row: the row's first name cell in bold, then ``column: value`` lines."""
-    for line in [*table.before, table.title]:
-        if line:
-            console.print(Text(line, style="bold" if line == table.title else ""))
+    _print_heading(table, console)
     head = next((i for i, c in enumerate(table.columns) if c.kind == "name"), 0)
     label = max(cell_len(c.name) for c in table.columns) + 1
     for row in table.rows:
