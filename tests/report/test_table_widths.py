@@ -48,9 +48,14 @@ def _optimize_result():
 
     summary = json.loads((FIXTURES / "search_summary_example.json").read_text())
     fields = {f.name for f in dataclasses.fields(TrialRecord)} - {"point", "attrs"}
-    trials = [TrialRecord(point=Point(**t["point"]), attrs={"latency_stats": t["latency_stats"]},
+    def stats(s: dict) -> dict:  # the cv (std / mean) of the recorded runs, which the noise rule reads
+        return {**s, "cv": s["std"] / s["mean"]} if s and s.get("mean") else s
+
+    trials = [TrialRecord(point=Point(**t["point"]), attrs={"latency_stats": stats(t["latency_stats"])},
                           **{k: v for k, v in t.items() if k in fields}) for t in summary["trials"]]
-    by_label = {t.label: t for t in trials}
+    by_label: dict = {}
+    for t in trials:  # a repeat of a point has its label too: the first trial is the one measured
+        by_label.setdefault(t.label, t)
     return SimpleNamespace(strategy="search", trials=trials, elapsed_s=summary["elapsed_s"],
                            quality_metric=summary["quality_metric"], winner=by_label[summary["winner"]],
                            hand_picked_best=by_label[summary["hand_picked_best"]], fallback=summary["fallback"],
@@ -206,8 +211,10 @@ def test_long_labels_go_on_their_own_line_when_only_they_do_not_fit(tables):
     out = _render(tables["optimize"], 80)
     lines = out.splitlines()
     at = lines.index("pruned-50+kd/int8-ort-percentile-1fp@openvino t1 b1")
-    assert lines[at + 1].split() == ["0.542", "2.79", "0.45", "rejected"]
-    assert lines[lines.index("fp32@openvino t2 b1") + 1].split() == ["1.332", "0.00", "3.73", "accepted"]
+    assert lines[at + 1].split() == ["0.542!", "2.79", "0.45", "rejected"]
+    assert lines[lines.index("int8-nncf-1fp@openvino t1 b1") + 1].split() == ["0.957!", "0.00", "0.95", "chosen"]
+    assert lines[lines.index("pruned-50+kd/int8-nncf-2fp@openvino t1 b1") + 1].split() == [
+        "0.684", "3.06", "0.48", "rejected"]
     assert max(len(line) for line in lines if "─" in line) <= 80
 
 
@@ -252,6 +259,9 @@ def test_json_rows_are_objects_with_numbers(tables, capsys):
     conv = next(r for r in profile["rows"] if r["layer"] == "/features/features.3/Conv")
     assert conv["MACs"] == 35_831_808 and conv["MACs/B"] == 76.7 and conv["output"] == "1x48x36x36"
     assert any("MACs 49,371,200" in n for n in profile["notes"])
+    noisy = next(r for r in optimize["rows"] if r["candidate"] == "fp32@ort t2 b1")
+    assert noisy["ms/img"] == 1.575 and noisy["MB"] == 3.73  # the noisy mark is in the notes, not the number
+    assert any(n.startswith("  fp32@ort t2 b1: ") for n in optimize["notes"])
     labels = [r["candidate"] for r in optimize["rows"]]
     assert labels[0] == "pruned-50+kd/int8-ort-percentile-1fp@openvino t1 b1" and "fp32@openvino t2 b1" in labels
     assert doc["notes"] == ["wrote x"] and doc["command"] == "test"
@@ -266,3 +276,19 @@ def test_cli_json_is_one_document(monkeypatch, capsys, args):
     assert doc["command"] == args[0] and doc["tables"] and doc["tables"][0]["rows"]
     if args[0] == "profile":  # the document profile --json always printed is still at the top level
         assert doc["macs"] == 49_371_200 and len(doc["layers"]) >= 5
+
+
+def test_under_json_stdout_only_the_document_reaches_stdout(capfd):
+    import os
+    import sys
+
+    from edgeopt.report.json_output import emit, json_stdout
+
+    with json_stdout():
+        os.write(1, b"a C library's line\n")       # what OpenVINO or TVM print from C++
+        print("WARNING:nncf:Dataset contains only 18 samples")  # a logging handler on sys.stdout
+        emit('{"command": "x"}\n')
+        sys.stdout.flush()
+    out, err = capfd.readouterr()
+    assert json.loads(out) == {"command": "x"}
+    assert "a C library's line" in err and "WARNING:nncf" in err

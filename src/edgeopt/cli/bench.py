@@ -16,11 +16,12 @@ from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, given, in_range, only_with
+from .options import JsonOpt, ModelArg, ShapeOpt, given, in_range, json_command, only_with
 
 out = Console()
 
 
+@json_command
 def bench(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -73,6 +74,7 @@ def bench(
     printer.close()
 
 
+@json_command
 def suite(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
@@ -133,6 +135,7 @@ def suite(
     printer.close()
 
 
+@json_command
 def compare(
     ctx: typer.Context,
     a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
@@ -154,6 +157,7 @@ def compare(
     printer.close()
 
 
+@json_command
 def history(
     history: Optional[Path] = typer.Option(None, help="Results history file."),
     as_json: bool = JsonOpt,

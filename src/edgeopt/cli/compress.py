@@ -27,6 +27,7 @@ from .options import (
     ShapeOpt,
     StdOpt,
     in_range,
+    json_command,
     load_data,
     only_with,
     preprocess_options,
@@ -147,6 +148,7 @@ def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], ob
     return configs
 
 
+@json_command
 def prune_cmd(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -218,6 +220,7 @@ def prune_cmd(
     printer.close()
 
 
+@json_command
 def compress_size_cmd(
     ctx: typer.Context,
     model: str = ModelArg,

@@ -15,11 +15,12 @@ from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, in_range
+from .options import JsonOpt, ModelArg, ShapeOpt, in_range, json_command
 
 console = Console()
 
 
+@json_command
 def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,

@@ -18,9 +18,10 @@ from ..analysis.dataflow import DEFAULT_BANDWIDTH_GBS, DEFAULT_MAC_RATE_GMACS, p
 from ..analysis.dataflow_hardware import dataflow_hardware
 from ..errors import EdgeoptError
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, in_range
+from .options import JsonOpt, ModelArg, ShapeOpt, in_range, json_command
 
 
+@json_command
 def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,

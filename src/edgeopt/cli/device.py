@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ..report.console_table import ConsoleTable, Printer, columns
-from .options import JsonOpt, in_range
+from .options import JsonOpt, in_range, json_command
 
 out = Console()
 app = typer.Typer(no_args_is_help=True, help="Target boards through Dask distributed: start a scheduler, serve a "
@@ -77,6 +77,7 @@ def certs_cmd(
 
 
 @app.command("list")
+@json_command
 def list_cmd(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,

@@ -18,11 +18,12 @@ import edgeopt
 from .._util.options import parse_size
 from .._util.outputs import check_outputs
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, in_range
+from .options import JsonOpt, ModelArg, in_range, json_command
 
 console = Console()
 
 
+@json_command
 def command(
     model: str = ModelArg,
     device: Optional[str] = typer.Option(

@@ -12,9 +12,10 @@ from .._util.options import csv_ints
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from ..report.console_table import Printer
-from .options import JsonOpt
+from .options import JsonOpt, json_command
 
 
+@json_command
 def command(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to save the profile (JSON); default: the "
                                        "cache file other commands read (~/.cache/edgeopt/device.json)."),

@@ -10,11 +10,12 @@ from rich.console import Console
 import edgeopt
 
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, in_range
+from .options import JsonOpt, ModelArg, ShapeOpt, in_range, json_command
 
 out = Console()
 
 
+@json_command
 def zoo(as_json: bool = JsonOpt) -> None:
     """List the zoo models (zoo:NAME)."""
     from ..report.model_table import zoo_table
@@ -25,6 +26,7 @@ def zoo(as_json: bool = JsonOpt) -> None:
     printer.close()
 
 
+@json_command
 def info(model: str = ModelArg, shape: Optional[List[str]] = ShapeOpt, as_json: bool = JsonOpt) -> None:
     """Input spec, opset, op histogram and provenance of a model."""
     from ..analysis.opsupport import check_runnable
@@ -41,6 +43,7 @@ def info(model: str = ModelArg, shape: Optional[List[str]] = ShapeOpt, as_json: 
     printer.close()
 
 
+@json_command
 def profile(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,

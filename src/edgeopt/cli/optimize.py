@@ -32,6 +32,7 @@ from .options import (
     ShapeOpt,
     StdOpt,
     in_range,
+    json_command,
     load_data,
     only_with,
 )
@@ -39,6 +40,7 @@ from .options import (
 out = Console()
 
 
+@json_command
 def optimize_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),

@@ -4,6 +4,7 @@ time) and options that apply only with another one (:func:`only_with`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -13,6 +14,7 @@ from .._util.options import Bounds
 from ..errors import EdgeoptError
 from ..load import with_preprocess
 from ..model import Model
+from ..report.json_output import json_stdout
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
@@ -79,6 +81,18 @@ def only_with(ctx: typer.Context, partner: str, present: bool, *names: str, type
         flags = " and ".join(lonely)
         raise EdgeoptError(f"{flags} {'applies' if len(lonely) == 1 else 'apply'} only with {partner}: "
                            f"add {partner} or drop {flags}")
+
+
+def json_command(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, run so that with ``--json`` (its parameter ``as_json``) stdout carries
+    only its JSON document: whatever a library prints goes to stderr meanwhile
+    (:func:`edgeopt.report.json_output.json_stdout`)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with json_stdout(bool(kwargs.get("as_json"))):
+            return command(*args, **kwargs)
+
+    return run
 
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (each table's rows as objects, "

@@ -14,12 +14,13 @@ from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..analysis.memory import check_fits
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, in_range
+from .options import JsonOpt, ModelArg, in_range, json_command
 
 console = Console()
 WARMUP = 5
 
 
+@json_command
 def command(
     model: str = ModelArg,
     backend: str = typer.Option("ort", help="ort (ONNX Runtime profiling) or openvino (performance counters, best effort)."),

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, NamedTuple, Sequence, Union
 
@@ -41,6 +40,8 @@ from rich.measure import Measurement
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+
+from .json_output import emit
 
 Kind = Literal["name", "number", "text"]
 
@@ -305,7 +306,11 @@ _NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
 
 def json_value(cell: Cell, kind: Kind) -> Any:
     """A cell as JSON: a number cell whose text is a number ("49,371,200", "0.943") as a
-    JSON number, "-" or "" as null, anything else as its text."""
+    JSON number, "-" or "" as null, anything else as its text. A mark after a number (a
+    tuple cell such as ("0.943", Styled("!", "yellow")): the noisy mark) is left out: the
+    table's notes say which rows it marks."""
+    if kind == "number" and isinstance(cell, tuple) and cell and isinstance(cell[0], str):
+        cell = cell[0]
     text = _flat(cell).strip()
     if kind == "number":
         if text in ("", "-"):
@@ -326,8 +331,8 @@ def table_dict(table: ConsoleTable) -> dict[str, Any]:
 
 class Printer:
     """Where a command's output goes: tables and lines on ``console``, or with ``as_json``
-    collected into one JSON document that :meth:`close` prints on stdout (and nothing else
-    goes to stdout: the command's progress is on stderr already).
+    collected into one JSON document that :meth:`close` prints on stdout (a command run
+    under :func:`~edgeopt.report.json_output.json_stdout` sends everything else to stderr).
 
     The document: ``{"command": str, "tables": [table_dict ...], "notes": [str], **extra}``.
     """
@@ -365,5 +370,4 @@ class Printer:
     def close(self) -> None:
         """Print the JSON document (with ``as_json``); nothing otherwise."""
         if self.as_json:
-            sys.stdout.write(json.dumps(self.doc, indent=2, default=str) + "\n")
-            sys.stdout.flush()
+            emit(json.dumps(self.doc, indent=2, default=str) + "\n")
