@@ -18,7 +18,7 @@ from rich.console import Console
 
 import edgeopt
 from edgeopt.bench.harness import BenchResult
-from edgeopt.report.console_table import ConsoleTable, Printer, plain, render
+from edgeopt.report.console_table import ConsoleTable, Printer, plain, render, table_dict
 
 from support import FIXTURES, run_cli
 
@@ -265,6 +265,8 @@ def test_json_rows_are_objects_with_numbers(tables, capsys):
     labels = [r["candidate"] for r in optimize["rows"]]
     assert labels[0] == "pruned-50+kd/int8-ort-percentile-1fp@openvino t1 b1" and "fp32@openvino t2 b1" in labels
     assert doc["notes"] == ["wrote x"] and doc["command"] == "test"
+    conv = table_dict(tables["convalgo"])["rows"][1]   # a cell of several lines stays whole, on one line
+    assert conv["direct"] == "0.500 ms; 35.83 M mul (1.00x direct); 81 KiB" and conv["winograd2"] == "n/a"
 
 
 @pytest.mark.parametrize("args", [("zoo",), ("profile", "zoo:seednet"), ("info", "zoo:seednet"),

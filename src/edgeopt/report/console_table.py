@@ -306,10 +306,11 @@ _NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
 
 def json_value(cell: Cell, kind: Kind) -> Any:
     """A cell as JSON: a number cell whose text is a number ("49,371,200", "0.943") as a
-    JSON number, "-" or "" as null, anything else as its text. A mark after a number (a
-    tuple cell such as ("0.943", Styled("!", "yellow")): the noisy mark) is left out: the
-    table's notes say which rows it marks."""
-    if kind == "number" and isinstance(cell, tuple) and cell and isinstance(cell[0], str):
+    JSON number, "-" or "" as null, anything else as its text. A styled mark after a
+    number (a tuple cell such as ("0.943", Styled("!", "yellow")): the noisy mark) is left
+    out: the table's notes say which rows it marks."""
+    if (kind == "number" and isinstance(cell, tuple) and cell and isinstance(cell[0], str)
+            and all(isinstance(p, Styled) for p in cell[1:])):
         cell = cell[0]
     text = _flat(cell).strip()
     if kind == "number":
