@@ -18,9 +18,14 @@ class PipelineError(EdgeoptError):
 
 
 class Sink:
-    """Where annotated frames go. ``write`` each, then ``finish`` (keep) or ``abort`` (delete)."""
+    """Where annotated frames go. ``write`` each, then ``finish`` (keep) or ``abort`` (delete).
 
-    def write(self, image: np.ndarray) -> None:
+    ``write(image, t)``: ``t`` is the frame's time on the stream's timeline, s
+    (:attr:`~edgeopt.stream.sources.Frame.t_video`); a file sink keeps each frame until the
+    next one's ``t``, so the output lasts as long as the stream. None: one frame period each.
+    """
+
+    def write(self, image: np.ndarray, t: float | None = None) -> None:
         raise NotImplementedError
 
     def finish(self) -> None:
