@@ -4,7 +4,9 @@ an output in, a :class:`~edgeopt.stream.metrics.StreamReport` out (``edgeopt str
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import Callable
 
 from ..detect import MtcnnDetector
 from ..detect.db import TextDetector
@@ -32,13 +34,16 @@ MODELS = {"zoo:mtcnn": "faces", "zoo:ppocr-det": "text"}
 CLIP_SECONDS = 4.0
 
 
-def parse_source(spec: str, *, seconds: float | None, buffers: int | None, clip: str = "faces") -> Source:
+def parse_source(spec: str, *, seconds: float | None, buffers: int | None, clip: str = "faces",
+                 clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> Source:
     """A :class:`~edgeopt.stream.sources.Source` from a ``--source`` value.
 
     ``clip@30fps`` (the test clip of kind ``clip``, ``seconds`` long, default 4),
     ``clip:faces@30fps`` or ``clip:text@30fps`` (a given clip), ``sim:DIR@30fps`` (a
     folder replayed by a SimCamera), ``camera:0`` or ``camera:/dev/video2`` (OpenCV), a
-    video file, or a folder.
+    video file, or a folder. ``clock`` and ``sleep`` drive the simulated cameras (tests
+    inject a fake time).
 
     Raises:
         SourceError: unknown form, missing file/folder, or a missing library;
@@ -48,9 +53,10 @@ def parse_source(spec: str, *, seconds: float | None, buffers: int | None, clip:
     what, fps = m.group("what"), float(m.group("fps") or 30)
     if what == "clip" or what.startswith("clip:"):
         kind = what[5:] or clip
-        return SimCamera(TestClip(seconds or CLIP_SECONDS, fps, kind=kind), fps, buffers=buffers)
+        return SimCamera(TestClip(seconds or CLIP_SECONDS, fps, kind=kind), fps, buffers=buffers,
+                         clock=clock, sleep=sleep)
     if what.startswith("sim:"):
-        return SimCamera(LazyImages(what[4:]), fps, buffers=buffers)
+        return SimCamera(LazyImages(what[4:]), fps, buffers=buffers, clock=clock, sleep=sleep)
     if what.startswith("camera:"):
         device = what[7:]
         if not (device.isdigit() or "/" in device):
@@ -102,7 +108,9 @@ def frame_detector(model: str, *, pnet: Path | None = None, backend: str = "ort"
 
 def run_stream(model: str, source: str, *, pipeline: str = "ring", out: Path | None = None, show: bool = False,
                backend: str = "ort", threads: int = 1, pnet: Path | None = None, seconds: float | None = None,
-               slots: int = 3, camera_buffers: int | None = 4, status: StatusLine | None = None) -> StreamReport:
+               slots: int = 3, camera_buffers: int | None = 4, status: StatusLine | None = None,
+               clock: Callable[[], float] = time.perf_counter,
+               sleep: Callable[[float], None] = time.sleep) -> StreamReport:
     """Detect with ``model`` on the frames of ``source`` through ``pipeline``; draw into ``out``.
 
     The ring pipeline takes the newest frame while a capture thread fills a ring buffer;
@@ -123,6 +131,8 @@ def run_stream(model: str, source: str, *, pipeline: str = "ring", out: Path | N
         slots: ring buffer slots (ring pipeline only).
         camera_buffers: sim/clip: the simulated driver queue in frames; None or 0: unbounded.
         status: the live status line (stderr in the CLI), or None.
+        clock, sleep: the time of the simulated cameras and of ``seconds`` (tests inject
+            a fake one).
 
     Returns:
         the StreamReport (fps, dropped frames, glass-to-glass latency, stage times).
@@ -132,7 +142,8 @@ def run_stream(model: str, source: str, *, pipeline: str = "ring", out: Path | N
             :func:`parse_source`; see also :func:`frame_detector` and the pipelines.
     """
     check_show(show)
-    src = parse_source(source, seconds=seconds, buffers=camera_buffers or None, clip=MODELS[model])
+    src = parse_source(source, seconds=seconds, buffers=camera_buffers or None, clip=MODELS[model],
+                       clock=clock, sleep=sleep)
     try:
         if status is not None:
             status.note(f"loading {model}...")
@@ -142,7 +153,8 @@ def run_stream(model: str, source: str, *, pipeline: str = "ring", out: Path | N
                 detector.warmup(src.frames[0])
             sink = make_sink(out, src.fps or 30.0, show=show, title=f"edgeopt stream: {model} ({pipeline})")
             kwargs = {"slots": slots} if pipeline == "ring" else {}
-            return PIPELINES[pipeline](src, detector, sink, max_seconds=seconds, status=status, **kwargs)
+            return PIPELINES[pipeline](src, detector, sink, max_seconds=seconds, status=status, clock=clock,
+                                       **kwargs)
         finally:
             detector.close()
     finally:

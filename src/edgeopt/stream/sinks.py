@@ -9,6 +9,7 @@ leaves no partial output.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import queue
 import shutil
@@ -90,8 +91,9 @@ class VideoSink(Sink):
     video cut short by a full disk or a size limit is deleted, not reported).
 
     The video keeps the stream's time: it has a constant rate ``fps`` (what every player
-    takes), and each frame written with a time ``t`` is held (repeated) until the next
-    frame's time, the last one for one period. A ring pipeline processes a fraction of the
+    takes), and each frame written with a time ``t`` is held (repeated) from the period
+    ``t`` falls in until the next frame's, the last one for one period: a stream whose
+    last frame came at T s makes a video of T to T + 1/fps s. A ring pipeline processes a fraction of the
     camera's frames; its 20 s session still makes 20 s of video. Two frames within one
     period: the newer replaces the older (counted in ``merged``). Frames written without
     ``t`` take one period each.
@@ -161,7 +163,9 @@ class VideoSink(Sink):
         if self._held is None:
             self._t0 = t
         else:
-            slot = self.video_frames + 1 if t is None or self._t0 is None else round((t - self._t0) * self._rate)
+            # The period the frame's time falls in (the epsilon keeps pts = i / fps in slot i).
+            slot = self.video_frames + 1 if t is None or self._t0 is None else \
+                math.floor((t - self._t0) * self._rate + 1e-6)
             if slot > self.video_frames:
                 self._emit(slot - self.video_frames)
             else:
