@@ -331,14 +331,16 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
     assert result.exit_code == 0, result.output
     assert "fps" in result.output and "latency p50" in result.output
     report = json.loads(js.read_text())
-    assert report["captured"] == 45 and report["processed"] >= 5
+    assert report["captured"] == 45 and report["processed"] >= 2  # how many depends on the machine's load
     assert report["dropped"] == report["captured"] - report["processed"]
     assert report["boxes"] >= report["processed"] * 0.8  # the astronaut's face, zoomed
     assert 20 < report["latency_ms"]["p50"] < 1000
     assert report["stage_ms"]["inference"] > 0
     # The video lasts as long as the stream (processed frames held), not processed / 30 s.
     n = iio.imread(out).shape[0]
-    assert 1.5 - report["latency_ms"]["max"] / 1e3 - 1 / 30 <= n / 30 <= 1.5 + 1 / 30
+    # From the first capture until the stream stopped: the 1.5 s, plus the last detection
+    # (which began before the limit), less than the whole run (closing the video included).
+    assert 1.5 - 2 / 30 <= n / 30 <= report["wall_s"] + 1 / 30
     assert n > report["processed"]
 
     bad = CliRunner().invoke(app, ["stream", "--source", "nowhere.mp4"])

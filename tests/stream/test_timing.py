@@ -83,6 +83,12 @@ def test_video_lasts_as_long_as_the_stream_with_each_frame_held_until_the_next(t
         shown = int(np.searchsorted(times, (j + 1) / FPS)) - 1
         assert abs(float(video[j].mean()) - values[shown]) < 4, t  # H.264 is lossy
     assert abs(float(video[-1].mean()) - 7) < 4
+    # A live stream ends after its last processed frame: that one stays until the end.
+    sink = VideoSink(tmp_path / "end.mp4", FPS)
+    sink.write(_gray(0), 5.0)
+    sink.write(_gray(200), 5.5)
+    sink.finish(t_end=5.0 + 2.0)
+    assert len(iio.imread(tmp_path / "end.mp4")) == 2.0 * FPS
 
 
 def test_frame_folder_records_each_frames_time(tmp_path):
@@ -101,8 +107,8 @@ def test_first_overlay_has_no_nan():
     metrics = StreamMetrics(clock=time.clock)
     time.now += 0.08
     first = metrics.overlay(time.now - 0.05)
-    assert "nan" not in first and first == "measuring...  latency 50 ms"
-    assert metrics.overlay() == "measuring...  latency measuring..."
+    assert "nan" not in first and first == "fps measuring...  latency 50 ms"
+    assert metrics.overlay() == "fps measuring...  latency measuring..."
     assert "nan" not in metrics.status(0) and "0/0 frames processed" in metrics.status(0)
     for k in range(3):
         metrics.record(time.now - 0.06, time.now, {}, 0)

@@ -77,6 +77,10 @@ def _or_measuring(value: float | None, spec: str, unit: str) -> str:
     return "measuring..." if value is None else f"{value:{spec}}{unit}"
 
 
+def _fps_text(fps: float | None, spec: str = ".1f") -> str:
+    return "fps measuring..." if fps is None else f"{fps:{spec}} fps"
+
+
 class StreamMetrics:
     """Collects per-frame numbers during a run; :meth:`report` summarises them, and
     :meth:`overlay` / :meth:`status` say how the run goes while it runs.
@@ -130,14 +134,14 @@ class StreamMetrics:
             latency: float | None = (self.clock() - t_capture) * 1e3
         else:
             latency = self.latencies_ms[-1] if self.latencies_ms else None
-        return f"{_or_measuring(fps, '.1f', ' fps')}  latency {_or_measuring(latency, '.0f', ' ms')}"
+        return f"{_fps_text(fps)}  latency {_or_measuring(latency, '.0f', ' ms')}"
 
     def status(self, captured: int) -> str:
         """The live status line: time since the start, recent fps and p50 latency, frames
         processed of ``captured`` (from the source) and dropped."""
         n = len(self.latencies_ms)
         captured = max(captured, n)
-        return (f"{self.clock() - self.t_start:5.1f} s  {_or_measuring(self.live_fps(), '5.1f', ' fps')}  "
+        return (f"{self.clock() - self.t_start:5.1f} s  {_fps_text(self.live_fps(), '5.1f')}  "
                 f"latency p50 {_or_measuring(self.live_p50(), '.0f', ' ms')}  {n}/{captured} frames processed, "
                 f"{captured - n} dropped")
 

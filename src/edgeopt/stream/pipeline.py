@@ -128,7 +128,9 @@ def _process(frame: Frame, detector: FrameDetector, sink: Sink, metrics: StreamM
     det = detector(frame.image)
     t = metrics.clock()
     text = metrics.overlay(frame.t_capture) if overlay else ""
-    image = draw_frame(frame.image, det.boxes, det.scores, text, quads=det.quads)
+    # Text lines sit closer than a score label's height: their scores would cover the line above.
+    scores = det.scores if det.quads is None else None
+    image = draw_frame(frame.image, det.boxes, scores, text, quads=det.quads)
     sink.write(image, frame.t_video)
     t_out = metrics.clock()
     metrics.record(frame.t_capture, t_out, {**det.stages_ms, "draw": (t_out - t) * 1e3}, len(det.boxes))
@@ -159,12 +161,14 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
     sink = sink or NullSink()
     metrics = StreamMetrics(clock=clock)
     interrupted = False
+    last: Frame | None = None
     try:
         while max_seconds is None or clock() - metrics.t_start < max_seconds:
             frame = source.read()
             if frame is None:
                 break
             _process(frame, detector, sink, metrics, overlay)
+            last = frame
             if status is not None:
                 status.update(metrics, source.captured)
     except (KeyboardInterrupt, OutputClosed):
@@ -173,7 +177,7 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
         _close(status)
         sink.abort()
         raise
-    return _finish("sequential", source, sink, metrics, status, interrupted)
+    return _finish("sequential", source, sink, metrics, status, interrupted, last)
 
 
 def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, *, slots: int = 3,
@@ -207,6 +211,7 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
     metrics = StreamMetrics(clock=clock)
     thread = threading.Thread(target=capture, name="edgeopt-capture", daemon=True)
     interrupted = False
+    last: Frame | None = None
     try:
         thread.start()
         while max_seconds is None or clock() - metrics.t_start < max_seconds:
@@ -216,6 +221,7 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
                     break
                 continue
             _process(frame, detector, sink, metrics, overlay)
+            last = frame
             if status is not None:
                 status.update(metrics, source.captured)
     except (KeyboardInterrupt, OutputClosed):
@@ -230,16 +236,20 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
         _close(status)
         sink.abort()
         raise errors[0]
-    return _finish("ring", source, sink, metrics, status, interrupted)
+    return _finish("ring", source, sink, metrics, status, interrupted, last)
 
 
 def _finish(pipeline: str, source: Source, sink: Sink, metrics: StreamMetrics, status: StatusLine | None,
-            interrupted: bool) -> StreamReport:
-    """Complete the output and report (the last status line first, so it shows the end)."""
+            interrupted: bool, last: Frame | None) -> StreamReport:
+    """Complete the output and report (the last status line first, so it shows the end).
+
+    A live source's output lasts until now (its timeline is the capture clock: the last
+    frame stays on screen until the stream ends); a file's ends one period after its last
+    frame (its timeline is the file's own)."""
     source.update_counts()
     if status is not None:
         status.close(metrics, source.captured)
-    sink.finish()
+    sink.finish(metrics.clock() if last is not None and last.pts is None else None)
     return metrics.report(pipeline, source.captured, interrupted=interrupted)
 
 

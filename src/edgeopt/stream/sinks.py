@@ -92,9 +92,10 @@ class VideoSink(Sink):
 
     The video keeps the stream's time: it has a constant rate ``fps`` (what every player
     takes), and each frame written with a time ``t`` is held (repeated) from the period
-    ``t`` falls in until the next frame's, the last one for one period: a stream whose
-    last frame came at T s makes a video of T to T + 1/fps s. A ring pipeline processes a fraction of the
-    camera's frames; its 20 s session still makes 20 s of video. Two frames within one
+    ``t`` falls in until the next frame's; the last one until ``finish``'s ``t_end`` (a
+    video of t_end - first t, +/- half a period), or for one period without ``t_end`` (a
+    video of T to T + 1/fps s when the last frame came at T). A ring pipeline processes a
+    fraction of the camera's frames; its 20 s session still makes 20 s of video. Two frames within one
     period: the newer replaces the older (counted in ``merged``). Frames written without
     ``t`` take one period each.
 
@@ -180,11 +181,12 @@ class VideoSink(Sink):
             raise self._failed()
         self.video_frames += copies
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         if self.frames == 0:
             self.abort()
             raise PipelineError(f"no frame was processed, so {self.path} was not written: check the source")
-        self._emit(1)
+        end = self.video_frames + 1 if t_end is None or self._t0 is None else round((t_end - self._t0) * self._rate)
+        self._emit(max(1, end - self.video_frames))
         if self._feed.close() is not None:
             self._proc.wait()
             raise self._failed()
@@ -282,7 +284,7 @@ class FolderSink(Sink):
         self._rows.append(f"{name}," + ("" if t is None else f"{(t - self._t0) * 1e3:.1f}"))
         self.frames += 1
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         try:
             (self._tmp / self.TIMESTAMPS).write_text("\n".join(self._rows) + "\n")
             if self.path.is_dir():
@@ -312,11 +314,11 @@ class TeeSink(Sink):
         for sink in self.sinks:
             sink.write(image, t)
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         errors = []
         for sink in self.sinks:
             try:
-                sink.finish()
+                sink.finish(t_end)
             except Exception as e:  # the other outputs are still completed
                 errors.append(e)
         if errors:

@@ -120,7 +120,7 @@ class WindowSink(Sink):
         except Exception:  # already destroyed by the window manager
             pass
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         self._destroy()
 
     def abort(self) -> None:
