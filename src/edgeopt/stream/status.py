@@ -47,7 +47,10 @@ class StatusLine:
         now = metrics.clock()
         if self._next is not None and now < self._next:
             return
-        self._next = now + self.every_s
+        # Keep the cadence (a frame's lateness is not added to every interval) unless a
+        # whole interval went by without a frame.
+        late = self._next is None or now - self._next >= self.every_s
+        self._next = (now if late else self._next) + self.every_s
         self._put(metrics.status(captured))
 
     def close(self, metrics: StreamMetrics | None = None, captured: int = 0) -> None:
