@@ -59,6 +59,13 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     return out
 
 
+def wide_range(values: Sequence[float], factor: float = 10.0) -> bool:
+    """True when positive ``values`` span more than ``factor`` x (largest / smallest):
+    then a plot draws them on a log axis, where a linear one would flatten the small ones."""
+    pos = [v for v in values if v is not None and v > 0]
+    return bool(pos) and max(pos) / min(pos) > factor
+
+
 def per_image_interval(r: "BenchResult") -> tuple[float, float, float]:
     """(p50 ms per image, low, high): the p50 and its 95% interval divided by the batch."""
     s = r.stats
@@ -119,8 +126,7 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
         ax.step([t["per_image_ms"] for t in front], [t["drop"] for t in front], where="post",
                 color="tab:green", lw=1, alpha=0.7)
     ax.axhline(summary["max_drop"], color="tab:red", ls="--", lw=1)
-    xs = [t["per_image_ms"] for t in pts]
-    if min(xs) > 0 and max(xs) / min(xs) > 10:
+    if wide_range([t["per_image_ms"] for t in pts]):
         ax.set_xscale("log")
     ax.text(1.02, 1.0, "\n".join(key_lines), transform=ax.transAxes, va="top", ha="left",
             fontsize=7, family="monospace")
