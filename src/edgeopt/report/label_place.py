@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-RADII_PT = (5.0, 11.0, 19.0, 30.0, 44.0)  # tried in order; past LEADER_PT a thin line joins label and point
-LEADER_PT = 18.0
+RADII_PT = (3.0, 9.0, 17.0, 28.0, 42.0)  # gaps from the marker's edge, tried in order; past the first a
+# thin line joins label and point, so a label set apart still says whose it is
 DIRECTIONS = 12  # angles tried on each ring
 
 
@@ -26,6 +26,7 @@ class Label:
     Attributes:
         x, y: the point, data coordinates.
         text: what to write.
+        radius: the point's marker radius, points (labels start beyond it).
         style: extra ``Axes.annotate`` keywords (fontsize, colour, weight).
     """
 
@@ -33,10 +34,11 @@ class Label:
     y: float
     text: str
     style: dict | None = None
+    radius: float = 0.0
 
 
 def place_labels(ax, labels: Sequence[Label], *, points: Sequence[tuple[float, float, float]] = (),
-                 fontsize: float = 7.0) -> list[Label]:
+                 fontsize: float = 7.0, leaders: bool = False) -> list[Label]:
     """Annotate ``ax`` with ``labels`` where they overlap nothing; call it after the axes
     limits and scales are final (positions are computed in display pixels).
 
@@ -45,6 +47,8 @@ def place_labels(ax, labels: Sequence[Label], *, points: Sequence[tuple[float, f
         labels: in priority order.
         points: (x data, y data, marker radius in points) of every drawn point, kept clear.
         fontsize: default font size, points.
+        leaders: a line from every label to its point (long names beside close points),
+            not only from the labels set apart.
 
     Returns:
         the labels that found no free spot (not drawn; the caller lists them elsewhere).
@@ -62,14 +66,14 @@ def place_labels(ax, labels: Sequence[Label], *, points: Sequence[tuple[float, f
         extent = probe.get_window_extent(renderer)
         probe.remove()
         anchor = to_px((label.x, label.y))
-        spot = _free_spot(anchor, extent.width, extent.height, px, taken, frame)
+        spot = _free_spot(anchor, label.radius, extent.width, extent.height, px, taken, frame)
         if spot is None:
             left_out.append(label)
             continue
         (dx, dy), box, ha, va = spot
-        far = math.hypot(dx, dy) > LEADER_PT
+        far = leaders or math.hypot(dx, dy) > label.radius + RADII_PT[0] + 0.5
         ax.annotate(label.text, (label.x, label.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5, "shrinkA": 0, "shrinkB": 2}
+                    arrowprops={"arrowstyle": "-", "color": "0.35", "lw": 0.6, "shrinkA": 0, "shrinkB": label.radius}
                     if far else None, **style)
         taken.append(box)
     return left_out
@@ -79,10 +83,11 @@ def _box_around(centre, half: float) -> tuple[float, float, float, float]:
     return centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half
 
 
-def _free_spot(anchor, width: float, height: float, px: float, taken, frame):
+def _free_spot(anchor, marker: float, width: float, height: float, px: float, taken, frame):
     """The first offset (points) whose label box (pixels, padded by 1 px) is inside
     ``frame`` and clear of ``taken``; None when every ring is full."""
-    for radius in RADII_PT:
+    for gap in RADII_PT:
+        radius = marker + gap
         for k in range(DIRECTIONS):
             angle = 2 * math.pi * k / DIRECTIONS + math.pi / 4  # up-right first: where a reader looks
             dx, dy = radius * math.cos(angle), radius * math.sin(angle)

@@ -136,7 +136,7 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
     fig.tight_layout()
     place_labels(ax, drawn["labels"], points=drawn["points"])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _save(fig, Path(path))
+    _save(fig, Path(path), layout=False)
     return Path(path)
 
 
@@ -185,7 +185,7 @@ def _trial_points(ax, pts: list[dict], objective: str, winner, cutoff, ylim) -> 
         _latency_bar(ax, t, y, objective, colour, clip=not off)
         points.append((x, y, (size ** 0.5) / 2 + 1))
         text = f"#{t['number']} chosen" if chosen else str(t["number"])
-        label = Label(x, y, text, {"fontweight": "bold", "fontsize": 8} if chosen else None)
+        label = Label(x, y, text, {"fontweight": "bold", "fontsize": 8} if chosen else None, (size ** 0.5) / 2)
         labels.insert(0, label) if chosen else labels.append(label)
     return {"labels": labels, "points": points}
 
@@ -250,8 +250,11 @@ def _figure(size: tuple[float, float]):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: Path, *, outside_legend: bool = False) -> None:
-    fig.tight_layout()
+def _save(fig, path: Path, *, outside_legend: bool = False, layout: bool = True) -> None:
+    """Write ``fig`` as a PNG (atomically); ``layout=False`` keeps a layout already made
+    (labels placed in display pixels would drift if the axes moved)."""
+    if layout:
+        fig.tight_layout()
     buf = io.BytesIO()
     # A legend placed outside the axes is cut off unless the saved box grows to hold it.
     fig.savefig(buf, format="png", bbox_inches="tight" if outside_legend else None)
