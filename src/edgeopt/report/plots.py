@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..bench.noise import NOISY_CV, noisy
+from ..bench.noise import NOISY_CV, TAIL_CV, noisy
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 
@@ -300,7 +300,7 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
     handles.append(Line2D([], [], color="gray", marker="|", ms=10, ls="", label="95% interval of the p50"))
     if any_noisy:
         handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="",
-                              label=f"noisy (CV > {NOISY_CV:.0%} or interference)"))
+                              label=f"noisy (rcv > {NOISY_CV:.0%}, CV > {TAIL_CV:.0%} or interference)"))
     ax.legend(handles=handles, fontsize=8)
     _save(fig, path)
 
@@ -325,10 +325,13 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
         EdgeoptError: ``util`` is empty.
     """
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     if not util:
         raise EdgeoptError("no layer utilization to plot: measure it on calibration images first")
     names = list(util)
+    # One x range for every panel, so a layer's spread reads against the others'.
+    top = max([1.0] + [float(np.max(v)) for v in util.values() if np.size(v)])
     cols = max(1, min(columns, len(names)))
     rows = (len(names) + cols - 1) // cols
     fig, _ = _figure((2.6 * cols, 2.0 * rows + 0.4))
@@ -336,8 +339,8 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
         values = np.asarray(util[name], dtype=float)
-        top = max(1.0, float(values.max()) if values.size else 1.0)
         ax.hist(values, bins=20, range=(0.0, top), color="tab:blue")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # channel counts
         if threshold is not None:
             ax.axvline(threshold, color="tab:red", ls="--", lw=1)
         below = int((values < threshold).sum()) if threshold is not None else 0
@@ -348,6 +351,9 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
             ax.set_xlabel("utilization", fontsize=7)
         if i % cols == 0:
             ax.set_ylabel("channels", fontsize=7)
+    fig.suptitle("channel utilization per layer" + (f"; dashed red: the pruning threshold {threshold:g}, "
+                                                    f"channels left of it are pruned" if threshold is not None else ""),
+                 fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, Path(path))
     return Path(path)
@@ -372,11 +378,15 @@ def plot_sensitivity(result, path: str | os.PathLike) -> Path:
     from matplotlib import colormaps
 
     fig, ax = _figure((7.5, 4.6))
-    colors = colormaps["tab20"]
-    for i, (name, d) in enumerate(drops.items()):
-        # 20 colours, then the next line style, so every layer stays tellable apart.
-        ax.plot(result.ratios, d, marker="o", ms=3, color=colors(i % 20),
-                ls=("-", "--", ":", "-.")[i // 20 % 4],
+    # tab10's distinct hues while they last (tab20 pairs near-identical shades), then
+    # the next line style, so every layer stays tellable apart.
+    hues = 10 if len(drops) <= 10 else 20
+    colors = colormaps[f"tab{hues}"]
+    # Most sensitive first: the legend reads in the order the lines end, top to bottom.
+    ranked = sorted(drops.items(), key=lambda kv: -max(kv[1], default=0.0))
+    for i, (name, d) in enumerate(ranked):
+        ax.plot(result.ratios, d, marker="o", ms=3, color=colors(i % hues),
+                ls=("-", "--", ":", "-.")[i // hues % 4],
                 label=f"{name} ({result.channels.get(name, '?')} ch)")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("fraction of the layer's channels removed")
