@@ -93,6 +93,15 @@ def test_suite_bars_stay_linear_bars_within_a_decade(figures, tmp_path):
     assert sorted(p.get_width() for p in ax.patches) == pytest.approx([5.0, 9.0])
 
 
+def test_a_sweep_has_no_panel_for_a_model_that_measured_nothing(figures, tmp_path):
+    cells = [_cell("zoo:a", "ort", 5.0), _cell("zoo:c", "ort", 0, error="x")]
+    run = _suite(cells)
+    run.spec = SuiteSpec(**{**run.spec.__dict__, "batches": (1, 2)})
+    suite_plots.plot_suite(run, tmp_path / "t")
+    assert [ax.get_title() for ax in figures[0].axes] == ["a"]
+    assert "no cell measured (no panel): c" in figures[0]._suptitle.get_text()
+
+
 # -- latency vs quality -------------------------------------------------------------------------
 @pytest.fixture
 def far_summary():

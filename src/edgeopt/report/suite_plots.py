@@ -3,7 +3,8 @@ interval of its p50 as an error bar.
 
 A batch sweep gets the Raspberry Pi study's pair, the suite's number vs batch size with a
 linear and a log y axis, one panel per model and one line per runtime; a single-batch
-suite gets grouped bars (one group per model, one bar per runtime and precision).
+suite gets small multiples, one panel per model with one horizontal bar per runtime and
+precision that measured it (dots on a log axis when the values span more than 10x).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     metric = run.spec.metric
+    everything = models
+    models = {ref: rows for ref, rows in models.items()
+              if any(value(c, metric) is not None for cells in rows.values() for c in cells)}
     styles = _styles({label for rows in models.values() for label in rows})
     fig, axes = _grid(len(models), (6.4, 4.6))
     for ax, (ref, rows) in zip(axes, models.items()):
@@ -107,10 +111,12 @@ def _sweep(run: "SuiteRun", models: dict, path: Path, *, log: bool) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     gaps = any(value(c, metric) is None for c in run.cells)
+    dropped = [ref.removeprefix("zoo:") for ref in everything if ref not in models]
     fig.suptitle(f"{run.spec.name} on {run.machine.get('cpu_model', '')} ({'log' if log else 'linear'} scale; "
                  f"bars: 95% interval of the p50)"
                  + ("\na line that stops or has a gap: that cell was skipped (budget) or failed, see the report"
-                    if gaps else ""), fontsize=10)
+                    if gaps else "")
+                 + (f"\nno cell measured (no panel): {', '.join(dropped)}" if dropped else ""), fontsize=10)
     _save(fig, path, outside_legend=True)
 
 
