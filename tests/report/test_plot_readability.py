@@ -230,6 +230,10 @@ def test_utilization_panels_share_one_range_and_count_whole_channels(figures, tm
     assert axes[0].get_xlim() == axes[1].get_xlim() and axes[0].get_xlim()[1] >= 1.5
     assert all(float(v).is_integer() for ax in axes for v in ax.get_yticks())
     assert "pruning threshold 0.05" in figures[0]._suptitle.get_text()
+    # No bar straddles the threshold; the bars left of it count exactly the pruned channels.
+    bars = [b for b in axes[0].patches if b.get_height() > 0]
+    assert not any(b.get_x() < 0.05 < b.get_x() + b.get_width() - 1e-9 for b in bars)
+    assert sum(b.get_height() for b in bars if b.get_x() < 0.05) == 2
 
 
 def test_sensitivity_legend_lists_the_most_sensitive_layer_first_in_distinct_hues(figures, tmp_path):

@@ -332,6 +332,7 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
     names = list(util)
     # One x range for every panel, so a layer's spread reads against the others'.
     top = max([1.0] + [float(np.max(v)) for v in util.values() if np.size(v)])
+    edges = _bin_edges(top, threshold)
     cols = max(1, min(columns, len(names)))
     rows = (len(names) + cols - 1) // cols
     fig, _ = _figure((2.6 * cols, 2.0 * rows + 0.4))
@@ -339,7 +340,8 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
         values = np.asarray(util[name], dtype=float)
-        ax.hist(values, bins=20, range=(0.0, top), color="tab:blue")
+        pruned = values < threshold if threshold is not None else np.zeros(values.shape, bool)
+        ax.hist([values[pruned], values[~pruned]], bins=edges, color=["tab:red", "tab:blue"], stacked=True)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # channel counts
         if threshold is not None:
             ax.axvline(threshold, color="tab:red", ls="--", lw=1)
@@ -352,11 +354,22 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
         if i % cols == 0:
             ax.set_ylabel("channels", fontsize=7)
     fig.suptitle("channel utilization per layer" + (f"; dashed red: the pruning threshold {threshold:g}, "
-                                                    f"channels left of it are pruned" if threshold is not None else ""),
+                                                    f"channels left of it (red) are pruned"
+                                                    if threshold is not None else ""),
                  fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, Path(path))
     return Path(path)
+
+
+def _bin_edges(top: float, threshold: float | None, bins: int = 20):
+    """``bins`` equal bins over [0, top], shifted so that ``threshold`` is an edge: no bar
+    mixes channels below the threshold with channels above it."""
+    import numpy as np
+
+    width = top / bins
+    start = threshold - width * np.ceil(threshold / width) if threshold else 0.0
+    return start + width * np.arange(int(np.ceil((top - start) / width)) + 1)
 
 
 def plot_sensitivity(result, path: str | os.PathLike) -> Path:
