@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.report.optimize_report import dimension_rows, measured_path, render_html, render_markdown, trial_rows
+from edgeopt.report.optimize_report import render_html, render_markdown
+from edgeopt.report.optimize_rows import dimension_rows, measured_path, trial_rows
 from edgeopt.report.plots import plot_latency_vs_quality
 
 from support import FIXTURES
@@ -39,9 +41,19 @@ def _md_tables(md: str) -> list[list[list[str]]]:
 
 
 def _html_tables(page: str) -> list[list[list[str]]]:
-    return [[[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
-             for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    return [[[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+             for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)]
             for table in re.findall(r"<table>(.*?)</table>", page)]
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    """A real 3 x 2 PNG (the HTML embeds the plot's bytes)."""
+    from PIL import Image
+
+    path = tmp_path / "pareto.png"
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(path)
+    return path
 
 
 def _section(md: str, title: str) -> str:
@@ -132,25 +144,28 @@ def test_pareto_and_fallback_sections(summary):
     assert "| int8-ort-2fp@openvino t2 b1 | /features/features.0/Conv, /features/features.3/Conv |" in fallback
 
 
-def test_markdown_and_html_tables_carry_the_same_rows(summary):
-    md_tables = _md_tables(render_markdown(summary, "pareto.png"))
-    html_tables = _html_tables(render_html(summary, "pareto.png"))
+def test_markdown_and_html_tables_carry_the_same_rows(summary, png):
+    md_tables = _md_tables(render_markdown(summary, png))
+    html_tables = _html_tables(render_html(summary, png))
     assert len(md_tables) == len(html_tables) == 5
     assert md_tables == html_tables
     assert html_tables[-1][1:] == [[c.replace("**", "") for c in r] for r in trial_rows(summary)]
 
 
-def test_html_is_escaped_and_self_contained(summary):
+def test_html_is_escaped_and_self_contained(summary, png):
     s = copy.deepcopy(summary)
     s["model"] = "<script>alert(1)</script>"
     s["notes"] = ["a < b & c"]
-    page = render_html(s, "pareto.png")
+    page = render_html(s, png)
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>" in page  # the model's `name` as code
     assert "a &lt; b &amp; c" in page
-    assert '<img src="pareto.png"' in page
+    embedded = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    assert f'<img src="{embedded}"' in page and 'src="pareto.png"' not in page
     assert "<strong>1.34x</strong>" in page
-    assert "http" not in page  # nothing fetched from elsewhere
+    assert "http" not in page and "@import" not in page  # nothing fetched from elsewhere
+    text = re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)
+    assert "`" not in text and "**" not in text  # Markdown marks all turned into HTML
 
 
 def _png_size(path: Path) -> tuple[int, int]:

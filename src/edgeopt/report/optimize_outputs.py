@@ -49,9 +49,8 @@ def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, P
         plot = plot_latency_vs_quality(full, staging / PLOT)
         if plot is not None:
             files["plot"] = plot
-        name = None if plot is None else plot.name
-        files["report_md"].write_text(render_markdown(full, name))
-        files["report_html"].write_text(render_html(full, name))
+        files["report_md"].write_text(render_markdown(full, plot))
+        files["report_html"].write_text(render_html(full, plot))  # the plot embedded: the page stands alone
         return files
 
     return write_staged(out, write)
