@@ -13,14 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence, Union
 
-RowKind = Literal["chosen", "rejected", "stopped", "repeat"]
+RowKind = Literal["chosen", "rejected", "stopped", "muted"]
+KIND_LABELS = {"chosen": "chosen", "rejected": "rejected (hover a row for its reason)",
+               "stopped": "failed or stopped early", "muted": "repeat"}
+"""What each row colour means, unless a table says otherwise (:attr:`Table.labels`)."""
+
+
+def plural(n: int, word: str) -> str:
+    """"1 thread", "2 threads"."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True)
 class RowMark:
     """How a table row is shown: ``chosen`` (highlighted), ``rejected`` (outside a
     constraint: coloured, with its reason), ``stopped`` (failed or stopped early) or
-    ``repeat`` (dimmed); ``reason`` is shown on hover in HTML."""
+    ``muted`` (dimmed: a repeat, a layer fused into another); ``reason`` is shown on
+    hover in HTML."""
 
     kind: RowKind
     reason: str = ""
@@ -45,17 +54,32 @@ class Bullets:
 
 @dataclass(frozen=True)
 class Table:
-    """A table; ``marks`` (same length as ``rows``, or empty) marks rows, ``legend`` says
-    what the colours mean (HTML only: Markdown has no colours, the cells say it)."""
+    """A table.
+
+    Attributes:
+        columns: header cells; rows: body cells (strings with the inline marks).
+        marks: one :class:`RowMark` or None per row, or empty (no row marked).
+        legend: a note under the table (HTML only: Markdown has no colours, the cells
+            say it); the colours used are explained after it with ``labels``.
+        labels: {row kind: what its colour means here}, over :data:`KIND_LABELS`.
+        wrap: names of the columns whose cells may wrap (prose, or several numbers);
+            the others never wrap, so an identifier or a number is never cut.
+    """
 
     columns: Sequence[str]
     rows: Sequence[Sequence[str]]
     marks: Sequence[RowMark | None] = ()
     legend: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    wrap: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.marks and len(self.marks) != len(self.rows):
             raise ValueError(f"{len(self.marks)} row marks for {len(self.rows)} rows")
+
+    def label(self, kind: str) -> str:
+        """What the colour of ``kind`` rows means in this table."""
+        return self.labels.get(kind, KIND_LABELS[kind])
 
     def mark(self, i: int) -> RowMark | None:
         """The mark of row ``i`` (None: a plain row)."""

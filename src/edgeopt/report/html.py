@@ -15,7 +15,7 @@ import html
 import re
 from pathlib import Path
 
-from .doc import Bullets, Document, Heading, Image, Paragraph, Preformatted, RowMark, Table, Alert
+from .doc import KIND_LABELS, Alert, Bullets, Document, Heading, Image, Paragraph, Preformatted, RowMark, Table
 
 # Colours a reader with red-green colour blindness still tells apart by lightness, and a
 # bar on the left of the chosen row for print-outs without colour.
@@ -25,25 +25,24 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-se
 h1{font-size:1.6em;margin:0 0 .6em}h2{font-size:1.25em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd}
 p{margin:.35em 0}
 code,pre{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.92em}
-code{background:#f0f0f0;padding:0 .25em;border-radius:3px}
+code{background:#f0f0f0;padding:0 .25em;border-radius:3px;white-space:nowrap}
 pre{background:#f6f6f6;border:1px solid #e2e2e2;padding:.6em .8em;overflow-x:auto;white-space:pre}
-pre code{background:none;padding:0}
+pre code{background:none;padding:0;white-space:pre}
 .scroll{overflow-x:auto;margin:.5em 0}
 table{border-collapse:collapse;font-size:.92em}
 th,td{border:1px solid #c8c8c8;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}
-td{white-space:nowrap}td.wrap{white-space:normal;min-width:18em}
+td{white-space:nowrap}td.wrap{white-space:normal}td.wrap span{white-space:nowrap}
 tr.chosen td{background:#c9efc9;font-weight:600}tr.chosen td:first-child{box-shadow:inset 5px 0 0 #1e7a1e}
-tr.rejected td{background:#fbdcdc}tr.stopped td{background:#fdf0cf}tr.repeat td{color:#7a7a7a}
+tr.rejected td{background:#fbdcdc}tr.stopped td{background:#fdf0cf}tr.muted td{color:#7a7a7a}
 .legend{font-size:.85em;color:#444;margin:.2em 0 .8em}
 .swatch{display:inline-block;width:.9em;height:.9em;border:1px solid #999;vertical-align:middle;margin:0 .3em 0 .8em}
 .swatch.chosen{background:#c9efc9}.swatch.rejected{background:#fbdcdc}.swatch.stopped{background:#fdf0cf}
+.swatch.muted{background:#fff;border-color:#ccc}
 figure{margin:1em 0}figure img{display:block;max-width:100%;height:auto;border:1px solid #e2e2e2}
 figcaption{font-size:.85em;color:#555}
 .warning{background:#fff4d6;border-left:5px solid #d99a00;padding:.5em .8em;margin:.6em 0}
 """
-
-_LEGEND = {"chosen": "chosen", "rejected": "rejected (reason in the row)", "stopped": "failed or stopped early"}
 
 
 def inline(text: str) -> str:
@@ -67,24 +66,35 @@ def _attr(s: str) -> str:
     return html.escape(s, quote=True)
 
 
+# A mark whose text holds a space cannot be split into words.
+_SPANNING_MARK = re.compile(r"`[^`]* [^`]*`|\*\*[^*]* [^*]*\*\*")
+
+
+def _wrapping(cell: str) -> str:
+    """A cell that may wrap between its words only: each word in a no-wrap span, so a
+    number, an interval "[0.61-0.613]" or a layer name is never cut."""
+    if _SPANNING_MARK.search(cell):
+        return inline(cell)
+    return " ".join(f"<span>{inline(w)}</span>" for w in cell.split(" "))
+
+
 def _row(cells, mark: RowMark | None, wrap: set[int]) -> str:
     attrs = "" if mark is None else f' class="{mark.kind}"' + (f' title="{_attr(mark.reason)}"' if mark.reason else "")
-    tds = "".join(f'<td class="wrap">{inline(c)}</td>' if i in wrap else f"<td>{inline(c)}</td>"
+    tds = "".join(f'<td class="wrap">{_wrapping(c)}</td>' if i in wrap else f"<td>{inline(c)}</td>"
                   for i, c in enumerate(cells))
     return f"<tr{attrs}>{tds}</tr>"
 
 
 def table(t: Table) -> str:
     """The table, rows marked by their :class:`RowMark`, in a horizontally scrolling box
-    (identifiers never wrap), then the legend of the marks used. Cells longer than 60
-    characters (reasons) wrap."""
-    wrap = {i for r in t.rows for i, c in enumerate(r) if len(c) > 60}
+    (only the columns named in ``t.wrap`` wrap), then the legend of the marks used."""
+    wrap = {i for i, c in enumerate(t.columns) if c in t.wrap}
     head = "".join(f"<th>{inline(c)}</th>" for c in t.columns)
     body = "".join(_row(r, t.mark(i), wrap) for i, r in enumerate(t.rows))
     out = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-    kinds = [k for k in _LEGEND if any(m is not None and m.kind == k for m in t.marks)]
+    kinds = [k for k in KIND_LABELS if any(m is not None and m.kind == k for m in t.marks)]
     if kinds or t.legend:
-        swatches = "".join(f'<span class="swatch {k}"></span>{_LEGEND[k]}' for k in kinds)
+        swatches = "".join(f'<span class="swatch {k}"></span>{inline(t.label(k))}' for k in kinds)
         out += f'<p class="legend">{inline(t.legend)}{swatches}</p>'
     return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..backends.registry import get
 from ..errors import BackendUnavailable
-from .doc import Alert, Block, Paragraph, Preformatted
+from .doc import Alert, Block, Paragraph, Preformatted, plural
 from .optimize_rows import find_trial, measured_trials, ms_text, point_of
 
 # The runtimes' own names, as their documentation spells them.
@@ -132,7 +132,7 @@ def howto_blocks(summary: dict) -> list[Block]:
     alerts, speeds = _speed_blocks(summary, win)
     out: list[Block] = [
         *alerts,
-        Paragraph([f"The chosen model runs on **{name}** with {point_of(win).threads} thread(s) at batch "
+        Paragraph([f"The chosen model runs on **{name}** with {plural(point_of(win).threads, 'thread')} at batch "
                    f"{point_of(win).batch}. Copy `model.onnx` and `deploy.json` together and run the code in "
                    f"their folder; install the runtime (`pip install {package}`, the version measured) and "
                    f"edgeopt to open it with exactly the measured settings (`pip install 'edgeopt{extra}'`):"]),

@@ -16,6 +16,7 @@ from .doc import Block, Bullets, Document, Heading, Image, Paragraph, Preformatt
 from .html import render_html as _page
 from .markdown import render_markdown as _markdown
 from .optimize_howto import howto_blocks
+from .plots import plot_latency_vs_quality
 from .optimize_rows import (
     DIMENSION_COLUMNS, FLOAT_COLUMNS, PARETO_COLUMNS, PATH_COLUMNS, TRIAL_COLUMNS, dimension_rows, drop_unit,
     find_trial, float_layer_rows, fmt, ms_text, pareto_marks, pareto_rows, path_rows, task_of, trial_marks,
@@ -24,8 +25,10 @@ from .optimize_rows import (
 from .where import where_measured
 
 TITLE = "edgeopt optimize report"
+PLOT = "latency_vs_quality.png"
 PLOT_ALT = "per-image latency vs quality drop"
 TRIALS_LEGEND = "Hover a row for its reason."
+TRIAL_LABELS = {"rejected": "outside a budget or constraint", "muted": "repeat of an earlier trial"}
 
 
 # header and verdict --------------------------------------------------------------------------
@@ -170,12 +173,12 @@ def _change_blocks(summary: dict) -> list[Block]:
         lead = "No chain of measured trials leads from the baseline to the chosen one setting at a time."
     out.append(Paragraph([lead]))
     if path:
-        out.append(Table(PATH_COLUMNS, path))
+        out.append(Table(PATH_COLUMNS, path, wrap=("change",)))
     dims = dimension_rows(summary)
     if dims:
         alone = ("Each setting alone: the chosen against the trial equal to it except for that "
                  "setting, put back to the baseline's (Δ = chosen - that trial):")
-        out += [Paragraph([alone]), Table(DIMENSION_COLUMNS, dims)]
+        out += [Paragraph([alone]), Table(DIMENSION_COLUMNS, dims, wrap=("compared with",))]
     return out
 
 
@@ -186,18 +189,20 @@ def document(summary: dict, plot: str | os.PathLike | None) -> Document:
     blocks: list[Block] = [Paragraph(header_lines(summary)), Heading("Verdict"), Paragraph(verdict_lines(summary))]
     if summary.get("notes"):
         blocks.append(Bullets(list(summary["notes"])))
+    front = f"Feasible trials no other beats on both per-image latency and drop ({drop_unit(summary)})."
     blocks += [Heading("How to run it"), *howto_blocks(summary), *_change_blocks(summary),
-               Heading("Pareto front"),
-               Paragraph([f"Feasible trials no other beats on both per-image latency and drop ({drop_unit(summary)})."]),
+               Heading("Pareto front"), Paragraph([front]),
                Table(PARETO_COLUMNS, pareto_rows(summary), pareto_marks(summary))]
     if plot:
         blocks.append(Image(Path(plot), PLOT_ALT))
     blocks += [Heading("Accuracy-aware fallback"), Preformatted(list(summary.get("fallback") or ["(no log)"]))]
     floats = float_layer_rows(summary)
     if floats:
-        blocks += [Paragraph(["Layers kept in float (worst int8 error first):"]), Table(FLOAT_COLUMNS, floats)]
+        blocks += [Paragraph(["Layers kept in float (worst int8 error first):"]),
+                   Table(FLOAT_COLUMNS, floats, wrap=("nodes kept in float",))]
     blocks += [Heading("All trials"),
-               Table(TRIAL_COLUMNS, trial_rows(summary), trial_marks(summary), legend=TRIALS_LEGEND)]
+               Table(TRIAL_COLUMNS, trial_rows(summary), trial_marks(summary), legend=TRIALS_LEGEND,
+                     labels=TRIAL_LABELS, wrap=("why not chosen",))]
     return Document(TITLE, blocks)
 
 
@@ -213,3 +218,24 @@ def render_html(summary: dict, plot: str | os.PathLike | None) -> str:
         OSError: ``plot`` cannot be read.
     """
     return _page(document(summary, plot))
+
+
+def write_report_files(summary: dict, folder: str | os.PathLike) -> dict[str, Path]:
+    """Draw the latency-vs-quality plot (when there is something to plot) and write
+    report.md and report.html from ``summary`` into ``folder`` (an existing folder, e.g. a
+    writer's staging folder: the files are written in place, not atomically).
+
+    Returns:
+        {"plot" (when drawn), "report_md", "report_html": path}.
+
+    Raises:
+        OSError: the folder cannot take them.
+    """
+    folder = Path(folder)
+    plot = plot_latency_vs_quality(summary, folder / PLOT)
+    files = {} if plot is None else {"plot": plot}
+    files["report_md"] = folder / "report.md"
+    files["report_md"].write_text(render_markdown(summary, plot))
+    files["report_html"] = folder / "report.html"
+    files["report_html"].write_text(render_html(summary, plot))  # the plot embedded: the page stands alone
+    return files

@@ -222,10 +222,10 @@ def trial_rows(summary: dict) -> list[list[str]]:
 
 
 def _trial_mark(t: dict, win: dict | None, why: str) -> RowMark | None:
-    """chosen, repeat, stopped (failed, stopped early), rejected (outside a constraint),
-    or None for a feasible trial that lost on speed."""
+    """chosen, muted (a repeat), stopped (failed, stopped early), rejected (outside a
+    constraint), or None for a feasible trial that lost on speed."""
     if t["duplicate_of"] is not None:
-        return RowMark("repeat", why)
+        return RowMark("muted", why)
     if win is not None and t["number"] == win["number"]:
         return RowMark("chosen", "the chosen model")
     if t["state"] != "complete":

@@ -188,10 +188,12 @@ def _table(rows: dict[str, list["SuiteCell"]], batches: tuple[int, ...], metric:
         else:
             marks.append(RowMark("stopped", "skipped: did not fit the budget")
                          if any(c.skipped for c in cells) else None)
-    return Table(["runtime", *(f"b{b}" for b in batches)], body, marks,
-                 legend="Highlighted: the runtime fastest at the most batch sizes.")
+    columns = [f"b{b}" for b in batches]
+    return Table(["runtime", *columns], body, marks, labels=SUITE_LABELS, wrap=columns)
 
 
+SUITE_LABELS = {"chosen": "fastest at the most batch sizes", "rejected": "some cells failed (hover for why)",
+                "stopped": "some cells skipped: over the budget"}
 WINNER_COLUMNS = ("model", "batch", "fastest", "value", "vs runner-up [95%]", "vs slowest")
 
 
