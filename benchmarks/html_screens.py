@@ -39,15 +39,14 @@ def find_chromium() -> str | None:
     return None
 
 
-def build_reports(out: Path, *, device=None, suite_json: Path = SUITE_JSON, runs: int = 20) -> dict[str, Path]:
+def build_reports(out: Path, *, suite_json: Path = SUITE_JSON, roofline_json: Path | None = None) -> dict[str, Path]:
     """Write the four reports into sub-folders of ``out``.
 
     Args:
         out: an existing folder.
-        device: the roofline's DeviceProfile (None: this machine's, measured on first
-            use and kept).
         suite_json: the suite run whose report is drawn.
-        runs: the roofline's profiled runs (after 3 warm-up runs).
+        roofline_json: a roofline.json to draw (None: zoo:seednet's roofline measured now,
+            20 profiled runs under this machine's roofs, measured on first use and kept).
 
     Returns:
         {"optimize", "search", "suite", "roofline": the report.html path}.
@@ -57,6 +56,7 @@ def build_reports(out: Path, *, device=None, suite_json: Path = SUITE_JSON, runs
     from edgeopt.bench.machine.roofline import roofline
     from edgeopt.report.optimize_report import write_report_files
     from edgeopt.report.roofline_plot import write_roofline
+    from edgeopt.report.roofline_report import roofline_from_json
     from edgeopt.report.suite_report import write_suite_outputs
     from edgeopt.suites.result import SuiteRun
 
@@ -68,8 +68,11 @@ def build_reports(out: Path, *, device=None, suite_json: Path = SUITE_JSON, runs
         reports[name] = write_report_files(summary, folder)["report_html"]
     write_suite_outputs(SuiteRun.from_json(json.loads(suite_json.read_text())), out / "suite")
     reports["suite"] = out / "suite" / "report.html"
-    roof = roofline(edgeopt.load_model("zoo:seednet"), device or resolve_device(None),
-                    backend="ort", threads=1, runs=runs, warmup=3)
+    if roofline_json is None:
+        roof = roofline(edgeopt.load_model("zoo:seednet"), resolve_device(None), backend="ort", threads=1,
+                        runs=20, warmup=3)
+    else:
+        roof = roofline_from_json(json.loads(roofline_json.read_text()))
     write_roofline(roof, out / "roofline")
     reports["roofline"] = out / "roofline" / "report.html"
     return reports

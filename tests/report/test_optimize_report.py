@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from edgeopt.report.optimize_report import render_html, render_markdown
-from edgeopt.report.optimize_rows import dimension_rows, measured_path, trial_rows
+from edgeopt.report.doc import RowMark
+from edgeopt.report.optimize_rows import dimension_rows, measured_path, pareto_marks, trial_marks, trial_rows
 from edgeopt.report.plots import plot_latency_vs_quality
 
 from support import FIXTURES
@@ -202,3 +203,23 @@ def test_every_report_states_the_baseline_quality(summary):
     summary["baseline_quality"] = {"task": "outputs", "original": None, "unit": "dB", "n": 30}
     md = render_markdown(summary, None)
     assert "Baseline quality: not stated: the 30 held-out inputs carry no ground truth" in md
+
+
+def test_trial_rows_are_marked_chosen_rejected_stopped_or_repeat(summary):
+    marks = {int(r[0]): m for r, m in zip(trial_rows(summary), trial_marks(summary))}
+    assert marks[16] == RowMark("chosen", "the chosen model")
+    assert marks[2] == RowMark("rejected", "quality drop 0.28 points > budget by 0.18")
+    assert marks[6].kind == "stopped" and marks[6].reason.startswith("hopeless: short timing 3.76 ms")
+    assert marks[21] == RowMark("muted", "repeat of #16")
+    assert marks[0] is None  # feasible, only slower
+    kinds = [m.kind if m else None for m in marks.values()]
+    assert kinds.count("chosen") == 1 and kinds.count("stopped") == 3  # #6, #12, #20 stopped early
+    # The Pareto front: the chosen row, alone.
+    assert [m and m.kind for m in pareto_marks(summary)] == ["chosen"]
+
+
+def test_the_search_says_when_the_chosen_ran_on_one_runtime_only(summary):
+    howto = render_markdown(summary, None).split("## How to run it\n", 1)[1].split("\n## ", 1)[0]
+    assert "The chosen model runs on **OpenVINO** with 1 thread at batch 1." in howto
+    assert "The chosen model was not measured on another runtime in this run." in howto
+    assert "Warning" not in howto

@@ -77,7 +77,7 @@ def _speed_blocks(summary: dict, win: dict) -> tuple[list[Block], Paragraph]:
                               "each trial's own timing): " + "; ".join(parts) + "."])
 
 
-def _snippet(backend: str) -> list[str]:
+def snippet(backend: str) -> list[str]:
     """Python that opens model.onnx beside deploy.json with the measured settings and runs
     it on one input (an image through the recorded preprocessing, else zeros)."""
     return [
@@ -101,7 +101,7 @@ def _snippet(backend: str) -> list[str]:
 
 
 # Without edgeopt: the runtime's own API, with the settings deploy.json recorded.
-_PLAIN = {
+PLAIN = {
     "ort": ["import onnxruntime as ort",
             's = deploy["runtime"]["settings"]',
             "opts = ort.SessionOptions()",
@@ -136,9 +136,9 @@ def howto_blocks(summary: dict) -> list[Block]:
                    f"{point_of(win).batch}. Copy `model.onnx` and `deploy.json` together and run the code in "
                    f"their folder; install the runtime (`pip install {package}`, the version measured) and "
                    f"edgeopt to open it with exactly the measured settings (`pip install 'edgeopt{extra}'`):"]),
-        Preformatted(_snippet(backend), "python"),
+        Preformatted(snippet(backend), "python"),
     ]
-    plain = _PLAIN.get(backend)
+    plain = PLAIN.get(backend)
     if plain:
         out += [Paragraph([f"Without edgeopt, {name} alone (after the lines that read deploy.json and "
                            "make `x` above):"]), Preformatted(plain, "python")]

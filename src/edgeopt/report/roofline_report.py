@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .doc import Alert, Block, Document, Heading, Image, Paragraph, RowMark, Table, plural
 from .html import render_html
 
-if TYPE_CHECKING:
-    from ..bench.machine.roofline import Roofline, RooflineRow
+from ..analysis.device import DeviceProfile
+from ..bench.machine.roofline import Roofline, RooflineRow
+from ..errors import EdgeoptError
 
 LAYER_LABELS = {"chosen": "the layer taking the most time", "rejected": "above its roof",
                 "muted": "fused into another layer (no time of its own)"}
@@ -31,7 +32,7 @@ def _num(v: float | None, digits: int) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def _cells(r: "RooflineRow", cache_aware: bool) -> list[str]:
+def _cells(r: RooflineRow, cache_aware: bool) -> list[str]:
     timed = r.status in ("timed", "runtime-only")
     has = bool(r.macs)
     cells = [r.name, r.op_type, _num(r.macs / 1e6, 2) if has else "-", _num(r.intensity, 1) if has else "-",
@@ -42,11 +43,11 @@ def _cells(r: "RooflineRow", cache_aware: bool) -> list[str]:
     return cells
 
 
-def _above(r: "RooflineRow") -> bool:
+def _above(r: RooflineRow) -> bool:
     return r.roof_pct is not None and r.roof_pct > 100
 
 
-def _mark(r: "RooflineRow", slowest: "RooflineRow | None", source: str) -> RowMark | None:
+def _mark(r: RooflineRow, slowest: RooflineRow | None, source: str) -> RowMark | None:
     """chosen: the layer taking the most time (the one to work on); rejected: measured
     above its roof (the reason says why that can be); muted: no time of its own (fused
     into another layer's kernel, or no kernel)."""
@@ -59,7 +60,7 @@ def _mark(r: "RooflineRow", slowest: "RooflineRow | None", source: str) -> RowMa
     return None
 
 
-def layer_table(roof: "Roofline") -> Table:
+def layer_table(roof: Roofline) -> Table:
     """One row per layer (graph order, runtime-only kernels last), marked by :func:`_mark`."""
     cache_aware = bool(roof.memory_roofs_gbs)
     slowest = max(roof.rows, key=lambda r: r.ms, default=None)
@@ -70,7 +71,7 @@ def layer_table(roof: "Roofline") -> Table:
                  labels=LAYER_LABELS, wrap=("ms",))
 
 
-def _summary(roof: "Roofline") -> list[str]:
+def _summary(roof: Roofline) -> list[str]:
     memory = [r for r in roof.rows if r.bound == "memory"]
     lines = [f"Roofs: peak **{roof.peak_gflops:.1f} GFLOP/s** ({roof.precision}, {plural(roof.threads, 'thread')}), "
              f"bandwidth **{roof.bandwidth_gbs:.1f} GB/s**, ridge {roof.ridge:.1f} FLOPs/byte.",
@@ -87,7 +88,7 @@ def _summary(roof: "Roofline") -> list[str]:
     return lines
 
 
-def roofline_document(roof: "Roofline", png: str | os.PathLike | None) -> Document:
+def roofline_document(roof: Roofline, png: str | os.PathLike | None) -> Document:
     """The report of ``roof``, with the plot ``png`` (None: without it)."""
     blocks: list[Block] = [Paragraph([
         f"Model `{roof.model}` on {roof.device.name} ({roof.device.source} roofs), {roof.backend}, "
@@ -108,7 +109,7 @@ def roofline_document(roof: "Roofline", png: str | os.PathLike | None) -> Docume
     return Document(f"edgeopt roofline: {roof.model}", blocks)
 
 
-def write_roofline_html(roof: "Roofline", path: str | os.PathLike, png: str | os.PathLike | None) -> Path:
+def write_roofline_html(roof: Roofline, path: str | os.PathLike, png: str | os.PathLike | None) -> Path:
     """Write :func:`roofline_document` as a self-contained HTML page to ``path`` (inside
     the staging folder of :func:`~edgeopt.report.roofline_plot.write_roofline`, which
     moves it into place with the other files).
@@ -122,3 +123,19 @@ def write_roofline_html(roof: "Roofline", path: str | os.PathLike, png: str | os
     path = Path(path)
     path.write_text(render_html(roofline_document(roof, png)))
     return path
+
+
+def roofline_from_json(doc: dict[str, Any]) -> Roofline:
+    """The :class:`Roofline` a ``roofline.json`` holds (to render its report again).
+
+    Raises:
+        EdgeoptError: not the content of a roofline.json.
+    """
+    try:
+        fields = {k: doc[k] for k in ("model", "backend", "threads", "batch", "runs", "precision", "peak_gflops",
+                                      "bandwidth_gbs", "model_ms", "memory_roofs_gbs")}
+        rows = tuple(RooflineRow(**{k: v for k, v in r.items() if k != "flops"}) for r in doc["rows"])
+        return Roofline(**fields, device=DeviceProfile.from_dict(doc["device"]), rows=rows)
+    except (KeyError, TypeError) as e:
+        raise EdgeoptError(f"not an edgeopt roofline.json ({type(e).__name__}: {e}): "
+                           f"pass the file `edgeopt roofline --out` wrote") from e
