@@ -21,7 +21,7 @@ from .doc import KIND_LABELS, Alert, Bullets, Document, Heading, Image, Paragrap
 # bar on the left of the chosen row for print-outs without colour.
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0 auto;
- padding:1.5em 2em;max-width:1320px;color:#1b1b1b;line-height:1.45;font-size:15px}
+ padding:1.2em 1.2em;max-width:1320px;color:#1b1b1b;line-height:1.45;font-size:15px}
 h1{font-size:1.6em;margin:0 0 .6em}h2{font-size:1.25em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd}
 p{margin:.35em 0}
 code,pre{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.92em}
@@ -30,7 +30,7 @@ pre{background:#f6f6f6;border:1px solid #e2e2e2;padding:.6em .8em;overflow-x:aut
 pre code{background:none;padding:0;white-space:pre}
 .scroll{overflow-x:auto;margin:.5em 0}
 table{border-collapse:collapse;font-size:.92em}
-th,td{border:1px solid #c8c8c8;padding:3px 8px;text-align:left;vertical-align:top}
+th,td{border:1px solid #c8c8c8;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f5}
 td{white-space:nowrap}td.wrap{white-space:normal}td.wrap span{white-space:nowrap}
 tr.chosen td{background:#c9efc9;font-weight:600}tr.chosen td:first-child{box-shadow:inset 5px 0 0 #1e7a1e}
