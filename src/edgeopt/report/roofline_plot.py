@@ -19,17 +19,19 @@ from ..errors import EdgeoptError
 from .json_file import write_json
 from .label_place import Label, place_labels
 from .plots import _figure, _save
+from .roofline_report import write_roofline_html
 
 if TYPE_CHECKING:
     from ..bench.machine.roofline import Roofline
 
 LABELLED = 5  # the layers taking the most time get their names on the plot (and those above their roof)
-ROOFLINE_FILES = ("roofline.json", "roofline.png")  # what write_roofline writes
+ROOFLINE_FILES = ("roofline.json", "roofline.png", "report.html")  # what write_roofline writes
 
 
 def write_roofline(roof: "Roofline", out: str | os.PathLike) -> list[Path]:
-    """Write ``roofline.json`` and ``roofline.png`` into the folder ``out`` (created if
-    missing), both or neither (:func:`edgeopt._util.atomic.write_staged`).
+    """Write ``roofline.json``, ``roofline.png`` and ``report.html`` (both in one page:
+    :mod:`edgeopt.report.roofline_report`) into the folder ``out`` (created if missing),
+    all or none (:func:`edgeopt._util.atomic.write_staged`).
 
     Returns:
         the paths written.
@@ -39,7 +41,8 @@ def write_roofline(roof: "Roofline", out: str | os.PathLike) -> list[Path]:
     """
     def write(staging: Path) -> dict[str, Path]:
         return {"json": write_json(staging / "roofline.json", roof.to_dict()),
-                "png": plot_roofline(roof, staging / "roofline.png")}
+                "png": plot_roofline(roof, staging / "roofline.png"),
+                "html": write_roofline_html(roof, staging / "report.html", staging / "roofline.png")}
 
     return list(write_staged(out, write).values())
 
