@@ -44,8 +44,8 @@ def test_the_page_embeds_the_plot_and_flags_layers_above_the_roof(recorded, tmp_
     above = sum(1 for r in recorded["rows"] if (r["level_roof_pct"] or 0) > 100)
     assert above > 0
     alerts = [b.text for b in doc.blocks if isinstance(b, Alert)]
-    assert alerts == [f"{above} layer(s) measured above their roof: the roofs are lower than what this machine "
-                      "reached (re-measure them with `edgeopt machine`)."]
+    assert alerts == [f"{above} layers measured above the roof (up to 107% of it): the roof (peak GFLOP/s or "
+                      "bandwidth) was under-measured; re-run `edgeopt machine`."]
     assert [b.path for b in doc.blocks if isinstance(b, Image)] == [png]
     assert 'src="data:image/png;base64,' in render_html(doc)
 

@@ -43,20 +43,13 @@ def _cells(r: RooflineRow, cache_aware: bool) -> list[str]:
     return cells
 
 
-def _above(r: RooflineRow, cache_aware: bool) -> bool:
-    """Measured above the roof that applies: with cache-aware roofs its level's (a layer
-    whose working set sits in L3 may beat the DRAM roof), else the memory/compute roof."""
-    pct = r.level_roof_pct if cache_aware else r.roof_pct
-    return pct is not None and pct > 100
-
-
-def _mark(r: RooflineRow, slowest: RooflineRow | None, source: str, cache_aware: bool) -> RowMark | None:
+def _mark(r: RooflineRow, slowest: RooflineRow | None, source: str, above: tuple[RooflineRow, ...]) -> RowMark | None:
     """chosen: the layer taking the most time (the one to work on); rejected: measured
     above its roof (the reason says why that can be); muted: no time of its own (fused
     into another layer's kernel, or no kernel)."""
     if r is slowest:
         return RowMark("chosen", "the layer taking the most time")
-    if _above(r, cache_aware):
+    if r in above:  # judged against its cache level's roof when it has one (Roofline.above_roof)
         return RowMark("rejected", ABOVE_ROOF["measured" if source == "measured" else "other"])
     if r.status not in ("timed", "runtime-only"):
         return RowMark("muted", f"no time of its own: {r.status}")
@@ -68,7 +61,7 @@ def layer_table(roof: Roofline) -> Table:
     cache_aware = bool(roof.memory_roofs_gbs)
     slowest = max(roof.rows, key=lambda r: r.ms, default=None)
     return Table(COLUMNS + (LEVEL_COLUMNS if cache_aware else ()), [_cells(r, cache_aware) for r in roof.rows],
-                 [_mark(r, slowest, roof.device.source, cache_aware) for r in roof.rows],
+                 [_mark(r, slowest, roof.device.source, roof.above_roof) for r in roof.rows],
                  legend="AI: arithmetic intensity (FLOPs per byte moved); % roof: measured GFLOP/s over the "
                         "attainable one; bound: below the ridge, memory. Hover a row for its reason.",
                  labels=LAYER_LABELS, wrap=("ms",))
@@ -101,10 +94,8 @@ def roofline_document(roof: Roofline, png: str | os.PathLike | None) -> Document
         blocks.append(Alert(f"estimated roofs: {roof.device.name}'s {roof.device.source} peaks, not measured; "
                             "the layer times were measured on this machine, so % roof sets its speed against "
                             "that board's roof."))
-    above = sum(1 for r in roof.rows if _above(r, bool(roof.memory_roofs_gbs)))
-    if above and roof.device.source == "measured":
-        blocks.append(Alert(f"{above} layer(s) measured above their roof: the roofs are lower than what this "
-                            "machine reached (re-measure them with `edgeopt machine`)."))
+    if roof.note and roof.device.source == "measured":  # a datasheet's roofs are already said above
+        blocks.append(Alert(roof.note + "."))
     blocks += [Paragraph(_summary(roof))]
     if png:
         blocks.append(Image(Path(png), "roofline: measured GFLOP/s per layer against its arithmetic intensity"))
@@ -137,6 +128,7 @@ def roofline_from_json(doc: dict[str, Any]) -> Roofline:
     try:
         fields = {k: doc[k] for k in ("model", "backend", "threads", "batch", "runs", "precision", "peak_gflops",
                                       "bandwidth_gbs", "model_ms", "memory_roofs_gbs")}
+        # flops, above_roof and note are derived (properties), written for readers of the file
         rows = tuple(RooflineRow(**{k: v for k, v in r.items() if k != "flops"}) for r in doc["rows"])
         return Roofline(**fields, device=DeviceProfile.from_dict(doc["device"]), rows=rows)
     except (KeyError, TypeError) as e:
