@@ -58,11 +58,14 @@ class RealInputs:
         wrapped = SampleSet(inputs={k: v[order] for k, v in self.samples.inputs.items()}, fixed=self.samples.fixed)
         return [feed for feed, _ in sample_feeds(wrapped, model, batch)]
 
+    def summary(self) -> dict[str, Any]:
+        """{"kind", "source", "samples": N}: what a run records about its inputs."""
+        return {"kind": self.kind, "source": self.source, "samples": len(self)}
+
     def record(self, batch: int) -> dict[str, Any]:
-        """What a result says about its inputs: {"kind", "source", "samples": N, "batches":
-        feeds cycled at ``batch``}."""
-        return {"kind": self.kind, "source": self.source, "samples": len(self),
-                "batches": math.ceil(len(self) / batch)}
+        """What a cell's result says about its inputs: :meth:`summary` and "batches", the
+        feeds cycled at ``batch``."""
+        return {**self.summary(), "batches": math.ceil(len(self) / batch)}
 
 
 def real_inputs(model: "Model", data: "ImageSet | SampleSet", *, source: str, kind: str) -> RealInputs:

@@ -13,6 +13,7 @@ as "Peak memory footprint".
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import sys
 from dataclasses import dataclass
@@ -48,9 +49,21 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``), so what an
+    earlier cell freed in this process is not in the next cell's baseline."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the baseline keeps what the allocator holds
+        pass
+
+
 def start_cell() -> RssMark:
     """Reset the peak to the current resident set size (where Linux allows it) and read
-    that size: call before the session is prepared."""
+    that size: call before the session is prepared. Freed heap memory is first returned
+    to the system (:func:`_trim_heap`): a worker process that timed an earlier cell keeps
+    that cell's freed arena otherwise, and the next cell's increment would be understated."""
+    _trim_heap()
     try:
         _CLEAR_REFS.write_text("5")
         scope = "cell"
