@@ -37,7 +37,7 @@ def bench(
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
-    images: Optional[Path] = typer.Option(None, help="Time on these real images (through the model's preprocessing), cycled through the runs in batches of each --batch; default: random inputs."),
+    images: Optional[Path] = typer.Option(None, help="Folder of real images to time on (through the model's preprocessing; class sub-folders are read too), cycled through the runs in full batches of each --batch; default: random inputs."),
     inputs: Optional[Path] = InputsOpt,
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
