@@ -51,7 +51,17 @@ def test_real_inputs_cycle_the_folders_images_in_full_batches(digits, folder):
     assert len(feeds) == 2 and all(f["input"].shape == (4, 1, 88, 88) for f in feeds)
     expected = np.stack([digits.preprocess(img) for img in data.images])  # the 6 images, preprocessed
     np.testing.assert_array_equal(np.concatenate([f["input"] for f in feeds]), expected[[0, 1, 2, 3, 4, 5, 0, 1]])
-    assert real.record(4) == {"kind": "images", "source": str(folder), "samples": 6, "batches": 2}
+    assert real.record(4) == {"kind": "images", "source": str(folder), "samples": 6, "in_folder": 6, "batches": 2}
+    assert len(real.feeds(digits, 4, limit=1)) == 1
+
+
+def test_a_large_folder_is_timed_on_its_first_samples_within_the_memory_cap(digits, folder):
+    data = load_inputs(folder, digits)
+    per_image = 4 * 88 * 88  # float32 1x88x88
+    real = real_inputs(digits, data, source=str(folder), kind="images", max_bytes=2 * per_image + 10)
+    assert real.summary() == {"kind": "images", "source": str(folder), "samples": 2, "in_folder": 6}
+    np.testing.assert_array_equal(real.samples.inputs["input"],
+                                  np.stack([digits.preprocess(img) for img in data.images[:2]]))
 
 
 def test_bench_runs_are_fed_the_folder_and_give_the_models_outputs_on_it(digits, folder, monkeypatch):

@@ -45,7 +45,7 @@ def test_bench_on_images_with_profile_records_inputs_layers_and_memory(monkeypat
                              "--batch", "2", "--profile", *FAST, "--out", str(tmp_path / "o"))
     assert code == 0, err
     cell = json.loads((tmp_path / "o" / "bench.json").read_text())["results"][0]
-    assert cell["inputs"] == {"kind": "images", "source": str(images), "samples": 5, "batches": 3}
+    assert cell["inputs"] == {"kind": "images", "source": str(images), "samples": 5, "in_folder": 5, "batches": 3}
     assert cell["peak_rss_bytes"] > cell["baseline_rss_bytes"] > 0
     import edgeopt
 
@@ -60,7 +60,8 @@ def test_bench_on_images_with_profile_records_inputs_layers_and_memory(monkeypat
     assert row["inputs"] == f"images:5:{images}" and int(row["peak_rss_bytes"]) == cell["peak_rss_bytes"]
     [run] = store.list_runs(history_in_tmp)
     assert (run.kind, run.name, run.cells) == ("bench", "zoo:seednet-digits", 1)
-    assert run.meta["inputs"] == {"kind": "images", "source": str(images), "samples": 5} and run.meta["profile"]
+    assert run.meta["inputs"] == {"kind": "images", "source": str(images), "samples": 5, "in_folder": 5}
+    assert run.meta["profile"] is True
 
 
 def test_bench_runs_are_listed_in_history_and_compare(monkeypatch, capsys, tmp_path, history_in_tmp):

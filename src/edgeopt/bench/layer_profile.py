@@ -63,7 +63,7 @@ def profile_cells(model: "Model", results: Sequence[BenchResult], *, inputs: "Re
             continue
         if r.batch not in profiles:
             profiles[r.batch] = profile(model, batch=r.batch)
-        feeds = inputs.feeds(model, r.batch)[0] if inputs is not None else None
+        feeds = inputs.feeds(model, r.batch, limit=1)[0] if inputs is not None else None
         try:
             times = measure_layer_times(model, profiles[r.batch], backend=r.backend, threads=r.threads,
                                         batch=r.batch, runs=runs, warmup=warmup, feeds=feeds)

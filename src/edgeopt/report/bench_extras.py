@@ -29,7 +29,9 @@ def inputs_line(results: Sequence[BenchResult]) -> str:
         return "inputs: random (of each input's shape and dtype; time real ones with --images/--inputs DIR)"
     i = real[0].inputs
     batches = {r.batch: r.inputs["batches"] for r in real}
-    return (f"inputs: {i['samples']} {i['kind']} from {i['source']}, cycled through the runs in "
+    total = i.get("in_folder", i["samples"])
+    count = f"{i['samples']}" if total == i["samples"] else f"the first {i['samples']} of {total} (memory cap)"
+    return (f"inputs: {count} {i['kind']} from {i['source']}, cycled through the runs in "
             + ", ".join(f"{k} batches of {b}" for b, k in sorted(batches.items())))
 
 
