@@ -143,3 +143,12 @@ def test_profile_is_refused_for_backends_without_a_profiler():
         check_profile_backends(["ort", "torch"])
     msg = one_line(e)
     assert "torch" in msg and "--backend ort,openvino" in msg
+
+
+def test_workers_get_the_model_without_its_torch_module_unless_a_backend_reads_it(digits):
+    from edgeopt.bench.workers import worker_model
+
+    assert digits.torch_module is not None  # a zoo model carries the module it was exported from
+    sent = worker_model(digits, ["ort", "openvino"])
+    assert sent.torch_module is None and sent.sha256 == digits.sha256 and digits.torch_module is not None
+    assert worker_model(digits, ["ort", "torch"]) is digits
