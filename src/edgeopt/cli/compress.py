@@ -24,6 +24,7 @@ from .options import (
     ResizeShortOpt,
     ShapeOpt,
     StdOpt,
+    duration_option,
     in_range,
     load_data,
     only_with,
@@ -157,7 +158,7 @@ def prune_cmd(
     max_layer_ratio: float = typer.Option(0.9, callback=in_range(gt=0, lt=1), help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
     max_drop: float = typer.Option(1.0, callback=in_range(ge=0, le=100), help="With --sensitivity: a layer may lose at most this many points of agreement."),
-    recover: float = typer.Option(0.0, callback=in_range(ge=0, example=60), help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
+    recover: float = duration_option("0", zero=True, help="Then distill from the original on --images for this long (labels, when the folder has them, add cross-entropy; 0: no distillation)."),
     lr: float = typer.Option(1e-4, callback=in_range(gt=0), help="Distillation learning rate (1e-4 for pretrained nets; 1e-3 for small nets)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically); plots go beside it."),
@@ -174,7 +175,7 @@ def prune_cmd(
     from ..report.prune_table import print_prune, print_sensitivity
 
     only_with(ctx, "--sensitivity", sensitivity, "max_drop")
-    only_with(ctx, "--recover SECONDS", recover > 0, "lr")
+    only_with(ctx, "--recover DURATION", recover > 0, "lr")
     for name in ("prune", "distill") if recover > 0 else ("prune",):
         check_packages(name)
     stem = out_file.with_suffix("")

@@ -13,7 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.deadline import command_elapsed_s
-from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
+from .._util.options import csv_floats, csv_list, parse_options, parse_size
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..analysis.memory import check_fits
@@ -29,6 +29,7 @@ from .options import (
     SampleRateOpt,
     ShapeOpt,
     StdOpt,
+    duration_option,
     in_range,
     load_data,
     only_with,
@@ -55,16 +56,16 @@ def optimize_cmd(
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
     threads: int = typer.Option(2, callback=in_range(ge=1), help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
-    seconds: float = typer.Option(1.0, callback=in_range(gt=0), help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
+    seconds: float = duration_option("1s", help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
-    train_seconds: float = typer.Option(45.0, callback=in_range(gt=0), help="Distillation budget per pruned candidate, seconds."),
+    train_seconds: float = duration_option("45s", help="Distillation budget per pruned candidate."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     channels: Optional[str] = ChannelsOpt,
     resize_short: Optional[int] = ResizeShortOpt,
     search: bool = typer.Option(False, "--search", help="Accuracy-aware search (Optuna) over pruning, precision, mixed precision, calibration, backend, threads and batch."),
-    budget: str = typer.Option("10m", help="--search: wall-time budget (e.g. 600, 90s, 10m, 1h), always respected."),
+    budget: float = duration_option("10m", help="--search: wall-time budget, always respected."),
     objective: str = typer.Option("p50", help="--search: latency statistic to minimise, p50 or p90."),
     max_latency: Optional[float] = typer.Option(None, callback=in_range(gt=0, example=50), help="--search: latency constraint, ms."),
     max_size: Optional[str] = typer.Option(None, help="--search: model size constraint (bytes, or e.g. 2MB)."),
@@ -112,7 +113,7 @@ def optimize_cmd(
         return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1,
                     trials_only=False, device=where)
     cfg = OptimizeConfig(
-        strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
+        strategy="search", budget_s=budget, max_latency_ms=max_latency,
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
         size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
