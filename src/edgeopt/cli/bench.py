@@ -195,7 +195,7 @@ def suite(
 
 def compare(
     ctx: typer.Context,
-    a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
+    a: str = typer.Argument(..., help="Run A: a bench or suite --out folder, its bench.json/suite.json, or history:ID."),
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
     min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
@@ -219,4 +219,9 @@ def history(
     from ..report.history_table import print_history
 
     path = history or store.default_path()
-    print_history(store.list_runs(path), str(path), out)
+    runs = store.list_runs(path, missing_ok=True)
+    if not runs:
+        out.print(f"no runs yet in the results history {path}: `edgeopt suite NAME` stores one "
+                  f"(then `edgeopt compare history:ID history:ID`)", soft_wrap=True)
+        return
+    print_history(runs, str(path), out)

@@ -225,6 +225,10 @@ def compress_size_cmd(
     min_params: int = typer.Option(1000, "--min-params", callback=in_range(ge=1),
                                    help="Weights with fewer elements stay dense float32 (a codebook would cost more than it saves)."),
     finetune: bool = typer.Option(False, "--finetune", help="Retrain kept weights and centroids by distillation from the original (needs --images)."),
+    retrain_epochs: int = typer.Option(5, "--retrain-epochs", callback=in_range(ge=0), help="--finetune: passes retraining the weights that survive pruning (paper, section 2; 0 skips it)."),
+    finetune_epochs: int = typer.Option(5, "--finetune-epochs", callback=in_range(ge=0), help="--finetune: passes fine-tuning the shared centroids after k-means (paper, section 3.3; 0 skips it)."),
+    finetune_lr: float = typer.Option(1e-3, "--finetune-lr", callback=in_range(gt=0), help="--finetune: Adam step, times each layer's largest |weight| or |centroid|."),
+    finetune_time: float = duration_option("60s", "--finetune-time", help="--finetune: wall-time budget of each of the two trainings."),
     images: Optional[Path] = typer.Option(None, help="Images for --finetune (one sub-folder per class adds cross-entropy to the distillation)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Compressed archive (written atomically)."),
@@ -233,7 +237,7 @@ def compress_size_cmd(
     """Deep Compression (Han et al. 2016) for storage: pruning, k-means weight sharing, Huffman coding."""
     from ..passes.deep_compression import DeepCompressionConfig
 
-    only_with(ctx, "--finetune", finetune, "images")
+    only_with(ctx, "--finetune", finetune, "images", "retrain_epochs", "finetune_epochs", "finetune_lr", "finetune_time")
     check_outputs(inputs=(model, images), files=[("--out", out_file), ("--restored", restored)])
     if finetune and images is None:
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
@@ -243,7 +247,9 @@ def compress_size_cmd(
     if finetune:
         _check_torch_bridge(m)
     config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
-                                   conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune)
+                                   conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune,
+                                   retrain_epochs=retrain_epochs, finetune_epochs=finetune_epochs,
+                                   finetune_lr=finetune_lr, finetune_seconds=finetune_time)
     imageset = None
     if images is not None:
         imageset = edgeopt.load_images(str(images), labels=m.labels)  # first: no warning before its error

@@ -30,6 +30,7 @@ from .options import (
     ShapeOpt,
     StdOpt,
     duration_option,
+    given,
     in_range,
     load_data,
     only_with,
@@ -58,6 +59,7 @@ def optimize_cmd(
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
     seconds: float = duration_option("1s", help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
+    recipes: Optional[str] = typer.Option(None, "--recipes", help="Build only these candidates' recipes, comma-separated, as candidates.json names them, e.g. fp32,int8-ort,int8-nncf or pruned-30+kd/int8-nncf (the original is always built: it is the baseline); default: the original, fp32-clean, fp16, every int8 flavour and each --prune-targets pruned + distilled, alone and + int8-nncf."),
     train_seconds: float = duration_option("45s", help="Distillation budget per pruned candidate."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
@@ -91,7 +93,9 @@ def optimize_cmd(
     from ..report.optimize_outputs import OUTPUT_FILES
 
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions,
+    chosen = _recipes(ctx, recipes, search)
+    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model,
+                    fractions=fractions if chosen is None else tuple(r.prune for r in chosen if r.recover and r.prune),
                     device=device)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     if device is None:  # a board's threads are checked against its own cores once it is reached
@@ -110,7 +114,7 @@ def optimize_cmd(
                   tie_breaker=tie_breaker)
     where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
-        return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1,
+        return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", recipes=chosen, **common), out_dir, workers=1,
                     trials_only=False, device=where)
     cfg = OptimizeConfig(
         strategy="search", budget_s=budget, max_latency_ms=max_latency,
@@ -152,6 +156,25 @@ def _backend_list(backends: str) -> tuple[str, ...]:
     for name in names:
         registry.require(name)
     return names
+
+
+def _recipes(ctx: typer.Context, recipes: str | None, search: bool) -> tuple | None:
+    """The grid's recipes from --recipes (None: the default grid).
+
+    Raises:
+        EdgeoptError: --recipes with --search (which samples its own space) or with
+            --prune-targets (which shapes the default recipes only), or a name that is not a recipe.
+    """
+    from ..optimizer.recipes import parse_recipes
+
+    if recipes is None:
+        return None
+    if search:
+        raise EdgeoptError("--recipes names the grid's candidates and --search samples its own space: drop one of them")
+    if given(ctx, "prune_targets"):
+        raise EdgeoptError("--prune-targets shapes the default recipes, which --recipes replaces: name pruned "
+                           "recipes in --recipes (e.g. pruned-30+kd,pruned-30+kd/int8-nncf) and drop --prune-targets")
+    return parse_recipes(csv_list(recipes, "--recipes", "fp32,int8-ort,int8-nncf"))
 
 
 def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,
