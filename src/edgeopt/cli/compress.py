@@ -81,7 +81,7 @@ def apply_cmd(
                             else tuple(csv_list(int8_op_types, "--int8-op-types", "Conv,MatMul"))),
         "--no-preprocess": (("preprocess",), False if no_preprocess else None),
     })
-    tensor = None
+    tensor = data = None
     if images is not None:
         m, data = load_data(m, images, mean, std, channels, resize_short)
         tensor = calibration_data(m, data)
@@ -93,6 +93,30 @@ def apply_cmd(
     note = read_note(result)
     if note:
         out.print(note)
+    if data is not None:
+        _print_agreement(m, result, data)
+
+
+def _print_agreement(original: Model, result: Model, data) -> None:
+    """How far the written model agrees with the original on the --images, in the task's
+    own measure as optimize judges it (top-1 agreement for a classifier,
+    :mod:`edgeopt.evaluate.tasks`), both run on ONNX Runtime; a warning on stderr when it
+    lost more than the task's default budget (1 point of agreement for a classifier)."""
+    from ..evaluate.runner import predict_outputs
+    from ..evaluate.tasks import make
+    from ..evaluate.tasks.infer import infer_task
+
+    evaluator = make(infer_task(original).task, original)
+    reference, outputs = (predict_outputs(x, "ort", data) for x in (original, result))
+    score = evaluator.score(reference, outputs)
+    out.print(f"{score.metric} with the original on the {len(data)} --images (the calibration images; held-out "
+              f"images may agree less): {score.value:.2f}{'' if score.unit == '%' else ' '}{score.unit}, "
+              f"{score.drop:.2f} {score.drop_unit} lost")
+    budget = evaluator.default_tolerance
+    if score.drop > budget:
+        typer.echo(f"edgeopt: warning: {', '.join(result.passes)} lost {score.drop:.2f} {score.drop_unit} of "
+                   f"{score.metric} (> {budget:g}): check it on your own data, or let `edgeopt optimize` choose "
+                   f"a recipe within a quality budget", err=True)
 
 
 def _refuse_unused_images(names: list[str], images: Path | None) -> None:
