@@ -255,7 +255,7 @@ def test_apply_prints_agreement_and_warns_over_a_point(monkeypatch, capsys, tmp_
     data = edgeopt.load_images(str(digits), labels=m.labels)
     written = dataclasses.replace(edgeopt.load_model(str(tmp_path / "m.onnx")), preprocess=m.preprocess)
     expected = top1_agreement(predict(m, "ort", data), predict(written, "ort", data))
-    assert f"top-1 agreement with the original on the 30 --images (the calibration images" in " ".join(out.split())
+    assert "top-1 agreement with the original on the 30 --images (the calibration images" in " ".join(out.split())
     assert f"{expected:.2f}%" in out and "warning" not in err
 
     def biased(name, model, config=None, calibration=None):  # a pass that favours class 0
