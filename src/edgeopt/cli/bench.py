@@ -221,7 +221,7 @@ def history(
     path = history or store.default_path()
     runs = store.list_runs(path, missing_ok=True)
     if not runs:
-        out.print(f"no runs yet in the results history {path}: `edgeopt suite NAME` stores one "
+        out.print(f"no runs yet in the results history {path}: `edgeopt bench MODEL` or `edgeopt suite NAME` stores one "
                   f"(then `edgeopt compare history:ID history:ID`)", soft_wrap=True)
         return
     print_history(runs, str(path), out)
