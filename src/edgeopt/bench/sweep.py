@@ -239,6 +239,9 @@ def write_json(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
     return _write(path, json.dumps(doc, indent=2).encode())
 
 
+_PASS_RESULTS = "pass the bench.json or suite.json that `edgeopt bench`/`edgeopt suite` wrote, or its --out folder"
+
+
 def read_json(path: str | os.PathLike) -> list[BenchResult]:
     """Read results written by :func:`write_json`.
 
@@ -249,9 +252,9 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
     try:
         doc = json.loads(text)
     except ValueError as e:
-        raise EdgeoptError(f"cannot read bench results {path}: {e}: pass a file from write_json") from e
+        raise EdgeoptError(f"cannot read bench results {path}: {e}: {_PASS_RESULTS}") from e
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
-        raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: pass a file from write_json")
+        raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: {_PASS_RESULTS}")
     return [BenchResult.from_dict(d) for d in doc["results"]]
 
 

@@ -11,12 +11,12 @@ from rich.console import Console
 import edgeopt
 
 from .._util.deadline import Deadline, command_budget, command_elapsed_s
-from .._util.options import csv_ints, csv_list, parse_duration
+from .._util.options import csv_ints, csv_list
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from .options import (ChannelsOpt, InputsOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt,
-                      given, in_range, load_data, only_with)
+                      duration_option, given, in_range, load_data, only_with)
 
 if TYPE_CHECKING:
     from ..bench.real_inputs import RealInputs
@@ -32,10 +32,10 @@ def bench(
     backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
-    budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the command in seconds (start-up, loading and writing included)."),
+    budget: float = duration_option("120s", help="Total time budget of the command (start-up, loading and writing included)."),
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
-    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    cooldown: float = duration_option("0", zero=True, help="Before each cell, wait up to this long for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
     images: Optional[Path] = typer.Option(None, help="Folder of real images to time on (through the model's preprocessing; class sub-folders are read too), cycled through the runs in full batches of each --batch; default: random inputs."),
     inputs: Optional[Path] = InputsOpt,
@@ -141,13 +141,13 @@ def _real_inputs(m: "Model", folder: Path, mean: Optional[str], std: Optional[st
 def suite(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
-    budget: str = typer.Option("10m", help="Total wall time, e.g. 600, 10m, 1h (loading and compiling included)."),
+    budget: float = duration_option("10m", help="Total wall time (loading and compiling included)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
     history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
     backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each session's threads to the first cores (recorded as 'pinned' in each result)."),
-    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    cooldown: float = duration_option("0", zero=True, help="Before each cell, wait up to this long (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
@@ -168,7 +168,7 @@ def suite(
     spec = get_suite(name)
     out_dir = out_dir or Path(f"suite-{spec.name}")
     check_outputs(inputs=(None if no_history else history,), folders=[("--out", out_dir, suite_files(spec.name))])
-    budget_s = parse_duration(budget)
+    budget_s = budget
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
     chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
@@ -195,7 +195,7 @@ def suite(
 
 def compare(
     ctx: typer.Context,
-    a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
+    a: str = typer.Argument(..., help="Run A: a bench or suite --out folder, its bench.json/suite.json, or history:ID."),
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
     min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
@@ -219,4 +219,9 @@ def history(
     from ..report.history_table import print_history
 
     path = history or store.default_path()
-    print_history(store.list_runs(path), str(path), out)
+    runs = store.list_runs(path, missing_ok=True)
+    if not runs:
+        out.print(f"no runs yet in the results history {path}: `edgeopt bench MODEL` or `edgeopt suite NAME` stores one "
+                  f"(then `edgeopt compare history:ID history:ID`)", soft_wrap=True)
+        return
+    print_history(runs, str(path), out)

@@ -14,7 +14,7 @@ from .._util.resources import check_threads
 from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
-from .options import ModelArg, ShapeOpt, in_range
+from .options import ModelArg, ShapeOpt, duration_option, in_range
 
 console = Console()
 
@@ -24,7 +24,7 @@ def command(
     shape: Optional[List[str]] = ShapeOpt,
     algorithms: str = typer.Option(",".join(ALL), help="Algorithms, comma-separated: " + ", ".join(ALL) + "."),
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size of the layer inputs."),
-    max_seconds: float = typer.Option(120.0, "--max-seconds", callback=in_range(gt=0), help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
+    max_seconds: float = duration_option("120s", "--max-seconds", help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
     repeats: int = typer.Option(3, callback=in_range(ge=1), help="Best of this many runs per algorithm and layer."),
     threads: int = typer.Option(1, callback=in_range(ge=1), help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),

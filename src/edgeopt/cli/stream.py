@@ -16,7 +16,7 @@ import typer
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..errors import EdgeoptError
-from .options import in_range, only_with
+from .options import duration_option, in_range, only_with
 
 
 def command(
@@ -37,9 +37,8 @@ def command(
                                                      "ran 4x slower than 1 beside the capture thread)."),
     pnet: Optional[Path] = typer.Option(None, "--pnet", help="An optimized P-Net ONNX file (e.g. from "
                                                              "`edgeopt optimize zoo:mtcnn-pnet`)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", callback=in_range(gt=0, example=4),
-                                            help="Stop after this long, s (every source); also the clip's "
-                                                 "length (default 4)."),
+    seconds: Optional[float] = duration_option(None, "--seconds", help="Stop after this long (every source); also "
+                                                                        "the clip's length (default 4 s)."),
     slots: int = typer.Option(3, "--slots", callback=in_range(ge=1), help="Ring buffer slots."),
     camera_buffers: int = typer.Option(4, "--camera-buffers", callback=in_range(ge=0), help="sim/clip: the simulated driver queue "
                                                                    "(frames); 0 = unbounded."),

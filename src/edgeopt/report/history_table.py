@@ -12,7 +12,7 @@ from ..store import RunInfo
 
 def print_history(runs: Sequence[RunInfo], path: str, console: Console) -> None:
     """One row per stored run (use its id as ``history:ID``)."""
-    table = Table("id", "kind", "name", "started", "host", "cpu", "cells", title=f"results history {path}")
+    table = Table("id", "kind", "name", "started", "host", "cpu", "cells measured", title=f"results history {path}")
     for r in runs:
-        table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, str(r.cells))
+        table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, f"{r.measured}/{r.cells}")
     console.print(table)
