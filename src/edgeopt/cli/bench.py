@@ -31,6 +31,7 @@ def bench(
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    streams: Optional[str] = typer.Option(None, "--streams", help="Also measure throughput with N requests in flight, comma-separated, e.g. 1,2,4 (OpenVINO: asynchronous infer requests on N streams; other backends: N sessions sharing the threads), per backend and thread count."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
     device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
     scheduler: str = SchedulerOpt,
@@ -43,7 +44,9 @@ def bench(
     from ..backends import registry
     from ..bench.sweep import sweep
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
+    from ..bench.throughput import budget_share, throughput_sweep
     from ..report.bench_table import print_bench
+    from ..report.throughput_table import print_throughput
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
@@ -52,10 +55,12 @@ def bench(
         registry.require(name)
     m = edgeopt.load_model(model, shape=shape)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
+    stream_list = streams_option(streams, device)
     # The budget counts from when the command started; a part is kept for the table and plots.
     settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
+    share = budget_share(len(backend_list) * len(grid[2]) * len(grid[3]), len(backend_list) * len(grid[3]) * len(stream_list))
     if device is None:
-        results = sweep(*grid, budget_s=command_budget(budget), isolate=True, **settings)
+        results = sweep(*grid, budget_s=command_budget(budget) * (1 - share), isolate=True, **settings)
     else:
         from ..device.cluster import connect
         from ..device.runner import DeviceRunner
@@ -65,8 +70,23 @@ def bench(
             runner = DeviceRunner(DeviceTarget(client, device), m)
             results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
     print_bench(results, out)
-    json_path, csv_path, plots = write_bench_outputs(results, out_dir)
+    tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=command_budget(budget)) if stream_list else []
+    print_throughput(tput, out)
+    json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
     out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+
+
+def streams_option(text: str | None, device: str | None) -> list[int]:
+    """The --streams counts ([] without the option).
+
+    Raises:
+        EdgeoptError: not positive integers, or with --device (the throughput scenario runs here only).
+    """
+    if text is None:
+        return []
+    if device is not None:
+        raise EdgeoptError("--streams runs here, not on a --device board: drop --streams or --device")
+    return csv_ints(text, "--streams")
 
 
 def suite(
