@@ -15,9 +15,9 @@ from typing import Sequence, TypeVar
 
 from ..errors import EdgeoptError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "kib": 1024, "mib": 1024 ** 2,
                "gib": 1024 ** 3}
 
@@ -87,13 +87,16 @@ def _parse_quantity(text: str, pattern: re.Pattern, units: dict[str, float], def
     return float(m.group(1)) * units[(m.group(2) or default_unit).lower()]
 
 
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "10m", "1.5h" (no unit: seconds).
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Seconds from "90", "90s", "10m", "1.5h", "30ms" (no unit: seconds).
+
+    Args:
+        what: the option's name for the message, e.g. "--latency-bound".
 
     Raises:
         EdgeoptError: not a positive duration.
     """
-    return _parse_quantity(text, _DURATION, _DURATION_UNITS, "s", "duration", "e.g. 600, 90s, 10m or 1h")
+    return _parse_quantity(text, _DURATION, _DURATION_UNITS, "s", what, "e.g. 600, 90s, 10m, 1h or 30ms")
 
 
 def parse_size(text: str) -> int:
