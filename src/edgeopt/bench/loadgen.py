@@ -27,18 +27,22 @@ import queue
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..backends import registry
+from ..data.feeds import calibration_data, sample_feeds
+from ..data.samples import SampleSet
 from ..errors import EdgeoptError
 from .._util.requires import require
 from .loadgen_log import LoadGenSummary, read_logs
 from .throughput import ThroughputRunner
 
 if TYPE_CHECKING:
+    from ..data.images import ImageSet
     from ..model import Model
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
@@ -46,6 +50,8 @@ MULTISTREAM_SAMPLES = 8
 """Samples per MultiStream query (MLPerf's since v2.0)."""
 RANDOM_SAMPLES = 32
 """Random samples in the QSL when no inputs are given."""
+MAX_SAMPLES = 1024
+"""Samples of a folder the QSL holds at most (all in memory, as MLPerf's performance set)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,21 @@ def run_loadgen(model: "Model", backend: str, config: LoadGenConfig, *, threads:
     return LoadGenRun(config=config, backend=backend, model=model.name, model_sha256=model.sha256, threads=threads,
                       streams=pool.streams, pool_settings=settings, samples=len(feeds), inputs=inputs,
                       summary=summary)
+
+
+def qsl_samples(model: "Model", data: "ImageSet | SampleSet") -> list[dict[str, np.ndarray]]:
+    """Batch-1 feeds of ``model`` for the first :data:`MAX_SAMPLES` of ``data``: images
+    through the model's preprocess (:func:`edgeopt.data.feeds.calibration_data`), samples
+    as they are (:func:`edgeopt.data.feeds.sample_feeds`).
+
+    Raises:
+        EdgeoptError: images for a model without preprocessing; DataError: data that does
+            not fit the model.
+    """
+    if not isinstance(data, SampleSet):
+        images = calibration_data(model, data.subset(range(min(len(data), MAX_SAMPLES))))
+        data = SampleSet(inputs={model.inputs[0].name: images})
+    return [feeds for feeds, _ in islice(sample_feeds(data, model, 1), MAX_SAMPLES)]
 
 
 class _Sut:

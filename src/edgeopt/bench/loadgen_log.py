@@ -43,6 +43,7 @@ class LoadGenSummary:
         rates: the other "Additional Stats" numbers, e.g. {"QPS w/o loadgen overhead": 409.2}.
         errors: LoadGen's line about errors ("No errors encountered during test.").
         text: the summary file as LoadGen wrote it.
+        detail: the detail log (``mlperf_log_detail.txt``) as LoadGen wrote it ("" when absent).
     """
 
     scenario: str
@@ -58,6 +59,7 @@ class LoadGenSummary:
     rates: dict[str, float] = field(default_factory=dict)
     errors: str = ""
     text: str = field(default="", repr=False)
+    detail: str = field(default="", repr=False)
 
     @property
     def valid(self) -> bool:
@@ -74,9 +76,9 @@ class LoadGenSummary:
         return unmet + self.recommendations + stopping
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (without ``text``), with ``valid`` and ``reasons``."""
+        """JSON-ready fields (without the log texts), with ``valid`` and ``reasons``."""
         d = asdict(self)
-        d.pop("text")
+        d.pop("text"), d.pop("detail")
         return {**d, "valid": self.valid, "reasons": self.reasons}
 
 
@@ -90,7 +92,10 @@ def read_logs(folder: Path) -> LoadGenSummary:
     path = Path(folder) / SUMMARY_FILE
     if not path.is_file():
         raise EdgeoptError(f"LoadGen wrote no {SUMMARY_FILE} in {folder}: see LoadGen's messages above")
-    return parse_summary(path.read_text(errors="replace"))
+    summary = parse_summary(path.read_text(errors="replace"))
+    detail = Path(folder) / DETAIL_FILE
+    summary.detail = detail.read_text(errors="replace") if detail.is_file() else ""
+    return summary
 
 
 def parse_summary(text: str) -> LoadGenSummary:

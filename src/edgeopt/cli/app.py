@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
 from .._util.requires import missing_extra_line
 from .._util.outputs import WRITE_ERRNOS, write_error
 from ..errors import EdgeoptError
-from . import bench, compress, convalgo, dataflow, device, energy, machine, models, optimize, roofline, stream
+from . import bench, compress, convalgo, dataflow, device, energy, loadgen, machine, models, optimize, roofline, stream
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -43,6 +43,7 @@ app.command("apply")(compress.apply_cmd)
 app.command("prune")(compress.prune_cmd)
 app.command("compress-size")(compress.compress_size_cmd)
 app.command("optimize")(optimize.optimize_cmd)
+app.command("loadgen")(loadgen.command)
 app.command("suite")(bench.suite)
 app.command("compare")(bench.compare)
 app.command("history")(bench.history)
