@@ -21,14 +21,25 @@ from __future__ import annotations
 import queue
 import threading
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from ..errors import EdgeoptError
 
-if TYPE_CHECKING:
-    from .base import Session
+
+class _Session(Protocol):
+    """What a pool needs of a :class:`~edgeopt.backends.base.Session` (base imports this
+    module, so the class itself is not imported here)."""
+
+    backend: str
+    threads: int
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 Done = Callable[["list[np.ndarray] | None", "BaseException | None"], None]
 """``done(outputs, error)``: outputs in graph order and None, or None and the exception."""
@@ -95,7 +106,7 @@ class SessionPool(InferPool):
         threads: the total thread count asked for (for the record).
     """
 
-    def __init__(self, sessions: Sequence["Session"], threads: int) -> None:
+    def __init__(self, sessions: Sequence[_Session], threads: int) -> None:
         if not sessions:
             raise EdgeoptError("a session pool needs at least one session: pass streams >= 1")
         self._sessions = list(sessions)
@@ -110,7 +121,7 @@ class SessionPool(InferPool):
         for w in self._workers:
             w.start()
 
-    def _work(self, session: "Session") -> None:
+    def _work(self, session: _Session) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
