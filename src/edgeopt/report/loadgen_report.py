@@ -30,7 +30,7 @@ def summary_lines(run: LoadGenRun) -> list[str]:
         asked.insert(1, f"latency bound {ms(c.latency_bound_ms)} ms")
     lines = [f"LoadGen {s.scenario} ({s.mode}): {run.model} on {run.backend}",
              f"  SUT: {run.threads} threads, {run.streams} stream{'s' if run.streams > 1 else ''}, "
-             f"{run.samples} {run.inputs} samples",
+             + (f"{run.samples} random samples" if run.inputs == "random" else f"{run.samples} samples from {run.inputs}"),
              "  asked: " + ", ".join(asked),
              f"Result is {s.result}",
              f"  {s.metric}: {ms(s.metric_value) if '(ms)' in s.metric else f'{s.metric_value:.4g}'}"]
