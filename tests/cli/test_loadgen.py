@@ -19,7 +19,7 @@ SCENARIOS = {
     "SingleStream": ("--min-queries", "70"),  # early stopping estimates the p90 from 64 queries on
     "MultiStream": (),
     "Server": ("--target-qps", "100", "--latency-bound", "500ms"),
-    "Offline": ("--target-qps", "300"),
+    "Offline": (),  # its expected QPS from a probe
 }
 
 
@@ -43,8 +43,11 @@ def test_each_scenario_runs_and_loadgen_judges_it(monkeypatch, capsys, tmp_path,
     if scenario == "MultiStream":  # 8 samples per query: a query ends with its slowest sample
         assert s["metric"] == "99.0th percentile latency (ms)"
         assert "samples_per_query : 8" in (tmp_path / "mlperf_log_summary.txt").read_text()
-    if scenario in ("Server", "Offline"):
-        assert s["metric"] in ("Completed samples per second", "Samples per second")
+    if scenario == "Server":
+        assert s["metric"] == "Completed samples per second" and run["probed_qps"] is None
+    if scenario == "Offline":
+        assert s["metric"] == "Samples per second" and run["probed_qps"] > 0
+        assert run["config"]["target_qps"] == pytest.approx(2 * run["probed_qps"])
     # the files: loadgen.json as printed, LoadGen's summary as it wrote it (and read back alike)
     assert json.loads((tmp_path / "loadgen.json").read_text()) == run
     text = (tmp_path / "mlperf_log_summary.txt").read_text()

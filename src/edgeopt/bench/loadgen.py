@@ -26,7 +26,7 @@ import math
 import queue
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -39,9 +39,10 @@ from ..data.samples import SampleSet
 from ..errors import EdgeoptError
 from .._util.requires import require
 from .loadgen_log import LoadGenSummary, read_logs
-from .throughput import ThroughputRunner
+from .throughput import ThroughputResult, ThroughputRunner, closed_loop
 
 if TYPE_CHECKING:
+    from ..backends.pool import InferPool
     from ..data.images import ImageSet
     from ..model import Model
 
@@ -50,6 +51,14 @@ MULTISTREAM_SAMPLES = 8
 """Samples per MultiStream query (MLPerf's since v2.0)."""
 RANDOM_SAMPLES = 32
 """Random samples in the QSL when no inputs are given."""
+PROBE_SHARE, PROBE_MAX_S = 0.2, 2.0
+"""Offline without a target QPS: a closed-loop probe of 20% of the duration (2 s at most)..."""
+PROBE_MARGIN = 2.0
+"""...sets the expected QPS to twice what it measured: LoadGen's one query then holds 1.1 x 2
+x the probed rate x the duration, which lasts past the minimum duration unless the SUT runs
+2.2x faster than probed (LoadGen's rule: a run shorter than it is INVALID); the test takes
+about 2.2x the duration when the probe was right. On a loaded 2-core machine probes of one
+model varied 4x (175 to 700 samples/s), hence the margin."""
 MAX_SAMPLES = 1024
 """Samples of a folder the QSL holds at most (all in memory, as MLPerf's performance set)."""
 
@@ -61,7 +70,8 @@ class LoadGenConfig:
     Attributes:
         scenario: one of :data:`SCENARIOS` (any case when built by :meth:`parse`).
         target_qps: Server's target queries/s (``server_target_qps``), Offline's expected
-            samples/s (``offline_expected_qps``); None for the other scenarios.
+            samples/s (``offline_expected_qps``; None: :func:`run_loadgen` probes it); None
+            for the other scenarios.
         latency_bound_ms: Server's latency bound (``server_target_latency_ns``), ms.
         duration_s: minimum test duration (``min_duration_ms``), s.
         min_queries: minimum query count (``min_query_count``).
@@ -83,17 +93,18 @@ class LoadGenConfig:
         Raises:
             EdgeoptError (one line): an unknown scenario; a target QPS or latency bound
                 that is not a positive finite number, given to a scenario that does not
-                take it, or missing where it is needed (Server: both; Offline: the QPS);
+                take it, or missing where it is needed (Server needs both);
                 a duration or query count that is not positive.
         """
         canonical = {s.lower(): s for s in SCENARIOS}.get(scenario.strip().lower())
         if canonical is None:
             raise EdgeoptError(f"unknown scenario {scenario!r}: choose from {', '.join(SCENARIOS)}")
         takes = {"target_qps": canonical in ("Server", "Offline"), "latency_bound_ms": canonical == "Server"}
+        needs = {"target_qps": canonical == "Server", "latency_bound_ms": canonical == "Server"}
         flags = {"target_qps": "--target-qps", "latency_bound_ms": "--latency-bound"}
         for name, value in (("target_qps", target_qps), ("latency_bound_ms", latency_bound_ms)):
             if value is None:
-                if takes[name]:
+                if needs[name]:
                     example = "--target-qps 50" if name == "target_qps" else "--latency-bound 30ms"
                     raise EdgeoptError(f"--scenario {canonical} needs {flags[name]}: add e.g. {example}")
                 continue
@@ -124,6 +135,8 @@ class LoadGenRun:
         pool_settings: the backend pool's settings.
         samples: samples in the QSL; inputs: where they came from ("random" or a folder).
         summary: LoadGen's own verdict and numbers, read from its logs.
+        probed_qps: Offline without a target QPS: the probed samples/s the expected QPS
+            was set from (``config.target_qps`` = :data:`PROBE_MARGIN` x it); else None.
     """
 
     config: LoadGenConfig
@@ -136,11 +149,12 @@ class LoadGenRun:
     samples: int
     inputs: str
     summary: LoadGenSummary
+    probed_qps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field, the summary without the raw log texts."""
         d = {k: getattr(self, k) for k in ("backend", "model", "model_sha256", "threads", "streams",
-                                           "pool_settings", "samples", "inputs")}
+                                           "pool_settings", "samples", "inputs", "probed_qps")}
         return {"config": self.config.to_dict(), **d, "summary": self.summary.to_dict()}
 
 
@@ -166,8 +180,12 @@ def run_loadgen(model: "Model", backend: str, config: LoadGenConfig, *, threads:
     feeds = list(samples) if samples else [model.example_feeds(1) for _ in range(RANDOM_SAMPLES)]
     streams = 1 if config.scenario == "SingleStream" else streams
     pool = registry.require(backend).prepare_pool(model, threads=threads, streams=streams)
+    probed = None
     try:
         settings = pool.settings()
+        if config.scenario == "Offline" and config.target_qps is None:
+            probed = probe_qps(pool, feeds, config.duration_s)
+            config = replace(config, target_qps=PROBE_MARGIN * probed)
         sut = _Sut(lg, ThroughputRunner(pool), feeds)
         with tempfile.TemporaryDirectory(prefix="edgeopt-loadgen-") as tmp:
             sut.run_test(_test_settings(lg, config), _log_settings(lg, tmp))
@@ -176,7 +194,25 @@ def run_loadgen(model: "Model", backend: str, config: LoadGenConfig, *, threads:
         pool.close()
     return LoadGenRun(config=config, backend=backend, model=model.name, model_sha256=model.sha256, threads=threads,
                       streams=pool.streams, pool_settings=settings, samples=len(feeds), inputs=inputs,
-                      summary=summary)
+                      summary=summary, probed_qps=probed)
+
+
+def probe_qps(pool: "InferPool", feeds: list[dict[str, np.ndarray]], duration_s: float) -> float:
+    """Samples/s of ``pool`` in a closed loop of :data:`PROBE_SHARE` x ``duration_s``
+    (at most :data:`PROBE_MAX_S`) over ``feeds``: what Offline's expected QPS is set from
+    when the user gives none.
+
+    Raises:
+        EdgeoptError: an inference failed.
+    """
+    probe = ThroughputResult(backend=pool.backend, backend_version="", model="", model_sha256="",
+                             threads=pool.threads, streams_asked=pool.streams, streams=pool.streams)
+    try:
+        closed_loop(ThroughputRunner(pool), feeds, probe, min(PROBE_SHARE * duration_s, PROBE_MAX_S), 10)
+    except Exception as e:
+        raise EdgeoptError(f"an inference failed while probing the throughput: {e}") from e
+    probe.derive()
+    return probe.throughput
 
 
 def qsl_samples(model: "Model", data: "ImageSet | SampleSet") -> list[dict[str, np.ndarray]]:

@@ -208,7 +208,7 @@ def measure_throughput(model: "Model", backend: str, *, threads: int, streams: i
     result.prepare_ms = (clock() - start) / 1e6
     try:
         result.streams, result.settings = pool.streams, pool.settings()
-        _closed_loop(ThroughputRunner(pool, clock), feeds, result, int(duration_s * 1e9), min_requests)
+        closed_loop(ThroughputRunner(pool, clock), feeds, result, duration_s, min_requests)
     except Exception as e:  # a failure to run is the cell's result, not a crash
         result.error = f"{backend} failed with {streams} streams: {error_line(e, limit=300)}"
         result.latencies_ms, result.duration_s = [], None
@@ -218,9 +218,17 @@ def measure_throughput(model: "Model", backend: str, *, threads: int, streams: i
     return result
 
 
-def _closed_loop(runner: ThroughputRunner, feeds: list[dict[str, np.ndarray]], result: ThroughputResult,
-                 duration_ns: int, min_requests: int) -> None:
-    """Warm-up (one request per stream), then the timed loop of the module docstring's step 3."""
+def closed_loop(runner: ThroughputRunner, feeds: list[dict[str, np.ndarray]], result: ThroughputResult,
+                duration_s: float, min_requests: int) -> None:
+    """Warm-up (one request per stream), then the timed loop of the module docstring's
+    step 3 for ``duration_s`` seconds and ``min_requests`` requests at least, cycling over
+    ``feeds``; fills ``result.latencies_ms`` and ``result.duration_s`` (call
+    :meth:`ThroughputResult.derive` after).
+
+    Raises:
+        the first failed request's exception.
+    """
+    duration_ns = int(duration_s * 1e9)
     errors: list[BaseException] = []
 
     def done(outputs, error) -> None:

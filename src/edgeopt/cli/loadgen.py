@@ -23,7 +23,7 @@ out = Console()
 def command(
     model: str = ModelArg,
     scenario: str = typer.Option(..., "--scenario", help="SingleStream, MultiStream, Server or Offline (MLPerf's)."),
-    target_qps: Optional[float] = typer.Option(None, "--target-qps", callback=in_range(gt=0, example=50), help="Server: queries/s LoadGen issues (Poisson arrivals); Offline: the samples/s expected (sizes its one query). Needed by both."),
+    target_qps: Optional[float] = typer.Option(None, "--target-qps", callback=in_range(gt=0, example=50), help="Server (needed): queries/s LoadGen issues (Poisson arrivals); Offline: the samples/s expected, which sizes its one query (default: twice a short probe's)."),
     latency_bound: Optional[str] = typer.Option(None, "--latency-bound", help="Server: the p99 latency bound, e.g. 30ms (needed)."),
     duration: str = typer.Option("10s", "--duration", help="Minimum test duration (LoadGen's min_duration), e.g. 500ms, 10s, 10m (MLPerf submissions: 10m)."),
     min_queries: int = typer.Option(100, "--min-queries", callback=in_range(ge=1), help="Minimum query count (LoadGen's min_query_count)."),

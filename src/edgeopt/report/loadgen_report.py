@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .._util.atomic import write_staged
-from ..bench.loadgen import LoadGenRun
+from ..bench.loadgen import PROBE_MARGIN, LoadGenRun
 from ..bench.loadgen_log import DETAIL_FILE, SUMMARY_FILE
 from .bench_table import ms
 
@@ -25,7 +25,8 @@ def summary_lines(run: LoadGenRun) -> list[str]:
     s, c = run.summary, run.config
     asked = [f"min duration {c.duration_s:g} s", f"min queries {c.min_queries}"]
     if c.target_qps is not None:
-        asked.insert(0, f"target {c.target_qps:g} QPS")
+        probe = f" ({PROBE_MARGIN:g}x the {run.probed_qps:.4g}/s a probe measured)" if run.probed_qps else ""
+        asked.insert(0, f"target {c.target_qps:.4g} QPS{probe}")
     if c.latency_bound_ms is not None:
         asked.insert(1, f"latency bound {ms(c.latency_bound_ms)} ms")
     lines = [f"LoadGen {s.scenario} ({s.mode}): {run.model} on {run.backend}",
