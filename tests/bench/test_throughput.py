@@ -115,10 +115,11 @@ def test_measure_throughput_on_a_real_model(digits, backend):
     assert 0 < s.min <= s.p50 <= s.p90 <= s.p99 <= s.max
 
 
-def test_a_failing_request_is_the_cells_error(digits):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failing_request_is_the_cells_error(digits, backend):
     bad = [{digits.inputs[0].name: np.zeros((1, 2, 3), np.float32)}]
-    r = measure_throughput(digits, "ort", threads=1, streams=2, duration_s=0.0, min_requests=2, feeds=bad)
-    assert not r.ok and r.error.startswith("ort failed with 2 streams") and r.latencies_ms == []
+    r = measure_throughput(digits, backend, threads=1, streams=2, duration_s=0.0, min_requests=2, feeds=bad)
+    assert not r.ok and r.error.startswith(f"{backend} failed with 2 streams") and r.latencies_ms == []
 
 
 def test_a_failing_callback_surfaces_in_wait_all(digits):

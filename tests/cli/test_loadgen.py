@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+import edgeopt
+from edgeopt.bench.loadgen import LoadGenConfig, run_loadgen
 from edgeopt.bench.loadgen_log import parse_summary
 from edgeopt.errors import EdgeoptError
 
 from support import assert_one_line_error, installed, run_cli
 
 pytestmark = pytest.mark.skipif(not installed("mlcommons-loadgen"), reason="mlcommons-loadgen is not installed")
+BACKENDS = ["ort", pytest.param("openvino", marks=pytest.mark.skipif(not installed("openvino"), reason="no OpenVINO"))]
 SHORT = ("--duration", "200ms", "--min-queries", "20")
 SCENARIOS = {
     "SingleStream": ("--min-queries", "70"),  # early stopping estimates the p90 from 64 queries on
@@ -81,6 +85,15 @@ def test_bad_options_end_in_one_line(monkeypatch, capsys, tmp_path, args, needle
     code, _, err = run_cli(monkeypatch, capsys, "loadgen", "zoo:seednet-digits", *args, "--out", str(tmp_path))
     assert_one_line_error(code, err, needle)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failing_inference_ends_the_test_with_its_error(backend):
+    m = edgeopt.load_model("zoo:seednet-digits")
+    bad = [{m.inputs[0].name: np.zeros((1, 2, 3), np.float32)}]
+    config = LoadGenConfig.parse("Server", target_qps=100, latency_bound_ms=30, duration_s=0.1, min_queries=5)
+    with pytest.raises(EdgeoptError, match="an inference failed under LoadGen"):
+        run_loadgen(m, backend, config, threads=2, streams=2, samples=bad)
 
 
 def test_a_summary_that_is_not_loadgens_is_refused():

@@ -167,7 +167,9 @@ class OpenVinoPool(InferPool):
         config = {**_config(threads), hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
                   ov_streams.num: streams}
         names = [s.name for s in model.inputs]
-        self._compiled = _compile(core, ov_model, names, tuple(s.shape for s in model.inputs), config, model.name)
+        self._shapes = {s.name: tuple(s.shape) for s in model.inputs}
+        self._model_name = model.name
+        self._compiled = _compile(core, ov_model, names, tuple(self._shapes.values()), config, model.name)
         self._ports = [self._compiled.output(name) for name in model.output_names]
         self.backend = "openvino"
         self.threads = threads
@@ -185,6 +187,15 @@ class OpenVinoPool(InferPool):
         done(outputs, None)
 
     def submit(self, feeds: dict[str, np.ndarray], done: Done) -> None:
+        """Raises:
+            ShapeError: the feeds are not the model's inputs at batch 1, checked first: a
+                request OpenVINO refuses in ``start_async`` is never idle again (2026.4), and
+                the next submit would wait for it forever.
+        """
+        got = {n: tuple(np.shape(a)) for n, a in feeds.items()}
+        if got != self._shapes:
+            raise ShapeError(f"feeds {got} do not fit {self._model_name}'s inputs at batch 1 {self._shapes}: "
+                             f"feed one sample per request")
         # inputs copied into the request's own tensors (share_inputs off): the caller's feeds
         # may be reused at once by the next submit
         self._queue.start_async(feeds, done)

@@ -270,7 +270,14 @@ class _Sut:
                 self._runner.wait_all()
                 return
             sample_id, index = item
-            self._runner.submit(self._feeds[index], self._completer(sample_id))
+            done = self._completer(sample_id)
+            if self._errors:  # after a failure, complete the rest at once: the test is lost anyway
+                done(None, None)
+                continue
+            try:
+                self._runner.submit(self._feeds[index], done)
+            except Exception as e:  # the sample still completes: LoadGen would wait for it forever
+                done(None, e)
 
     def _completer(self, sample_id: int):
         def done(outputs, error) -> None:

@@ -131,7 +131,11 @@ class ThroughputRunner:
                 timed(start, end)
             done(outputs, error)
 
-        self.pool.submit(feeds, finished)
+        try:
+            self.pool.submit(feeds, finished)
+        except BaseException:  # refused at once (a shape the runtime rejects): the stream is free again
+            self._free.release()
+            raise
 
     def wait_all(self) -> None:
         """Return when every request submitted so far has ended."""
