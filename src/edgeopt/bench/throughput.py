@@ -284,8 +284,15 @@ def throughput_sweep(model: "Model", backends: Sequence[str], threads: Sequence[
     return results
 
 
-def budget_share(latency_cells: int, throughput_cells: int) -> float:
-    """The fraction of a command's budget its throughput cells get when it also times
-    ``latency_cells`` latency cells: in proportion to the cell counts."""
-    total = latency_cells + throughput_cells
-    return throughput_cells / total if total else 0.0
+CELL_BUDGET_S = 2.5
+"""Seconds of a command's budget set aside per throughput cell: prepare, warm-up and about
+a second of timed loop (latency cells cost more: several sessions, worker processes)."""
+
+
+def budget_share(budget_s: float, throughput_cells: int) -> float:
+    """The fraction of a command's ``budget_s`` (seconds) set aside for its throughput
+    cells: :data:`CELL_BUDGET_S` each, at most half of it (the latency cells keep the rest
+    and whatever they leave unused goes to the throughput cells)."""
+    if throughput_cells <= 0 or budget_s <= 0:
+        return 0.0
+    return min(throughput_cells * CELL_BUDGET_S / budget_s, 0.5)

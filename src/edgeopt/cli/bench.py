@@ -58,7 +58,7 @@ def bench(
     stream_list = streams_option(streams, device)
     # The budget counts from when the command started; a part is kept for the table and plots.
     settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
-    share = budget_share(len(backend_list) * len(grid[2]) * len(grid[3]), len(backend_list) * len(grid[3]) * len(stream_list))
+    share = budget_share(command_budget(budget), len(backend_list) * len(grid[3]) * len(stream_list))
     if device is None:
         results = sweep(*grid, budget_s=command_budget(budget) * (1 - share), isolate=True, **settings)
     else:
