@@ -1,6 +1,7 @@
-"""The results history: every suite run kept in one SQLite file, to compare boards and days.
+"""The results history: every suite and bench run kept in one SQLite file, to compare boards and days.
 
-A run is one invocation (``edgeopt suite seed-rpi`` on some machine at some time); its
+A run is one invocation (``edgeopt suite seed-rpi`` or ``edgeopt bench MODEL`` on some
+machine at some time); its
 cells are :class:`~edgeopt.bench.harness.BenchResult` records, stored whole (latencies
 included) as JSON beside the columns a query wants (model, backend, batch, threads,
 ms per image). The file is ``$EDGEOPT_HISTORY`` or ``~/.local/share/edgeopt/history.db``;
@@ -158,7 +159,7 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """
     kind = _inspect(path)
     if kind == "absent" and not create:
-        raise EdgeoptError(f"no results history at {path}: run `edgeopt suite NAME` first, or pass --history FILE")
+        raise EdgeoptError(f"no results history at {path}: run `edgeopt bench MODEL` or `edgeopt suite NAME` first, or pass --history FILE")
     try:
         if not create:
             return _read_only(path)

@@ -100,11 +100,14 @@ class Backend(ABC):
         threads_fixed_per_process: True when the runtime sizes its thread pool once per
             process (NNPACK under torch): a sweep over thread counts must time each
             count in a fresh process.
+        reads_torch_module: True when ``prepare`` uses ``Model.torch_module`` (a bench
+            worker process is sent the model without it otherwise, and never imports torch).
     """
 
     name: str = ""
     timed: bool = True
     threads_fixed_per_process: bool = False
+    reads_torch_module: bool = False
     module: str = ""
     distribution: str = ""
     install: str = ""

@@ -27,15 +27,12 @@ import queue
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, replace
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..backends import registry
-from ..data.feeds import calibration_data, sample_feeds
-from ..data.samples import SampleSet
 from ..errors import EdgeoptError
 from .._util.requires import require
 from .loadgen_log import LoadGenSummary, read_logs
@@ -43,7 +40,6 @@ from .throughput import ThroughputResult, ThroughputRunner, closed_loop
 
 if TYPE_CHECKING:
     from ..backends.pool import InferPool
-    from ..data.images import ImageSet
     from ..model import Model
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
@@ -60,7 +56,8 @@ x the probed rate x the duration, which lasts past the minimum duration unless t
 about 2.2x the duration when the probe was right. On a loaded 2-core machine probes of one
 model varied 4x (175 to 700 samples/s), hence the margin."""
 MAX_SAMPLES = 1024
-"""Samples of a folder the QSL holds at most (all in memory, as MLPerf's performance set)."""
+"""Samples of a folder the QSL holds at most (all in memory, as MLPerf's performance set;
+also at most :data:`edgeopt.bench.real_inputs.MAX_BYTES` of them)."""
 
 
 @dataclass(frozen=True)
@@ -213,21 +210,6 @@ def probe_qps(pool: "InferPool", feeds: list[dict[str, np.ndarray]], duration_s:
         raise EdgeoptError(f"an inference failed while probing the throughput: {e}") from e
     probe.derive()
     return probe.throughput
-
-
-def qsl_samples(model: "Model", data: "ImageSet | SampleSet") -> list[dict[str, np.ndarray]]:
-    """Batch-1 feeds of ``model`` for the first :data:`MAX_SAMPLES` of ``data``: images
-    through the model's preprocess (:func:`edgeopt.data.feeds.calibration_data`), samples
-    as they are (:func:`edgeopt.data.feeds.sample_feeds`).
-
-    Raises:
-        EdgeoptError: images for a model without preprocessing; DataError: data that does
-            not fit the model.
-    """
-    if not isinstance(data, SampleSet):
-        images = calibration_data(model, data.subset(range(min(len(data), MAX_SAMPLES))))
-        data = SampleSet(inputs={model.inputs[0].name: images})
-    return [feeds for feeds, _ in islice(sample_feeds(data, model, 1), MAX_SAMPLES)]
 
 
 class _Sut:

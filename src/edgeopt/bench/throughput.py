@@ -266,13 +266,14 @@ def throughput_sweep(model: "Model", backends: Sequence[str], threads: Sequence[
                      clock: Callable[[], float] = time.perf_counter) -> list[ThroughputResult]:
     """One :func:`measure_throughput` cell per (backend, threads, streams), in that order,
     each timed for an even share of what is left of ``budget_s`` (half of it: the other
-    half is for preparing and warming up), at least :data:`MIN_CELL_S`.
+    half is for preparing and warming up), at least :data:`MIN_CELL_S` (also when nothing
+    is left: a command that spent its budget still measures each cell briefly).
 
     Raises:
-        EdgeoptError: a non-positive budget, or as :func:`measure_throughput`.
+        EdgeoptError: a negative budget, or as :func:`measure_throughput`.
     """
-    if not budget_s > 0:
-        raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a positive number of seconds")
+    if not budget_s >= 0:
+        raise EdgeoptError(f"budget_s={budget_s!r} is invalid: pass a number of seconds >= 0")
     cells = [(b, t, s) for b in backends for t in threads for s in streams]
     start = clock()
     results = []

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
 
 import edgeopt
 
-from .._util.deadline import command_budget, command_elapsed_s
+from .._util.deadline import Deadline, command_budget, command_elapsed_s
 from .._util.options import csv_ints, csv_list, parse_duration
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
-from .options import ModelArg, ShapeOpt, given, in_range, only_with
+from .options import (ChannelsOpt, InputsOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt,
+                      given, in_range, load_data, only_with)
+
+if TYPE_CHECKING:
+    from ..bench.real_inputs import RealInputs
+    from ..model import Model
 
 out = Console()
 
@@ -33,34 +38,61 @@ def bench(
     cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     streams: Optional[str] = typer.Option(None, "--streams", help="Also measure throughput with N requests in flight, comma-separated, e.g. 1,2,4 (OpenVINO: asynchronous infer requests on N streams; other backends: N sessions sharing the threads), per backend and thread count."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
+    images: Optional[Path] = typer.Option(None, help="Folder of real images to time on (through the model's preprocessing; class sub-folders are read too), cycled through the runs in full batches of each --batch; default: random inputs."),
+    inputs: Optional[Path] = InputsOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
+    sample_rate: Optional[int] = SampleRateOpt,
+    profile: bool = typer.Option(False, "--profile", help="After the timing, one profiled session per cell: its slowest layers (ONNX node, op, median ms, % of the total) are printed and written to bench.json; ort and openvino only, a fifth of the budget kept for it."),
+    history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
     device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
 ) -> None:
-    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
-    Each result records the conditions it was measured under (load, other processes' CPU
-    share, steal, frequency, temperature, throttling, pinning)."""
+    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles),
+    the peak resident memory of each cell, on random or real inputs (--images/--inputs),
+    optionally per layer (--profile). Each result records the conditions it was measured
+    under (load, other processes' CPU share, steal, frequency, temperature, throttling,
+    pinning); the run is stored in the results history (`edgeopt history`)."""
+    from .. import store
     from ..backends import registry
+    from ..bench.layer_profile import check_profile_backends, profile_cells
     from ..bench.sweep import sweep
+    from ..report.bench_extras import print_layer_profile
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..bench.throughput import budget_share, throughput_sweep
     from ..report.bench_table import print_bench
     from ..report.throughput_table import print_throughput
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
-    check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
+    folder = _bench_folder(ctx, images, inputs, device, profile, no_history)
+    check_outputs(inputs=(model, folder, None if no_history else history), folders=[("--out", out_dir, BENCH_FILES)])
     backend_list = csv_list(backend, "--backend", "ort,openvino")
     for name in backend_list:
         registry.require(name)
+    if profile:
+        check_profile_backends(backend_list)
+    if not no_history:  # a file that cannot take the run is refused before the run, not after it
+        store.check_history(history)
     m = edgeopt.load_model(model, shape=shape)
+    real = None
+    if folder is not None:
+        m, real = _real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
     stream_list = streams_option(streams, device)
     # The budget counts from when the command started; a part is kept for the table and plots.
     settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
-    share = budget_share(command_budget(budget), len(backend_list) * len(grid[3]) * len(stream_list))
+    deadline = Deadline(command_budget(budget))
+    # --streams sets a share aside for the throughput cells (they get what the rest leaves too)
+    kept = 1 - budget_share(deadline.remaining(), len(backend_list) * len(grid[3]) * len(stream_list))
     if device is None:
-        results = sweep(*grid, budget_s=command_budget(budget) * (1 - share), isolate=True, **settings)
+        # --profile keeps a fifth of the budget for the profiled sessions after the timing
+        sweep_s = deadline.remaining() * (0.8 if profile else 1.0) * kept
+        results = sweep(*grid, budget_s=sweep_s, isolate=True, inputs=real, **settings)
     else:
         from ..device.cluster import connect
         from ..device.runner import DeviceRunner
@@ -69,11 +101,50 @@ def bench(
         with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
             runner = DeviceRunner(DeviceTarget(client, device), m)
             results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
+    if profile:
+        profile_cells(m, results, inputs=real, deadline=deadline)
     print_bench(results, out)
-    tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=command_budget(budget)) if stream_list else []
+    print_layer_profile(results, out)
+    tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=deadline.remaining(),
+                            feeds=real.feeds(m, 1) if real else None) if stream_list else []
     print_throughput(tput, out)
+    run_id = None
+    if not no_history:
+        meta = dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
+                    inputs=real.summary() if real else {}, profile=profile, device=device)
+        run_id = store.record_run(results, kind="bench", name=m.name, meta=meta, path=history)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
-    out.print(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+    out.print("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
+              + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
+
+
+def _bench_folder(ctx: typer.Context, images: Optional[Path], inputs: Optional[Path], device: Optional[str],
+                  profile: bool, no_history: bool) -> Optional[Path]:
+    """The real-input folder of `bench` (--inputs or --images), after refusing the options
+    that do not go together."""
+    if images is not None and inputs is not None:
+        raise EdgeoptError("--images and --inputs both name the inputs to time on: pass one of them")
+    folder = inputs if inputs is not None else images
+    only_with(ctx, "--images/--inputs DIR", folder is not None, "mean", "std", "channels", "resize_short",
+              "sample_rate")
+    if device is not None and (folder is not None or profile):
+        what = "--profile" if folder is None else "--images/--inputs"
+        raise EdgeoptError(f"{what} applies to timing on this machine, not on a --device board: drop one of them")
+    if no_history and given(ctx, "history"):
+        raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
+    return folder
+
+
+def _real_inputs(m: "Model", folder: Path, mean: Optional[str], std: Optional[str], channels: Optional[str],
+                 resize_short: Optional[int], sample_rate: Optional[int]) -> tuple["Model", "RealInputs"]:
+    """(the model with any preprocessing options, its :class:`~edgeopt.bench.real_inputs.RealInputs`)
+    read from ``folder`` by the readers `optimize` uses (:func:`~edgeopt.cli.options.load_data`)."""
+    from ..bench.real_inputs import real_inputs
+    from ..data.inputs import folder_kind
+
+    kind = folder_kind(folder)
+    m, data = load_data(m, folder, mean, std, channels, resize_short, sample_rate)
+    return m, real_inputs(m, data, source=str(folder), kind=kind)
 
 
 def streams_option(text: str | None, device: str | None) -> list[int]:

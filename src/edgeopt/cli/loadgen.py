@@ -39,7 +39,9 @@ def command(
     """Run an MLPerf scenario with MLCommons LoadGen as the load generator and judge: LoadGen's
     verdict (VALID/INVALID and why), the scenario's metric, early-stopping estimates and
     latency percentiles."""
-    from ..bench.loadgen import LoadGenConfig, qsl_samples, run_loadgen
+    from ..bench.loadgen import MAX_SAMPLES, LoadGenConfig, run_loadgen
+    from ..bench.real_inputs import real_inputs
+    from ..data.inputs import folder_kind
     from ..report.loadgen_report import LOADGEN_FILES, print_loadgen, write_loadgen_outputs
 
     config = LoadGenConfig.parse(scenario, target_qps=target_qps, duration_s=parse_duration(duration, "--duration"),
@@ -55,9 +57,9 @@ def command(
     check_outputs(inputs=(model, folder), folders=[("--out", out_dir, LOADGEN_FILES)])
     m = edgeopt.load_model(model, shape=shape)
     samples = None
-    if folder is not None:
+    if folder is not None:  # as bench reads them: images through the preprocessing, samples as they are
         m, data = load_data(m, folder)
-        samples = qsl_samples(m, data)
+        samples = real_inputs(m, data, source=str(folder), kind=folder_kind(folder)).feeds(m, 1, limit=MAX_SAMPLES)
     run = run_loadgen(m, backend, config, threads=threads, streams=streams or threads, samples=samples,
                       inputs="random" if folder is None else str(folder))
     paths = write_loadgen_outputs(run, out_dir)

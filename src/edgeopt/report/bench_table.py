@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..bench.harness import BenchResult
 from ..bench.noise import LEGEND, noisy
+from .bench_extras import inputs_line, memory_line
 from .conditions_text import conditions_line
 from .where import where_measured
 
@@ -34,8 +35,8 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
     """One row per cell: backend, batch, threads, runs, the p50 latency (ms) with its 95%
     bootstrap interval and the robust CV (rcv, marked when the cell is noisy), the mean and p99, ms per
     image and images/s (both at the p50); a failed cell says so. Under the table: the
-    prepare and first-inference times, the errors, what the noisy mark means (when a cell
-    has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
+    prepare and first-inference times, the inputs and peak RSS (:mod:`.bench_extras`), the
+    errors, what the noisy mark means (when a cell has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
                   title="latency per inference (ms), p50 with its 95% interval; warm-up excluded")
     for name in ("backend", "b", "t", "runs", "p50", "95% int.", "rcv", "mean", "p99", "ms/img", "img/s"):
@@ -60,6 +61,9 @@ def print_bench(results: Sequence[BenchResult], console: Console) -> None:
     if ran:
         console.print("prepare / first inference (ms): " + ", ".join(
             f"{r.backend} b{r.batch} t{r.threads} {r.prepare_ms:.1f} / {r.first_ms:.2f}" for r in ran))
+    for line in (inputs_line(results), memory_line(results)):
+        if line:
+            console.print(line)
     for line in failed:
         console.print(f"[red]failed[/red] {line}")
     if reasons:

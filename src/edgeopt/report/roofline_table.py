@@ -39,6 +39,8 @@ def print_roofline(roof: Roofline, out: Console) -> None:
         out.print(f"[bold]estimated roofs[/bold]: {roof.device.name}'s {roof.device.source} peaks, not measured; "
                   f"the layer times were measured here ({here}), so % roof sets this machine's speed against "
                   f"that board's roof (time on the board with `edgeopt bench --device KIND`)")
+    if roof.note:
+        out.print(f"[bold red]note[/bold red]: {roof.note}")
     out.print(f"roofs: peak {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} threads), bandwidth "
               f"{roof.bandwidth_gbs:.1f} GB/s, ridge {roof.ridge:.1f} FLOPs/byte")
     if not cache_aware and roof.device.source == "measured":
