@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
+from .pool import InferPool, SessionPool, split_threads
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -140,6 +141,28 @@ class Backend(ABC):
         if why is not None:  # the protocol promises BackendUnavailable, not ImportError
             raise BackendUnavailable(why)
         return self._prepare(model, threads=threads)
+
+    def prepare_pool(self, model: "Model", *, threads: int, streams: int) -> InferPool:
+        """Load ``model`` to run up to ``streams`` batch-1 inferences at once with
+        ``threads`` threads in total (:mod:`edgeopt.backends.pool`). This default makes
+        ``streams`` sessions of :meth:`prepare`, each with
+        :func:`~edgeopt.backends.pool.split_threads` threads, run by one thread each; a
+        runtime with an asynchronous API overrides it.
+
+        Raises:
+            BackendUnavailable: the runtime is missing or cannot run this model.
+            EdgeoptError: threads or streams < 1.
+        """
+        per_stream = split_threads(threads, streams)
+        sessions: list[Session] = []
+        try:
+            for _ in range(streams):
+                sessions.append(self.prepare(model, threads=per_stream))
+        except BaseException:
+            for s in sessions:
+                s.close()
+            raise
+        return SessionPool(sessions, threads)
 
     def prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
         """Load ``model`` with exactly ``settings`` (a :meth:`Session.settings` record,

@@ -229,13 +229,15 @@ def _usable(name: str) -> bool:
         return False  # benchmark() records the reason as the cell's error
 
 
-def write_json(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
-    """Write ``{"schema": "edgeopt.bench/1", "results": [BenchResult.to_dict(), ...]}``.
+def write_json(results: Sequence[BenchResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
+    """Write ``{"schema": "edgeopt.bench/1", "results": [BenchResult.to_dict(), ...]}``,
+    plus the JSON-ready entries of ``extra`` (e.g. "throughput": the cells of
+    ``bench --streams``), which :func:`read_json` leaves aside.
 
     Returns:
         the path written (parent folders created; written atomically).
     """
-    doc = {"schema": JSON_SCHEMA, "results": [r.to_dict() for r in results]}
+    doc = {"schema": JSON_SCHEMA, "results": [r.to_dict() for r in results], **(extra or {})}
     return _write(path, json.dumps(doc, indent=2).encode())
 
 

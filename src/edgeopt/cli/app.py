@@ -21,7 +21,8 @@ from .._util.requires import missing_extra_line
 from .._util.outputs import WRITE_ERRNOS, write_error
 from ..errors import EdgeoptError
 from .helptext import PlainHelpGroup
-from . import bench, compress, convalgo, dataflow, demo, device, energy, machine, models, optimize, roofline, stream
+from . import (bench, compress, convalgo, dataflow, demo, device, energy, loadgen, machine, models, optimize, roofline,
+               stream)
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=PlainHelpGroup,
@@ -45,6 +46,7 @@ app.command("apply")(compress.apply_cmd)
 app.command("prune")(compress.prune_cmd)
 app.command("compress-size")(compress.compress_size_cmd)
 app.command("optimize")(optimize.optimize_cmd)
+app.command("loadgen")(loadgen.command)
 app.command("suite")(bench.suite)
 app.command("compare")(bench.compare)
 app.command("history")(bench.history)

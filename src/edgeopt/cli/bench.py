@@ -36,6 +36,7 @@ def bench(
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
     cooldown: float = duration_option("0", zero=True, help="Before each cell, wait up to this long for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    streams: Optional[str] = typer.Option(None, "--streams", help="Also measure throughput with N requests in flight, comma-separated, e.g. 1,2,4 (OpenVINO: asynchronous infer requests on N streams; other backends: N sessions sharing the threads), per backend and thread count."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
     images: Optional[Path] = typer.Option(None, help="Folder of real images to time on (through the model's preprocessing; class sub-folders are read too), cycled through the runs in full batches of each --batch; default: random inputs."),
     inputs: Optional[Path] = InputsOpt,
@@ -63,7 +64,9 @@ def bench(
     from ..bench.sweep import sweep
     from ..report.bench_extras import print_layer_profile
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
+    from ..bench.throughput import budget_share, throughput_sweep
     from ..report.bench_table import print_bench
+    from ..report.throughput_table import print_throughput
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     folder = _bench_folder(ctx, images, inputs, device, profile, no_history)
@@ -80,12 +83,15 @@ def bench(
     if folder is not None:
         m, real = _real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
+    stream_list = streams_option(streams, device)
     # The budget counts from when the command started; a part is kept for the table and plots.
     settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
     deadline = Deadline(command_budget(budget))
+    # --streams sets a share aside for the throughput cells (they get what the rest leaves too)
+    kept = 1 - budget_share(deadline.remaining(), len(backend_list) * len(grid[3]) * len(stream_list))
     if device is None:
         # --profile keeps a fifth of the budget for the profiled sessions after the timing
-        sweep_s = deadline.remaining() * (0.8 if profile else 1.0)
+        sweep_s = deadline.remaining() * (0.8 if profile else 1.0) * kept
         results = sweep(*grid, budget_s=sweep_s, isolate=True, inputs=real, **settings)
     else:
         from ..device.cluster import connect
@@ -99,12 +105,15 @@ def bench(
         profile_cells(m, results, inputs=real, deadline=deadline)
     print_bench(results, out)
     print_layer_profile(results, out)
+    tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=deadline.remaining(),
+                            feeds=real.feeds(m, 1) if real else None) if stream_list else []
+    print_throughput(tput, out)
     run_id = None
     if not no_history:
         meta = dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
                     inputs=real.summary() if real else {}, profile=profile, device=device)
         run_id = store.record_run(results, kind="bench", name=m.name, meta=meta, path=history)
-    json_path, csv_path, plots = write_bench_outputs(results, out_dir)
+    json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
     out.print("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
               + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
 
@@ -136,6 +145,19 @@ def _real_inputs(m: "Model", folder: Path, mean: Optional[str], std: Optional[st
     kind = folder_kind(folder)
     m, data = load_data(m, folder, mean, std, channels, resize_short, sample_rate)
     return m, real_inputs(m, data, source=str(folder), kind=kind)
+
+
+def streams_option(text: str | None, device: str | None) -> list[int]:
+    """The --streams counts ([] without the option).
+
+    Raises:
+        EdgeoptError: not positive integers, or with --device (the throughput scenario runs here only).
+    """
+    if text is None:
+        return []
+    if device is not None:
+        raise EdgeoptError("--streams runs here, not on a --device board: drop --streams or --device")
+    return csv_ints(text, "--streams")
 
 
 def suite(
