@@ -1,6 +1,7 @@
-"""The results history: every suite run kept in one SQLite file, to compare boards and days.
+"""The results history: every suite and bench run kept in one SQLite file, to compare boards and days.
 
-A run is one invocation (``edgeopt suite seed-rpi`` on some machine at some time); its
+A run is one invocation (``edgeopt suite seed-rpi`` or ``edgeopt bench MODEL`` on some
+machine at some time); its
 cells are :class:`~edgeopt.bench.harness.BenchResult` records, stored whole (latencies
 included) as JSON beside the columns a query wants (model, backend, batch, threads,
 ms per image). The file is ``$EDGEOPT_HISTORY`` or ``~/.local/share/edgeopt/history.db``;
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._util.sqlite_file import sqlite_file_problem
+from .bench.compare import results_file
 from .bench.harness import BenchResult
 from .bench.sweep import read_json
 from .errors import EdgeoptError
@@ -81,6 +83,8 @@ class RunInfo:
         started: local start time, ISO 8601.
         host: machine name; cpu_model: /proc/cpuinfo model name.
         cells: stored cells; meta: what the producer recorded (budget, settings, notes).
+        measured: how many of the cells ran and have timed runs (the rest: errors,
+            skipped, out of budget).
     """
 
     id: int
@@ -91,6 +95,7 @@ class RunInfo:
     cpu_model: str
     cells: int
     meta: dict[str, Any]
+    measured: int = 0
 
 
 _ANOTHER = "pass another --history file, or a path that does not exist yet to start a new history"
@@ -158,7 +163,7 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     """
     kind = _inspect(path)
     if kind == "absent" and not create:
-        raise EdgeoptError(f"no results history at {path}: run `edgeopt suite NAME` first, or pass --history FILE")
+        raise EdgeoptError(f"no results history at {path}: run `edgeopt bench MODEL` or `edgeopt suite NAME` first, or pass --history FILE")
     try:
         if not create:
             return _read_only(path)
@@ -209,20 +214,29 @@ def record_run(results: Sequence[BenchResult], *, kind: str, name: str, meta: di
     return run_id
 
 
-def list_runs(path: str | os.PathLike | None = None) -> list[RunInfo]:
+def list_runs(path: str | os.PathLike | None = None, *, missing_ok: bool = False) -> list[RunInfo]:
     """Every stored run, oldest first.
 
+    Args:
+        missing_ok: no history file is an empty history (``edgeopt history`` before the
+            first run), not an error.
+
     Raises:
-        EdgeoptError: no history file, or not an edgeopt history.
+        EdgeoptError: no history file (without ``missing_ok``), or not an edgeopt history.
     """
     path = Path(path) if path is not None else default_path()
+    if missing_ok and not os.path.lexists(path):
+        return []
     with closing(_connect(path, create=False)) as con:
+        # A cell counts as measured as BenchResult.ok says: no error and timed runs.
         rows = con.execute(
-            "SELECT r.id, r.kind, r.name, r.started, r.host, r.cpu_model, r.meta, COUNT(c.run_id)"
+            "SELECT r.id, r.kind, r.name, r.started, r.host, r.cpu_model, r.meta, COUNT(c.run_id),"
+            " COALESCE(SUM(c.error IS NULL AND c.runs > 0), 0)"
             " FROM runs r LEFT JOIN cells c ON c.run_id = r.id GROUP BY r.id ORDER BY r.id"
         ).fetchall()
-    return [RunInfo(id=i, kind=k, name=n, started=s, host=h, cpu_model=c, cells=cells, meta=json.loads(m))
-            for i, k, n, s, h, c, m, cells in rows]
+    return [RunInfo(id=i, kind=k, name=n, started=s, host=h, cpu_model=c, cells=cells, meta=json.loads(m),
+                    measured=measured)
+            for i, k, n, s, h, c, m, cells, measured in rows]
 
 
 def load_run(run_id: int, path: str | os.PathLike | None = None) -> tuple[RunInfo, list[BenchResult]]:
@@ -243,7 +257,8 @@ def load_run(run_id: int, path: str | os.PathLike | None = None) -> tuple[RunInf
 
 def load_results(ref: str, *, history: str | os.PathLike | None = None) -> tuple[str, list[BenchResult]]:
     """The cells of ``ref``: ``history:ID`` (a run in the results history at ``history``,
-    default :func:`default_path`) or a JSON file written by ``edgeopt bench`` / ``edgeopt suite``.
+    default :func:`default_path`), a JSON file written by ``edgeopt bench`` / ``edgeopt suite``,
+    or the ``--out`` folder that holds it (:func:`edgeopt.bench.compare.results_file`).
 
     Returns:
         (a one-line description of the run, its cells).
@@ -259,4 +274,4 @@ def load_results(ref: str, *, history: str | os.PathLike | None = None) -> tuple
                                f"(see `edgeopt history`)") from None
         info, cells = load_run(run_id, history)
         return f"run {info.id}: {info.kind} {info.name}, {info.started} on {info.host} ({info.cpu_model})", cells
-    return ref, read_json(ref)
+    return ref, read_json(results_file(ref))

@@ -420,13 +420,14 @@ def test_optimize_judges_text_recognition_against_the_true_text(monkeypatch, cap
     truth = tmp_path / "rec.txt"
     truth.write_text("".join(f"{name}.png\t{text}\n" for name, text in zip(lines.names, texts)), encoding="utf-8")
     code, out, err = run_cli(monkeypatch, capsys, "optimize", "zoo:ppocr-rec", "--images", str(folder),
-                             "--targets", str(truth), "--backends", "ort", "--prune-targets", "",
+                             "--targets", str(truth), "--backends", "ort", "--recipes", "fp32,int8-dynamic",
                              "--seconds", "0.1", "--out", str(tmp_path / "out"))
     assert code == 0, err
     summary = json.loads((tmp_path / "out" / "candidates.json").read_text())
     assert summary["task"] == "sequence" and summary["quality_metric"] == "CER vs the ground truth"
     baseline = next(t for t in summary["trials"] if t["label"] == summary["baseline"])
     assert baseline["quality"]["original"] < 10.0  # the original reads rendered lines well (CER %)
+    assert sorted(t["recipe"] for t in summary["trials"]) == ["fp32", "int8-dynamic"]  # --recipes: only these
     code, _, err = run_cli(monkeypatch, capsys, "optimize", "zoo:ppocr-rec", "--images", str(folder),
                            "--targets", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "out2"))
     assert_one_line_error(code, err, "ground truth not found")

@@ -59,7 +59,7 @@ def test_search_writes_the_front_and_refuses_to_overwrite_a_study(monkeypatch, c
     assert (out / "deploy.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("option,value,needle", [("--budget", "ten", "bad duration"),
+@pytest.mark.parametrize("option,value,needle", [("--budget", "ten", "bad --budget duration"),
                                                   ("--max-size", "2parsecs", "bad size"),
                                                   ("--objective", "p75", "p50 or p90")])
 def test_search_bad_options(monkeypatch, capsys, tmp_path, digit_folders, option, value, needle):

@@ -73,7 +73,7 @@ def test_the_batch_sweep_plots_the_p50_with_its_interval(monkeypatch, tmp_path):
     assert [tuple(seg[:, 1]) for seg in bars][1] == pytest.approx((lo, hi))
     assert lo < 1.0 < hi
     labels = [t.get_text() for t in per_image.get_legend().get_texts()]
-    assert labels[1:] == ["95% interval of the p50", "noisy (CV > 10% or interference)"]
+    assert labels[1:] == ["95% interval of the p50", "noisy (rcv > 10%, CV > 50% or interference)"]
     assert per_image.get_ylabel() == "ms per image (p50 latency / batch)"
 
 

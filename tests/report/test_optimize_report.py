@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.report.optimize_report import dimension_rows, measured_path, render_html, render_markdown, trial_rows
+from edgeopt.report.optimize_report import render_html, render_markdown
+from edgeopt.report.doc import RowMark
+from edgeopt.report.optimize_rows import dimension_rows, measured_path, pareto_marks, trial_marks, trial_rows
 from edgeopt.report.plots import plot_latency_vs_quality
 
 from support import FIXTURES
@@ -39,9 +42,19 @@ def _md_tables(md: str) -> list[list[list[str]]]:
 
 
 def _html_tables(page: str) -> list[list[list[str]]]:
-    return [[[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
-             for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    return [[[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+             for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)]
             for table in re.findall(r"<table>(.*?)</table>", page)]
+
+
+@pytest.fixture()
+def png(tmp_path) -> Path:
+    """A real 3 x 2 PNG (the HTML embeds the plot's bytes)."""
+    from PIL import Image
+
+    path = tmp_path / "pareto.png"
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(path)
+    return path
 
 
 def _section(md: str, title: str) -> str:
@@ -132,25 +145,28 @@ def test_pareto_and_fallback_sections(summary):
     assert "| int8-ort-2fp@openvino t2 b1 | /features/features.0/Conv, /features/features.3/Conv |" in fallback
 
 
-def test_markdown_and_html_tables_carry_the_same_rows(summary):
-    md_tables = _md_tables(render_markdown(summary, "pareto.png"))
-    html_tables = _html_tables(render_html(summary, "pareto.png"))
+def test_markdown_and_html_tables_carry_the_same_rows(summary, png):
+    md_tables = _md_tables(render_markdown(summary, png))
+    html_tables = _html_tables(render_html(summary, png))
     assert len(md_tables) == len(html_tables) == 5
     assert md_tables == html_tables
     assert html_tables[-1][1:] == [[c.replace("**", "") for c in r] for r in trial_rows(summary)]
 
 
-def test_html_is_escaped_and_self_contained(summary):
+def test_html_is_escaped_and_self_contained(summary, png):
     s = copy.deepcopy(summary)
     s["model"] = "<script>alert(1)</script>"
     s["notes"] = ["a < b & c"]
-    page = render_html(s, "pareto.png")
+    page = render_html(s, png)
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>" in page  # the model's `name` as code
     assert "a &lt; b &amp; c" in page
-    assert '<img src="pareto.png"' in page
+    embedded = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    assert f'<img src="{embedded}"' in page and 'src="pareto.png"' not in page
     assert "<strong>1.34x</strong>" in page
-    assert "http" not in page  # nothing fetched from elsewhere
+    assert "http" not in page and "@import" not in page  # nothing fetched from elsewhere
+    text = re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)
+    assert "`" not in text and "**" not in text  # Markdown marks all turned into HTML
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -187,3 +203,23 @@ def test_every_report_states_the_baseline_quality(summary):
     summary["baseline_quality"] = {"task": "outputs", "original": None, "unit": "dB", "n": 30}
     md = render_markdown(summary, None)
     assert "Baseline quality: not stated: the 30 held-out inputs carry no ground truth" in md
+
+
+def test_trial_rows_are_marked_chosen_rejected_stopped_or_repeat(summary):
+    marks = {int(r[0]): m for r, m in zip(trial_rows(summary), trial_marks(summary))}
+    assert marks[16] == RowMark("chosen", "the chosen model")
+    assert marks[2] == RowMark("rejected", "quality drop 0.28 points > budget by 0.18")
+    assert marks[6].kind == "stopped" and marks[6].reason.startswith("hopeless: short timing 3.76 ms")
+    assert marks[21] == RowMark("muted", "repeat of #16")
+    assert marks[0] is None  # feasible, only slower
+    kinds = [m.kind if m else None for m in marks.values()]
+    assert kinds.count("chosen") == 1 and kinds.count("stopped") == 3  # #6, #12, #20 stopped early
+    # The Pareto front: the chosen row, alone.
+    assert [m and m.kind for m in pareto_marks(summary)] == ["chosen"]
+
+
+def test_the_search_says_when_the_chosen_ran_on_one_runtime_only(summary):
+    howto = render_markdown(summary, None).split("## How to run it\n", 1)[1].split("\n## ", 1)[0]
+    assert "The chosen model runs on **OpenVINO** with 1 thread at batch 1." in howto
+    assert "The chosen model was not measured on another runtime in this run." in howto
+    assert "Warning" not in howto

@@ -51,11 +51,12 @@ def test_suite_plots_draw_the_p50_interval(monkeypatch, tmp_path, batches):
     ax = figures[0].axes[0]
     want = [plots.per_image_interval(c.result) for c in run.cells]
     if len(batches) == 1:
-        bar = ax.patches[0]
-        assert bar.get_height() == pytest.approx(want[0][0])
+        bar = ax.patches[0]   # horizontal bars: the value is the width
+        assert bar.get_width() == pytest.approx(want[0][0])
+        segs = [v for seg in ax.collections[0].get_segments() for v in sorted(seg[:, 0])]
     else:
         assert list(ax.lines[0].get_ydata()) == pytest.approx([w[0] for w in want])
-    segs = [v for seg in ax.collections[0].get_segments() for v in sorted(seg[:, 1])]
+        segs = [v for seg in ax.collections[0].get_segments() for v in sorted(seg[:, 1])]
     assert segs == pytest.approx([v for w in want for v in (w[1], w[2])])
     assert want[-1][1] < want[-1][0] < want[-1][2]  # bars of real height
     assert ms(want[0][0]) == "2"

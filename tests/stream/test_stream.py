@@ -246,11 +246,12 @@ def test_ctrl_c_keeps_a_complete_output(tmp_path):
     import imageio.v3 as iio
 
     out = tmp_path / "annotated.mp4"
-    report = run_ring(SimCamera(_frames(60), FPS), SlowDetector(5, fail_at=6, error=KeyboardInterrupt()),
-                      VideoSink(out, FPS))
-    assert report.interrupted and report.processed == 5
+    sink = VideoSink(out, FPS)
+    report = run_ring(SimCamera(_frames(60), FPS), SlowDetector(5, fail_at=6, error=KeyboardInterrupt()), sink)
+    assert report.interrupted and report.processed == 5 and sink.frames == 5
     assert not _capture_threads()
-    assert iio.imread(out).shape == (5, 48, 64, 3)
+    # 5 frames, each held until the next one's capture (more copies when the ring skipped one)
+    assert sink.video_frames >= 5 and iio.imread(out).shape == (sink.video_frames, 48, 64, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["annotated.mp4"]
 
 
@@ -330,12 +331,17 @@ def test_cli_stream_runs_mtcnn_on_the_clip(tmp_path):
     assert result.exit_code == 0, result.output
     assert "fps" in result.output and "latency p50" in result.output
     report = json.loads(js.read_text())
-    assert report["captured"] == 45 and report["processed"] >= 5
+    assert report["captured"] == 45 and report["processed"] >= 2  # how many depends on the machine's load
     assert report["dropped"] == report["captured"] - report["processed"]
     assert report["boxes"] >= report["processed"] * 0.8  # the astronaut's face, zoomed
     assert 20 < report["latency_ms"]["p50"] < 1000
     assert report["stage_ms"]["inference"] > 0
-    assert iio.imread(out).shape == (report["processed"], 480, 640, 3)
+    # The video lasts as long as the stream (processed frames held), not processed / 30 s.
+    n = iio.imread(out).shape[0]
+    # From the first capture until the stream stopped: the 1.5 s, plus the last detection
+    # (which began before the limit), less than the whole run (closing the video included).
+    assert 1.5 - 2 / 30 <= n / 30 <= report["wall_s"] + 1 / 30
+    assert n > report["processed"]
 
     bad = CliRunner().invoke(app, ["stream", "--source", "nowhere.mp4"])
     assert isinstance(bad.exception, SourceError) and "neither" in str(bad.exception)

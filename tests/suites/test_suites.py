@@ -219,7 +219,7 @@ def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
     run = run_suite(_spec(batches=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
     paths = write_suite_outputs(run, tmp_path, history_id=7)
     names = sorted(p.name for p in paths)
-    assert names == ["report.md", "suite.json", "t_linear.png", "t_log.png"]
+    assert names == ["report.html", "report.md", "suite.json", "t_linear.png", "t_log.png"]
     assert all(p.stat().st_size > 1000 for p in paths if p.suffix == ".png")
     doc = json.loads((tmp_path / "suite.json").read_text())
     assert doc["schema"] == "edgeopt.bench/1" and doc["history_id"] == 7
@@ -234,7 +234,8 @@ def test_report_tables_plots_and_json(sleepy, seednet, tmp_path) -> None:
 
 def test_single_batch_suites_plot_bars(sleepy, seednet, tmp_path) -> None:
     run = run_suite(_spec(batches=(1,), threads=(1, 2)), budget_s=60.0, progress=False, load=lambda ref: seednet)
-    assert [p.name for p in write_suite_outputs(run, tmp_path)] == ["suite.json", "t_bars.png", "report.md"]
+    assert [p.name for p in write_suite_outputs(run, tmp_path)] == ["suite.json", "t_bars.png", "report.md",
+                                                                     "report.html"]
 
 
 def test_the_seed_suites_name_real_zoo_models_and_backends() -> None:

@@ -201,7 +201,7 @@ def write_staged(out: str | os.PathLike, write: Callable[[Path], dict[str, Path]
             mode = file_mode()
             final = {}
             for key, path in files.items():
-                os.chmod(path, mode)
+                os.chmod(path, folder_mode() if path.is_dir() else mode)  # a folder keeps its x bits
                 target = out / path.name
                 os.replace(path, target)
                 final[key] = target

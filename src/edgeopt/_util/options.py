@@ -15,9 +15,9 @@ from typing import Sequence, TypeVar
 
 from ..errors import EdgeoptError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3, "kib": 1024, "mib": 1024 ** 2,
                "gib": 1024 ** 3}
 
@@ -80,20 +80,31 @@ def csv_floats(text: str, what: str) -> list[float]:
 
 
 def _parse_quantity(text: str, pattern: re.Pattern, units: dict[str, float], default_unit: str,
-                    what: str, example: str) -> float:
+                    what: str, example: str, *, allow_zero: bool = False) -> float:
     m = pattern.match(text or "")
-    if not m or float(m.group(1)) <= 0:
+    if not m or float(m.group(1)) < 0 or (float(m.group(1)) == 0 and not allow_zero):
         raise EdgeoptError(f"bad {what} {text!r}: give {example}")
     return float(m.group(1)) * units[(m.group(2) or default_unit).lower()]
 
 
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "10m", "1.5h" (no unit: seconds).
+DURATION_SYNTAX = "90s, 10m, 1h, 500ms or plain seconds"
+"""How every duration option is written, as help texts and messages say it."""
+
+
+def parse_duration(text: str, what: str | None = None, *, allow_zero: bool = False) -> float:
+    """Seconds from "90", "90s", "10m", "1.5h", "500ms" (no unit: seconds).
+
+    Args:
+        what: the option's name for the message, e.g. "--budget".
+        allow_zero: accept 0 (an option where 0 means "none", e.g. --cooldown).
 
     Raises:
-        EdgeoptError: not a positive duration.
+        EdgeoptError: not a duration, negative, or 0 without ``allow_zero``, e.g.
+            "bad --budget duration 'ten': give e.g. 90s, 10m, 1h, 500ms or plain seconds (more than 0)".
     """
-    return _parse_quantity(text, _DURATION, _DURATION_UNITS, "s", "duration", "e.g. 600, 90s, 10m or 1h")
+    example = f"e.g. {DURATION_SYNTAX}" + ("" if allow_zero else " (more than 0)")
+    return _parse_quantity(text, _DURATION, _DURATION_UNITS, "s", "duration" if what is None else f"{what} duration",
+                           example, allow_zero=allow_zero)
 
 
 def parse_size(text: str) -> int:

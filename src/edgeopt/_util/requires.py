@@ -25,6 +25,7 @@ INSTALL = {
     "torch": "pip install torch==2.13.0 (the CPU build)",
     "torch_pruning": "pip install 'torch-pruning>=1.6'",
     "onnx2torch": "pip install --no-deps onnx2torch==1.5.15",
+    "mlperf_loadgen": "pip install 'edgeopt[loadgen]'",
 }
 
 
@@ -49,7 +50,8 @@ def require(module: str, purpose: str) -> ModuleType:
         raise EdgeoptError(f"{purpose} needs {module}, {why}: {INSTALL.get(module, f'pip install {module}')}") from None
 
 
-EXTRA_OF = {"onnxruntime": "ort", "openvino": "openvino", "distributed": "device", "dask": "device"}
+EXTRA_OF = {"onnxruntime": "ort", "openvino": "openvino", "distributed": "device", "dask": "device",
+            "mlperf_loadgen": "loadgen"}
 """Top-level module -> the extra that installs it; any other third-party module is in ``all``."""
 BASE = frozenset({"numpy", "onnx", "psutil", "typer", "rich", "click", "edgeopt"})
 """Modules of the core install (one missing is a broken install, not a missing extra)."""

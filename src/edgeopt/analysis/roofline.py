@@ -82,3 +82,28 @@ def roof_level(working_set_bytes: int, memory_roofs: dict[str, float], caches: d
     """
     level = level_of(working_set_bytes, {k: v for k, v in caches.items() if k in memory_roofs})
     return level if level in memory_roofs else None
+
+
+def above_roof(roof_pct: float | None) -> bool:
+    """True when a measured layer ran faster than its roof allows (``roof_pct`` > 100, the
+    achieved GFLOP/s as % of the attainable): the roofline model says that cannot happen,
+    so the roof, not the layer, is wrong."""
+    return roof_pct is not None and roof_pct > 100.0
+
+
+def above_roof_note(count: int, worst_pct: float, source: str) -> str | None:
+    """One line saying that ``count`` layers measured above their roof, or None when none did.
+
+    Args:
+        count: layers with :func:`above_roof`.
+        worst_pct: the largest of their % of roof.
+        source: the device profile's source, "measured" (``edgeopt machine``: the roof was
+            under-measured) or "datasheet" (the roofs are another machine's figures).
+    """
+    if count <= 0:
+        return None
+    what = (f"{count} layer{'s' if count > 1 else ''} measured above the roof (up to {worst_pct:.0f}% of it): ")
+    if source == "measured":
+        return what + "the roof (peak GFLOP/s or bandwidth) was under-measured; re-run `edgeopt machine`"
+    return what + (f"the {source} roofs (peak GFLOP/s or bandwidth) are below what ran here; time the layers on "
+                   f"that device, or pass --device with a profile from `edgeopt machine` on this one")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
+from .pool import InferPool, SessionPool, split_threads
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -99,11 +100,14 @@ class Backend(ABC):
         threads_fixed_per_process: True when the runtime sizes its thread pool once per
             process (NNPACK under torch): a sweep over thread counts must time each
             count in a fresh process.
+        reads_torch_module: True when ``prepare`` uses ``Model.torch_module`` (a bench
+            worker process is sent the model without it otherwise, and never imports torch).
     """
 
     name: str = ""
     timed: bool = True
     threads_fixed_per_process: bool = False
+    reads_torch_module: bool = False
     module: str = ""
     distribution: str = ""
     install: str = ""
@@ -137,6 +141,28 @@ class Backend(ABC):
         if why is not None:  # the protocol promises BackendUnavailable, not ImportError
             raise BackendUnavailable(why)
         return self._prepare(model, threads=threads)
+
+    def prepare_pool(self, model: "Model", *, threads: int, streams: int) -> InferPool:
+        """Load ``model`` to run up to ``streams`` batch-1 inferences at once with
+        ``threads`` threads in total (:mod:`edgeopt.backends.pool`). This default makes
+        ``streams`` sessions of :meth:`prepare`, each with
+        :func:`~edgeopt.backends.pool.split_threads` threads, run by one thread each; a
+        runtime with an asynchronous API overrides it.
+
+        Raises:
+            BackendUnavailable: the runtime is missing or cannot run this model.
+            EdgeoptError: threads or streams < 1.
+        """
+        per_stream = split_threads(threads, streams)
+        sessions: list[Session] = []
+        try:
+            for _ in range(streams):
+                sessions.append(self.prepare(model, threads=per_stream))
+        except BaseException:
+            for s in sessions:
+                s.close()
+            raise
+        return SessionPool(sessions, threads)
 
     def prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
         """Load ``model`` with exactly ``settings`` (a :meth:`Session.settings` record,

@@ -348,6 +348,8 @@ class LiteRtBackend(Backend):
     is in :func:`cache_path`.
     """
 
+    reads_torch_module = True  # converts from Model.torch_module when there is one
+
     name = "litert"
     module = "litert_torch"
     distribution = "ai-edge-litert"

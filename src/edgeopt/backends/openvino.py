@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
+from .pool import Done, InferPool, split_threads
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -83,15 +84,7 @@ class OpenVinoSession(Session):
         hit = self._compiled.get(shapes)
         if hit is not None:
             return hit
-        ov_model = self._ov_model.clone()
-        try:
-            ov_model.reshape(dict(zip(self._input_names, [list(s) for s in shapes])))
-            compiled = self._core.compile_model(ov_model, "CPU", self._config)
-        except Exception as e:
-            raise BackendUnavailable(
-                f"OpenVINO cannot compile {self._model_name} at input shapes "
-                f"{[list(s) for s in shapes]} ({_reason(e)}): use the ort backend"
-            ) from e
+        compiled = _compile(self._core, self._ov_model, self._input_names, shapes, self._config, self._model_name)
         ports = [compiled.output(name) for name in self._output_names]
         hit = (compiled, compiled.create_infer_request(), ports)
         self._compiled[shapes] = hit
@@ -137,6 +130,90 @@ class OpenVinoSession(Session):
         self._compiled.clear()
 
 
+def _compile(core, ov_model, input_names: list[str], shapes: tuple[tuple[int, ...], ...], config: dict,
+             model_name: str):
+    """``ov_model`` compiled for the CPU at these input shapes with ``config`` (a copy is
+    reshaped: the read model stays as it is).
+
+    Raises:
+        BackendUnavailable: OpenVINO cannot compile the model at these shapes.
+    """
+    ov_model = ov_model.clone()
+    try:
+        ov_model.reshape(dict(zip(input_names, [list(s) for s in shapes])))
+        return core.compile_model(ov_model, "CPU", config)
+    except Exception as e:
+        raise BackendUnavailable(
+            f"OpenVINO cannot compile {model_name} at input shapes "
+            f"{[list(s) for s in shapes]} ({_reason(e)}): use the ort backend"
+        ) from e
+
+
+class OpenVinoPool(InferPool):
+    """OpenVINO's asynchronous API: one model compiled for throughput (PERFORMANCE_HINT
+    THROUGHPUT, NUM_STREAMS streams sharing INFERENCE_NUM_THREADS threads, f32) and an
+    ``AsyncInferQueue`` of one infer request per stream, as OpenVINO's throughput_benchmark
+    sample and benchmark_app (``-nstreams N -nireq N``) run it.
+
+    Docs (num_streams is capped at the inference threads, each stream gets at least one):
+    https://docs.openvino.ai/2025/openvino-workflow/running-inference/inference-devices-and-modes/cpu-device/performance-hint-and-thread-scheduling.html
+    """
+
+    def __init__(self, core, ov_model, model: "Model", threads: int, streams: int) -> None:
+        import openvino as ov
+        import openvino.properties.hint as hints
+        import openvino.properties.streams as ov_streams
+
+        config = {**_config(threads), hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
+                  ov_streams.num: streams}
+        names = [s.name for s in model.inputs]
+        self._shapes = {s.name: tuple(s.shape) for s in model.inputs}
+        self._model_name = model.name
+        self._compiled = _compile(core, ov_model, names, tuple(self._shapes.values()), config, model.name)
+        self._ports = [self._compiled.output(name) for name in model.output_names]
+        self.backend = "openvino"
+        self.threads = threads
+        # the CPU plugin may run fewer streams than asked (never more than threads): say what it runs
+        self.streams = int(self._compiled.get_property("NUM_STREAMS"))
+        self._queue = ov.AsyncInferQueue(self._compiled, streams)
+        self._queue.set_callback(self._finished)
+
+    def _finished(self, request, done: Done) -> None:
+        try:
+            outputs = [np.array(request.get_tensor(p).data, copy=True) for p in self._ports]
+        except Exception as e:  # reported to the request's caller
+            done(None, e)
+            return
+        done(outputs, None)
+
+    def submit(self, feeds: dict[str, np.ndarray], done: Done) -> None:
+        """Raises:
+            ShapeError: the feeds are not the model's inputs at batch 1, checked first: a
+                request OpenVINO refuses in ``start_async`` is never idle again (2026.4), and
+                the next submit would wait for it forever.
+        """
+        got = {n: tuple(np.shape(a)) for n, a in feeds.items()}
+        if got != self._shapes:
+            raise ShapeError(f"feeds {got} do not fit {self._model_name}'s inputs at batch 1 {self._shapes}: "
+                             f"feed one sample per request")
+        # inputs copied into the request's own tensors (share_inputs off): the caller's feeds
+        # may be reused at once by the next submit
+        self._queue.start_async(feeds, done)
+
+    def wait_all(self) -> None:
+        self._queue.wait_all()
+
+    def settings(self) -> dict[str, Any]:
+        """{"streams", "threads", "infer_requests", "properties": {property: value as str}}."""
+        props = {k: _as_text(self._compiled.get_property(k)) for k in (*SETTABLE, "EXECUTION_DEVICES")}
+        return {"streams": self.streams, "threads": self.threads, "infer_requests": len(self._queue),
+                "properties": props}
+
+    def close(self) -> None:
+        self._queue = None
+        self._compiled = None
+
+
 def _reason(e: Exception, limit: int = 200) -> str:
     """The informative part of an OpenVINO error, on one line.
 
@@ -176,6 +253,19 @@ class OpenVinoBackend(Backend):
 
     def _prepare(self, model: "Model", *, threads: int) -> Session:
         return OpenVinoSession(self._core_once(), self._read(model), _config(threads), model, threads)
+
+    def prepare_pool(self, model: "Model", *, threads: int, streams: int) -> InferPool:
+        """:class:`OpenVinoPool`: ``streams`` streams sharing ``threads`` threads, batch 1.
+
+        Raises:
+            BackendUnavailable: OpenVINO is missing or cannot compile the model.
+            EdgeoptError: threads or streams < 1.
+        """
+        split_threads(threads, streams)  # the same checks as every pool
+        why = self.available()
+        if why is not None:
+            raise BackendUnavailable(why)
+        return OpenVinoPool(self._core_once(), self._read(model), model, threads, streams)
 
     def _prepare_with(self, model: "Model", settings: dict[str, Any]) -> Session:
         props = settings.get("properties")

@@ -58,6 +58,7 @@ class TorchBackend(Backend):
     """Eager PyTorch (CPU), ``torch.set_num_threads(threads)``, inference mode."""
 
     name = "torch"
+    reads_torch_module = True
     module = "torch"
     distribution = "torch"
     install = _INSTALL

@@ -27,7 +27,9 @@ without a record (files written before it) are compared as before, with a note.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +40,28 @@ from .harness import BenchResult
 from .noise import noisy
 from .session_stats import session_ratio_interval
 from .stats import LEVEL, RESAMPLES, bootstrap_p50s, percentile
+
+RESULTS_FILES = ("bench.json", "suite.json")
+"""The results file in a run folder: ``edgeopt bench --out DIR`` and ``edgeopt suite --out DIR``."""
+
+
+def results_file(ref: str | os.PathLike) -> Path:
+    """The results file ``ref`` names: ``ref`` itself, or for a run folder the one of
+    :data:`RESULTS_FILES` it holds (a missing path is passed on for the reader to refuse).
+
+    Raises:
+        EdgeoptError: a folder holding none of them, or both.
+    """
+    path = Path(ref)
+    if not path.is_dir():
+        return path
+    found = [path / name for name in RESULTS_FILES if (path / name).is_file()]
+    if len(found) != 1:
+        problem = "holds no" if not found else "holds both"
+        raise EdgeoptError(f"{path} {problem} {' or '.join(RESULTS_FILES)}: pass a bench or suite --out folder, "
+                           f"or the results file itself")
+    return found[0]
+
 
 MIN_EFFECT = 0.05
 """Smallest relative difference called real between two runs made at different times:

@@ -24,8 +24,8 @@ import gc
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -35,12 +35,17 @@ from .._util.errorline import error_line
 from .conditions import merge_records, recording
 from .control import CellControl
 from .environment import machine_info
-from .session_stats import session_p50_interval
-from .stats import LatencyStats
+from .result import BenchResult
+from .rss import peak_bytes, start_cell
+
+__all__ = ["BenchResult", "benchmark", "time_session", "merge_sessions", "timed_backend", "fixed_batch_error"]
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, Session
     from ..model import Model
+    from .real_inputs import RealInputs
+
+Feeds = dict[str, np.ndarray]
 
 DEFAULT_WARMUP = 3
 DEFAULT_MIN_RUNS = 10
@@ -50,96 +55,6 @@ FLOOR_RUNS = 3
 """Timed runs a cell always gets, past its time cap: min(FLOOR_RUNS, min_runs)."""
 WARMUP_SHARE = 0.2
 """Warm-up stops early once it has used this share of the time left in the cell."""
-
-
-@dataclass
-class BenchResult:
-    """One benchmark cell: a model on a backend at a batch size and thread count.
-
-    Attributes:
-        backend: registry name ("ort", "openvino", ...).
-        backend_version: version of the runtime library ("" when unknown).
-        model: the model's display name (``Model.name``).
-        model_sha256: sha256 of the serialized ONNX graph that was timed.
-        batch: images per inference.
-        threads: intra-op threads the session was prepared with.
-        prepare_ms: load/compile time of the session in ms (None if not reached).
-        first_ms: latency of the first (cold) inference in ms, not in ``latencies_ms``.
-        warmup_runs: untimed inferences run after the first one.
-        latencies_ms: per-run latency of each steady-state inference, in ms, in order.
-        stats: min/mean/std/p50/p90/p99/max, CV and the p50's 95% interval of
-            ``latencies_ms`` (:class:`~edgeopt.bench.stats.LatencyStats`; None without runs).
-        ms_per_image: p50 latency / batch, ms (None without runs): the headline number.
-        throughput: images per second at the p50 latency = batch * 1000 / p50 (None
-            without runs), so it agrees with ``ms_per_image``.
-        stop_reason: "target" (min_runs and min_time reached), "max_time" (the cell's
-            cap stopped it) or "" (no runs).
-        machine: the environment record (:func:`~edgeopt.bench.environment.machine_info`).
-        conditions: what the machine was doing during the timed runs (load, other
-            processes' CPU share, steal, frequency, temperature, throttling, pinning,
-            cooldown: :mod:`edgeopt.bench.conditions`); {} when the cell did not run or
-            the result predates it.
-        error: why the backend could not run the model, else None.
-        settings: the runtime settings the timed session ran with
-            (:meth:`~edgeopt.backends.base.Session.settings`; {} when not prepared).
-        session_runs: timed runs of each fresh session, in order, when the cell was timed
-            in several (``latencies_ms`` holds them session after session); [] for one.
-
-    ``stats``, ``ms_per_image`` and ``throughput`` are derived from ``latencies_ms``
-    when the result is built, so they always agree with it.
-    """
-
-    backend: str
-    backend_version: str
-    model: str
-    model_sha256: str
-    batch: int
-    threads: int
-    prepare_ms: float | None = None
-    first_ms: float | None = None
-    warmup_runs: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    stats: LatencyStats | None = field(default=None, init=False)
-    ms_per_image: float | None = field(default=None, init=False)
-    throughput: float | None = field(default=None, init=False)
-    stop_reason: str = ""
-    machine: dict[str, Any] = field(default_factory=dict, repr=False)
-    conditions: dict[str, Any] = field(default_factory=dict, repr=False)
-    error: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    session_runs: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._derive()
-
-    def _derive(self) -> None:
-        if not self.latencies_ms:
-            self.stats = self.ms_per_image = self.throughput = None
-            return
-        # With sessions, the interval is over sessions, not runs (session_stats' docstring).
-        interval = session_p50_interval(self.latencies_ms, self.session_runs) if len(self.session_runs) >= 2 else None
-        self.stats = LatencyStats.from_latencies(self.latencies_ms, interval=interval)
-        self.ms_per_image = self.stats.p50 / self.batch
-        self.throughput = self.batch * 1000.0 / self.stats.p50
-
-    @property
-    def ok(self) -> bool:
-        """True when the cell ran and has at least one timed run."""
-        return self.error is None and bool(self.latencies_ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of every field (``stats`` as a nested dict or None)."""
-        d = asdict(self)
-        d["stats"] = None if self.stats is None else self.stats.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BenchResult":
-        """Inverse of :meth:`to_dict`; derived fields are recomputed from the latencies."""
-        derived = {"stats", "ms_per_image", "throughput"}
-        kwargs = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k not in derived}
-        kwargs["latencies_ms"] = [float(x) for x in kwargs.get("latencies_ms") or []]
-        return cls(**kwargs)
 
 
 def benchmark(
@@ -152,7 +67,8 @@ def benchmark(
     min_runs: int = DEFAULT_MIN_RUNS,
     min_time_s: float = DEFAULT_MIN_TIME_S,
     max_time_s: float = DEFAULT_MAX_TIME_S,
-    feeds: dict[str, np.ndarray] | None = None,
+    feeds: Feeds | None = None,
+    inputs: "RealInputs | None" = None,
     pin: bool = False,
     cooldown_s: float = 0.0,
     sessions: int = 1,
@@ -175,6 +91,9 @@ def benchmark(
         feeds: {input name: array}, ``batch`` on each input's batch axis and an input
             without one at its own shape; default: random inputs of the model's
             InputSpecs at ``batch`` (``Model.example_feeds``).
+        inputs: real inputs instead (:class:`~edgeopt.bench.real_inputs.RealInputs`), in
+            batches of ``batch`` made before the session, run r fed batch r mod their
+            count; recorded as ``result.inputs``. Not with ``feeds``.
         pin: pin the session's threads and the timing thread to ``threads`` CPUs
             (:func:`edgeopt.bench.control.pinned`); recorded as ``conditions["pinned"]``.
         cooldown_s: before the cell, wait at most this many seconds for the temperature
@@ -196,6 +115,7 @@ def benchmark(
         BackendUnavailable: ``backend`` is not a registered name.
         ShapeError: ``feeds`` do not name the model's inputs or do not have ``batch`` on
             each input's batch axis (an input's own shape where it has none).
+        DataError: ``inputs`` do not fit the model.
         ArtifactTampered: the backend's cached library or conversion changed after
             edgeopt wrote it (see :func:`edgeopt._util.cache.verify_artifact`).
     """
@@ -204,23 +124,28 @@ def benchmark(
         backend=backend, backend_version="", model=model.name, model_sha256=model.sha256,
         batch=batch, threads=threads, machine=machine_info(),
     )
+    if feeds is not None and inputs is not None:
+        raise EdgeoptError("benchmark() takes feeds or inputs, not both: pass one")
     be = _usable_backend(model, backend, batch, feeds, result)
     if be is None:
         return result
-    if feeds is None:
-        feeds = model.example_feeds(batch)
+    if inputs is not None:
+        cycle = inputs.feeds(model, batch)
+        result.inputs = inputs.record(batch)
+    else:
+        cycle = [model.example_feeds(batch) if feeds is None else feeds]
     control = CellControl(pin=pin, cooldown_s=cooldown_s)
     waited = control.settle()
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
     with control.pinning(threads) as cpus:
         result.conditions = {**control.record(cpus, waited), "pid": os.getpid()}
         if sessions == 1:
-            _prepare_and_time(be, model, feeds, result, max_time_s, warmup, min_runs, min_time_s)
+            _prepare_and_time(be, model, cycle, result, max_time_s, warmup, min_runs, min_time_s)
             return result
-        return _time_sessions(be, model, feeds, result, sessions, max_time_s, warmup, min_runs, min_time_s)
+        return _time_sessions(be, model, cycle, result, sessions, max_time_s, warmup, min_runs, min_time_s)
 
 
-def _time_sessions(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,
+def _time_sessions(be: "Backend", model: "Model", feeds: Sequence[Feeds], result: BenchResult,
                    sessions: int, max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> BenchResult:
     """:func:`_prepare_and_time` in ``sessions`` fresh sessions, each with an even share of
     what is left of the cap and of the runs and time asked; their runs pooled by
@@ -244,7 +169,8 @@ def merge_sessions(parts: list[BenchResult], sessions: int) -> BenchResult:
     pooled session after session (``session_runs`` counts each: the p50's interval is
     over sessions, :mod:`edgeopt.bench.session_stats`); prepare, first inference and
     settings from the first, stop reason from the last, conditions merged
-    (:func:`~edgeopt.bench.conditions.merge_records`) with ``session_pids``. A session with
+    (:func:`~edgeopt.bench.conditions.merge_records`) with ``session_pids``, resident
+    memory from the session with the highest peak. A session with
     an error or no timed runs makes the cell's error; one session is returned as it is.
 
     Raises:
@@ -258,17 +184,23 @@ def merge_sessions(parts: list[BenchResult], sessions: int) -> BenchResult:
                            error=part.error or f"{part.backend} session {i + 1} of {sessions} had no timed runs")
     if len(parts) == 1:
         return parts[0]
+    top = max(parts, key=lambda p: p.peak_rss_bytes or 0)
     return replace(parts[0], warmup_runs=sum(p.warmup_runs for p in parts), stop_reason=parts[-1].stop_reason,
+                   baseline_rss_bytes=top.baseline_rss_bytes, peak_rss_bytes=top.peak_rss_bytes,
+                   rss_scope=top.rss_scope,
                    conditions={**merge_records([p.conditions for p in parts]),
                                "session_pids": [p.conditions.get("pid") for p in parts]},
                    session_runs=[len(p.latencies_ms) for p in parts],
                    latencies_ms=[x for p in parts for x in p.latencies_ms])
 
 
-def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray], result: BenchResult,
+def _prepare_and_time(be: "Backend", model: "Model", feeds: Sequence[Feeds], result: BenchResult,
                       max_time_s: float, warmup: int, min_runs: int, min_time_s: float) -> None:
     """Prepare the session (timed as ``prepare_ms``), then :func:`_time_into`; a failure
-    to prepare is the result's error."""
+    to prepare is the result's error. The resident memory is read before the prepare and
+    its peak after the timed runs, before the session is closed (:mod:`edgeopt.bench.rss`)."""
+    mark = start_cell()
+    result.baseline_rss_bytes, result.rss_scope = mark.baseline_bytes, mark.scope
     start = time.perf_counter_ns()
     deadline = start + int(max_time_s * 1e9)
     try:
@@ -283,10 +215,11 @@ def _prepare_and_time(be: "Backend", model: "Model", feeds: dict[str, np.ndarray
         result.settings = session.settings()
         _time_into(session, feeds, result, deadline, warmup, min_runs, min_time_s)
     finally:
+        result.peak_rss_bytes = peak_bytes()
         session.close()
 
 
-def _usable_backend(model: "Model", backend: str, batch: int, feeds: dict[str, np.ndarray] | None,
+def _usable_backend(model: "Model", backend: str, batch: int, feeds: Feeds | None,
                     result: BenchResult):
     """The backend that times this cell, or None with ``result.error`` saying why the cell
     cannot run (a batch the graph does not take, a runtime that does not import or is not
@@ -352,7 +285,7 @@ def time_session(
     if result.error:
         return result
     deadline = time.perf_counter_ns() + int(max_time_s * 1e9)
-    _time_into(session, model.example_feeds(batch), result, deadline, warmup, min_runs, min_time_s)
+    _time_into(session, [model.example_feeds(batch)], result, deadline, warmup, min_runs, min_time_s)
     return result
 
 
@@ -366,7 +299,7 @@ def fixed_batch_error(model: "Model", batch: int) -> str | None:
             f"batch {status.fixed}")
 
 
-def _time_into(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult, deadline: int,
+def _time_into(session: "Session", feeds: Sequence[Feeds], result: BenchResult, deadline: int,
                warmup: int, min_runs: int, min_time_s: float) -> None:
     """:func:`_run_cell`, a failure recorded as the result's error; derived fields updated."""
     try:
@@ -409,22 +342,23 @@ def timed_backend(name: str) -> "Backend":
     return be
 
 
-def _run_cell(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult,
+def _run_cell(session: "Session", feeds: Sequence[Feeds], result: BenchResult,
               deadline: int, warmup: int, min_runs: int, min_time_s: float) -> None:
-    """First inference, warm-up, then timed runs; fills ``result`` in place."""
+    """First inference, warm-up, then timed runs, each run fed the next of ``feeds`` in
+    turn (the first inference ``feeds[0]``); fills ``result`` in place."""
     clock = time.perf_counter_ns
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         t0 = clock()
-        session.run(feeds)
+        session.run(feeds[0])
         t1 = clock()
         result.first_ms = (t1 - t0) / 1e6
 
         warmup_end = t1 + max(0, int((deadline - t1) * WARMUP_SHARE))
         while result.warmup_runs < warmup and clock() < warmup_end:
-            session.run(feeds)
+            session.run(feeds[(1 + result.warmup_runs) % len(feeds)])
             result.warmup_runs += 1
 
         latencies: list[float] = []
@@ -438,7 +372,7 @@ def _run_cell(session: "Session", feeds: dict[str, np.ndarray], result: BenchRes
             gc.enable()
 
 
-def _timed_runs(session: "Session", feeds: dict[str, np.ndarray], result: BenchResult, latencies: list[float],
+def _timed_runs(session: "Session", feeds: Sequence[Feeds], result: BenchResult, latencies: list[float],
                 deadline: int, min_runs: int, min_time_s: float) -> None:
     """Timed runs into ``latencies`` until the target or the deadline (the module docstring's step 4)."""
     clock = time.perf_counter_ns
@@ -446,8 +380,9 @@ def _timed_runs(session: "Session", feeds: dict[str, np.ndarray], result: BenchR
     min_time_ns = int(min_time_s * 1e9)
     begin = clock()
     while True:
+        feed = feeds[len(latencies) % len(feeds)]  # picked before the clock starts
         t0 = clock()
-        session.run(feeds)
+        session.run(feed)
         t1 = clock()
         latencies.append((t1 - t0) / 1e6)
         if len(latencies) < floor:
@@ -476,7 +411,7 @@ def _check_settings(batch: int, threads: int, warmup: int, min_runs: int,
         )
 
 
-def _check_feeds(model: "Model", feeds: dict[str, np.ndarray], batch: int) -> None:
+def _check_feeds(model: "Model", feeds: Feeds, batch: int) -> None:
     names = [s.name for s in model.inputs]
     if set(feeds) != set(names):
         raise ShapeError(f"feeds name {sorted(feeds)}, the model's inputs are {names}: "

@@ -48,13 +48,14 @@ from .workers import InProcess, SessionWorkers
 
 if TYPE_CHECKING:
     from ..model import Model
+    from .real_inputs import RealInputs
 
 JSON_SCHEMA = "edgeopt.bench/1"
 CSV_COLUMNS = (
     "backend", "backend_version", "model", "model_sha256", "batch", "threads",
     "prepare_ms", "first_ms", "warmup_runs", "runs", "min_ms", "mean_ms", "std_ms",
     "p50_ms", "p50_low_ms", "p50_high_ms", "cv", "rcv", "p90_ms", "p99_ms", "max_ms", "ms_per_image",
-    "throughput_ips", "noisy", "stop_reason",
+    "throughput_ips", "noisy", "stop_reason", "inputs", "baseline_rss_bytes", "peak_rss_bytes",
     "other_cpu_pct", "steal_pct", "load1", "temp_c", "pinned", "throttled",
     "cpu_model", "flags", "error",
 )
@@ -76,6 +77,7 @@ def sweep(
     sessions: int = 1,
     isolate: bool = False,
     runner: InProcess | None = None,
+    inputs: "RealInputs | None" = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[BenchResult]:
     """Benchmark every (backend, threads, batch) cell within ``budget_s`` seconds in total.
@@ -95,6 +97,9 @@ def sweep(
         sessions, isolate, runner: fresh sessions per cell, session-major (module
             docstring); each session index in its own worker process (``isolate``, as
             ``bench`` does), or on ``runner`` (a board: :class:`~edgeopt.device.runner.DeviceRunner`).
+        inputs: real inputs every cell is fed, cycled through its runs
+            (:class:`~edgeopt.bench.real_inputs.RealInputs`); None: random inputs. Not with
+            ``runner`` (which holds its own).
         clock: monotonic clock in seconds (injected by tests).
 
     Returns:
@@ -124,8 +129,10 @@ def sweep(
     parts: list[list[BenchResult]] = [[] for _ in cells]
     skipped: dict[int, BenchResult] = {}
     if runner is None:
-        runner = SessionWorkers(model, sessions, [b for b in backends if usable[b]]) if isolate and sessions > 1 \
-            else InProcess(model)
+        runner = SessionWorkers(model, sessions, [b for b in backends if usable[b]], inputs) \
+            if isolate and sessions > 1 else InProcess(model, inputs)
+    elif inputs is not None:
+        raise EdgeoptError("sweep() takes inputs or a runner, not both: give the runner the inputs")
     with runner, progress_bar("bench", len(steps), enabled=progress) as bar:
         for k, (s, i) in enumerate(steps):
             backend, nthreads, batch = cells[i]
@@ -222,14 +229,19 @@ def _usable(name: str) -> bool:
         return False  # benchmark() records the reason as the cell's error
 
 
-def write_json(results: Sequence[BenchResult], path: str | os.PathLike) -> Path:
-    """Write ``{"schema": "edgeopt.bench/1", "results": [BenchResult.to_dict(), ...]}``.
+def write_json(results: Sequence[BenchResult], path: str | os.PathLike, *, extra: dict | None = None) -> Path:
+    """Write ``{"schema": "edgeopt.bench/1", "results": [BenchResult.to_dict(), ...]}``,
+    plus the JSON-ready entries of ``extra`` (e.g. "throughput": the cells of
+    ``bench --streams``), which :func:`read_json` leaves aside.
 
     Returns:
         the path written (parent folders created; written atomically).
     """
-    doc = {"schema": JSON_SCHEMA, "results": [r.to_dict() for r in results]}
+    doc = {"schema": JSON_SCHEMA, "results": [r.to_dict() for r in results], **(extra or {})}
     return _write(path, json.dumps(doc, indent=2).encode())
+
+
+_PASS_RESULTS = "pass the bench.json or suite.json that `edgeopt bench`/`edgeopt suite` wrote, or its --out folder"
 
 
 def read_json(path: str | os.PathLike) -> list[BenchResult]:
@@ -242,16 +254,16 @@ def read_json(path: str | os.PathLike) -> list[BenchResult]:
     try:
         doc = json.loads(text)
     except ValueError as e:
-        raise EdgeoptError(f"cannot read bench results {path}: {e}: pass a file from write_json") from e
+        raise EdgeoptError(f"cannot read bench results {path}: {e}: {_PASS_RESULTS}") from e
     if not isinstance(doc, dict) or doc.get("schema") != JSON_SCHEMA:
-        raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: pass a file from write_json")
+        raise EdgeoptError(f"{path} is not an {JSON_SCHEMA} file: {_PASS_RESULTS}")
     return [BenchResult.from_dict(d) for d in doc["results"]]
 
 
 def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
     """The :data:`CSV_COLUMNS` of one result (latencies in ms, throughput in images/s at the
-    p50, cv a fraction, noisy the reason of :func:`edgeopt.bench.noise.noisy` or empty, the
-    conditions' shares in %)."""
+    p50, cv a fraction, noisy the reason of :func:`edgeopt.bench.noise.noisy` or empty, inputs
+    "random" or "KIND:N:SOURCE", resident memory in bytes, the conditions' shares in %)."""
     s = result.stats
     return {
         "backend": result.backend, "backend_version": result.backend_version,
@@ -264,12 +276,20 @@ def csv_row(result: BenchResult) -> dict[str, str | int | float | None]:
         "cv": s and s.cv, "rcv": s and s.rcv, "p90_ms": s and s.p90, "p99_ms": s and s.p99,
         "max_ms": s and s.max, "ms_per_image": result.ms_per_image,
         "throughput_ips": result.throughput, "noisy": noisy(result),
-        "stop_reason": result.stop_reason,
+        "stop_reason": result.stop_reason, "inputs": inputs_label(result.inputs),
+        "baseline_rss_bytes": result.baseline_rss_bytes, "peak_rss_bytes": result.peak_rss_bytes,
         **_conditions_columns(result.conditions),
         "cpu_model": result.machine.get("cpu_model", ""),
         "flags": " ".join(result.machine.get("flags", [])),
         "error": result.error,
     }
+
+
+def inputs_label(inputs: dict) -> str:
+    """A result's inputs in one cell: "random", or "images:200:photos/" (kind, samples, source)."""
+    if not inputs:
+        return "random"
+    return f"{inputs.get('kind')}:{inputs.get('samples')}:{inputs.get('source')}"
 
 
 def _conditions_columns(c: dict) -> dict[str, object]:

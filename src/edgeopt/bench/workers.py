@@ -18,9 +18,11 @@ never compete for the cores; :class:`InProcess` is the same interface in this pr
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..backends import registry
 from ..errors import ArtifactTampered
 from .._util.errorline import error_line
 from .environment import machine_info
@@ -28,12 +30,19 @@ from .harness import BenchResult, benchmark
 
 if TYPE_CHECKING:
     from ..model import Model
+    from .real_inputs import RealInputs
 
 _MODEL: "Model | None" = None  # the worker process's model, set once by _init
+_INPUTS: "RealInputs | None" = None  # and the real inputs it is fed, if any
 
 
 class InProcess:
     """Every session in this process (see the module docstring).
+
+    Args:
+        model: the model every session times.
+        inputs: real inputs to feed it (:class:`~edgeopt.bench.real_inputs.RealInputs`);
+            None: random inputs.
 
     Attributes:
         cpus: the CPUs the sessions run on (None: this machine's, read when checked);
@@ -48,14 +57,15 @@ class InProcess:
     memory: int | None = None
     memory_where = ""
 
-    def __init__(self, model: "Model") -> None:
+    def __init__(self, model: "Model", inputs: "RealInputs | None" = None) -> None:
         self.model = model
+        self.inputs = inputs
 
     def run(self, index: int, backend: str, **settings: Any) -> BenchResult:
         """One fresh session of a cell: :func:`~edgeopt.bench.harness.benchmark` with
-        ``sessions=1`` and ``settings`` (batch, threads, warmup, ... as its keywords);
-        ``index`` (the session's number) is not used here."""
-        return benchmark(self.model, backend, sessions=1, **settings)
+        ``sessions=1``, the runner's inputs and ``settings`` (batch, threads, warmup, ... as
+        its keywords); ``index`` (the session's number) is not used here."""
+        return benchmark(self.model, backend, sessions=1, inputs=self.inputs, **settings)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -75,14 +85,17 @@ class SessionWorkers(InProcess):
         sessions: how many workers (one per session index, >= 1).
         backends: registry names whose runtimes each worker imports when it starts, so
             no session's prepare pays for the import.
+        inputs: real inputs, sent to each worker once with the model (None: random).
 
     A worker that dies (a runtime crash) is the error of the session it was running and
     is replaced for the next one.
     """
 
-    def __init__(self, model: "Model", sessions: int, backends: Sequence[str]) -> None:
-        super().__init__(model)
+    def __init__(self, model: "Model", sessions: int, backends: Sequence[str],
+                 inputs: "RealInputs | None" = None) -> None:
+        super().__init__(model, inputs)
         self._backends = tuple(backends)
+        self._sent = worker_model(model, self._backends)
         self._pools = [self._start() for _ in range(sessions)]
         # Start every worker now (in parallel), outside any cell's time.
         for f in [p.submit(_ready) for p in self._pools]:
@@ -92,7 +105,7 @@ class SessionWorkers(InProcess):
         # spawn, not fork: a forked child would share this process's runtime thread pools.
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init, initargs=(self.model, self._backends))
+            initializer=_init, initargs=(self._sent, self._backends, self.inputs))
 
     def run(self, index: int, backend: str, **settings: Any) -> BenchResult:
         """As :meth:`InProcess.run`, in worker ``index`` (waits for it: one step at a time)."""
@@ -115,12 +128,23 @@ class SessionWorkers(InProcess):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _init(model: "Model", backends: tuple[str, ...]) -> None:
-    """Worker start-up: keep the model, import each backend's runtime (errors are the cells')."""
+def worker_model(model: "Model", backends: Sequence[str]) -> "Model":
+    """The model as worker processes get it: without its PyTorch module unless one of
+    ``backends`` reads it (``Backend.reads_torch_module``), so a worker timing ONNX runtimes
+    never imports torch. On zoo:seednet-digits that import held ~200 MB of a worker's
+    ~270 MB baseline resident memory and seconds of its start-up, which the command's
+    budget pays for."""
+    if model.torch_module is None or any(getattr(registry.get(b), "reads_torch_module", True) for b in backends):
+        return model
+    return dataclasses.replace(model, torch_module=None)
+
+
+def _init(model: "Model", backends: tuple[str, ...], inputs: "RealInputs | None" = None) -> None:
+    """Worker start-up: keep the model and inputs, import each backend's runtime (errors are the cells')."""
     from .harness import timed_backend
 
-    global _MODEL
-    _MODEL = model
+    global _MODEL, _INPUTS
+    _MODEL, _INPUTS = model, inputs
     for name in backends:
         try:
             timed_backend(name).available()
@@ -134,4 +158,4 @@ def _ready() -> bool:
 
 def _run(backend: str, settings: dict[str, Any]) -> dict[str, Any]:
     assert _MODEL is not None, "the worker was started without a model"
-    return benchmark(_MODEL, backend, sessions=1, **settings).to_dict()
+    return benchmark(_MODEL, backend, sessions=1, inputs=_INPUTS, **settings).to_dict()

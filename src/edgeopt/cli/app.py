@@ -20,10 +20,12 @@ except ImportError:  # pragma: no cover - older typer on plain click
 from .._util.requires import missing_extra_line
 from .._util.outputs import WRITE_ERRNOS, write_error
 from ..errors import EdgeoptError
-from . import bench, compress, convalgo, dataflow, device, energy, machine, models, optimize, roofline, stream
+from .helptext import PlainHelpGroup
+from . import (bench, compress, convalgo, dataflow, demo, device, energy, loadgen, machine, models, optimize, roofline,
+               stream)
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=PlainHelpGroup,
     help="edgeopt: profile, compress, benchmark and choose the fastest CNN that stays right, on this CPU.",
 )
 _state = {"debug": False}
@@ -38,11 +40,13 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 app.command("zoo")(models.zoo)
 app.command("info")(models.info)
 app.command("profile")(models.profile)
+app.command("demo-images")(demo.demo_images_cmd)
 app.command("bench")(bench.bench)
 app.command("apply")(compress.apply_cmd)
 app.command("prune")(compress.prune_cmd)
 app.command("compress-size")(compress.compress_size_cmd)
 app.command("optimize")(optimize.optimize_cmd)
+app.command("loadgen")(loadgen.command)
 app.command("suite")(bench.suite)
 app.command("compare")(bench.compare)
 app.command("history")(bench.history)

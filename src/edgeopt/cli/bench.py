@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
 
 import edgeopt
 
-from .._util.deadline import command_budget, command_elapsed_s
-from .._util.options import csv_ints, csv_list, parse_duration
+from .._util.deadline import Deadline, command_budget, command_elapsed_s
+from .._util.options import csv_ints, csv_list
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, given, in_range, json_command, only_with
+from .options import (ChannelsOpt, InputsOpt, JsonOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt,
+                      StdOpt, duration_option, given, in_range, json_command, load_data, only_with)
+
+if TYPE_CHECKING:
+    from ..bench.real_inputs import RealInputs
+    from ..model import Model
 
 out = Console()
 
@@ -29,36 +34,68 @@ def bench(
     backend: str = typer.Option("ort", help="Backends, comma-separated (ort, openvino, torch, torch-onednn, torch-nnpack, torch-im2col, tvm, litert)."),
     batch: str = typer.Option("1", help="Batch sizes, comma-separated, e.g. 1,2,4,8,16,32,64,128,256."),
     threads: str = typer.Option("2", help="Thread counts, comma-separated."),
-    budget: float = typer.Option(120.0, callback=in_range(gt=0), help="Total time budget of the command in seconds (start-up, loading and writing included)."),
+    budget: float = duration_option("120s", help="Total time budget of the command (start-up, loading and writing included)."),
     out_dir: Path = typer.Option(Path("bench-out"), "--out", help="Folder for JSON, CSV and plots."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each cell's threads to the first cores (recorded as 'pinned' in each result)."),
-    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    cooldown: float = duration_option("0", zero=True, help="Before each cell, wait up to this long for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    streams: Optional[str] = typer.Option(None, "--streams", help="Also measure throughput with N requests in flight, comma-separated, e.g. 1,2,4 (OpenVINO: asynchronous infer requests on N streams; other backends: N sessions sharing the threads), per backend and thread count."),
     sessions: int = typer.Option(3, callback=in_range(ge=1, le=20), help="Fresh sessions each cell is timed in, each in its own worker process, every cell's first session before any second (its p50 interval then covers what a second run of the command would see)."),
+    images: Optional[Path] = typer.Option(None, help="Folder of real images to time on (through the model's preprocessing; class sub-folders are read too), cycled through the runs in full batches of each --batch; default: random inputs."),
+    inputs: Optional[Path] = InputsOpt,
+    mean: Optional[str] = MeanOpt,
+    std: Optional[str] = StdOpt,
+    channels: Optional[str] = ChannelsOpt,
+    resize_short: Optional[int] = ResizeShortOpt,
+    sample_rate: Optional[int] = SampleRateOpt,
+    profile: bool = typer.Option(False, "--profile", help="After the timing, one profiled session per cell: its slowest layers (ONNX node, op, median ms, % of the total) are printed and written to bench.json; ort and openvino only, a fifth of the budget kept for it."),
+    history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
     device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles).
-    Each result records the conditions it was measured under (load, other processes' CPU
-    share, steal, frequency, temperature, throttling, pinning)."""
+    """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles),
+    the peak resident memory of each cell, on random or real inputs (--images/--inputs),
+    optionally per layer (--profile). Each result records the conditions it was measured
+    under (load, other processes' CPU share, steal, frequency, temperature, throttling,
+    pinning); the run is stored in the results history (`edgeopt history`)."""
+    from .. import store
     from ..backends import registry
+    from ..bench.layer_profile import check_profile_backends, profile_cells
     from ..bench.sweep import sweep
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
+    from ..bench.throughput import budget_share, throughput_sweep
+    from ..report.bench_extras import layer_profile_tables
     from ..report.bench_table import bench_table
+    from ..report.throughput_table import throughput_table
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
-    check_outputs(inputs=(model,), folders=[("--out", out_dir, BENCH_FILES)])
+    folder = _bench_folder(ctx, images, inputs, device, profile, no_history)
+    check_outputs(inputs=(model, folder, None if no_history else history), folders=[("--out", out_dir, BENCH_FILES)])
     backend_list = csv_list(backend, "--backend", "ort,openvino")
     for name in backend_list:
         registry.require(name)
+    if profile:
+        check_profile_backends(backend_list)
+    if not no_history:  # a file that cannot take the run is refused before the run, not after it
+        store.check_history(history)
     m = edgeopt.load_model(model, shape=shape)
+    real = None
+    if folder is not None:
+        m, real = _real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
+    stream_list = streams_option(streams, device)
     # The budget counts from when the command started; a part is kept for the table and plots.
     settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
+    deadline = Deadline(command_budget(budget))
+    # --streams sets a share aside for the throughput cells (they get what the rest leaves too)
+    kept = 1 - budget_share(deadline.remaining(), len(backend_list) * len(grid[3]) * len(stream_list))
     if device is None:
-        results = sweep(*grid, budget_s=command_budget(budget), isolate=True, **settings)
+        # --profile keeps a fifth of the budget for the profiled sessions after the timing
+        sweep_s = deadline.remaining() * (0.8 if profile else 1.0) * kept
+        results = sweep(*grid, budget_s=sweep_s, isolate=True, inputs=real, **settings)
     else:
         from ..device.cluster import connect
         from ..device.runner import DeviceRunner
@@ -67,24 +104,78 @@ def bench(
         with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
             runner = DeviceRunner(DeviceTarget(client, device), m)
             results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
+    if profile:
+        profile_cells(m, results, inputs=real, deadline=deadline)
     printer = Printer(out, as_json=as_json, command="bench")
-    printer.table(bench_table(results))
-    json_path, csv_path, plots = write_bench_outputs(results, out_dir)
-    printer.line(f"wrote {json_path}, {csv_path}, " + ", ".join(map(str, plots)))
+    printer.table(bench_table(results), *layer_profile_tables(results))
+    tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=deadline.remaining(),
+                            feeds=real.feeds(m, 1) if real else None) if stream_list else []
+    if tput:
+        printer.table(throughput_table(tput))
+    run_id = None
+    if not no_history:
+        meta = dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
+                    inputs=real.summary() if real else {}, profile=profile, device=device)
+        run_id = store.record_run(results, kind="bench", name=m.name, meta=meta, path=history)
+    json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
+    printer.line("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
+                 + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
     printer.close()
+
+
+def _bench_folder(ctx: typer.Context, images: Optional[Path], inputs: Optional[Path], device: Optional[str],
+                  profile: bool, no_history: bool) -> Optional[Path]:
+    """The real-input folder of `bench` (--inputs or --images), after refusing the options
+    that do not go together."""
+    if images is not None and inputs is not None:
+        raise EdgeoptError("--images and --inputs both name the inputs to time on: pass one of them")
+    folder = inputs if inputs is not None else images
+    only_with(ctx, "--images/--inputs DIR", folder is not None, "mean", "std", "channels", "resize_short",
+              "sample_rate")
+    if device is not None and (folder is not None or profile):
+        what = "--profile" if folder is None else "--images/--inputs"
+        raise EdgeoptError(f"{what} applies to timing on this machine, not on a --device board: drop one of them")
+    if no_history and given(ctx, "history"):
+        raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
+    return folder
+
+
+def _real_inputs(m: "Model", folder: Path, mean: Optional[str], std: Optional[str], channels: Optional[str],
+                 resize_short: Optional[int], sample_rate: Optional[int]) -> tuple["Model", "RealInputs"]:
+    """(the model with any preprocessing options, its :class:`~edgeopt.bench.real_inputs.RealInputs`)
+    read from ``folder`` by the readers `optimize` uses (:func:`~edgeopt.cli.options.load_data`)."""
+    from ..bench.real_inputs import real_inputs
+    from ..data.inputs import folder_kind
+
+    kind = folder_kind(folder)
+    m, data = load_data(m, folder, mean, std, channels, resize_short, sample_rate)
+    return m, real_inputs(m, data, source=str(folder), kind=kind)
+
+
+def streams_option(text: str | None, device: str | None) -> list[int]:
+    """The --streams counts ([] without the option).
+
+    Raises:
+        EdgeoptError: not positive integers, or with --device (the throughput scenario runs here only).
+    """
+    if text is None:
+        return []
+    if device is not None:
+        raise EdgeoptError("--streams runs here, not on a --device board: drop --streams or --device")
+    return csv_ints(text, "--streams")
 
 
 @json_command
 def suite(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
-    budget: str = typer.Option("10m", help="Total wall time, e.g. 600, 10m, 1h (loading and compiling included)."),
+    budget: float = duration_option("10m", help="Total wall time (loading and compiling included)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for suite.json, report.md and plots (default suite-NAME)."),
     history: Optional[Path] = typer.Option(None, help="Results history file (default $EDGEOPT_HISTORY or ~/.local/share/edgeopt/history.db)."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not store the run in the results history."),
     backends: Optional[str] = typer.Option(None, "--backends", help="Run only these of the suite's backends, comma-separated, e.g. ort,openvino."),
     pin: bool = typer.Option(False, "--pin/--no-pin", help="Pin each session's threads to the first cores (recorded as 'pinned' in each result)."),
-    cooldown: float = typer.Option(0.0, callback=in_range(ge=0), help="Before each cell, wait up to this many seconds (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
+    cooldown: float = duration_option("0", zero=True, help="Before each cell, wait up to this long (at most half its share of the budget) for the CPU temperature and frequency to settle (polled; 0: no wait)."),
     device: Optional[str] = typer.Option(None, "--device", help="Time on a board of this kind (`edgeopt device serve --kind KIND`) through the device scheduler, not here."),
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
@@ -107,7 +198,7 @@ def suite(
     spec = get_suite(name)
     out_dir = out_dir or Path(f"suite-{spec.name}")
     check_outputs(inputs=(None if no_history else history,), folders=[("--out", out_dir, suite_files(spec.name))])
-    budget_s = parse_duration(budget)
+    budget_s = budget
     if not no_history:  # a file that cannot take the run is refused before the run, not after it
         store.check_history(history)
     chosen = None if backends is None else tuple(csv_list(backends, "--backends", "ort,openvino"))
@@ -138,7 +229,7 @@ def suite(
 @json_command
 def compare(
     ctx: typer.Context,
-    a: str = typer.Argument(..., help="Run A: a JSON file from bench/suite, or history:ID."),
+    a: str = typer.Argument(..., help="Run A: a bench or suite --out folder, its bench.json/suite.json, or history:ID."),
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
     min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
@@ -167,6 +258,11 @@ def history(
     from ..report.history_table import history_table
 
     path = history or store.default_path()
+    runs = store.list_runs(path, missing_ok=True)
     printer = Printer(out, as_json=as_json, command="history")
-    printer.table(history_table(store.list_runs(path), str(path)))
+    if runs or as_json:  # the document has its table even when empty
+        printer.table(history_table(runs, str(path)))
+    if not runs:
+        printer.line(f"no runs yet in the results history {path}: `edgeopt bench MODEL` or `edgeopt suite NAME` "
+                     f"stores one (then `edgeopt compare history:ID history:ID`)")
     printer.close()

@@ -26,6 +26,7 @@ from .options import (
     ResizeShortOpt,
     ShapeOpt,
     StdOpt,
+    duration_option,
     in_range,
     json_command,
     load_data,
@@ -83,7 +84,7 @@ def apply_cmd(
                             else tuple(csv_list(int8_op_types, "--int8-op-types", "Conv,MatMul"))),
         "--no-preprocess": (("preprocess",), False if no_preprocess else None),
     })
-    tensor = None
+    tensor = data = None
     if images is not None:
         m, data = load_data(m, images, mean, std, channels, resize_short)
         tensor = calibration_data(m, data)
@@ -95,6 +96,30 @@ def apply_cmd(
     note = read_note(result)
     if note:
         out.print(note)
+    if data is not None:
+        _print_agreement(m, result, data)
+
+
+def _print_agreement(original: Model, result: Model, data) -> None:
+    """How far the written model agrees with the original on the --images, in the task's
+    own measure as optimize judges it (top-1 agreement for a classifier,
+    :mod:`edgeopt.evaluate.tasks`), both run on ONNX Runtime; a warning on stderr when it
+    lost more than the task's default budget (1 point of agreement for a classifier)."""
+    from ..evaluate.runner import predict_outputs
+    from ..evaluate.tasks import make
+    from ..evaluate.tasks.infer import infer_task
+
+    evaluator = make(infer_task(original).task, original)
+    reference, outputs = (predict_outputs(x, "ort", data) for x in (original, result))
+    score = evaluator.score(reference, outputs)
+    out.print(f"{score.metric} with the original on the {len(data)} --images (the calibration images; held-out "
+              f"images may agree less): {score.value:.2f}{'' if score.unit == '%' else ' '}{score.unit}, "
+              f"{score.drop:.2f} {score.drop_unit} lost")
+    budget = evaluator.default_tolerance
+    if score.drop > budget:
+        typer.echo(f"edgeopt: warning: {', '.join(result.passes)} lost {score.drop:.2f} {score.drop_unit} of "
+                   f"{score.metric} (> {budget:g}): check it on your own data, or let `edgeopt optimize` choose "
+                   f"a recipe within a quality budget", err=True)
 
 
 def _refuse_unused_images(names: list[str], images: Path | None) -> None:
@@ -161,7 +186,7 @@ def prune_cmd(
     max_layer_ratio: float = typer.Option(0.9, callback=in_range(gt=0, lt=1), help="No layer loses more than this fraction of its channels (0..1); raise it when a --target-macs cannot be reached."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="First measure each layer's quality drop as its own ratio grows; spare sensitive layers."),
     max_drop: float = typer.Option(1.0, callback=in_range(ge=0, le=100), help="With --sensitivity: a layer may lose at most this many points of agreement."),
-    recover: float = typer.Option(0.0, callback=in_range(ge=0, example=60), help="Then distill from the original on --images for this many seconds (labels, when the folder has them, add cross-entropy)."),
+    recover: float = duration_option("0", zero=True, help="Then distill from the original on --images for this long (labels, when the folder has them, add cross-entropy; 0: no distillation)."),
     lr: float = typer.Option(1e-4, callback=in_range(gt=0), help="Distillation learning rate (1e-4 for pretrained nets; 1e-3 for small nets)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Output ONNX file (written atomically); plots go beside it."),
@@ -179,7 +204,7 @@ def prune_cmd(
     from ..report.prune_table import prune_table, sensitivity_table as sensitivity_rows
 
     only_with(ctx, "--sensitivity", sensitivity, "max_drop")
-    only_with(ctx, "--recover SECONDS", recover > 0, "lr")
+    only_with(ctx, "--recover DURATION", recover > 0, "lr")
     for name in ("prune", "distill") if recover > 0 else ("prune",):
         check_packages(name)
     stem = out_file.with_suffix("")
@@ -232,6 +257,10 @@ def compress_size_cmd(
     min_params: int = typer.Option(1000, "--min-params", callback=in_range(ge=1),
                                    help="Weights with fewer elements stay dense float32 (a codebook would cost more than it saves)."),
     finetune: bool = typer.Option(False, "--finetune", help="Retrain kept weights and centroids by distillation from the original (needs --images)."),
+    retrain_epochs: int = typer.Option(5, "--retrain-epochs", callback=in_range(ge=0), help="--finetune: passes retraining the weights that survive pruning (paper, section 2; 0 skips it)."),
+    finetune_epochs: int = typer.Option(5, "--finetune-epochs", callback=in_range(ge=0), help="--finetune: passes fine-tuning the shared centroids after k-means (paper, section 3.3; 0 skips it)."),
+    finetune_lr: float = typer.Option(1e-3, "--finetune-lr", callback=in_range(gt=0), help="--finetune: Adam step, times each layer's largest |weight| or |centroid|."),
+    finetune_time: float = duration_option("60s", "--finetune-time", help="--finetune: wall-time budget of each of the two trainings."),
     images: Optional[Path] = typer.Option(None, help="Images for --finetune (one sub-folder per class adds cross-entropy to the distillation)."),
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Compressed archive (written atomically)."),
@@ -242,7 +271,7 @@ def compress_size_cmd(
     from ..passes.deep_compression import DeepCompressionConfig
     from ..report.compress_table import layers_table, stages_table
 
-    only_with(ctx, "--finetune", finetune, "images")
+    only_with(ctx, "--finetune", finetune, "images", "retrain_epochs", "finetune_epochs", "finetune_lr", "finetune_time")
     check_outputs(inputs=(model, images), files=[("--out", out_file), ("--restored", restored)])
     if finetune and images is None:
         raise EdgeoptError("--finetune trains on real images: pass --images DIR")
@@ -252,7 +281,9 @@ def compress_size_cmd(
     if finetune:
         _check_torch_bridge(m)
     config = DeepCompressionConfig(sparsity={"conv": conv_sparsity, "fc": fc_sparsity}, scope=scope,
-                                   conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune)
+                                   conv_bits=conv_bits, fc_bits=fc_bits, min_params=min_params, finetune=finetune,
+                                   retrain_epochs=retrain_epochs, finetune_epochs=finetune_epochs,
+                                   finetune_lr=finetune_lr, finetune_seconds=finetune_time)
     imageset = None
     if images is not None:
         imageset = edgeopt.load_images(str(images), labels=m.labels)  # first: no warning before its error

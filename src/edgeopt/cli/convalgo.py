@@ -15,7 +15,7 @@ from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
 from ..report.console_table import Printer
-from .options import JsonOpt, ModelArg, ShapeOpt, in_range, json_command
+from .options import JsonOpt, ModelArg, ShapeOpt, duration_option, in_range, json_command
 
 console = Console()
 
@@ -26,7 +26,7 @@ def command(
     shape: Optional[List[str]] = ShapeOpt,
     algorithms: str = typer.Option(",".join(ALL), help="Algorithms, comma-separated: " + ", ".join(ALL) + "."),
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size of the layer inputs."),
-    max_seconds: float = typer.Option(120.0, "--max-seconds", callback=in_range(gt=0), help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
+    max_seconds: float = duration_option("120s", "--max-seconds", help="Time budget for all timings; runs estimated to exceed their share are skipped (and said so)."),
     repeats: int = typer.Option(3, callback=in_range(ge=1), help="Best of this many runs per algorithm and layer."),
     threads: int = typer.Option(1, callback=in_range(ge=1), help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),

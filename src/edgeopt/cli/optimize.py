@@ -13,7 +13,7 @@ from rich.console import Console
 import edgeopt
 
 from .._util.deadline import command_elapsed_s
-from .._util.options import csv_floats, csv_list, parse_duration, parse_options, parse_size
+from .._util.options import csv_floats, csv_list, parse_options, parse_size
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..analysis.memory import check_fits
@@ -31,6 +31,8 @@ from .options import (
     SampleRateOpt,
     ShapeOpt,
     StdOpt,
+    duration_option,
+    given,
     in_range,
     json_command,
     load_data,
@@ -59,16 +61,17 @@ def optimize_cmd(
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size latency is measured at (a graph that fixes its batch, or has no batch axis, is measured at its own)."),
     threads: int = typer.Option(2, callback=in_range(ge=1), help="Intra-op threads for every backend."),
     backends: str = typer.Option("ort,openvino", help="Backends to try, comma-separated."),
-    seconds: float = typer.Option(1.0, callback=in_range(gt=0), help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
+    seconds: float = duration_option("1s", help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
-    train_seconds: float = typer.Option(45.0, callback=in_range(gt=0), help="Distillation budget per pruned candidate, seconds."),
+    recipes: Optional[str] = typer.Option(None, "--recipes", help="Build only these candidates' recipes, comma-separated, as candidates.json names them, e.g. fp32,int8-ort,int8-nncf or pruned-30+kd/int8-nncf (the original is always built: it is the baseline); default: the original, fp32-clean, fp16, every int8 flavour and each --prune-targets pruned + distilled, alone and + int8-nncf."),
+    train_seconds: float = duration_option("45s", help="Distillation budget per pruned candidate."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
     channels: Optional[str] = ChannelsOpt,
     resize_short: Optional[int] = ResizeShortOpt,
     search: bool = typer.Option(False, "--search", help="Accuracy-aware search (Optuna) over pruning, precision, mixed precision, calibration, backend, threads and batch."),
-    budget: str = typer.Option("10m", help="--search: wall-time budget (e.g. 600, 90s, 10m, 1h), always respected."),
+    budget: float = duration_option("10m", help="--search: wall-time budget, always respected."),
     objective: str = typer.Option("p50", help="--search: latency statistic to minimise, p50 or p90."),
     max_latency: Optional[float] = typer.Option(None, callback=in_range(gt=0, example=50), help="--search: latency constraint, ms."),
     max_size: Optional[str] = typer.Option(None, help="--search: model size constraint (bytes, or e.g. 2MB)."),
@@ -95,7 +98,9 @@ def optimize_cmd(
     from ..report.optimize_outputs import OUTPUT_FILES
 
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model, fractions=fractions,
+    chosen = _recipes(ctx, recipes, search)
+    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model,
+                    fractions=fractions if chosen is None else tuple(r.prune for r in chosen if r.recover and r.prune),
                     device=device)
     check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
     if device is None:  # a board's threads are checked against its own cores once it is reached
@@ -116,10 +121,10 @@ def optimize_cmd(
                   tie_breaker=tie_breaker)
     where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
-        return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", **common), out_dir, workers=1,
+        return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", recipes=chosen, **common), out_dir, workers=1,
                     trials_only=False, device=where, printer=printer)
     cfg = OptimizeConfig(
-        strategy="search", budget_s=parse_duration(budget), max_latency_ms=max_latency,
+        strategy="search", budget_s=budget, max_latency_ms=max_latency,
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
         size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
@@ -158,6 +163,25 @@ def _backend_list(backends: str) -> tuple[str, ...]:
     for name in names:
         registry.require(name)
     return names
+
+
+def _recipes(ctx: typer.Context, recipes: str | None, search: bool) -> tuple | None:
+    """The grid's recipes from --recipes (None: the default grid).
+
+    Raises:
+        EdgeoptError: --recipes with --search (which samples its own space) or with
+            --prune-targets (which shapes the default recipes only), or a name that is not a recipe.
+    """
+    from ..optimizer.recipes import parse_recipes
+
+    if recipes is None:
+        return None
+    if search:
+        raise EdgeoptError("--recipes names the grid's candidates and --search samples its own space: drop one of them")
+    if given(ctx, "prune_targets"):
+        raise EdgeoptError("--prune-targets shapes the default recipes, which --recipes replaces: name pruned "
+                           "recipes in --recipes (e.g. pruned-30+kd,pruned-30+kd/int8-nncf) and drop --prune-targets")
+    return parse_recipes(csv_list(recipes, "--recipes", "fp32,int8-ort,int8-nncf"))
 
 
 def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,

@@ -1,6 +1,7 @@
 """Typer options shared by several commands, the preprocessing they set, and the checks
 every command's options go through: a number's valid range (:func:`in_range`, at parse
-time) and options that apply only with another one (:func:`only_with`)."""
+time), a duration's syntax (:func:`duration_option`: every option that takes a time) and
+options that apply only with another one (:func:`only_with`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import typer
 
-from .._util.options import Bounds
+from .._util.options import DURATION_SYNTAX, Bounds, parse_duration
 from ..errors import EdgeoptError
 from ..load import with_preprocess
 from ..model import Model
@@ -46,6 +47,33 @@ def in_range(*, gt: float | None = None, ge: float | None = None, lt: float | No
         return bounds.check(value, _flag(param), param.default if example is None else example)
 
     return check
+
+
+def _duration_text(value: Any) -> str:
+    """Typer's parser for a duration option: the text as typed, parsed by the option's
+    callback, which knows the option's name for the message."""
+    return str(value)
+
+
+def duration_option(default: str | None, *decls: str, help: str, zero: bool = False) -> Any:
+    """A Typer option that takes a time written as every duration option takes it
+    (:func:`edgeopt._util.options.parse_duration`: 90s, 10m, 1h, 500ms or plain seconds)
+    and passes seconds (float) to the command; its help ends with that syntax.
+
+    Args:
+        default: the default as a user would type it ("120s", "0"), or None (not given).
+        decls: the option's names, e.g. "--budget" (default: from the parameter name).
+        help: what the time is for.
+        zero: 0 is valid (e.g. --cooldown 0: no wait).
+
+    Raises:
+        EdgeoptError (while parsing): e.g. "bad --budget duration 'ten': give e.g. 90s, ...".
+    """
+    def seconds(param: typer.CallbackParam, value: Any) -> float | None:
+        return None if value is None else parse_duration(str(value), _flag(param), allow_zero=zero)
+
+    return typer.Option(default, *decls, parser=_duration_text, callback=seconds, metavar="DURATION",
+                        help=f"{help} Duration: {DURATION_SYNTAX}.")
 
 
 def _flag(param: Any) -> str:

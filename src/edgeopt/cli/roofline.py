@@ -28,7 +28,7 @@ def command(
     threads: int = typer.Option(2, callback=in_range(ge=1), help="Intra-op threads; the compute roof is the peak at this thread count."),
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size the layers are counted and timed at."),
     runs: int = typer.Option(20, callback=in_range(ge=1), help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json and roofline.png (none: print only)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json, roofline.png and report.html (the table and the plot in one page; none: print only)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""

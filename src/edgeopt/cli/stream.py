@@ -7,6 +7,7 @@ checks the options, runs it and prints / writes the report.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,7 @@ import typer
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..errors import EdgeoptError
-from .options import in_range, only_with
+from .options import duration_option, in_range, only_with
 
 
 def command(
@@ -23,8 +24,11 @@ def command(
     model: str = typer.Option("zoo:mtcnn", "--model", help="Detector: zoo:mtcnn (P-Net, R-Net, O-Net) or zoo:ppocr-det (DB text detection)."),
     source: str = typer.Option("clip@30fps", "--source",
                                help="VIDEO file, image FOLDER, camera:0, sim:DIR@30fps (real-time replay) "
-                                    "or clip@30fps (test clip of scikit-image photos)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Annotated video (.mp4 ...) or a new folder of PNGs."),
+                                    "or clip@30fps (the model's test clip: photos with faces for zoo:mtcnn, "
+                                    "document pages for zoo:ppocr-det; or clip:faces@30fps, clip:text@30fps)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Annotated video (.mp4 ...; as long as the stream: "
+                                                           "each processed frame held until the next) or a new "
+                                                           "folder of PNGs (with timestamps.csv)."),
     show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (needs a display; "
                                                     "close it or press q to stop)."),
     pipeline: str = typer.Option("ring", "--pipeline", help="ring (latest frame, two threads) or sequential."),
@@ -33,20 +37,22 @@ def command(
                                                      "ran 4x slower than 1 beside the capture thread)."),
     pnet: Optional[Path] = typer.Option(None, "--pnet", help="An optimized P-Net ONNX file (e.g. from "
                                                              "`edgeopt optimize zoo:mtcnn-pnet`)."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", callback=in_range(gt=0, example=4), help="clip length (default 4 s); for other "
-                                                                    "sources: stop after this long, s."),
+    seconds: Optional[float] = duration_option(None, "--seconds", help="Stop after this long (every source); also "
+                                                                        "the clip's length (default 4 s)."),
     slots: int = typer.Option(3, "--slots", callback=in_range(ge=1), help="Ring buffer slots."),
     camera_buffers: int = typer.Option(4, "--camera-buffers", callback=in_range(ge=0), help="sim/clip: the simulated driver queue "
                                                                    "(frames); 0 = unbounded."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (with per-frame latencies) "
                                                                  "as JSON."),
 ) -> None:
-    """Detect on live frames: ring (newest frame) or sequential; prints fps, drops, latency p50/p90/p99."""
+    """Detect on live frames: ring (newest frame) or sequential; a live status line on stderr, then
+    fps, drops, latency p50/p90/p99."""
     from ..report.json_file import write_json
     from ..report.stream_summary import stream_summary
     from ..stream.pipeline import PIPELINES
-    from ..stream.run import MODELS, run_stream, source_path
+    from ..stream.run import MODELS, is_clip, run_stream, source_path
     from ..stream.sinks import VIDEO_SUFFIXES
+    from ..stream.status import StatusLine
 
     if model not in MODELS:
         raise EdgeoptError(f"--model {model} is not supported by stream: use {', '.join(MODELS)}")
@@ -56,7 +62,7 @@ def command(
         raise EdgeoptError(f"--pipeline {pipeline}: use ring or sequential")
     only_with(ctx, "--pipeline ring", pipeline == "ring", "slots")
     # Only the simulated sources have a driver queue to size; a real camera or file has its own.
-    only_with(ctx, "--source sim:DIR@FPS or clip@FPS", source.startswith("sim:") or source.split("@")[0] == "clip",
+    only_with(ctx, "--source sim:DIR@FPS or clip@FPS", source.startswith("sim:") or is_clip(source),
               "camera_buffers")
     video = out if out is not None and out.suffix.lower() in VIDEO_SUFFIXES else None
     frames = out if out is not None and not out.suffix else None  # any other suffix: make_sink says so
@@ -67,7 +73,8 @@ def command(
         raise EdgeoptError(f"{out} exists: remove it or pick another --out")
     out_existed = out is not None and out.exists()  # then an empty folder (the folder sink checks)
     report = run_stream(model, source, pipeline=pipeline, out=out, show=show, backend=backend, threads=threads,
-                        pnet=pnet, seconds=seconds, slots=slots, camera_buffers=camera_buffers)
+                        pnet=pnet, seconds=seconds, slots=slots, camera_buffers=camera_buffers,
+                        status=StatusLine(sys.stderr))
     if json_out is not None:
         try:
             write_json(json_out, {"model": model, "pnet": str(pnet) if pnet else None, "source": source,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import EdgeoptError
 from ..passes.quantize import NncfQuantConfig, StaticQuantConfig
@@ -233,3 +233,17 @@ def grid_recipes(prune_targets: tuple[float, ...] = (0.3, 0.5)) -> tuple[Recipe,
     for t in prune_targets:
         out += [Recipe(prune=t), Recipe(prune=t, precision="int8-nncf")]
     return tuple(out)
+
+
+def parse_recipes(names: Sequence[str]) -> tuple[Recipe, ...]:
+    """The grid's recipes from names (:func:`parse_recipe` each, e.g. ``--recipes
+    fp32,int8-ort,int8-nncf``): the original (fp32) first whether named or not, since it is
+    the baseline every speed-up and quality drop is measured against; a recipe named twice
+    (or by an alias and its name) once.
+
+    Raises:
+        EdgeoptError: no name, or a name that is not a recipe (see :func:`parse_recipe`).
+    """
+    if not names:
+        raise EdgeoptError("no recipe named: give e.g. fp32,int8-ort,int8-nncf")
+    return tuple(dict.fromkeys([Recipe(), *(parse_recipe(n) for n in names)]))

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from ..bench.harness import BenchResult
 from ..bench.noise import LEGEND, noisy
+from .bench_extras import inputs_line, memory_line
 from .conditions_text import conditions_line
 from .console_table import ConsoleTable, Printer, Styled, columns
 from .where import where_measured
@@ -33,8 +34,9 @@ def bench_table(results: Sequence[BenchResult]) -> ConsoleTable:
     """One row per cell: backend, batch, threads, runs, the p50 latency (ms) with its 95%
     bootstrap interval and the robust CV (rcv, marked when the cell is noisy), the mean and p99, ms per
     image and images/s (both at the p50); a failed cell says so. Under the table: the
-    prepare and first-inference times, the errors, what the noisy mark means (when a cell
-    has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
+    prepare and first-inference times, the inputs and peak RSS (:mod:`.bench_extras`), the
+    errors, what the noisy mark means (when a cell has it) and the machine. Fits 80 columns
+    (p90, min, max and std are in bench.json/csv)."""
     table = ConsoleTable("latency per inference (ms), p50 with its 95% interval; warm-up excluded",
                          columns(("backend", "name"), "b", "t", "runs", "p50", "95% int.", "rcv", "mean", "p99",
                                  "ms/img", "img/s"))
@@ -57,6 +59,7 @@ def bench_table(results: Sequence[BenchResult]) -> ConsoleTable:
     if ran:
         table.notes.append("prepare / first inference (ms): " + ", ".join(
             f"{r.backend} b{r.batch} t{r.threads} {r.prepare_ms:.1f} / {r.first_ms:.2f}" for r in ran))
+    table.notes += [line for line in (inputs_line(results), memory_line(results)) if line]
     table.notes += [(Styled("failed", "red"), f" {line}") for line in failed]
     if reasons:
         table.notes += [f"{NOISY_MARK} {LEGEND}:", *(f"  {line}" for line in reasons)]

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from .._util.atomic import write_staged
 from ..optimizer.result import OptimizeResult, deploy_record, summary
-from .optimize_report import render_html, render_markdown
-from .plots import plot_latency_vs_quality
+from .optimize_report import PLOT, write_report_files
 
-PLOT = "latency_vs_quality.png"
 # Every file write_outputs may write (the plot only when there is something to plot).
 OUTPUT_FILES = ("model.onnx", "deploy.json", "candidates.json", "pareto.json", PLOT, "report.md", "report.html")
 
@@ -40,18 +38,11 @@ def write_outputs(result: OptimizeResult, out: str | os.PathLike) -> dict[str, P
 
     def write(staging: Path) -> dict[str, Path]:
         files = {"model": staging / "model.onnx", "deploy": staging / "deploy.json",
-                 "candidates": staging / "candidates.json", "pareto": staging / "pareto.json",
-                 "report_md": staging / "report.md", "report_html": staging / "report.html"}
+                 "candidates": staging / "candidates.json", "pareto": staging / "pareto.json"}
         result.winner_model.save(files["model"])
         files["deploy"].write_text(json.dumps(deploy, indent=2, default=str))
         files["candidates"].write_text(json.dumps(full, indent=2, default=str))
         files["pareto"].write_text(json.dumps(front, indent=2, default=str))
-        plot = plot_latency_vs_quality(full, staging / PLOT)
-        if plot is not None:
-            files["plot"] = plot
-        name = None if plot is None else plot.name
-        files["report_md"].write_text(render_markdown(full, name))
-        files["report_html"].write_text(render_html(full, name))
-        return files
+        return {**files, **write_report_files(full, staging)}
 
     return write_staged(out, write)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..bench.noise import NOISY_CV, noisy
+from ..bench.noise import NOISY_CV, TAIL_CV, noisy
 from ..errors import EdgeoptError
 from .._util.atomic import atomic_write_bytes
 
@@ -59,6 +59,13 @@ def plot_batch_sweep(results: Sequence["BenchResult"], path_prefix: str | os.Pat
     return out
 
 
+def wide_range(values: Sequence[float], factor: float = 10.0) -> bool:
+    """True when positive ``values`` span more than ``factor`` x (largest / smallest):
+    then a plot draws them on a log axis, where a linear one would flatten the small ones."""
+    pos = [v for v in values if v is not None and v > 0]
+    return bool(pos) and max(pos) / min(pos) > factor
+
+
 def per_image_interval(r: "BenchResult") -> tuple[float, float, float]:
     """(p50 ms per image, low, high): the p50 and its 95% interval divided by the batch."""
     s = r.stats
@@ -74,14 +81,20 @@ def throughput_interval(r: "BenchResult") -> tuple[float, float, float]:
     return 1000.0 / mid, 1000.0 / high, 1000.0 / low
 
 
+OFF_PLOT = r"$\Uparrow$"  # marker of a trial drawn on the top edge, its drop far above the axis
+
+
 def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | None:
     """Per-image latency vs quality drop of an ``optimize`` run (grid or search): one point per
     measured trial (repeats left out), green feasible / red infeasible, squares hand-picked,
-    triangles from the accuracy-aware fallback, the chosen one starred, the 95% interval of
-    each p50 as a horizontal bar (objective p50), the Pareto front
-    as a step line, the quality budget as a dashed line; x is log scale when the
-    latencies span more than 10x. The points carry their trial numbers, keyed beside the
-    axes.
+    triangles from the accuracy-aware fallback, the chosen one a large labelled star, the
+    95% interval of each p50 as a horizontal bar (objective p50), the Pareto front as a step
+    line, the quality budget as a dashed line; x is log scale when the latencies span more
+    than 10x. The y axis is sized to the budget region (:func:`drop_window`): trials far
+    over the budget sit as upward triangles on the top edge, marked "off the plot" in the
+    key. Trial numbers label the points where they overlap nothing
+    (:func:`edgeopt.report.label_place.place_labels`); the key beside the axes names every
+    trial (first 60 by latency).
 
     Args:
         summary: :func:`edgeopt.optimizer.result.summary` output.
@@ -90,74 +103,142 @@ def plot_latency_vs_quality(summary: dict, path: str | os.PathLike) -> Path | No
     Returns:
         the path written, or None when no trial is complete.
     """
-    from matplotlib.lines import Line2D
-
     pts = sorted((t for t in summary["trials"] if t["state"] == "complete" and t["duplicate_of"] is None
                   and t["per_image_ms"] is not None and t["drop"] is not None),
                  key=lambda t: (t["per_image_ms"], t["number"]))
     if not pts:
         return None
-    unit = summary.get("quality_unit") or ("dB" if summary["quality_metric"] == "snr" else "points")
+    winner = next((t["number"] for t in pts if t["label"] == summary["winner"]), None)
+    cutoff, ylim = drop_window([t["drop"] for t in pts], summary["max_drop"])
     shown = pts[:60]  # the key beside the axes stays one readable column
     fig, ax = _figure((11, max(5.0, 1.0 + 0.14 * len(shown))))
-    markers = {"hand-picked": "s", "fallback": "^"}  # grid and sampled points: circles
-    winner = next((t["number"] for t in pts if t["label"] == summary["winner"]), None)
-    key_lines = []
-    for i, t in enumerate(pts):
-        x, y, chosen = t["per_image_ms"], t["drop"], t["number"] == winner
-        ax.scatter(x, y, c="tab:green" if t["feasible"] else "tab:red", zorder=3 + chosen,
-                   marker="*" if chosen else markers.get(t["origin"], "o"), s=260 if chosen else 45,
-                   edgecolors="k" if chosen else "none")
-        ax.annotate(str(t["number"]), (x, y), fontsize=7, xytext=(3, 4 + 8 * (i % 2)), textcoords="offset points")
-        _latency_bar(ax, t, summary["objective"], "tab:green" if t["feasible"] else "tab:red")
-        if i < len(shown):
-            key_lines.append(f"#{t['number']:<3} {t['label']}  {x:.3f} ms  drop {y:.2f}" + ("  (chosen)" if chosen else ""))
-    if len(pts) > len(shown):
-        key_lines.append(f"... {len(pts) - len(shown)} slower trials not keyed")
+    drawn = _trial_points(ax, pts, summary["objective"], winner, cutoff, ylim)
     front = sorted(summary["pareto"], key=lambda t: t["per_image_ms"])
     if front:
         ax.step([t["per_image_ms"] for t in front], [t["drop"] for t in front], where="post",
                 color="tab:green", lw=1, alpha=0.7)
     ax.axhline(summary["max_drop"], color="tab:red", ls="--", lw=1)
-    xs = [t["per_image_ms"] for t in pts]
-    if min(xs) > 0 and max(xs) / min(xs) > 10:
+    if wide_range([t["per_image_ms"] for t in pts]):
         ax.set_xscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    key_lines = [f"#{t['number']:<3} {t['label']}  {t['per_image_ms']:.3f} ms  drop {t['drop']:.2f}"
+                 + ("  (chosen)" if t["number"] == winner else "")
+                 + ("  off the plot" if cutoff is not None and t["drop"] > cutoff else "") for t in shown]
+    if len(pts) > len(shown):
+        key_lines.append(f"... {len(pts) - len(shown)} slower trials not keyed")
     ax.text(1.02, 1.0, "\n".join(key_lines), transform=ax.transAxes, va="top", ha="left",
             fontsize=7, family="monospace")
+    _quality_legend(ax, summary, pts, cutoff)
+    _quality_labels(ax, summary)
+    from .label_place import place_labels
+
+    fig.tight_layout()
+    place_labels(ax, drawn["labels"], points=drawn["points"])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, Path(path), layout=False)
+    return Path(path)
+
+
+def drop_window(drops: Sequence[float], budget: float) -> tuple[float | None, tuple[float, float] | None]:
+    """The y range of the latency-vs-quality plot: the budget region, readable.
+
+    Trials whose drop is over 3x the budget (3 units when the budget is 0) are far off it
+    and no choice is made among them; stretching the axis to hold them would squash the
+    budget region into a sliver. When some trials are that far and some are not, the axis
+    holds the near ones, 0 and the budget line (with 12% margins) and the far ones are
+    drawn on its top edge.
+
+    Args:
+        drops: every plotted trial's quality drop (the summary's unit).
+        budget: the quality budget, ``max_drop``.
+
+    Returns:
+        (cutoff, (bottom, top)): drops above ``cutoff`` are off the plot; (None, None) when
+        no trial is far, or every trial is (then the axis holds them all).
+    """
+    cutoff = 3 * budget if budget > 0 else 3.0
+    near = [d for d in drops if d <= cutoff]
+    if not near or len(near) == len(drops):
+        return None, None
+    top, bottom = max(max(near), budget), min(min(near), 0.0)
+    pad = 0.12 * (top - bottom) or 0.1
+    return cutoff, (bottom - pad, top + pad)
+
+
+def _trial_points(ax, pts: list[dict], objective: str, winner, cutoff, ylim) -> dict:
+    """Scatter every trial (off-plot ones on the top edge) with its interval bar; returns
+    {"labels": trial-number Labels in priority order, "points": (x, y, radius pt)}."""
+    from .label_place import Label
+
+    markers = {"hand-picked": "s", "fallback": "^"}  # grid and sampled points: circles
+    labels, points = [], []
+    for t in pts:
+        x, chosen = t["per_image_ms"], t["number"] == winner
+        off = cutoff is not None and t["drop"] > cutoff
+        y = ylim[1] if off else t["drop"]
+        colour = "tab:green" if t["feasible"] else "tab:red"
+        size = 260 if chosen else 70 if off else 45
+        ax.scatter(x, y, c=colour, zorder=3 + chosen, s=size, clip_on=not off,
+                   marker="*" if chosen else OFF_PLOT if off else markers.get(t["origin"], "o"),
+                   edgecolors="k" if chosen else "none", linewidths=0.6)
+        _latency_bar(ax, t, y, objective, colour, clip=not off)
+        points.append((x, y, (size ** 0.5) / 2 + 1))
+        text = f"#{t['number']} chosen" if chosen else str(t["number"])
+        label = Label(x, y, text, {"fontweight": "bold", "fontsize": 8} if chosen else None, (size ** 0.5) / 2)
+        labels.insert(0, label) if chosen else labels.append(label)
+    return {"labels": labels, "points": points}
+
+
+def _quality_legend(ax, summary: dict, pts: list[dict], cutoff) -> None:
+    from matplotlib.lines import Line2D
+
+    unit = _drop_unit(summary)
     handles = [Line2D([], [], ls="", marker="o", color="tab:green", label="feasible"),
                Line2D([], [], ls="", marker="o", color="tab:red", label="over a budget"),
                Line2D([], [], ls="", marker="s", color="gray", label="hand-picked"),
                Line2D([], [], ls="", marker="^", color="gray", label="fallback"),
                Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
                Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
-               Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget {summary['max_drop']:g} {unit}")]
+               Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget: drop <= {summary['max_drop']:g} {unit}")]
     if summary["objective"] == "p50" and any((t.get("latency_stats") or {}).get("p50_low") is not None for t in pts):
         handles.append(Line2D([], [], color="gray", marker="|", ls="-", lw=1, label="95% interval of the p50"))
-    ax.legend(handles=handles, loc="best", fontsize=7)
+    if cutoff is not None:
+        far = sum(t["drop"] > cutoff for t in pts)
+        handles.append(Line2D([], [], ls="", marker=OFF_PLOT, color="tab:red", ms=9,
+                              label=f"{far} off the plot: drop > {cutoff:g} {unit} (see the key)"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=3, fontsize=7,
+              frameon=False)
+
+
+def _drop_unit(summary: dict) -> str:
+    return summary.get("quality_unit") or ("dB" if summary["quality_metric"] == "snr" else "points")
+
+
+def _quality_labels(ax, summary: dict) -> None:
     ax.set_xlabel(f"{summary['objective']} latency per image (ms)")
     what = {"accuracy": "larger loss of top-1 agreement, accuracy", "agreement": "loss of top-1 agreement",
             "snr": "output SNR below its floor",
             "top-1 agreement and accuracy": "larger loss of top-1 agreement, accuracy",
             "top-1 agreement": "loss of top-1 agreement"}.get(summary["quality_metric"], summary["quality_metric"])
-    ax.set_ylabel(f"quality drop ({unit})\n{what}")
+    ax.set_ylabel(f"quality drop ({_drop_unit(summary)})\n{what}")
     ax.set_title(f"{summary['model']}: per-image latency vs quality drop, one point per measured trial",
                  fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _save(fig, Path(path))
-    return Path(path)
 
 
-def _latency_bar(ax, trial: dict, objective: str, colour: str) -> None:
-    """The 95% interval of a trial's p50 per image as a horizontal error bar, when the
-    objective is the p50 and the trial's latency statistics carry the interval (trials
-    measured before it existed do not)."""
+def _latency_bar(ax, trial: dict, y: float, objective: str, colour: str, *, clip: bool = True) -> None:
+    """The 95% interval of a trial's p50 per image as a horizontal error bar at height
+    ``y``, when the objective is the p50 and the trial's latency statistics carry the
+    interval (trials measured before it existed do not)."""
     stats = trial.get("latency_stats") or {}
     if objective != "p50" or stats.get("p50_low") is None:
         return
     x, batch = trial["per_image_ms"], trial["point"]["batch"]
-    ax.errorbar([x], [trial["drop"]], xerr=[[x - stats["p50_low"] / batch], [stats["p50_high"] / batch - x]],
-                fmt="none", ecolor=colour, alpha=0.6, capsize=2, lw=1, zorder=2)
+    bars = ax.errorbar([x], [y], xerr=[[x - stats["p50_low"] / batch], [stats["p50_high"] / batch - x]],
+                       fmt="none", ecolor=colour, alpha=0.6, capsize=2, lw=1, zorder=2)
+    for part in bars.lines[1] + bars.lines[2]:
+        part.set_clip_on(clip)
 
 
 def _figure(size: tuple[float, float]):
@@ -169,8 +250,11 @@ def _figure(size: tuple[float, float]):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: Path, *, outside_legend: bool = False) -> None:
-    fig.tight_layout()
+def _save(fig, path: Path, *, outside_legend: bool = False, layout: bool = True) -> None:
+    """Write ``fig`` as a PNG (atomically); ``layout=False`` keeps a layout already made
+    (labels placed in display pixels would drift if the axes moved)."""
+    if layout:
+        fig.tight_layout()
     buf = io.BytesIO()
     # A legend placed outside the axes is cut off unless the saved box grows to hold it.
     fig.savefig(buf, format="png", bbox_inches="tight" if outside_legend else None)
@@ -216,7 +300,7 @@ def _line_plot(lines, value, ylabel: str, title: str, path: Path, *, log_y: bool
     handles.append(Line2D([], [], color="gray", marker="|", ms=10, ls="", label="95% interval of the p50"))
     if any_noisy:
         handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="",
-                              label=f"noisy (CV > {NOISY_CV:.0%} or interference)"))
+                              label=f"noisy (rcv > {NOISY_CV:.0%}, CV > {TAIL_CV:.0%} or interference)"))
     ax.legend(handles=handles, fontsize=8)
     _save(fig, path)
 
@@ -241,10 +325,14 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
         EdgeoptError: ``util`` is empty.
     """
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     if not util:
         raise EdgeoptError("no layer utilization to plot: measure it on calibration images first")
     names = list(util)
+    # One x range for every panel, so a layer's spread reads against the others'.
+    top = max([1.0] + [float(np.max(v)) for v in util.values() if np.size(v)])
+    edges = _bin_edges(top, threshold)
     cols = max(1, min(columns, len(names)))
     rows = (len(names) + cols - 1) // cols
     fig, _ = _figure((2.6 * cols, 2.0 * rows + 0.4))
@@ -252,8 +340,9 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
         values = np.asarray(util[name], dtype=float)
-        top = max(1.0, float(values.max()) if values.size else 1.0)
-        ax.hist(values, bins=20, range=(0.0, top), color="tab:blue")
+        pruned = values < threshold if threshold is not None else np.zeros(values.shape, bool)
+        ax.hist([values[pruned], values[~pruned]], bins=edges, color=["tab:red", "tab:blue"], stacked=True)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # channel counts
         if threshold is not None:
             ax.axvline(threshold, color="tab:red", ls="--", lw=1)
         below = int((values < threshold).sum()) if threshold is not None else 0
@@ -264,9 +353,23 @@ def plot_utilization_histograms(util: dict, path: str | os.PathLike, *, threshol
             ax.set_xlabel("utilization", fontsize=7)
         if i % cols == 0:
             ax.set_ylabel("channels", fontsize=7)
+    fig.suptitle("channel utilization per layer" + (f"; dashed red: the pruning threshold {threshold:g}, "
+                                                    f"channels left of it (red) are pruned"
+                                                    if threshold is not None else ""),
+                 fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, Path(path))
     return Path(path)
+
+
+def _bin_edges(top: float, threshold: float | None, bins: int = 20):
+    """``bins`` equal bins over [0, top], shifted so that ``threshold`` is an edge: no bar
+    mixes channels below the threshold with channels above it."""
+    import numpy as np
+
+    width = top / bins
+    start = threshold - width * np.ceil(threshold / width) if threshold else 0.0
+    return start + width * np.arange(int(np.ceil((top - start) / width)) + 1)
 
 
 def plot_sensitivity(result, path: str | os.PathLike) -> Path:
@@ -288,11 +391,15 @@ def plot_sensitivity(result, path: str | os.PathLike) -> Path:
     from matplotlib import colormaps
 
     fig, ax = _figure((7.5, 4.6))
-    colors = colormaps["tab20"]
-    for i, (name, d) in enumerate(drops.items()):
-        # 20 colours, then the next line style, so every layer stays tellable apart.
-        ax.plot(result.ratios, d, marker="o", ms=3, color=colors(i % 20),
-                ls=("-", "--", ":", "-.")[i // 20 % 4],
+    # tab10's distinct hues while they last (tab20 pairs near-identical shades), then
+    # the next line style, so every layer stays tellable apart.
+    hues = 10 if len(drops) <= 10 else 20
+    colors = colormaps[f"tab{hues}"]
+    # Most sensitive first: the legend reads in the order the lines end, top to bottom.
+    ranked = sorted(drops.items(), key=lambda kv: -max(kv[1], default=0.0))
+    for i, (name, d) in enumerate(ranked):
+        ax.plot(result.ratios, d, marker="o", ms=3, color=colors(i % hues),
+                ls=("-", "--", ":", "-.")[i // hues % 4],
                 label=f"{name} ({result.channels.get(name, '?')} ch)")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("fraction of the layer's channels removed")

@@ -44,6 +44,8 @@ def _roofline_notes(roof: Roofline) -> list:
         notes.append((Styled("estimated roofs", "bold"), f": {roof.device.name}'s {roof.device.source} peaks, not "
                       f"measured; the layer times were measured here ({here}), so % roof sets this machine's speed "
                       f"against that board's roof (time on the board with `edgeopt bench --device KIND`)"))
+    if roof.note:
+        notes.append((Styled("note", "bold red"), f": {roof.note}"))
     notes.append(f"roofs: peak {roof.peak_gflops:.1f} GFLOP/s ({roof.precision}, {roof.threads} threads), bandwidth "
                  f"{roof.bandwidth_gbs:.1f} GB/s, ridge {roof.ridge:.1f} FLOPs/byte")
     if not cache_aware and roof.device.source == "measured":

@@ -5,10 +5,13 @@ the naive sequential loop, drawing, and glass-to-glass latency metrics.
 - :mod:`.pipeline`: RingBuffer, run_ring, run_sequential.
 - :mod:`.detectors`: Detections, the frame detectors (MTCNN, text) with stage times.
 - :mod:`.base`: the stream's errors and the Sink protocol.
-- :mod:`.sinks`: video, PNG folder, tee and null outputs; make_sink.
+- :mod:`.sinks`: video (as long as the stream: frames held to their timestamps), PNG
+  folder (with timestamps.csv), tee and null outputs; make_sink.
 - :mod:`.window`: WindowSink, the annotated frames on screen (Tk).
 - :mod:`.metrics`: StreamReport (fps, dropped frames, latency p50/p90/p99, stage times).
-- :mod:`.clip`: the deterministic test clip of scikit-image photos; lfw_rates.
+- :mod:`.status`: the live status line on stderr (fps, latency p50, drops).
+- :mod:`.clip`: the deterministic test clips (faces: scikit-image photos; text: rendered
+  document pages); lfw_rates.
 
 Importing this package imports no runtime (onnxruntime, imageio, OpenCV) nor Tk.
 """

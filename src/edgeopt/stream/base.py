@@ -18,12 +18,19 @@ class PipelineError(EdgeoptError):
 
 
 class Sink:
-    """Where annotated frames go. ``write`` each, then ``finish`` (keep) or ``abort`` (delete)."""
+    """Where annotated frames go. ``write`` each, then ``finish`` (keep) or ``abort`` (delete).
 
-    def write(self, image: np.ndarray) -> None:
+    ``write(image, t)``: ``t`` is the frame's time on the stream's timeline, s
+    (:attr:`~edgeopt.stream.sources.Frame.t_video`); a file sink keeps each frame until the
+    next one's ``t``, so the output lasts as long as the stream. None: one frame period each.
+    ``finish(t_end)``: the stream's end on that timeline (the last frame is held until then),
+    or None.
+    """
+
+    def write(self, image: np.ndarray, t: float | None = None) -> None:
         raise NotImplementedError
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         """Complete the output and move it into place."""
 
     def abort(self) -> None:

@@ -35,6 +35,7 @@ from .draw import draw_frame
 from .metrics import StreamMetrics, StreamReport
 from .sinks import NullSink
 from .sources import Frame, Source
+from .status import StatusLine
 
 JOIN_TIMEOUT_S = 5.0
 
@@ -126,15 +127,18 @@ class RingBuffer:
 def _process(frame: Frame, detector: FrameDetector, sink: Sink, metrics: StreamMetrics, overlay: bool) -> None:
     det = detector(frame.image)
     t = metrics.clock()
-    image = draw_frame(frame.image, det.boxes, det.scores, metrics.overlay() if overlay else "", quads=det.quads)
-    sink.write(image)
+    text = metrics.overlay(frame.t_capture) if overlay else ""
+    # Text lines sit closer than a score label's height: their scores would cover the line above.
+    scores = det.scores if det.quads is None else None
+    image = draw_frame(frame.image, det.boxes, scores, text, quads=det.quads)
+    sink.write(image, frame.t_video)
     t_out = metrics.clock()
     metrics.record(frame.t_capture, t_out, {**det.stages_ms, "draw": (t_out - t) * 1e3}, len(det.boxes))
 
 
 def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = None, *,
                    max_seconds: float | None = None, overlay: bool = True,
-                   clock: Callable[[], float] = time.perf_counter) -> StreamReport:
+                   clock: Callable[[], float] = time.perf_counter, status: StatusLine | None = None) -> StreamReport:
     """Read, detect, draw, write in one loop until the source ends.
 
     Args:
@@ -146,6 +150,7 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
         overlay: draw the fps / latency line.
         clock: the clock of the source's timestamps, seconds (tests inject the one their
             simulated camera runs on).
+        status: the live status line, updated after each frame (None: silent).
 
     Returns:
         the :class:`StreamReport` (``interrupted`` after Ctrl-C).
@@ -156,25 +161,28 @@ def run_sequential(source: Source, detector: FrameDetector, sink: Sink | None = 
     sink = sink or NullSink()
     metrics = StreamMetrics(clock=clock)
     interrupted = False
+    last: Frame | None = None
     try:
         while max_seconds is None or clock() - metrics.t_start < max_seconds:
             frame = source.read()
             if frame is None:
                 break
             _process(frame, detector, sink, metrics, overlay)
+            last = frame
+            if status is not None:
+                status.update(metrics, source.captured)
     except (KeyboardInterrupt, OutputClosed):
         interrupted = True
     except BaseException:
+        _close(status)
         sink.abort()
         raise
-    sink.finish()
-    source.update_counts()
-    return metrics.report("sequential", source.captured, interrupted=interrupted)
+    return _finish("sequential", source, sink, metrics, status, interrupted, last)
 
 
 def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, *, slots: int = 3,
              max_seconds: float | None = None, overlay: bool = True,
-             clock: Callable[[], float] = time.perf_counter) -> StreamReport:
+             clock: Callable[[], float] = time.perf_counter, status: StatusLine | None = None) -> StreamReport:
     """Capture thread -> :class:`RingBuffer` -> newest frame detected, drawn, written here.
 
     Args, Returns: as :func:`run_sequential`; ``slots`` is the ring size.
@@ -203,6 +211,7 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
     metrics = StreamMetrics(clock=clock)
     thread = threading.Thread(target=capture, name="edgeopt-capture", daemon=True)
     interrupted = False
+    last: Frame | None = None
     try:
         thread.start()
         while max_seconds is None or clock() - metrics.t_start < max_seconds:
@@ -212,19 +221,41 @@ def run_ring(source: Source, detector: FrameDetector, sink: Sink | None = None, 
                     break
                 continue
             _process(frame, detector, sink, metrics, overlay)
+            last = frame
+            if status is not None:
+                status.update(metrics, source.captured)
     except (KeyboardInterrupt, OutputClosed):
         interrupted = True
     except BaseException:
+        _close(status)
         _stop(stop, thread)
         sink.abort()
         raise
     _stop(stop, thread)
     if errors:
+        _close(status)
         sink.abort()
         raise errors[0]
-    sink.finish()
+    return _finish("ring", source, sink, metrics, status, interrupted, last)
+
+
+def _finish(pipeline: str, source: Source, sink: Sink, metrics: StreamMetrics, status: StatusLine | None,
+            interrupted: bool, last: Frame | None) -> StreamReport:
+    """Complete the output and report (the last status line first, so it shows the end).
+
+    A live source's output lasts until now (its timeline is the capture clock: the last
+    frame stays on screen until the stream ends); a file's ends one period after its last
+    frame (its timeline is the file's own)."""
     source.update_counts()
-    return metrics.report("ring", source.captured, interrupted=interrupted)
+    if status is not None:
+        status.close(metrics, source.captured)
+    sink.finish(metrics.clock() if last is not None and last.pts is None else None)
+    return metrics.report(pipeline, source.captured, interrupted=interrupted)
+
+
+def _close(status: StatusLine | None) -> None:
+    if status is not None:
+        status.close()
 
 
 def _stop(stop: threading.Event, thread: threading.Thread) -> None:

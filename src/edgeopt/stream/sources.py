@@ -50,11 +50,22 @@ class Frame:
         index: position in the source (0-based; gaps are frames lost before reading).
         image: (H, W, 3) uint8 RGB.
         t_capture: capture time, ``time.perf_counter()`` seconds.
+        pts: the frame's presentation time in its file, s (a video file: index / fps),
+            or None when the capture time is the stream's timeline (cameras, simulated
+            cameras, image folders).
     """
 
     index: int
     image: np.ndarray
     t_capture: float
+    pts: float | None = None
+
+    @property
+    def t_video(self) -> float:
+        """Where the frame sits on the output video's timeline, s: ``pts`` when the
+        source has one, else ``t_capture`` (so a live session's video lasts as long as
+        the session)."""
+        return self.t_capture if self.pts is None else self.pts
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -176,7 +187,8 @@ class SimCamera(Source):
 
 
 class _IterSource(Source):
-    """A non-realtime source over an iterator of images; timestamp = time of decoding."""
+    """A non-realtime source over an iterator of images; timestamp = time of decoding;
+    ``pts`` = index / fps when the rate is known (a video file's own timeline)."""
 
     def __init__(self, images: Iterator[np.ndarray], fps: float | None) -> None:
         super().__init__()
@@ -190,7 +202,8 @@ class _IterSource(Source):
             image = next(self._it)
         except StopIteration:
             return None
-        frame = Frame(self.captured, as_rgb(image), time.perf_counter())
+        pts = self.captured / self.fps if self.fps else None
+        frame = Frame(self.captured, as_rgb(image), time.perf_counter(), pts)
         self.captured += 1
         return frame
 

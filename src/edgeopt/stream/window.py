@@ -91,7 +91,7 @@ class WindowSink(Sink):
         """What closing the window and q / Escape do: the next ``write`` raises OutputClosed."""
         self.closed = True
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, t: float | None = None) -> None:
         if self.closed:
             raise OutputClosed("the window was closed")
         pil = self._Image.fromarray(image)
@@ -120,7 +120,7 @@ class WindowSink(Sink):
         except Exception:  # already destroyed by the window manager
             pass
 
-    def finish(self) -> None:
+    def finish(self, t_end: float | None = None) -> None:
         self._destroy()
 
     def abort(self) -> None:

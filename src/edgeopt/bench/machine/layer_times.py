@@ -290,7 +290,8 @@ def _anchor(k: Kernel, graph: GraphIndex, order: dict[str, int]) -> str | None:
 
 # -- measuring ---------------------------------------------------------------------------------
 def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = "ort", threads: int = 1,
-                        batch: int = 1, runs: int = 20, warmup: int = 5) -> LayerTimes:
+                        batch: int = 1, runs: int = 20, warmup: int = 5,
+                        feeds: dict[str, Any] | None = None) -> LayerTimes:
     """Run ``model`` under its runtime's profiler and charge the kernel times to ``prof``'s layers.
 
     Args:
@@ -303,6 +304,8 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
         batch: images per run; must equal ``prof.batch``.
         runs: profiled runs the median is over (>= 1).
         warmup: runs before those, not counted (>= 0).
+        feeds: {input name: array at ``batch``} to run on (``bench --profile --images``);
+            default: random inputs (``Model.example_feeds``).
 
     Returns:
         :class:`LayerTimes` (ms per run).
@@ -327,7 +330,8 @@ def measure_layer_times(model: "Model", prof: "ModelProfile", *, backend: str = 
                          f"profile with edgeopt.profile(model, batch={batch})")
     registry.require(backend)
     collect = _ort_kernels if backend == "ort" else _openvino_kernels
-    kernels, model_ms = collect(model, threads=threads, batch=batch, runs=runs, warmup=warmup)
+    kernels, model_ms = collect(model, threads=threads, batch=batch, runs=runs, warmup=warmup,
+                                feeds=model.example_feeds(batch) if feeds is None else feeds)
     rows = attribute(kernels, GraphIndex.from_proto(model.proto), {layer.name: layer.macs for layer in prof.layers},
                      {layer.name: layer.op_type for layer in prof.layers})
     return LayerTimes(backend, threads, batch, runs, model_ms, tuple(rows))
@@ -344,11 +348,10 @@ def _named_proto(model: "Model") -> onnx.ModelProto:
 
 
 def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
-                 warmup: int) -> tuple[list[Kernel], float]:
+                 warmup: int, feeds: dict[str, Any]) -> tuple[list[Kernel], float]:
     """(kernels with median ms per run, median wall ms per run) from an ORT profiling session."""
     import onnxruntime as ort
 
-    feeds = model.example_feeds(batch)
     with tempfile.TemporaryDirectory(prefix="edgeopt-layer-times-") as tmp:
         opts = session_options(threads)
         opts.enable_profiling = True
@@ -418,7 +421,7 @@ def _kernels_from_trace(trace: Iterable[dict], runs: int,
 
 
 def _openvino_kernels(model: "Model", *, threads: int, batch: int, runs: int,
-                      warmup: int) -> tuple[list[Kernel], float]:
+                      warmup: int, feeds: dict[str, Any]) -> tuple[list[Kernel], float]:
     """(kernels with median ms per run, median wall ms per run) from OpenVINO performance counters."""
     import openvino as ov
     import openvino.properties as props
@@ -431,7 +434,6 @@ def _openvino_kernels(model: "Model", *, threads: int, batch: int, runs: int,
     except Exception as e:
         raise BackendUnavailable(f"OpenVINO cannot compile {model.name} ({_reason(e)}): use --backend ort") from e
     request = compiled.create_infer_request()
-    feeds = model.example_feeds(batch)
     for _ in range(warmup):
         request.infer(feeds)
     per_run: dict[str, list[float]] = {}

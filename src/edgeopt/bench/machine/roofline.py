@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...analysis.profile import ModelProfile, profile
-from ...analysis.roofline import arithmetic_intensity, attainable_gflops, is_memory_bound, roof_level
+from ...analysis.roofline import (above_roof, above_roof_note, arithmetic_intensity, attainable_gflops,
+                                  is_memory_bound, roof_level)
 from ...errors import EdgeoptError
 from .layer_times import BACKENDS, LayerTimes, measure_layer_times
 
@@ -88,6 +89,12 @@ class RooflineRow:
     def flops(self) -> int:
         """2 x MACs."""
         return 2 * self.macs
+
+    @property
+    def judged_roof_pct(self) -> float | None:
+        """% of the roof this layer is judged against: its cache level's when it has one,
+        else the base roof's (None without a measured GFLOP/s)."""
+        return self.level_roof_pct if self.level != "-" else self.roof_pct
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields plus ``flops``."""
@@ -211,6 +218,18 @@ class Roofline:
         """Whole model achieved as % of the compute peak."""
         return 100 * self.achieved_gflops / self.peak_gflops
 
+    @property
+    def above_roof(self) -> tuple[RooflineRow, ...]:
+        """Layers measured faster than their roof (:attr:`RooflineRow.judged_roof_pct` > 100)."""
+        return tuple(r for r in self.rows if above_roof(r.judged_roof_pct))
+
+    @property
+    def note(self) -> str | None:
+        """One line for the table and the report when layers sit above their roof
+        (:func:`~edgeopt.analysis.roofline.above_roof_note`), else None."""
+        over = self.above_roof
+        return above_roof_note(len(over), max((r.judged_roof_pct for r in over), default=0.0), self.device.source)
+
     def share_ms(self, bound: str, *, cache_aware: bool = False) -> float:
         """Fraction (0..1) of the kernel time in rows whose ``bound`` (``level_bound``
         with ``cache_aware``) is "memory", "compute" or "-" (no MACs and runtime-only)."""
@@ -230,6 +249,7 @@ class Roofline:
             "no_macs_share": self.share_ms("-"),
             "memory_roofs_gbs": self.memory_roofs_gbs,
             "cache_aware_memory_bound_share": self.share_ms("memory", cache_aware=True),
+            "above_roof": [r.name for r in self.above_roof], "note": self.note,
             "rows": [r.to_dict() for r in self.rows],
         }
 
