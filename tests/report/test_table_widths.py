@@ -65,17 +65,31 @@ def _optimize_result():
                            machine=summary["machine"])
 
 
-def _roofline(seednet):
+def _layer_times(seednet):
+    """Per-layer times as a profiled run of zoo:seednet recorded them (ms), no run here."""
     from edgeopt.bench.machine.layer_times import LayerTime, LayerTimes
+
+    return LayerTimes("ort", 2, 1, 20, 0.9, tuple(LayerTime(layer.name, layer.op_type, 0.05 + layer.macs / 2e8,
+                                                            (f"{layer.name}_kernel",))
+                                                  for layer in edgeopt.profile(seednet).layers))
+
+
+def _throughput():
+    from edgeopt.bench.throughput import ThroughputResult
+
+    return [ThroughputResult("openvino", "2025.1", "zoo:seednet-digits", "ab", threads=2, streams_asked=4, streams=2,
+                             prepare_ms=120.5, duration_s=1.0, latencies_ms=[3.9, 4.1, 4.0, 4.2, 3.8] * 50),
+            ThroughputResult("ort", "1.22", "zoo:seednet-digits", "ab", threads=2, streams_asked=2,
+                             error="ort: out of memory")]
+
+
+def _roofline(seednet):
     from edgeopt.bench.machine.measure import resolve_device
     from edgeopt.bench.machine.roofline import Roofline, roofline_rows
 
     prof = edgeopt.profile(seednet)
     device = resolve_device("raspberry-pi-4")
-    # Per-layer times as a profiled run recorded them (ms), no run here.
-    times = LayerTimes("ort", 2, 1, 20, 0.9, tuple(LayerTime(layer.name, layer.op_type, 0.05 + layer.macs / 2e8,
-                                                             (f"{layer.name}_kernel",))
-                                                   for layer in prof.layers))
+    times = _layer_times(seednet)
     peak, bandwidth = device.peak_gflops["fp32"][2], device.bandwidth
     rows = tuple(roofline_rows(prof, times, peak_gflops=peak, bandwidth_gbs=bandwidth))
     return Roofline(seednet.name, "ort", 2, 1, 20, device, "fp32", peak, bandwidth, 0.9, rows)
@@ -112,13 +126,16 @@ def tables(seednet) -> dict[str, ConsoleTable]:
     from edgeopt.bench.machine.measure import resolve_device
     from edgeopt.cli.device import boards_table
     from edgeopt.passes.prune.config import LayerChange, PruneConfig, PruneReport
-    from edgeopt.report import (bench_table, compare_table, compress_table, convalgo_table, dataflow_table,
-                                device_table, energy_table, history_table, model_table, optimize_table,
-                                profile_table, prune_table, roofline_table, suite_table)
+    from edgeopt.report import (bench_extras, bench_table, compare_table, compress_table, convalgo_table,
+                                dataflow_table, device_table, energy_table, history_table, model_table,
+                                optimize_table, profile_table, prune_table, roofline_table, suite_table,
+                                throughput_table)
     from edgeopt.store import RunInfo
     from edgeopt.zoo import entries
 
     results = _bench_results()
+    profiled = [dataclasses.replace(results[0], layers=_layer_times(seednet).to_dict()),
+                dataclasses.replace(results[1], layers={"error": "torch-onednn has no per-layer profiler"})]
     rpi = resolve_device("raspberry-pi-4")
     energy = compare_energy({"original": seednet, "same-again": seednet}, rpi, sram=None, batch=1,
                             table=EnergyTable())
@@ -155,6 +172,9 @@ def tables(seednet) -> dict[str, ConsoleTable]:
         "compress_stages": compress_table.stages_table(compressed),
         "compress_layers": compress_table.layers_table(compressed),
         "suite": suite_table.suite_table(_suite_run()),
+        "layer_profile": bench_extras.layer_profile_tables(profiled)[0],
+        "layer_profile_failed": bench_extras.layer_profile_tables(profiled)[1],
+        "throughput": throughput_table.throughput_table(_throughput()),
         "boards": boards_table(boards),
     }
 
@@ -169,6 +189,9 @@ MUST_SHOW = {
     "energy": ["/features/features.0/Conv", "5,271,616"],
     "compare": ["zoo:seednet-digits", "torch-onednn b8 t2"],
     "suite": ["zoo:seednet-digits", "torch-onednn"],
+    "layer_profile": ["/features/features.3/Conv", "/classifier/classifier.1/Gemm"],
+    "layer_profile_failed": ["torch-onednn has no per-layer profiler"],
+    "throughput": ["4>2", "ort: out of memory"],
 }
 
 
