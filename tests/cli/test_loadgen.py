@@ -77,7 +77,7 @@ def test_an_impossible_latency_bound_is_invalid_with_loadgens_reason(monkeypatch
     (("--scenario", "Offline", "--target-qps", "50", "--latency-bound", "30ms"), "--latency-bound does not apply"),
     (("--scenario", "SingleStream", "--target-qps", "50"), "--target-qps does not apply"),
     (("--scenario", "Server", "--target-qps", "0", "--latency-bound", "30ms"), "--target-qps 0 is out of range"),
-    (("--scenario", "Server", "--target-qps", "50", "--latency-bound", "fast"), "bad --latency-bound 'fast'"),
+    (("--scenario", "Server", "--target-qps", "50", "--latency-bound", "fast"), "bad --latency-bound duration 'fast'"),
     (("--scenario", "SingleStream", "--duration", "-1s"), "bad --duration"),
     (("--scenario", "SingleStream", "--streams", "2"), "--streams does not apply"),
 ])
