@@ -18,7 +18,7 @@ def _result(latencies, *, backend="ort", batch=1, error=None) -> BenchResult:
 
 def _render(results, width=80) -> str:
     buf = io.StringIO()
-    print_bench(results, Console(file=buf, width=width, color_system=None))
+    print_bench(results, Console(file=buf, width=width, color_system=None, force_terminal=True))
     return buf.getvalue()
 
 

@@ -28,14 +28,15 @@ def test_compare_reads_the_same_p50_as_bench_and_marks_noise_at_80_columns():
     assert seed.ratio == 0.5 and seed.verdict == "B faster"
     assert seed.a_noisy == "" and seed.b_noisy == f"cv {b[0].stats.cv:.0%} > 50%"
     buf = io.StringIO()
-    print_compare(rows, "a.json", "b.json", Console(file=buf, width=80, color_system=None))
+    print_compare(rows, "a.json", "b.json", Console(file=buf, width=80, color_system=None, force_terminal=True))
     out = buf.getvalue()
     assert max(len(line) for line in out.splitlines()) <= 80
-    row = next(line for line in out.splitlines() if line.startswith("ort b1 t2") and "faster" in line).split()
-    assert row[3:10] == ["2", "1%", "1", f"{b[0].stats.rcv:.0%}!", "0.500", f"{seed.low:.3f}-{seed.high:.3f}", "B"]
-    assert [line.strip() for line in out.splitlines()].count("seednet") == 1  # a row naming each model
-    assert f"seednet ort b1 t2 B: cv {b[0].stats.cv:.0%} > 50%" in out
-    assert "third ort b1 t2: not measured (A: tvm: not installed)" in out
+    row = next(line for line in out.splitlines() if line.startswith("zoo:seednet ") and "faster" in line).split()
+    # each row names its model (the runs hold several): model, cell, then the numbers
+    assert row[:4] == ["zoo:seednet", "ort", "b1", "t2"]
+    assert row[4:11] == ["2", "1%", "1", f"{b[0].stats.rcv:.0%}!", "0.500", f"{seed.low:.3f}-{seed.high:.3f}", "B"]
+    assert f"zoo:seednet ort b1 t2 B: cv {b[0].stats.cv:.0%} > 50%" in out
+    assert "zoo:third ort b1 t2: not measured (A: tvm: not installed)" in out
     assert "\n1 B faster, 1 within noise, 1 not measured\n" in out
 
 

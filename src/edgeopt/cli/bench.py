@@ -15,8 +15,9 @@ from .._util.options import csv_ints, csv_list
 from .._util.outputs import check_outputs
 from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
-from .options import (ChannelsOpt, InputsOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt, StdOpt,
-                      duration_option, given, in_range, load_data, only_with)
+from ..report.console_table import Printer
+from .options import (ChannelsOpt, InputsOpt, JsonOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt,
+                      StdOpt, duration_option, given, in_range, json_command, load_data, only_with)
 
 if TYPE_CHECKING:
     from ..bench.real_inputs import RealInputs
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 out = Console()
 
 
+@json_command
 def bench(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -52,6 +54,7 @@ def bench(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Latency and throughput per backend x batch x threads (warm-up excluded, percentiles),
     the peak resident memory of each cell, on random or real inputs (--images/--inputs),
@@ -62,11 +65,11 @@ def bench(
     from ..backends import registry
     from ..bench.layer_profile import check_profile_backends, profile_cells
     from ..bench.sweep import sweep
-    from ..report.bench_extras import print_layer_profile
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
     from ..bench.throughput import budget_share, throughput_sweep
-    from ..report.bench_table import print_bench
-    from ..report.throughput_table import print_throughput
+    from ..report.bench_extras import layer_profile_tables
+    from ..report.bench_table import bench_table
+    from ..report.throughput_table import throughput_table
 
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     folder = _bench_folder(ctx, images, inputs, device, profile, no_history)
@@ -103,19 +106,21 @@ def bench(
             results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
     if profile:
         profile_cells(m, results, inputs=real, deadline=deadline)
-    print_bench(results, out)
-    print_layer_profile(results, out)
+    printer = Printer(out, as_json=as_json, command="bench")
+    printer.table(bench_table(results), *layer_profile_tables(results))
     tput = throughput_sweep(m, backend_list, grid[3], stream_list, budget_s=deadline.remaining(),
                             feeds=real.feeds(m, 1) if real else None) if stream_list else []
-    print_throughput(tput, out)
+    if tput:
+        printer.table(throughput_table(tput))
     run_id = None
     if not no_history:
         meta = dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
                     inputs=real.summary() if real else {}, profile=profile, device=device)
         run_id = store.record_run(results, kind="bench", name=m.name, meta=meta, path=history)
     json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
-    out.print("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
-              + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
+    printer.line("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
+                 + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
+    printer.close()
 
 
 def _bench_folder(ctx: typer.Context, images: Optional[Path], inputs: Optional[Path], device: Optional[str],
@@ -160,6 +165,7 @@ def streams_option(text: str | None, device: str | None) -> list[int]:
     return csv_ints(text, "--streams")
 
 
+@json_command
 def suite(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="seed-rpi, seed-nnpack or mobile."),
@@ -174,12 +180,14 @@ def suite(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Reproduce a seed benchmark study on this machine, or on a board with --device, within a
     time budget (breadth first: every model at batch 1 on its fastest runtimes before any
     model gets more)."""
     from .. import store
     from ..report.suite_report import suite_files, suite_measured_on, write_suite_outputs
+    from ..report.suite_table import suite_table
     from ..bench.control import CellControl
     from ..suites.catalog import get_suite
     from ..suites.run import run_suite
@@ -209,41 +217,52 @@ def suite(
                                   meta=run.meta(), path=history)
     files = write_suite_outputs(run, out_dir, history_id=run_id)
     ran = sum(c.result.ok for c in run.cells)
-    out.print(f"{ran} of {len(run.cells)} cells {suite_measured_on(run)} in "
-              f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
-              + (f"; history run {run_id}" if run_id else ""))
-    out.print("wrote " + ", ".join(str(p) for p in files))
+    printer = Printer(out, as_json=as_json, command="suite")
+    printer.table(suite_table(run))
+    printer.line(f"{ran} of {len(run.cells)} cells {suite_measured_on(run)} in "
+                 f"{run.elapsed_s:.0f} s (budget {budget_s:.0f} s)"
+                 + (f"; history run {run_id}" if run_id else ""))
+    printer.line("wrote " + ", ".join(str(p) for p in files))
+    printer.close()
 
 
+@json_command
 def compare(
     ctx: typer.Context,
     a: str = typer.Argument(..., help="Run A: a bench or suite --out folder, its bench.json/suite.json, or history:ID."),
     b: str = typer.Argument(..., help="Run B, the same way."),
     history: Optional[Path] = typer.Option(None, help="Results history file for history:ID."),
     min_effect: float = typer.Option(0.05, callback=in_range(ge=0, lt=1), help="Smallest relative difference called real (0.05 = 5%)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Side-by-side ratios of two benchmark runs, with the noise shown."""
     from ..bench.compare import compare_results
     from ..store import load_results
-    from ..report.compare_table import print_compare
+    from ..report.compare_table import compare_table
 
     only_with(ctx, "a history:ID run", a.startswith("history:") or b.startswith("history:"), "history")
     a_name, a_cells = load_results(a, history=history)
     b_name, b_cells = load_results(b, history=history)
-    print_compare(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name, out)
+    printer = Printer(out, as_json=as_json, command="compare")
+    printer.table(compare_table(compare_results(a_cells, b_cells, min_effect=min_effect), a_name, b_name))
+    printer.close()
 
 
+@json_command
 def history(
     history: Optional[Path] = typer.Option(None, help="Results history file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """List the runs stored in the results history (compare them with history:ID)."""
     from .. import store
-    from ..report.history_table import print_history
+    from ..report.history_table import history_table
 
     path = history or store.default_path()
     runs = store.list_runs(path, missing_ok=True)
+    printer = Printer(out, as_json=as_json, command="history")
+    if runs or as_json:  # the document has its table even when empty
+        printer.table(history_table(runs, str(path)))
     if not runs:
-        out.print(f"no runs yet in the results history {path}: `edgeopt bench MODEL` or `edgeopt suite NAME` stores one "
-                  f"(then `edgeopt compare history:ID history:ID`)", soft_wrap=True)
-        return
-    print_history(runs, str(path), out)
+        printer.line(f"no runs yet in the results history {path}: `edgeopt bench MODEL` or `edgeopt suite NAME` "
+                     f"stores one (then `edgeopt compare history:ID history:ID`)")
+    printer.close()

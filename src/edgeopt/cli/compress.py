@@ -17,8 +17,10 @@ from .._util.outputs import check_outputs
 from .._util.requires import require
 from ..errors import EdgeoptError
 from ..model import Model
+from ..report.console_table import Printer
 from .options import (
     ChannelsOpt,
+    JsonOpt,
     MeanOpt,
     ModelArg,
     ResizeShortOpt,
@@ -26,6 +28,7 @@ from .options import (
     StdOpt,
     duration_option,
     in_range,
+    json_command,
     load_data,
     only_with,
     preprocess_options,
@@ -170,6 +173,7 @@ def _pass_configs(names: list[str], options: dict[str, tuple[tuple[str, ...], ob
     return configs
 
 
+@json_command
 def prune_cmd(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -190,13 +194,14 @@ def prune_cmd(
     std: Optional[str] = StdOpt,
     channels: Optional[str] = ChannelsOpt,
     resize_short: Optional[int] = ResizeShortOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Structured channel pruning (Torch-Pruning dependency graph); the output layer keeps its classes."""
     from ..passes.base import check_packages
     from ..passes.diagnostics.sensitivity import sensitivity_table
     from ..passes.prune import PruneConfig
     from ..report.plots import plot_sensitivity, plot_utilization_histograms
-    from ..report.prune_table import print_prune, print_sensitivity
+    from ..report.prune_table import prune_table, sensitivity_table as sensitivity_rows
 
     only_with(ctx, "--sensitivity", sensitivity, "max_drop")
     only_with(ctx, "--recover DURATION", recover > 0, "lr")
@@ -215,12 +220,13 @@ def prune_cmd(
     m, calib = load_data(m, images, mean, std, channels, resize_short)
     pruned, report, sens = edgeopt.prune(m, calib, config=config,
                                          sensitivity_max_drop=max_drop if sensitivity else None)
+    printer = Printer(out, as_json=as_json, command="prune")
     if sens is not None:
-        print_sensitivity(sensitivity_table(sens, max_drop), out)
-    print_prune(report, out)
+        printer.table(sensitivity_rows(sensitivity_table(sens, max_drop)))
+    printer.table(prune_table(report))
     if recover > 0:
         pruned, result = edgeopt.recover(m, pruned, calib, seconds=recover, lr=lr)
-        out.print(f"distillation: top-1 agreement with the original on held-out images "
+        printer.line(f"distillation: top-1 agreement with the original on held-out images "
                   f"{result.agreement_before:.1f}% -> {result.agreement_after:.1f}% "
                   f"({len(result.history)} epochs, stopped: {result.stopped_because})")
 
@@ -234,10 +240,12 @@ def prune_cmd(
         return files
 
     written = write_staged(out_file.parent, write, label=f"--out {out_file}")
-    out.print(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})"
-              + "".join(f", {p}" for k, p in written.items() if k != "model"))
+    printer.line(f"wrote {out_file} ({pruned.size_bytes:,} bytes, was {m.size_bytes:,})"
+                 + "".join(f", {p}" for k, p in written.items() if k != "model"))
+    printer.close()
 
 
+@json_command
 def compress_size_cmd(
     ctx: typer.Context,
     model: str = ModelArg,
@@ -257,9 +265,11 @@ def compress_size_cmd(
     shape: Optional[List[str]] = ShapeOpt,
     out_file: Path = typer.Option(..., "--out", help="Compressed archive (written atomically)."),
     restored: Optional[Path] = typer.Option(None, help="Also write the restored dense ONNX model here."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Deep Compression (Han et al. 2016) for storage: pruning, k-means weight sharing, Huffman coding."""
     from ..passes.deep_compression import DeepCompressionConfig
+    from ..report.compress_table import layers_table, stages_table
 
     only_with(ctx, "--finetune", finetune, "images", "retrain_epochs", "finetune_epochs", "finetune_lr", "finetune_time")
     check_outputs(inputs=(model, images), files=[("--out", out_file), ("--restored", restored)])
@@ -283,6 +293,8 @@ def compress_size_cmd(
     if restored is not None:
         files[restored] = edgeopt.restore_compressed(m, report).serialized()
     atomic_write_files(files)  # the archive and the restored model: both or neither
-    print(report.summary())
-    out.print(f"wrote {out_file} ({report.archive_bytes:,} bytes, {report.ratio:.1f}x smaller than the ONNX file)"
-              + (f" and {restored}" if restored else ""))
+    printer = Printer(out, as_json=as_json, command="compress-size")
+    printer.table(stages_table(report), layers_table(report))
+    printer.line(f"wrote {out_file} ({report.archive_bytes:,} bytes, {report.ratio:.1f}x smaller than the ONNX file)"
+                 + (f" and {restored}" if restored else ""))
+    printer.close()

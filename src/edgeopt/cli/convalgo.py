@@ -14,11 +14,13 @@ from .._util.resources import check_threads
 from ..analysis.memory import check_fits
 from ..errors import EdgeoptError
 from ..load import load_model
-from .options import ModelArg, ShapeOpt, duration_option, in_range
+from ..report.console_table import Printer
+from .options import JsonOpt, ModelArg, ShapeOpt, duration_option, in_range, json_command
 
 console = Console()
 
 
+@json_command
 def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
@@ -28,9 +30,10 @@ def command(
     repeats: int = typer.Option(3, callback=in_range(ge=1), help="Best of this many runs per algorithm and layer."),
     threads: int = typer.Option(1, callback=in_range(ge=1), help="BLAS threads during the timings (numpy's FFT is single-threaded)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the results as JSON to this file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Direct, im2col+GEMM, Winograd and FFT convolution per conv layer: multiplications, extra memory, measured time, fastest."""
-    from ..report.convalgo_table import print_convalgo
+    from ..report.convalgo_table import convalgo_table
     from ..report.json_file import write_json
 
     check_outputs(inputs=(model,), files=[("--out", out)])
@@ -43,9 +46,11 @@ def command(
                            threads=threads)
     if not layers:
         raise EdgeoptError(f"{m.name} has no Conv layers: convalgo studies convolutions, pick a CNN")
-    print_convalgo(layers, names, f"{m.name}: convolution algorithms (batch {batch}, {threads} thread(s), NumPy)",
-                   console)
+    printer = Printer(console, as_json=as_json, command="convalgo")
+    printer.table(convalgo_table(layers, names,
+                                 f"{m.name}: convolution algorithms (batch {batch}, {threads} thread(s), NumPy)"))
     if out is not None:
         write_json(out, {"model": m.name, "batch": batch, "threads": threads, "repeats": repeats,
                          "algorithms": list(names), "wins": wins(layers), "layers": [lay.to_dict() for lay in layers]})
-        console.print(f"wrote {out}")
+        printer.line(f"wrote {out}")
+    printer.close()

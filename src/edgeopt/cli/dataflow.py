@@ -17,9 +17,11 @@ from .._util.outputs import check_outputs
 from ..analysis.dataflow import DEFAULT_BANDWIDTH_GBS, DEFAULT_MAC_RATE_GMACS, plan_model
 from ..analysis.dataflow_hardware import dataflow_hardware
 from ..errors import EdgeoptError
-from .options import ModelArg, ShapeOpt, in_range
+from ..report.console_table import Printer
+from .options import JsonOpt, ModelArg, ShapeOpt, in_range, json_command
 
 
+@json_command
 def command(
     model: str = ModelArg,
     shape: Optional[List[str]] = ShapeOpt,
@@ -29,10 +31,11 @@ def command(
     bytes_per_word: int = typer.Option(4, "--bytes-per-word", help="Bytes per word: 4 fp32, 2 fp16, 1 int8."),
     device: Optional[str] = typer.Option(None, "--device", help="Device profile (file or name) for the bandwidth and MAC-rate defaults."),
     json_out: Optional[Path] = typer.Option(None, "--out", help="Also write every order's tiling, traffic and estimates to this JSON file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Off-chip traffic of the IR, OR and WR loop orders per conv layer, best tilings, latency and energy."""
     from ..bench.machine.measure import resolve_device
-    from ..report.dataflow_table import print_plan
+    from ..report.dataflow_table import plan_table
     from ..report.json_file import write_json
 
     console = Console()
@@ -47,8 +50,10 @@ def command(
     if not plan.layers:
         raise EdgeoptError(f"{plan.model} has no 2-D convolution the dataflow model covers"
                            + (f" ({'; '.join(plan.skipped)})" if plan.skipped else "") + ": pass a CNN")
-    print_plan(plan, console)
-    console.print(f"bandwidth and MAC rate: {note}")
+    printer = Printer(console, as_json=as_json, command="dataflow")
+    printer.table(plan_table(plan))
+    printer.line(f"bandwidth and MAC rate: {note}")
     if json_out is not None:
         write_json(json_out, plan.to_dict())
-        console.print(f"wrote {json_out}")
+        printer.line(f"wrote {json_out}")
+    printer.close()

@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .options import in_range
+from ..report.console_table import ConsoleTable, Printer, columns
+from .options import JsonOpt, in_range, json_command
 
 out = Console()
 app = typer.Typer(no_args_is_help=True, help="Target boards through Dask distributed: start a scheduler, serve a "
@@ -76,20 +77,29 @@ def certs_cmd(
 
 
 @app.command("list")
+@json_command
 def list_cmd(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """The boards connected to the scheduler: name, kind, CPU, cores, runtimes, busy or idle."""
-    from rich.table import Table
-
     from ..device.cluster import boards, connect
 
     with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
         found = boards(client, profiles=True)
-    table = Table("name", "kind", "cpu", "cores", "runtimes", "measured peaks", "state",
-                  title=f"{len(found)} board{'s' * (len(found) != 1)}")
+    printer = Printer(out, as_json=as_json, command="device list")
+    printer.table(boards_table(found))
+    printer.close()
+
+
+def boards_table(found: list[dict]) -> ConsoleTable:
+    """One row per board (:func:`edgeopt.device.cluster.boards` with profiles): name, kind,
+    CPU, cores, runtimes, measured peaks and state; a note when a board has no peaks."""
+    table = ConsoleTable(f"{len(found)} board{'s' * (len(found) != 1)}",
+                         columns(("name", "name"), ("kind", "name"), ("cpu", "text"), "cores", ("runtimes", "text"),
+                                 "measured peaks", ("state", "text")))
     for b in found:
         machine = b.get("profile", {}).get("machine", {})
         runtimes = b.get("profile", {}).get("runtimes", {})
@@ -100,9 +110,10 @@ def list_cmd(
                       ", ".join(f"{k} {v}" for k, v in runtimes.items()) or "none",
                       _peaks(peaks),
                       f"busy: {b['busy']}" if b["busy"] else "idle")
-    out.print(table)
     if any(not b.get("profile", {}).get("peaks") for b in found):
-        out.print("-: no measured peaks on that board: run `edgeopt machine` there (roofline and energy then read them)")
+        table.notes.append("-: no measured peaks on that board: run `edgeopt machine` there (roofline and energy "
+                           "then read them)")
+    return table
 
 
 def _peaks(peaks: dict | None) -> str:

@@ -17,11 +17,13 @@ import edgeopt
 
 from .._util.options import parse_size
 from .._util.outputs import check_outputs
-from .options import ModelArg, in_range
+from ..report.console_table import Printer
+from .options import JsonOpt, ModelArg, in_range, json_command
 
 console = Console()
 
 
+@json_command
 def command(
     model: str = ModelArg,
     device: Optional[str] = typer.Option(
@@ -38,17 +40,18 @@ def command(
     table: Optional[Path] = typer.Option(
         None, "--table", help="JSON file overriding energy-table entries in pJ, e.g. {\"dram_read_pj\": 1300}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the report as JSON to this file."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Per-layer bytes, on-chip fit, DRAM traffic and energy (Horowitz 45 nm table); ops per weight byte."""
     from ..analysis.energy import EnergyTable, compare_energy, load_table, ops_per_weight_byte, seed_claims
     from ..bench.machine.measure import resolve_device
     from ..optimizer.variants import build_variants, parse_variant_names
     from ..report.energy_table import (
+        energy_comparison_table,
         energy_json,
-        print_energy,
-        print_energy_comparison,
-        print_ops_per_weight_byte,
-        print_seed_claims,
+        energy_layers_table,
+        ops_per_weight_byte_table,
+        seed_claims_line,
     )
     from ..report.json_file import write_json
 
@@ -63,15 +66,17 @@ def command(
     base = edgeopt.load_model(model)
     variants = build_variants(base, names)
     comparison = compare_energy(variants, dev, sram=sram_bytes, batch=batch, table=energy_table)
-    print_energy(next(iter(comparison.reports.values())), console)
+    printer = Printer(console, as_json=as_json, command="energy")
+    printer.table(energy_layers_table(next(iter(comparison.reports.values()))))
     ops = {"batch_1": ops_per_weight_byte(base, 1)}
     if batch != 1:
         ops[f"batch_{batch}"] = ops_per_weight_byte(base, batch)
-    print_ops_per_weight_byte(ops, energy_table, console)
+    printer.table(ops_per_weight_byte_table(ops, energy_table))
     claims = seed_claims(energy_table)
-    print_seed_claims(claims, console)
+    printer.line(seed_claims_line(claims))
     if len(variants) > 1:
-        print_energy_comparison(comparison, console)
+        printer.table(energy_comparison_table(comparison))
     if out:
         write_json(out, energy_json(comparison, ops, claims))
-        console.print(f"wrote {out}")
+        printer.line(f"wrote {out}")
+    printer.close()

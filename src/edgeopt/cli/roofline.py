@@ -13,12 +13,14 @@ import edgeopt
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..analysis.memory import check_fits
-from .options import ModelArg, in_range
+from ..report.console_table import Printer
+from .options import JsonOpt, ModelArg, in_range, json_command
 
 console = Console()
 WARMUP = 5
 
 
+@json_command
 def command(
     model: str = ModelArg,
     backend: str = typer.Option("ort", help="ort (ONNX Runtime profiling) or openvino (performance counters, best effort)."),
@@ -27,12 +29,13 @@ def command(
     batch: int = typer.Option(1, callback=in_range(ge=1), help="Batch size the layers are counted and timed at."),
     runs: int = typer.Option(20, callback=in_range(ge=1), help=f"Profiled runs after {WARMUP} warm-up runs; per-layer times are their median."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for roofline.json, roofline.png and report.html (the table and the plot in one page; none: print only)."),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Roofline per layer: arithmetic intensity, attainable and measured GFLOP/s, % of roof, memory-bound layers."""
     from ..bench.machine.roofline import roofline
     from ..bench.machine.measure import resolve_device
     from ..report.roofline_plot import ROOFLINE_FILES, write_roofline
-    from ..report.roofline_table import print_roofline
+    from ..report.roofline_table import roofline_table
 
     check_outputs(inputs=(model, device), folders=[("--out", out, ROOFLINE_FILES)])
     # None: this machine's saved profile (measured quickly on first use); else a builtin
@@ -43,6 +46,8 @@ def command(
         check_fits(m, batch, fix="use a smaller --batch")
     dev = resolve_device(device)
     roof = roofline(m, dev, backend=backend, threads=threads, batch=batch, runs=runs, warmup=WARMUP)
-    print_roofline(roof, console)
+    printer = Printer(console, as_json=as_json, command="roofline")
+    printer.table(roofline_table(roof))
     if out is not None:
-        console.print("wrote " + ", ".join(str(p) for p in write_roofline(roof, out)))
+        printer.line("wrote " + ", ".join(str(p) for p in write_roofline(roof, out)))
+    printer.close()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from ..bench.harness import BenchResult
 from ..bench.layer_profile import top_layers
+from .console_table import ConsoleTable, columns
 
 TOP_LAYERS = 10
+LAYER_COLUMNS = columns(("layer", "name"), ("op", "name"), "ms", "%")
 
 
 def _cell(r: BenchResult) -> str:
@@ -47,30 +45,29 @@ def memory_line(results: Sequence[BenchResult]) -> str:
         for r in cells) + scope
 
 
-def print_layer_profile(results: Sequence[BenchResult], console: Console, n: int = TOP_LAYERS) -> None:
+def layer_profile_tables(results: Sequence[BenchResult], n: int = TOP_LAYERS) -> list[ConsoleTable]:
     """For each profiled cell, its ``n`` slowest layers: name (the ONNX node, or the
     runtime's kernel for a runtime-only row), op type, median ms per run and % of the sum
     over all layers; the heading compares that sum with the profiled run's median wall time
-    and the cell's p50. A cell whose profile failed or was skipped gets one line saying why."""
+    and the cell's p50. A cell whose profile failed or was skipped gets a table with no row
+    and a note saying why."""
+    tables = []
     for r in results:
         if r.layers is None:
             continue
         if "error" in r.layers:
-            console.print(f"per-layer time {_cell(r)}: not measured: {r.layers['error']}")
+            tables.append(ConsoleTable(f"per-layer time {_cell(r)}", list(LAYER_COLUMNS),
+                                       notes=[f"not measured: {r.layers['error']}"]))
             continue
         rows = top_layers(r.layers, n)
         lt = r.layers
         timed = sum(t["ms"] > 0 for t in lt["layers"])
-        console.print(f"per-layer time, {_cell(r)}: {len(rows)} slowest of {timed} timed layers, "
-                      f"median of {lt['runs']} profiled runs")
-        console.print(f"  layers sum {lt['kernel_ms']:.3g} ms; profiled run {lt['model_ms']:.3g} ms; "
-                      f"bench p50 {r.stats.p50:.3g} ms")
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-        table.add_column("layer", overflow="fold")
-        table.add_column("op", no_wrap=True)
-        table.add_column("ms", justify="right", no_wrap=True)
-        table.add_column("%", justify="right", no_wrap=True)
+        table = ConsoleTable(f"per-layer time, {_cell(r)}: {len(rows)} slowest of {timed} timed layers, "
+                             f"median of {lt['runs']} profiled runs", list(LAYER_COLUMNS),
+                             notes=[f"layers sum {lt['kernel_ms']:.3g} ms; profiled run "
+                                               f"{lt['model_ms']:.3g} ms; bench p50 {r.stats.p50:.3g} ms"])
         for t in rows:
             name = t["name"] + (" (runtime)" if t["runtime_only"] else "")
             table.add_row(name, t["op_type"], f"{t['ms']:.3g}", f"{t['share']:.0%}")
-        console.print(table)
+        tables.append(table)
+    return tables

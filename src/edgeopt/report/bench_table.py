@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from ..bench.harness import BenchResult
 from ..bench.noise import LEGEND, noisy
 from .bench_extras import inputs_line, memory_line
 from .conditions_text import conditions_line
+from .console_table import ConsoleTable, Printer, Styled, columns
 from .where import where_measured
 
 NOISY_MARK = "!"
@@ -31,52 +30,52 @@ def interval(low: float | None, high: float | None) -> str:
     return "-" if low is None or high is None else f"{ms(low)}-{ms(high)}"
 
 
-def print_bench(results: Sequence[BenchResult], console: Console) -> None:
+def bench_table(results: Sequence[BenchResult]) -> ConsoleTable:
     """One row per cell: backend, batch, threads, runs, the p50 latency (ms) with its 95%
     bootstrap interval and the robust CV (rcv, marked when the cell is noisy), the mean and p99, ms per
     image and images/s (both at the p50); a failed cell says so. Under the table: the
     prepare and first-inference times, the inputs and peak RSS (:mod:`.bench_extras`), the
-    errors, what the noisy mark means (when a cell has it) and the machine. Fits 80 columns (p90, min, max and std are in bench.json/csv)."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  title="latency per inference (ms), p50 with its 95% interval; warm-up excluded")
-    for name in ("backend", "b", "t", "runs", "p50", "95% int.", "rcv", "mean", "p99", "ms/img", "img/s"):
-        table.add_column(name, no_wrap=True, justify="left" if name == "backend" else "right")
+    errors, what the noisy mark means (when a cell has it) and the machine. Fits 80 columns
+    (p90, min, max and std are in bench.json/csv)."""
+    table = ConsoleTable("latency per inference (ms), p50 with its 95% interval; warm-up excluded",
+                         columns(("backend", "name"), "b", "t", "runs", "p50", "95% int.", "rcv", "mean", "p99",
+                                 "ms/img", "img/s"))
     reasons: list[str] = []
     failed: list[str] = []
     for r in results:
         head = [r.backend, str(r.batch), str(r.threads)]
         if r.error or r.stats is None:
             # The error goes under the table: in a column it would squeeze every number out.
-            table.add_row(*head, "0", "[red]-[/red]", *["-"] * 6)
+            table.add_row(*head, "0", Styled("-", "red"), *["-"] * 6)
             failed.append(f"{r.backend} b{r.batch} t{r.threads}: {r.error or 'no timed runs'}")
             continue
         s, why = r.stats, noisy(r)
         if why:
             reasons.append(f"{r.backend} b{r.batch} t{r.threads}: {why}")
-        cv = ("-" if s.rcv is None else f"{s.rcv:.0%}") + (f"[yellow]{NOISY_MARK}[/yellow]" if why else "")
-        table.add_row(*head, str(s.n), f"[bold]{ms(s.p50)}[/bold]", interval(s.p50_low, s.p50_high), cv,
+        cv = ("-" if s.rcv is None else f"{s.rcv:.0%}", Styled(NOISY_MARK if why else "", "yellow"))
+        table.add_row(*head, str(s.n), Styled(ms(s.p50), "bold"), interval(s.p50_low, s.p50_high), cv,
                       ms(s.mean), ms(s.p99), ms(r.ms_per_image), f"{r.throughput:.4g}")
-    console.print(table)
     ran = [r for r in results if r.prepare_ms is not None and r.first_ms is not None]
     if ran:
-        console.print("prepare / first inference (ms): " + ", ".join(
+        table.notes.append("prepare / first inference (ms): " + ", ".join(
             f"{r.backend} b{r.batch} t{r.threads} {r.prepare_ms:.1f} / {r.first_ms:.2f}" for r in ran))
-    for line in (inputs_line(results), memory_line(results)):
-        if line:
-            console.print(line)
-    for line in failed:
-        console.print(f"[red]failed[/red] {line}")
+    table.notes += [line for line in (inputs_line(results), memory_line(results)) if line]
+    table.notes += [(Styled("failed", "red"), f" {line}") for line in failed]
     if reasons:
-        console.print(f"{NOISY_MARK} {LEGEND}:")
-        for line in reasons:
-            console.print(f"  {line}")
+        table.notes += [f"{NOISY_MARK} {LEGEND}:", *(f"  {line}" for line in reasons)]
     if results and results[0].machine:
         m = results[0].machine
-        console.print(f"{measured_on(results)}: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
-                      f"flags: {' '.join(m.get('flags', []))}")
+        table.notes.append(f"{measured_on(results)}: {m.get('cpu_model')} ({m.get('logical_cpus')} CPUs); "
+                           f"flags: {' '.join(m.get('flags', []))}")
     line = conditions_line(results)
     if line:
-        console.print(line)
+        table.notes.append(line)
+    return table
+
+
+def print_bench(results: Sequence[BenchResult], console: Console) -> None:
+    """:func:`bench_table` on the console."""
+    Printer(console).table(bench_table(results))
 
 
 def measured_on(results: Sequence[BenchResult]) -> str:

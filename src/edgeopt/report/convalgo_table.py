@@ -6,17 +6,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rich.console import Console
-from rich.table import Table
-
 from ..analysis.convalgo import LayerResult, wins
+from .console_table import Cell, ConsoleTable, Styled, columns
 
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
-def _cell(layer: LayerResult, name: str, direct_mults: int | None, notes: dict[str, str], na: Counter) -> str:
+def _cell(layer: LayerResult, name: str, direct_mults: int | None, notes: dict[str, str], na: Counter) -> Cell:
     """Three lines per algorithm: time, multiplications (and their ratio to direct's), extra memory."""
     r = layer.result(name)
     if r is None or r.cost is None:
@@ -28,14 +26,16 @@ def _cell(layer: LayerResult, name: str, direct_mults: int | None, notes: dict[s
     timing = f"{r.ms:.3f} ms" if r.ms is not None else "skipped"
     if r.ms is None:
         notes[f"{layer.name} {name}"] = r.skipped
-    style = "bold green" if layer.fastest == name else ""
-    first = f"[{style}]{timing}[/{style}]" if style else timing
-    return f"{first}\n{r.cost.mults / 1e6:.2f} M mul{ratio}\n{_mib(r.cost.extra_bytes)}"
+    first = Styled(timing, "bold green") if layer.fastest == name else timing
+    return (first, f"\n{r.cost.mults / 1e6:.2f} M mul{ratio}\n{_mib(r.cost.extra_bytes)}")
 
 
-def print_convalgo(layers: Sequence[LayerResult], algorithms: Sequence[str], title: str, out: Console) -> None:
-    """The per-layer table, the skip notes and the wins summary."""
-    table = Table("layer", "shape (C->M KxK stride pad HxW)", *algorithms, "fastest", title=title, show_lines=True)
+def convalgo_table(layers: Sequence[LayerResult], algorithms: Sequence[str], title: str) -> ConsoleTable:
+    """The per-layer table (a cell per algorithm: time, multiplications, extra memory; on
+    one line, "; "-separated, outside a terminal grid), then as notes the skip notes, the
+    wins and the total time per algorithm."""
+    table = ConsoleTable(title, columns(("layer", "name"), ("shape (C->M KxK stride pad HxW)", "name"), *algorithms,
+                                        ("fastest", "name")), row_lines=True)
     notes: dict[str, str] = {}
     na: Counter = Counter()
     for lay in layers:
@@ -46,20 +46,19 @@ def print_convalgo(layers: Sequence[LayerResult], algorithms: Sequence[str], tit
         direct_mults = lay.spec.macs if direct is None else (direct.cost.mults if direct.cost else None)
         table.add_row(lay.name, lay.spec.label, *(_cell(lay, a, direct_mults, notes, na) for a in algorithms),
                       lay.fastest or "-")
-    out.print(table)
-    out.print("cells: best-of-runs time; multiplications (core stage; FFT: 4 real per complex); extra memory "
-              "(workspace + transformed weights). Transform FLOPs are in the JSON.")
-    for why, n in na.items():
-        out.print(f"  n/a on {n} layer(s): {why}")
-    for key, why in notes.items():
-        out.print(f"  skipped {key}: {why}")
+    table.notes.append("cells: best-of-runs time; multiplications (core stage; FFT: 4 real per complex); extra "
+                       "memory (workspace + transformed weights). Transform FLOPs are in the JSON.")
+    table.notes += [f"  n/a on {n} layer(s): {why}" for why, n in na.items()]
+    table.notes += [f"  skipped {key}: {why}" for key, why in notes.items()]
     counts = wins(layers)
     measured = sum(1 for lay in layers if lay.fastest)
-    out.print("fastest: " + (", ".join(f"{a} {n} of {measured} layers" for a, n in counts.items()) or "nothing measured"))
+    table.notes.append("fastest: " + (", ".join(f"{a} {n} of {measured} layers" for a, n in counts.items())
+                                      or "nothing measured"))
     totals = []
     for a in algorithms:
         ms = [r.ms for lay in layers if (r := lay.result(a)) and r.ms is not None]
         if ms:
             totals.append(f"{a} {sum(ms):.2f} ms over {len(ms)} layers")
     if totals:
-        out.print("total: " + "; ".join(totals))
+        table.notes.append("total: " + "; ".join(totals))
+    return table

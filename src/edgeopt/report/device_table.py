@@ -3,33 +3,34 @@ bandwidth, cache-aware memory roofs, caches, ridge point and notes."""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
-
 from ..analysis.device import DeviceProfile
+from .console_table import ConsoleTable, columns
 
 
-def print_device(profile: DeviceProfile, console: Console) -> None:
-    """A device profile as a Rich table (threads -> fp32 GFLOP/s, int8 GOP/s) followed by
-    the bandwidth (GB/s), caches (KiB/MiB), fp32 ridge point (FLOPs/byte) and notes."""
+def device_table(profile: DeviceProfile) -> ConsoleTable:
+    """A device profile as a table (threads -> fp32 GFLOP/s, int8 GOP/s) with notes: the
+    bandwidth (GB/s), caches (KiB/MiB), fp32 ridge point (FLOPs/byte) and the profile's notes."""
     kind = "measured here" if profile.source == "measured" else f"{profile.source}: vendor peaks, not measured"
     precisions = list(profile.peak_gflops)
     units = {"fp32": "fp32 GFLOP/s", "int8": "int8 GOP/s"}
-    table = Table("threads", *(units.get(p, f"{p} GOP/s") for p in precisions),
-                  title=f"{profile.name} ({kind}), {profile.cores} cores")
+    table = ConsoleTable(f"{profile.name} ({kind}), {profile.cores} cores",
+                         columns("threads", *(units.get(p, f"{p} GOP/s") for p in precisions)))
     for t in sorted({t for tbl in profile.peak_gflops.values() for t in tbl}):
         table.add_row(str(t), *(f"{profile.peak_gflops[p][t]:.1f}" if t in profile.peak_gflops[p] else "-"
                                 for p in precisions))
-    console.print(table)
-    console.print("bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in profile.bandwidth_gbs.items()))
+    table.notes.append("bandwidth: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in profile.bandwidth_gbs.items()))
     if profile.memory_roofs_gbs:
-        console.print("cache-aware memory roofs (STREAM scale, GB/s): " + "; ".join(
+        table.notes.append("cache-aware memory roofs (STREAM scale, GB/s): " + "; ".join(
             f"{level} " + ", ".join(f"{v:.1f} at {t} thread{'s' * (t > 1)}" for t, v in sorted(tbl.items()))
             for level, tbl in profile.memory_roofs_gbs.items()))
-    console.print("caches: " + (", ".join(f"{k} {_size(v)}" for k, v in profile.caches.items()) or "unknown"))
-    console.print(f"ridge point (fp32 peak / bandwidth): {profile.ridge_point:.1f} FLOPs/byte; layers below it "
-                  f"are memory-bound on this device")
-    console.print(f"notes: {profile.notes}", markup=False)  # notes quote sources that contain brackets
+    table.notes += [
+        "caches: " + (", ".join(f"{k} {_size(v)}" for k, v in profile.caches.items()) or "unknown"),
+        f"ridge point (fp32 peak / bandwidth): {profile.ridge_point:.1f} FLOPs/byte; layers below it "
+        f"are memory-bound on this device",
+        f"notes: {profile.notes}"]
+    return table
+
+
 
 
 def _size(n: int) -> str:

@@ -5,9 +5,6 @@ JSON document ``--out`` writes. Energies in µJ, sizes in KiB (the model:
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
-
 from ..analysis.energy import (
     SEED_COMPUTE_TO_WEIGHT_DRAM,
     TPU_OPS_PER_WEIGHT_BYTE,
@@ -16,6 +13,7 @@ from ..analysis.energy import (
     EnergyTable,
     compute_to_weight_dram_ratio,
 )
+from .console_table import ConsoleTable, Styled, columns
 
 
 def _kib(n: float) -> str:
@@ -26,56 +24,57 @@ def _uj(pj: float) -> str:
     return f"{pj / 1e6:,.3f}"
 
 
-def print_energy(report: EnergyReport, console: Console) -> None:
+def energy_layers_table(report: EnergyReport) -> ConsoleTable:
     """The per-layer table of one model and its totals (energies in µJ, sizes in KiB)."""
     cap_name, cap = report.capacity
     levels = ", ".join(f"{k} {_kib(v)} KiB" for k, v in report.levels.items())
-    console.print(f"[bold]{report.model}[/bold] batch {report.batch}; device {report.device or '-'}; "
-                  f"levels: {levels}; traffic model on {cap_name} ({_kib(cap)} KiB); weights "
-                  f"{'resident on chip' if report.weights_resident else 'read from DRAM every inference'}")
-    t = Table("layer", "op", "prec", "MACs", "weights KiB", "acts KiB", "fits in", "DRAM KiB",
-              "compute µJ", "memory µJ", "total µJ", "share", title=f"energy ({report.table.source})")
+    t = ConsoleTable(f"energy ({report.table.source})",
+                     columns(("layer", "name"), ("op", "name"), ("prec", "name"), "MACs", "weights KiB", "acts KiB",
+                             ("fits in", "name"), "DRAM KiB", "compute µJ", "memory µJ", "total µJ", "share"),
+                     before=[f"{report.model} batch {report.batch}; device {report.device or '-'}; levels: {levels}; "
+                             f"traffic model on {cap_name} ({_kib(cap)} KiB); weights "
+                             f"{'resident on chip' if report.weights_resident else 'read from DRAM every inference'}"])
     for layer in report.layers:
-        mark = " [red]DRAM[/red]" if layer.dram_dominated else ""
         t.add_row(layer.name, layer.op_type, layer.precision, f"{layer.macs:,}", _kib(layer.weight_bytes),
                   _kib(layer.input_bytes + layer.output_bytes), layer.fits, _kib(layer.dram_bytes),
                   _uj(layer.compute_pj), _uj(layer.memory_pj), _uj(layer.total_pj),
-                  f"{report.share(layer):.1%}{mark}")
+                  (f"{report.share(layer):.1%}", Styled(" DRAM" if layer.dram_dominated else "", "red")))
     t.add_row("total", "", "", f"{report.macs:,}", "", "", "", _kib(report.dram_bytes), _uj(report.compute_pj),
               _uj(report.onchip_pj + report.dram_pj), _uj(report.total_pj), "100%")
-    console.print(t)
     dominated = [layer.name for layer in report.layers if layer.dram_dominated]
-    console.print(f"total {_uj(report.total_pj)} µJ per batch, {_uj(report.total_pj / report.batch)} µJ per "
-                  f"image: compute {report.compute_pj / report.total_pj:.0%}, on-chip "
-                  f"{report.onchip_pj / report.total_pj:.0%}, DRAM {report.dram_pj / report.total_pj:.0%}; "
-                  f"{len(dominated)} of {len(report.layers)} layers DRAM-dominated")
+    t.notes.append(f"total {_uj(report.total_pj)} µJ per batch, {_uj(report.total_pj / report.batch)} µJ per "
+                   f"image: compute {report.compute_pj / report.total_pj:.0%}, on-chip "
+                   f"{report.onchip_pj / report.total_pj:.0%}, DRAM {report.dram_pj / report.total_pj:.0%}; "
+                   f"{len(dominated)} of {len(report.layers)} layers DRAM-dominated")
     if report.unsized:
-        console.print(f"[yellow]sizes unknown (counted as 0 bytes): {', '.join(report.unsized)}[/yellow]")
+        t.notes.append(Styled(f"sizes unknown (counted as 0 bytes): {', '.join(report.unsized)}", "yellow"))
+    return t
 
 
-def print_ops_per_weight_byte(ops: dict[str, float], table: EnergyTable | None, console: Console) -> None:
+def ops_per_weight_byte_table(ops: dict[str, float], table: EnergyTable | None) -> ConsoleTable:
     """Ops per weight byte of the model beside the TPU paper's (Jouppi et al. 2017, Table 1),
     with the compute : weight-DRAM energy ratio each implies and the seed's ratio."""
     def ratio(value: float, ops_per_mac: float) -> str:
         return f"{compute_to_weight_dram_ratio(value, table, ops_per_mac=ops_per_mac):.2f} : 1"
 
-    t = Table("workload", "ops / weight byte (int8)", "compute : weight-DRAM, int8, 2 ops/MAC",
-              "same, 1 op = 1 MAC", "seed says", title="ops per weight byte (2 x MACs / params at 1 byte each)")
+    t = ConsoleTable("ops per weight byte (2 x MACs / params at 1 byte each)",
+                     columns(("workload", "name"), "ops / weight byte (int8)",
+                             "compute : weight-DRAM, int8, 2 ops/MAC", "same, 1 op = 1 MAC", "seed says"))
     for name, value in ops.items():
         t.add_row(f"this model, {name.replace('_', ' ')}", f"{value:,.0f}", ratio(value, 2), ratio(value, 1), "")
     for name, value in TPU_OPS_PER_WEIGHT_BYTE.items():
         t.add_row(f"TPU paper {name} (server batch)", f"{value:,}", ratio(value, 2), ratio(value, 1),
                   f"{SEED_COMPUTE_TO_WEIGHT_DRAM[name]:.2f} : 1")
-    console.print(t)
+    return t
 
 
-def print_energy_comparison(comparison: EnergyComparison, console: Console) -> None:
+def energy_comparison_table(comparison: EnergyComparison) -> ConsoleTable:
     """Per-layer total energy of each variant (µJ) and its ratio to the baseline."""
     variants = list(comparison.reports)
     base = variants[0]
     matched = ", ".join(f"{v} by {how}" for v, how in comparison.matched_by.items() if v != base)
-    t = Table("layer", *[f"{v} µJ" for v in variants], *[f"{v}/{base}" for v in variants[1:]],
-              title=f"variants; MAC layers matched: {matched}")
+    t = ConsoleTable(f"variants; MAC layers matched: {matched}",
+                     columns(("layer", "name"), *[f"{v} µJ" for v in variants], *[f"{v}/{base}" for v in variants[1:]]))
     for label, row in comparison.rows:
         cells = [_uj(row[v].total_pj) if row[v] else "-" for v in variants]
         ratios = [f"{row[v].total_pj / row[base].total_pj:.2f}" if row[v] and row[base] and row[base].total_pj
@@ -84,15 +83,16 @@ def print_energy_comparison(comparison: EnergyComparison, console: Console) -> N
     totals = {v: r.total_pj for v, r in comparison.reports.items()}
     t.add_row("total (all layers)", *[_uj(totals[v]) for v in variants],
               *[f"{totals[v] / totals[base]:.2f}" for v in variants[1:]])
-    console.print(t)
+    return t
 
 
-def print_seed_claims(claims: dict[str, dict[str, float]], console: Console) -> None:
+def seed_claims_line(claims: dict[str, dict[str, float]]) -> str:
     """The seed's DRAM cost ratios beside the table's (:func:`edgeopt.analysis.energy.seed_claims`)."""
-    console.print(
-        f"seed claims: one DRAM access = {claims['dram_per_fp32_mac']['table']:.0f} fp32 MACs by the table "
-        f"(seed: {claims['dram_per_fp32_mac']['seed']:.0f}), = {claims['dram_per_sram_read']['table']:.0f} "
-        f"SRAM reads (seed: {claims['dram_per_sram_read']['seed']:.0f})")
+    return (f"seed claims: one DRAM access = {claims['dram_per_fp32_mac']['table']:.0f} fp32 MACs by the table "
+            f"(seed: {claims['dram_per_fp32_mac']['seed']:.0f}), = {claims['dram_per_sram_read']['table']:.0f} "
+            f"SRAM reads (seed: {claims['dram_per_sram_read']['seed']:.0f})")
+
+
 
 
 def energy_json(comparison: EnergyComparison, ops: dict[str, float], claims: dict[str, dict[str, float]]) -> dict:

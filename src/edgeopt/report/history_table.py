@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rich.console import Console
-from rich.table import Table
-
 from ..store import RunInfo
+from .console_table import ConsoleTable, columns
 
 
-def print_history(runs: Sequence[RunInfo], path: str, console: Console) -> None:
+def history_table(runs: Sequence[RunInfo], path: str) -> ConsoleTable:
     """One row per stored run (use its id as ``history:ID``)."""
-    table = Table("id", "kind", "name", "started", "host", "cpu", "cells measured", title=f"results history {path}")
+    table = ConsoleTable(f"results history {path}",
+                         columns("id", ("kind", "name"), ("name", "name"), ("started", "name"), ("host", "name"),
+                                 ("cpu", "text"), "cells measured"))
     for r in runs:
         table.add_row(str(r.id), r.kind, r.name, r.started, r.host, r.cpu_model, f"{r.measured}/{r.cells}")
-    console.print(table)
+    return table

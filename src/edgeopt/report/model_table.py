@@ -6,59 +6,71 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rich.console import Console
-from rich.table import Table
-
 from ..data.audio import SAMPLE_RATE_KEY
 from ..evaluate.runner import check_batch
 from ..evaluate.tasks.infer import infer_task, output_shapes
 from ..model import Model
 from ..zoo import ZooEntry
+from .console_table import ConsoleTable, Printer, Styled, columns
 
 
-def print_zoo(entries: Sequence[ZooEntry], console: Console) -> None:
+def zoo_table(entries: Sequence[ZooEntry]) -> ConsoleTable:
     """One row per zoo model: its ``zoo:NAME``, default input shape, task, whether the
     weights are pretrained or seeded-random, and the description."""
-    table = Table("name", "input", "task", "weights", "description")
+    table = ConsoleTable(f"{len(entries)} zoo models (load one as zoo:NAME)",
+                         columns(("name", "name"), ("input", "name"), ("task", "name"), ("weights", "name"),
+                                 ("description", "text")))
     for e in entries:
         table.add_row(f"zoo:{e.name}", "x".join(map(str, e.default_shape)), e.task,
                       "pretrained" if e.pretrained else "random (seeded)", e.description)
-    console.print(table)
+    return table
 
 
-def print_info(m: Model, console: Console) -> None:
+
+
+def info_lines(m: Model) -> list[str | Styled]:
     """Provenance (source, sha256, size in bytes, passes), the task quality is judged by
     (with why), opsets and producer, the input specs (N on each batch axis), the batch
     the model runs at (any, or the one its graph fixes: found in the graph or by a batch-2
     run on onnxruntime, :func:`edgeopt.evaluate.runner.check_batch`), outputs (with their
-    shapes at batch 1), labels (first 10), the audio sample rate, preprocessing, then a
-    table of op counts."""
+    shapes at batch 1), labels (first 10), the audio sample rate and preprocessing."""
     guess = infer_task(m)
     m = check_batch(m)
-    console.print(f"[bold]{m.source}[/bold]  sha256 {m.source_sha256 or m.sha256}")
-    console.print(f"size: {m.size_bytes:,} bytes; passes: {', '.join(m.passes) or 'none'}")
-    console.print(f"task: {guess.task} ({guess.reason})")
-    console.print("opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
-                  + f"; producer: {m.proto.producer_name} {m.proto.producer_version}")
+    lines: list[str | Styled] = [
+        Styled(f"{m.source}  sha256 {m.source_sha256 or m.sha256}", "bold"),
+        f"size: {m.size_bytes:,} bytes; passes: {', '.join(m.passes) or 'none'}",
+        f"task: {guess.task} ({guess.reason})",
+        "opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
+        + f"; producer: {m.proto.producer_name} {m.proto.producer_version}"]
     for s in m.inputs:
         axis = "no batch axis: fed as is" if s.batch_axis is None else f"N: the batch, axis {s.batch_axis}"
-        console.print(f"input  {s.name}: {s.describe()} {s.dtype} {s.layout}".rstrip() + f" ({axis})")
+        lines.append(f"input  {s.name}: {s.describe()} {s.dtype} {s.layout}".rstrip() + f" ({axis})")
     status = m.batch_status
-    if status.fixed is None:
-        console.print("batch: any")
-    else:
-        console.print(f"batch: {status.fixed} only ({status.reason}); evaluated and timed at batch {status.fixed}")
+    lines.append("batch: any" if status.fixed is None else
+                 f"batch: {status.fixed} only ({status.reason}); evaluated and timed at batch {status.fixed}")
     for o, shape in zip(m.output_names, output_shapes(m)):
-        console.print(f"output {o}: " + ("shape unknown" if shape is None else "x".join(map(str, shape))))
+        lines.append(f"output {o}: " + ("shape unknown" if shape is None else "x".join(map(str, shape))))
     if m.labels:
         shown = ", ".join(m.labels[:10]) + (" ..." if len(m.labels) > 10 else "")
-        console.print(f"labels ({len(m.labels)}): {shown}")
+        lines.append(f"labels ({len(m.labels)}): {shown}")
     rate = {p.key: p.value for p in m.proto.metadata_props}.get(SAMPLE_RATE_KEY)
     if rate:
-        console.print(f"audio: {rate} Hz (audio files are resampled to it)")
+        lines.append(f"audio: {rate} Hz (audio files are resampled to it)")
     if m.preprocess:
-        console.print(f"preprocess: {m.preprocess.to_dict()}")
-    table = Table("op", "count")
+        lines.append(f"preprocess: {m.preprocess.to_dict()}")
+    return lines
+
+
+def ops_table(m: Model) -> ConsoleTable:
+    """How many nodes of each op type the graph has, most frequent first."""
+    table = ConsoleTable("ops in the graph", columns(("op", "name"), "count"))
     for op, n in Counter(node.op_type for node in m.proto.graph.node).most_common():
         table.add_row(op, str(n))
-    console.print(table)
+    return table
+
+
+def show_info(m: Model, printer: Printer) -> None:
+    """:func:`info_lines`, then :func:`ops_table`."""
+    for line in info_lines(m):
+        printer.line(line)
+    printer.table(ops_table(m))
