@@ -129,11 +129,7 @@ def benchmark(
     be = _usable_backend(model, backend, batch, feeds, result)
     if be is None:
         return result
-    if inputs is not None:
-        cycle = inputs.feeds(model, batch)
-        result.inputs = inputs.record(batch)
-    else:
-        cycle = [model.example_feeds(batch) if feeds is None else feeds]
+    cycle = _feed_cycle(model, batch, feeds, inputs, result)
     control = CellControl(pin=pin, cooldown_s=cooldown_s)
     waited = control.settle()
     # pinned around prepare too: the runtime's threads, made there, inherit the mask
@@ -393,6 +389,16 @@ def _timed_runs(session: "Session", feeds: Sequence[Feeds], result: BenchResult,
         if t1 >= deadline:
             result.stop_reason = "max_time"
             break
+
+
+def _feed_cycle(model: "Model", batch: int, feeds: Feeds | None, inputs: "RealInputs | None",
+                result: BenchResult) -> list[Feeds]:
+    """The feeds run r takes (r mod their count): the real inputs' batches (recorded in
+    ``result.inputs``), else ``feeds`` or the model's random example feeds."""
+    if inputs is None:
+        return [model.example_feeds(batch) if feeds is None else feeds]
+    result.inputs = inputs.record(batch)
+    return inputs.feeds(model, batch)
 
 
 def _check_settings(batch: int, threads: int, warmup: int, min_runs: int,

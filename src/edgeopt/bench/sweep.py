@@ -128,11 +128,7 @@ def sweep(
     deadline = Deadline(budget_s, clock=clock, margin=1.5)
     parts: list[list[BenchResult]] = [[] for _ in cells]
     skipped: dict[int, BenchResult] = {}
-    if runner is None:
-        runner = SessionWorkers(model, sessions, [b for b in backends if usable[b]], inputs) \
-            if isolate and sessions > 1 else InProcess(model, inputs)
-    elif inputs is not None:
-        raise EdgeoptError("sweep() takes inputs or a runner, not both: give the runner the inputs")
+    runner = _runner(runner, model, sessions, [b for b in backends if usable[b]], inputs, isolate)
     with runner, progress_bar("bench", len(steps), enabled=progress) as bar:
         for k, (s, i) in enumerate(steps):
             backend, nthreads, batch = cells[i]
@@ -147,6 +143,17 @@ def sweep(
                     parts[i].append(step)
             bar.advance()
     return [merge_sessions(parts[i], sessions) if parts[i] else skipped[i] for i in range(len(cells))]
+
+
+def _runner(runner: "InProcess | None", model: "Model", sessions: int, usable: list[str],
+            inputs: "RealInputs | None", isolate: bool) -> "InProcess":
+    """The given runner, else worker processes (one per session index) when ``isolate`` and
+    several sessions, else this process; real ``inputs`` go to the runner it makes."""
+    if runner is not None:
+        if inputs is not None:
+            raise EdgeoptError("sweep() takes inputs or a runner, not both: give the runner the inputs")
+        return runner
+    return SessionWorkers(model, sessions, usable, inputs) if isolate and sessions > 1 else InProcess(model, inputs)
 
 
 def _step(runner: InProcess, deadline: Deadline, model: "Model", backends: Sequence[str], usable: bool,

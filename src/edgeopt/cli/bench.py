@@ -64,9 +64,8 @@ def bench(
     from .. import store
     from ..backends import registry
     from ..bench.layer_profile import check_profile_backends, profile_cells
-    from ..bench.sweep import sweep
     from ..report.bench_output import BENCH_FILES, write_bench_outputs
-    from ..bench.throughput import budget_share, throughput_sweep
+    from ..bench.throughput import throughput_sweep
     from ..report.bench_extras import layer_profile_tables
     from ..report.bench_table import bench_table
     from ..report.throughput_table import throughput_table
@@ -87,23 +86,10 @@ def bench(
         m, real = _real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
     stream_list = streams_option(streams, device)
-    # The budget counts from when the command started; a part is kept for the table and plots.
-    settings = dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True)
-    deadline = Deadline(command_budget(budget))
-    # --streams sets a share aside for the throughput cells (they get what the rest leaves too)
-    kept = 1 - budget_share(deadline.remaining(), len(backend_list) * len(grid[3]) * len(stream_list))
-    if device is None:
-        # --profile keeps a fifth of the budget for the profiled sessions after the timing
-        sweep_s = deadline.remaining() * (0.8 if profile else 1.0) * kept
-        results = sweep(*grid, budget_s=sweep_s, isolate=True, inputs=real, **settings)
-    else:
-        from ..device.cluster import connect
-        from ..device.runner import DeviceRunner
-        from ..device.target import DeviceTarget
-
-        with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
-            runner = DeviceRunner(DeviceTarget(client, device), m)
-            results = sweep(*grid, budget_s=command_budget(budget), runner=runner, **settings)
+    deadline = Deadline(command_budget(budget))  # from when the command started
+    results = _sweep_cells(grid, dict(pin=pin, cooldown_s=cooldown, sessions=sessions, progress=True), deadline,
+                           streams=len(stream_list), profile=profile, real=real,
+                           board=None if device is None else (device, scheduler, tls, insecure))
     if profile:
         profile_cells(m, results, inputs=real, deadline=deadline)
     printer = Printer(out, as_json=as_json, command="bench")
@@ -112,15 +98,37 @@ def bench(
                             feeds=real.feeds(m, 1) if real else None) if stream_list else []
     if tput:
         printer.table(throughput_table(tput))
-    run_id = None
-    if not no_history:
-        meta = dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
-                    inputs=real.summary() if real else {}, profile=profile, device=device)
-        run_id = store.record_run(results, kind="bench", name=m.name, meta=meta, path=history)
+    run_id = None if no_history else store.record_run(
+        results, kind="bench", name=m.name, path=history,
+        meta=dict(budget_s=budget, backends=backend_list, batches=grid[2], threads=grid[3], sessions=sessions,
+                  inputs=real.summary() if real else {}, profile=profile, device=device))
     json_path, csv_path, plots = write_bench_outputs(results, out_dir, tput)
     printer.line("wrote " + ", ".join(map(str, [json_path, csv_path, *plots]))
                  + (f"; history run {run_id} (compare: edgeopt compare history:{run_id} history:ID)" if run_id else ""))
     printer.close()
+
+def _sweep_cells(grid: tuple, settings: dict, deadline, *, streams: int, profile: bool, real,
+                 board: tuple | None) -> list:
+    """The latency cells of ``grid`` (model, backends, batches, threads): here in worker
+    processes, or on a board when ``board`` is (kind, scheduler, tls, insecure). Here, a
+    share of the budget is kept for the --streams throughput cells (they also get what the
+    rest leaves) and a fifth for --profile's profiled sessions after the timing."""
+    from ..bench.sweep import sweep
+    from ..bench.throughput import budget_share
+
+    if board is None:
+        kept = 1 - budget_share(deadline.remaining(), len(grid[1]) * len(grid[3]) * streams)
+        return sweep(*grid, budget_s=deadline.remaining() * (0.8 if profile else 1.0) * kept, isolate=True,
+                     inputs=real, **settings)
+    from ..device.cluster import connect
+    from ..device.runner import DeviceRunner
+    from ..device.target import DeviceTarget
+
+    kind, scheduler, tls, insecure = board
+    with connect(scheduler, tls_dir=tls, insecure=insecure) as client:
+        return sweep(*grid, budget_s=deadline.remaining(), runner=DeviceRunner(DeviceTarget(client, kind), grid[0]),
+                     **settings)
+
 
 
 def _bench_folder(ctx: typer.Context, images: Optional[Path], inputs: Optional[Path], device: Optional[str],
