@@ -515,7 +515,7 @@ def test_json_round_trip(ort_results, tmp_path):
     assert back[0].stats == ort_results[0].stats
     assert sorted(p.name for p in path.parent.iterdir()) == ["bench.json"]  # no temp file left
     (tmp_path / "other.json").write_text('{"results": []}')
-    with pytest.raises(EdgeoptError, match="write_json"):
+    with pytest.raises(EdgeoptError, match="is not an edgeopt.bench/1 file: pass the bench.json or suite.json"):
         read_json(tmp_path / "other.json")
 
 

@@ -229,8 +229,11 @@ class Outcome:
             return "accepted (exit 0)"
         if self.code != 2:
             return f"exit {self.code}"
+        # A command's progress (stream's status line, a loading line) may come first; the
+        # error itself is one line, the last, and the only one.
         lines = [line for line in self.stderr.splitlines() if line.strip()]
-        if len(lines) != 1 or not lines[0].startswith("edgeopt: error: "):
+        errors = [line for line in lines if "error" in line.lower()]
+        if not lines or not lines[-1].startswith("edgeopt: error: ") or errors != lines[-1:]:
             return "not one line"
         return "ok"
 

@@ -29,5 +29,5 @@ def test_zoo_mtcnn_is_the_p_net_and_info_describes_it(monkeypatch, capsys):
     assert code == 0, err
     # P-Net: its weights, its input of any size (default 288x384), its two output maps.
     pnet_sha = hashlib.sha256(mtcnn.weights_file("pnet").read_bytes()).hexdigest()
-    assert out.startswith("zoo:mtcnn") and pnet_sha in out.replace("\n", "")
+    assert out.removeprefix("# ").startswith("zoo:mtcnn") and pnet_sha in out.replace("\n", "")  # piped: "# " notes
     assert "Nx3x288x384" in out and "output probability: 1x2x139x187" in out
