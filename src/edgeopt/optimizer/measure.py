@@ -190,6 +190,13 @@ class Measurer:
         return QualityVerdict(score.drop, quality, reason or (why if bound > self.tolerance else ""), bound)
 
     @property
+    def need_agreement(self) -> float | None:
+        """Top-1 agreement (%) with the original a classifier candidate needs at least
+        (100 - the tolerance in points; its confidence bound must clear it too); None for
+        other tasks, whose drop is not in points of agreement."""
+        return 100.0 - self.tolerance if self.task == "classify" else None
+
+    @property
     def _bounded(self) -> bool:
         """Whether verdicts use the rate's confidence bound (a classifier, confidence on)."""
         return self.task == "classify" and bool(self.confidence)

@@ -178,6 +178,10 @@ class Objective:
         if bench.error:
             stop(bench.error, failed=True)
         attrs = measured_attrs(bench, verdict, built, point, self.limits.objective)
+        if verdict.reason:
+            # How its recovery went says why the quality is what it is (a distillation
+            # that gave up on a plateau says so first).
+            attrs["quality_reason"] = "; ".join([*self.builder.notes(point.recipe), verdict.reason])
         lim = self.limits
         constraints = constraint_values(verdict.judged, attrs["latency_ms"], built.size_bytes, max_drop=lim.max_drop,
                                         max_latency_ms=lim.max_latency_ms, max_size_bytes=lim.max_size_bytes)
