@@ -66,9 +66,9 @@ class Plateau:
     patience: int = 4
     epsilon: float = 1.0
     confidence: float = 0.95
-    best: float = -1.0
-    upper: float = 100.0
-    _bests: list[float] = field(default_factory=list)
+    best: float = field(default=-1.0, init=False)
+    upper: float = field(default=100.0, init=False)
+    _bests: list[float] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not (0 < self.need <= 100 and self.patience >= 1 and self.epsilon >= 0 and 0.5 < self.confidence < 1):
