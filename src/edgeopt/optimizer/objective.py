@@ -29,11 +29,13 @@ from typing import Any, Callable
 from .._util.errorline import error_line
 from ..bench.environment import machine_info
 from ..errors import EdgeoptError
+from ..passes.distill.plateau import agreement_upper
 from .builder import ModelBuilder
+from .confidence import CONFIDENCE
 from .measure import Measurer, constraint_values, measured_attrs
 from .space import Point, SearchSpace, in_space, suggest
 from .stale import stamp_process
-from .study import MEASURED_ATTRS, TrialRecord
+from .study import MEASURED_ATTRS, TrialRecord, float_versions
 
 MAX_IDLE = 20  # proposals in a row that measured nothing new before the trials stop
 
@@ -161,6 +163,9 @@ class Objective:
             if seen is not None:
                 self.idle += 1
                 return self._repeat(trial, seen)
+            why = self.out_of_reach(point)
+            if why:
+                stop(why)
             built = self._build(point, stop)
         t_eval = self.clock()
         m = self.measurer
@@ -197,6 +202,33 @@ class Objective:
         with self._lock:
             self.learn([record])
         return self.values(record)
+
+    def out_of_reach(self, point: Point) -> str:
+        """Why ``point``'s precision change cannot bring its model within the quality
+        budget, so it is not built ("" when it may): its fp32 version (same pruning) was
+        measured and even the 95% upper bound of its top-1 agreement with the original is
+        below the agreement the budget needs.
+
+        Sound because a lower precision approximates that fp32 model: disagreement obeys
+        the triangle inequality, d(int8, original) >= d(fp32, original) - d(int8, fp32),
+        so an int8 model within the budget would have to change nearly every answer its
+        fp32 model gets wrong, and only those, into the original's (the demonstration's
+        pruned models agree 26-48%; their int8 versions measured within 2 points of that).
+        """
+        need = self.measurer.need_agreement
+        if need is None or point.precision == "fp32" or not point.prune:
+            return ""
+        floats = [r for r in float_versions(list(self.measured.values()), point)
+                  if "top1_agreement" in (r.attrs.get("quality") or {})]
+        if not floats:
+            return ""
+        top = max(floats, key=lambda r: r.attrs["quality"]["top1_agreement"])
+        agreement, n = top.attrs["quality"]["top1_agreement"], len(self.measurer.held_out)
+        upper = agreement_upper(round(agreement * n / 100.0), n, CONFIDENCE)
+        if upper >= need:
+            return ""
+        return (f"not built: its fp32 version {top.label} agrees {agreement:.1f}% with the original "
+                f"(95% upper bound {upper:.1f}% < {need:g}% needed); {point.precision} only approximates it")
 
     def _build(self, point: Point, stop: Callable[..., None]) -> Any:
         """The point's model, or ``stop`` with why not: a known failed prefix, no time

@@ -191,6 +191,13 @@ def infeasible_reason(attrs: dict) -> str:
     return "; ".join(parts) or "outside the constraints"
 
 
+def float_versions(recs: list[TrialRecord], point: Point) -> list[TrialRecord]:
+    """The measured fp32 trials of ``point``'s model before its precision change (same
+    pruning), on any backend."""
+    return [r for r in recs if r.measured and r.point.precision == "fp32"
+            and (r.point.prune, r.point.prune_scope) == (point.prune, point.prune_scope)]
+
+
 def best(recs: list[TrialRecord]) -> TrialRecord | None:
     """The fastest feasible measured trial (per image), or None."""
     feasible = [r for r in recs if r.feasible and r.duplicate_of is None]
