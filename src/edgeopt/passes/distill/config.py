@@ -42,7 +42,10 @@ def recovery_config(seconds: float, need_agreement: float | None = None) -> "Dis
     way, and ``restore_best`` never returns weights worse than the pruned start. No
     early stop at a target agreement: stopping at 99% agreement on the held-out fifth
     of the training images left pruned models 2.5-3.3 points below the original."""
-    return DistillConfig(time_budget_s=seconds, lr=1e-3, target_agreement=None, need_agreement=need_agreement)
+    # Evaluated after every step: a pruned pretrained network takes seconds per step, so
+    # epochs of a small calibration set would give the plateau rule too few checks.
+    return DistillConfig(time_budget_s=seconds, lr=1e-3, target_agreement=None, need_agreement=need_agreement,
+                         eval_steps=1 if need_agreement is not None else None)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class DistillConfig:
         target_agreement: stop once top-1 agreement (%) with the teacher on the
             validation images reaches this; None = never stop early.
         eval_every: evaluate every this many epochs.
+        eval_steps: evaluate every this many optimizer steps instead (None: by epochs);
+            for a plateau to show within a short budget when an epoch is long or slow.
         need_agreement: top-1 agreement (%) with the teacher that the caller's quality
             budget needs (optimize: 100 - max_drop); with it, training stops once the
             held-out agreement has plateaued far below it (:mod:`.plateau`: no rise of
@@ -117,6 +122,7 @@ class DistillConfig:
     contrast: float = 0.1
     target_agreement: float | None = 99.0
     eval_every: int = 1
+    eval_steps: int | None = None
     need_agreement: float | None = None
     plateau_patience: int = 4
     plateau_epsilon: float = 1.0
@@ -142,6 +148,7 @@ class DistillConfig:
             (self.target_agreement is None or 0 < self.target_agreement <= 100,
              "target_agreement must be a percentage in (0, 100] or None"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.eval_steps is None or self.eval_steps >= 1, "eval_steps must be >= 1 or None"),
             (self.need_agreement is None or 0 < self.need_agreement <= 100,
              "need_agreement must be a percentage in (0, 100] or None"),
             (self.plateau_patience >= 1 and self.plateau_epsilon >= 0,
@@ -169,7 +176,9 @@ class DistillResult:
         note: why it stopped, in words, for a stop before the budget ("" otherwise):
             "stopped at 12 s: held-out agreement 41% plateaued (95% upper bound 60%), the
             budget needs >= 99%".
-        best_epoch: the epoch whose weights were returned (see ``restore_best``).
+        best_epoch: the epoch whose weights were returned (see ``restore_best``; with
+            ``eval_steps``, the epoch in progress at that evaluation).
+        best_step: the optimizer step after which they were evaluated (0: the start).
         lr: the learning rate of the main training.
         lr_probe: [(lr, validation score %), ...] of the learning-rate probe ([] if none).
         output_mode: how logits were obtained for (teacher, student): "logits",
@@ -180,6 +189,7 @@ class DistillResult:
     history: list[dict] = field(default_factory=list)
     stopped_because: str = "epochs"
     best_epoch: int = 0
+    best_step: int = 0
     output_mode: tuple[str, str] = ("logits", "logits")
     lr: float = 0.0
     lr_probe: list = field(default_factory=list)
@@ -193,4 +203,4 @@ class DistillResult:
     @property
     def agreement_after(self) -> float:
         """Validation top-1 agreement (%) of the returned weights."""
-        return next(h["val_agreement"] for h in self.history if h["epoch"] == self.best_epoch)
+        return next(h["val_agreement"] for h in self.history if h["step"] == self.best_step)

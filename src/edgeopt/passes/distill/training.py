@@ -129,8 +129,9 @@ class _Run:
         self.plateau = None if config.need_agreement is None else Plateau(
             config.need_agreement, patience=config.plateau_patience, epsilon=config.plateau_epsilon)
         self.result = DistillResult(student=setup.student, history=[self.evaluate(0, 0, None)])
+        # (score, epoch, weights, step) of the best evaluation
         self.best = (self.result.history[0][self.score_key], 0,
-                     snapshot(setup.student) if config.restore_best else None)
+                     snapshot(setup.student) if config.restore_best else None, 0)
         self.opt = torch.optim.AdamW(setup.student.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         self.gen = torch.Generator().manual_seed(config.seed)
@@ -203,15 +204,22 @@ class _Run:
         epoch = 0
         while self.stopped == "epochs" and epoch < config.max_epochs:
             epoch += 1
-            self._epoch(bar)
-            if self.stopped == "budget" and not self.losses:
-                break  # stopped before a step: nothing new since the last evaluation
-            if self.stopped == "budget" or epoch % config.eval_every == 0 or epoch == config.max_epochs:
+            self._epoch(bar, epoch)
+            if not self.losses:
+                break  # stopped (budget, mid-epoch check): nothing new since the last evaluation
+            if self.stopped == "budget" or self._due(epoch) or epoch == config.max_epochs:
                 self._checkpoint(epoch, bar)
 
-    def _epoch(self, bar) -> None:
+    def _due(self, epoch: int) -> bool:
+        """An evaluation is due after this step (``eval_steps``) or epoch (``eval_every``)."""
+        every = self.config.eval_steps
+        return self.step % every == 0 if every else epoch % self.config.eval_every == 0
+
+    def _epoch(self, bar, epoch: int) -> None:
         """One pass over a fresh permutation; stops early (``stopped="budget"``) before
-        a step that, with the evaluation after it, would not end within the budget."""
+        a step that, with the evaluation after it, would not end within the budget.
+        With ``eval_steps``, evaluates inside the epoch too (its last step is left to
+        :meth:`epochs`)."""
         import torch
 
         order = torch.from_numpy(self.rng.permutation(self.setup.x.shape[0]))
@@ -223,6 +231,10 @@ class _Run:
             with d.step("step"):
                 self.losses.append(self._step(order[b * self.bs:(b + 1) * self.bs]))
             self._show(bar)
+            if self.config.eval_steps and b < self.steps_per_epoch - 1 and self._due(epoch):
+                self._checkpoint(epoch, bar)
+                if self.stopped != "epochs":
+                    return
 
     def _step(self, idx: "torch.Tensor") -> float:
         """One optimizer step on the images ``idx``; returns its loss."""
@@ -258,9 +270,9 @@ class _Run:
         self.losses = []
         key = self.score_key
         if self.config.restore_best and h[key] > self.best[0]:
-            self.best = (h[key], epoch, snapshot(self.setup.student))
+            self.best = (h[key], epoch, snapshot(self.setup.student), self.step)
         elif not self.config.restore_best:
-            self.best = (h[key], epoch, None)
+            self.best = (h[key], epoch, None, self.step)
         if self.stopped == "epochs" and self.reached(h):
             self.stopped = "target"
         self._give_up(h)
@@ -270,7 +282,7 @@ class _Run:
         student = self.setup.student
         if self.config.restore_best and self.best[2] is not None:
             student.load_state_dict(self.best[2])
-        self.result.best_epoch = self.best[1]
+        self.result.best_epoch, self.result.best_step = self.best[1], self.best[3]
         self.result.stopped_because = self.stopped
         student.eval()
         return self.result
