@@ -176,13 +176,15 @@ class Objective:
             verdict = m.quality(m.outputs(built, point), exact=not built.passes and point.backend == "ort")
         except Exception as e:  # noqa: BLE001 - a runtime's own exception included
             stop(f"{point.backend} cannot run it: {_line(e)}", failed=True)
+        full = self.timing_matters(point, verdict.judged)
         try:
-            bench = m.latency(built, point)
+            bench = m.latency(built, point, short=not full)
         except Exception as e:  # noqa: BLE001
             stop(f"timing on {point.backend} failed: {_line(e)}", failed=True)
         if bench.error:
             stop(bench.error, failed=True)
         attrs = measured_attrs(bench, verdict, built, point, self.limits.objective)
+        attrs["timing"] = "full" if full else "short"
         if verdict.reason:
             # How its recovery went says why the quality is what it is (a distillation
             # that gave up on a plateau says so first).
@@ -202,6 +204,16 @@ class Objective:
         with self._lock:
             self.learn([record])
         return self.values(record)
+
+    def timing_matters(self, point: Point, judged_drop: float) -> bool:
+        """Whether the full timing of a measured candidate can change the outcome (else a
+        short one, 5 runs in 0.2-1 s, shows its latency): a candidate within the quality
+        budget may be chosen; an int8 one over it that can still keep layers in float may
+        start the fallback, which compares its latency with the best feasible one. The
+        choice, the confirmation and the Pareto front read feasible candidates only."""
+        if judged_drop <= self.limits.max_drop:
+            return True
+        return point.recipe.spec.mixed and any(k > point.float_layers for k in self.space.float_layers)
 
     def out_of_reach(self, point: Point) -> str:
         """Why ``point``'s precision change cannot bring its model within the quality

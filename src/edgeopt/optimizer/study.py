@@ -23,7 +23,7 @@ from .storage import display_url, open_storage
 
 # The measurements a trial records (and a repeat of a point copies from the first trial).
 MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "drop_bound", "quality", "quality_reason",
-                  "constraints", "latency_stats", "throughput_ips", "passes")
+                  "constraints", "latency_stats", "throughput_ips", "passes", "timing")
 
 
 @dataclass
