@@ -163,9 +163,6 @@ class Objective:
             if seen is not None:
                 self.idle += 1
                 return self._repeat(trial, seen)
-            why = self.out_of_reach(point)
-            if why:
-                stop(why)
             built = self._build(point, stop)
         t_eval = self.clock()
         m = self.measurer
@@ -227,8 +224,10 @@ class Objective:
         fp32 model gets wrong, and only those, into the original's (the demonstration's
         pruned models agree 26-48%; their int8 versions measured within 2 points of that).
         """
+        if point.precision == "fp32" or not point.prune:
+            return ""
         need = self.measurer.need_agreement
-        if need is None or point.precision == "fp32" or not point.prune:
+        if need is None:
             return ""
         floats = [r for r in float_versions(list(self.measured.values()), point)
                   if "top1_agreement" in (r.attrs.get("quality") or {})]
@@ -243,8 +242,8 @@ class Objective:
                 f"(95% upper bound {upper:.1f}% < {need:g}% needed); {point.precision} only approximates it")
 
     def _build(self, point: Point, stop: Callable[..., None]) -> Any:
-        """The point's model, or ``stop`` with why not: a known failed prefix, no time
-        left for it, or a pass that failed."""
+        """The point's model, or ``stop`` with why not: a known failed prefix, a precision
+        change out of reach (:meth:`out_of_reach`), no time left for it, or a pass that failed."""
         try:
             known = self.builder.known_failure(point.recipe)
         except EdgeoptError as e:
@@ -253,6 +252,9 @@ class Objective:
             # A failed prefix fails every recipe built on it: answered from the record, at once
             # (and counted as idle, like any failure, so a sampler stuck on it ends the trials).
             stop(known, failed=True)
+        why = self.out_of_reach(point)
+        if why:
+            stop(why)
         if self.trials_end is not None:
             need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
             if self.clock() + need > self.trials_end:
