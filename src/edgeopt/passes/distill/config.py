@@ -124,7 +124,7 @@ class DistillConfig:
     eval_every: int = 1
     eval_steps: int | None = None
     need_agreement: float | None = None
-    plateau_patience: int = 4
+    plateau_patience: int = 3
     plateau_epsilon: float = 1.0
     bn: str = "auto"
     restore_best: bool = True

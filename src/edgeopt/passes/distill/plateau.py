@@ -63,7 +63,7 @@ class Plateau:
     """
 
     need: float
-    patience: int = 4
+    patience: int = 3
     epsilon: float = 1.0
     confidence: float = 0.95
     best: float = field(default=-1.0, init=False)
