@@ -53,3 +53,28 @@ def test_prefixes_are_built_once(seednet, monkeypatch):
     b.build(Recipe(cleanup=True))
     b.build(Recipe(precision="fp16"))
     assert calls == ["cleanup", "fp16"]
+
+
+def test_recovery_gets_the_needed_agreement_and_its_summary_is_a_note(seednet, monkeypatch):
+    import dataclasses
+
+    from edgeopt._util.onnxgraph import copy_proto
+    from edgeopt.passes.distill import NOTE_KEY
+
+    configs = {}
+
+    def fake(name, model, config=None, **kwargs):
+        configs[name] = config
+        proto = copy_proto(model.proto)
+        if name == "distill":
+            proto.metadata_props.add(key=NOTE_KEY, value="stopped at 9 s: held-out agreement 41% plateaued")
+        return dataclasses.replace(model, proto=proto, passes=(*model.passes, name))
+
+    monkeypatch.setattr(builder_mod, "run_pass", fake)
+    b = ModelBuilder(seednet, calibration=None, need_agreement=99.0)
+    b.build(Recipe(prune=0.5, precision="fp16"))
+    assert configs["distill"].need_agreement == 99.0
+    assert b.notes(Recipe(prune=0.5, precision="fp16")) == [
+        "distillation stopped at 9 s: held-out agreement 41% plateaued"]
+    assert b.notes(Recipe(prune=0.3)) == []  # not built
+    assert b.notes(Recipe(precision="fp16")) == []  # nothing distilled

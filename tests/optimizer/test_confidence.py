@@ -215,6 +215,12 @@ def test_a_tie_is_re_timed_in_more_rounds_while_time_is_left():
     # No time left for a batch: the tie stands after the first 5 rounds.
     stuck = choose(RECS, BASE.point, FakeBuilder(), BatchMeasurer([noisy, clear], [0.0]), may_extend=lambda s: False)
     assert stuck.winner is FP32_OV and len(stuck.tie) == 2
+    # A tie whose intervals all end under 1.05 is settled: no batch more.
+    equal = {BASE.label: [10.0] * 5, INT8_OV.label: [4.0, 4.02, 4.01, 4.0, 4.02],
+             FP32_OV.label: [4.01, 4.0, 4.02, 4.01, 4.0]}
+    settled = BatchMeasurer([equal], [0.0])
+    c = choose(RECS, BASE.point, FakeBuilder(), settled, may_extend=lambda s: True)
+    assert len(settled.asked) == 1 and len(c.tie) == 2
     # Never more than 3 batches, however long the tie lasts.
     always = BatchMeasurer([noisy], [0.0])
     choose(RECS, BASE.point, FakeBuilder(), always, may_extend=lambda s: True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 
 import numpy as np
 import pytest
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from edgeopt.errors import DataError, PassError
-from edgeopt.passes.distill import DistillConfig, apply, augment_batch, distill, distill_model
+from edgeopt.passes.distill import DistillConfig, apply, augment_batch, distill, distill_model, read_summary
 
 sk_datasets = pytest.importorskip("sklearn.datasets")
 
@@ -193,6 +192,31 @@ def test_the_learning_rate_probe_and_the_main_run_share_the_budget(digits, teach
     assert 4.0 - 1.2 * (0.05 + 0.2) <= ticking.now <= 4.0
 
 
+def test_a_plateau_far_below_the_need_stops_early_and_says_so(digits, teacher, ticking):
+    # lr 1e-9: the student never changes, its agreement (about 37%) is flat.
+    config = dataclasses.replace(QUIET, lr=1e-9, max_epochs=100_000, time_budget_s=30.0, need_agreement=99.0)
+    x, val = digits["cal"][0][:128], digits["test"][0][:100]
+    result = distill(_prune(teacher), teacher, x, val_images=val, config=config, clock=ticking)
+    assert result.stopped_because == "plateau"
+    assert len(result.history) == 1 + config.plateau_patience  # the start, then patience checks
+    assert ticking.now < 3.0  # of the 30 s budget
+    assert result.note.startswith(f"stopped at {ticking.now:.0f} s: held-out agreement ")
+    assert "the budget needs >= 99%" in result.note
+    # Checked after every step: the same stop, patience steps in (mid-epoch: an epoch here is 4 steps).
+    ticking.now = 0.0
+    result = distill(_prune(teacher), teacher, x, val_images=val, clock=ticking,
+                     config=dataclasses.replace(config, eval_steps=1))
+    assert result.stopped_because == "plateau"
+    assert [h["step"] for h in result.history] == list(range(config.plateau_patience + 1))
+    assert result.agreement_after == result.history[result.best_step]["val_agreement"]
+    # The same flat curve with no need, or a need it may still meet, trains to the budget.
+    for need in (None, 30.0):
+        config = dataclasses.replace(config, need_agreement=need, time_budget_s=3.0)
+        ticking.now = 0.0
+        result = distill(_prune(teacher), teacher, x, val_images=val, config=config, clock=ticking)
+        assert result.stopped_because == "budget" and result.note == ""
+
+
 def test_target_agreement_stops_early(digits, teacher):
     config = dataclasses.replace(QUIET, target_agreement=80.0, max_epochs=50)
     result = distill(_prune(teacher), teacher, digits["cal"][0], val_images=digits["test"][0],
@@ -302,6 +326,9 @@ def test_pass_distills_a_model_against_its_teacher(digits, teacher):
     out, result = distill_model(pruned, config, x_cal, teacher=original)
 
     assert out.passes == ("prune", "distill") and out.torch_module is not None
+    before, after = result.agreement_before, result.agreement_after
+    assert read_summary(out) == f"held-out agreement {before:.0f}% -> {after:.0f}% in " \
+                                f"{result.history[-1]['seconds']:.0f} s"
     assert result.history[0]["val_agreement"] < 60.0
     assert _agreement(out.torch_module, teacher, x_test) >= 80.0
     session = registry.get("ort").prepare(out, threads=1)

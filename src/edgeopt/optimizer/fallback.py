@@ -16,7 +16,7 @@ import dataclasses
 from typing import Callable
 
 from .space import MIXED, Point, SearchSpace
-from .study import TrialRecord, best
+from .study import TrialRecord, best, float_versions
 
 
 def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], None], space: SearchSpace, *,
@@ -45,8 +45,7 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
         if r.point.model_key in tried:
             continue
         tried.add(r.point.model_key)
-        floats = [x for x in recs if x.state == "complete" and x.point.precision == "fp32"
-                  and (x.point.prune, x.point.prune_scope) == (r.point.prune, r.point.prune_scope)]
+        floats = float_versions(recs, r.point)
         if floats and min(x.judged_drop for x in floats) > max_drop:
             log.append(f"{r.label}: drop {_drop(r)} {unit}, but its fp32 version already drops "
                        f"{min(x.judged_drop for x in floats):.2f}: int8 is not the cause, no fallback")
@@ -81,8 +80,7 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
     if fastest is not None and record.per_image_ms >= fastest.per_image_ms:
         return None
     if p.float_layers == 0:
-        floats = [x for x in recs if x.measured and x.point.precision == "fp32"
-                  and (x.point.prune, x.point.prune_scope) == (p.prune, p.prune_scope)]
+        floats = float_versions(recs, p)
         if floats and min(x.judged_drop for x in floats) > max_drop:
             return None  # int8 is not the cause
     later = [k for k in sorted(space.float_layers) if k > p.float_layers]

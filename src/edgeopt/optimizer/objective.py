@@ -29,11 +29,13 @@ from typing import Any, Callable
 from .._util.errorline import error_line
 from ..bench.environment import machine_info
 from ..errors import EdgeoptError
+from ..passes.distill.plateau import agreement_upper
 from .builder import ModelBuilder
+from .confidence import CONFIDENCE
 from .measure import Measurer, constraint_values, measured_attrs
 from .space import Point, SearchSpace, in_space, suggest
 from .stale import stamp_process
-from .study import MEASURED_ATTRS, TrialRecord
+from .study import MEASURED_ATTRS, TrialRecord, float_versions
 
 MAX_IDLE = 20  # proposals in a row that measured nothing new before the trials stop
 
@@ -171,13 +173,19 @@ class Objective:
             verdict = m.quality(m.outputs(built, point), exact=not built.passes and point.backend == "ort")
         except Exception as e:  # noqa: BLE001 - a runtime's own exception included
             stop(f"{point.backend} cannot run it: {_line(e)}", failed=True)
+        full = self.timing_matters(point, verdict.judged)
         try:
-            bench = m.latency(built, point)
+            bench = m.latency(built, point, short=not full)
         except Exception as e:  # noqa: BLE001
             stop(f"timing on {point.backend} failed: {_line(e)}", failed=True)
         if bench.error:
             stop(bench.error, failed=True)
         attrs = measured_attrs(bench, verdict, built, point, self.limits.objective)
+        attrs["timing"] = "full" if full else "short"
+        if verdict.reason:
+            # How its recovery went says why the quality is what it is (a distillation
+            # that gave up on a plateau says so first).
+            attrs["quality_reason"] = "; ".join([*self.builder.notes(point.recipe), verdict.reason])
         lim = self.limits
         constraints = constraint_values(verdict.judged, attrs["latency_ms"], built.size_bytes, max_drop=lim.max_drop,
                                         max_latency_ms=lim.max_latency_ms, max_size_bytes=lim.max_size_bytes)
@@ -194,9 +202,48 @@ class Objective:
             self.learn([record])
         return self.values(record)
 
+    def timing_matters(self, point: Point, judged_drop: float) -> bool:
+        """Whether the full timing of a measured candidate can change the outcome (else a
+        short one, 5 runs in 0.2-1 s, shows its latency): a candidate within the quality
+        budget may be chosen; an int8 one over it that can still keep layers in float may
+        start the fallback, which compares its latency with the best feasible one. The
+        choice, the confirmation and the Pareto front read feasible candidates only."""
+        if judged_drop <= self.limits.max_drop:
+            return True
+        return point.recipe.spec.mixed and any(k > point.float_layers for k in self.space.float_layers)
+
+    def out_of_reach(self, point: Point) -> str:
+        """Why ``point``'s precision change cannot bring its model within the quality
+        budget, so it is not built ("" when it may): its fp32 version (same pruning) was
+        measured and even the 95% upper bound of its top-1 agreement with the original is
+        below the agreement the budget needs.
+
+        Sound because a lower precision approximates that fp32 model: disagreement obeys
+        the triangle inequality, d(int8, original) >= d(fp32, original) - d(int8, fp32),
+        so an int8 model within the budget would have to change nearly every answer its
+        fp32 model gets wrong, and only those, into the original's (the demonstration's
+        pruned models agree 26-48%; their int8 versions measured within 2 points of that).
+        """
+        if point.precision == "fp32" or not point.prune:
+            return ""
+        need = self.measurer.need_agreement
+        if need is None:
+            return ""
+        floats = [r for r in float_versions(list(self.measured.values()), point)
+                  if "top1_agreement" in (r.attrs.get("quality") or {})]
+        if not floats:
+            return ""
+        top = max(floats, key=lambda r: r.attrs["quality"]["top1_agreement"])
+        agreement, n = top.attrs["quality"]["top1_agreement"], len(self.measurer.held_out)
+        upper = agreement_upper(round(agreement * n / 100.0), n, CONFIDENCE)
+        if upper >= need:
+            return ""
+        return (f"not built: its fp32 version {top.label} agrees {agreement:.1f}% with the original "
+                f"(95% upper bound {upper:.1f}% < {need:g}% needed); {point.precision} only approximates it")
+
     def _build(self, point: Point, stop: Callable[..., None]) -> Any:
-        """The point's model, or ``stop`` with why not: a known failed prefix, no time
-        left for it, or a pass that failed."""
+        """The point's model, or ``stop`` with why not: a known failed prefix, a precision
+        change out of reach (:meth:`out_of_reach`), no time left for it, or a pass that failed."""
         try:
             known = self.builder.known_failure(point.recipe)
         except EdgeoptError as e:
@@ -205,6 +252,9 @@ class Objective:
             # A failed prefix fails every recipe built on it: answered from the record, at once
             # (and counted as idle, like any failure, so a sampler stuck on it ends the trials).
             stop(known, failed=True)
+        why = self.out_of_reach(point)
+        if why:
+            stop(why)
         if self.trials_end is not None:
             need = self.builder.estimate_seconds(point.recipe) + self.eval_cost
             if self.clock() + need > self.trials_end:

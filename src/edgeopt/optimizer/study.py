@@ -23,7 +23,7 @@ from .storage import display_url, open_storage
 
 # The measurements a trial records (and a repeat of a point copies from the first trial).
 MEASURED_ATTRS = ("p50_ms", "p90_ms", "latency_ms", "per_image_ms", "size_bytes", "drop", "drop_bound", "quality", "quality_reason",
-                  "constraints", "latency_stats", "throughput_ips", "passes")
+                  "constraints", "latency_stats", "throughput_ips", "passes", "timing")
 
 
 @dataclass
@@ -189,6 +189,13 @@ def infeasible_reason(attrs: dict) -> str:
     if len(c) > 2 and c[2] > 0:
         parts.append(f"size {attrs.get('size_bytes')} bytes over --max-size by {c[2]:.0f}")
     return "; ".join(parts) or "outside the constraints"
+
+
+def float_versions(recs: list[TrialRecord], point: Point) -> list[TrialRecord]:
+    """The measured fp32 trials of ``point``'s model before its precision change (same
+    pruning), on any backend."""
+    return [r for r in recs if r.measured and r.point.precision == "fp32"
+            and (r.point.prune, r.point.prune_scope) == (point.prune, point.prune_scope)]
 
 
 def best(recs: list[TrialRecord]) -> TrialRecord | None:

@@ -24,6 +24,7 @@ The package:
 - :mod:`.taps`: logits out of models that end in a softmax, the hint's feature maps.
 - :mod:`.batchnorm`: BatchNorm train / freeze / recalibrate (:func:`recalibrate_bn`).
 - :mod:`.training`: the training loop and the learning-rate probe.
+- :mod:`.plateau`: when to give up: agreement plateaued far below what the caller needs.
 - :mod:`.distiller`: :func:`distill` on torch modules.
 - :mod:`.api`: :func:`distill_model` and the pass ``distill`` (:func:`apply`), which needs
   the original model as teacher besides the calibration images.
@@ -33,7 +34,7 @@ Importing this package does not import torch.
 
 from __future__ import annotations
 
-from .api import apply, distill_model
+from .api import NOTE_KEY, apply, distill_model, read_summary
 from .augment import augment_batch
 from .batchnorm import recalibrate_bn
 from .config import (BN_FREEZE_BELOW, BN_MODES, LR_PROBE, PASS_NAME, TEACHER, DistillConfig,
@@ -41,7 +42,7 @@ from .config import (BN_FREEZE_BELOW, BN_MODES, LR_PROBE, PASS_NAME, TEACHER, Di
 from .distiller import distill
 
 __all__ = [
-    "BN_FREEZE_BELOW", "BN_MODES", "DistillConfig", "DistillResult", "LR_PROBE", "PASS_NAME",
-    "TEACHER", "apply", "augment_batch", "distill", "distill_model", "recalibrate_bn",
+    "BN_FREEZE_BELOW", "BN_MODES", "DistillConfig", "DistillResult", "LR_PROBE", "NOTE_KEY", "PASS_NAME",
+    "TEACHER", "apply", "augment_batch", "distill", "distill_model", "read_summary", "recalibrate_bn",
     "recovery_config",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..._util.onnxgraph import copy_proto
 from ...errors import PassError
 from ..base import check_calibration
 from .config import PASS_NAME, DistillConfig, DistillResult
@@ -14,6 +16,10 @@ from .distiller import distill
 
 if TYPE_CHECKING:
     from ...model import Model
+
+NOTE_KEY = "edgeopt.distill"
+"""Metadata key of the distillation's :func:`summary`: it travels with the file (and the
+optimizer's build cache), so a candidate's row can say how its recovery went."""
 
 
 def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray, *,
@@ -33,8 +39,9 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
             cross-entropy (weight 1 - alpha) and picks the best epoch by accuracy.
 
     Returns:
-        (a new Model whose ``passes`` ends with "distill" and whose ``torch_module`` is the
-        trained student, the :class:`~.config.DistillResult`).
+        (a new Model whose ``passes`` ends with "distill", whose ``torch_module`` is the
+        trained student and whose metadata holds :func:`summary` under :data:`NOTE_KEY`,
+        the :class:`~.config.DistillResult`).
 
     Raises:
         PassError: no teacher or no calibration images, inputs that differ between the
@@ -59,7 +66,25 @@ def distill_model(model: "Model", config: DistillConfig, calibration: np.ndarray
     student = bridge.to_torch(model)
     result = distill(student, bridge.to_torch(teacher), train, labels=y_train, val_images=val,
                      val_labels=y_val, config=config)
-    return bridge.from_module(model, result.student, PASS_NAME), result
+    distilled = bridge.from_module(model, result.student, PASS_NAME)
+    proto = copy_proto(distilled.proto)  # the Model already serialized its own (checked) proto
+    proto.metadata_props.add(key=NOTE_KEY, value=summary(result))
+    return dataclasses.replace(distilled, proto=proto), result
+
+
+def summary(result: DistillResult) -> str:
+    """One line on how a distillation went: why it stopped early (its note), else the
+    held-out agreement before and after ("held-out agreement 41% -> 52% in 45 s")."""
+    if result.note:
+        return result.note
+    seconds = result.history[-1]["seconds"]
+    return (f"held-out agreement {result.agreement_before:.0f}% -> {result.agreement_after:.0f}% "
+            f"in {seconds:.0f} s")
+
+
+def read_summary(model: "Model") -> str | None:
+    """The :func:`summary` a distillation left in ``model``'s metadata, or None."""
+    return next((p.value for p in model.proto.metadata_props if p.key == NOTE_KEY), None)
 
 
 def apply(model: "Model", config: DistillConfig, calibration: np.ndarray, *,

@@ -28,9 +28,11 @@ BN_FREEZE_BELOW = 1000
 LR_PROBE = (1e-3, 1e-4)
 
 
-def recovery_config(seconds: float) -> "DistillConfig":
+def recovery_config(seconds: float, need_agreement: float | None = None) -> "DistillConfig":
     """The distillation that recovers a pruned model inside optimize and the search: lr
-    1e-3, the whole ``seconds``, the best epoch kept.
+    1e-3, the whole ``seconds`` unless its agreement plateaus far below ``need_agreement``
+    (% top-1 agreement the quality budget needs, None: never stop early; see
+    :mod:`.plateau`), the best epoch kept, a progress line (seconds left, agreement).
 
     Measured on pruned seednet-digits (50% of MACs, 45 s, labels): lr 1e-3 gives 98.3%
     test accuracy (original 98.9%), 3e-4 96.4%, 1e-4 about 96%. The learning-rate probe
@@ -40,7 +42,10 @@ def recovery_config(seconds: float) -> "DistillConfig":
     way, and ``restore_best`` never returns weights worse than the pruned start. No
     early stop at a target agreement: stopping at 99% agreement on the held-out fifth
     of the training images left pruned models 2.5-3.3 points below the original."""
-    return DistillConfig(time_budget_s=seconds, progress=False, lr=1e-3, target_agreement=None)
+    # Evaluated after every step: a pruned pretrained network takes seconds per step, so
+    # epochs of a small calibration set would give the plateau rule too few checks.
+    return DistillConfig(time_budget_s=seconds, lr=1e-3, target_agreement=None, need_agreement=need_agreement,
+                         eval_steps=1 if need_agreement is not None else None)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class DistillConfig:
         target_agreement: stop once top-1 agreement (%) with the teacher on the
             validation images reaches this; None = never stop early.
         eval_every: evaluate every this many epochs.
+        eval_steps: evaluate every this many optimizer steps instead (None: by epochs);
+            for a plateau to show within a short budget when an epoch is long or slow.
+        need_agreement: top-1 agreement (%) with the teacher that the caller's quality
+            budget needs (optimize: 100 - max_drop); with it, training stops once the
+            held-out agreement has plateaued far below it (:mod:`.plateau`: no rise of
+            more than ``plateau_epsilon`` points over ``plateau_patience`` evaluations,
+            and its 95% upper bound under ``need_agreement``). None = never.
+        plateau_patience: evaluations without progress before that stop (>= 1).
+        plateau_epsilon: rise in agreement (points) that counts as progress (>= 0).
         bn: "auto", "train", "freeze" or "recalibrate" (see :mod:`.batchnorm`).
         restore_best: return the weights with the best validation score seen (the
             start included), not the last ones; the score is top-1 accuracy when
@@ -108,6 +122,10 @@ class DistillConfig:
     contrast: float = 0.1
     target_agreement: float | None = 99.0
     eval_every: int = 1
+    eval_steps: int | None = None
+    need_agreement: float | None = None
+    plateau_patience: int = 3
+    plateau_epsilon: float = 1.0
     bn: str = "auto"
     restore_best: bool = True
     val_fraction: float = 0.2
@@ -130,6 +148,11 @@ class DistillConfig:
             (self.target_agreement is None or 0 < self.target_agreement <= 100,
              "target_agreement must be a percentage in (0, 100] or None"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.eval_steps is None or self.eval_steps >= 1, "eval_steps must be >= 1 or None"),
+            (self.need_agreement is None or 0 < self.need_agreement <= 100,
+             "need_agreement must be a percentage in (0, 100] or None"),
+            (self.plateau_patience >= 1 and self.plateau_epsilon >= 0,
+             "plateau_patience must be >= 1 and plateau_epsilon >= 0"),
             (self.bn in BN_MODES, f"bn must be one of {', '.join(BN_MODES)}"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
         ]
@@ -148,8 +171,14 @@ class DistillResult:
             steps so far), loss (mean training loss since the previous evaluation; None
             at epoch 0), val_agreement (% top-1 agreement with the teacher), val_accuracy
             (% top-1 accuracy, None without val_labels), seconds (wall time since start).
-        stopped_because: "target" (agreement reached), "budget" (time) or "epochs".
-        best_epoch: the epoch whose weights were returned (see ``restore_best``).
+        stopped_because: "target" (agreement reached), "plateau" (agreement plateaued far
+            below ``need_agreement``), "budget" (time) or "epochs".
+        note: why it stopped, in words, for a stop before the budget ("" otherwise):
+            "stopped at 12 s: held-out agreement 41% plateaued (95% upper bound 60%), the
+            budget needs >= 99%".
+        best_epoch: the epoch whose weights were returned (see ``restore_best``; with
+            ``eval_steps``, the epoch in progress at that evaluation).
+        best_step: the optimizer step after which they were evaluated (0: the start).
         lr: the learning rate of the main training.
         lr_probe: [(lr, validation score %), ...] of the learning-rate probe ([] if none).
         output_mode: how logits were obtained for (teacher, student): "logits",
@@ -160,9 +189,11 @@ class DistillResult:
     history: list[dict] = field(default_factory=list)
     stopped_because: str = "epochs"
     best_epoch: int = 0
+    best_step: int = 0
     output_mode: tuple[str, str] = ("logits", "logits")
     lr: float = 0.0
     lr_probe: list = field(default_factory=list)
+    note: str = ""
 
     @property
     def agreement_before(self) -> float:
@@ -172,4 +203,4 @@ class DistillResult:
     @property
     def agreement_after(self) -> float:
         """Validation top-1 agreement (%) of the returned weights."""
-        return next(h["val_agreement"] for h in self.history if h["epoch"] == self.best_epoch)
+        return next(h["val_agreement"] for h in self.history if h["step"] == self.best_step)

@@ -3,8 +3,9 @@ learning-rate probe that picks among several.
 
 A run evaluates the student before training (epoch 0), then goes epoch by epoch over a
 fresh permutation of the training images (the last partial batch dropped), evaluates
-every ``eval_every`` epochs, and stops at ``max_epochs``, at the time budget or at
-``target_agreement``. The budget is a :class:`~edgeopt._util.deadline.Deadline`: before
+every ``eval_every`` epochs, and stops at ``max_epochs``, at the time budget, at
+``target_agreement``, or when its agreement plateaus far below ``need_agreement``
+(:mod:`.plateau`). The budget is a :class:`~edgeopt._util.deadline.Deadline`: before
 each step the loop asks for the longest step so far plus the longest evaluation so far
 (x 1.2), and stops when they would not end within the budget, so the final evaluation
 fits too. The loss is Hinton et al.'s KD term
@@ -31,6 +32,7 @@ from ..._util.progress import progress_bar
 from .augment import augment_batch
 from .batchnorm import recalibrate_bn, set_train
 from .config import DistillConfig, DistillResult
+from .plateau import Plateau
 from .taps import FeatureTap, LogitTap, check_feature_shapes
 
 if TYPE_CHECKING:
@@ -76,7 +78,9 @@ def train(setup: TrainSetup, config: DistillConfig, *, start: float,
         ``config.restore_best``.
     """
     run = _Run(setup, config, Deadline(config.time_budget_s, clock=clock, start=start))
-    with progress_bar("distill", config.max_epochs * run.steps_per_epoch, enabled=config.progress) as bar:
+    # The bar counts seconds of the budget: training ends at the budget long before the
+    # epochs run out, so steps would fill a fraction of it.
+    with progress_bar("distill", max(1, round(config.time_budget_s)), enabled=config.progress) as bar:
         run.epochs(bar)
     return run.finish()
 
@@ -96,7 +100,7 @@ def probe_lr(setup: TrainSetup, config: DistillConfig, start: float,
     for lr in config.lr_probe:
         student.load_state_dict(init)
         short = dataclasses.replace(config, lr=lr, time_budget_s=share, target_agreement=None,
-                                    restore_best=False, progress=False, lr_probe=())
+                                    need_agreement=None, restore_best=False, progress=False, lr_probe=())
         h = run(short, start=clock(), clock=clock).history[-1]
         score = h["val_accuracy"] if h["val_accuracy"] is not None else h["val_agreement"]
         trials.append((lr, score, snapshot(student)))
@@ -122,9 +126,12 @@ class _Run:
         self.freeze_bn = setup.bn != "train"
         self._prepare()
         self.score_key = "val_agreement" if setup.yv is None else "val_accuracy"
+        self.plateau = None if config.need_agreement is None else Plateau(
+            config.need_agreement, patience=config.plateau_patience, epsilon=config.plateau_epsilon)
         self.result = DistillResult(student=setup.student, history=[self.evaluate(0, 0, None)])
+        # (score, epoch, weights, step) of the best evaluation
         self.best = (self.result.history[0][self.score_key], 0,
-                     snapshot(setup.student) if config.restore_best else None)
+                     snapshot(setup.student) if config.restore_best else None, 0)
         self.opt = torch.optim.AdamW(setup.student.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         self.gen = torch.Generator().manual_seed(config.seed)
@@ -133,6 +140,7 @@ class _Run:
         # small tail batches give noisy steps; shuffling changes which images it holds.
         self.steps_per_epoch = max(1, n // self.bs)
         self.stopped, self.step, self.losses = "epochs", 0, []
+        self._give_up(self.result.history[0])
         set_train(setup.student, self.freeze_bn)
 
     def _prepare(self) -> None:
@@ -170,6 +178,24 @@ class _Run:
     def reached(self, h: dict) -> bool:
         return self.config.target_agreement is not None and h["val_agreement"] >= self.config.target_agreement
 
+    def _give_up(self, h: dict) -> None:
+        """Feed the plateau rule one evaluation; stop (``stopped="plateau"``, with the
+        note) when it says so."""
+        if self.plateau is not None and self.plateau.update(h["val_agreement"], self.setup.xv.shape[0]):
+            if self.stopped == "epochs":
+                self.stopped = "plateau"
+                self.result.note = self.plateau.note(h["seconds"])
+
+    def _show(self, bar) -> None:
+        """The progress line: seconds of the budget left, the agreement now and the best."""
+        d = self.deadline
+        bar.to(d.elapsed())
+        h = self.result.history[-1]
+        best = max(e["val_agreement"] for e in self.result.history)
+        loss = f" · loss {self.losses[-1]:.4f}" if self.losses else ""
+        bar.describe(f"{d.remaining():.0f} s left · agreement {h['val_agreement']:.1f}% "
+                     f"(best {best:.1f}%){loss}")
+
     def epochs(self, bar) -> None:
         """Train epoch after epoch until the epochs, the budget or the target run out."""
         config = self.config
@@ -178,15 +204,22 @@ class _Run:
         epoch = 0
         while self.stopped == "epochs" and epoch < config.max_epochs:
             epoch += 1
-            self._epoch(bar)
-            if self.stopped == "budget" and not self.losses:
-                break  # stopped before a step: nothing new since the last evaluation
-            if self.stopped == "budget" or epoch % config.eval_every == 0 or epoch == config.max_epochs:
+            self._epoch(bar, epoch)
+            if not self.losses:
+                break  # stopped (budget, mid-epoch check): nothing new since the last evaluation
+            if self.stopped == "budget" or self._due(epoch) or epoch == config.max_epochs:
                 self._checkpoint(epoch, bar)
 
-    def _epoch(self, bar) -> None:
+    def _due(self, epoch: int) -> bool:
+        """An evaluation is due after this step (``eval_steps``) or epoch (``eval_every``)."""
+        every = self.config.eval_steps
+        return self.step % every == 0 if every else epoch % self.config.eval_every == 0
+
+    def _epoch(self, bar, epoch: int) -> None:
         """One pass over a fresh permutation; stops early (``stopped="budget"``) before
-        a step that, with the evaluation after it, would not end within the budget."""
+        a step that, with the evaluation after it, would not end within the budget.
+        With ``eval_steps``, evaluates inside the epoch too (its last step is left to
+        :meth:`epochs`)."""
         import torch
 
         order = torch.from_numpy(self.rng.permutation(self.setup.x.shape[0]))
@@ -197,9 +230,11 @@ class _Run:
                 return
             with d.step("step"):
                 self.losses.append(self._step(order[b * self.bs:(b + 1) * self.bs]))
-            bar.advance()
-            bar.describe(f"loss {self.losses[-1]:.4f} · agreement "
-                         f"{self.result.history[-1]['val_agreement']:.1f}%")
+            self._show(bar)
+            if self.config.eval_steps and b < self.steps_per_epoch - 1 and self._due(epoch):
+                self._checkpoint(epoch, bar)
+                if self.stopped != "epochs":
+                    return
 
     def _step(self, idx: "torch.Tensor") -> float:
         """One optimizer step on the images ``idx``; returns its loss."""
@@ -230,23 +265,24 @@ class _Run:
     def _checkpoint(self, epoch: int, bar) -> None:
         """Evaluate, record, keep the best weights, and stop at the target agreement."""
         h = self.evaluate(epoch, self.step, float(np.mean(self.losses)) if self.losses else None)
-        self.losses = []
         self.result.history.append(h)
-        bar.describe(f"loss {h['loss']:.4f} · agreement {h['val_agreement']:.1f}%")
+        self._show(bar)
+        self.losses = []
         key = self.score_key
         if self.config.restore_best and h[key] > self.best[0]:
-            self.best = (h[key], epoch, snapshot(self.setup.student))
+            self.best = (h[key], epoch, snapshot(self.setup.student), self.step)
         elif not self.config.restore_best:
-            self.best = (h[key], epoch, None)
+            self.best = (h[key], epoch, None, self.step)
         if self.stopped == "epochs" and self.reached(h):
             self.stopped = "target"
+        self._give_up(h)
 
     def finish(self) -> DistillResult:
         """Restore the best weights (``restore_best``), eval mode, the result."""
         student = self.setup.student
         if self.config.restore_best and self.best[2] is not None:
             student.load_state_dict(self.best[2])
-        self.result.best_epoch = self.best[1]
+        self.result.best_epoch, self.result.best_step = self.best[1], self.best[3]
         self.result.stopped_because = self.stopped
         student.eval()
         return self.result
