@@ -52,9 +52,13 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeopt optimize --out $(OUT)
 
 # The layer contract (.importlinter) first: an import across layers fails CI like a test.
+# One pytest worker per CPU (pytest-xdist), each test file whole on one worker (--dist
+# loadfile: a file's module fixtures, e.g. a trained model or a device cluster, are made
+# once). Measured on 2 cores: 502 s against 880 s in one process. The tests assume no quiet
+# machine, so a neighbouring worker is just more of the load they already tolerate.
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/optimize_real_models.py
