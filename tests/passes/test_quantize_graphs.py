@@ -219,3 +219,24 @@ def test_a_library_exception_inside_a_pass_becomes_one_line_naming_the_pass(monk
     assert msg.startswith("pass fp16 failed on zoo:seednet-digits (IndexError: list index out of range)")
     assert isinstance(info.value.__cause__, IndexError)
     assert model.proto.SerializeToString() == proto_before
+
+
+def test_nncf_warnings_go_to_stderr_while_quantizing_and_its_stdout_handler_comes_back(capfd):
+    import logging
+    import sys
+
+    from edgeopt.passes.quantize.quiet import quiet
+
+    logger = logging.getLogger("nncf")
+    handler = logging.StreamHandler(sys.stdout)  # as NNCF installs its own, on the stdout of its import
+    logger.addHandler(handler)
+    try:
+        with quiet():
+            logger.warning("only 112 samples")
+            logger.info("a node of unknown shape")
+        out, err = capfd.readouterr()
+        assert "only 112 samples" in err and "only 112 samples" not in out  # a piped table or --json stays clean
+        assert "unknown shape" not in out + err
+        assert handler.stream is sys.stdout
+    finally:
+        logger.removeHandler(handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 
 
 # ORT's and NNCF's messages that say nothing a user can act on here: the pre-processing
@@ -26,7 +27,7 @@ class _DropNoise(logging.Filter):
 @contextlib.contextmanager
 def quiet():
     """Silence the progress lines ORT's calibrators print to stdout, the messages of
-    :data:`_NOISE` and NNCF's INFO lines; other warnings pass."""
+    :data:`_NOISE` and NNCF's INFO lines; other warnings pass, on stderr."""
     hint = _DropNoise()
     root = logging.getLogger()
     root.addFilter(hint)
@@ -35,9 +36,16 @@ def quiet():
     nncf_logger = logging.getLogger("nncf")
     level = nncf_logger.level
     nncf_logger.setLevel(max(level, logging.WARNING))
+    # NNCF's handler writes to the sys.stdout it saw at import, which redirect_stdout does
+    # not reach: its warnings would land in a piped table or a --json document.
+    streams = [(h, h.setStream(sys.stderr)) for h in nncf_logger.handlers
+               if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         root.removeFilter(hint)
         nncf_logger.setLevel(level)
+        for handler, stream in streams:
+            if stream is not None:
+                handler.setStream(stream)
