@@ -31,3 +31,4 @@ def test_zoo_mtcnn_is_the_p_net_and_info_describes_it(monkeypatch, capsys):
     pnet_sha = hashlib.sha256(mtcnn.weights_file("pnet").read_bytes()).hexdigest()
     assert out.removeprefix("# ").startswith("zoo:mtcnn") and pnet_sha in out.replace("\n", "")  # piped: "# " notes
     assert "Nx3x288x384" in out and "output probability: 1x2x139x187" in out
+    assert "the cascade P-Net -> R-Net -> O-Net" in out and "its P-Net" in out  # info says which net it is

@@ -10,7 +10,7 @@ from ..data.audio import SAMPLE_RATE_KEY
 from ..evaluate.runner import check_batch
 from ..evaluate.tasks.infer import infer_task, output_shapes
 from ..model import Model
-from ..zoo import ZooEntry
+from ..zoo import ZooEntry, entries
 from .console_table import ConsoleTable, Printer, Styled, columns
 
 
@@ -28,6 +28,13 @@ def zoo_table(entries: Sequence[ZooEntry]) -> ConsoleTable:
 
 
 
+def _zoo_description(source: str) -> list[str]:
+    """["zoo: <what the entry is>"] for a zoo model (zoo:mtcnn says it is the cascade's
+    P-Net), else []."""
+    described = {f"zoo:{e.name}": e.description for e in entries()}
+    return [f"zoo: {described[source]}"] if source in described else []
+
+
 def info_lines(m: Model) -> list[str | Styled]:
     """Provenance (source, sha256, size in bytes, passes), the task quality is judged by
     (with why), opsets and producer, the input specs (N on each batch axis), the batch
@@ -38,6 +45,7 @@ def info_lines(m: Model) -> list[str | Styled]:
     m = check_batch(m)
     lines: list[str | Styled] = [
         Styled(f"{m.source}  sha256 {m.source_sha256 or m.sha256}", "bold"),
+        *_zoo_description(m.source),
         f"size: {m.size_bytes:,} bytes; passes: {', '.join(m.passes) or 'none'}",
         f"task: {guess.task} ({guess.reason})",
         "opset: " + ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.proto.opset_import)
