@@ -116,6 +116,15 @@ def test_every_trial_appears_once_and_says_why_it_lost(summary):
     assert why[0] == "slower than the chosen (1.575 ms vs 0.957 ms)"
 
 
+def test_a_short_timed_rejection_says_its_latency_is_from_a_few_runs(summary):
+    rejected = next(t for t in summary["trials"] if t["state"] == "complete" and not t["feasible"]
+                    and t["duplicate_of"] is None)
+    rejected["timing"] = "short"
+    why = {int(r[0]): r[-1] for r in _md_tables(_section(render_markdown(summary, None), "All trials"))[0][1:]}
+    assert why[rejected["number"]] == rejected["reason"] + ("; its latency is from a short timing (a few runs: "
+                                                             "quality had already ruled it out)")
+
+
 def test_what_each_change_bought(summary):
     # Baseline fp32@ort t2 (#0) -> openvino (#1) -> int8-nncf (#3) -> 1 thread (#13) -> 1 layer in float (#16).
     assert [t["number"] for t in measured_path(summary)] == [0, 1, 3, 13, 16]

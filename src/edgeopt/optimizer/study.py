@@ -95,7 +95,8 @@ class TrialRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (with the label, recipe, status, passes, latency statistics, the
         conditions of the measurement, the board that measured it (``device``, None here),
-        and drop_bound: the drop's upper confidence bound, or None)."""
+        drop_bound: the drop's upper confidence bound, or None, and timing: "full", "short"
+        (a few runs: the trial was already out of the quality budget) or None)."""
         d = dataclasses.asdict(self)
         d.pop("attrs")
         d["point"] = self.point.to_dict()
@@ -107,6 +108,7 @@ class TrialRecord:
         d["conditions"] = self.attrs.get("conditions")
         d["device"] = self.attrs.get("device")
         d["drop_bound"] = self.attrs.get("drop_bound")
+        d["timing"] = self.attrs.get("timing")  # "short": over the quality budget, timed in a few runs only
         return d
 
 

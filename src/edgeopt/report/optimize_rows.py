@@ -203,7 +203,9 @@ def _why_not(summary: dict, t: dict, win: dict | None) -> str:
     if t["state"] != "complete":
         return t["reason"] or t["state"]
     if not t["feasible"]:
-        return t["reason"] or "outside the constraints"
+        short = "; its latency is from a short timing (a few runs: quality had already ruled it out)" \
+            if t.get("timing") == "short" else ""
+        return (t["reason"] or "outside the constraints") + short
     if win is None:
         return "not chosen"
     x, y = ms_text(t), ms_text(win)
