@@ -46,3 +46,16 @@ def test_interference_that_differs_makes_a_cell_not_comparable():
     text = console.export_text()
     assert "not comparable (other processes used 2% of the CPU in A, 96% in B)" in text
     assert "1 cell(s) compared without checking interference" in text
+
+
+def test_runs_fed_different_inputs_keep_their_verdict_and_say_what_each_was_fed():
+    rng = np.random.default_rng(5)
+    base = list(5 + rng.exponential(0.2, 100))
+    a = [_cell(base, "m", QUIET)]
+    b = [_cell([v * 2.5 for v in base], "m", QUIET)]
+    b[0].inputs = {"kind": "images", "source": "photos/", "samples": 40, "in_folder": 40, "batches": 40}
+    (c,) = compare_results(a, b)
+    assert c.verdict == "B slower"  # a CNN's time seldom depends on the values: the verdict stands
+    assert c.note == "inputs differ (A: random inputs; B: 40 images from photos/)"
+    (same,) = compare_results(a, a)
+    assert same.note == ""

@@ -193,6 +193,19 @@ def _side(r: BenchResult | None) -> tuple[float | None, int, float | None]:
     return r.ms_per_image, s.n, s.rcv if s.rcv is not None else s.cv
 
 
+def _fed(r: BenchResult) -> str:
+    i = r.inputs
+    return "random inputs" if not i else f"{i.get('samples')} {i.get('kind', 'samples')} from {i.get('source')}"
+
+
+def _inputs_difference(ra: BenchResult, rb: BenchResult) -> str:
+    """"" when both sides were fed alike, else what each was fed: a CNN's time rarely
+    depends on the values, but a detector's post-processing (NMS over what it found) does,
+    so the verdict stands and the difference is said beside it."""
+    a, b = _fed(ra), _fed(rb)
+    return "" if a == b else f"inputs differ (A: {a}; B: {b})"
+
+
 def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: float) -> CellComparison:
     (a_ms, a_n, a_cv), (b_ms, b_n, b_cv) = _side(ra), _side(rb)
     ratio = low = high = checked = None
@@ -218,6 +231,7 @@ def _pair(k: tuple, ra: BenchResult | None, rb: BenchResult | None, min_effect: 
                if checked else None)
         if why:
             verdict, note = "not comparable", why
+        note = "; ".join(filter(None, [note, _inputs_difference(ra, rb)]))
     return CellComparison(*k, a_ms=a_ms, b_ms=b_ms, a_runs=a_n, b_runs=b_n, a_cv=a_cv, b_cv=b_cv,
                           ratio=ratio, low=low, high=high, verdict=verdict, note=note,
                           interference_checked=checked,
