@@ -38,8 +38,12 @@ def quiet():
     nncf_logger.setLevel(max(level, logging.WARNING))
     # NNCF's handler writes to the sys.stdout it saw at import, which redirect_stdout does
     # not reach: its warnings would land in a piped table or a --json document.
-    streams = [(h, h.setStream(sys.stderr)) for h in nncf_logger.handlers
+    # Swapped without StreamHandler.setStream, which flushes the old stream first: that
+    # stream may be closed (under pytest, the captured stdout of the test that imported NNCF).
+    streams = [(h, h.stream) for h in nncf_logger.handlers
                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    for handler, _ in streams:
+        handler.stream = sys.stderr
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
@@ -47,5 +51,4 @@ def quiet():
         root.removeFilter(hint)
         nncf_logger.setLevel(level)
         for handler, stream in streams:
-            if stream is not None:
-                handler.setStream(stream)
+            handler.stream = stream
