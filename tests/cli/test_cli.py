@@ -105,10 +105,15 @@ def test_optimize_on_a_real_model_with_a_labeled_folder(monkeypatch, capsys, tmp
     # (+int8-nncf), each on ort and openvino; the accuracy-aware fallback may add
     # mixed-precision trials after them.
     grid = [c for c in summary["trials"] if c["origin"] != "fallback"]
-    assert len(grid) == 20 and all(c["state"] != "pruned" for c in grid)  # the grid stops nothing early
+    assert len(grid) == 20
+    # The grid stops early only what cannot win: the int8 version of a pruned model whose
+    # fp32 version is confidently below the agreement the budget needs.
+    for c in grid:
+        if c["state"] == "pruned":
+            assert c["recipe"] == "pruned-30+kd/int8-nncf" and c["reason"].startswith("not built: its fp32 version")
     pruned = [c for c in grid if c["recipe"].startswith("pruned-30+kd")]
     assert len(pruned) == 4 and all(c["status"] in ("accepted", "rejected") for c in pruned)
-    assert all(c["passes"][:2] == ["prune", "distill"] for c in pruned)
+    assert all(c["passes"][:2] == ["prune", "distill"] for c in pruned if c["state"] == "complete")
     for c in summary["trials"]:
         assert c["status"] in ("accepted", "rejected", "failed")
         assert (c["status"] == "accepted") == (c["reason"] == "")
