@@ -31,6 +31,8 @@ def test_layer_rows_mark_the_slowest_the_layers_above_their_roof_and_the_fused(r
     above = {r["name"] for r in recorded["rows"] if (r["level_roof_pct"] or 0) > 100} - {slowest}
     assert {r["name"] for r in recorded["rows"] if (r["roof_pct"] or 0) > 100} - {slowest} - above
     assert {n for n, m in marks.items() if m and m.kind == "rejected"} == above
+    assert slowest in {r.name for r in roof.above_roof}
+    assert marks[slowest].reason.startswith("the layer taking the most time; above its roof")  # 107%: said too
     assert all(marks[r["name"]].kind == "muted" for r in recorded["rows"] if r["status"].startswith("fused"))
     assert len(table.columns) == 12  # cache-aware: the level columns too
 

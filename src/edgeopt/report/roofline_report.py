@@ -47,10 +47,11 @@ def _mark(r: RooflineRow, slowest: RooflineRow | None, source: str, above: tuple
     """chosen: the layer taking the most time (the one to work on); rejected: measured
     above its roof (the reason says why that can be); muted: no time of its own (fused
     into another layer's kernel, or no kernel)."""
-    if r is slowest:
-        return RowMark("chosen", "the layer taking the most time")
-    if r in above:  # judged against its cache level's roof when it has one (Roofline.above_roof)
-        return RowMark("rejected", ABOVE_ROOF["measured" if source == "measured" else "other"])
+    over = ABOVE_ROOF["measured" if source == "measured" else "other"] if r in above else None
+    if r is slowest:  # the highlight stays; being above its roof is said in its reason too
+        return RowMark("chosen", "the layer taking the most time" + (f"; {over}" if over else ""))
+    if over:  # judged against its cache level's roof when it has one (Roofline.above_roof)
+        return RowMark("rejected", over)
     if r.status not in ("timed", "runtime-only"):
         return RowMark("muted", f"no time of its own: {r.status}")
     return None
