@@ -172,6 +172,16 @@ _SPECS = [
                                  why="90% magnitude pruning and k-means sharing without fine-tuning "
                                      "keep accuracy only with retraining (Han et al. 2016; tiny "
                                      "random-weight cases: cosine down to 0.45)")),
+    # Weight-only low-bit passes (issue 19): file size, not speed (passes/lowbit SPEED_NOTE).
+    PassSpec("weights-int4", "edgeopt.passes.lowbit:apply_int", "edgeopt.passes.lowbit:Int4Config",
+             summary="4-bit per-channel symmetric weights, INT4 behind DequantizeLinear (opset 21)",
+             tolerance=Tolerance(STRUCTURAL, why="TBD")),
+    PassSpec("weights-int2", "edgeopt.passes.lowbit:apply_int", "edgeopt.passes.lowbit:Int2Config",
+             summary="2-bit per-channel weights {-1,0,1} x scale, INT2 behind DequantizeLinear (opset 25)",
+             tolerance=Tolerance(STRUCTURAL, why="TBD")),
+    PassSpec("weights-pow2", "edgeopt.passes.lowbit:apply_pow2", "edgeopt.passes.lowbit:Pow2Config",
+             summary="power-of-two weights sign x 2^k, 2^(b-1) exponents per layer (float32, counted at b bits)",
+             tolerance=Tolerance(STRUCTURAL, why="TBD")),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 
