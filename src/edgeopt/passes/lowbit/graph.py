@@ -84,14 +84,30 @@ def upgrade_opset(proto: onnx.ModelProto, opset: int, pass_name: str) -> onnx.Mo
     return out
 
 
+def container_bits(weight: Weight, bits: int) -> int:
+    """The storage width of ``bits``-bit codes of ``weight``: ``bits``, except 2-bit codes
+    of a (K, N) weight (MatMul B, Gemm B without transB) whose N is not a multiple of 4,
+    kept in an INT4 container (same three values, twice the bytes).
+
+    Why: ONNX Runtime 1.32 fuses DequantizeLinear(INT2, axis=1) -> MatMul/Gemm into
+    com.microsoft MatMulNBits and computes a wrong product when N % 4 != 0 (measured:
+    (16, 5) and (32, 5) weights give errors of 1.5-2.8x the output range; (16, 8),
+    (64, 16), (288, 16) are exact; INT4 is exact at every N tried).
+    """
+    if bits == 2 and len(weight.shape) == 2 and weight.axis == 1 and weight.shape[1] % 4:
+        return 4
+    return bits
+
+
 def dequantize_weight(graph: onnx.GraphProto, weight: Weight, q: np.ndarray, scale: np.ndarray,
                       bits: int) -> None:
     """Replace initializer ``weight.name`` by ``DequantizeLinear(q, scale, axis)`` in place.
 
     The packed codes are a new initializer ``<name>_q<bits>`` of type INT4/INT2 (ONNX packs
-    two 4-bit or four 2-bit values per byte, low bits first); the scales ``<name>_scale``
-    float32 (C,). The node's output keeps the weight's name, so readers are untouched.
+    two 4-bit or four 2-bit values per byte, low bits first; see :func:`container_bits`
+    for the one case stored wider); the scales ``<name>_scale`` float32 (C,). The node's output keeps the weight's name, so readers are untouched.
     """
+    bits = container_bits(weight, bits)
     onnx_type, np_type, _ = STORAGE[bits]
     inits = graph.initializer
     index = next(i for i, t in enumerate(inits) if t.name == weight.name)
