@@ -129,13 +129,13 @@ def test_bad_settings_are_refused_in_one_line(tiny) -> None:
 
 def test_seednet_digits_shrinks_and_keeps_top1(digits, tmp_path) -> None:
     model, x = digits
-    base = np.concatenate([_ort(model.proto, x[i:i + 1]) for i in range(len(x))]).argmax(1)
+    base = _ort(model.proto, x).argmax(1)
     agreement, sizes = {}, {}
     for name, config in (("weights-int4", Int4Config()), ("weights-int2", Int2Config()),
                          ("weights-pow2", Pow2Config())):
         out = run_pass(name, model, config)
         sizes[name] = weight_bytes(out.proto) / weight_bytes(model.proto)
-        top1 = np.concatenate([_ort(out.proto, x[i:i + 1]) for i in range(len(x))]).argmax(1)
+        top1 = _ort(out.proto, x).argmax(1)
         agreement[name] = float((top1 == base).mean())
         if name == "weights-int4":
             ref = ReferenceEvaluator(out.proto).run(None, {"input": x[:4]})[0]
