@@ -93,7 +93,7 @@ def test_int_weights_take_few_values_and_ort_agrees_with_reference(tiny, name, b
     out = run_pass(name, model)
     types = {t.name: t.data_type for t in out.proto.graph.initializer}
     assert types[f"gw_q{bits}"] == (TensorProto.INT4 if bits == 4 else TensorProto.INT2)
-    assert f"mw_q4" in types  # (16, 5): int2 codes kept in INT4, ORT's MatMulNBits bug (graph.py)
+    assert "mw_q4" in types  # (16, 5): int2 codes kept in INT4, ORT's MatMulNBits bug (graph.py)
     deq = _dequantized(out.proto)
     assert set(deq) == {"cw", "gw", "mw"}
     for name_, axis in (("cw", 0), ("gw", 1), ("mw", 1)):
