@@ -138,6 +138,11 @@ def test_seednet_digits_shrinks_and_keeps_top1(digits, tmp_path) -> None:
         top1 = _ort(out.proto, x).argmax(1)
         agreement[name] = float((top1 == base).mean())
         if name == "weights-int4":
+            # transB=1 Gemm weights stored (K, N) so ORT fuses them into MatMulNBits
+            gemms = [n for n in out.proto.graph.node if n.op_type == "Gemm"]
+            assert [[a.i for a in n.attribute if a.name == "transB"] for n in gemms] == [[0], [0]]
+            shapes = {t.name: tuple(t.dims) for t in out.proto.graph.initializer}
+            assert shapes["classifier.1.weight_q4"] == (6144, 128)
             ref = ReferenceEvaluator(out.proto).run(None, {"input": x[:4]})[0]
             np.testing.assert_allclose(_ort(out.proto, x[:4]), ref, rtol=1e-4, atol=1e-5)
             out.save(tmp_path / "int4.onnx")

@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from ..._util.onnxgraph import copy_proto
 from ...errors import PassError
 from ..base import finish, sort_nodes
-from .graph import STORAGE, Weight, dequantize_weight, find_weights, upgrade_opset
+from .graph import STORAGE, Weight, dequantize_weight, find_weights, untranspose_gemm, upgrade_opset
 from .levels import pow2_round, quantize_per_channel
 
 if TYPE_CHECKING:
@@ -37,11 +37,14 @@ class Int4Config:
         exclude: initializer names left float32 (e.g. the first Conv's weight).
         min_params: weights with fewer elements stay float32 (their scales would cost
             more than they save).
+        matmul_nbits: store transB=1 Gemm weights as (K, N) with transB=0, the layout
+            ONNX Runtime fuses into its MatMulNBits kernel (:func:`.graph.untranspose_gemm`).
     """
 
     bits: int = 4
     exclude: tuple[str, ...] = ()
     min_params: int = 0
+    matmul_nbits: bool = True
 
     def __post_init__(self) -> None:
         if self.bits not in STORAGE:
@@ -107,6 +110,8 @@ def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
     proto = upgrade_opset(copy_proto(model.proto), STORAGE[config.bits][2], name)
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     for w in weights:
+        if config.matmul_nbits and w.transposed_gemm:
+            w = untranspose_gemm(proto.graph, w, values)
         q, scale = quantize_per_channel(values[w.name], w.axis, config.bits)
         dequantize_weight(proto.graph, w, q, scale, config.bits)
     sort_nodes(proto.graph)

@@ -33,11 +33,13 @@ class Weight:
         axis: the axis that indexes output channels (Conv: 0; Gemm: 0 with transB=1,
             else 1; MatMul B: the last axis).
         shape: its dims.
+        transposed_gemm: every reader is a Gemm with transB=1 (weight (N, K)).
     """
 
     name: str
     axis: int
     shape: tuple[int, ...]
+    transposed_gemm: bool = False
 
 
 def _axis(node: onnx.NodeProto, name: str, rank: int) -> int | None:
@@ -46,8 +48,7 @@ def _axis(node: onnx.NodeProto, name: str, rank: int) -> int | None:
     if node.op_type == "Conv":
         return 0 if node.input[1] == name else None
     if node.op_type == "Gemm":
-        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-        return (0 if trans_b else 1) if node.input[1] == name else None
+        return (0 if _trans_b(node) else 1) if node.input[1] == name else None
     if node.op_type == "MatMul":
         return rank - 1 if node.input[1] == name else None
     return None
@@ -60,10 +61,38 @@ def find_weights(proto: onnx.ModelProto) -> list[Weight]:
     _, users = graph_index(proto.graph)
     found = []
     for layer in weight_layers(proto):
-        axes = {_axis(n, layer.name, len(layer.shape)) for n in users.get(layer.name, [])}
+        readers = users.get(layer.name, [])
+        axes = {_axis(n, layer.name, len(layer.shape)) for n in readers}
         if len(axes) == 1 and None not in axes:
-            found.append(Weight(layer.name, axes.pop(), layer.shape))
+            gemm_t = all(n.op_type == "Gemm" and _trans_b(n) for n in readers)
+            found.append(Weight(layer.name, axes.pop(), layer.shape, gemm_t))
     return found
+
+
+def _trans_b(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "transB"), 0)
+
+
+def untranspose_gemm(graph: onnx.GraphProto, weight: Weight, values: dict[str, np.ndarray]) -> Weight:
+    """Store a transB=1 Gemm weight (N, K) as (K, N) and set its readers' transB to 0, in
+    place (``values[weight.name]`` too); the product is unchanged.
+
+    Why: ONNX Runtime fuses DequantizeLinear(INT4/INT2, axis=1) -> Gemm/MatMul on a (K, N)
+    weight into its com.microsoft MatMulNBits kernel (4-bit weights unpacked inside the
+    GEMM); a (N, K) weight behind a transB=1 Gemm stays a float Gemm after a run-time
+    DequantizeLinear.
+
+    Returns:
+        the weight with axis 1 and shape (K, N).
+    """
+    w = values[weight.name].T.copy()
+    values[weight.name] = w
+    for node in graph.node:
+        if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == weight.name:
+            for a in node.attribute:
+                if a.name == "transB":
+                    a.i = 0
+    return Weight(weight.name, 1, tuple(w.shape))
 
 
 def upgrade_opset(proto: onnx.ModelProto, opset: int, pass_name: str) -> onnx.ModelProto:
