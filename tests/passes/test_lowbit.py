@@ -120,7 +120,20 @@ def test_pow2_weights_are_signed_powers_of_two_counted_at_b_bits(tiny) -> None:
     np.testing.assert_allclose(_ort(out.proto, x), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_int2_codes_can_be_stored_in_int4_for_openvino(tiny) -> None:
+    model, x = tiny
+    plain, wide = run_pass("weights-int2", model), run_pass("weights-int2", model, Int2Config(storage_bits=4))
+    types = {t.data_type for t in wide.proto.graph.initializer if "_q" in t.name}
+    assert types == {TensorProto.INT4}
+    assert [o.version for o in wide.proto.opset_import if o.domain == ""] == [21]
+    a, b = _dequantized(plain.proto), _dequantized(wide.proto)
+    assert all(np.array_equal(a[k], b[k]) for k in a) and set(a) == set(b)
+    assert weight_bytes(wide.proto) > weight_bytes(plain.proto)
+
+
 def test_bad_settings_are_refused_in_one_line(tiny) -> None:
+    with pytest.raises(PassError, match="cannot hold 4-bit codes"):
+        Int4Config(storage_bits=2)
     with pytest.raises(PassError, match="bits 4 or 2"):
         Int4Config(bits=3)
     with pytest.raises(PassError, match="exclude names no Conv/Gemm/MatMul weight"):

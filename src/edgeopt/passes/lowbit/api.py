@@ -40,17 +40,25 @@ class Int4Config:
             more than they save).
         matmul_nbits: store transB=1 Gemm weights as (K, N) with transB=0, the layout
             ONNX Runtime fuses into its MatMulNBits kernel (:func:`.graph.untranspose_gemm`).
+        storage_bits: width of the stored codes; None stores them at ``bits``. 4 with
+            bits=2 keeps the three 2-bit levels in INT4 tensors (twice the bytes, opset
+            21), which OpenVINO 2026.4 reads; it refuses INT2.
     """
 
     bits: int = 4
     exclude: tuple[str, ...] = ()
     min_params: int = 0
     matmul_nbits: bool = True
+    storage_bits: int | None = None
 
     def __post_init__(self) -> None:
         if self.bits not in STORAGE:
             raise PassError(f"low-bit integer weights take bits 4 or 2, got {self.bits}: "
                             f"use int8-dynamic for 8 bits")
+        if self.storage_bits is not None and (self.storage_bits not in STORAGE
+                                              or self.storage_bits < self.bits):
+            raise PassError(f"storage_bits {self.storage_bits} cannot hold {self.bits}-bit codes: "
+                            f"pass None, or 4 for 2-bit codes")
         object.__setattr__(self, "exclude", tuple(self.exclude))
 
 
@@ -108,13 +116,14 @@ def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
     if not weights:
         raise PassError(f"{model.name} has no float32 Conv/Gemm/MatMul weight for {name}: "
                         f"nothing to quantize")
-    proto = upgrade_opset(copy_proto(model.proto), STORAGE[config.bits][2], name)
+    storage = config.storage_bits or config.bits
+    proto = upgrade_opset(copy_proto(model.proto), STORAGE[storage][2], name)
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     for w in weights:
         if config.matmul_nbits and w.transposed_gemm:
             w = untranspose_gemm(proto.graph, w, values)
         q, scale = quantize_per_channel(values[w.name], w.axis, config.bits)
-        dequantize_weight(proto.graph, w, q, scale, config.bits)
+        dequantize_weight(proto.graph, w, q, scale, storage)
     sort_nodes(proto.graph)
     return finish(model, proto, name)
 

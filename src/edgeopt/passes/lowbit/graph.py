@@ -130,7 +130,8 @@ def container_bits(weight: Weight, bits: int) -> int:
 
 def dequantize_weight(graph: onnx.GraphProto, weight: Weight, q: np.ndarray, scale: np.ndarray,
                       bits: int) -> None:
-    """Replace initializer ``weight.name`` by ``DequantizeLinear(q, scale, axis)`` in place.
+    """Replace initializer ``weight.name`` by ``DequantizeLinear(q, scale, axis)`` in place,
+    the codes ``q`` (int8 array in the code range) stored ``bits`` wide (4 or 2).
 
     The packed codes are a new initializer ``<name>_q<bits>`` of type INT4/INT2 (ONNX packs
     two 4-bit or four 2-bit values per byte, low bits first; see :func:`container_bits`
