@@ -172,6 +172,25 @@ _SPECS = [
                                  why="90% magnitude pruning and k-means sharing without fine-tuning "
                                      "keep accuracy only with retraining (Han et al. 2016; tiny "
                                      "random-weight cases: cosine down to 0.45)")),
+    # Weight-only low-bit passes (issue 19): file size, not speed (passes/lowbit SPEED_NOTE).
+    PassSpec("weights-int4", "edgeopt.passes.lowbit:apply_int", "edgeopt.passes.lowbit:Int4Config",
+             summary="4-bit per-channel symmetric weights, INT4 behind DequantizeLinear (opset 21)",
+             tolerance=Tolerance(AGREEMENT, cosine=0.94, top1=0.5, rtol=0.3,
+                                 why="tiny cases: cosine >= 0.963, max err 0.17 x range, top-1 down to "
+                                     "62% of a batch of 32 (random-weight near-ties); zoo:seednet-digits: "
+                                     "top-1 agreement 99.4% on the digits test split")),
+    PassSpec("weights-int2", "edgeopt.passes.lowbit:apply_int", "edgeopt.passes.lowbit:Int2Config",
+             summary="2-bit per-channel weights {-1,0,1} x scale, INT2 behind DequantizeLinear (opset 25)",
+             tolerance=Tolerance(STRUCTURAL,
+                                 why="three levels per channel without retraining: tiny random-weight "
+                                     "cases cosine down to 0.14, max err 1.6 x range; zoo:seednet-digits "
+                                     "keeps 93.3% top-1 agreement on the digits test split")),
+    PassSpec("weights-pow2", "edgeopt.passes.lowbit:apply_pow2", "edgeopt.passes.lowbit:Pow2Config",
+             summary="power-of-two weights sign x 2^k, 2^(b-1) exponents per layer (float32, counted at b bits)",
+             tolerance=Tolerance(AGREEMENT, cosine=0.78, rtol=0.6,
+                                 why="tiny cases: cosine >= 0.862, max err 0.37 x range, top-1 flips on "
+                                     "near-ties; zoo:seednet-digits: top-1 agreement 98.3% on the digits "
+                                     "test split")),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 

@@ -1,0 +1,179 @@
+"""The low-bit weight passes: configs and ``apply`` functions (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..._util.onnxgraph import copy_proto
+from ...errors import PassError
+from ..base import finish, sort_nodes
+from .graph import STORAGE, Weight, dequantize_weight, find_weights, untranspose_gemm, upgrade_opset
+from .levels import pow2_round, quantize_per_channel
+
+if TYPE_CHECKING:
+    from ...model import Model
+
+POW2_NAME = "weights-pow2"
+#: metadata key: JSON {initializer name: bits} of float32 weights that hold low-bit values.
+BITS_KEY = "edgeopt.weight_bits"
+SPEED_NOTE = ("Weight-only: activations stay float32. ONNX Runtime 1.32 dequantizes Conv weights "
+              "at every inference (zoo:seednet-digits int4: ~1.3x the fp32 latency) and runs (K, N) "
+              "Gemm/MatMul weights in its MatMulNBits kernel; OpenVINO 2026.4 reads INT4 but refuses "
+              "INT2; no CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
+
+
+@dataclass(frozen=True)
+class Int4Config:
+    """Settings of ``weights-int4``.
+
+    Attributes:
+        bits: code width, 4 here (2 in :class:`Int2Config`).
+        exclude: initializer names left float32 (e.g. the first Conv's weight).
+        min_params: weights with fewer elements stay float32 (their scales would cost
+            more than they save).
+        matmul_nbits: store transB=1 Gemm weights as (K, N) with transB=0, the layout
+            ONNX Runtime fuses into its MatMulNBits kernel (:func:`.graph.untranspose_gemm`).
+        storage_bits: width of the stored codes; None stores them at ``bits``. 4 with
+            bits=2 keeps the three 2-bit levels in INT4 tensors (twice the bytes, opset
+            21), which OpenVINO 2026.4 reads; it refuses INT2.
+    """
+
+    bits: int = 4
+    exclude: tuple[str, ...] = ()
+    min_params: int = 0
+    matmul_nbits: bool = True
+    storage_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bits not in STORAGE:
+            raise PassError(f"low-bit integer weights take bits 4 or 2, got {self.bits}: "
+                            f"use int8-dynamic for 8 bits")
+        if self.storage_bits is not None and (self.storage_bits not in STORAGE
+                                              or self.storage_bits < self.bits):
+            raise PassError(f"storage_bits {self.storage_bits} cannot hold {self.bits}-bit codes: "
+                            f"pass None, or 4 for 2-bit codes")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+
+@dataclass(frozen=True)
+class Int2Config(Int4Config):
+    """Settings of ``weights-int2``: as :class:`Int4Config`, 2-bit codes {-1, 0, 1} x scale."""
+
+    bits: int = 2
+
+
+@dataclass(frozen=True)
+class Pow2Config:
+    """Settings of ``weights-pow2``.
+
+    Attributes:
+        bits: 1 sign bit + (bits - 1) exponent bits: 2^(bits-1) exponents per layer
+            (Miyashita et al. 2016 use 3-5 bits; 4 by default).
+        exclude: initializer names left float32.
+    """
+
+    bits: int = 4
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bits <= 8:
+            raise PassError(f"weights-pow2 bits must be 2..8, got {self.bits}: pass bits=4")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+
+def _selected(proto: onnx.ModelProto, exclude: tuple[str, ...], min_params: int,
+              model_name: str) -> list[Weight]:
+    weights = find_weights(proto)
+    unknown = set(exclude) - {w.name for w in weights}
+    if unknown:
+        raise PassError(f"exclude names no Conv/Gemm/MatMul weight of {model_name}: "
+                        f"{sorted(unknown)[:4]}; use initializer names such as "
+                        f"{[w.name for w in weights[:3]]}")
+    return [w for w in weights if w.name not in exclude and math.prod(w.shape) >= min_params]
+
+
+def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
+    """``weights-int4`` / ``weights-int2``: per-channel symmetric integer weights stored
+    as INT4 / INT2 behind DequantizeLinear (see :func:`.levels.quantize_per_channel`).
+
+    Returns:
+        a Model at opset >= 21 (int4) or >= 25 (int2); outputs are float32 as before.
+
+    Raises:
+        PassError: no weight to quantize, an unknown excluded name, or the opset
+            conversion fails.
+    """
+    config = config or Int4Config()
+    name = f"weights-int{config.bits}"
+    weights = _selected(model.proto, config.exclude, config.min_params, model.name)
+    if not weights:
+        raise PassError(f"{model.name} has no float32 Conv/Gemm/MatMul weight for {name}: "
+                        f"nothing to quantize")
+    storage = config.storage_bits or config.bits
+    proto = upgrade_opset(copy_proto(model.proto), STORAGE[storage][2], name)
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for w in weights:
+        if config.matmul_nbits and w.transposed_gemm:
+            w = untranspose_gemm(proto.graph, w, values)
+        q, scale = quantize_per_channel(values[w.name], w.axis, config.bits)
+        dequantize_weight(proto.graph, w, q, scale, storage)
+    sort_nodes(proto.graph)
+    return finish(model, proto, name)
+
+
+def apply_pow2(model: "Model", config: Pow2Config | None = None) -> "Model":
+    """``weights-pow2``: each selected weight rounded to sign x 2^k, k in a per-layer
+    window of 2^(bits-1) exponents (:func:`.levels.pow2_round`), stored as float32 and
+    declared at ``bits`` in the ``edgeopt.weight_bits`` metadata (:func:`weight_bytes`).
+
+    Raises:
+        PassError: no weight to round, or an unknown excluded name.
+    """
+    config = config or Pow2Config()
+    weights = _selected(model.proto, config.exclude, 0, model.name)
+    if not weights:
+        raise PassError(f"{model.name} has no float32 Conv/Gemm/MatMul weight for {POW2_NAME}: "
+                        f"nothing to round")
+    proto = copy_proto(model.proto)
+    chosen = {w.name for w in weights}
+    for t in proto.graph.initializer:
+        if t.name in chosen:
+            rounded, _ = pow2_round(numpy_helper.to_array(t), config.bits)
+            t.CopyFrom(numpy_helper.from_array(rounded, t.name))
+    bits = {**declared_bits(proto), **{n: config.bits for n in chosen}}
+    kept = [p for p in proto.metadata_props if p.key != BITS_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in kept}, BITS_KEY: json.dumps(bits)})
+    return finish(model, proto, POW2_NAME)
+
+
+def declared_bits(proto: onnx.ModelProto) -> dict[str, int]:
+    """{initializer name: bits} of float32 weights a pass declared low-bit (empty if none)."""
+    raw = next((p.value for p in proto.metadata_props if p.key == BITS_KEY), "")
+    return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def weight_bytes(proto: onnx.ModelProto) -> int:
+    """Bytes of all initializers as stored, with declared low-bit float weights counted
+    at their bit width (ceil(n x bits / 8)); INT4/INT2 tensors count their packed bytes."""
+    bits = declared_bits(proto)
+    total = 0
+    for t in proto.graph.initializer:
+        n = math.prod(t.dims)
+        if t.name in bits:
+            total += math.ceil(n * bits[t.name] / 8)
+        elif t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+            total += math.ceil(n / 2)
+        elif t.data_type in (onnx.TensorProto.INT2, onnx.TensorProto.UINT2):
+            total += math.ceil(n / 4)
+        else:
+            total += n * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    return total
