@@ -165,6 +165,14 @@ _SPECS = [
              tolerance=Tolerance(STRUCTURAL,
                                  why="trains the student away from its start, toward the teacher; kept: "
                                      "validation top-1 agreement never below the start's (restore_best)")),
+    PassSpec("qat", "edgeopt.passes.qat:apply", "edgeopt.passes.qat:QatConfig",
+             requires=(CALIBRATION,), accepts=(LABELS,),
+             summary="int8 QDQ by quantization-aware training, distilled from the original (torch.ao)",
+             needs="quantization-aware training needs calibration images: pass --images DIR",
+             packages=("torch",),
+             tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.9, rtol=0.5,
+                                 why="zoo:seednet-digits test split on ORT after 3 s: top-1 "
+                                     "agreement >= 0.99 (PTQ start kept if training does not help)")),
     PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
              "edgeopt.passes.deep_compression:DeepCompressionConfig", accepts=(CALIBRATION, LABELS),
              summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense",
