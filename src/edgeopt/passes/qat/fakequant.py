@@ -66,7 +66,13 @@ def insert_fake_quantizers(module: nn.Module, images: np.ndarray, batch_size: in
 
     folded = fuse(copy.deepcopy(module).eval())
     x = torch.from_numpy(images)
-    prepared = prepare_qat_fx(folded.train(), _qconfig_mapping(), (x[:1],))
+    with warnings.catch_warnings():
+        # torch.ao's FX mode is deprecated for torchao's pt2e (pytorch/ao#2259), whose QAT
+        # has no TorchScript ONNX export yet; and ops with fixed output ranges (Softmax)
+        # stay float under a global qconfig, which is the intent.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="QConfig must specify a FixedQParams")
+        prepared = prepare_qat_fx(folded.train(), _qconfig_mapping(), (x[:1],))
     prepared.eval()
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
