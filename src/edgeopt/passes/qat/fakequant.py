@@ -12,7 +12,8 @@ training", FX graph mode) with two choices made for the export:
   ("aten::fused_moving_avg_obs_fake_quant ... not supported"), and its reduced activation
   range (0..127) exports an extra Clip after each QuantizeLinear/DequantizeLinear pair.
 
-Activations: asymmetric uint8 per tensor (moving-average min/max); weights: symmetric int8
+Activations: asymmetric uint8 per tensor, min/max over all calibration images (as ORT's
+MinMax calibration; a moving average would let the first batch decide); weights: symmetric int8
 per output channel, the scheme ORT's QLinearConv and OpenVINO's int8 convolutions take.
 """
 
@@ -33,9 +34,10 @@ _WEIGHT_FQ = "weight_fake_quant"
 
 
 def _qconfig_mapping():
-    from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver, QConfig, QConfigMapping
+    from torch.ao.quantization import (FakeQuantize, MinMaxObserver, MovingAveragePerChannelMinMaxObserver, QConfig,
+                                       QConfigMapping)
 
-    activation = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+    activation = FakeQuantize.with_args(observer=MinMaxObserver, quant_min=0, quant_max=255,
                                         dtype=torch.quint8, qscheme=torch.per_tensor_affine)
     weight = FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128,
                                     quant_max=127, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
