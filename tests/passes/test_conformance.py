@@ -201,10 +201,12 @@ REFUSALS = {
     ("distill", "two_inputs"): _SINGLE_INPUT,
     # Distillation matches one tensor of class scores.
     ("distill", "two_outputs"): "distill classifiers only",
+    ("qat", "two_inputs"): _SINGLE_INPUT,
+    ("qat", "two_outputs"): "single-output classifiers",
 }
 
 # Passes that train or import NNCF (seconds each): run with -m slow.
-SLOW = {"distill", "int8-nncf", "int8-nncf-defaults"}
+SLOW = {"distill", "int8-nncf", "int8-nncf-defaults", "qat"}
 PASSES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in base.names()]
 
 

@@ -165,6 +165,15 @@ _SPECS = [
              tolerance=Tolerance(STRUCTURAL,
                                  why="trains the student away from its start, toward the teacher; kept: "
                                      "validation top-1 agreement never below the start's (restore_best)")),
+    PassSpec("qat", "edgeopt.passes.qat:apply", "edgeopt.passes.qat:QatConfig",
+             requires=(CALIBRATION,), accepts=(LABELS,),
+             summary="int8 QDQ by quantization-aware training, distilled from the original (torch.ao)",
+             needs="quantization-aware training needs calibration images: pass --images DIR",
+             packages=("torch",),
+             tolerance=Tolerance(AGREEMENT, cosine=0.9, top1=0.8, rtol=0.5,
+                                 why="int8-static's bound (the start is its calibration, the best "
+                                     "held-out weights are kept): zoo:seednet-digits test split on "
+                                     "ORT 100% top-1 after 3-20 s; tiny cases not measured yet")),
     PassSpec("deep-compression", "edgeopt.passes.deep_compression:apply",
              "edgeopt.passes.deep_compression:DeepCompressionConfig", accepts=(CALIBRATION, LABELS),
              summary="magnitude pruning + k-means weight sharing + Huffman (size, not speed), restored dense",

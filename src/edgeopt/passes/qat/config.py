@@ -1,0 +1,47 @@
+"""Settings of quantization-aware training: :class:`QatConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import PassError
+
+PASS_NAME = "qat"
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """Settings of the ``qat`` pass (all defaults valid).
+
+    Attributes:
+        seconds: wall-time budget of the distillation that trains the fake-quantized
+            network (s, > 0); the post-training calibration and the export come on top.
+        lr: AdamW learning rate of that training (> 0); 1e-4 keeps a pretrained network
+            near its start (see :mod:`edgeopt.passes.distill.config`).
+        calibration_count: calibration images used, at most (>= 1): the activation ranges
+            are measured on all of them before training (post-training calibration);
+            training holds out ``val_fraction`` of them for the agreement.
+        batch_size: images per training step (>= 1).
+        val_fraction: share of the images held out for the held-out agreement that picks
+            the best weights (as :class:`~edgeopt.passes.distill.config.DistillConfig`).
+        seed: seeds the hold-out, shuffling and augmentation.
+    """
+
+    seconds: float = 60.0
+    lr: float = 1e-4
+    calibration_count: int = 300
+    batch_size: int = 32
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.seconds > 0, "seconds must be > 0"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.calibration_count >= 1, "calibration_count must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+        ]
+        for ok, fix in checks:
+            if not ok:
+                raise PassError(f"bad QatConfig: {fix}")
