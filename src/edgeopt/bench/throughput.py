@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import registry
 from ..errors import EdgeoptError
 from .._util.errorline import error_line
 from .environment import machine_info
+from .harness import timed_backend
 from .stats import LatencyStats
 
 if TYPE_CHECKING:
@@ -195,10 +195,7 @@ def measure_throughput(model: "Model", backend: str, *, threads: int, streams: i
     if streams < 1 or threads < 1 or min_requests < 1 or not (math.isfinite(duration_s) and duration_s >= 0):
         raise EdgeoptError(f"threads={threads}, streams={streams}, min_requests={min_requests}, "
                            f"duration_s={duration_s}: give integers >= 1 and a duration >= 0 s")
-    be = registry.get(backend)
-    if not getattr(be, "timed", True):
-        raise EdgeoptError(f"backend {backend!r} is a correctness oracle, not a runtime to time: "
-                           f"measure ort or openvino instead")
+    be = timed_backend(backend)
     result = ThroughputResult(backend=backend, backend_version=be.version(), model=model.name,
                               model_sha256=model.sha256, threads=threads, streams_asked=streams,
                               machine=machine_info())

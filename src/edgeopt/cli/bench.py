@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -17,11 +17,7 @@ from ..errors import EdgeoptError
 from .device import InsecureOpt, SchedulerOpt, TlsOpt
 from ..report.console_table import Printer
 from .options import (ChannelsOpt, InputsOpt, JsonOpt, MeanOpt, ModelArg, ResizeShortOpt, SampleRateOpt, ShapeOpt,
-                      StdOpt, duration_option, given, in_range, json_command, load_data, only_with)
-
-if TYPE_CHECKING:
-    from ..bench.real_inputs import RealInputs
-    from ..model import Model
+                      StdOpt, duration_option, given, in_range, json_command, load_real_inputs, only_with)
 
 out = Console()
 
@@ -83,7 +79,7 @@ def bench(
     m = edgeopt.load_model(model, shape=shape)
     real = None
     if folder is not None:
-        m, real = _real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
+        m, real = load_real_inputs(m, folder, mean, std, channels, resize_short, sample_rate)
     grid = (m, backend_list, csv_ints(batch, "--batch"), csv_ints(threads, "--threads"))
     stream_list = streams_option(streams, device)
     deadline = Deadline(command_budget(budget))  # from when the command started
@@ -146,18 +142,6 @@ def _bench_folder(ctx: typer.Context, images: Optional[Path], inputs: Optional[P
     if no_history and given(ctx, "history"):
         raise EdgeoptError("--history names the results history that --no-history leaves out: drop one of them")
     return folder
-
-
-def _real_inputs(m: "Model", folder: Path, mean: Optional[str], std: Optional[str], channels: Optional[str],
-                 resize_short: Optional[int], sample_rate: Optional[int]) -> tuple["Model", "RealInputs"]:
-    """(the model with any preprocessing options, its :class:`~edgeopt.bench.real_inputs.RealInputs`)
-    read from ``folder`` by the readers `optimize` uses (:func:`~edgeopt.cli.options.load_data`)."""
-    from ..bench.real_inputs import real_inputs
-    from ..data.inputs import folder_kind
-
-    kind = folder_kind(folder)
-    m, data = load_data(m, folder, mean, std, channels, resize_short, sample_rate)
-    return m, real_inputs(m, data, source=str(folder), kind=kind)
 
 
 def streams_option(text: str | None, device: str | None) -> list[int]:

@@ -14,7 +14,7 @@ import edgeopt
 from .._util.outputs import check_outputs
 from .._util.resources import check_threads
 from ..errors import EdgeoptError
-from .options import InputsOpt, ModelArg, ShapeOpt, duration_option, in_range, load_data
+from .options import InputsOpt, ModelArg, ShapeOpt, duration_option, in_range, load_real_inputs
 
 out = Console()
 
@@ -39,8 +39,6 @@ def command(
     verdict (VALID/INVALID and why), the scenario's metric, early-stopping estimates and
     latency percentiles."""
     from ..bench.loadgen import MAX_SAMPLES, LoadGenConfig, run_loadgen
-    from ..bench.real_inputs import real_inputs
-    from ..data.inputs import folder_kind
     from ..report.loadgen_report import LOADGEN_FILES, print_loadgen, write_loadgen_outputs
 
     config = LoadGenConfig.parse(scenario, target_qps=target_qps, duration_s=duration,
@@ -56,8 +54,8 @@ def command(
     m = edgeopt.load_model(model, shape=shape)
     samples = None
     if folder is not None:  # as bench reads them: images through the preprocessing, samples as they are
-        m, data = load_data(m, folder)
-        samples = real_inputs(m, data, source=str(folder), kind=folder_kind(folder)).feeds(m, 1, limit=MAX_SAMPLES)
+        m, real = load_real_inputs(m, folder)
+        samples = real.feeds(m, 1, limit=MAX_SAMPLES)
     run = run_loadgen(m, backend, config, threads=threads, streams=streams or threads, samples=samples,
                       inputs="random" if folder is None else str(folder))
     paths = write_loadgen_outputs(run, out_dir)

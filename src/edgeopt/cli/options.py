@@ -18,6 +18,7 @@ from ..model import Model
 from ..report.json_output import json_stdout
 
 if TYPE_CHECKING:
+    from ..bench.real_inputs import RealInputs
     from ..data.images import ImageSet
     from ..data.samples import SampleSet
 
@@ -175,3 +176,20 @@ def load_data(m: Model, path: Path, mean: str | None = None, std: str | None = N
         raise EdgeoptError(f"{' '.join(given)} preprocess images; {path} holds samples, fed as they are: "
                            f"drop {'them' if len(given) > 1 else 'it'}")
     return m, data
+
+
+def load_real_inputs(m: Model, folder: Path, mean: str | None = None, std: str | None = None,
+                     channels: str | None = None, resize_short: int | None = None,
+                     sample_rate: int | None = None) -> tuple[Model, "RealInputs"]:
+    """The model (with any preprocessing options) and the inputs in ``folder`` to time it on
+    (``bench``, ``loadgen``), read as :func:`load_data` reads them for `optimize`.
+
+    Raises:
+        as :func:`load_data` and :func:`edgeopt.bench.real_inputs.real_inputs`.
+    """
+    from ..bench.real_inputs import real_inputs
+    from ..data.inputs import folder_kind
+
+    kind = folder_kind(folder)
+    m, data = load_data(m, folder, mean, std, channels, resize_short, sample_rate)
+    return m, real_inputs(m, data, source=str(folder), kind=kind)
