@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from .._util.binomial import rate_bound
 from ..errors import EdgeoptError
 
 CONFIDENCE = 0.95
@@ -45,10 +46,7 @@ def wilson_lower(k: int, n: int, confidence: float = CONFIDENCE) -> float:
     Raises:
         EdgeoptError: n < 1 or k outside 0..n.
     """
-    if n < 1 or not 0 <= k <= n:
-        raise EdgeoptError(f"a rate needs 0 <= k <= n and n >= 1, got k={k}, n={n}: count the evaluated samples")
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=2 * confidence - 1, method="wilson")
-    return float(ci.low)
+    return rate_bound(k, n, confidence, upper=False, method="wilson")
 
 
 def min_samples(rate: float, confidence: float = CONFIDENCE) -> int:

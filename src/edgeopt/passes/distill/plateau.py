@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..._util.binomial import rate_bound
 from ...errors import PassError
 
 
@@ -40,12 +41,7 @@ def agreement_upper(k: int, n: int, confidence: float) -> float:
     Raises:
         PassError: n < 1 or k outside 0..n.
     """
-    from scipy import stats
-
-    if n < 1 or not 0 <= k <= n:
-        raise PassError(f"an agreement needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=2 * confidence - 1, method="exact")
-    return 100.0 * float(ci.high)
+    return 100.0 * rate_bound(k, n, confidence, upper=True, method="exact", error=PassError)
 
 
 @dataclass
