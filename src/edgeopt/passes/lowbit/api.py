@@ -14,7 +14,8 @@ from onnx import numpy_helper
 from ..._util.onnxgraph import copy_proto
 from ...errors import PassError
 from ..base import finish, sort_nodes
-from .graph import STORAGE, Weight, dequantize_weight, find_weights, untranspose_gemm, upgrade_opset
+from .graph import STORAGE, Weight, dequantize_weight, find_weights, untranspose_gemm
+from ..quantize.opset import at_least
 from .levels import pow2_round, quantize_per_channel
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
         raise PassError(f"{model.name} has no float32 Conv/Gemm/MatMul weight for {name}: "
                         f"nothing to quantize")
     storage = config.storage_bits or config.bits
-    proto = upgrade_opset(copy_proto(model.proto), STORAGE[storage][2], name)
+    proto = at_least(copy_proto(model.proto), STORAGE[storage][2], model.name,
+                     "use weights-pow2 or int8-dynamic instead", needs=f"pass {name}")
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     for w in weights:
         if config.matmul_nbits and w.transposed_gemm:

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, version_converter
+from onnx import helper, numpy_helper
 
-from ..._util.errorline import error_line
 from ...errors import PassError
 from ..base import graph_index
 from ..deep_compression.sparsity import weight_layers
@@ -93,24 +92,6 @@ def untranspose_gemm(graph: onnx.GraphProto, weight: Weight, values: dict[str, n
                 if a.name == "transB":
                     a.i = 0
     return Weight(weight.name, 1, tuple(w.shape))
-
-
-def upgrade_opset(proto: onnx.ModelProto, opset: int, pass_name: str) -> onnx.ModelProto:
-    """``proto`` at default-domain ``opset`` or later, with the IR version that opset needs.
-
-    Raises:
-        PassError: the ONNX version converter cannot convert the model.
-    """
-    current = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
-    if current >= opset:
-        return proto
-    try:
-        out = version_converter.convert_version(proto, opset)
-    except Exception as e:
-        raise PassError(f"pass {pass_name} needs opset {opset} and the ONNX converter failed "
-                        f"({error_line(e)}): use weights-pow2 or int8-dynamic instead") from e
-    out.ir_version = max(out.ir_version, helper.find_min_ir_version_for(list(out.opset_import)))
-    return out
 
 
 def container_bits(weight: Weight, bits: int) -> int:

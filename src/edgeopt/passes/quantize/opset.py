@@ -28,11 +28,14 @@ def onnx_opset(proto: onnx.ModelProto) -> int:
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def at_least(proto: onnx.ModelProto, version: int, model_name: str, hint: str) -> onnx.ModelProto:
-    """``proto`` if its opset is >= ``version``, else a copy converted to ``version``.
+def at_least(proto: onnx.ModelProto, version: int, model_name: str, hint: str,
+             needs: str = "int8") -> onnx.ModelProto:
+    """``proto`` if its opset is >= ``version``, else a copy converted to ``version``, with
+    at least the IR version that opset needs (the converter leaves the old one).
 
     Args:
         hint: the fix named when the conversion fails, e.g. "pass --no-per-channel".
+        needs: what needs the opset, for the message ("int8", "pass weights-int4").
 
     Raises:
         PassError: onnx's version converter cannot convert the graph.
@@ -43,9 +46,11 @@ def at_least(proto: onnx.ModelProto, version: int, model_name: str, hint: str) -
     from onnx import version_converter
 
     try:
-        return version_converter.convert_version(proto, version)
+        out = version_converter.convert_version(proto, version)
     except Exception as e:
         raise PassError(
-            f"{model_name} is at opset {current} and int8 needs opset {version}, which onnx's "
+            f"{model_name} is at opset {current} and {needs} needs opset {version}, which onnx's "
             f"version converter cannot reach ({error_line(e, limit=120)}): {hint}"
         ) from e
+    out.ir_version = max(out.ir_version, onnx.helper.find_min_ir_version_for(list(out.opset_import)))
+    return out
