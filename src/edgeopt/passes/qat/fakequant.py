@@ -20,7 +20,6 @@ per output channel, the scheme ORT's QLinearConv and OpenVINO's int8 convolution
 from __future__ import annotations
 
 import copy
-import io
 import warnings
 
 import numpy as np
@@ -88,7 +87,8 @@ def insert_fake_quantizers(module: nn.Module, images: np.ndarray, batch_size: in
 
 def export_qdq(module: nn.Module, example: np.ndarray, input_name: str, output_name: str) -> onnx.ModelProto:
     """The fake-quantized ``module`` exported as an ONNX graph of QuantizeLinear /
-    DequantizeLinear pairs (TorchScript exporter, opset 17, batch dimension symbolic).
+    DequantizeLinear pairs (:func:`edgeopt.model.from_torch`: TorchScript exporter, opset
+    17, batch dimension symbolic).
 
     Args:
         module: the output of :func:`insert_fake_quantizers` (trained or not); its
@@ -96,18 +96,13 @@ def export_qdq(module: nn.Module, example: np.ndarray, input_name: str, output_n
         example: float32 (1, C, H, W) input for the trace.
 
     Raises:
-        torch.onnx's errors when a module of the graph has no export.
+        ModelLoadError: a module of the graph has no export.
     """
     from torch.ao.quantization import disable_observer
 
-    from ...shapes import BATCH_DIM
+    from ...model import from_torch
 
     module.apply(disable_observer)
-    module.eval()
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
+    with warnings.catch_warnings():  # the tracer's notes on fake-quantizers' constant ranges
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.from_numpy(example),), buf, dynamo=False, opset_version=17,
-                          input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: {0: BATCH_DIM}, output_name: {0: BATCH_DIM}})
-    return onnx.load_from_string(buf.getvalue())
+        return from_torch(module, torch.from_numpy(example), input_name=input_name, output_name=output_name).proto
