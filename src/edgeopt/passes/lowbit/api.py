@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from ...model import Model
 
 POW2_NAME = "weights-pow2"
-SPEED_NOTE = ("Weight-only: activations stay float32. ONNX Runtime 1.32 dequantizes Conv weights "
-              "at every inference (zoo:seednet-digits int4: ~1.3x the fp32 latency) and runs (K, N) "
-              "Gemm/MatMul weights in its MatMulNBits kernel; OpenVINO 2026.4 reads INT4 but refuses "
-              "INT2; no CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
+SPEED_NOTE = ("Weight-only: activations stay float32. edgeopt's ONNX Runtime 1.32 sessions fold the "
+              "DequantizeLinear of Conv weights at load (session.disable_quant_qdq): zoo:seednet-digits "
+              "int4 runs at the fp32 latency (p50 0.91-1.03x; 1.5-1.9x when ORT dequantizes at every "
+              "inference) with float32 weights in memory; a model whose low-bit weights all feed (K, N) "
+              "Gemm/MatMul keeps ORT's MatMulNBits kernel (0.94-1.00x fp32; activations quantized to int8 "
+              "inside at ORT's default accuracy level 4); OpenVINO 2026.4 reads INT4 but refuses INT2; no "
+              "CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
 
 
 @dataclass(frozen=True)
