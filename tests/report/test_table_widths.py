@@ -226,7 +226,7 @@ def test_a_narrow_terminal_gets_records_and_a_wide_one_the_grid(tables):
     assert "─" not in narrow and "\n/features/features.3/Conv\n  op:       Conv\n" in narrow
     assert "  MACs:     35,831,808\n" in narrow
     row = next(line for line in wide.splitlines() if line.startswith("/features/features.3/Conv"))
-    assert row.split() == ["/features/features.3/Conv", "Conv", "1x48x36x36", "27,696", "35,831,808", "110,784",
+    assert row.split() == ["/features/features.3/Conv", "Conv", "1x48x36x36", "27,696", "32", "35,831,808", "110,784",
                            "356,416", "76.7"]
 
 

@@ -9,12 +9,12 @@ shared with the analyses that need the per-tensor view rather than per-layer cou
    (``infer_shapes(data_prop=True)``) fills the rest, and one onnxruntime run (all
    optimizations off) fills what inference leaves unknown.
 2. **Constants.** Initializers, Constant outputs and nodes whose inputs are all
-   constant are weights: those nodes are folded (not runtime steps).
+   constant are weights: those nodes are folded (not runtime steps). A stored tensor's
+   bytes follow :mod:`edgeopt.analysis.bitwidth` (declared bits, else the packed width).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,16 +25,11 @@ from ..errors import ShapeError
 from .._util.errorline import error_line
 from .._util.onnxgraph import copy_proto, topological
 from ..model import Model
+from .bitwidth import declared_bits, element_bits, tensor_bytes
 from .probe import probe_session
 
 Shape = tuple[int, ...]
 
-# Elements that do not fill a whole byte; every other dtype uses numpy's itemsize.
-_SUB_BYTE_BITS = {
-    getattr(onnx.TensorProto, name): bits
-    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
-    if hasattr(onnx.TensorProto, name)
-}
 # Nodes whose output differs run to run even with constant inputs: never folded.
 _NOT_FOLDABLE = {"RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
@@ -51,6 +46,8 @@ class GraphView:
         types: {tensor name: (concrete shape or None, ONNX elem type)}.
         consts: {constant tensor: names of the stored tensors it is computed from}.
         stored_bytes: {stored tensor (initializer or Constant output): bytes}.
+        stored_bits: {stored tensor: bits per element as counted}, declared or stored
+            (:mod:`edgeopt.analysis.bitwidth`; 0 when its type is unknown).
         folded: indices (into ``nodes``) of the nodes computed from constants only.
         runtime: [(index, node)] of the nodes a runtime executes, in order.
         shape_source: "onnx", "onnx+onnxruntime" or "onnx (onnxruntime could not run it)".
@@ -62,6 +59,7 @@ class GraphView:
     types: dict[str, tuple[Shape | None, int]]
     consts: dict[str, frozenset[str]]
     stored_bytes: dict[str, int]
+    stored_bits: dict[str, int]
     folded: set[int]
     runtime: list[tuple[int, onnx.NodeProto]]
     shape_source: str
@@ -71,7 +69,10 @@ class GraphView:
         return self.types.get(name, (None, 0))[0] if name else None
 
     def nbytes(self, name: str) -> int:
-        """Bytes of tensor ``name`` (0 when its shape or dtype is unknown)."""
+        """Bytes of tensor ``name`` (a stored one at its counted width; 0 when its shape or
+        dtype is unknown)."""
+        if name in self.stored_bytes:
+            return self.stored_bytes[name]
         return tensor_bytes(*self.types.get(name, (None, 0)))
 
 
@@ -80,7 +81,8 @@ def graph_view(model: Model, batch: int) -> GraphView:
 
     Raises:
         ShapeError: ``batch`` is not a positive integer, ONNX shape inference rejects
-            the model at these shapes, or the graph has a cycle.
+            the model at these shapes, the graph has a cycle, or its
+            ``edgeopt.weight_bits`` metadata is malformed.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ShapeError(f"batch must be a positive integer, got {batch!r}: pass batch=1 or more")
@@ -95,7 +97,8 @@ def graph_view(model: Model, batch: int) -> GraphView:
     graph = inferred.graph
     types = tensor_types(graph)
     nodes = list(graph.node)  # topologically ordered by concrete_proto
-    consts, stored_bytes, folded = fold_constants(graph, nodes, types)
+    consts, stored_bits, folded = fold_constants(graph, nodes, types, declared_bits(model.proto))
+    stored_bytes = {x: tensor_bytes(*types.get(x, (None, 0)), bits=b) for x, b in stored_bits.items()}
     runtime = [(i, n) for i, n in enumerate(nodes) if i not in folded]
     shape_source = "onnx"
     needed = {x for _, n in runtime for x in (*n.input, *n.output) if x}
@@ -105,7 +108,8 @@ def graph_view(model: Model, batch: int) -> GraphView:
         types.update(found)
         shape_source = "onnx+onnxruntime" if found else "onnx (onnxruntime could not run it)"
     return GraphView(concrete=concrete, graph=graph, nodes=nodes, types=types, consts=consts,
-                     stored_bytes=stored_bytes, folded=folded, runtime=runtime, shape_source=shape_source)
+                     stored_bytes=stored_bytes, stored_bits=stored_bits, folded=folded, runtime=runtime,
+                     shape_source=shape_source)
 
 
 # -- shapes --------------------------------------------------------------------------------
@@ -176,40 +180,33 @@ def has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
 
-def tensor_bytes(shape: Shape | None, elem_type: int) -> int:
-    """Bytes of a tensor of ``shape`` and ONNX ``elem_type`` (0 when either is unknown)."""
-    if shape is None or not elem_type:
-        return 0
-    count = math.prod(shape)
-    if elem_type in _SUB_BYTE_BITS:
-        return math.ceil(count * _SUB_BYTE_BITS[elem_type] / 8)
-    try:
-        return count * helper.tensor_dtype_to_np_dtype(elem_type).itemsize
-    except (KeyError, TypeError, ValueError):  # STRING and other non-numeric types
-        return 0
-
-
 def fold_constants(
-    graph: onnx.GraphProto, nodes: list[onnx.NodeProto], types: dict[str, tuple[Shape | None, int]]
+    graph: onnx.GraphProto, nodes: list[onnx.NodeProto], types: dict[str, tuple[Shape | None, int]],
+    declared: dict[str, int] | None = None,
 ) -> tuple[dict[str, frozenset[str]], dict[str, int], set[int]]:
     """Find constant tensors.
 
+    Args:
+        declared: {initializer: bits} declared in the model's metadata
+            (:func:`edgeopt.analysis.bitwidth.declared_bits`); they win over the stored width.
+
     Returns:
         (constant tensor name -> names of the stored tensors it is computed from,
-         stored tensor name -> its bytes, indices of the folded nodes).
+         stored tensor name -> its bits per element as counted, indices of the folded nodes).
     """
+    declared = declared or {}
     consts: dict[str, frozenset[str]] = {}
-    stored_bytes: dict[str, int] = {}
+    stored_bits: dict[str, int] = {}
     for init in graph.initializer:
         consts[init.name] = frozenset([init.name])
-        stored_bytes[init.name] = tensor_bytes(*types[init.name])
+        stored_bits[init.name] = declared.get(init.name) or element_bits(types[init.name][1])
     folded: set[int] = set()
     for i, node in enumerate(nodes):
         ins = [x for x in node.input if x]
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for o in node.output:
                 consts[o] = frozenset([o])
-                stored_bytes[o] = tensor_bytes(*types.get(o, (None, 0)))
+                stored_bits[o] = element_bits(types.get(o, (None, 0))[1])
             folded.add(i)
         elif (ins and all(x in consts for x in ins) and node.op_type not in _NOT_FOLDABLE
               and not has_subgraph(node)):
@@ -218,6 +215,6 @@ def fold_constants(
                 if o:
                     consts[o] = sources
             folded.add(i)
-    return consts, stored_bytes, folded
+    return consts, stored_bits, folded
 
 

@@ -22,7 +22,12 @@ analyses that need every tensor's shape.
    of a bias, ...) are weights, not activations. Those nodes are not layers: runtimes fold
    them at load time. A layer's weight bytes are the stored bytes (initializers and
    Constant values, their actual dtypes) its constant inputs come from, so a QDQ Conv
-   reads its int8 weights, scales and zero points.
+   reads its int8 weights, scales and zero points. Each stored tensor counts
+   ceil(elements x bits / 8) bytes at the width a pass declared for it (the model's
+   ``edgeopt.weight_bits`` metadata, e.g. ``weights-pow2``), else at its stored width,
+   INT4/INT2 packed (:mod:`edgeopt.analysis.bitwidth`, the rule the energy model and the
+   low-bit passes share). A layer's ``weight_bits`` is that width for its largest weight
+   tensor (the Conv/Gemm kernel rather than its bias or scales).
 3. **Counting.** Each remaining node goes to its handler in
    :data:`edgeopt.analysis.ophandlers.HANDLERS` (MAC and other-op conventions are
    documented there). A node without a handler, or whose shapes stay unknown, is a row
@@ -55,7 +60,8 @@ from onnx import helper
 
 from ..model import Model
 from .._util.onnxgraph import reads
-from .graphview import Shape, graph_view, tensor_bytes
+from .bitwidth import tensor_bytes
+from .graphview import Shape, graph_view
 from .ophandlers import HANDLERS, NodeView, Uncountable, handler_key
 
 _FLOAT_TYPES = {
@@ -75,11 +81,15 @@ class LayerProfile:
         params: elements of the weight tensors the node reads (see module doc, 4.).
         macs: multiply-accumulates (0 for ops without conv/matmul-like work).
         other_ops: approximate non-MAC arithmetic operations (element-wise, pooling).
-        weight_bytes: stored bytes (actual dtypes) of the initializers and Constant
-            values the node reads, directly or through folded constant nodes.
+        weight_bytes: stored bytes of the initializers and Constant values the node
+            reads, directly or through folded constant nodes, each at its declared or
+            stored (packed) width (module doc, 2.).
         activation_bytes: bytes of the node's non-constant inputs plus its outputs.
         counted: False when no handler exists or the shapes are unknown; then ``macs``
             and ``other_ops`` are 0 because they are unknown, not because they are zero.
+        weight_bits: bits per element of its largest weight tensor as counted (32 for
+            float32, 8 for QDQ int8, 4 for ``weights-int4`` or ``weights-pow2`` at 4
+            bits); None when it reads no weight.
     """
 
     name: str
@@ -91,6 +101,7 @@ class LayerProfile:
     weight_bytes: int
     activation_bytes: int
     counted: bool
+    weight_bits: int | None = None
 
     @property
     def intensity(self) -> float:
@@ -118,7 +129,8 @@ class ModelProfile:
         params: parameter count, shared tensors counted once (see module doc, 4.).
         macs: total multiply-accumulates at ``batch`` (1 MAC = 2 OPs).
         other_ops: total approximate non-MAC arithmetic operations.
-        weight_bytes: stored bytes of all initializers/Constant values the graph reads.
+        weight_bytes: stored bytes of all initializers/Constant values the graph reads,
+            at their declared or stored widths (module doc, 2.).
         file_bytes: size of the serialized ONNX model.
         peak_activation_bytes: liveness peak of activation memory (module doc, 5.).
         num_layers: runtime nodes with MACs > 0 (conv, matmul-like layers).
@@ -199,13 +211,14 @@ def profile(model: Model, *, batch: int = 1) -> ModelProfile:
     """
     view = graph_view(model, batch)
     graph, types, consts, stored_bytes, runtime = view.graph, view.types, view.consts, view.stored_bytes, view.runtime
+    bits = view.stored_bits
 
     layers: list[LayerProfile] = []
     weights: dict[str, int] = {}
     read_sources: set[str] = set()
     uncounted: Counter[tuple[str, str]] = Counter()
     for idx, node in runtime:
-        layer, node_weights, sources, reason = _layer(idx, node, types, consts, stored_bytes)
+        layer, node_weights, sources, reason = _layer(idx, node, types, consts, stored_bytes, bits)
         layers.append(layer)
         weights.update(node_weights)
         read_sources |= sources
@@ -250,6 +263,7 @@ def _layer(
     types: dict[str, tuple[Shape | None, int]],
     consts: dict[str, frozenset[str]],
     stored_bytes: dict[str, int],
+    stored_bits: dict[str, int],
 ) -> tuple[LayerProfile, dict[str, int], set[str], str]:
     """One node's row, its weight tensors {name: elements}, the stored tensors it reads, and
     the reason it is uncounted ("" when counted)."""
@@ -303,8 +317,20 @@ def _layer(
         weight_bytes=sum(stored_bytes[s] for s in sources),
         activation_bytes=sum(tensor_bytes(*types.get(x, (None, 0))) for x in activations),
         counted=not reason,
+        weight_bits=_weight_bits(node_weights, consts, types, stored_bits),
     )
     return layer, node_weights, sources, reason
+
+
+def _weight_bits(node_weights: dict[str, int], consts: dict[str, frozenset[str]],
+                 types: dict[str, tuple[Shape | None, int]], stored_bits: dict[str, int]) -> int | None:
+    """Counted bits of the largest stored tensor behind the node's weight slots (module
+    doc, 2.): the int4 codes behind a DequantizeLinear, not its float32 scales."""
+    sources = sorted(set().union(*(consts[x] for x in node_weights if x in consts)))
+    if not sources:
+        return None
+    largest = max(sources, key=lambda s: math.prod(types.get(s, (None, 0))[0] or ()))
+    return stored_bits.get(largest) or None
 
 
 # -- activation memory --------------------------------------------------------------------------

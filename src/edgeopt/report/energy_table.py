@@ -24,28 +24,45 @@ def _uj(pj: float) -> str:
     return f"{pj / 1e6:,.3f}"
 
 
+def _bits(bits: int | None) -> str:
+    return "-" if bits is None else str(bits)
+
+
 def energy_layers_table(report: EnergyReport) -> ConsoleTable:
-    """The per-layer table of one model and its totals (energies in µJ, sizes in KiB)."""
+    """The per-layer table of one model and its totals (energies in µJ, sizes in KiB).
+
+    "prec" is what a layer's MACs compute in; "W bits" the bits per element its largest
+    weight is counted at (:mod:`edgeopt.analysis.bitwidth`). A note says so when a layer
+    holds weights below 8 bits but computes in float (weight-only low-bit)."""
     cap_name, cap = report.capacity
     levels = ", ".join(f"{k} {_kib(v)} KiB" for k, v in report.levels.items())
     t = ConsoleTable(f"energy ({report.table.source})",
-                     columns(("layer", "name"), ("op", "name"), ("prec", "name"), "MACs", "weights KiB", "acts KiB",
-                             ("fits in", "name"), "DRAM KiB", "compute µJ", "memory µJ", "total µJ", "share"),
+                     columns(("layer", "name"), ("op", "name"), ("prec", "name"), "W bits", "MACs", "weights KiB",
+                             "acts KiB", ("fits in", "name"), "DRAM KiB", "compute µJ", "memory µJ", "total µJ",
+                             "share"),
                      before=[f"{report.model} batch {report.batch}; device {report.device or '-'}; levels: {levels}; "
                              f"traffic model on {cap_name} ({_kib(cap)} KiB); weights "
                              f"{'resident on chip' if report.weights_resident else 'read from DRAM every inference'}"])
     for layer in report.layers:
-        t.add_row(layer.name, layer.op_type, layer.precision, f"{layer.macs:,}", _kib(layer.weight_bytes),
-                  _kib(layer.input_bytes + layer.output_bytes), layer.fits, _kib(layer.dram_bytes),
-                  _uj(layer.compute_pj), _uj(layer.memory_pj), _uj(layer.total_pj),
+        t.add_row(layer.name, layer.op_type, layer.precision, _bits(layer.weight_bits), f"{layer.macs:,}",
+                  _kib(layer.weight_bytes), _kib(layer.input_bytes + layer.output_bytes), layer.fits,
+                  _kib(layer.dram_bytes), _uj(layer.compute_pj), _uj(layer.memory_pj), _uj(layer.total_pj),
                   (f"{report.share(layer):.1%}", Styled(" DRAM" if layer.dram_dominated else "", "red")))
-    t.add_row("total", "", "", f"{report.macs:,}", "", "", "", _kib(report.dram_bytes), _uj(report.compute_pj),
-              _uj(report.onchip_pj + report.dram_pj), _uj(report.total_pj), "100%")
+    t.add_row("total", "", "", "", f"{report.macs:,}", _kib(report.weight_bytes), "", "", _kib(report.dram_bytes),
+              _uj(report.compute_pj), _uj(report.onchip_pj + report.dram_pj), _uj(report.total_pj), "100%")
     dominated = [layer.name for layer in report.layers if layer.dram_dominated]
     t.notes.append(f"total {_uj(report.total_pj)} µJ per batch, {_uj(report.total_pj / report.batch)} µJ per "
                    f"image: compute {report.compute_pj / report.total_pj:.0%}, on-chip "
-                   f"{report.onchip_pj / report.total_pj:.0%}, DRAM {report.dram_pj / report.total_pj:.0%}; "
-                   f"{len(dominated)} of {len(report.layers)} layers DRAM-dominated")
+                   f"{report.onchip_pj / report.total_pj:.0%}, DRAM {report.dram_pj / report.total_pj:.0%} "
+                   f"(weights {_uj(report.dram_weight_pj)} µJ); {len(dominated)} of {len(report.layers)} "
+                   f"layers DRAM-dominated")
+    low = [layer for layer in report.layers if layer.weight_bits and layer.weight_bits < 8 and layer.macs
+           and layer.precision in ("fp32", "fp16")]
+    if low:
+        t.notes.append(f"{len(low)} layers hold weights below 8 bits (W bits) but compute in "
+                       f"{'/'.join(sorted({layer.precision for layer in low}))} (prec): the runtime dequantizes "
+                       f"weight-only low-bit weights before the MACs, so they save weight bytes (on-chip and "
+                       f"DRAM energy), not compute energy")
     if report.unsized:
         t.notes.append(Styled(f"sizes unknown (counted as 0 bytes): {', '.join(report.unsized)}", "yellow"))
     return t
@@ -69,7 +86,8 @@ def ops_per_weight_byte_table(ops: dict[str, float], table: EnergyTable | None) 
 
 
 def energy_comparison_table(comparison: EnergyComparison) -> ConsoleTable:
-    """Per-layer total energy of each variant (µJ) and its ratio to the baseline."""
+    """Per-layer total energy of each variant (µJ) and its ratio to the baseline; the
+    totals, and the DRAM energy of the weight reads alone (0 when they stay resident)."""
     variants = list(comparison.reports)
     base = variants[0]
     matched = ", ".join(f"{v} by {how}" for v, how in comparison.matched_by.items() if v != base)
@@ -80,9 +98,13 @@ def energy_comparison_table(comparison: EnergyComparison) -> ConsoleTable:
         ratios = [f"{row[v].total_pj / row[base].total_pj:.2f}" if row[v] and row[base] and row[base].total_pj
                   else "-" for v in variants[1:]]
         t.add_row(label, *cells, *ratios)
-    totals = {v: r.total_pj for v, r in comparison.reports.items()}
-    t.add_row("total (all layers)", *[_uj(totals[v]) for v in variants],
-              *[f"{totals[v] / totals[base]:.2f}" for v in variants[1:]])
+    for label, value in (("total (all layers)", lambda r: r.total_pj),
+                         ("weight DRAM (all layers)", lambda r: r.dram_weight_pj)):
+        totals = {v: value(r) for v, r in comparison.reports.items()}
+        t.add_row(label, *[_uj(totals[v]) for v in variants],
+                  *[f"{totals[v] / totals[base]:.2f}" if totals[base] else "-" for v in variants[1:]])
+    t.notes.append("weights KiB: " + ", ".join(f"{v} {_kib(r.weight_bytes)}" for v, r in comparison.reports.items())
+                   + " (each stored tensor at its declared or packed bit width)")
     return t
 
 

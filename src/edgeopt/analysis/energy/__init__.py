@@ -22,9 +22,15 @@ The model (deliberately simple; every rule is here):
 2. **Precision** of a layer's MACs: int8 for the integer ops (ConvInteger, QLinearConv,
    MatMulInteger, QLinearMatMul, QGemm) and for layers whose activation inputs all come
    from DequantizeLinear and whose weights, if any, are stored as 8-bit integers (QDQ);
-   fp16 when its first output is float16; else fp32.
-3. **Working set** = weight bytes (stored dtypes, as the profile counts them) + input +
-   output activation bytes (runtime dtypes). It *fits* a level (the device's L1d, L2, L3,
+   fp16 when its first output is float16; else fp32. Precision is what the runtime
+   computes in, not what the weights are stored at: weight-only low-bit models
+   (``weights-int4``/``-int2``: DequantizeLinear on INT4/INT2 initializers, activations
+   float32; ``weights-pow2``: float32 values declared 4-bit) run fp32 MACs on the
+   dequantized weights, so their saving is in weight bytes (rules 3-5), not in MACs.
+3. **Working set** = weight bytes (as the profile counts them: each stored tensor at the
+   width a pass declared in the ``edgeopt.weight_bits`` metadata, else at its stored
+   width, INT4/INT2 packed; :mod:`edgeopt.analysis.bitwidth`) + input + output
+   activation bytes (runtime dtypes). It *fits* a level (the device's L1d, L2, L3,
    the SRAM) when it is no larger. The traffic model uses one on-chip capacity: the SRAM
    size when given, else the largest cache (the last level).
 4. **DRAM traffic** per inference of the whole batch, the compulsory minimum (each byte

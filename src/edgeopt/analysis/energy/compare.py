@@ -36,11 +36,14 @@ class EnergyComparison:
     matched_by: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: per-variant totals and the per-layer total energies (pJ)."""
+        """JSON-ready dict: per-variant totals (energies in pJ: all, DRAM, weight DRAM;
+        weight bytes) and the per-layer total energies (pJ)."""
         return {
             "matched_by": dict(self.matched_by),
             "totals_pj": {v: r.total_pj for v, r in self.reports.items()},
             "dram_pj": {v: r.dram_pj for v, r in self.reports.items()},
+            "dram_weight_pj": {v: r.dram_weight_pj for v, r in self.reports.items()},
+            "weight_bytes": {v: r.weight_bytes for v, r in self.reports.items()},
             "layers": [{"layer": label, "total_pj": {v: (e.total_pj if e else None) for v, e in row.items()}}
                        for label, row in self.rows],
         }

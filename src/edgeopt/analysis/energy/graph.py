@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from ..graphview import graph_view, tensor_bytes
+from ..bitwidth import tensor_bytes
+from ..graphview import graph_view
 from ..ophandlers import handler_key
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ class Graph:
 
 @dataclass(frozen=True)
 class Row:
-    """One layer as the energy model sees it: the profile's counts, activations at their
-    alias roots (``inputs``, ``outputs``) and runtime sizes (bytes)."""
+    """One layer as the energy model sees it: the profile's counts (weight bytes and
+    bits as :mod:`edgeopt.analysis.bitwidth` counts them), activations at their alias
+    roots (``inputs``, ``outputs``) and runtime sizes (bytes)."""
 
     name: str
     op_type: str
@@ -75,6 +77,7 @@ class Row:
     output_bytes: int
     inputs: tuple[str, ...]  # alias roots
     outputs: tuple[str, ...]
+    weight_bits: int | None = None
 
 
 def build_graph(model: Model, batch: int) -> Graph:
@@ -120,7 +123,8 @@ def fusible(node: onnx.NodeProto, graph: Graph) -> bool:
 
 
 def mac_precision(node: onnx.NodeProto, graph: Graph) -> str:
-    """The precision of the layer's MACs (package doc, 2.)."""
+    """The precision of the layer's MACs (package doc, 2.): what the runtime computes in,
+    not what the weights are stored at (weight-only INT4 behind DequantizeLinear is fp32)."""
 
     if handler_key(node.domain, node.op_type) in _INTEGER_OPS:
         return "int8"
@@ -148,6 +152,7 @@ def layer_rows(graph: Graph, prof: "ModelProfile") -> list[Row]:
             name=name, op_type=lp.op_type, precision=mac_precision(node, graph), macs=lp.macs,
             weight_bytes=lp.weight_bytes, input_bytes=sum(graph.size.get(x, 0) for x in ins),
             output_bytes=sum(graph.size.get(x, 0) for x in outs), inputs=ins, outputs=outs,
+            weight_bits=lp.weight_bits,
         ))
     return rows
 

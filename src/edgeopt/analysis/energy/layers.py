@@ -25,9 +25,10 @@ class LayerEnergy:
 
     Attributes:
         name, op_type: as in the profile's LayerProfile.
-        precision: "fp32", "fp16" or "int8" (package doc, 2.).
+        precision: "fp32", "fp16" or "int8": what its MACs compute in (package doc, 2.;
+            fp32 for weight-only low-bit weights, dequantized before the MACs).
         macs: multiply-accumulates.
-        weight_bytes: stored bytes of its weights.
+        weight_bytes: stored bytes of its weights, at their declared or packed width.
         input_bytes, output_bytes: runtime bytes of its activation inputs and outputs.
         fits: the smallest level holding the working set ("L1d", "L2", "L3", "SRAM", ...),
             or "DRAM" when none does.
@@ -35,6 +36,8 @@ class LayerEnergy:
         dram_weight_bytes: weight bytes read from DRAM.
         dram_read_bytes, dram_write_bytes: activation bytes read from / written to DRAM.
         compute_pj, onchip_pj, dram_pj: energy, pJ.
+        weight_bits: bits per element of its largest weight tensor as counted (32, 8, 4,
+            ...; :attr:`edgeopt.analysis.profile.LayerProfile.weight_bits`), None without weights.
     """
 
     name: str
@@ -52,6 +55,7 @@ class LayerEnergy:
     compute_pj: float
     onchip_pj: float
     dram_pj: float
+    weight_bits: int | None = None
 
     @property
     def working_set(self) -> int:
@@ -145,6 +149,16 @@ class EnergyReport:
         """Total DRAM traffic, bytes."""
         return sum(layer.dram_bytes for layer in self.layers)
 
+    @property
+    def weight_bytes(self) -> int:
+        """Weight bytes of all layers (a weight read by two layers counts twice), bytes."""
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @property
+    def dram_weight_pj(self) -> float:
+        """DRAM energy of the weight reads alone (0 when the weights stay resident), pJ."""
+        return sum(layer.dram_weight_bytes for layer in self.layers) / WORD_BYTES * self.table.dram_read_pj
+
     def share(self, layer: LayerEnergy) -> float:
         """The layer's fraction of the model's total energy (0..1)."""
         return layer.total_pj / self.total_pj if self.total_pj else 0.0
@@ -156,7 +170,8 @@ class EnergyReport:
             "capacity": {"name": self.capacity[0], "bytes": self.capacity[1]},
             "weights_resident": self.weights_resident, "table": self.table.to_dict(),
             "macs": self.macs, "compute_pj": self.compute_pj, "onchip_pj": self.onchip_pj,
-            "dram_pj": self.dram_pj, "total_pj": self.total_pj, "dram_bytes": self.dram_bytes,
+            "dram_pj": self.dram_pj, "dram_weight_pj": self.dram_weight_pj, "total_pj": self.total_pj,
+            "dram_bytes": self.dram_bytes, "weight_bytes": self.weight_bytes,
             "per_image_pj": self.total_pj / self.batch, "fused": list(self.fused),
             "unsized": list(self.unsized),
             "layers": [{**layer.to_dict(), "share": self.share(layer)} for layer in self.layers],
@@ -233,6 +248,7 @@ def model_energy(model: Model | str, device: "DeviceProfile | None" = None, *, s
             compute_pj=r.macs * table.mac_pj(r.precision),
             onchip_pj=ws / WORD_BYTES * table.sram_read_pj,
             dram_pj=(dram_w + reads[k] + writes[k]) / WORD_BYTES * table.dram_read_pj,
+            weight_bits=r.weight_bits,
         ))
     return EnergyReport(
         model=model.name, batch=batch, device=device.name if device else None, levels=levels,

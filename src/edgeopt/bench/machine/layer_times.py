@@ -353,7 +353,7 @@ def _ort_kernels(model: "Model", *, threads: int, batch: int, runs: int,
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="edgeopt-layer-times-") as tmp:
-        opts = session_options(threads)
+        opts = session_options(threads, model)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "ort-profile")
         # The optimized graph gives each kernel's output tensors (mapping rule 1c).

@@ -9,11 +9,14 @@ stay float32, so every op computes in float32 on the dequantized weights.
 - ``weights-pow2`` (:func:`apply_pow2`): each weight rounded to sign x 2^k (Miyashita
   et al. 2016), stored as float32 because no ONNX type or CPU runtime kernel holds or
   computes with a shift; :func:`weight_bytes` counts it at its bit width, read from the
-  model's ``edgeopt.weight_bits`` metadata.
+  model's ``edgeopt.weight_bits`` metadata (the rule of :mod:`edgeopt.analysis.bitwidth`,
+  which the profile and the energy model use too).
 """
 
-from .api import (POW2_NAME, SPEED_NOTE, Int2Config, Int4Config, Pow2Config, apply_int, apply_pow2,
-                  declared_bits, weight_bytes)
+# The byte-counting rule lives in analysis/bitwidth (profile and energy use it too); its
+# names stay importable from here.
+from ...analysis.bitwidth import BITS_KEY, declared_bits, weight_bytes
+from .api import POW2_NAME, SPEED_NOTE, Int2Config, Int4Config, Pow2Config, apply_int, apply_pow2
 
 __all__ = ["Int4Config", "Int2Config", "Pow2Config", "apply_int", "apply_pow2", "weight_bytes",
-           "declared_bits", "POW2_NAME", "SPEED_NOTE"]
+           "declared_bits", "BITS_KEY", "POW2_NAME", "SPEED_NOTE"]

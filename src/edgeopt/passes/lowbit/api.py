@@ -7,11 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from ..._util.onnxgraph import copy_proto
+from ...analysis.bitwidth import BITS_KEY, declared_bits
 from ...errors import PassError
 from ..base import finish, sort_nodes
 from .graph import STORAGE, Weight, dequantize_weight, find_weights, untranspose_gemm
@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from ...model import Model
 
 POW2_NAME = "weights-pow2"
-#: metadata key: JSON {initializer name: bits} of float32 weights that hold low-bit values.
-BITS_KEY = "edgeopt.weight_bits"
-SPEED_NOTE = ("Weight-only: activations stay float32. ONNX Runtime 1.32 dequantizes Conv weights "
-              "at every inference (zoo:seednet-digits int4: ~1.3x the fp32 latency) and runs (K, N) "
-              "Gemm/MatMul weights in its MatMulNBits kernel; OpenVINO 2026.4 reads INT4 but refuses "
-              "INT2; no CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
+SPEED_NOTE = ("Weight-only: activations stay float32. edgeopt's ONNX Runtime 1.32 sessions fold the "
+              "DequantizeLinear of Conv weights at load (session.disable_quant_qdq): zoo:seednet-digits "
+              "int4 runs at the fp32 latency (p50 0.91-1.03x; 1.5-1.9x when ORT dequantizes at every "
+              "inference) with float32 weights in memory; a model whose low-bit weights all feed (K, N) "
+              "Gemm/MatMul keeps ORT's MatMulNBits kernel (0.94-1.00x fp32; activations quantized to int8 "
+              "inside at ORT's default accuracy level 4); OpenVINO 2026.4 reads INT4 but refuses INT2; no "
+              "CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
 def apply_pow2(model: "Model", config: Pow2Config | None = None) -> "Model":
     """``weights-pow2``: each selected weight rounded to sign x 2^k, k in a per-layer
     window of 2^(bits-1) exponents (:func:`.levels.pow2_round`), stored as float32 and
-    declared at ``bits`` in the ``edgeopt.weight_bits`` metadata (:func:`weight_bytes`).
+    declared at ``bits`` in the ``edgeopt.weight_bits`` metadata (:data:`BITS_KEY`), which
+    :func:`edgeopt.analysis.bitwidth.weight_bytes` and the profile count it at.
 
     Raises:
         PassError: no weight to round, or an unknown excluded name.
@@ -155,27 +157,3 @@ def apply_pow2(model: "Model", config: Pow2Config | None = None) -> "Model":
     proto.metadata_props.extend(kept)
     onnx.helper.set_model_props(proto, {**{p.key: p.value for p in kept}, BITS_KEY: json.dumps(bits)})
     return finish(model, proto, POW2_NAME)
-
-
-def declared_bits(proto: onnx.ModelProto) -> dict[str, int]:
-    """{initializer name: bits} of float32 weights a pass declared low-bit (empty if none)."""
-    raw = next((p.value for p in proto.metadata_props if p.key == BITS_KEY), "")
-    return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
-
-
-def weight_bytes(proto: onnx.ModelProto) -> int:
-    """Bytes of all initializers as stored, with declared low-bit float weights counted
-    at their bit width (ceil(n x bits / 8)); INT4/INT2 tensors count their packed bytes."""
-    bits = declared_bits(proto)
-    total = 0
-    for t in proto.graph.initializer:
-        n = math.prod(t.dims)
-        if t.name in bits:
-            total += math.ceil(n * bits[t.name] / 8)
-        elif t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
-            total += math.ceil(n / 2)
-        elif t.data_type in (onnx.TensorProto.INT2, onnx.TensorProto.UINT2):
-            total += math.ceil(n / 4)
-        else:
-            total += n * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-    return total
