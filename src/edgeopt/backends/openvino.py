@@ -120,6 +120,12 @@ class OpenVinoSession(Session):
         compiled = next(iter(self._compiled.values()))[0]
         return {k: _as_text(compiled.get_property(k)) for k in (*SETTABLE, "EXECUTION_DEVICES")}
 
+    def runtime_model(self):
+        """The batch-1 compiled model's runtime model (``CompiledModel.get_runtime_model()``):
+        the graph the CPU plugin executes, each op's rt_info holding its layerType,
+        runtimePrecision and primitiveType (read by :mod:`edgeopt.bench.kernels`)."""
+        return next(iter(self._compiled.values()))[0].get_runtime_model()
+
     def settings(self) -> dict[str, Any]:
         """{"device": "CPU", "properties": {property: value as str}}: :meth:`properties`
         without EXECUTION_DEVICES, which compile_model takes back as they are."""
