@@ -200,6 +200,20 @@ _SPECS = [
                                  why="tiny cases: cosine >= 0.862, max err 0.37 x range, top-1 flips on "
                                      "near-ties; zoo:seednet-digits: top-1 agreement 98.3% on the digits "
                                      "test split")),
+    # Trained low-bit weights (issue 19): STE training recovered by distillation.
+    PassSpec("weights-ternary", "edgeopt.passes.ste:apply_ternary", "edgeopt.passes.ste:TernaryConfig",
+             requires=(CALIBRATION,), accepts=(LABELS,),
+             summary="ternary weights α x {-1,0,1} per channel (TWN), STE-trained by distillation, INT2 codes",
+             needs="ternary weight training needs calibration images: pass --images DIR",
+             packages=("torch",),
+             tolerance=Tolerance(STRUCTURAL, why="TBD")),
+    PassSpec("weights-binary", "edgeopt.passes.ste:apply_binary", "edgeopt.passes.ste:BinaryConfig",
+             requires=(CALIBRATION,), accepts=(LABELS,),
+             summary="binary weights α x sign(W) per channel (BWN; XNOR with activations=binary), "
+                     "STE-trained by distillation",
+             needs="binary weight training needs calibration images: pass --images DIR",
+             packages=("torch",),
+             tolerance=Tolerance(STRUCTURAL, why="TBD")),
 ]
 _REGISTRY = {s.name: s for s in _SPECS}
 
