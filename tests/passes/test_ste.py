@@ -22,6 +22,7 @@ from edgeopt.passes.ste import NOTE_KEY, BinaryConfig, TernaryConfig
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from edgeopt.convert import bridge  # noqa: E402
 from edgeopt.passes.ste import api, network  # noqa: E402
 from edgeopt.passes.ste.quantizers import QuantizeSte, SignSte, binarize, ternarize  # noqa: E402
 
@@ -129,13 +130,13 @@ def test_pass_stores_codes_in_the_right_set_declares_their_bits_and_keeps_the_bu
     spec = base.get(name)
     out = spec.load()[0](model, config, images, clock=ticking)
     codes = _codes(out.proto)
-    # conv 2, the depthwise conv 3 and the first Linear; the first conv and the classifier stay float32.
-    assert len(codes) == 3 and all(set(np.unique(q).tolist()) <= levels for q in codes.values())
+    # conv 2 and the first Linear; the first conv, the depthwise conv 3 and the classifier stay float32.
+    assert len(codes) == 2 and all(set(np.unique(q).tolist()) <= levels for q in codes.values())
     assert all(q.dtype == np.int8 for q in codes.values())
     assert {t.data_type for t in out.proto.graph.initializer if t.name in codes} == {onnx.TensorProto.INT2}
     assert declared_bits(out.proto) == dict.fromkeys(codes, bits)
     floats = [t for t in out.proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) >= 2]
-    assert sorted(tuple(t.dims) for t in floats) == [(5, 16), (8, 3, 3, 3)]
+    assert sorted(tuple(t.dims) for t in floats) == [(5, 16), (8, 3, 3, 3), (16, 1, 3, 3)]
     assert weight_bytes(out.proto) < weight_bytes(model.proto) / 3
     # 1 s of 0.05 s steps and 0.2 s evaluations: the clock ends within the budget.
     assert ticking.now <= 1.0 and 1 <= ticking.counts["steps"] <= 16
@@ -144,10 +145,9 @@ def test_pass_stores_codes_in_the_right_set_declares_their_bits_and_keeps_the_bu
 
 
 def _student(model, kind: str, xnor: bool = False):
-    """The untrained STE student of the pass and its chosen layers (no training needed to
-    compare the export with it)."""
-    teacher = __import__("edgeopt.convert.bridge", fromlist=["to_torch"]).to_torch(model)
-    student = network.fold(teacher)
+    """The untrained STE student of the pass (the depthwise conv quantized too) and its
+    chosen layers: no training needed to compare the export with it."""
+    student = network.fold(bridge.to_torch(model))
     example = torch.zeros(model.inputs[0].shape)
     chosen = network.select(student, example, True, ()).chosen
     return network.swap_in(student, chosen, kind, binary_input=xnor).eval(), chosen

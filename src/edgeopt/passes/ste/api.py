@@ -42,7 +42,7 @@ def apply_binary(model: "Model", config: BinaryConfig | None = None, calibration
                  *, labels: np.ndarray | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> "Model":
     """``weights-binary``: BWN weights α x sign(W) per output channel
-    (:func:`.quantizers.binarize`), trained through the STE (gradient clipped to |w| <= 1)
+    (:func:`.quantizers.binarize`), trained through the STE (``clip``: BinaryConnect's gradient box)
     by distillation from the original; codes stored as INT2 (or INT4) behind
     DequantizeLinear, declared 1 bit. With ``activations="binary"`` (XNOR-Net) the inputs
     of the binarized convs are signs too, for OpenVINO's BinaryConvolution (OpenVINO only).
@@ -59,8 +59,8 @@ def train_and_export(model: "Model", config: TernaryConfig, calibration: np.ndar
     """Quantize ``model``'s weights to ``kind`` and recover by distillation.
 
     Steps: the model as a torch module (``edgeopt.convert.bridge.to_torch``); BatchNorm
-    folded; every Conv2d/Linear but the first and last (``config.keep_first_last``,
-    ``config.exclude``) swapped for its STE twin (:mod:`.network`); ``config.seconds`` of
+    folded; every Conv2d/Linear but the first and last (``config.keep_first_last``), the
+    depthwise convs (``config.keep_depthwise``) and ``config.exclude`` swapped for its STE twin (:mod:`.network`); ``config.seconds`` of
     knowledge distillation with the float model as teacher (cross-entropy added with
     ``labels``), the weights with the best held-out agreement (or accuracy) kept, the
     untrained start included; the twins frozen to plain layers and exported
@@ -95,8 +95,9 @@ def train_and_export(model: "Model", config: TernaryConfig, calibration: np.ndar
     teacher = bridge.to_torch(model)
     example = torch.from_numpy(data[:1])
     student = network.fold(teacher)
-    chosen = network.select(student, example, config.keep_first_last, config.exclude).chosen
-    network.swap_in(student, chosen, kind, binary_input=_xnor(config))
+    chosen = network.select(student, example, config.keep_first_last, config.exclude,
+                            config.keep_depthwise).chosen
+    network.swap_in(student, chosen, kind, binary_input=_xnor(config), clip=getattr(config, "clip", None))
     y = None if labels is None else np.asarray(labels)[:len(data)]
     train, val, y_train, y_val = hold_out(data, y, config.val_fraction, config.seed)
     result = distill(student, teacher, train, labels=y_train, val_images=val, val_labels=y_val,

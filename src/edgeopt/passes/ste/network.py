@@ -69,9 +69,9 @@ def call_order(module: nn.Module, example: torch.Tensor) -> list[str]:
 
 
 def select(module: nn.Module, example: torch.Tensor, keep_first_last: bool,
-           exclude: tuple[str, ...]) -> Selection:
+           exclude: tuple[str, ...], keep_depthwise: bool = False) -> Selection:
     """The layers to quantize: every conv/linear called, minus the first and the last
-    with ``keep_first_last``, minus ``exclude``.
+    with ``keep_first_last``, minus grouped convs with ``keep_depthwise``, minus ``exclude``.
 
     Raises:
         PassError: an excluded name is not such a layer, or no layer is left.
@@ -82,6 +82,8 @@ def select(module: nn.Module, example: torch.Tensor, keep_first_last: bool,
         raise PassError(f"exclude names no Conv2d/Linear of the folded network: {sorted(unknown)[:4]}; "
                         f"use names such as {layers[:3]}")
     kept = set(exclude) | ({layers[0], layers[-1]} if keep_first_last and layers else set())
+    if keep_depthwise:
+        kept |= {n for n in layers if getattr(module.get_submodule(n), "groups", 1) > 1}
     chosen = tuple(n for n in layers if n not in kept)
     if not chosen:
         raise PassError(f"no Conv2d/Linear is left to quantize among {len(layers)} layers: "
@@ -94,14 +96,16 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
     setattr(module.get_submodule(parent) if parent else module, leaf, new)
 
 
-def swap_in(module: nn.Module, chosen: tuple[str, ...], kind: str, binary_input: bool) -> nn.Module:
+def swap_in(module: nn.Module, chosen: tuple[str, ...], kind: str, binary_input: bool,
+            clip: float | None = None) -> nn.Module:
     """``module`` with the ``chosen`` layers replaced by their STE twins, in place
     (a torch.fx GraphModule calls its submodules by attribute, so the swap is seen).
-    ``binary_input`` applies to non-grouped convs: OpenVINO's BinaryConvolution has no groups."""
+    ``binary_input`` applies to non-grouped convs: OpenVINO's BinaryConvolution has no
+    groups; ``clip`` as :func:`.quantizers.ste_module`'s."""
     for name in chosen:
         layer = module.get_submodule(name)
         binary = binary_input and isinstance(layer, nn.Conv2d) and layer.groups == 1
-        _replace(module, name, ste_module(layer, kind, binary))
+        _replace(module, name, ste_module(layer, kind, binary, clip))
     return module
 
 

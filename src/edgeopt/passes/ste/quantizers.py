@@ -9,7 +9,7 @@ straight-through estimator (STE), as torch modules.
   α = mean|W|, weights α x sign(W) (sign(0) = +1, so every code is ±1).
 - :class:`QuantizeSte`: forward the quantized weights, backward the gradient straight
   through to the latent float weights (Bengio, Léonard & Courville 2013,
-  arXiv:1308.3432), zeroed where |w| > 1 for binary weights (BinaryConnect, Courbariaux
+  arXiv:1308.3432), optionally zeroed where |w| > clip (BinaryConnect, Courbariaux
   et al. 2015, arXiv:1511.00363, section 2.4 keeps real weights in [-1, 1]; XNOR-Net
   section 3.2 cancels the gradient of sign(r) for |r| > 1). α counts as a constant.
 - :class:`SignSte`: binary activations for XNOR-Net, sign(x) forward, gradient passed
@@ -124,30 +124,28 @@ class SignSte(torch.autograd.Function):
         return out
 
 
-def _clip(kind: str) -> float | None:
-    return 1.0 if kind == BINARY else None
-
-
 class SteConv2d(nn.Conv2d):
     """A Conv2d whose forward uses the quantized latent weight (and, with
     ``binary_input``, the sign of its input); parameters as nn.Conv2d's."""
 
     kind: str = TERNARY
     binary_input: bool = False
+    clip: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.binary_input:
             x = SignSte.apply(x)
-        return self._conv_forward(x, QuantizeSte.apply(self.weight, self.kind, _clip(self.kind)), self.bias)
+        return self._conv_forward(x, QuantizeSte.apply(self.weight, self.kind, self.clip), self.bias)
 
 
 class SteLinear(nn.Linear):
     """A Linear whose forward uses the quantized latent weight."""
 
     kind: str = TERNARY
+    clip: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, QuantizeSte.apply(self.weight, self.kind, _clip(self.kind)), self.bias)
+        return F.linear(x, QuantizeSte.apply(self.weight, self.kind, self.clip), self.bias)
 
 
 class XnorConv2d(nn.Module):
@@ -185,19 +183,20 @@ def _linear_like(cls: type, linear: nn.Linear) -> nn.Linear:
     return new
 
 
-def ste_module(layer: nn.Module, kind: str, binary_input: bool = False) -> nn.Module:
+def ste_module(layer: nn.Module, kind: str, binary_input: bool = False, clip: float | None = None) -> nn.Module:
     """``layer`` (nn.Conv2d or nn.Linear) as its STE twin, same parameters as latent weights.
 
     Args:
         kind: "ternary" or "binary".
         binary_input: binarize the conv's input too (XNOR-Net; convs only).
+        clip: zero the gradient of latent weights with |w| > clip (None: never).
     """
     if isinstance(layer, nn.Conv2d):
         new = _conv_like(SteConv2d, layer)
         new.binary_input = binary_input
     else:
         new = _linear_like(SteLinear, layer)
-    new.kind = kind
+    new.kind, new.clip = kind, clip
     return new
 
 
