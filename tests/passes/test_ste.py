@@ -65,14 +65,16 @@ def test_sign_activation_is_plus_minus_one_with_the_gradient_inside_one():
 
 
 class _Tiny(nn.Module):
-    """conv-BN-ReLU x 3 (the third depthwise), pool, linear-ReLU, linear: 5 layers with weights."""
+    """conv-BN-ReLU x 2, depthwise conv-ReLU, 1x1 conv-ReLU, pool, linear-ReLU, linear: 6
+    layers with weights."""
 
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
             nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+            nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten())
         self.head = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 5))
 
     def forward(self, x):
@@ -130,8 +132,9 @@ def test_pass_stores_codes_in_the_right_set_declares_their_bits_and_keeps_the_bu
     spec = base.get(name)
     out = spec.load()[0](model, config, images, clock=ticking)
     codes = _codes(out.proto)
-    # conv 2 and the first Linear; the first conv, the depthwise conv 3 and the classifier stay float32.
-    assert len(codes) == 2 and all(set(np.unique(q).tolist()) <= levels for q in codes.values())
+    # convs 2 and 4 and the first Linear; the first conv, the depthwise conv 3 and the
+    # classifier stay float32.
+    assert len(codes) == 3 and all(set(np.unique(q).tolist()) <= levels for q in codes.values())
     assert all(q.dtype == np.int8 for q in codes.values())
     assert {t.data_type for t in out.proto.graph.initializer if t.name in codes} == {onnx.TensorProto.INT2}
     assert declared_bits(out.proto) == dict.fromkeys(codes, bits)
@@ -179,7 +182,11 @@ def test_xnor_export_runs_as_binary_convolution_on_openvino(tiny):
     with torch.no_grad():
         want = student(torch.from_numpy(images)).numpy()
     proto = api.export_trained(student, chosen, model, BinaryConfig(activations="binary"), "binary", "test")
-    assert [n.domain for n in proto.graph.node if n.op_type == "FakeQuantize"] == ["org.openvinotoolkit"]
+    assert [n.domain for n in proto.graph.node if n.op_type == "FakeQuantize"] == ["org.openvinotoolkit"] * 2
+    # the ±1 codes of both binary-input convs behind a Cast (see export._as_cast); the
+    # depthwise conv and the Linear keep α behind DequantizeLinear.
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Cast") == 2 and ops.count("DequantizeLinear") == 2
     out = base.finish(model, proto, "test")
     np.testing.assert_allclose(_run("openvino", out, images), want, atol=2e-5 * np.abs(want).max())
     core = ov.Core()
@@ -187,7 +194,7 @@ def test_xnor_export_runs_as_binary_convolution_on_openvino(tiny):
     read.reshape([1, *model.inputs[0].shape[1:]])  # BinaryConvolution has no dynamic-shape kernel
     compiled = core.compile_model(read, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     types = [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()]
-    assert types.count("BinaryConvolution") == 1, types  # conv 2; the depthwise conv has groups
+    assert types.count("BinaryConvolution") == 2, types  # the 3x3 and the 1x1; the depthwise has groups
 
 
 def test_refusals_are_one_line(tiny):

@@ -139,7 +139,7 @@ def export_trained(student, chosen: tuple[str, ...], model: "Model", config: Ter
                         f"({error_line(e)}): use weights-int2 instead") from e
     proto = store_codes(proto, weights, bits=1 if kind == "binary" else 2,
                         storage_bits=4 if _xnor(config) else config.storage_bits,
-                        model_name=model.name, pass_name=pass_name)
+                        model_name=model.name, pass_name=pass_name, cast=_xnor(config))
     have = {p.key for p in proto.metadata_props}
     proto.metadata_props.extend(p for p in model.proto.metadata_props if p.key not in have)
     return proto

@@ -35,8 +35,26 @@ def codes_and_scale(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sign(w).astype(np.int8), scale
 
 
+def _as_cast(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
+    """Turn ``DequantizeLinear(codes, ones)`` into ``Cast(codes, to=FLOAT)``, in place.
+
+    Why: OpenVINO 2026.4 keeps a DequantizeLinear on the weights of a 1x1 conv as a
+    run-time decompression (Convert -> Convolution) and then does not build a
+    BinaryConvolution; a Cast of the same INT4 codes is constant-folded to ±1 weights,
+    which it converts (measured on one FakeQuantize -> 1x1 Conv: DequantizeLinear INT4 or
+    INT8 -> Convolution, Cast INT4 or INT8 -> BinaryConvolution; 3x3 convs convert either way).
+    """
+    scale = node.input[1]
+    index = next(i for i, t in enumerate(graph.initializer) if t.name == scale)
+    del graph.initializer[index]
+    node.op_type = "Cast"
+    del node.input[1:]
+    del node.attribute[:]
+    node.attribute.append(onnx.helper.make_attribute("to", onnx.TensorProto.FLOAT))
+
+
 def store_codes(proto: onnx.ModelProto, exported: list[np.ndarray], *, bits: int, storage_bits: int,
-                model_name: str, pass_name: str) -> onnx.ModelProto:
+                model_name: str, pass_name: str, cast: bool = False) -> onnx.ModelProto:
     """Replace every Conv/Gemm/MatMul weight of ``proto`` equal to one of ``exported`` by
     DequantizeLinear(codes, α), the codes stored ``storage_bits`` wide (2: INT2, opset 25;
     4: INT4, opset 21) and declared ``bits`` wide (1 binary, 2 ternary).
@@ -47,6 +65,8 @@ def store_codes(proto: onnx.ModelProto, exported: list[np.ndarray], *, bits: int
     Args:
         exported: float32 weights as the torch module holds them (Conv (O, I, kh, kw),
             Linear (O, I)), each α[c] x {-1, 0, 1} per output channel.
+        cast: store weights whose α is 1 everywhere (the XNOR convs' codes; their α is a
+            Mul after the conv) behind a Cast instead (see :func:`_as_cast`).
 
     Returns:
         a new proto at the opset the storage needs.
@@ -69,6 +89,8 @@ def store_codes(proto: onnx.ModelProto, exported: list[np.ndarray], *, bits: int
         dequantize_weight(proto.graph, weight, q, scale, storage_bits)
         node = next(n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == weight.name)
         declared[node.input[0]] = bits
+        if cast and np.all(scale == 1):  # the same values: DequantizeLinear with scale 1 is a Cast
+            _as_cast(proto.graph, node)
         found += 1
     if found != len(exported):
         raise PassError(f"pass {pass_name} found {found} of the {len(exported)} trained weights of "
