@@ -60,11 +60,12 @@ def train_and_export(model: "Model", config: TernaryConfig, calibration: np.ndar
 
     Steps: the model as a torch module (``edgeopt.convert.bridge.to_torch``); BatchNorm
     folded; every Conv2d/Linear but the first and last (``config.keep_first_last``), the
-    depthwise convs (``config.keep_depthwise``) and ``config.exclude`` swapped for its STE twin (:mod:`.network`); ``config.seconds`` of
-    knowledge distillation with the float model as teacher (cross-entropy added with
-    ``labels``), the weights with the best held-out agreement (or accuracy) kept, the
-    untrained start included; the twins frozen to plain layers and exported
-    (``edgeopt.model.from_torch``); the weights stored as codes (:func:`.export.store_codes`).
+    depthwise convs (``config.keep_depthwise``) and ``config.exclude`` swapped for its
+    STE twin (:mod:`.network`); ``config.seconds`` of knowledge distillation with the
+    float model as teacher (cross-entropy added with ``labels``), the weights with the
+    best held-out agreement (or accuracy) kept, the untrained start included; the twins
+    frozen to plain layers and exported (``edgeopt.model.from_torch``); the weights
+    stored as codes (:func:`.export.store_codes`).
 
     Args:
         model: a single-input, single-output classifier (outputs (N, K) class scores).
