@@ -82,7 +82,7 @@ class BinaryConfig(TernaryConfig):
             the codes as INT4 (OpenVINO refuses INT2) whatever ``storage_bits``.
             BinaryConvolution has no dynamic-shape kernel: compile at a fixed batch (the
             openvino backend does). Measured on the digits test split after 30-45 s:
-            zoo:seednet-digits 96.9-98.6% (fp32 98.9%) at 0.19-0.21x the fp32 latency,
+            zoo:seednet-digits 96.9-98.6% (fp32 98.9%) at 0.19-0.38x the fp32 p50,
             zoo:mobilenetv2-digits 82.2% (fp32 99.7%) at 1.1x (its 1x1 convs on 2x2 to
             16x16 maps gain nothing).
         clip: zero the STE gradient of latent weights with |w| > clip (BinaryConnect's
