@@ -203,10 +203,14 @@ REFUSALS = {
     ("distill", "two_outputs"): "distill classifiers only",
     ("qat", "two_inputs"): _SINGLE_INPUT,
     ("qat", "two_outputs"): "single-output classifiers",
+    ("weights-ternary", "two_inputs"): _SINGLE_INPUT,
+    ("weights-ternary", "two_outputs"): "single-output classifiers",
+    ("weights-binary", "two_inputs"): _SINGLE_INPUT,
+    ("weights-binary", "two_outputs"): "single-output classifiers",
 }
 
 # Passes that train or import NNCF (seconds each): run with -m slow.
-SLOW = {"distill", "int8-nncf", "int8-nncf-defaults", "qat"}
+SLOW = {"distill", "int8-nncf", "int8-nncf-defaults", "qat", "weights-ternary", "weights-binary"}
 PASSES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in base.names()]
 
 

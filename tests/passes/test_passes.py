@@ -139,7 +139,7 @@ def _check_quality(ref: np.ndarray, out: np.ndarray, *, cos_mean: float, cos_min
 def test_registry_lists_passes_with_serialisable_default_configs():
     assert base.names() == ["cleanup", "fp16", "int8-static", "int8-dynamic", "int8-nncf", "int8-ort-defaults",
                             "int8-nncf-defaults", "prune", "distill", "qat", "deep-compression", "weights-int4",
-                            "weights-int2", "weights-pow2"]
+                            "weights-int2", "weights-pow2", "weights-ternary", "weights-binary"]
     for name in base.names():
         config = base.default_config(name)
         json.dumps(dataclasses.asdict(config))  # goes into reports as is

@@ -53,7 +53,7 @@ def _check_torch_bridge(m: Model) -> None:
 def apply_cmd(
     ctx: typer.Context,
     model: str = ModelArg,
-    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings); weight-only low-bit: weights-int4, weights-int2, weights-pow2 (smaller files, not faster: see README); qat (int8 by quantization-aware training, distilled from the original on --images)."),
+    passes: str = typer.Option(..., "--passes", help="Passes in order, comma-separated: cleanup, fp16, int8-static, int8-nncf, int8-dynamic, int8-ort-defaults, int8-nncf-defaults (the libraries' own settings); weight-only low-bit: weights-int4, weights-int2, weights-pow2 (smaller files, not faster: see README); qat (int8 by quantization-aware training, distilled from the original on --images); weights-ternary, weights-binary (2-bit / 1-bit weights trained the same way on --images)."),
     images: Optional[Path] = typer.Option(None, help="Calibration images or inputs (folder: images, .npy/.npz samples, .wav/.flac) for the calibrated int8 passes (int8-static, int8-nncf, int8-*-defaults)."),
     exclude_nodes: Optional[str] = typer.Option(None, "--exclude-nodes", help="int8: node names to keep in float, comma-separated (as the ONNX file and the int8 per-layer error report name them)."),
     int8_op_types: Optional[str] = typer.Option(None, "--int8-op-types", help="int8: op types to quantize, comma-separated, e.g. Conv,MatMul (default: int8-static and int8-nncf all they support, int8-dynamic MatMul, or Conv in a graph without MatMul/Gemm)."),

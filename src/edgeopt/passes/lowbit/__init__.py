@@ -16,7 +16,8 @@ stay float32, so every op computes in float32 on the dequantized weights.
 # The byte-counting rule lives in analysis/bitwidth (profile and energy use it too); its
 # names stay importable from here.
 from ...analysis.bitwidth import BITS_KEY, declared_bits, weight_bytes
-from .api import POW2_NAME, SPEED_NOTE, Int2Config, Int4Config, Pow2Config, apply_int, apply_pow2
+from .api import (POW2_NAME, SPEED_NOTE, Int2Config, Int4Config, Pow2Config, apply_int, apply_pow2,
+                  declare_bits)
 
 __all__ = ["Int4Config", "Int2Config", "Pow2Config", "apply_int", "apply_pow2", "weight_bytes",
-           "declared_bits", "BITS_KEY", "POW2_NAME", "SPEED_NOTE"]
+           "declared_bits", "declare_bits", "BITS_KEY", "POW2_NAME", "SPEED_NOTE"]

@@ -151,9 +151,17 @@ def apply_pow2(model: "Model", config: Pow2Config | None = None) -> "Model":
         if t.name in chosen:
             rounded, _ = pow2_round(numpy_helper.to_array(t), config.bits)
             t.CopyFrom(numpy_helper.from_array(rounded, t.name))
-    bits = {**declared_bits(proto), **{n: config.bits for n in chosen}}
+    declare_bits(proto, {n: config.bits for n in chosen})
+    return finish(model, proto, POW2_NAME)
+
+
+def declare_bits(proto: onnx.ModelProto, bits: dict[str, int]) -> None:
+    """Add {initializer name: bits} to ``proto``'s :data:`BITS_KEY` metadata, in place (the
+    entries already declared are kept), so :func:`edgeopt.analysis.bitwidth.weight_bytes`
+    counts those initializers at that width (float32 weights holding low-bit values, or
+    codes stored wider than their true width, e.g. binary codes in INT2)."""
+    merged = {**declared_bits(proto), **bits}
     kept = [p for p in proto.metadata_props if p.key != BITS_KEY]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in kept}, BITS_KEY: json.dumps(bits)})
-    return finish(model, proto, POW2_NAME)
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in kept}, BITS_KEY: json.dumps(merged)})

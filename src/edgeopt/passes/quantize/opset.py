@@ -52,5 +52,8 @@ def at_least(proto: onnx.ModelProto, version: int, model_name: str, hint: str,
             f"{model_name} is at opset {current} and {needs} needs opset {version}, which onnx's "
             f"version converter cannot reach ({error_line(e, limit=120)}): {hint}"
         ) from e
-    out.ir_version = max(out.ir_version, onnx.helper.find_min_ir_version_for(list(out.opset_import)))
+    # ignore_unknown: a custom domain (OpenVINO's org.openvinotoolkit FakeQuantize in
+    # weights-binary's XNOR graphs) has no IR version in onnx's table; the converter leaves it.
+    out.ir_version = max(out.ir_version, onnx.helper.find_min_ir_version_for(list(out.opset_import),
+                                                                             ignore_unknown=True))
     return out
