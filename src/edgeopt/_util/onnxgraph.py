@@ -64,3 +64,28 @@ def topological(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
     if len(order) != len(nodes):
         raise ShapeError("the ONNX graph has a cycle: re-export the model")
     return [nodes[i] for i in order]
+
+
+# 2-bit element types and the 4-bit type that holds the same values.
+_WIDER = {onnx.TensorProto.INT2: onnx.TensorProto.INT4, onnx.TensorProto.UINT2: onnx.TensorProto.UINT4} \
+    if hasattr(onnx.TensorProto, "INT2") else {}
+
+
+def widen_2bit_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` with every INT2/UINT2 initializer stored as INT4/UINT4 (same values,
+    twice the bytes): for runtimes that read 4-bit but not 2-bit tensors (OpenVINO
+    2026.4: "Unsupported data type INT2"). DequantizeLinear reads both from opset 21
+    on (ONNX spec), so the graph's opset (25 for INT2) stays valid. Returns ``proto``
+    itself when it has no 2-bit initializer, else a copy."""
+    if not any(t.data_type in _WIDER for t in proto.graph.initializer):
+        return proto
+    import ml_dtypes
+    from onnx import numpy_helper
+
+    wider = {onnx.TensorProto.INT4: ml_dtypes.int4, onnx.TensorProto.UINT4: ml_dtypes.uint4}
+    out = copy_proto(proto)
+    for i, t in enumerate(out.graph.initializer):
+        if t.data_type in _WIDER:
+            values = numpy_helper.to_array(t).astype(wider[_WIDER[t.data_type]])
+            out.graph.initializer[i].CopyFrom(numpy_helper.from_array(values, t.name))
+    return out

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._util.onnxgraph import widen_2bit_initializers
 from ..errors import BackendUnavailable, EdgeoptError, ShapeError
 from .base import Backend, Session, check_fed_shapes
 from .pool import Done, InferPool, split_threads
@@ -290,13 +291,16 @@ class OpenVinoBackend(Backend):
         return self._core
 
     def _read(self, model: "Model"):
-        """The OpenVINO model of ``model``'s ONNX bytes.
+        """The OpenVINO model of ``model``'s ONNX bytes (2-bit weights widened to 4-bit:
+        :func:`~edgeopt._util.onnxgraph.widen_2bit_initializers`).
 
         Raises:
             BackendUnavailable: OpenVINO cannot read it.
         """
+        widened = widen_2bit_initializers(model.proto)
+        data = model.serialized() if widened is model.proto else widened.SerializeToString()
         try:
-            return self._core_once().read_model(model.serialized())
+            return self._core_once().read_model(data)
         except Exception as e:
             raise BackendUnavailable(
                 f"OpenVINO cannot read {model.name} ({_reason(e)}): use the ort backend"

@@ -48,7 +48,7 @@ _ORT_FLOAT = {"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "ConvTranspose",
               "MatMul", "FusedMatMul"}
 _ORT_LAYERS = _ORT_INT8 | _ORT_FLOAT | {"MatMulNBits"}
 # OpenVINO CPU plugin layer types that hold a layer's MACs.
-_OV_LAYERS = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul"}
+_OV_LAYERS = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "BinaryConvolution"}
 _FLOAT_NAMES = {onnx.TensorProto.FLOAT: "f32", onnx.TensorProto.FLOAT16: "f16",
                 onnx.TensorProto.BFLOAT16: "bf16", onnx.TensorProto.DOUBLE: "f64"}
 
@@ -126,7 +126,7 @@ def _ort_optimized_graph(model: "Model", threads: int) -> onnx.ModelProto:
     """The graph ONNX Runtime runs: the session edgeopt's ORT backend makes, with its
     optimized graph written to a temp file."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-kernels-") as tmp:
-        opts = session_options(threads)
+        opts = session_options(threads, model)
         path = Path(tmp) / "optimized.onnx"
         opts.optimized_model_filepath = str(path)
         _inference_session(model, opts, _PROVIDERS)

@@ -27,7 +27,7 @@ SPEED_NOTE = ("Weight-only: activations stay float32. edgeopt's ONNX Runtime 1.3
               "int4 runs at the fp32 latency (p50 0.91-1.03x; 1.5-1.9x when ORT dequantizes at every "
               "inference) with float32 weights in memory; a model whose low-bit weights all feed (K, N) "
               "Gemm/MatMul keeps ORT's MatMulNBits kernel (0.94-1.00x fp32; activations quantized to int8 "
-              "inside at ORT's default accuracy level 4); OpenVINO 2026.4 reads INT4 but refuses INT2; no "
+              "inside at ORT's default accuracy level 4); OpenVINO 2026.4 reads INT4 and refuses INT2 (edgeopt's OpenVINO backend widens INT2 to INT4 when it reads a model); no "
               "CPU runtime has a shift kernel for power-of-two weights, which run as fp32.")
 
 
@@ -44,7 +44,8 @@ class Int4Config:
             ONNX Runtime fuses into its MatMulNBits kernel (:func:`.graph.untranspose_gemm`).
         storage_bits: width of the stored codes; None stores them at ``bits``. 4 with
             bits=2 keeps the three 2-bit levels in INT4 tensors (twice the bytes, opset
-            21), which OpenVINO 2026.4 reads; it refuses INT2.
+            21), for OpenVINO 2026.4, which refuses INT2 files (edgeopt's own OpenVINO
+            backend widens INT2 to INT4 as it reads them).
     """
 
     bits: int = 4

@@ -40,7 +40,8 @@ class TernaryConfig:
         exclude: module names (as in ``named_modules()`` of the network after BatchNorm
             folding: e.g. "features.3.conv.0") also left float32.
         storage_bits: width of the stored codes: 2 (ONNX INT2, opset 25; ONNX Runtime
-            reads it, OpenVINO 2026.4 refuses it) or 4 (INT4, opset 21, for OpenVINO).
+            reads it; OpenVINO 2026.4 refuses it, edgeopt's OpenVINO backend widens it to INT4
+            as it reads it) or 4 (INT4, opset 21: a file for OpenVINO itself).
     """
 
     seconds: float = 45.0
