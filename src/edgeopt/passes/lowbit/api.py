@@ -123,11 +123,16 @@ def apply_int(model: "Model", config: Int4Config | None = None) -> "Model":
     proto = at_least(copy_proto(model.proto), STORAGE[storage][2], model.name,
                      "use weights-pow2 or int8-dynamic instead", needs=f"pass {name}")
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    wider = {}  # codes kept in a wider container (graph.container_bits) count at their width
     for w in weights:
         if config.matmul_nbits and w.transposed_gemm:
             w = untranspose_gemm(proto.graph, w, values)
         q, scale = quantize_per_channel(values[w.name], w.axis, config.bits)
-        dequantize_weight(proto.graph, w, q, scale, storage)
+        codes, stored = dequantize_weight(proto.graph, w, q, scale, storage)
+        if stored > config.bits:
+            wider[codes] = config.bits
+    if wider:
+        declare_bits(proto, wider)
     sort_nodes(proto.graph)
     return finish(model, proto, name)
 

@@ -110,9 +110,12 @@ def container_bits(weight: Weight, bits: int) -> int:
 
 
 def dequantize_weight(graph: onnx.GraphProto, weight: Weight, q: np.ndarray, scale: np.ndarray,
-                      bits: int) -> None:
+                      bits: int) -> tuple[str, int]:
     """Replace initializer ``weight.name`` by ``DequantizeLinear(q, scale, axis)`` in place,
     the codes ``q`` (int8 array in the code range) stored ``bits`` wide (4 or 2).
+
+    Returns:
+        (the codes' initializer name, the width they are stored at: ``bits`` or 4).
 
     The packed codes are a new initializer ``<name>_q<bits>`` of type INT4/INT2 (ONNX packs
     two 4-bit or four 2-bit values per byte, low bits first; see :func:`container_bits`
@@ -131,3 +134,4 @@ def dequantize_weight(graph: onnx.GraphProto, weight: Weight, q: np.ndarray, sca
     node = helper.make_node("DequantizeLinear", [q_name, s_name], [weight.name], axis=weight.axis,
                             name=f"{weight.name}_DequantizeLinear")
     graph.node.insert(0, node)
+    return q_name, bits

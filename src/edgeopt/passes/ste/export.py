@@ -86,11 +86,10 @@ def store_codes(proto: onnx.ModelProto, exported: list[np.ndarray], *, bits: int
         if weight.transposed_gemm:
             weight = untranspose_gemm(proto.graph, weight, values)
         q, scale = codes_and_scale(values[weight.name], weight.axis)
-        dequantize_weight(proto.graph, weight, q, scale, storage_bits)
-        node = next(n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == weight.name)
-        declared[node.input[0]] = bits
+        codes, _ = dequantize_weight(proto.graph, weight, q, scale, storage_bits)
+        declared[codes] = bits
         if cast and np.all(scale == 1):  # the same values: DequantizeLinear with scale 1 is a Cast
-            _as_cast(proto.graph, node)
+            _as_cast(proto.graph, next(n for n in proto.graph.node if n.input and n.input[0] == codes))
         found += 1
     if found != len(exported):
         raise PassError(f"pass {pass_name} found {found} of the {len(exported)} trained weights of "
