@@ -156,6 +156,10 @@ class Objective:
             trial.set_user_attr("seconds", self.clock() - t0)
             raise (TrialFailed if failed else optuna.TrialPruned)(reason)
 
+        if trial.user_attrs.get("not_tried"):
+            stop(trial.user_attrs["not_tried"])  # decided before it was enqueued (qat_step: no time)
+        if "train_seconds" in trial.user_attrs:  # the training budget its enqueuer gave it (qat_step)
+            self.builder.set_training(point.recipe, trial.user_attrs["train_seconds"])
         # Built one at a time (builds share caches and this machine's cores); with several
         # boards, one trial builds here while others are measured there.
         with self._lock:
