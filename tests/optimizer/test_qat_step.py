@@ -228,3 +228,37 @@ def test_the_builder_trains_qat_for_the_seconds_it_was_given(monkeypatch):
     assert b.estimate_seconds(qat) == 0.0  # built
     assert b.estimate_seconds(Recipe(prune=0.3, precision="qat")) == pytest.approx(
         b.estimate_seconds(Recipe(prune=0.3)) + 60.0 + b._cost("qat overhead"))
+
+
+def test_the_search_enqueues_qat_as_soon_as_its_trials_call_for_it():
+    # engine._qat_early runs after each trial of a sampled strategy: the qat trial is
+    # enqueued once, trained within the trials' time left on the run's clock.
+    from types import SimpleNamespace
+
+    from edgeopt.optimizer import engine
+
+    ev = _Scripted({"fp32@ort": (2.0, 0.0), "int8-nncf@openvino": (1.0, 3.0), "int8-nncf-1fp@openvino": (1.1, 2.0),
+                    "int8-nncf-2fp@openvino": (1.2, 1.5)})
+    study = _study(ev, [Point(), NNCF, dataclasses.replace(NNCF, float_layers=1)])
+    clock = FakeClock(1000.0)
+    objective = SimpleNamespace(measurer=SimpleNamespace(too_small=""), trials_end=1100.0, eval_cost=5.0,
+                                limits=Limits(max_drop=1.0))
+    run = SimpleNamespace(post=False, config=SimpleNamespace(qat=True), objective=objective, clock=clock,
+                          strategy=SimpleNamespace(space=SPACE), builder=_Builder(), qat_queued=set())
+
+    def waiting():
+        return [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING]
+
+    engine._qat_early(run, study)
+    assert waiting() == []  # the fallback's 2fp step is still to come
+    study.enqueue_trial(dataclasses.replace(NNCF, float_layers=2).params(),
+                        user_attrs={"point": dataclasses.replace(NNCF, float_layers=2).to_dict(), "origin": "fallback"})
+    study.optimize(ev, n_trials=1)
+    engine._qat_early(run, study)
+    engine._qat_early(run, study)  # once only
+    (queued,) = waiting()
+    assert queued.user_attrs["origin"] == "qat" and queued.user_attrs["point"]["precision"] == "qat"
+    assert queued.user_attrs["train_seconds"] == pytest.approx(SHARE * (100.0 - 20.0 - 5.0))
+    run.post, run.qat_queued = True, set()  # after the trials, the post-step decides instead
+    engine._qat_early(run, study)
+    assert len(waiting()) == 1

@@ -5,7 +5,9 @@ sampler):
 
 1. a point measured before answers from that measurement (samplers propose a point again
    when it looks best; timing it twice would waste the budget);
-2. a point whose build would not fit the time left is stopped;
+2. a point whose build would not fit the time left is stopped (a qat point enqueued with
+   ``not_tried`` already was: :mod:`edgeopt.optimizer.qat_step`; one enqueued with
+   ``train_seconds`` trains that long);
 3. the model is built (:class:`~edgeopt.optimizer.builder.ModelBuilder`); a pass that fails
    makes a failed trial with its reason, never the end of the run;
 4. with early stopping (the sampled strategy), cheap checks first: quality on a small
