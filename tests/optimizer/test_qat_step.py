@@ -89,7 +89,7 @@ def test_qat_is_tried_when_int8_is_fast_over_budget_and_the_fallback_did_not_fix
     # trained for its default 60 s (no time budget), measured like any trial, and chosen.
     assert steps == [("int8-nncf-1fp@openvino t1 b1", "step", None), ("int8-nncf-2fp@openvino t1 b1", "step", None),
                      ("qat@openvino t1 b1", "step", 60.0)]
-    assert any(line.startswith("qat (qat) for int8-nncf@openvino t1 b1 1.00 ms (drop 3.00)") and
+    assert any(line.startswith("qat for int8-nncf@openvino t1 b1 1.00 ms (drop 3.00)") and
                line.endswith("training 60 s") for line in log)
     assert log[-1] == "  qat@openvino t1 b1: drop 0.50 points, 1.00 ms -> within budget"
     qat = records(study)[-1]
@@ -133,7 +133,7 @@ def test_qat_waits_for_the_fallback_and_can_be_turned_off():
     ev = _Scripted({"fp32@ort": (2.0, 0.0), "int8-nncf@openvino": (1.0, 3.0)})
     study = _study(ev, [Point(), NNCF])
     wanted, log = proposals(records(study), SPACE, max_drop=1.0, builder=_Builder(), left=None, eval_cost=5.0)
-    assert wanted == [] and log == ["qat (qat) waits: the fallback has steps left for int8-nncf@openvino t1 b1"]
+    assert wanted == [] and log == ["qat waits: the fallback has steps left for int8-nncf@openvino t1 b1"]
     # No fallback steps in the space: qat is next at once.
     wanted, _ = proposals(records(study), SearchSpace(float_layers=(0,)), max_drop=1.0, builder=_Builder(),
                           left=None, eval_cost=5.0)

@@ -133,7 +133,7 @@ class ModelBuilder:
         that does not train)."""
         if not recipe.spec.trained:
             return 0.0
-        return float(self.steps(recipe)[-1][1].seconds)
+        return self._training.get(recipe, float(recipe.spec.config(recipe, ()).seconds))
 
     def _analysis(self, key: Any, run: Any) -> Any:
         """``run()``, or the PassError of its earlier failure: an analysis that failed once

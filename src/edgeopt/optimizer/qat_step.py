@@ -98,7 +98,7 @@ def triggered(recs: list[TrialRecord], space: SearchSpace, *,
             first.setdefault(r.point.model_key, r)
         waiting = [r.label for r in first.values() if not settled(r, recs, space, max_drop=max_drop)]
         if waiting:
-            log.append(f"qat ({recipe.name}) waits: the fallback has steps left for {', '.join(waiting)}")
+            log.append(f"{recipe.name} waits: the fallback has steps left for {', '.join(waiting)}")
             del groups[recipe]
     return groups, log
 
@@ -146,13 +146,13 @@ def proposals(recs: list[TrialRecord], space: SearchSpace, *, max_drop: float, b
             overhead = builder.estimate_seconds(recipe) - builder.training_seconds(recipe)
         except EdgeoptError as e:  # an analysis its steps need failed: the trial will say so
             overhead = 0.0
-            log.append(f"qat ({recipe.name}): {e}")
+            log.append(f"{recipe.name}: {e}")
         seconds, why = training_budget(left, overhead=overhead, timing=eval_cost * len(fresh), default=default)
         names = ", ".join(f"{r.label} {r.per_image_ms:.2f} ms (drop {r.drop:.2f})" for r in parents)
         if why:
-            log.append(f"qat ({recipe.name}) for {names}: {why}")
+            log.append(f"{recipe.name} for {names}: {why}")
         else:
-            log.append(f"qat ({recipe.name}) for {names}: int8 is faster but over the budget and the fallback "
+            log.append(f"{recipe.name} for {names}: int8 is faster but over the budget and the fallback "
                        f"did not fix it: training {seconds:.0f} s")
         attrs = {"not_tried": why} if why else {"train_seconds": seconds}
         out += [Proposal(p, tuple(r.label for r in parents), attrs) for p in fresh]
