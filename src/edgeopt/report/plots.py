@@ -199,7 +199,7 @@ def _quality_legend(ax, summary: dict, pts: list[dict], cutoff) -> None:
                Line2D([], [], ls="", marker="s", color="gray", label="hand-picked"),
                Line2D([], [], ls="", marker="^", color="gray", label="fallback"),
                *([Line2D([], [], ls="", marker="D", color="gray", label="qat")]
-                 if any(t["origin"] == "qat" for t in pts) else []),
+                 if any(t["origin"] == "qat" and (cutoff is None or t["drop"] <= cutoff) for t in pts) else []),
                Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
                Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
                Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget: drop <= {summary['max_drop']:g} {unit}")]
