@@ -262,3 +262,25 @@ def test_the_search_enqueues_qat_as_soon_as_its_trials_call_for_it():
     run.post, run.qat_queued = True, set()  # after the trials, the post-step decides instead
     engine._qat_early(run, study)
     assert len(waiting()) == 1
+
+
+def test_trials_the_search_enqueued_but_did_not_run_are_run_before_the_post_steps():
+    # A qat trial enqueued right before the trials stopped would otherwise be run by the
+    # fallback's first post-step trial in place of its own point.
+    from types import SimpleNamespace
+
+    from edgeopt.optimizer import engine
+
+    ev = _Scripted({"fp32@ort": (2.0, 0.0), "int8-nncf@openvino": (1.0, 3.0), "qat@openvino": (1.0, 0.5)})
+    ev.best, ev.trials_end, ev.idle = None, None, 0
+    study = _study(ev, [Point(), NNCF])
+    qat = Point(precision="qat", backend="openvino")
+    study.enqueue_trial(qat.params(), user_attrs={"origin": "qat", "point": qat.to_dict(), "train_seconds": 30.0})
+    bar = SimpleNamespace(advance=lambda: None, describe=lambda text: None)
+    run = SimpleNamespace(study=study, objective=ev, deadline=None, strategy=SimpleNamespace(exhaustive=True),
+                          config=SimpleNamespace(budget=None), clock=FakeClock(0.0))
+    engine._drain(run, bar)
+    last = records(study)[-1]
+    assert last.label == "qat@openvino t1 b1" and last.feasible and last.attrs["train_seconds"] == 30.0
+    engine._drain(run, bar)  # nothing left waiting: no trial
+    assert len(records(study)) == 3

@@ -334,6 +334,7 @@ def _post_steps(run: _Run, bar: Any) -> list[str]:
     ev = run.objective
     if ev.measurer.too_small:  # then no float layer nor training can make a candidate pass
         return [f"not run: {ev.measurer.too_small}"]
+    _drain(run, bar)
     space, max_drop, unit = run.strategy.space, ev.limits.max_drop, ev.measurer.unit
     log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar), space,
                    max_drop=max_drop, time_left=lambda: _time_left(run), unit=unit)
@@ -341,6 +342,20 @@ def _post_steps(run: _Run, bar: Any) -> list[str]:
     return log + qat_step(lambda: records(run.study), lambda p, attrs: _run_one(run, p, "qat", bar, attrs), space,
                           max_drop=max_drop, builder=run.builder, left=lambda: _seconds_left(run),
                           eval_cost=lambda: ev.eval_cost, enabled=run.config.qat, unit=unit)
+
+
+def _drain(run: _Run, bar: Any) -> None:
+    """Run the trials a sampled strategy enqueued (a fallback step, a qat trial) that its
+    trials stopped before: else the post-steps' first trial would run one of them instead
+    of its own point. Each is checked against the time left like any trial."""
+    import optuna
+
+    waiting = [t for t in run.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
+    if not waiting:
+        return
+    if run.deadline is not None:
+        run.objective.trials_end = run.deadline - run.config.reserve / 2
+    run.study.optimize(run.objective, n_trials=len(waiting), callbacks=[_on_trial(run, bar)], catch=(TrialFailed,))
 
 
 def _time_left(run: _Run) -> bool:
