@@ -174,10 +174,12 @@ def qat_step(records: Callable[[], list[TrialRecord]], run: Callable[[Point, dic
             tried, try nothing.
         unit: the unit of the drops (for the log).
     """
-    wanted, log = proposals(records(), space, max_drop=max_drop, builder=builder, left=left(),
-                            eval_cost=eval_cost())
+    recs = records()
+    wanted, log = proposals(recs, space, max_drop=max_drop, builder=builder, left=left(), eval_cost=eval_cost())
     if not enabled:
         return [f"qat off: {p.point.label} not tried (--qat turns it on)" for p in wanted]
+    # The search ran these as soon as its trials called for them.
+    log += [f"{outcome(r, r.point, unit)} (during the trials)" for r in recs if r.origin == "qat"]
     for p in wanted:
         run(p.point, p.attrs)
         rec = next((r for r in reversed(records()) if r.label == p.point.label), None)
