@@ -66,6 +66,7 @@ def optimize_cmd(
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
     recipes: Optional[str] = typer.Option(None, "--recipes", help="Build only these candidates' recipes, comma-separated, as candidates.json names them, e.g. fp32,int8-ort,int8-nncf or pruned-30+kd/int8-nncf (the original is always built: it is the baseline); default: the original, fp32-clean, fp16, every int8 flavour and each --prune-targets pruned + distilled, alone and + int8-nncf."),
     train_seconds: float = duration_option("45s", help="Distillation budget per pruned candidate."),
+    qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="When post-training int8 is 5% faster than the best candidate within budget but breaks the quality budget, and keeping layers in float did not fix it, try int8 by quantization-aware training (qat@RUNTIME: up to 60 s of training, less when --budget leaves less; a row says why when it cannot fit). Default: on, off in the demonstration (which keeps under 3 minutes). --recipes qat builds it unconditionally."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
@@ -119,7 +120,7 @@ def optimize_cmd(
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds, confidence=confidence,
-                  tie_breaker=tie_breaker)
+                  tie_breaker=tie_breaker, qat=model is not None if qat is None else qat)
     where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
         return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", recipes=chosen, **common), out_dir, workers=1,

@@ -28,14 +28,17 @@ from ..passes.prune import PruneConfig
 from ..model import Model
 from .._util.atomic import atomic_write_bytes
 from .._util.errorline import error_line
-from .recipes import Recipe
+from ..passes.qat import NOTE_KEY as QAT_NOTE
+from .recipes import PRECISIONS, Recipe
 
 # First-guess build costs in seconds for a model of _GUESS_BYTES (PP-LCNet, 6.8 MB, on two
 # cores), scaled by the model's size and replaced by what each pass measures here.
 _GUESS_BYTES = 7e6
 _GUESS_S = {"prune": 10.0, "distill": 0.0, "cleanup": 3.0, "fp16": 3.0, "int8-static": 15.0,
             "int8-nncf": 20.0, "int8-dynamic": 5.0, "int8-ort-defaults": 15.0, "int8-nncf-defaults": 20.0,
-            "ranking": 10.0, "sensitivity": 60.0}
+            "ranking": 10.0, "sensitivity": 60.0, "qat": 80.0, "qat overhead": 20.0}
+_TRAINED = {s.pass_name for s in PRECISIONS.values() if s.trained}
+"""Passes that train within their config's ``seconds`` (qat)."""
 
 
 class ModelBuilder:
@@ -77,6 +80,7 @@ class ModelBuilder:
         self._rankings: dict[tuple, tuple[str, ...]] = {}
         self._safe_ratios: dict[str, float] | None = None
         self._failures: dict[Any, str] = {}  # analyses that failed: "sensitivity", ("ranking", recipe)
+        self._training: dict[Recipe, float] = {}  # training seconds of trained precisions (set_training)
         self.seconds: dict[str, float] = {}  # measured cost per pass name (largest seen)
         # Trained models depend on the data they were trained on, not only on the steps.
         digest = hashlib.sha256()
@@ -112,8 +116,24 @@ class ModelBuilder:
         keep = ()
         if recipe.float_layers:
             keep = self._analysis(("ranking", recipe.whole), lambda: self.ranking(recipe))[:recipe.float_layers]
-        steps.append((spec.pass_name, spec.config(recipe, keep)))
+        config = spec.config(recipe, keep)
+        if spec.trained and recipe in self._training:
+            config = dataclasses.replace(config, seconds=self._training[recipe])
+        steps.append((spec.pass_name, config))
         return tuple(steps)
+
+    def set_training(self, recipe: Recipe, seconds: float) -> None:
+        """Give the trained precision of ``recipe`` (qat) ``seconds`` of training (s, > 0)
+        instead of its config's default; the seconds are part of its steps, so the model
+        is built (and cached) for that budget."""
+        self._training[recipe] = float(seconds)
+
+    def training_seconds(self, recipe: Recipe) -> float:
+        """Seconds of training the precision step of ``recipe`` gets (0 for a precision
+        that does not train)."""
+        if not recipe.spec.trained:
+            return 0.0
+        return self._training.get(recipe, float(recipe.spec.config(recipe, ()).seconds))
 
     def _analysis(self, key: Any, run: Any) -> Any:
         """``run()``, or the PassError of its earlier failure: an analysis that failed once
@@ -198,11 +218,16 @@ class ModelBuilder:
         ..."); [] when it was not built or has nothing to say."""
         steps = self.steps(recipe)
         names = [name for name, _ in steps]
-        if "distill" not in names:
-            return []
-        got = self._memo.get(steps[:names.index("distill") + 1])
-        said = read_summary(got) if isinstance(got, Model) else None
-        return [f"distillation {said}"] if said else []
+        out = []
+        if "distill" in names:
+            got = self._memo.get(steps[:names.index("distill") + 1])
+            said = read_summary(got) if isinstance(got, Model) else None
+            out += [f"distillation {said}"] if said else []
+        got = self._memo.get(steps)
+        if recipe.spec.trained and isinstance(got, Model):
+            said = next((p.value for p in got.proto.metadata_props if p.key == QAT_NOTE), None)
+            out += [f"{recipe.spec.pass_name} {said}"] if said else []
+        return out
 
     def estimate_seconds(self, recipe: Recipe) -> float:
         """Seconds the steps of ``recipe`` not built yet would take (a guess before the
@@ -220,7 +245,7 @@ class ModelBuilder:
         for i in range(1, len(steps) + 1):
             key = steps[:i]
             if key not in self._memo and not self._cached(key):
-                total += self._cost(key[-1][0])
+                total += self._cost(*key[-1])
         return total
 
     def _chain(self, steps: tuple[tuple[str, Any], ...]) -> Model | str:
@@ -246,13 +271,17 @@ class ModelBuilder:
                 self._store(key, self._memo[key])
                 continue
             self._note(name, time.perf_counter() - t0)
+            if name in _TRAINED:  # what a trained pass costs beyond its training budget
+                self._note(f"{name} overhead", time.perf_counter() - t0 - config.seconds)
             self._memo[key] = built
             self._store(key, built)
         return self._memo[steps]
 
-    def _cost(self, name: str) -> float:
+    def _cost(self, name: str, config: Any = None) -> float:
         if name == "distill":
             return self.train_seconds + 5.0
+        if name in _TRAINED and config is not None:
+            return config.seconds + self._cost(f"{name} overhead")
         if name in self.seconds:
             return self.seconds[name]
         scale = min(3.0, max(0.2, self.original.size_bytes / _GUESS_BYTES))

@@ -47,6 +47,9 @@ class OptimizeConfig:
         space: the search's space (None: :func:`edgeopt.optimizer.space.default_space`).
         float_layers: how many of the worst int8 layers the accuracy-aware fallback keeps
             in float, in turn (the grid's; the search's come from its space).
+        qat: after the fallback, try quantization-aware training where int8 is fast but
+            over the quality budget (:mod:`edgeopt.optimizer.qat_step`), trained within
+            the time left.
         train_seconds: distillation budget of each pruned model, seconds.
         storage: Optuna storage URL (None: a SQLite file in the output folder for the
             search, memory for the grid).
@@ -86,6 +89,7 @@ class OptimizeConfig:
     recipes: tuple[Recipe, ...] | None = None
     space: SearchSpace | None = None
     float_layers: tuple[int, ...] = (1, 2, 4, 8)
+    qat: bool = True
     train_seconds: float = 45.0
     storage: str | None = None
     study_name: str | None = None

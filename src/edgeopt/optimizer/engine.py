@@ -10,7 +10,10 @@ Phases, whatever the strategy (:mod:`edgeopt.optimizer.strategies`):
 2. **seed**: enqueue the strategy's first points (the hand-picked choices, the grid);
 3. **trials**: run the one objective (:mod:`edgeopt.optimizer.objective`) on each point
    the strategy gives, within the budget;
-4. **fallback**: the accuracy-aware fallback (:mod:`edgeopt.optimizer.fallback`);
+4. **fallback**: the accuracy-aware fallback (:mod:`edgeopt.optimizer.fallback`), then
+   quantization-aware training where int8 is fast, over the quality budget and the
+   fallback did not fix it (:mod:`edgeopt.optimizer.qat_step`; the search takes both as
+   soon as a trial calls for them);
 5. **choose and confirm** (:mod:`edgeopt.optimizer.choose`): the fastest trial within
    every constraint, re-timed in alternating rounds against the best hand-picked choice
    and the baseline.
@@ -43,6 +46,7 @@ from .fallback import fallback, next_step
 from .measure import Measurer
 from .objective import MAX_IDLE, Objective, TrialFailed
 from .pareto import pareto_front
+from .qat_step import proposals, qat_step, restore_training
 from .recipes import grid_recipes
 from .result import OptimizeResult
 from .space import Point, default_space
@@ -76,6 +80,8 @@ class _Run:
     storage: str | None
     study_name: str
     clock: Callable[[], float] = time.monotonic
+    post: bool = False  # the trials are over: the fallback and qat steps run
+    qat_queued: set[str] = dataclasses.field(default_factory=set)  # labels of qat trials enqueued
 
 
 def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: OptimizeConfig = OptimizeConfig(),
@@ -141,11 +147,7 @@ def optimize(model: "Model", images: "ImageSet | SampleSet", *, config: Optimize
             return None
         if on_trials_done is not None:
             on_trials_done()
-        too_small = run.objective.measurer.too_small  # then no float layer can make a candidate pass
-        log = [f"not run: {too_small}"] if too_small else fallback(
-            lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar), run.strategy.space,
-            max_drop=run.objective.limits.max_drop, time_left=lambda: _time_left(run),
-            unit=run.objective.measurer.unit)
+        log = _post_steps(run, bar)
     return _finish(run, log)
 
 
@@ -276,6 +278,7 @@ def _on_trial(run: _Run, bar: Any) -> Callable[[Any, Any], None]:
     def on_trial(study: Any, trial: Any) -> None:
         if not run.strategy.exhaustive:
             _fallback_early(run, study, trial.number)
+            _qat_early(run, study)
         if run.config.budget is not None:
             bar.to(run.clock() - run.start)
         else:
@@ -310,13 +313,64 @@ def _fallback_early(run: _Run, study: Any, number: int) -> None:
         study.enqueue_trial(step.params(), user_attrs={"origin": "fallback", "point": step.to_dict()})
 
 
+def _qat_early(run: _Run, study: Any) -> None:
+    """Enqueue the qat trials a sampled strategy's trials call for as soon as they do
+    (:func:`~edgeopt.optimizer.qat_step.proposals`, trained within the trials' time left)."""
+    ev = run.objective
+    if run.post or not run.config.qat or ev.measurer.too_small:
+        return
+    left = None if ev.trials_end is None else ev.trials_end - run.clock()
+    wanted, _ = proposals(records(study), run.strategy.space, max_drop=ev.limits.max_drop, builder=run.builder,
+                          left=left, eval_cost=ev.eval_cost)
+    for p in wanted:
+        if p.point.label not in run.qat_queued:
+            run.qat_queued.add(p.point.label)
+            study.enqueue_trial(p.point.params(), user_attrs={"origin": "qat", "point": p.point.to_dict(), **p.attrs})
+
+
+def _post_steps(run: _Run, bar: Any) -> list[str]:
+    """The fallback, then qat, after the trials: their log."""
+    run.post = True
+    ev = run.objective
+    if ev.measurer.too_small:  # then no float layer nor training can make a candidate pass
+        return [f"not run: {ev.measurer.too_small}"]
+    _drain(run, bar)
+    space, max_drop, unit = run.strategy.space, ev.limits.max_drop, ev.measurer.unit
+    log = fallback(lambda: records(run.study), lambda p: _run_one(run, p, "fallback", bar), space,
+                   max_drop=max_drop, time_left=lambda: _time_left(run), unit=unit)
+    restore_training(run.builder, records(run.study))
+    return log + qat_step(lambda: records(run.study), lambda p, attrs: _run_one(run, p, "qat", bar, attrs), space,
+                          max_drop=max_drop, builder=run.builder, left=lambda: _seconds_left(run),
+                          eval_cost=lambda: ev.eval_cost, enabled=run.config.qat, unit=unit)
+
+
+def _drain(run: _Run, bar: Any) -> None:
+    """Run the trials a sampled strategy enqueued (a fallback step, a qat trial) that its
+    trials stopped before: else the post-steps' first trial would run one of them instead
+    of its own point. Each is checked against the time left like any trial."""
+    import optuna
+
+    waiting = [t for t in run.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))]
+    if not waiting:
+        return
+    if run.deadline is not None:
+        run.objective.trials_end = run.deadline - run.config.reserve / 2
+    run.study.optimize(run.objective, n_trials=len(waiting), callbacks=[_on_trial(run, bar)], catch=(TrialFailed,))
+
+
 def _time_left(run: _Run) -> bool:
     return run.deadline is None or run.clock() < run.deadline - run.config.reserve / 2
 
 
-def _run_one(run: _Run, point: Point, origin: str, bar: Any) -> None:
-    """Measure one point as a trial of the study (the fallback's)."""
-    run.study.enqueue_trial(point.params(), user_attrs={"origin": origin, "point": point.to_dict()})
+def _seconds_left(run: _Run) -> float | None:
+    """Seconds the fallback and qat steps may still take (None: no budget)."""
+    return None if run.deadline is None else run.deadline - run.config.reserve / 2 - run.clock()
+
+
+def _run_one(run: _Run, point: Point, origin: str, bar: Any, attrs: dict | None = None) -> None:
+    """Measure one point as a trial of the study (the fallback's or qat's), with those
+    extra user attributes."""
+    run.study.enqueue_trial(point.params(), user_attrs={"origin": origin, "point": point.to_dict(), **(attrs or {})})
     if run.deadline is not None:
         run.objective.trials_end = run.deadline - run.config.reserve / 2
     run.study.optimize(run.objective, n_trials=1, callbacks=[_on_trial(run, bar)], catch=(TrialFailed,))
@@ -325,6 +379,7 @@ def _run_one(run: _Run, point: Point, origin: str, bar: Any) -> None:
 def _finish(run: _Run, fallback_log: list[str]) -> OptimizeResult:
     cfg, space = run.config, run.strategy.space
     recs = records(run.study)
+    restore_training(run.builder, recs)  # the chosen qat model is the one measured, not trained again
     base_point = Point(backend="ort" if "ort" in space.backends else space.backends[0],
                        threads=cfg.threads, batch=cfg.batch)
     note = f" within the budget of {cfg.budget:.0f} s: give a larger --budget" if cfg.budget else ""

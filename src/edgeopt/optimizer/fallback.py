@@ -72,6 +72,31 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
     Args:
         recs: every trial so far (``record`` included).
     """
+    step = _step_after(record, recs, space, max_drop=max_drop)
+    return None if step is None or step.label in {x.label for x in recs} else step
+
+
+def settled(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, *, max_drop: float) -> bool:
+    """Whether the fallback has nothing left to try for the int8 trial ``record``: each of
+    its steps that applies (:func:`next_step`) is in ``recs``, and the last one measured
+    fits the budget, is no longer faster than the best feasible trial, or is the last
+    step; a step that failed or was stopped ends it too (the next ones share its ranking).
+    False while a step that applies is still to be measured."""
+    by_label = {x.label: x for x in recs if x.duplicate_of is None}
+    rec: TrialRecord | None = record
+    while rec is not None and rec.measured:
+        step = _step_after(rec, recs, space, max_drop=max_drop)
+        if step is None:
+            return True
+        if step.label not in by_label:
+            return False
+        rec = by_label[step.label]
+    return True
+
+
+def _step_after(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, *,
+                max_drop: float) -> Point | None:
+    """:func:`next_step` whether or not that step was measured already."""
     p = record.point
     if not (record.measured and not record.feasible and p.precision in MIXED
             and (record.judged_drop or 0) > max_drop):
@@ -84,10 +109,7 @@ def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, 
         if floats and min(x.judged_drop for x in floats) > max_drop:
             return None  # int8 is not the cause
     later = [k for k in sorted(space.float_layers) if k > p.float_layers]
-    if not later:
-        return None
-    step = dataclasses.replace(p, float_layers=later[0])
-    return None if step.label in {x.label for x in recs} else step
+    return dataclasses.replace(p, float_layers=later[0]) if later else None
 
 
 def _steps(r: TrialRecord, steps: list[int], records: Callable[[], list[TrialRecord]],

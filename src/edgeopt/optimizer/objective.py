@@ -5,7 +5,9 @@ sampler):
 
 1. a point measured before answers from that measurement (samplers propose a point again
    when it looks best; timing it twice would waste the budget);
-2. a point whose build would not fit the time left is stopped;
+2. a point whose build would not fit the time left is stopped (a qat point enqueued with
+   ``not_tried`` already was: :mod:`edgeopt.optimizer.qat_step`; one enqueued with
+   ``train_seconds`` trains that long);
 3. the model is built (:class:`~edgeopt.optimizer.builder.ModelBuilder`); a pass that fails
    makes a failed trial with its reason, never the end of the run;
 4. with early stopping (the sampled strategy), cheap checks first: quality on a small
@@ -156,6 +158,10 @@ class Objective:
             trial.set_user_attr("seconds", self.clock() - t0)
             raise (TrialFailed if failed else optuna.TrialPruned)(reason)
 
+        if trial.user_attrs.get("not_tried"):
+            stop(trial.user_attrs["not_tried"])  # decided before it was enqueued (qat_step: no time)
+        if "train_seconds" in trial.user_attrs:  # the training budget its enqueuer gave it (qat_step)
+            self.builder.set_training(point.recipe, trial.user_attrs["train_seconds"])
         # Built one at a time (builds share caches and this machine's cores); with several
         # boards, one trial builds here while others are measured there.
         with self._lock:

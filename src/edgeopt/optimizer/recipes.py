@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 from ..errors import EdgeoptError
+from ..passes.qat import QatConfig
 from ..passes.quantize import NncfQuantConfig, StaticQuantConfig
 
 
@@ -36,6 +37,11 @@ class PrecisionSpec:
             be chosen).
         cleanup_first: the graph is cleaned up (onnxslim) before the pass; off for the
             libraries' own defaults, which quantize the graph as given.
+        trained: the pass trains within a wall-time budget (its config's ``seconds``),
+            which the optimizer gives it from the time left; such a precision is tried
+            only when post-training int8 breaks the quality budget and the fallback did
+            not fix it (:mod:`edgeopt.optimizer.qat_step`), never in the default grid nor
+            drawn by the search (``--recipes`` may name it).
         summary: one line for listings.
     """
 
@@ -45,6 +51,7 @@ class PrecisionSpec:
     mixed: bool = False
     calibrated: bool = False
     cleanup_first: bool = True
+    trained: bool = False
     summary: str = ""
 
 
@@ -58,6 +65,10 @@ def _ort_static(recipe: "Recipe", keep: tuple[str, ...]) -> Any:
 
 def _nncf(recipe: "Recipe", keep: tuple[str, ...]) -> Any:
     return NncfQuantConfig(ignored_nodes=keep)
+
+
+def _qat(recipe: "Recipe", keep: tuple[str, ...]) -> Any:
+    return QatConfig()  # the builder sets its seconds (ModelBuilder.set_training)
 
 
 PRECISIONS: dict[str, PrecisionSpec] = {s.name: s for s in (
@@ -74,7 +85,13 @@ PRECISIONS: dict[str, PrecisionSpec] = {s.name: s for s in (
                   summary="ONNX Runtime's quantize_static with its own defaults, on the graph as given"),
     PrecisionSpec("int8-nncf-defaults", "int8-nncf-defaults", _no_config, calibrated=True, cleanup_first=False,
                   summary="nncf.quantize with its own defaults, on the graph as given"),
+    # Trains from the float model's own torch graph and exports a fresh QDQ graph, so a
+    # cleanup of the ONNX graph first would change nothing the pass keeps.
+    PrecisionSpec("qat", "qat", _qat, calibrated=True, cleanup_first=False, trained=True,
+                  summary="int8 QDQ by quantization-aware training, distilled from the original"),
 )}
+UNTRAINED = tuple(name for name, spec in PRECISIONS.items() if not spec.trained)
+"""The precisions a grid or a search tries by default (a trained one only when int8 needs it)."""
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PRUNE_SCOPES = ("global", "sensitivity")
 
@@ -186,7 +203,7 @@ class Recipe:
 
 
 _NAME = re.compile(r"^(?:pruned-?(\d{1,2})(s?)(\+kd)?(?:/|$))?(.*)$")
-_PRECISION_NAME = re.compile(r"^(fp32-clean|fp32|fp16|int8-ort-defaults|int8-nncf-defaults|int8-ort|int8-nncf|int8-dynamic)"
+_PRECISION_NAME = re.compile(r"^(fp32-clean|fp32|fp16|int8-ort-defaults|int8-nncf-defaults|int8-ort|int8-nncf|int8-dynamic|qat)"
                              r"(?:-(minmax|entropy|percentile))?(?:-(\d+)fp)?$")
 # Short names users type on the command line (``edgeopt energy --compare int8,pruned50``).
 ALIASES = {"int8": "int8-ort", "int8-static": "int8-ort"}
@@ -226,10 +243,11 @@ def parse_recipe(name: str, *, recover: bool | None = None) -> Recipe:
 
 def grid_recipes(prune_targets: tuple[float, ...] = (0.3, 0.5)) -> tuple[Recipe, ...]:
     """The recipes the exhaustive strategy tries by default: the original, cleanup, fp16,
-    each int8 flavour, and for each pruning target the pruned + distilled model alone and
-    followed by NNCF int8 (channels removed speed up every dense kernel; int8 on top
-    multiplies the gains where the CPU has a fast int8 path)."""
-    out = [Recipe(), Recipe(cleanup=True), *(Recipe(precision=p) for p in PRECISIONS if p != "fp32")]
+    each post-training int8 flavour, and for each pruning target the pruned + distilled
+    model alone and followed by NNCF int8 (channels removed speed up every dense kernel;
+    int8 on top multiplies the gains where the CPU has a fast int8 path). A trained
+    precision (qat) is not among them: it is tried when int8 needs it."""
+    out = [Recipe(), Recipe(cleanup=True), *(Recipe(precision=p) for p in UNTRAINED if p != "fp32")]
     for t in prune_targets:
         out += [Recipe(prune=t), Recipe(prune=t, precision="int8-nncf")]
     return tuple(out)

@@ -8,7 +8,9 @@ Dimensions (a :class:`SearchSpace` lists the values allowed on each):
   from the original; channels ranked across layers ("global") or with each layer capped
   at the ratio the sensitivity analysis found safe ("sensitivity");
 - graph cleanup on or off;
-- precision: fp32, fp16, int8 static (ONNX Runtime QDQ), int8 NNCF, int8 dynamic;
+- precision: fp32, fp16, int8 static (ONNX Runtime QDQ), int8 NNCF, int8 dynamic (int8 by
+  quantization-aware training is not drawn: it is tried when a fast int8 point breaks the
+  quality budget and the fallback did not fix it, :mod:`edgeopt.optimizer.qat_step`);
 - for int8 static, the calibration method (minmax, entropy, percentile);
 - for int8 static and NNCF, mixed precision: the ``float_layers`` layers with the worst
   measured int8 error (:mod:`edgeopt.passes.diagnostics.quant_error`) kept in float;
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import EdgeoptError
-from .recipes import CALIBRATION_METHODS, PRECISIONS, PRUNE_SCOPES, Recipe
+from .recipes import CALIBRATION_METHODS, PRECISIONS, PRUNE_SCOPES, UNTRAINED, Recipe
 
 # precisions whose layers can be kept in float one by one
 MIXED = tuple(name for name, spec in PRECISIONS.items() if spec.mixed)
@@ -37,7 +39,8 @@ class SearchSpace:
         prune_scopes: "global" and/or "sensitivity" (see the module docstring).
         cleanup: graph cleanup (onnxslim) off and/or on. int8 and fp16 always clean up
             first, as quantizing an uncleaned graph only quantizes what cleanup removes.
-        precisions: subset of :data:`edgeopt.optimizer.recipes.PRECISIONS`.
+        precisions: subset of :data:`edgeopt.optimizer.recipes.PRECISIONS`; by default the
+            post-training ones (qat is tried on a trigger: :mod:`edgeopt.optimizer.qat_step`).
         calibration_methods: for int8-ort ("minmax", "entropy", "percentile").
         float_layers: for int8-ort and int8-nncf, how many of the worst layers stay float.
         backends: backend names.
@@ -48,7 +51,7 @@ class SearchSpace:
     prune: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
     prune_scopes: tuple[str, ...] = ("global", "sensitivity")
     cleanup: tuple[bool, ...] = (False, True)
-    precisions: tuple[str, ...] = tuple(PRECISIONS)
+    precisions: tuple[str, ...] = UNTRAINED
     calibration_methods: tuple[str, ...] = CALIBRATION_METHODS
     float_layers: tuple[int, ...] = (0, 1, 2, 4, 8)
     backends: tuple[str, ...] = ("ort", "openvino")

@@ -43,7 +43,7 @@ class TrialRecord:
         drop: quality drop (points, or dB below the SNR floor; see
             :class:`~edgeopt.optimizer.measure.Measurer`), or None.
         quality: the QualityReport as a dict, or None.
-        origin: "hand-picked", "grid", "sampled" or "fallback".
+        origin: "hand-picked", "grid", "sampled", "fallback" or "qat" (:mod:`.qat_step`).
         seconds: wall time the trial took.
         duplicate_of: the number of the earlier trial of the same point whose
             measurement this trial reused, or None.

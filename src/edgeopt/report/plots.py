@@ -171,7 +171,7 @@ def _trial_points(ax, pts: list[dict], objective: str, winner, cutoff, ylim) -> 
     {"labels": trial-number Labels in priority order, "points": (x, y, radius pt)}."""
     from .label_place import Label
 
-    markers = {"hand-picked": "s", "fallback": "^"}  # grid and sampled points: circles
+    markers = {"hand-picked": "s", "fallback": "^", "qat": "D"}  # grid and sampled points: circles
     labels, points = [], []
     for t in pts:
         x, chosen = t["per_image_ms"], t["number"] == winner
@@ -198,6 +198,8 @@ def _quality_legend(ax, summary: dict, pts: list[dict], cutoff) -> None:
                Line2D([], [], ls="", marker="o", color="tab:red", label=_over_label(pts)),
                Line2D([], [], ls="", marker="s", color="gray", label="hand-picked"),
                Line2D([], [], ls="", marker="^", color="gray", label="fallback"),
+               *([Line2D([], [], ls="", marker="D", color="gray", label="qat")]
+                 if any(t["origin"] == "qat" and (cutoff is None or t["drop"] <= cutoff) for t in pts) else []),
                Line2D([], [], ls="", marker="*", color="gray", markeredgecolor="k", ms=12, label="chosen"),
                Line2D([], [], color="tab:green", lw=1, label="Pareto front"),
                Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget: drop <= {summary['max_drop']:g} {unit}")]
