@@ -160,3 +160,13 @@ def test_config_refuses_a_bad_budget_or_placement_in_one_line():
         QatConfig(seconds=0)
     with pytest.raises(PassError, match="placement must be one of inputs, outputs"):
         QatConfig(placement="everywhere")
+
+
+def test_the_budget_not_distillations_epoch_cap_ends_training():
+    from edgeopt.passes.qat.api import _distill_config
+
+    # distillation's default of 30 epochs ended 112-image runs after 60 steps
+    assert _distill_config(QatConfig()).max_epochs == 10_000
+    assert _distill_config(QatConfig(max_epochs=3, seconds=5.0)).max_epochs == 3
+    with pytest.raises(PassError, match="max_epochs must be >= 1"):
+        QatConfig(max_epochs=0)
