@@ -7,7 +7,8 @@ Efficient Integer-Arithmetic-Only Inference", arXiv:1712.05877; the teacher-stud
 of :mod:`edgeopt.passes.distill`), starting from post-training calibration.
 
 - :mod:`.config`: :class:`QatConfig`.
-- :mod:`.fakequant`: torch.ao FX fake-quantizers in, QDQ ONNX out.
+- :mod:`.fakequant`: fake-quantizers in (torch.ao FX placement, or :mod:`.inputs`: the
+  weighted layers' inputs only), QDQ ONNX out.
 - :mod:`.api`: the pass (:func:`apply`).
 
 Importing this package does not import torch.

@@ -34,7 +34,9 @@ def apply(model: "Model", config: QatConfig, calibration: np.ndarray, *,
     ``config.seconds`` of knowledge distillation with the float model as teacher (no
     labels needed; cross-entropy added when ``labels`` are given), the weights with the
     best held-out agreement (or accuracy, with labels) kept, the start included; exported
-    as QuantizeLinear/DequantizeLinear pairs around every Conv and Gemm.
+    as QuantizeLinear/DequantizeLinear pairs where ``config.placement`` put them: on the
+    inputs and weights of every Conv and Gemm ("inputs", int8 on OpenVINO), or around
+    them and every other op ("outputs", QLinearConv/QGemm on ONNX Runtime).
 
     Args:
         model: a single-input, single-output classifier (outputs (N, K) class scores).
@@ -61,7 +63,7 @@ def apply(model: "Model", config: QatConfig, calibration: np.ndarray, *,
                         f"{model.output_names}: use int8-static or int8-nncf instead")
     teacher = bridge.to_torch(model)
     try:
-        student = fakequant.insert_fake_quantizers(teacher, data)
+        student = fakequant.insert_fake_quantizers(teacher, data, config.placement)
     except Exception as e:
         raise PassError(f"pass qat cannot insert fake-quantizers into {model.name} "
                         f"({error_line(e)}): use int8-static or int8-nncf instead") from e
@@ -84,5 +86,5 @@ def _distill_config(config: QatConfig) -> DistillConfig:
     # BatchNorm is folded before the fake-quantizers go in, so there is none to train;
     # no early stop at a target: the budget is the user's to spend.
     return DistillConfig(lr=config.lr, time_budget_s=config.seconds, batch_size=config.batch_size,
-                         target_agreement=None, val_fraction=config.val_fraction, seed=config.seed,
-                         progress=False)
+                         max_epochs=config.max_epochs, target_agreement=None,
+                         val_fraction=config.val_fraction, seed=config.seed, progress=False)

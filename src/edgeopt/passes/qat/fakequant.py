@@ -1,6 +1,10 @@
 """Fake-quantizers in a torch module and its export as a QDQ ONNX graph.
 
-torch.ao's FX graph mode QAT (``prepare_qat_fx``; PyTorch docs, "Quantization-aware
+Two placements (:data:`~.config.PLACEMENTS`): "inputs", the weighted layers' inputs only
+(:mod:`.inputs`, NNCF's placement for OpenVINO), and "outputs", every op's output as
+torch.ao places them (below; the layout ONNX Runtime fuses into QLinearConv).
+
+"outputs" is torch.ao's FX graph mode QAT (``prepare_qat_fx``; PyTorch docs, "Quantization-aware
 training", FX graph mode) with two choices made for the export:
 
 - BatchNorm is folded into the preceding conv in eval mode first
@@ -27,6 +31,8 @@ import onnx
 import torch
 from torch import nn
 
+from .inputs import quantize_inputs
+
 # The weight fake-quantizer keeps its observer on during training (weights move, their
 # per-channel ranges follow); activation ranges stay those of the calibration.
 _WEIGHT_FQ = "weight_fake_quant"
@@ -44,13 +50,15 @@ def _qconfig_mapping():
     return QConfigMapping().set_global(QConfig(activation=activation, weight=weight))
 
 
-def insert_fake_quantizers(module: nn.Module, images: np.ndarray, batch_size: int = 64) -> nn.Module:
+def insert_fake_quantizers(module: nn.Module, images: np.ndarray, placement: str = "inputs",
+                           batch_size: int = 64) -> nn.Module:
     """A copy of ``module`` with BatchNorm folded, fake-quantizers inserted and calibrated.
 
     Args:
         module: float32 module taking (N, C, H, W) float32 tensors; not modified.
         images: float32 (N, C, H, W) calibration images; every one runs through the
             observers once (post-training calibration: activation min/max).
+        placement: one of :data:`~.config.PLACEMENTS` (see the module docstring).
         batch_size: images per forward pass of the calibration.
 
     Returns:
@@ -61,11 +69,19 @@ def insert_fake_quantizers(module: nn.Module, images: np.ndarray, batch_size: in
         torch.fx's or torch.ao's errors when the module cannot be traced symbolically
         (the pass turns them into a PassError).
     """
-    from torch.ao.quantization import disable_observer
-    from torch.ao.quantization.quantize_fx import prepare_qat_fx
     from torch.fx.experimental.optimization import fuse
 
     folded = fuse(copy.deepcopy(module).eval())
+    if placement == "inputs":
+        return quantize_inputs(folded, images, batch_size)
+    return _prepare_outputs(folded, images, batch_size)
+
+
+def _prepare_outputs(folded: nn.Module, images: np.ndarray, batch_size: int) -> nn.Module:
+    """torch.ao's FX QAT placement on ``folded``, calibrated (see :func:`insert_fake_quantizers`)."""
+    from torch.ao.quantization import disable_observer
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
     x = torch.from_numpy(images)
     with warnings.catch_warnings():
         # torch.ao's FX mode is deprecated for torchao's pt2e (pytorch/ao#2259), whose QAT
