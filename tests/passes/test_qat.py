@@ -71,21 +71,24 @@ def _ort_outputs(model: Model, x: np.ndarray, optimized: str | None = None) -> n
     return session.run(None, {model.inputs[0].name: x})[0]
 
 
-def test_every_conv_and_gemm_has_qdq_pairs_around_it(trained):
+def test_every_conv_and_gemm_has_qdq_pairs_around_it(digits, trained):
     graph = trained.proto.graph
     producer, users = base.graph_index(graph)
+    stored = {t.name: t.data_type for t in graph.initializer}
     layers = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
     assert Counter(n.op_type for n in layers) == {"Conv": 3, "Gemm": 2}
     for node in layers:
         # activation and weight dequantized from int8, the result quantized again (after its ReLU)
         assert [producer[x].op_type for x in node.input[:2]] == ["DequantizeLinear"] * 2, node.name
-        weight_q = producer[producer[node.input[1]].input[0]]
-        assert weight_q.op_type == "QuantizeLinear", node.name
+        # the weight is stored as int8 codes (QuantizeLinear folded): a quarter of its bytes
+        codes = producer[node.input[1]].input[0]
+        assert codes not in producer and stored[codes] == onnx.TensorProto.INT8, node.name
         nxt = users[node.output[0]]
         if nxt[0].op_type == "Relu":
             nxt = users[nxt[0].output[0]]
         assert [n.op_type for n in nxt] == ["QuantizeLinear"], node.name
     assert trained.passes[-1] == "qat" and trained.torch_module is None
+    assert trained.size_bytes < 0.3 * digits[0].size_bytes
     assert any(p.key == NOTE_KEY and "agreement" in p.value for p in trained.proto.metadata_props)
 
 
@@ -107,10 +110,12 @@ def test_inputs_placement_quantizes_only_the_weighted_layers_inputs(trained_inpu
     assert Counter(n.op_type for n in layers) == {"Conv": 3, "Gemm": 2}
     for node in layers:
         assert [producer[x].op_type for x in node.input[:2]] == ["DequantizeLinear"] * 2, node.name
-    # one pair per weight and one per layer input, each feeding only that layer: the
-    # ReLUs and pools run on float values
+    # one pair per layer input, each feeding only that layer (the ReLUs and pools run on
+    # float values); the weights' QuantizeLinear is folded into int8 codes
     quantize = [n for n in graph.node if n.op_type == "QuantizeLinear"]
-    assert len(quantize) == 2 * len(layers)
+    assert len(quantize) == len(layers)
+    stored = {t.name: t.data_type for t in graph.initializer}
+    assert all(stored[producer[n.input[1]].input[0]] == onnx.TensorProto.INT8 for n in layers)
     for q in quantize:
         assert [n.op_type for n in users[users[q.output[0]][0].output[0]]] in (["Conv"], ["Gemm"]), q.name
 

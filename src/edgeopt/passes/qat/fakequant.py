@@ -104,7 +104,9 @@ def _prepare_outputs(folded: nn.Module, images: np.ndarray, batch_size: int) -> 
 def export_qdq(module: nn.Module, example: np.ndarray, input_name: str, output_name: str) -> onnx.ModelProto:
     """The fake-quantized ``module`` exported as an ONNX graph of QuantizeLinear /
     DequantizeLinear pairs (:func:`edgeopt.model.from_torch`: TorchScript exporter, opset
-    17, batch dimension symbolic).
+    17, batch dimension symbolic), its weights stored as int8 initializers behind
+    DequantizeLinear (:func:`edgeopt.passes.quantize.weight_fold.fold_weight_quantize`:
+    the exporter writes float32 weights and a QuantizeLinear).
 
     Args:
         module: the output of :func:`insert_fake_quantizers` (trained or not); its
@@ -117,8 +119,10 @@ def export_qdq(module: nn.Module, example: np.ndarray, input_name: str, output_n
     from torch.ao.quantization import disable_observer
 
     from ...model import from_torch
+    from ..quantize.weight_fold import fold_weight_quantize
 
     module.apply(disable_observer)
     with warnings.catch_warnings():  # the tracer's notes on fake-quantizers' constant ranges
         warnings.simplefilter("ignore")
-        return from_torch(module, torch.from_numpy(example), input_name=input_name, output_name=output_name).proto
+        proto = from_torch(module, torch.from_numpy(example), input_name=input_name, output_name=output_name).proto
+    return fold_weight_quantize(proto)
