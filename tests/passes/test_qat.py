@@ -168,10 +168,10 @@ def test_config_refuses_a_bad_budget_or_placement_in_one_line():
 
 
 def test_the_budget_not_distillations_epoch_cap_ends_training():
-    from edgeopt.passes.qat.api import _distill_config
+    from edgeopt.passes.distill.budget import distill_config
 
     # distillation's default of 30 epochs ended 112-image runs after 60 steps
-    assert _distill_config(QatConfig()).max_epochs == 10_000
-    assert _distill_config(QatConfig(max_epochs=3, seconds=5.0)).max_epochs == 3
+    assert distill_config(QatConfig()).max_epochs == 100_000
+    assert distill_config(QatConfig(max_epochs=3, seconds=5.0)).max_epochs == 3
     with pytest.raises(PassError, match="max_epochs must be >= 1"):
         QatConfig(max_epochs=0)

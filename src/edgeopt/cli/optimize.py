@@ -95,22 +95,13 @@ def optimize_cmd(
 
     With --search: an accuracy-aware search that reports the Pareto front."""
     from ..optimizer.config import OptimizeConfig
-    from ..optimizer.confidence import check_tie_breaker
     from ..optimizer.space import default_space
-    from ..report.optimize_outputs import OUTPUT_FILES
 
-    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
-    chosen = _recipes(ctx, recipes, search)
-    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model,
-                    fractions=fractions if chosen is None else tuple(r.prune for r in chosen if r.recover and r.prune),
-                    device=device)
-    check_outputs(inputs=(model, images, inputs, calib, targets), folders=[("--out", out_dir, OUTPUT_FILES)])
-    if device is None:  # a board's threads are checked against its own cores once it is reached
-        check_threads(threads)
-    check_tie_breaker(tie_breaker)
+    fractions, chosen = _refuse_early(ctx, recipes=recipes, search=search, allow_batching=allow_batching,
+                                      model=model, prune_targets=prune_targets, device=device, threads=threads,
+                                      tie_breaker=tie_breaker, storage=storage, resume=resume, out_dir=out_dir,
+                                      user_files=(model, images, inputs, calib, targets))
     budget_drop, backend_list = _budget_drop(max_drop, metric_tolerance, task), _backend_list(backends)
-    if search:  # a storage that cannot hold the study is refused before the model and data load
-        _check_storage(storage, out_dir, resume)
     # With --json, stdout holds the one document: what is said on the way goes to stderr.
     printer = Printer(Console(stderr=True) if as_json else out, as_json=as_json, command="optimize")
     m, evalset, calibset = _data(model, images, inputs, calib, targets, shape,
@@ -132,6 +123,27 @@ def optimize_cmd(
         space=default_space(threads, batch, backend_list, allow_batching=allow_batching, max_batch=max_batch,
                             prune_targets=fractions), **common)
     _run(m, evalset, calibset, cfg, out_dir, workers=workers, trials_only=trials_only, device=where, printer=printer)
+
+
+def _refuse_early(ctx, *, recipes: str | None, search: bool, allow_batching: bool, model, prune_targets: str,
+                  device, threads: int, tie_breaker: str, storage, resume: bool, out_dir, user_files) -> tuple:
+    """Every check that needs no model loaded: (the --prune-targets fractions, the
+    --recipes chosen or None). Raises the CLI's one-line errors."""
+    from ..optimizer.confidence import check_tie_breaker
+    from ..report.optimize_outputs import OUTPUT_FILES
+
+    fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
+    chosen = _recipes(ctx, recipes, search)
+    _check_partners(ctx, search=search, allow_batching=allow_batching, model=model,
+                    fractions=fractions if chosen is None else tuple(r.prune for r in chosen if r.recover and r.prune),
+                    device=device)
+    check_outputs(inputs=user_files, folders=[("--out", out_dir, OUTPUT_FILES)])
+    if device is None:  # a board's threads are checked against its own cores once it is reached
+        check_threads(threads)
+    check_tie_breaker(tie_breaker)
+    if search:  # a storage that cannot hold the study is refused before the model and data load
+        _check_storage(storage, out_dir, resume)
+    return fractions, chosen
 
 
 def _check_memory(m, batch: int, max_batch: int) -> None:

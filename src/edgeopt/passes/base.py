@@ -23,7 +23,7 @@ import onnx
 from .._util.errorline import error_line
 from .._util.onnxgraph import topological
 from .._util.requires import require
-from ..errors import DataError, EdgeoptError, PassError, ShapeError
+from ..errors import EdgeoptError, PassError, ShapeError
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -33,6 +33,7 @@ TEACHER = "teacher"
 LABELS = "labels"  # optional: used when the caller has them, never required
 
 
+from .samples import check_image_batch  # noqa: E402
 # The tolerance vocabulary lives in its own module; passes and tests import it from here.
 from .tolerance import AGREEMENT, EXACT, RELATIVE, STRUCTURAL, TOLERANCE_KINDS, Tolerance  # noqa: E402,F401  (re-exported)
 
@@ -389,40 +390,6 @@ def check_calibration(model: "Model", calibration: "np.ndarray | dict[str, np.nd
         )
     return check_image_batch(calibration, spec.name, list(spec.shape), what="calibration data",
                              limit=limit)
-
-
-def check_image_batch(images: np.ndarray, input_name: str, dims: list[int | None], *,
-                      what: str = "images", limit: int | None = None) -> np.ndarray:
-    """Validate a stack of preprocessed samples (images, audio clips, feature vectors)
-    against one model input whose batch is axis 0.
-
-    Args:
-        images: float array (N, *dims[1:]).
-        input_name: the input's name, for the messages.
-        dims: the input's dims; the first (batch) is ignored, None matches any size.
-        what: how the messages name the data ("calibration data", "images").
-        limit: keep at most this many samples (the first ones).
-
-    Returns:
-        a C-contiguous float32 array (min(N, limit), ...).
-
-    Raises:
-        DataError: wrong rank or shape, no samples, not floating point, or non-finite.
-    """
-    data = np.asarray(images)
-    want = "(N, " + ", ".join("?" if d is None else str(d) for d in dims[1:]) + ")"
-    if data.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims[1:], data.shape[1:])):
-        raise DataError(f"{what} have shape {data.shape}, input {input_name!r} takes {want}: "
-                        f"stack samples of that shape (images through model.preprocess)")
-    if data.shape[0] == 0:
-        raise DataError(f"{what} hold no images or samples: pass at least one")
-    if not np.issubdtype(data.dtype, np.floating):
-        raise DataError(f"{what} are {data.dtype}: pass float32 samples (the output of model.preprocess "
-                        f"for images), not raw pixels")
-    data = np.ascontiguousarray(data[:limit], dtype=np.float32)
-    if not np.isfinite(data).all():
-        raise DataError(f"{what} contain NaN or inf: check the samples and their preprocessing")
-    return data
 
 
 def graph_index(graph: onnx.GraphProto) -> tuple[dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]]]:

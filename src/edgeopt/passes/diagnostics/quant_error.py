@@ -51,7 +51,8 @@ import onnx
 
 from ...analysis.probe import probe_session
 from ...errors import DataError, PassError
-from ..base import check_image_batch, graph_index
+from ..base import graph_index
+from ..samples import check_image_batch
 from ..._util.errorline import error_line
 from ..quantize.nodes import name_nodes
 

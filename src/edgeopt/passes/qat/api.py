@@ -10,9 +10,8 @@ import numpy as np
 from ..._util.errorline import error_line
 from ...errors import PassError
 from ..base import check_calibration, finish
-from ..distill import DistillConfig, distill
 from ..distill.api import summary
-from ..distill.data import hold_out
+from ..distill.budget import check_single_output, train_student
 from .config import PASS_NAME, QatConfig
 
 if TYPE_CHECKING:
@@ -58,19 +57,14 @@ def apply(model: "Model", config: QatConfig, calibration: np.ndarray, *,
     from . import fakequant
 
     data = check_calibration(model, calibration, PASS_NAME, limit=config.calibration_count)
-    if len(model.output_names) != 1:
-        raise PassError(f"pass qat trains single-output classifiers, {model.name} has outputs "
-                        f"{model.output_names}: use int8-static or int8-nncf instead")
+    check_single_output(model, PASS_NAME, "int8-static or int8-nncf")
     teacher = bridge.to_torch(model)
     try:
         student = fakequant.insert_fake_quantizers(teacher, data, config.placement)
     except Exception as e:
         raise PassError(f"pass qat cannot insert fake-quantizers into {model.name} "
                         f"({error_line(e)}): use int8-static or int8-nncf instead") from e
-    y = None if labels is None else np.asarray(labels)[:len(data)]
-    train, val, y_train, y_val = hold_out(data, y, config.val_fraction, config.seed)
-    result = distill(student, teacher, train, labels=y_train, val_images=val, val_labels=y_val,
-                     config=_distill_config(config), clock=clock)
+    result = train_student(student, teacher, data, labels, config, clock=clock)
     spec = model.inputs[0]
     try:
         proto = fakequant.export_qdq(result.student, data[:1], spec.name, model.output_names[0])
@@ -81,10 +75,3 @@ def apply(model: "Model", config: QatConfig, calibration: np.ndarray, *,
     proto.metadata_props.add(key=NOTE_KEY, value=summary(result))
     return finish(model, proto, PASS_NAME)
 
-
-def _distill_config(config: QatConfig) -> DistillConfig:
-    # BatchNorm is folded before the fake-quantizers go in, so there is none to train;
-    # no early stop at a target: the budget is the user's to spend.
-    return DistillConfig(lr=config.lr, time_budget_s=config.seconds, batch_size=config.batch_size,
-                         max_epochs=config.max_epochs, target_agreement=None,
-                         val_fraction=config.val_fraction, seed=config.seed, progress=False)

@@ -12,9 +12,8 @@ import onnx
 from ..._util.errorline import error_line
 from ...errors import PassError
 from ..base import check_calibration, finish
-from ..distill import DistillConfig, distill
 from ..distill.api import summary
-from ..distill.data import hold_out
+from ..distill.budget import check_single_output, train_student
 from .config import BINARY_NAME, TERNARY_NAME, BinaryConfig, TernaryConfig
 from .export import store_codes
 
@@ -90,19 +89,14 @@ def train_and_export(model: "Model", config: TernaryConfig, calibration: np.ndar
     from . import network
 
     data = check_calibration(model, calibration, pass_name, limit=config.calibration_count)
-    if len(model.output_names) != 1:
-        raise PassError(f"pass {pass_name} trains single-output classifiers, {model.name} has outputs "
-                        f"{model.output_names}: use weights-int2 instead")
+    check_single_output(model, pass_name, "weights-int2")
     teacher = bridge.to_torch(model)
     example = torch.from_numpy(data[:1])
     student = network.fold(teacher)
     chosen = network.select(student, example, config.keep_first_last, config.exclude,
                             config.keep_depthwise).chosen
     network.swap_in(student, chosen, kind, binary_input=_xnor(config), clip=getattr(config, "clip", None))
-    y = None if labels is None else np.asarray(labels)[:len(data)]
-    train, val, y_train, y_val = hold_out(data, y, config.val_fraction, config.seed)
-    result = distill(student, teacher, train, labels=y_train, val_images=val, val_labels=y_val,
-                     config=_distill_config(config), clock=clock)
+    result = train_student(student, teacher, data, labels, config, clock=clock)
     proto = export_trained(result.student, chosen, model, config, kind, pass_name)
     proto.metadata_props.add(key=NOTE_KEY, value=summary(result))
     return finish(model, proto, pass_name)
@@ -155,10 +149,3 @@ def _exported_weight(layer) -> np.ndarray:
     inner = getattr(layer, "conv", layer)
     return inner.weight.detach().numpy().copy()
 
-
-def _distill_config(config: TernaryConfig) -> DistillConfig:
-    # BatchNorm is folded before the STE twins go in, so there is none to train; no early
-    # stop at a target and no epoch cap: the budget is the user's to spend.
-    return DistillConfig(lr=config.lr, time_budget_s=config.seconds, batch_size=config.batch_size,
-                         target_agreement=None, max_epochs=100_000, val_fraction=config.val_fraction,
-                         seed=config.seed, progress=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import PassError
+from ..distill.budget import TrainingBudget
 
 TERNARY_NAME = "weights-ternary"
 BINARY_NAME = "weights-binary"
@@ -14,22 +14,18 @@ ACTIVATIONS = ("float", "binary")
 
 
 @dataclass(frozen=True)
-class TernaryConfig:
-    """Settings of ``weights-ternary`` (all defaults valid).
+class TernaryConfig(TrainingBudget):
+    """Settings of ``weights-ternary`` (all defaults valid): those of
+    :class:`~edgeopt.passes.distill.budget.TrainingBudget` (``seconds`` of distillation
+    through the straight-through estimator, 45 here; ``lr``, ``calibration_count``: 1000
+    here, ``batch_size``, ``val_fraction``, ``seed``, ``max_epochs``), plus the layers left
+    float32 and the storage width.
 
     Attributes:
-        seconds: wall-time budget of the distillation that trains the latent float
-            weights through the straight-through estimator (s, > 0); folding, the
-            pre-training agreement and the export come on top.
-        lr: AdamW learning rate of that training (> 0). The latent weights must cross
-            the quantizer's thresholds to change a code, so it is 10x the 1e-4 that
-            keeps a float network near its start (zoo:mobilenetv2-digits, ternary, 30 s:
-            68.5% test accuracy at 1e-4, 84.1% at 1e-3).
-        calibration_count: training images used, at most (>= 1); ``val_fraction`` of them
-            are held out for the agreement that picks the best weights.
-        batch_size: images per training step (>= 1).
-        val_fraction: share held out (as :class:`~edgeopt.passes.distill.config.DistillConfig`).
-        seed: seeds the hold-out, shuffling and augmentation.
+        lr: 1e-3: the latent weights must cross the quantizer's thresholds to change a
+            code, so it is 10x the 1e-4 that keeps a float network near its start
+            (zoo:mobilenetv2-digits, ternary, 30 s: 68.5% test accuracy at 1e-4, 84.1% at
+            1e-3).
         keep_first_last: leave the first conv and the last layer with weights float32,
             the convention of both papers (the input layer sees raw pixels, the
             classifier's few weights decide every score).
@@ -47,9 +43,6 @@ class TernaryConfig:
     seconds: float = 45.0
     lr: float = 1e-3
     calibration_count: int = 1000
-    batch_size: int = 32
-    val_fraction: float = 0.2
-    seed: int = 0
     keep_first_last: bool = True
     keep_depthwise: bool = True
     exclude: tuple[str, ...] = ()
@@ -57,17 +50,11 @@ class TernaryConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", tuple(self.exclude))
-        checks = [
-            (self.seconds > 0, "seconds must be > 0"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.calibration_count >= 1, "calibration_count must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
-            (self.storage_bits in (2, 4), "storage_bits must be 2 (INT2) or 4 (INT4, for OpenVINO)"),
-        ]
-        for ok, fix in checks:
-            if not ok:
-                raise PassError(f"bad {type(self).__name__}: {fix}")
+        super().__post_init__()
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (self.storage_bits in (2, 4), "storage_bits must be 2 (INT2) or 4 (INT4, for OpenVINO)")]
 
 
 @dataclass(frozen=True)
@@ -96,10 +83,8 @@ class BinaryConfig(TernaryConfig):
     activations: str = "float"
     clip: float | None = None
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.clip is not None and self.clip <= 0:
-            raise PassError(f"bad BinaryConfig: clip must be > 0 or None, got {self.clip}")
-        if self.activations not in ACTIVATIONS:
-            raise PassError(f"bad BinaryConfig: activations must be one of {ACTIVATIONS}, "
-                            f"got {self.activations!r}")
+    def checks(self) -> list[tuple[bool, str]]:
+        return [*super().checks(),
+                (self.clip is None or self.clip > 0, f"clip must be > 0 or None, got {self.clip}"),
+                (self.activations in ACTIVATIONS,
+                 f"activations must be one of {ACTIVATIONS}, got {self.activations!r}")]
