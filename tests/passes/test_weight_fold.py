@@ -55,3 +55,24 @@ def test_quantize_linear_rounds_half_to_even_and_saturates():
     assert q.tolist() == [0, 2, 2, 0, 127, -128]
     u = quantize_linear(x, np.array(1.0, np.float32), None, axis=1)
     assert u.dtype == np.uint8 and u.tolist() == [0, 2, 2, 0, 255, 0]
+
+
+def test_a_zero_point_shared_through_an_identity_is_folded_and_the_identity_dropped():
+    # torch's TorchScript exporter writes a constant two layers share once, the second
+    # reader getting it through an Identity node
+    proto = _qdq_conv(per_channel=True)
+    graph = proto.graph
+    graph.node.insert(0, h.make_node("Identity", ["wz"], ["wz_copy"]))
+    weight_q = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "W")
+    weight_q.input[2] = "wz_copy"
+    folded = fold_weight_quantize(proto)
+    assert [n.op_type for n in folded.graph.node] == ["QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv"]
+    assert {t.name for t in folded.graph.initializer} == {"ws", "wz", "xs", "xz", "wq"}
+    x = np.random.default_rng(2).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(_run(folded, x), _run(proto, x))
+
+
+def test_nothing_to_fold_leaves_the_graph_as_it_was():
+    proto = _qdq_conv(per_channel=False)
+    proto.graph.node[2].input[0] = "xd"  # the weight's QuantizeLinear now reads an activation
+    assert fold_weight_quantize(proto).SerializeToString() == proto.SerializeToString()

@@ -46,9 +46,10 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | N
 
 
 def fold_weight_quantize(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``proto`` in which every QuantizeLinear of float initializers (x, scale
-    and zero point all stored, 8-bit zero point, no ``block_size``) is replaced by the
-    integer initializer it computes; float weights nothing else reads are dropped.
+    """A copy of ``proto`` in which every QuantizeLinear of constants (x, scale and zero
+    point each an initializer, or an Identity or Constant node of one; 8-bit zero point,
+    no ``block_size``) is replaced by the integer initializer it computes; initializers
+    and Identity nodes nothing reads any more are dropped.
 
     Returns:
         the folded copy (``proto`` itself is not modified); unchanged when nothing folds.
@@ -56,28 +57,50 @@ def fold_weight_quantize(proto: onnx.ModelProto) -> onnx.ModelProto:
     out = copy_proto(proto)
     graph = out.graph
     stored = {t.name: t for t in graph.initializer}
+    constants = _constants(graph, stored)
     folded: list[onnx.NodeProto] = []
     for node in graph.node:
-        q = _fold(node, stored)
+        q = _fold(node, constants)
         if q is not None:
             graph.initializer.append(numpy_helper.from_array(q, node.output[0]))
             folded.append(node)
-    for node in folded:
-        graph.node.remove(node)
-    still_read = {x for n in graph.node for x in reads(n)} | {o.name for o in graph.output}
-    for name in {x for n in folded for x in n.input if x} - still_read:
+    if not folded:
+        return out
+    # What only the folded nodes read goes: float weights, and the Identity copies of zero
+    # points the TorchScript exporter makes when two layers share a constant.
+    removed = folded
+    candidates: set[str] = set()
+    while removed:
+        for node in removed:
+            graph.node.remove(node)
+            candidates.update(x for x in node.input if x)
+        still_read = {x for n in graph.node for x in reads(n)} | {o.name for o in graph.output}
+        removed = [n for n in graph.node if n.op_type == "Identity" and n.output[0] in candidates
+                   and n.output[0] not in still_read]
+    for name in candidates & set(stored) - still_read:
         graph.initializer.remove(stored[name])
     return out
 
 
-def _fold(node: onnx.NodeProto, stored: dict[str, onnx.TensorProto]) -> np.ndarray | None:
+def _constants(graph: onnx.GraphProto, stored: dict[str, onnx.TensorProto]) -> dict[str, np.ndarray]:
+    """{tensor name: value} of the initializers and of Identity / Constant nodes of them."""
+    values = {name: numpy_helper.to_array(t) for name, t in stored.items()}
+    for node in graph.node:  # topological order: an Identity's input is resolved first
+        if node.op_type == "Identity" and node.input[0] in values:
+            values[node.output[0]] = values[node.input[0]]
+        elif node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def _fold(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> np.ndarray | None:
     if node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx"):
         return None
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     inputs = [x for x in node.input if x]
-    if attrs.get("block_size", 0) or not all(x in stored for x in inputs):
+    if attrs.get("block_size", 0) or not all(x in constants for x in inputs):
         return None
-    x, scale, *zp = (numpy_helper.to_array(stored[name]) for name in inputs)
+    x, scale, *zp = (constants[name] for name in inputs)
     if x.dtype != np.float32 or (zp and zp[0].dtype not in _RANGES):
         return None
     return quantize_linear(x, scale, zp[0] if zp else None, attrs.get("axis", 1))
