@@ -276,6 +276,15 @@ def _oracle(case: Case, batch: int) -> tuple[dict[str, np.ndarray], tuple[np.nda
 SUPPLIED = {base.CALIBRATION, base.TEACHER}
 
 
+def _short_budget(name: str):
+    """The pass's default config, with a training budget (``seconds``) of 3 s where it has
+    one: the contract (input untouched, IO kept, outputs within the tolerance) holds for
+    any budget, and the trained passes keep their best held-out weights, the start
+    included, so a short run is checked against the same tolerance."""
+    config, used = base.config_with(name, {"seconds": 3.0})
+    return config if used else None
+
+
 def _apply_or_skip(name: str, model: Model, case: Case) -> Model:
     """run_pass with the defaults; skips on a refusal listed in REFUSALS or when an optional
     third-party library the pass needs is not installed."""
@@ -283,7 +292,7 @@ def _apply_or_skip(name: str, model: Model, case: Case) -> Model:
     assert not missing, f"{name} requires {sorted(missing)}: teach this template to supply it"
     known = REFUSALS.get((name, str(case)))
     try:
-        out = base.run_pass(name, model, calibration=_calibration(model), teacher=model)
+        out = base.run_pass(name, model, _short_budget(name), calibration=_calibration(model), teacher=model)
     except PassError as e:
         if known is not None and known in str(e):
             pytest.skip(f"{name} refuses {case}: {e}")
