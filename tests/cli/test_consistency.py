@@ -158,8 +158,12 @@ def test_optimize_recipes_restrict_the_grid(monkeypatch, capsys, tmp_path, digit
     assert_one_line_error(code, err, "drop --prune-targets")
     code, _, err = run_cli(monkeypatch, capsys, *args, "--recipes", "fp32", "--search")
     assert_one_line_error(code, err, "--recipes", "--search")
-    code, _, err = run_cli(monkeypatch, capsys, *args, "--recipes", "fp32,int8-ort", "--train-seconds", "1m")
-    assert_one_line_error(code, err, "--train-seconds applies only with")
+    # Nothing left to train: no pruned recipe, qat off.
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--recipes", "fp32,int8-ort", "--no-qat", "--train-seconds", "1m")
+    assert_one_line_error(code, err, "--train-seconds applies only with --prune-targets F1,F2 or --qat")
+    # qat trains within --train-seconds too (on by default for a user's model).
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--recipes", "fp32,int8-ort", "--train-seconds", "20s")
+    assert code == 2 and "stop: seen" in err and seen["cfg"].train_seconds == 20 and seen["cfg"].qat
 
 
 def test_compress_size_retraining_options(monkeypatch, capsys, tmp_path, digits) -> None:

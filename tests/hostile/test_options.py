@@ -140,7 +140,7 @@ CASES = [
     Case(PARTNER, "optimize-storage-without-search", optimize("--storage", "sqlite:///x.db")),
     Case(PARTNER, "optimize-max-latency-without-search", optimize("--max-latency", "5")),
     Case(PARTNER, "search-max-batch-without-allow-batching", search("--max-batch", "4")),
-    Case(PARTNER, "optimize-train-seconds-without-prune-targets", optimize("--train-seconds", "5")),
+    Case(PARTNER, "optimize-train-seconds-without-training", optimize("--no-qat", "--train-seconds", "5")),
     Case(PARTNER, "prune-max-drop-without-sensitivity", prune("--max-drop", "2")),
     Case(PARTNER, "prune-lr-without-recover", prune("--lr", "0.01")),
     Case(PARTNER, "apply-mean-without-images", apply("--passes", "cleanup", "--mean", "0.5,0.5,0.5")),

@@ -47,6 +47,8 @@ class _Scripted:
 class _Builder:
     """What qat_step asks of the builder: the pass's cost beyond training (20 s here)."""
 
+    train_seconds = 60.0  # --train-seconds
+
     def __init__(self):
         self.training = {}
 
@@ -86,7 +88,7 @@ def test_qat_is_tried_when_int8_is_fast_over_budget_and_the_fallback_did_not_fix
     log = _post(study, ev)
     steps = [(p.label, attrs.get("origin"), attrs.get("train_seconds")) for p, attrs in ev.calls[2:]]
     # Both fallback steps first (neither fits), then qat on the runtime its parent was fast on,
-    # trained for its default 60 s (no time budget), measured like any trial, and chosen.
+    # trained for --train-seconds (60 s here; no time budget), measured like any trial, and chosen.
     assert steps == [("int8-nncf-1fp@openvino t1 b1", "step", None), ("int8-nncf-2fp@openvino t1 b1", "step", None),
                      ("qat@openvino t1 b1", "step", 60.0)]
     assert any(line.startswith("qat for int8-nncf@openvino t1 b1 1.00 ms (drop 3.00)") and

@@ -65,8 +65,9 @@ def optimize_cmd(
     seconds: float = duration_option("1s", help="Timing per candidate: at least this long (and 20 runs), at most 4x."),
     prune_targets: str = typer.Option("0.3,0.5", help="MAC fractions to remove by pruning + distillation (each also + int8); '' for none."),
     recipes: Optional[str] = typer.Option(None, "--recipes", help="Build only these candidates' recipes, comma-separated, as candidates.json names them, e.g. fp32,int8-ort,int8-nncf or pruned-30+kd/int8-nncf (the original is always built: it is the baseline); default: the original, fp32-clean, fp16, every int8 flavour and each --prune-targets pruned + distilled, alone and + int8-nncf."),
-    train_seconds: float = duration_option("45s", help="Distillation budget per pruned candidate."),
-    qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="When post-training int8 is 5% faster than the best candidate within budget but breaks the quality budget, and keeping layers in float did not fix it, try int8 by quantization-aware training (qat@RUNTIME: up to 60 s of training, less when --budget leaves less; a row says why when it cannot fit). Default: on, off in the demonstration (which keeps under 3 minutes). --recipes qat builds it unconditionally."),
+    train_seconds: float = duration_option("45s", help="Training budget per candidate that trains: each pruned "
+                                                       "model's recovery by distillation, and qat."),
+    qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="When post-training int8 is 5% faster than the best candidate within budget but breaks the quality budget, and keeping layers in float did not fix it, try int8 by quantization-aware training (qat@RUNTIME: up to --train-seconds of training, less when --budget leaves less; a row says why when it cannot fit). Default: on, off in the demonstration (which keeps under 3 minutes). --recipes qat builds it unconditionally."),
     out_dir: Path = typer.Option(Path("out"), "--out", help="Folder for the chosen model, deploy.json and reports."),
     mean: Optional[str] = MeanOpt,
     std: Optional[str] = StdOpt,
@@ -97,10 +98,10 @@ def optimize_cmd(
     from ..optimizer.config import OptimizeConfig
     from ..optimizer.space import default_space
 
-    fractions, chosen = _refuse_early(ctx, recipes=recipes, search=search, allow_batching=allow_batching,
+    fractions, chosen, qat_on = _refuse_early(ctx, recipes=recipes, search=search, allow_batching=allow_batching,
                                       model=model, prune_targets=prune_targets, device=device, threads=threads,
                                       tie_breaker=tie_breaker, storage=storage, resume=resume, out_dir=out_dir,
-                                      user_files=(model, images, inputs, calib, targets))
+                                      user_files=(model, images, inputs, calib, targets), qat=qat)
     budget_drop, backend_list = _budget_drop(max_drop, metric_tolerance, task), _backend_list(backends)
     # With --json, stdout holds the one document: what is said on the way goes to stderr.
     printer = Printer(Console(stderr=True) if as_json else out, as_json=as_json, command="optimize")
@@ -111,7 +112,7 @@ def optimize_cmd(
     common = dict(max_drop=budget_drop, task=task, task_options=parse_options(task_option, "--task-option"),
                   batch=batch, threads=threads, backends=backend_list, min_time_s=seconds, max_time_s=4 * seconds,
                   prune_targets=fractions, train_seconds=train_seconds, confidence=confidence,
-                  tie_breaker=tie_breaker, qat=model is not None if qat is None else qat)
+                  tie_breaker=tie_breaker, qat=qat_on)
     where = None if device is None else (device, scheduler, tls, insecure)
     if not search:
         return _run(m, evalset, calibset, OptimizeConfig(strategy="grid", recipes=chosen, **common), out_dir, workers=1,
@@ -126,24 +127,26 @@ def optimize_cmd(
 
 
 def _refuse_early(ctx, *, recipes: str | None, search: bool, allow_batching: bool, model, prune_targets: str,
-                  device, threads: int, tie_breaker: str, storage, resume: bool, out_dir, user_files) -> tuple:
+                  device, threads: int, tie_breaker: str, storage, resume: bool, out_dir, user_files,
+                  qat: bool | None) -> tuple:
     """Every check that needs no model loaded: (the --prune-targets fractions, the
-    --recipes chosen or None). Raises the CLI's one-line errors."""
+    --recipes chosen or None, whether qat is on). Raises the CLI's one-line errors."""
     from ..optimizer.confidence import check_tie_breaker
     from ..report.optimize_outputs import OUTPUT_FILES
 
     fractions = tuple(csv_floats(prune_targets, "--prune-targets")) if prune_targets.strip() else ()
     chosen = _recipes(ctx, recipes, search)
+    qat = model is not None if qat is None else qat  # on for a user's model, off in the demonstration
     _check_partners(ctx, search=search, allow_batching=allow_batching, model=model,
                     fractions=fractions if chosen is None else tuple(r.prune for r in chosen if r.recover and r.prune),
-                    device=device)
+                    device=device, qat=qat)
     check_outputs(inputs=user_files, folders=[("--out", out_dir, OUTPUT_FILES)])
     if device is None:  # a board's threads are checked against its own cores once it is reached
         check_threads(threads)
     check_tie_breaker(tie_breaker)
     if search:  # a storage that cannot hold the study is refused before the model and data load
         _check_storage(storage, out_dir, resume)
-    return fractions, chosen
+    return fractions, chosen, qat
 
 
 def _check_memory(m, batch: int, max_batch: int) -> None:
@@ -199,7 +202,7 @@ def _recipes(ctx: typer.Context, recipes: str | None, search: bool) -> tuple | N
 
 
 def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, model: str | None,
-                    fractions: tuple[float, ...], device: str | None) -> None:
+                    fractions: tuple[float, ...], device: str | None, qat: bool) -> None:
     """Refuse options given without the option they apply with (see :func:`.options.only_with`)."""
     only_with(ctx, "--device KIND", device is not None, "scheduler", "tls", "insecure", typed_only=True)
     only_with(ctx, "--search", search, "budget", "objective", "max_latency", "max_size", "size_objective",
@@ -208,7 +211,8 @@ def _check_partners(ctx: typer.Context, *, search: bool, allow_batching: bool, m
     # Without a MODEL the demonstration runs on its own model and images.
     only_with(ctx, "a MODEL argument", model is not None, "calib", "targets", "shape", "sample_rate", "mean", "std",
               "channels", "resize_short")
-    only_with(ctx, "--prune-targets F1,F2", bool(fractions), "train_seconds")
+    # --train-seconds bounds every candidate that trains: pruned models' recovery and qat.
+    only_with(ctx, "--prune-targets F1,F2 or --qat", bool(fractions) or qat, "train_seconds")
 
 
 def _data(model: str | None, images: Path | None, inputs: Path | None, calib: Path | None, targets: Path | None,

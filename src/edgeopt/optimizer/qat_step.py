@@ -19,7 +19,8 @@ The time rule: the training seconds come from the time left. With ``left`` secon
 left, ``overhead`` seconds of the pass beyond its training (to torch, calibration,
 export; a guess until one qat build is measured) and ``timing`` seconds to measure it on
 its runtimes, it trains ``min(default, SHARE * (left - overhead - timing))`` seconds
-(``QatConfig().seconds`` by default), and it is tried only when that is at least
+(``default``: the builder's ``train_seconds``, the optimize option --train-seconds
+that also bounds each pruned model's recovery), and it is tried only when that is at least
 ``MIN_TRAIN_S``; else a row says "not tried: qat needs ~N s, M s left", N being the least
 time that would do. With no time budget it trains its default seconds.
 """
@@ -112,7 +113,7 @@ def training_budget(left: float | None, *, overhead: float, timing: float,
         left: seconds left for trials (None: no time budget).
         overhead: seconds the pass takes beyond its training.
         timing: seconds to measure the qat model on its runtimes.
-        default: the pass's default training seconds (``QatConfig().seconds``).
+        default: the most training seconds (the optimize option --train-seconds).
     """
     if left is None:
         return default, ""
@@ -141,7 +142,7 @@ def proposals(recs: list[TrialRecord], space: SearchSpace, *, max_drop: float, b
         fresh = [p for p in points if p.label not in done]
         if not fresh:
             continue
-        default = float(recipe.spec.config(recipe, ()).seconds)
+        default = builder.train_seconds  # --train-seconds: every candidate that trains gets as much
         try:
             overhead = builder.estimate_seconds(recipe) - builder.training_seconds(recipe)
         except EdgeoptError as e:  # an analysis its steps need failed: the trial will say so
