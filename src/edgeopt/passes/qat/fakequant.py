@@ -23,7 +23,6 @@ per output channel, the scheme ORT's QLinearConv and OpenVINO's int8 convolution
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
@@ -31,6 +30,7 @@ import onnx
 import torch
 from torch import nn
 
+from ...convert.modules import fold_batchnorm, run_batches
 from .inputs import quantize_inputs
 
 # The weight fake-quantizer keeps its observer on during training (weights move, their
@@ -69,9 +69,7 @@ def insert_fake_quantizers(module: nn.Module, images: np.ndarray, placement: str
         torch.fx's or torch.ao's errors when the module cannot be traced symbolically
         (the pass turns them into a PassError).
     """
-    from torch.fx.experimental.optimization import fuse
-
-    folded = fuse(copy.deepcopy(module).eval())
+    folded = fold_batchnorm(module)
     if placement == "inputs":
         return quantize_inputs(folded, images, batch_size)
     return _prepare_outputs(folded, images, batch_size)
@@ -91,9 +89,7 @@ def _prepare_outputs(folded: nn.Module, images: np.ndarray, batch_size: int) -> 
         warnings.filterwarnings("ignore", message="QConfig must specify a FixedQParams")
         prepared = prepare_qat_fx(folded.train(), _qconfig_mapping(), (x[:1],))
     prepared.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            prepared(x[i:i + batch_size])
+    run_batches(prepared, images, batch_size)
     prepared.apply(disable_observer)
     for name, sub in prepared.named_modules():
         if name.endswith(_WEIGHT_FQ):

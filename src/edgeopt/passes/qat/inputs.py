@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...convert.modules import replace_submodule, run_batches
+
 
 def _activation_fq(per_channel: bool) -> nn.Module:
     # Asymmetric uint8, min/max over every calibration image (ORT's and NNCF's MinMax
@@ -97,13 +99,9 @@ def quantize_inputs(folded: nn.Module, images: np.ndarray, batch_size: int = 64)
     wrapped = copy.deepcopy(folded)
     for name, sub in list(wrapped.named_modules()):
         if isinstance(sub, (nn.Conv2d, nn.Linear)):
-            parent, _, leaf = name.rpartition(".")
-            setattr(wrapped.get_submodule(parent) if parent else wrapped, leaf, QuantizedInputs(sub))
+            replace_submodule(wrapped, name, QuantizedInputs(sub))
     wrapped.eval()
-    x = torch.from_numpy(images)
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            wrapped(x[i:i + batch_size])
+    run_batches(wrapped, images, batch_size)
     for sub in wrapped.modules():
         if isinstance(sub, QuantizedInputs):
             sub.input_fq.apply(disable_observer)

@@ -15,24 +15,8 @@ from ...errors import PassError
 from ..base import sort_nodes
 from ..lowbit import declare_bits
 from ..lowbit.graph import STORAGE, dequantize_weight, find_weights, untranspose_gemm
+from ..lowbit.levels import quantize_per_channel
 from ..quantize.opset import at_least
-
-
-def codes_and_scale(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split weights that take the values α[c] x {-1, 0, 1} per output channel c.
-
-    Args:
-        w: float32 weights, every slice along ``axis`` in {-α, 0, +α}.
-        axis: the output-channel axis.
-
-    Returns:
-        (codes int8 of w's shape in {-1, 0, 1}, α float32 (C,); 1 for an all-zero channel,
-        whose codes are all 0). α x codes == w exactly (float32 products of ±1 and 0).
-    """
-    moved = np.moveaxis(w, axis, 0)
-    peak = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
-    scale = np.where(peak > 0, peak, 1.0).astype(np.float32)
-    return np.sign(w).astype(np.int8), scale
 
 
 def _as_cast(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
@@ -85,7 +69,9 @@ def store_codes(proto: onnx.ModelProto, exported: list[np.ndarray], *, bits: int
             continue
         if weight.transposed_gemm:
             weight = untranspose_gemm(proto.graph, weight, values)
-        q, scale = codes_and_scale(values[weight.name], weight.axis)
+        # trained values α[c] x {-1, 0, 1}: the 2-bit symmetric quantizer gives back α and
+        # the codes exactly (scale = max|w| / 1)
+        q, scale = quantize_per_channel(values[weight.name], weight.axis, 2)
         codes, _ = dequantize_weight(proto.graph, weight, q, scale, storage_bits)
         declared[codes] = bits
         if cast and np.all(scale == 1):  # the same values: DequantizeLinear with scale 1 is a Cast

@@ -11,7 +11,6 @@ Importing this module imports torch.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +18,7 @@ from torch import nn
 
 from ..._util.errorline import error_line
 from ...errors import PassError
+from ...convert.modules import fold_batchnorm, replace_submodule
 from .quantizers import frozen_module, ste_module
 
 
@@ -41,10 +41,8 @@ def fold(module: nn.Module) -> nn.Module:
     Raises:
         PassError: torch.fx cannot trace the module symbolically.
     """
-    from torch.fx.experimental.optimization import fuse
-
     try:
-        return fuse(copy.deepcopy(module).eval())
+        return fold_batchnorm(module)
     except Exception as e:
         raise PassError(f"torch.fx cannot trace the network to fold its BatchNorm "
                         f"({error_line(e, limit=120)}): use weights-int2 instead") from e
@@ -91,11 +89,6 @@ def select(module: nn.Module, example: torch.Tensor, keep_first_last: bool,
     return Selection(tuple(layers), chosen)
 
 
-def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(module.get_submodule(parent) if parent else module, leaf, new)
-
-
 def swap_in(module: nn.Module, chosen: tuple[str, ...], kind: str, binary_input: bool,
             clip: float | None = None) -> nn.Module:
     """``module`` with the ``chosen`` layers replaced by their STE twins, in place
@@ -105,12 +98,12 @@ def swap_in(module: nn.Module, chosen: tuple[str, ...], kind: str, binary_input:
     for name in chosen:
         layer = module.get_submodule(name)
         binary = binary_input and isinstance(layer, nn.Conv2d) and layer.groups == 1
-        _replace(module, name, ste_module(layer, kind, binary, clip))
+        replace_submodule(module, name, ste_module(layer, kind, binary, clip))
     return module
 
 
 def swap_out(module: nn.Module, chosen: tuple[str, ...]) -> nn.Module:
     """``module`` with the trained STE twins replaced by the plain layers to export, in place."""
     for name in chosen:
-        _replace(module, name, frozen_module(module.get_submodule(name)))
+        replace_submodule(module, name, frozen_module(module.get_submodule(name)))
     return module.eval()
