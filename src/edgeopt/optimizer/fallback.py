@@ -35,20 +35,17 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
     recs = records()
     fastest = best(recs)
     steps = sorted(k for k in space.float_layers if k > 0)
-    culprits = sorted((r for r in recs if r.state == "complete" and not r.feasible
-                       and r.point.precision in MIXED and r.point.float_layers == 0
-                       and (r.judged_drop or 0) > max_drop
-                       and (fastest is None or r.per_image_ms < fastest.per_image_ms)),
-                      key=lambda r: r.per_image_ms)
+    culprits = [r for r in whole_int8_over_budget(recs, max_drop)
+                if fastest is None or r.per_image_ms < fastest.per_image_ms]
     tried = set()
     for r in culprits:
         if r.point.model_key in tried:
             continue
         tried.add(r.point.model_key)
-        floats = float_versions(recs, r.point)
-        if floats and min(x.judged_drop for x in floats) > max_drop:
+        float_drop = float_over_budget(recs, r.point, max_drop)
+        if float_drop is not None:
             log.append(f"{r.label}: drop {_drop(r)} {unit}, but its fp32 version already drops "
-                       f"{min(x.judged_drop for x in floats):.2f}: int8 is not the cause, no fallback")
+                       f"{float_drop:.2f}: int8 is not the cause, no fallback")
             continue
         log.append(f"{r.label}: {r.per_image_ms:.2f} ms but drop {_drop(r)} {unit} > "
                    f"{max_drop:g}: keeping its worst int8 layers in float")
@@ -61,6 +58,21 @@ def fallback(records: Callable[[], list[TrialRecord]], run: Callable[[Point], No
         log.append("not needed: no int8 trial was both faster than the best feasible one and over "
                    "the quality budget")
     return log
+
+
+def whole_int8_over_budget(recs: list[TrialRecord], max_drop: float) -> list[TrialRecord]:
+    """Measured int8 trials of a mixed-precision recipe with no layer in float whose
+    judged drop is over ``max_drop``, fastest first: what the fallback and qat work on."""
+    return sorted((r for r in recs if r.measured and not r.feasible and r.point.precision in MIXED
+                   and r.point.float_layers == 0 and (r.judged_drop or 0) > max_drop),
+                  key=lambda r: r.per_image_ms)
+
+
+def float_over_budget(recs: list[TrialRecord], point: Point, max_drop: float) -> float | None:
+    """The least drop of ``point``'s measured fp32 versions when even that is over
+    ``max_drop`` (int8 is not the cause: neither the fallback nor qat can help), else None."""
+    drops = [x.judged_drop for x in float_versions(recs, point)]
+    return min(drops) if drops and min(drops) > max_drop else None
 
 
 def next_step(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace, *, max_drop: float) -> Point | None:
@@ -104,10 +116,8 @@ def _step_after(record: TrialRecord, recs: list[TrialRecord], space: SearchSpace
     fastest = best(recs)
     if fastest is not None and record.per_image_ms >= fastest.per_image_ms:
         return None
-    if p.float_layers == 0:
-        floats = float_versions(recs, p)
-        if floats and min(x.judged_drop for x in floats) > max_drop:
-            return None  # int8 is not the cause
+    if p.float_layers == 0 and float_over_budget(recs, p, max_drop) is not None:
+        return None  # int8 is not the cause
     later = [k for k in sorted(space.float_layers) if k > p.float_layers]
     return dataclasses.replace(p, float_layers=later[0]) if later else None
 

@@ -33,10 +33,10 @@ from typing import Any, Callable
 from ..bench.compare import MIN_EFFECT
 from ..errors import EdgeoptError
 from .builder import ModelBuilder
-from .fallback import settled
+from .fallback import float_over_budget, settled, whole_int8_over_budget
 from .recipes import Recipe
-from .space import MIXED, Point, SearchSpace
-from .study import TrialRecord, best, float_versions
+from .space import Point, SearchSpace
+from .study import TrialRecord, best
 
 QAT = "qat"
 """The trained precision tried here (:data:`edgeopt.optimizer.recipes.PRECISIONS`)."""
@@ -81,16 +81,13 @@ def triggered(recs: list[TrialRecord], space: SearchSpace, *,
     """
     fastest, log = best(recs), []
     groups: dict[Recipe, list[TrialRecord]] = {}
-    over = sorted((r for r in recs if r.measured and not r.feasible and r.point.precision in MIXED
-                   and r.point.float_layers == 0 and (r.judged_drop or 0) > max_drop),
-                  key=lambda r: r.per_image_ms)
-    for r in over:
+    for r in whole_int8_over_budget(recs, max_drop):
         if fastest is not None and r.per_image_ms * (1 + MIN_EFFECT) > fastest.per_image_ms:
             continue
-        floats = float_versions(recs, r.point)
-        if floats and min(x.judged_drop for x in floats) > max_drop:
+        float_drop = float_over_budget(recs, r.point, max_drop)
+        if float_drop is not None:
             log.append(f"qat not tried for {r.label}: its fp32 version already drops "
-                       f"{min(x.judged_drop for x in floats):.2f}, int8 is not the cause")
+                       f"{float_drop:.2f}, int8 is not the cause")
             continue
         groups.setdefault(qat_recipe(r.point), []).append(r)
     for recipe, parents in list(groups.items()):
